@@ -1,0 +1,39 @@
+"""The one small consumer interface every pipeline component speaks.
+
+Modelled on the OpenTelemetry Collector: a component module exposes ``TYPE`` (its name in the
+YAML), a frozen ``Config`` dataclass with documented defaults and a ``validate()`` that names
+the offending key, and a ``create(config, next_consumer)`` factory. Components are driven by
+three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` and ``shutdown``;
+``start`` is called once before the first batch and ``shutdown`` is safe without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    def consume(self, batch: Any) -> None: ...
+
+
+@runtime_checkable
+class Component(Consumer, Protocol):
+    def start(self) -> None: ...
+
+    def force_flush(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class BaseComponent:
+    """Do-nothing lifecycle, so simple components only write ``consume``."""
+
+    def start(self) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None

@@ -1,0 +1,49 @@
+"""Every exception agentwatch raises on purpose, in one place.
+
+    AgentwatchError
+    ├── ConfigError          bad configuration: names the file, line and YAML key
+    ├── RequestError         a client sent something the receiver cannot accept
+    │   ├── DecodeError          undecodable body (400 / INVALID_ARGUMENT)
+    │   ├── UnsupportedMediaType unknown Content-Type (415)
+    │   └── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
+    ├── StorageError         the data directory cannot be written or read
+    └── QueryError           SQL given to ``agentwatch query`` failed
+"""
+
+from __future__ import annotations
+
+
+class AgentwatchError(Exception):
+    """Base of every error agentwatch raises deliberately."""
+
+
+class ConfigError(AgentwatchError):
+    """A configuration problem. ``problems`` holds one line per offending key."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class RequestError(AgentwatchError):
+    http_status = 400
+
+
+class DecodeError(RequestError):
+    http_status = 400
+
+
+class UnsupportedMediaType(RequestError):
+    http_status = 415
+
+
+class PayloadTooLarge(RequestError):
+    http_status = 413
+
+
+class StorageError(AgentwatchError):
+    pass
+
+
+class QueryError(AgentwatchError):
+    pass

@@ -1,0 +1,101 @@
+"""The canonical span row: every span, whatever convention it arrived in, becomes one of these.
+
+Analysts and every exporter rely on these column names (see DESIGN.md); columns may be added,
+never renamed. A batch of rows travels through the pipeline as a ``pyarrow.Table`` with
+``SPAN_SCHEMA``; ``tenant`` is stored as a hive partition (``tenant=<t>/date=<d>``) on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+OPERATIONS = ("agent_run", "chat", "tool", "mcp", "retrieval", "embedding", "workflow", "other")
+STATUSES = ("ok", "error", "unset")
+
+SPAN_SCHEMA = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("trace_id", pa.string(), nullable=False),
+        pa.field("span_id", pa.string(), nullable=False),
+        pa.field("parent_span_id", pa.string()),
+        pa.field("service_name", pa.string()),
+        pa.field("scope_name", pa.string()),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("kind", pa.string()),
+        pa.field("operation", pa.string(), nullable=False),
+        pa.field("start_time", UTC_MICROS, nullable=False),
+        pa.field("end_time", UTC_MICROS, nullable=False),
+        pa.field("start_time_unix_nano", pa.int64(), nullable=False),
+        pa.field("end_time_unix_nano", pa.int64(), nullable=False),
+        pa.field("duration_ms", pa.float64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("status_message", pa.string()),
+        pa.field("agent_id", pa.string()),
+        pa.field("agent_name", pa.string()),
+        pa.field("agent_version", pa.string()),
+        pa.field("agent_owner", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("input_tokens", pa.int64()),
+        pa.field("output_tokens", pa.int64()),
+        pa.field("cached_tokens", pa.int64()),
+        pa.field("total_tokens", pa.int64()),
+        pa.field("cost_usd", pa.float64()),
+        pa.field("tool_name", pa.string()),
+        pa.field("error_type", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("failure_type", pa.string()),
+        pa.field("input_text", pa.string()),
+        pa.field("output_text", pa.string()),
+        pa.field("synthetic", pa.bool_(), nullable=False),
+        pa.field("eval_run_id", pa.string()),
+        pa.field("eval_case_id", pa.string()),
+        pa.field("attributes", pa.string(), nullable=False),
+        pa.field("resource_attributes", pa.string(), nullable=False),
+        pa.field("events", pa.string()),
+    ]
+)
+
+SPAN_COLUMNS: tuple[str, ...] = tuple(SPAN_SCHEMA.names)
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class OtlpRecord:
+    """One acknowledged export request, as written to the write-ahead log.
+
+    ``tenant`` is set when the request's tenant is fixed by how it arrived (an ingest token);
+    otherwise it is None and the tenant comes from the resource attributes.
+    """
+
+    request: ExportTraceServiceRequest
+    tenant: str | None = None
+    receiver: str = "otlp"
+
+
+@dataclass
+class OtlpBatch:
+    """Undecoded OTLP requests on their way into the pipeline's first processor (normalize)."""
+
+    records: list[OtlpRecord] = field(default_factory=list)
+
+    def span_count(self) -> int:
+        return sum(
+            len(ss.spans)
+            for rec in self.records
+            for rs in rec.request.resource_spans
+            for ss in rs.scope_spans
+        )
+
+
+def empty_span_table() -> pa.Table:
+    return SPAN_SCHEMA.empty_table()
