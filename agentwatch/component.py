@@ -9,7 +9,10 @@ three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
+
+from agentwatch.model import OtlpRecord
 
 
 @runtime_checkable
@@ -37,3 +40,9 @@ class BaseComponent:
 
     def shutdown(self) -> None:
         return None
+
+
+class DurableSink(Protocol):
+    """Where receivers hand acknowledged requests: the future resolves once the data is durable."""
+
+    def submit(self, record: OtlpRecord, payload: bytes) -> Future[None]: ...

@@ -1,0 +1,42 @@
+# The two commands that do everything on a fresh machine (Python 3.11, pip and make only):
+#   make run    set up a virtual environment, install agentwatch, start the service
+#   make test   the same set-up, then lint, type-check and the whole test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: setup run demo test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/agentwatch serve $(ARGS)
+
+demo: setup
+	$(BIN)/agentwatch demo $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -q $(ARGS)
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python bench/ingest.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) agentwatch-data .pytest_cache .mypy_cache .ruff_cache

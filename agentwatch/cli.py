@@ -1,0 +1,157 @@
+"""The ``agentwatch`` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+import duckdb
+from rich.console import Console
+
+from agentwatch.config import AgentwatchConfig, load_config
+from agentwatch.errors import AgentwatchError, ConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _load(config_path: str | None, data_dir: str | None) -> AgentwatchConfig:
+    try:
+        return load_config(config_path).with_data_dir(data_dir)
+    except ConfigError as exc:
+        click.echo("agentwatch: invalid configuration:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="agentwatch")
+def main() -> None:
+    """agentwatch: an OpenTelemetry-native backend that watches AI agents in production."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (Collector schema).")
+@click.option("--data-dir", help="Where Parquet and the write-ahead log live (default ./agentwatch-data).")
+@click.option("--demo", is_flag=True, help="Also send demo traffic to the service in the background.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: str) -> None:
+    """Start the OTLP receivers, the pipelines and the API."""
+    from agentwatch.service import Service
+
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    config = _load(config_path, data_dir)
+    service = Service(config)
+    try:
+        service.start()
+    except AgentwatchError as exc:
+        click.echo(f"agentwatch: {exc}", err=True)
+        sys.exit(2)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ports = service.endpoints
+    grpc_port = next(iter(ports.grpc.values()), None)
+    http_port = next(iter(ports.http.values()), None)
+    click.echo(f"agentwatch is running; data in {Path(config.storage.data_dir).resolve()}")
+    if grpc_port:
+        click.echo(f"  OTLP/gRPC  :{grpc_port}   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:{grpc_port}")
+    if http_port:
+        click.echo(f"  OTLP/HTTP  :{http_port}   POST http://localhost:{http_port}/v1/traces")
+    click.echo(f"  API        :{ports.api}   http://localhost:{ports.api}/healthz")
+    click.echo(f"  query:     agentwatch query --data-dir {config.storage.data_dir} \"SELECT * FROM runs LIMIT 10\"")
+    if demo:
+        _start_demo(grpc_port, http_port)
+    stop.wait()
+    click.echo("agentwatch: shutting down, flushing to Parquet...")
+    service.stop()
+
+
+def _start_demo(grpc_port: int | None, http_port: int | None) -> None:
+    from agentwatch.demo import run_demo
+
+    if grpc_port:
+        endpoint, protocol = f"http://127.0.0.1:{grpc_port}", "grpc"
+    elif http_port:
+        endpoint, protocol = f"http://127.0.0.1:{http_port}", "http"
+    else:
+        return
+
+    def feed() -> None:
+        try:
+            summary = run_demo(endpoint, protocol=protocol, runs=300)  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            logging.getLogger("agentwatch.demo").error("demo traffic failed: %s", exc)
+            return
+        click.echo(f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed). "
+                   "Try: agentwatch query \"SELECT agent_id, outcome, count(*) FROM runs GROUP BY ALL\"")
+
+    threading.Thread(target=feed, name="agentwatch-demo", daemon=True).start()
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+def validate(config_file: str) -> None:
+    """Check a config file without starting anything."""
+    config = _load(config_file, None)
+    pipes = ", ".join(config.pipelines)
+    click.echo(f"{config_file}: valid ({len(config.receivers)} receivers, {len(config.processors)} processors, "
+               f"{len(config.exporters)} exporters; pipelines: {pipes})")
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]))
+def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
+    """Run SQL against the views (spans, runs), also while the server runs."""
+    from agentwatch.queryformat import print_table, to_csv, to_json
+    from storage.catalog import connect
+
+    config = _load(config_path, data_dir)
+    con = connect(config.storage.data_dir)
+    try:
+        cursor = con.execute(sql)
+        rows = cursor.fetchall() if cursor.description else []
+    except duckdb.Error as exc:
+        click.echo(f"agentwatch query: {exc}", err=True)
+        sys.exit(1)
+    columns = [d[0] for d in cursor.description or []]
+    if fmt == "json":
+        click.echo(to_json(columns, rows))
+    elif fmt == "csv":
+        click.echo(to_csv(columns, rows), nl=False)
+    else:
+        print_table(columns, rows, Console(width=200))
+
+
+@main.command()
+@click.option("--endpoint", default=None, help="Receiver endpoint (default http://127.0.0.1:4317 for grpc, :4318 for http).")
+@click.option("--protocol", default="grpc", type=click.Choice(["grpc", "http"]))
+@click.option("--runs", default=200, show_default=True, help="Agent runs to send.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--tenant", default=None)
+def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None) -> None:
+    """Send realistic agent traffic to a running receiver with the OpenTelemetry SDK."""
+    from rich.progress import Progress
+
+    from agentwatch.demo import run_demo
+
+    endpoint = endpoint or ("http://127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318")
+    with Progress(transient=True) as progress:
+        task = progress.add_task("sending demo runs", total=runs)
+        try:
+            summary = run_demo(endpoint, protocol=protocol, runs=runs, seed=seed, tenant=tenant,  # type: ignore[arg-type]
+                               progress=lambda n: progress.update(task, completed=n))
+        except RuntimeError as exc:
+            click.echo(f"agentwatch demo: {exc}", err=True)
+            sys.exit(1)
+    click.echo(f"sent {summary.runs} runs, {summary.spans} spans to {endpoint} ({protocol}); "
+               f"{summary.failed_runs} failed, {summary.degraded_runs} degraded")
+    click.echo("see them: agentwatch query \"SELECT agent_id, outcome, failure_type, count(*) AS runs "
+               "FROM runs GROUP BY ALL ORDER BY ALL\"")

@@ -1,0 +1,84 @@
+"""Assemble pipelines from ``service.pipelines``, exporters first, like the Collector.
+
+An exporter used by several pipelines is one instance; processors are instantiated per
+pipeline. Shutdown runs upstream-first so every component flushes into a live consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentwatch.component import BaseComponent, Component, Consumer
+from agentwatch.config import AgentwatchConfig
+from agentwatch.registry import component_module
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    id: str
+    data_dir: Path
+
+
+class FanOut(BaseComponent):
+    """Hands each batch to every exporter of a pipeline."""
+
+    def __init__(self, consumers: Sequence[Consumer]) -> None:
+        self._consumers = list(consumers)
+
+    def consume(self, batch: Any) -> None:
+        for consumer in self._consumers:
+            consumer.consume(batch)
+
+
+@dataclass
+class Pipeline:
+    id: str
+    receivers: frozenset[str]
+    head: Consumer
+    processors: list[Component] = field(default_factory=list)
+
+    def consume(self, batch: Any) -> None:
+        self.head.consume(batch)
+
+
+@dataclass
+class Assembly:
+    pipelines: list[Pipeline]
+    exporters: dict[str, Component]
+
+    def components(self) -> list[Component]:
+        """Upstream first: every pipeline's processors, then the shared exporters."""
+        procs = [p for pipe in self.pipelines for p in pipe.processors]
+        return [*procs, *self.exporters.values()]
+
+    def start(self) -> None:
+        for component in reversed(self.components()):
+            component.start()
+
+    def shutdown(self) -> None:
+        for component in self.components():
+            component.force_flush()
+            component.shutdown()
+
+
+def assemble(config: AgentwatchConfig) -> Assembly:
+    data_dir = Path(config.storage.data_dir)
+    exporters: dict[str, Component] = {}
+    for exp_id, exp in config.exporters.items():
+        if any(exp_id in p.exporters for p in config.pipelines.values()):
+            module = component_module("exporters", exp.type)
+            exporters[exp_id] = module.create(exp.config, ExporterSettings(exp_id, data_dir))
+    pipelines = []
+    for pipe in config.pipelines.values():
+        consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters])
+        processors: list[Component] = []
+        for proc_id in reversed(pipe.processors):
+            proc = config.processors[proc_id]
+            component = component_module("processors", proc.type).create(proc.config, consumer)
+            processors.insert(0, component)
+            consumer = component
+        pipelines.append(Pipeline(pipe.id, frozenset(pipe.receivers), consumer, processors))
+    return Assembly(pipelines, exporters)

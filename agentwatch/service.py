@@ -1,0 +1,123 @@
+"""``agentwatch serve``: the running service.
+
+    receivers ──submit──► write-ahead log ──commit──► drain ──batch──► pipelines ──► exporters
+     (ack once fsynced)      (group commit)          (flush_interval)  (normalize, ...)  (Parquet)
+
+The network servers run on one asyncio loop in a thread of their own; the main thread only
+waits for a signal. Shutdown is upstream-first: stop accepting, let in-flight exports finish,
+close the log, drain everything into Parquet, shut components down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentwatch.api import create_api
+from agentwatch.config import AgentwatchConfig
+from agentwatch.configmodel import parse_endpoint
+from agentwatch.drain import Drain
+from agentwatch.httpserver import AsgiServer
+from agentwatch.pipeline import Assembly, assemble
+from agentwatch.registry import component_module
+from storage.wal import ReplayStats, WriteAheadLog
+
+log = logging.getLogger("agentwatch.service")
+MIB = 1024 * 1024
+
+
+@dataclass
+class Endpoints:
+    grpc: dict[str, int] = field(default_factory=dict)
+    http: dict[str, int] = field(default_factory=dict)
+    api: int = 0
+
+
+class Service:
+    def __init__(self, config: AgentwatchConfig) -> None:
+        self.config = config
+        self.data_dir = Path(config.storage.data_dir)
+        self.assembly: Assembly = assemble(config)
+        self.drain = Drain(self.assembly.pipelines, config.storage.flush_interval, config.storage.max_batch_spans)
+        self.wal = WriteAheadLog(self.data_dir / "wal", int(config.storage.wal.segment_size_mib * MIB),
+                                 self.drain.on_commit)
+        self.drain.wal = self.wal
+        self.receivers: dict[str, Any] = {}
+        self.endpoints = Endpoints()
+        self.replay = ReplayStats()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agentwatch-io", daemon=True)
+        self._api: AsgiServer | None = None
+        self._ready = False
+
+    def _run(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.assembly.start()
+        replayed, self.replay = self.wal.open()
+        if replayed:
+            log.info("replaying %d acknowledged requests from the write-ahead log", len(replayed))
+            self.drain.on_commit(replayed)
+        self.drain.start()
+        self._thread.start()
+        try:
+            self._run(self._start_servers())
+        except BaseException:
+            self.stop()
+            raise
+        self._ready = True
+
+    async def _start_servers(self) -> None:
+        host, port = parse_endpoint(self.config.api.endpoint)
+        self._api = AsgiServer(create_api(lambda: self._ready, self.stats), host, port, "api.endpoint")
+        await self._api.start()
+        self.endpoints.api = self._api.port
+        for rec_id, rec in self.config.receivers.items():
+            if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
+                continue
+            receiver = component_module("receivers", rec.type).create(rec.config, self.wal, rec_id)
+            await receiver.start()
+            self.receivers[rec_id] = receiver
+            if receiver.grpc is not None:
+                self.endpoints.grpc[rec_id] = receiver.grpc.port
+            if receiver.http is not None:
+                self.endpoints.http[rec_id] = receiver.http.port
+
+    async def _stop_servers(self, grace: float) -> None:
+        for receiver in self.receivers.values():
+            await receiver.shutdown(grace)
+        self.receivers.clear()
+
+    async def _stop_api(self) -> None:
+        if self._api is not None:
+            await self._api.stop()
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "spans_written": self.drain.spans_written,
+            "queued_spans": self.drain.queued_spans,
+            "wal_bytes_written": self.wal.bytes_written,
+            "replayed_records": self.replay.records,
+            "corrupt_wal_tails": self.replay.corrupt_tails,
+        }
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, finish in-flight exports, write everything to Parquet."""
+        self._ready = False
+        if self._thread.is_alive():
+            self._run(self._stop_servers(grace))
+        self.wal.close()
+        self.drain.stop()
+        self.assembly.shutdown()
+        if self._thread.is_alive():
+            self._run(self._stop_api())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()

@@ -1,0 +1,55 @@
+"""agentwatch's own top-level sections beside the Collector's: ``storage`` and ``api``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agentwatch.configmodel import STRICT, parse_endpoint
+from agentwatch.units import Duration
+
+
+@dataclass(frozen=True)
+class WalConfig:
+    __pydantic_config__ = STRICT
+    segment_size_mib: float = 32.0
+    """A log segment is closed and a new one begun past this size."""
+
+    def validate(self) -> list[str]:
+        return [] if self.segment_size_mib > 0 else ["segment_size_mib: must be positive"]
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    __pydantic_config__ = STRICT
+    data_dir: str = "./agentwatch-data"
+    """Parquet tables, the write-ahead log and the catalog live here."""
+    flush_interval: Duration = 1.0
+    """Acknowledged spans wait at most this long before they are written to Parquet."""
+    max_batch_spans: int = 100_000
+    """...or less, once this many spans are waiting."""
+    wal: WalConfig = field(default_factory=WalConfig)
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.data_dir:
+            problems.append("data_dir: must not be empty")
+        if self.flush_interval <= 0:
+            problems.append("flush_interval: must be positive")
+        if self.max_batch_spans < 1:
+            problems.append("max_batch_spans: must be at least 1")
+        problems += [f"wal.{p}" for p in self.wal.validate()]
+        return problems
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    __pydantic_config__ = STRICT
+    endpoint: str = "127.0.0.1:8080"
+    """Serves /healthz, /readyz and the JSON API."""
+
+    def validate(self) -> list[str]:
+        try:
+            parse_endpoint(self.endpoint)
+        except ValueError as exc:
+            return [f"endpoint: {exc}"]
+        return []

@@ -1,0 +1,49 @@
+"""The ``memory`` exporter: keeps every batch in a list. The test double beside ``parquet``."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from agentwatch.component import BaseComponent
+from agentwatch.configmodel import STRICT
+from agentwatch.model import SPAN_SCHEMA
+from agentwatch.pipeline import ExporterSettings
+
+TYPE = "memory"
+
+
+@dataclass(frozen=True)
+class Config:
+    __pydantic_config__ = STRICT
+
+    def validate(self) -> list[str]:
+        return []
+
+
+class InMemoryExporter(BaseComponent):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches: list[pa.Table] = []
+        self.is_shutdown = False
+
+    def consume(self, batch: pa.Table) -> None:
+        with self._lock:
+            self.batches.append(batch)
+
+    def table(self) -> pa.Table:
+        with self._lock:
+            return pa.concat_tables(self.batches) if self.batches else SPAN_SCHEMA.empty_table()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.batches.clear()
+
+    def shutdown(self) -> None:
+        self.is_shutdown = True
+
+
+def create(config: Config, settings: ExporterSettings) -> InMemoryExporter:
+    return InMemoryExporter()

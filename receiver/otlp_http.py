@@ -1,0 +1,90 @@
+"""OTLP/HTTP transport: ``POST /v1/traces`` over the shared ExportHandler.
+
+Protobuf (``application/x-protobuf``) and JSON (``application/json``) bodies, optionally gzip;
+the answer uses the request's content type. Error bodies are ``google.rpc.Status`` messages,
+as the OTLP specification asks. The size limit applies after decompression, and inflation
+stops as soon as it is crossed, so a gzip bomb never grows in memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import orjson
+from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from agentwatch.errors import DecodeError, PayloadTooLarge, RequestError, UnsupportedMediaType
+from receiver.otlp_handler import Encoding, ExportHandler
+from receiver.otlp_json import response_to_json
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_MEDIA_TYPES: dict[str, Encoding] = {PROTOBUF: "protobuf", "application/protobuf": "protobuf", JSON: "json"}
+_GRPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT}
+
+
+def media_encoding(content_type: str | None) -> Encoding:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in _MEDIA_TYPES:
+        shown = media or "none"
+        raise UnsupportedMediaType(f"unsupported Content-Type {shown!r}: use {PROTOBUF} or {JSON}")
+    return _MEDIA_TYPES[media]
+
+
+def _status_body(status: int, message: str, encoding: Encoding) -> tuple[bytes, str]:
+    rpc_status = status_pb2.Status(code=_GRPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    if encoding == "json":
+        return orjson.dumps(json_format.MessageToDict(rpc_status)), JSON
+    return rpc_status.SerializeToString(), PROTOBUF
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """Gunzip ``body``, refusing as soon as the output would pass ``limit`` bytes."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"body is labelled gzip but does not inflate: {exc}") from None
+    if len(out) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes after decompression")
+    if not inflater.eof:
+        raise DecodeError("gzip body is truncated")
+    return out
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, never holding more than ``limit`` bytes of it."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    body = bytes(chunks)
+    return inflate(body, limit) if encoding == "gzip" else body
+
+
+def create_app(handler: ExportHandler, max_body: int, path: str = "/v1/traces") -> Starlette:
+    async def export(request: Request) -> Response:
+        encoding: Encoding = "protobuf"
+        try:
+            encoding = media_encoding(request.headers.get("content-type"))
+            body = await read_body(request, max_body)
+            result = await handler.export(body, encoding)
+        except RequestError as exc:
+            # 415 answers in protobuf/JSON as the request asked where that is known.
+            content, media = _status_body(exc.http_status, str(exc), encoding)
+            return Response(content, status_code=exc.http_status, media_type=media)
+        response = result.response()
+        if encoding == "json":
+            return Response(response_to_json(response), media_type=JSON)
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+
+    return Starlette(routes=[Route(path, export, methods=["POST"])])

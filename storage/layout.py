@@ -1,0 +1,46 @@
+"""Where tables live under the data directory (hive-partitioned Parquet)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SPANS = "spans"
+
+
+def table_dir(data_dir: Path, table: str) -> Path:
+    return data_dir / table
+
+
+def table_glob(data_dir: Path, table: str) -> str:
+    """Every committed file of a table; in-progress files end in ``.tmp`` and never match."""
+    return str(table_dir(data_dir, table) / "**" / "*.parquet")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(table: pa.Table, directory: Path, compression: str, level: int | None) -> Path:
+    """Write then rename, both fsynced, so a reader sees the whole file or none of it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    tmp = directory / f".{name}.tmp"
+    pq.write_table(table, tmp, compression=compression, compression_level=level)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = directory / name
+    os.replace(tmp, final)
+    fsync_dir(directory)
+    return final

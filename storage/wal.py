@@ -1,0 +1,240 @@
+"""Write-ahead log: an export is acknowledged only once its bytes are fsynced here.
+
+Segments are append-only files ``wal-<seq>.log`` of length-prefixed, checksummed records::
+
+    <u32 body length> <u32 crc32(body)> body
+    body = <u8 version> <u16 tenant length | 0xFFFF for none> tenant <u16 receiver length> receiver
+           <OTLP ExportTraceServiceRequest protobuf>
+
+One writer thread does group commit: every request waiting when it wakes is written and shares
+one fsync. Committed records go to ``on_commit`` in log order; once the stage after it has made
+them durable elsewhere (Parquet) it calls ``release`` and whole segments are deleted. On open,
+segments left by an earlier process are read back; a torn or corrupt tail is detected by its
+checksum, counted and logged, and never stops start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agentwatch.model import OtlpRecord
+
+log = logging.getLogger("agentwatch.wal")
+
+_FRAME = struct.Struct("<II")
+_VERSION = 1
+_NO_TENANT = 0xFFFF
+
+
+@dataclass(frozen=True, order=True)
+class WalPosition:
+    segment: int
+    offset: int
+    """Byte offset just past the record."""
+
+
+Committed = list[tuple[OtlpRecord, WalPosition]]
+
+
+@dataclass
+class ReplayStats:
+    segments: int = 0
+    records: int = 0
+    corrupt_tails: int = 0
+
+
+def encode_record(record: OtlpRecord, payload: bytes) -> bytes:
+    tenant = (record.tenant or "").encode()
+    receiver = record.receiver.encode()
+    head = struct.pack("<BH", _VERSION, _NO_TENANT if record.tenant is None else len(tenant))
+    body = b"".join((head, tenant, struct.pack("<H", len(receiver)), receiver, payload))
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_body(body: bytes) -> OtlpRecord:
+    version, tenant_len = struct.unpack_from("<BH", body, 0)
+    if version != _VERSION:
+        raise ValueError(f"unknown record version {version}")
+    pos = 3
+    tenant: str | None = None
+    if tenant_len != _NO_TENANT:
+        tenant = body[pos : pos + tenant_len].decode()
+        pos += tenant_len
+    (receiver_len,) = struct.unpack_from("<H", body, pos)
+    pos += 2
+    receiver = body[pos : pos + receiver_len].decode()
+    request = ExportTraceServiceRequest.FromString(body[pos + receiver_len :])
+    return OtlpRecord(request=request, tenant=tenant, receiver=receiver)
+
+
+def read_segment(path: Path, seq: int) -> tuple[Committed, bool]:
+    """Records of one segment, and whether it ended in a torn or corrupt record."""
+    data = path.read_bytes()
+    out: Committed = []
+    pos = 0
+    while pos < len(data):
+        if pos + _FRAME.size > len(data):
+            return out, True
+        length, crc = _FRAME.unpack_from(data, pos)
+        body = data[pos + _FRAME.size : pos + _FRAME.size + length]
+        if len(body) != length or zlib.crc32(body) != crc:
+            return out, True
+        pos += _FRAME.size + length
+        try:
+            out.append((decode_body(body), WalPosition(seq, pos)))
+        except (ValueError, UnicodeDecodeError, struct.error, ProtobufDecodeError):
+            return out, True
+    return out, False
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, segment_size: int, on_commit: Callable[[Committed], None]) -> None:
+        self.directory = directory
+        self.segment_size = segment_size
+        self._on_commit = on_commit
+        self._cond = threading.Condition()
+        self._pending: list[tuple[OtlpRecord, bytes, Future[None]]] = []
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._file: int | None = None
+        self._seq = 0
+        self._size = 0
+        self._closed_segments: dict[int, int] = {}  # seq -> final size, for segments no longer written
+        self.bytes_written = 0
+
+    # -- start-up ---------------------------------------------------------------------------
+    def _segments(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self.directory.glob("wal-*.log"):
+            try:
+                found.append((int(path.stem.removeprefix("wal-")), path))
+            except ValueError:
+                log.warning("ignoring unexpected file in the write-ahead log directory: %s", path)
+        return sorted(found)
+
+    def open(self) -> tuple[Committed, ReplayStats]:
+        """Read back what an earlier process left, then start writing a new segment."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stats = ReplayStats()
+        replayed: Committed = []
+        for seq, path in self._segments():
+            records, torn = read_segment(path, seq)
+            stats.segments += 1
+            stats.records += len(records)
+            if torn:
+                stats.corrupt_tails += 1
+                log.warning("write-ahead log %s: torn or corrupt record after %d good ones; skipped",
+                            path.name, len(records))
+            replayed += records
+            self._closed_segments[seq] = path.stat().st_size
+            self._seq = max(self._seq, seq)
+        self._open_segment(self._seq + 1)
+        self._thread = threading.Thread(target=self._run, name="agentwatch-wal", daemon=True)
+        self._thread.start()
+        return replayed, stats
+
+    def _open_segment(self, seq: int) -> None:
+        path = self.directory / f"wal-{seq:016d}.log"
+        self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._seq, self._size = seq, 0
+        _fsync_dir(self.directory)
+
+    # -- the acknowledgement path -------------------------------------------------------------
+    def submit(self, record: OtlpRecord, payload: bytes) -> Future[None]:
+        future: Future[None] = Future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(RuntimeError("write-ahead log is closed"))
+                return future
+            self._pending.append((record, payload, future))
+            self._cond.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closing:
+                    return
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[OtlpRecord, bytes, Future[None]]]) -> None:
+        assert self._file is not None
+        frames = [encode_record(rec, payload) for rec, payload, _ in batch]
+        committed: Committed = []
+        offset = self._size
+        for (rec, _, _), frame in zip(batch, frames, strict=True):
+            offset += len(frame)
+            committed.append((rec, WalPosition(self._seq, offset)))
+        try:
+            os.write(self._file, b"".join(frames))
+            os.fdatasync(self._file)
+        except OSError as exc:
+            # Nothing of this group is acknowledged; truncate back so the log stays well-formed.
+            log.error("write-ahead log write failed: %s", exc)
+            os.ftruncate(self._file, self._size)
+            for _, _, future in batch:
+                future.set_exception(exc)
+            return
+        self._size = offset
+        self.bytes_written += sum(len(f) for f in frames)
+        self._on_commit(committed)
+        for _, _, future in batch:
+            future.set_result(None)
+        if self._size >= self.segment_size:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        assert self._file is not None
+        os.close(self._file)
+        with self._cond:
+            self._closed_segments[self._seq] = self._size
+        self._open_segment(self._seq + 1)
+
+    # -- after Parquet is committed -----------------------------------------------------------
+    def release(self, upto: WalPosition) -> None:
+        """Everything up to and including ``upto`` is durable elsewhere: drop whole segments."""
+        with self._cond:
+            done = [s for s, size in self._closed_segments.items()
+                    if s < upto.segment or (s == upto.segment and upto.offset >= size)]
+            for seq in done:
+                del self._closed_segments[seq]
+        for seq in done:
+            (self.directory / f"wal-{seq:016d}.log").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+            if self._size == 0:
+                (self.directory / f"wal-{self._seq:016d}.log").unlink(missing_ok=True)
+            else:
+                with self._cond:
+                    self._closed_segments[self._seq] = self._size

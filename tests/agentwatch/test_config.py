@@ -1,0 +1,119 @@
+"""Config loading: Collector schema, defaults per section, env substitution, errors naming file:line:key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentwatch.config import default_text, load_config, parse_config
+from agentwatch.errors import ConfigError
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.yaml", env or {})
+    return info.value.problems
+
+
+def test_builtin_default_is_the_shipped_collector_config() -> None:
+    repo_copy = Path(__file__).resolve().parents[2] / "otel-collector-config.yaml"
+    assert repo_copy.read_text() == default_text()
+    config = load_config(None, {})
+    assert list(config.receivers) == ["otlp"]
+    assert config.receivers["otlp"].config.protocols.grpc.endpoint == "127.0.0.1:4317"
+    assert config.receivers["otlp"].config.protocols.http.endpoint == "127.0.0.1:4318"
+    assert config.pipelines["traces"].processors == ("normalize",)
+    assert config.pipelines["traces"].exporters == ("parquet",)
+    assert config.storage.data_dir == "./agentwatch-data"
+    assert config.storage.flush_interval == 1.0
+    assert config.api.endpoint == "127.0.0.1:8080"
+
+
+def test_partial_file_keeps_other_sections_from_default() -> None:
+    config = parse_config("storage:\n  data_dir: /tmp/x\n  flush_interval: 250ms\n", "cfg.yaml", {})
+    assert config.storage.data_dir == "/tmp/x"
+    assert config.storage.flush_interval == 0.25
+    assert config.pipelines["traces"].receivers == ("otlp",)
+
+
+def test_named_components_and_env_substitution() -> None:
+    text = """
+receivers:
+  otlp/edge:
+    protocols:
+      grpc:
+        endpoint: ${env:GRPC_ADDR}
+      http:
+exporters:
+  parquet:
+  memory/debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp/edge]
+      processors: [normalize]
+      exporters: [parquet, memory/debug]
+"""
+    config = parse_config(text, "cfg.yaml", {"GRPC_ADDR": "0.0.0.0:5317"})
+    edge = config.receivers["otlp/edge"]
+    assert edge.type == "otlp"
+    assert edge.config.protocols.grpc.endpoint == "0.0.0.0:5317"
+    assert edge.config.protocols.http.endpoint == "127.0.0.1:4318"
+    assert config.exporters["memory/debug"].type == "memory"
+    assert config.pipelines["traces"].exporters == ("parquet", "memory/debug")
+
+
+def test_env_default_and_dollar_escape() -> None:
+    config = parse_config("storage:\n  data_dir: ${env:NOPE:-/srv/aw}$$x\n", "cfg.yaml", {})
+    assert config.storage.data_dir == "/srv/aw$x"
+
+
+def test_unset_env_var_names_key_and_line() -> None:
+    assert problems("storage:\n  data_dir: ${env:MISSING_DIR}\n") == [
+        "cfg.yaml:2: storage.data_dir: environment variable MISSING_DIR is not set"
+    ]
+
+
+def test_unknown_keys_are_named_with_line() -> None:
+    text = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:4317\n        bogus: 1\n"
+    assert problems(text) == ["cfg.yaml:6: receivers.otlp.protocols.grpc.bogus: unknown key"]
+    assert problems("storagge:\n  data_dir: x\n")[0].startswith("cfg.yaml:1: storagge: unknown section")
+
+
+def test_bad_port_and_unknown_type() -> None:
+    text = "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:99999\n  kafka: {}\n"
+    found = problems(text)
+    assert found == [
+        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: otlp)",
+        "cfg.yaml:5: receivers.otlp.protocols.http.endpoint: port 99999 is out of range 0-65535",
+    ]
+
+
+def test_pipeline_naming_unconfigured_component() -> None:
+    text = """
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [normalize, batch]
+      exporters: [parquet, clickhouse]
+"""
+    assert problems(text) == [
+        "cfg.yaml:6: service.pipelines.traces.processors.1: processor 'batch' is not configured under 'processors'",
+        "cfg.yaml:7: service.pipelines.traces.exporters.1: exporter 'clickhouse' is not configured under 'exporters'",
+    ]
+
+
+def test_bad_duration_and_yaml_syntax() -> None:
+    assert problems("storage:\n  flush_interval: soon\n") == [
+        "cfg.yaml:2: storage.flush_interval: 'soon' is not a duration: use a number of seconds "
+        "or e.g. '500ms', '2s', '15m', '7d'"
+    ]
+    assert problems("storage: [\n")[0].startswith("cfg.yaml:2: invalid YAML:")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml", {})
+    assert info.value.problems == [f"{tmp_path / 'nope.yaml'}: cannot read config file: No such file or directory"]
