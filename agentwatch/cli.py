@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Literal
 
 import click
 import duckdb
@@ -35,7 +36,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (Collector schema).")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="YAML config (Collector schema)."
+)
 @click.option("--data-dir", help="Where Parquet and the write-ahead log live (default ./agentwatch-data).")
 @click.option("--demo", is_flag=True, help="Also send demo traffic to the service in the background.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
@@ -63,7 +66,9 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     if http_port:
         click.echo(f"  OTLP/HTTP  :{http_port}   POST http://localhost:{http_port}/v1/traces")
     click.echo(f"  API        :{ports.api}   http://localhost:{ports.api}/healthz")
-    click.echo(f"  query:     agentwatch query --data-dir {config.storage.data_dir} \"SELECT * FROM runs LIMIT 10\"")
+    click.echo(
+        f'  query:     agentwatch query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"'
+    )
     if demo:
         _start_demo(grpc_port, http_port)
     stop.wait()
@@ -74,21 +79,22 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
 def _start_demo(grpc_port: int | None, http_port: int | None) -> None:
     from agentwatch.demo import run_demo
 
-    if grpc_port:
-        endpoint, protocol = f"http://127.0.0.1:{grpc_port}", "grpc"
-    elif http_port:
-        endpoint, protocol = f"http://127.0.0.1:{http_port}", "http"
-    else:
+    protocol: Literal["grpc", "http"] = "grpc" if grpc_port else "http"
+    port = grpc_port or http_port
+    if not port:
         return
+    endpoint = f"http://127.0.0.1:{port}"
 
     def feed() -> None:
         try:
-            summary = run_demo(endpoint, protocol=protocol, runs=300)  # type: ignore[arg-type]
+            summary = run_demo(endpoint, protocol=protocol, runs=300)
         except RuntimeError as exc:
             logging.getLogger("agentwatch.demo").error("demo traffic failed: %s", exc)
             return
-        click.echo(f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed). "
-                   "Try: agentwatch query \"SELECT agent_id, outcome, count(*) FROM runs GROUP BY ALL\"")
+        click.echo(
+            f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed). "
+            'Try: agentwatch query "SELECT agent_id, outcome, count(*) FROM runs GROUP BY ALL"'
+        )
 
     threading.Thread(target=feed, name="agentwatch-demo", daemon=True).start()
 
@@ -99,8 +105,10 @@ def validate(config_file: str) -> None:
     """Check a config file without starting anything."""
     config = _load(config_file, None)
     pipes = ", ".join(config.pipelines)
-    click.echo(f"{config_file}: valid ({len(config.receivers)} receivers, {len(config.processors)} processors, "
-               f"{len(config.exporters)} exporters; pipelines: {pipes})")
+    click.echo(
+        f"{config_file}: valid ({len(config.receivers)} receivers, {len(config.processors)} processors, "
+        f"{len(config.exporters)} exporters; pipelines: {pipes})"
+    )
 
 
 @main.command()
@@ -131,7 +139,11 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
 
 
 @main.command()
-@click.option("--endpoint", default=None, help="Receiver endpoint (default http://127.0.0.1:4317 for grpc, :4318 for http).")
+@click.option(
+    "--endpoint",
+    default=None,
+    help="Receiver endpoint (default http://127.0.0.1:4317 for grpc, :4318 for http).",
+)
 @click.option("--protocol", default="grpc", type=click.Choice(["grpc", "http"]))
 @click.option("--runs", default=200, show_default=True, help="Agent runs to send.")
 @click.option("--seed", default=7, show_default=True)
@@ -143,15 +155,25 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
     from agentwatch.demo import run_demo
 
     endpoint = endpoint or ("http://127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318")
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("sending demo runs", total=runs)
         try:
-            summary = run_demo(endpoint, protocol=protocol, runs=runs, seed=seed, tenant=tenant,  # type: ignore[arg-type]
-                               progress=lambda n: progress.update(task, completed=n))
+            summary = run_demo(
+                endpoint,
+                protocol="grpc" if protocol == "grpc" else "http",
+                runs=runs,
+                seed=seed,
+                tenant=tenant,
+                progress=lambda n: progress.update(task, completed=n),
+            )
         except RuntimeError as exc:
             click.echo(f"agentwatch demo: {exc}", err=True)
             sys.exit(1)
-    click.echo(f"sent {summary.runs} runs, {summary.spans} spans to {endpoint} ({protocol}); "
-               f"{summary.failed_runs} failed, {summary.degraded_runs} degraded")
-    click.echo("see them: agentwatch query \"SELECT agent_id, outcome, failure_type, count(*) AS runs "
-               "FROM runs GROUP BY ALL ORDER BY ALL\"")
+    click.echo(
+        f"sent {summary.runs} runs, {summary.spans} spans to {endpoint} ({protocol}); "
+        f"{summary.failed_runs} failed, {summary.degraded_runs} degraded"
+    )
+    click.echo(
+        'see them: agentwatch query "SELECT agent_id, outcome, failure_type, count(*) AS runs '
+        'FROM runs GROUP BY ALL ORDER BY ALL"'
+    )

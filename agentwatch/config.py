@@ -19,7 +19,17 @@ from agentwatch.registry import SECTIONS, component_module
 from agentwatch.settings import ApiConfig, StorageConfig
 from agentwatch.yamlsource import Source, load_yaml
 
-TOP_LEVEL = ("receivers", "processors", "exporters", "service", "storage", "api", "agents", "alerts", "budgets")
+TOP_LEVEL = (
+    "receivers",
+    "processors",
+    "exporters",
+    "service",
+    "storage",
+    "api",
+    "agents",
+    "alerts",
+    "budgets",
+)
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
 
@@ -107,8 +117,9 @@ def _id_list(value: Any, path: tuple[str, ...], problems: _Problems) -> tuple[st
     return tuple(value)
 
 
-def _pipelines(data: Any, sections: dict[str, dict[str, ComponentConfig]], raw: dict[str, Any],
-               problems: _Problems) -> dict[str, PipelineConfig]:
+def _pipelines(
+    data: Any, sections: dict[str, dict[str, ComponentConfig]], raw: dict[str, Any], problems: _Problems
+) -> dict[str, PipelineConfig]:
     out: dict[str, PipelineConfig] = {}
     if not isinstance(data, dict):
         problems.add(("service",), "must be a mapping with 'pipelines'")
@@ -135,14 +146,17 @@ def _pipelines(data: Any, sections: dict[str, dict[str, ComponentConfig]], raw: 
         for kind in PIPELINE_KEYS:
             for i, comp_id in enumerate(lists[kind]):
                 if comp_id not in sections[kind] and comp_id not in (raw.get(kind) or {}):
-                    problems.add((*base, kind, str(i)), f"{kind[:-1]} {comp_id!r} is not configured under '{kind}'")
+                    problems.add(
+                        (*base, kind, str(i)), f"{kind[:-1]} {comp_id!r} is not configured under '{kind}'"
+                    )
         for kind in ("receivers", "exporters"):
             if not lists[kind]:
                 problems.add((*base, kind), f"a pipeline needs at least one {kind[:-1]}")
         procs = lists["processors"]
         if not procs or procs[0].partition("/")[0] != "normalize":
-            problems.add((*base, "processors"),
-                         "must start with 'normalize' (it turns OTLP spans into canonical rows)")
+            problems.add(
+                (*base, "processors"), "must start with 'normalize' (it turns OTLP spans into canonical rows)"
+            )
         out[pipe_id] = PipelineConfig(pipe_id, lists["receivers"], procs, lists["exporters"])
     return out
 
@@ -151,6 +165,12 @@ def _section(cls: Any, name: str, data: Any, problems: _Problems) -> Any:
     config, found = build_config(cls, data)
     problems.add_relative((name,), found)
     return config if config is not None else cls()
+
+
+def _line_order(problem: str) -> tuple[str, int]:
+    name, _, rest = problem.partition(":")
+    line = rest.partition(":")[0]
+    return name, int(line) if line.isdigit() else 0
 
 
 def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> AgentwatchConfig:
@@ -166,10 +186,18 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     storage = _section(StorageConfig, "storage", merged.get("storage"), problems)
     api = _section(ApiConfig, "api", merged.get("api"), problems)
     if problems.items:
-        raise ConfigError(problems.items)
-    extra = {k: merged[k] for k in ("agents", "alerts", "budgets") if k in merged}
-    return AgentwatchConfig(name, sections["receivers"], sections["processors"], sections["exporters"],
-                            pipelines, storage, api, extra)
+        raise ConfigError(sorted(problems.items, key=_line_order))
+    extra: dict[str, Any] = {k: merged[k] for k in ("agents", "alerts", "budgets") if k in merged}
+    return AgentwatchConfig(
+        name,
+        sections["receivers"],
+        sections["processors"],
+        sections["exporters"],
+        pipelines,
+        storage,
+        api,
+        extra,
+    )
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> AgentwatchConfig:

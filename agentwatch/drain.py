@@ -1,9 +1,11 @@
 """The stage between the write-ahead log and the pipelines.
 
 Committed log records queue here; at most every ``flush_interval`` (or sooner once
-``max_batch_spans`` wait) they go through each pipeline that lists their receiver, in one
-batch, and only after every pipeline has consumed the batch (its exporters have committed
-Parquet) is the log released. A pipeline that fails is retried with backoff: nothing is dropped.
+``max_batch_spans`` wait) they are cut into a batch and handed to the converter, which runs
+each pipeline that lists the records' receiver. Up to ``parallelism`` batches convert at once
+(one per converter worker process); the log is released only up to the last batch of an
+unbroken run of finished ones, so a crash never loses a batch that finished out of order. A
+batch that fails is retried with backoff: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-from agentwatch.model import OtlpBatch, OtlpRecord
-from agentwatch.pipeline import Pipeline
+from agentwatch.converter import Converter
+from agentwatch.model import OtlpRecord
 from storage.wal import Committed, WalPosition, WriteAheadLog
 
 log = logging.getLogger("agentwatch.drain")
@@ -25,8 +28,17 @@ def _span_count(record: OtlpRecord) -> int:
 
 
 class Drain:
-    def __init__(self, pipelines: Sequence[Pipeline], flush_interval: float, max_batch_spans: int) -> None:
-        self._pipelines = list(pipelines)
+    def __init__(
+        self,
+        converter: Converter,
+        routes: Sequence[frozenset[str]],
+        flush_interval: float,
+        max_batch_spans: int,
+        parallelism: int = 1,
+    ) -> None:
+        self._converter = converter
+        self._routes = list(routes)
+        """For each pipeline, by index, the receivers it takes records from."""
         self._flush_interval = flush_interval
         self._max_batch_spans = max_batch_spans
         self._cond = threading.Condition()
@@ -35,6 +47,9 @@ class Drain:
         self._first_at = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._slots = threading.Semaphore(parallelism)
+        self._workers = ThreadPoolExecutor(parallelism, thread_name_prefix="agentwatch-convert")
+        self._in_flight: list[list[object]] = []  # [position, done] in log order
         self.wal: WriteAheadLog | None = None
         self.spans_written = 0
         self.batches_failed = 0
@@ -46,11 +61,13 @@ class Drain:
     def on_commit(self, committed: Committed) -> None:
         spans = sum(_span_count(rec) for rec, _ in committed)
         with self._cond:
-            if not self._queue:
+            was_empty = not self._queue
+            if was_empty:
                 self._first_at = time.monotonic()
             self._queue += committed
             self._queued_spans += spans
-            if self._queued_spans >= self._max_batch_spans:
+            # Wake the drain to start its flush_interval clock, or to flush a full batch now.
+            if was_empty or self._queued_spans >= self._max_batch_spans:
                 self._cond.notify()
 
     def start(self) -> None:
@@ -74,30 +91,57 @@ class Drain:
                     self._cond.wait()
 
     def _run(self) -> None:
-        while (taken := self._take()) is not None:
+        while True:
+            self._slots.acquire()
+            taken = self._take()
+            if taken is None:
+                self._slots.release()
+                return
             batch, spans = taken
-            self._deliver([rec for rec, _ in batch], batch[-1][1])
-            self.spans_written += spans
+            entry: list[object] = [batch[-1][1], False]
+            with self._cond:
+                self._in_flight.append(entry)
+            self._workers.submit(self._deliver, [rec for rec, _ in batch], spans, entry)
 
-    def _deliver(self, records: list[OtlpRecord], upto: WalPosition) -> None:
+    def _deliver(self, records: list[OtlpRecord], spans: int, entry: list[object]) -> None:
+        try:
+            for index, receivers in enumerate(self._routes):
+                mine = [rec for rec in records if rec.receiver in receivers]
+                if mine:
+                    self._convert_until_done(index, mine)
+            self._finished(entry, spans)
+        finally:
+            self._slots.release()
+
+    def _convert_until_done(self, index: int, records: list[OtlpRecord]) -> None:
         delay = 0.1
-        for pipeline in self._pipelines:
-            mine = [rec for rec in records if rec.receiver in pipeline.receivers]
-            if not mine:
-                continue
-            while True:
-                try:
-                    pipeline.consume(OtlpBatch(mine))
-                    break
-                except Exception:
-                    # Keep the batch and retry: the log still holds it, so a crash here loses nothing.
-                    self.batches_failed += 1
-                    log.exception("pipeline %s failed on a batch of %d requests; retrying in %.1fs",
-                                  pipeline.id, len(mine), delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-        if self.wal is not None:
-            self.wal.release(upto)
+        while True:
+            try:
+                self._converter.convert(index, records)
+                return
+            except Exception:
+                # Keep the batch and retry: the log still holds it, so a crash here loses nothing.
+                self.batches_failed += 1
+                log.exception(
+                    "pipeline %d failed on a batch of %d requests; retrying in %.1fs",
+                    index,
+                    len(records),
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _finished(self, entry: list[object], spans: int) -> None:
+        release: WalPosition | None = None
+        with self._cond:
+            entry[1] = True
+            self.spans_written += spans
+            while self._in_flight and self._in_flight[0][1]:
+                position = self._in_flight.pop(0)[0]
+                assert isinstance(position, WalPosition)
+                release = position
+        if release is not None and self.wal is not None:
+            self.wal.release(release)
 
     def stop(self) -> None:
         """Deliver everything queued, then stop."""
@@ -107,3 +151,4 @@ class Drain:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._workers.shutdown(wait=True)

@@ -1,13 +1,13 @@
 """Every exception agentwatch raises on purpose, in one place.
 
-    AgentwatchError
-    ├── ConfigError          bad configuration: names the file, line and YAML key
-    ├── RequestError         a client sent something the receiver cannot accept
-    │   ├── DecodeError          undecodable body (400 / INVALID_ARGUMENT)
-    │   ├── UnsupportedMediaType unknown Content-Type (415)
-    │   └── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
-    ├── StorageError         the data directory cannot be written or read
-    └── QueryError           SQL given to ``agentwatch query`` failed
+AgentwatchError
+├── ConfigError          bad configuration: names the file, line and YAML key
+├── RequestError         a client sent something the receiver cannot accept
+│   ├── DecodeError          undecodable body (400 / INVALID_ARGUMENT)
+│   ├── UnsupportedMediaType unknown Content-Type (415)
+│   └── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
+├── StorageError         the data directory cannot be written or read
+└── QueryError           SQL given to ``agentwatch query`` failed
 """
 
 from __future__ import annotations

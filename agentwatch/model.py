@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -80,6 +79,8 @@ class OtlpRecord:
     request: ExportTraceServiceRequest
     tenant: str | None = None
     receiver: str = "otlp"
+    payload: bytes = b""
+    """``request`` serialized, exactly as logged (what a converter process is sent)."""
 
 
 @dataclass

@@ -21,9 +21,10 @@ from typing import Any
 from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.configmodel import parse_endpoint
+from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.drain import Drain
 from agentwatch.httpserver import AsgiServer
-from agentwatch.pipeline import Assembly, assemble
+from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
 from storage.wal import ReplayStats, WriteAheadLog
 
@@ -42,10 +43,19 @@ class Service:
     def __init__(self, config: AgentwatchConfig) -> None:
         self.config = config
         self.data_dir = Path(config.storage.data_dir)
-        self.assembly: Assembly = assemble(config)
-        self.drain = Drain(self.assembly.pipelines, config.storage.flush_interval, config.storage.max_batch_spans)
-        self.wal = WriteAheadLog(self.data_dir / "wal", int(config.storage.wal.segment_size_mib * MIB),
-                                 self.drain.on_commit)
+        self.converter: Converter = (
+            ProcessConverter(config)
+            if config.storage.converter == "process"
+            else InlineConverter(assemble(config))
+        )
+        routes = [frozenset(p.receivers) for p in config.pipelines.values()]
+        parallel = config.storage.converter_workers if config.storage.converter == "process" else 1
+        self.drain = Drain(
+            self.converter, routes, config.storage.flush_interval, config.storage.max_batch_spans, parallel
+        )
+        self.wal = WriteAheadLog(
+            self.data_dir / "wal", int(config.storage.wal.segment_size_mib * MIB), self.drain.on_commit
+        )
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
         self.endpoints = Endpoints()
@@ -61,7 +71,7 @@ class Service:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.assembly.start()
+        self.converter.start()
         replayed, self.replay = self.wal.open()
         if replayed:
             log.info("replaying %d acknowledged requests from the write-ahead log", len(replayed))
@@ -116,7 +126,7 @@ class Service:
             self._run(self._stop_servers(grace))
         self.wal.close()
         self.drain.stop()
-        self.assembly.shutdown()
+        self.converter.shutdown()
         if self._thread.is_alive():
             self._run(self._stop_api())
             self._loop.call_soon_threadsafe(self._loop.stop)

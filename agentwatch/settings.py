@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from agentwatch.configmodel import STRICT, parse_endpoint
 from agentwatch.units import Duration
@@ -28,6 +29,11 @@ class StorageConfig:
     max_batch_spans: int = 100_000
     """...or less, once this many spans are waiting."""
     wal: WalConfig = field(default_factory=WalConfig)
+    converter: Literal["process", "inline"] = "process"
+    """``process``: decode and normalise in a worker process (a core of its own); ``inline``: on a
+    thread of the server process (needed to inspect ``memory`` exporters from the same process)."""
+    converter_workers: int = 2
+    """Worker processes converting batches at once (``process`` mode); about one per core."""
 
     def validate(self) -> list[str]:
         problems = []
@@ -35,6 +41,8 @@ class StorageConfig:
             problems.append("data_dir: must not be empty")
         if self.flush_interval <= 0:
             problems.append("flush_interval: must be positive")
+        if self.converter_workers < 1:
+            problems.append("converter_workers: must be at least 1")
         if self.max_batch_spans < 1:
             problems.append("max_batch_spans: must be at least 1")
         problems += [f"wal.{p}" for p in self.wal.validate()]

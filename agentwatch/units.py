@@ -23,7 +23,9 @@ def parse_duration(value: Any) -> float:
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _SECONDS[match.group(2)]
-    raise ValueError(f"{value!r} is not a duration: use a number of seconds or e.g. '500ms', '2s', '15m', '7d'")
+    raise ValueError(
+        f"{value!r} is not a duration: use a number of seconds or e.g. '500ms', '2s', '15m', '7d'"
+    )
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -55,10 +55,12 @@ def _convert(node: yaml.Node, path: Path, source: Source, env: Mapping[str, str]
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(yaml.safe_load(yaml.serialize(key_node)))
+            key = str(_construct(key_node))
             child = (*path, key)
             if key in out:
-                problems.append(f"{source.name}:{key_node.start_mark.line + 1}: {'.'.join(child)}: duplicate key")
+                problems.append(
+                    f"{source.name}:{key_node.start_mark.line + 1}: {'.'.join(child)}: duplicate key"
+                )
             source.lines[child] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, child, source, env, problems)
         return out
@@ -71,7 +73,12 @@ def _convert(node: yaml.Node, path: Path, source: Source, env: Mapping[str, str]
         for i in range(before, len(problems)):
             problems[i] = f"{source.name}:{node.start_mark.line + 1}: {problems[i]}"
         return text
-    return yaml.safe_load(yaml.serialize(node))
+    return _construct(node)
+
+
+def _construct(node: yaml.Node) -> Any:
+    """A scalar's value with YAML's safe tag resolution (null, bool, int, float, str)."""
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def load_yaml(text: str, name: str, env: Mapping[str, str] | None = None) -> Source:

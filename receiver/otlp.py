@@ -1,14 +1,14 @@
 """The ``otlp`` receiver component: OTLP/gRPC and OTLP/HTTP, sharing one export handler.
 
-    receivers:
-      otlp:
-        protocols:
-          grpc:                           # present (even empty) = enabled
-            endpoint: 127.0.0.1:4317
-            max_recv_msg_size_mib: 16
-          http:
-            endpoint: 127.0.0.1:4318
-            max_request_body_size_mib: 16 # after decompression
+receivers:
+  otlp:
+    protocols:
+      grpc:                           # present (even empty) = enabled
+        endpoint: 127.0.0.1:4317
+        max_recv_msg_size_mib: 16
+      http:
+        endpoint: 127.0.0.1:4318
+        max_request_body_size_mib: 16 # after decompression
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import logging
 import grpc
 from grpc import aio
 
-from agentwatch.errors import DecodeError, RequestError
+from agentwatch.errors import RequestError
 from receiver.otlp_handler import ExportHandler
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -29,11 +29,10 @@ class GrpcTransport:
     async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
             result = await self._handler.export(request, "protobuf")
-        except DecodeError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return result.response().SerializeToString()
+        response: bytes = result.response().SerializeToString()
+        return response
 
     async def start(self) -> None:
         server = aio.server(

@@ -45,10 +45,12 @@ class ExportResult:
 def decode_request(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
     if encoding == "json":
         return parse_json_request(body)
+    request = ExportTraceServiceRequest()
     try:
-        return ExportTraceServiceRequest.FromString(body)
+        request.ParseFromString(body)
     except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
         raise DecodeError(f"request body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
 
 
 def _span_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str | None:
@@ -96,6 +98,6 @@ class ExportHandler:
             return ExportResult(0, rejected, message)
         # The original bytes are what we log, unless spans were dropped or it came as JSON.
         payload = body if encoding == "protobuf" and not rejected else request.SerializeToString()
-        record = OtlpRecord(request=request, tenant=tenant, receiver=self._receiver_id)
-        await asyncio.wrap_future(self._sink.submit(record, payload))
+        record = OtlpRecord(request=request, tenant=tenant, receiver=self._receiver_id, payload=payload)
+        await asyncio.wrap_future(self._sink.submit(record))
         return ExportResult(kept, rejected, message)

@@ -25,7 +25,11 @@ from receiver.otlp_json import response_to_json
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _MEDIA_TYPES: dict[str, Encoding] = {PROTOBUF: "protobuf", "application/protobuf": "protobuf", JSON: "json"}
-_GRPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT}
+_GRPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+}
 
 
 def media_encoding(content_type: str | None) -> Encoding:

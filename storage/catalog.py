@@ -102,7 +102,9 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     else:
         # No data yet: the same columns, no rows, so queries and tools still work.
         con.register("_empty_spans", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
-        con.execute("CREATE VIEW spans AS SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans")
+        con.execute(
+            "CREATE VIEW spans AS SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans"
+        )
     con.execute(RUNS_SQL)
     return con
 

@@ -35,7 +35,11 @@ class Config:
     """zstd level; higher is smaller and slower."""
 
     def validate(self) -> list[str]:
-        if self.compression_level is not None and self.compression == "zstd" and not 1 <= self.compression_level <= 22:
+        if (
+            self.compression_level is not None
+            and self.compression == "zstd"
+            and not 1 <= self.compression_level <= 22
+        ):
             return ["compression_level: zstd levels run from 1 to 22"]
         return []
 

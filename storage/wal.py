@@ -54,11 +54,11 @@ class ReplayStats:
     corrupt_tails: int = 0
 
 
-def encode_record(record: OtlpRecord, payload: bytes) -> bytes:
+def encode_record(record: OtlpRecord) -> bytes:
     tenant = (record.tenant or "").encode()
     receiver = record.receiver.encode()
     head = struct.pack("<BH", _VERSION, _NO_TENANT if record.tenant is None else len(tenant))
-    body = b"".join((head, tenant, struct.pack("<H", len(receiver)), receiver, payload))
+    body = b"".join((head, tenant, struct.pack("<H", len(receiver)), receiver, record.payload))
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
@@ -74,8 +74,9 @@ def decode_body(body: bytes) -> OtlpRecord:
     (receiver_len,) = struct.unpack_from("<H", body, pos)
     pos += 2
     receiver = body[pos : pos + receiver_len].decode()
-    request = ExportTraceServiceRequest.FromString(body[pos + receiver_len :])
-    return OtlpRecord(request=request, tenant=tenant, receiver=receiver)
+    payload = body[pos + receiver_len :]
+    request = ExportTraceServiceRequest.FromString(payload)
+    return OtlpRecord(request=request, tenant=tenant, receiver=receiver, payload=payload)
 
 
 def read_segment(path: Path, seq: int) -> tuple[Committed, bool]:
@@ -112,13 +113,14 @@ class WriteAheadLog:
         self.segment_size = segment_size
         self._on_commit = on_commit
         self._cond = threading.Condition()
-        self._pending: list[tuple[OtlpRecord, bytes, Future[None]]] = []
+        self._pending: list[tuple[OtlpRecord, Future[None]]] = []
         self._closing = False
         self._thread: threading.Thread | None = None
         self._file: int | None = None
         self._seq = 0
         self._size = 0
         self._closed_segments: dict[int, int] = {}  # seq -> final size, for segments no longer written
+        self._released = WalPosition(0, 0)
         self.bytes_written = 0
 
     # -- start-up ---------------------------------------------------------------------------
@@ -142,8 +144,11 @@ class WriteAheadLog:
             stats.records += len(records)
             if torn:
                 stats.corrupt_tails += 1
-                log.warning("write-ahead log %s: torn or corrupt record after %d good ones; skipped",
-                            path.name, len(records))
+                log.warning(
+                    "write-ahead log %s: torn or corrupt record after %d good ones; skipped",
+                    path.name,
+                    len(records),
+                )
             replayed += records
             self._closed_segments[seq] = path.stat().st_size
             self._seq = max(self._seq, seq)
@@ -159,13 +164,13 @@ class WriteAheadLog:
         _fsync_dir(self.directory)
 
     # -- the acknowledgement path -------------------------------------------------------------
-    def submit(self, record: OtlpRecord, payload: bytes) -> Future[None]:
+    def submit(self, record: OtlpRecord) -> Future[None]:
         future: Future[None] = Future()
         with self._cond:
             if self._closing:
                 future.set_exception(RuntimeError("write-ahead log is closed"))
                 return future
-            self._pending.append((record, payload, future))
+            self._pending.append((record, future))
             self._cond.notify()
         return future
 
@@ -179,12 +184,12 @@ class WriteAheadLog:
                     return
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[OtlpRecord, bytes, Future[None]]]) -> None:
+    def _commit(self, batch: list[tuple[OtlpRecord, Future[None]]]) -> None:
         assert self._file is not None
-        frames = [encode_record(rec, payload) for rec, payload, _ in batch]
+        frames = [encode_record(rec) for rec, _ in batch]
         committed: Committed = []
         offset = self._size
-        for (rec, _, _), frame in zip(batch, frames, strict=True):
+        for (rec, _), frame in zip(batch, frames, strict=True):
             offset += len(frame)
             committed.append((rec, WalPosition(self._seq, offset)))
         try:
@@ -194,30 +199,38 @@ class WriteAheadLog:
             # Nothing of this group is acknowledged; truncate back so the log stays well-formed.
             log.error("write-ahead log write failed: %s", exc)
             os.ftruncate(self._file, self._size)
-            for _, _, future in batch:
+            for _, future in batch:
                 future.set_exception(exc)
             return
         self._size = offset
         self.bytes_written += sum(len(f) for f in frames)
         self._on_commit(committed)
-        for _, _, future in batch:
-            future.set_result(None)
         if self._size >= self.segment_size:
             self._rotate()
+        for _, future in batch:
+            future.set_result(None)
 
     def _rotate(self) -> None:
         assert self._file is not None
         os.close(self._file)
-        with self._cond:
-            self._closed_segments[self._seq] = self._size
+        self._mark_closed(self._seq, self._size)
         self._open_segment(self._seq + 1)
+
+    def _mark_closed(self, seq: int, size: int) -> None:
+        with self._cond:
+            self._closed_segments[seq] = size
+        self.release(self._released)
 
     # -- after Parquet is committed -----------------------------------------------------------
     def release(self, upto: WalPosition) -> None:
         """Everything up to and including ``upto`` is durable elsewhere: drop whole segments."""
         with self._cond:
-            done = [s for s, size in self._closed_segments.items()
-                    if s < upto.segment or (s == upto.segment and upto.offset >= size)]
+            self._released = max(self._released, upto)
+            done = [
+                s
+                for s, size in self._closed_segments.items()
+                if s < upto.segment or (s == upto.segment and upto.offset >= size)
+            ]
             for seq in done:
                 del self._closed_segments[seq]
         for seq in done:
@@ -236,5 +249,4 @@ class WriteAheadLog:
             if self._size == 0:
                 (self.directory / f"wal-{self._seq:016d}.log").unlink(missing_ok=True)
             else:
-                with self._cond:
-                    self._closed_segments[self._seq] = self._size
+                self._mark_closed(self._seq, self._size)

@@ -28,6 +28,7 @@ class ServerProcess:
     workdir: Path
     extra_config: str = ""
     flush_interval: str = "100ms"
+    http_max_body_mib: float = 1
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -59,7 +60,7 @@ receivers:
         endpoint: 127.0.0.1:{self.grpc_port}
       http:
         endpoint: 127.0.0.1:{self.http_port}
-        max_request_body_size_mib: 1
+        max_request_body_size_mib: {self.http_max_body_mib}
 storage:
   data_dir: {self.data_dir}
   flush_interval: {self.flush_interval}
@@ -74,7 +75,9 @@ api:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open for the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agentwatch", "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -82,11 +82,13 @@ def test_unknown_keys_are_named_with_line() -> None:
 
 
 def test_bad_port_and_unknown_type() -> None:
-    text = "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:99999\n  kafka: {}\n"
+    text = (
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:99999\n  kafka: {}\n"
+    )
     found = problems(text)
     assert found == [
-        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: otlp)",
         "cfg.yaml:5: receivers.otlp.protocols.http.endpoint: port 99999 is out of range 0-65535",
+        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: otlp)",
     ]
 
 
@@ -116,4 +118,6 @@ def test_bad_duration_and_yaml_syntax() -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.yaml", {})
-    assert info.value.problems == [f"{tmp_path / 'nope.yaml'}: cannot read config file: No such file or directory"]
+    assert info.value.problems == [
+        f"{tmp_path / 'nope.yaml'}: cannot read config file: No such file or directory"
+    ]

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from storage.catalog import connect
 from tests.server import ServerProcess
 
 T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z
@@ -26,24 +27,46 @@ T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z
 def make_trace(service: str = "expense-bot-svc") -> list[ReadableSpan]:
     """A small agent run: invoke_agent → chat (with an event) → execute_tool that fails."""
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "prod"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "deployment.environment": "prod"})
+    )
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("agent-sdk", "1.2.3")
     with tracer.start_as_current_span(
-        "invoke_agent expense-bot", kind=SpanKind.INTERNAL, start_time=T0, end_on_exit=False,
-        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "expense-bot",
-                    "gen_ai.agent.name": "Expense Bot", "user.id": "carol@acme.com", "session.id": "s-1"},
+        "invoke_agent expense-bot",
+        kind=SpanKind.INTERNAL,
+        start_time=T0,
+        end_on_exit=False,
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.id": "expense-bot",
+            "gen_ai.agent.name": "Expense Bot",
+            "user.id": "carol@acme.com",
+            "session.id": "s-1",
+        },
     ) as run:
         with tracer.start_as_current_span(
-            "chat gpt-4o", kind=SpanKind.CLIENT, start_time=T0 + 1_000_000, end_on_exit=False,
-            attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-                        "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 120,
-                        "gen_ai.usage.output_tokens": 30, "retries": [1, 2], "temperature": 0.25, "stream": False},
+            "chat gpt-4o",
+            kind=SpanKind.CLIENT,
+            start_time=T0 + 1_000_000,
+            end_on_exit=False,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 30,
+                "retries": [1, 2],
+                "temperature": 0.25,
+                "stream": False,
+            },
         ) as chat:
             chat.add_event("gen_ai.choice", {"index": 0}, timestamp=T0 + 2_000_000)
             chat.end(end_time=T0 + 501_000_000)
         with tracer.start_as_current_span(
-            "execute_tool lookup_receipt", start_time=T0 + 600_000_000, end_on_exit=False,
+            "execute_tool lookup_receipt",
+            start_time=T0 + 600_000_000,
+            end_on_exit=False,
             attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_receipt"},
         ) as tool:
             tool.set_status(Status(StatusCode.ERROR, "receipt service returned 503"))
@@ -55,7 +78,7 @@ def make_trace(service: str = "expense-bot-svc") -> list[ReadableSpan]:
 
 
 def stored(server: ServerProcess, trace_hex: str) -> dict[str, dict[str, object]]:
-    con = __import__("storage.catalog", fromlist=["connect"]).connect(server.data_dir)
+    con = connect(server.data_dir)
     cursor = con.execute("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time", [trace_hex])
     columns = [d[0] for d in cursor.description]
     return {row[columns.index("span_id")]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
@@ -63,7 +86,9 @@ def stored(server: ServerProcess, trace_hex: str) -> dict[str, dict[str, object]
 
 def assert_stored_exactly(server: ServerProcess, spans: list[ReadableSpan]) -> None:
     trace_hex = format(spans[0].context.trace_id, "032x")
-    assert server.wait_for_count(f"SELECT count(*) FROM spans WHERE trace_id = '{trace_hex}'", len(spans)) == len(spans)
+    assert server.wait_for_count(
+        f"SELECT count(*) FROM spans WHERE trace_id = '{trace_hex}'", len(spans)
+    ) == len(spans)
     rows = stored(server, trace_hex)
     for span in spans:
         row = rows[format(span.context.span_id, "016x")]
@@ -77,10 +102,15 @@ def assert_stored_exactly(server: ServerProcess, spans: list[ReadableSpan]) -> N
         assert row["end_time_unix_nano"] == span.end_time
         assert row["start_time"] == dt.datetime.fromtimestamp(span.start_time // 1000 / 1e6, dt.UTC)
         assert row["duration_ms"] == (span.end_time - span.start_time) / 1e6
-        assert row["status"] == {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}[
-            span.status.status_code]
+        assert (
+            row["status"]
+            == {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}[
+                span.status.status_code
+            ]
+        )
         assert json.loads(str(row["attributes"])) == {
-            k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()}
+            k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()
+        }
         resource = json.loads(str(row["resource_attributes"]))
         assert resource["service.name"] == "expense-bot-svc"
         assert resource["deployment.environment"] == "prod"
@@ -105,8 +135,9 @@ def test_grpc_sdk_exporter_round_trip(server: ServerProcess, compression: str | 
     from grpc import Compression
 
     spans = make_trace()
-    exporter = GrpcExporter(endpoint=server.grpc_endpoint, insecure=True,
-                            compression=Compression.Gzip if compression else None)
+    exporter = GrpcExporter(
+        endpoint=server.grpc_endpoint, insecure=True, compression=Compression.Gzip if compression else None
+    )
     assert exporter.export(spans) == SpanExportResult.SUCCESS
     exporter.shutdown()
     assert_stored_exactly(server, spans)
@@ -123,35 +154,69 @@ def test_http_protobuf_sdk_exporter_round_trip(server: ServerProcess, compressio
 
 def otlp_json(*spans: dict[str, object]) -> dict[str, object]:
     return {
-        "resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}},
-                                        {"key": "agentwatch.tenant", "value": {"stringValue": "acme"}}]},
-            "scopeSpans": [{"scope": {"name": "hand"}, "spans": list(spans)}],
-        }]
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.name", "value": {"stringValue": "json-svc"}},
+                        {"key": "agentwatch.tenant", "value": {"stringValue": "acme"}},
+                    ]
+                },
+                "scopeSpans": [{"scope": {"name": "hand"}, "spans": list(spans)}],
+            }
+        ]
     }
 
 
 def json_span(trace_id: str, span_id: str, name: str = "agent_run", **extra: object) -> dict[str, object]:
-    return {"traceId": trace_id, "spanId": span_id, "name": name, "kind": 1,
-            "startTimeUnixNano": "1763800000000000000", "endTimeUnixNano": "1763800001500000000",
-            "status": {"code": 2, "message": "boom"}, "unknownField": {"ignored": True}, **extra}
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": "1763800000000000000",
+        "endTimeUnixNano": "1763800001500000000",
+        "status": {"code": 2, "message": "boom"},
+        "unknownField": {"ignored": True},
+        **extra,
+    }
 
 
 def test_hand_built_otlp_json(server: ServerProcess) -> None:
-    body = otlp_json(json_span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", attributes=[
-        {"key": "user.id", "value": {"stringValue": "dave@acme.com"}},
-        {"key": "count", "value": {"intValue": "42"}},
-        {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": True}]}}},
-    ]))
+    body = otlp_json(
+        json_span(
+            "5b8efff798038103d269b633813fc60c",
+            "eee19b7ec3c1b174",
+            attributes=[
+                {"key": "user.id", "value": {"stringValue": "dave@acme.com"}},
+                {"key": "count", "value": {"intValue": "42"}},
+                {
+                    "key": "tags",
+                    "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": True}]}},
+                },
+            ],
+        )
+    )
     response = httpx.post(server.http_url, json=body)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {}
     server.wait_for_count("SELECT count(*) FROM spans", 1)
-    row = server.query("SELECT tenant, trace_id, span_id, name, operation, status, status_message, user_id, "
-                       "duration_ms, attributes, service_name FROM spans")[0]
-    assert row[:9] == ("acme", "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "agent_run",
-                       "agent_run", "error", "boom", "dave@acme.com", 1500.0)
+    row = server.query(
+        "SELECT tenant, trace_id, span_id, name, operation, status, status_message, user_id, "
+        "duration_ms, attributes, service_name FROM spans"
+    )[0]
+    assert row[:9] == (
+        "acme",
+        "5b8efff798038103d269b633813fc60c",
+        "eee19b7ec3c1b174",
+        "agent_run",
+        "agent_run",
+        "error",
+        "boom",
+        "dave@acme.com",
+        1500.0,
+    )
     assert json.loads(str(row[9])) == {"user.id": "dave@acme.com", "count": 42, "tags": ["a", True]}
     assert row[10] == "json-svc"
 
@@ -164,19 +229,26 @@ def test_partial_success_for_bad_ids_json_and_protobuf(server: ServerProcess) ->
     )
     response = httpx.post(server.http_url, json=body)
     assert response.status_code == 200
-    assert response.json() == {"partialSuccess": {
-        "rejectedSpans": "2",
-        "errorMessage": "2 span(s) rejected; first: span 'agent_run': invalid trace_id '': must be 16 bytes, not all zero",
-    }}
+    assert response.json() == {
+        "partialSuccess": {
+            "rejectedSpans": "2",
+            "errorMessage": "2 span(s) rejected; first: span 'agent_run': invalid trace_id '': must be 16 bytes, not all zero",
+        }
+    }
     from receiver.otlp_json import parse_json_request
 
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "eee19b7ec3c1b176"  # type: ignore[index]
     proto = parse_json_request(json.dumps(body).encode()).SerializeToString()
     response = httpx.post(server.http_url, content=proto, headers={"content-type": "application/x-protobuf"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
     parsed = ExportTraceServiceResponse.FromString(response.content)
     assert parsed.partial_success.rejected_spans == 2
-    assert server.wait_for_count("SELECT count(*) FROM spans", 1) == 1
+    assert server.wait_for_count("SELECT count(*) FROM spans", 2) == 2
+    assert server.query("SELECT span_id FROM spans ORDER BY span_id") == [
+        ("eee19b7ec3c1b174",),
+        ("eee19b7ec3c1b176",),
+    ]
 
 
 def rpc_status(response: httpx.Response) -> tuple[int, str]:
@@ -197,10 +269,14 @@ def test_bad_input_gets_the_right_status_and_server_keeps_serving(server: Server
     assert rpc_status(garbage)[0] == 3  # INVALID_ARGUMENT
     bad_json = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert bad_json.status_code == 400
-    assert rpc_status(bad_json) == (3, "request body is not valid JSON: unexpected character: line 1 column 2 (char 1)")
+    code, message = rpc_status(bad_json)
+    assert (code, message.startswith("request body is not valid JSON: ")) == (3, True)
     wrong_type = httpx.post(url, content=b"x", headers={"content-type": "text/plain"})
     assert wrong_type.status_code == 415
-    assert rpc_status(wrong_type)[1] == "unsupported Content-Type 'text/plain': use application/x-protobuf or application/json"
+    assert (
+        rpc_status(wrong_type)[1]
+        == "unsupported Content-Type 'text/plain': use application/x-protobuf or application/json"
+    )
     missing_type = httpx.post(url, content=b"x", headers={"content-type": ""})
     assert missing_type.status_code == 415
     gzip_lie = httpx.post(url, content=b"plain bytes", headers={**proto, "content-encoding": "gzip"})
@@ -210,7 +286,9 @@ def test_bad_input_gets_the_right_status_and_server_keeps_serving(server: Server
     assert unknown_encoding.status_code == 415
     too_big = httpx.post(url, content=b"\x00" * (1024 * 1024 + 1), headers=proto)
     assert too_big.status_code == 413
-    bomb = httpx.post(url, content=gzip.compress(b"\x00" * (8 * 1024 * 1024)), headers={**proto, "content-encoding": "gzip"})
+    bomb = httpx.post(
+        url, content=gzip.compress(b"\x00" * (8 * 1024 * 1024)), headers={**proto, "content-encoding": "gzip"}
+    )
     assert bomb.status_code == 413
     assert rpc_status(bomb) == (8, "request body exceeds 1048576 bytes after decompression")
     assert httpx.get(url).status_code == 405

@@ -16,15 +16,28 @@ from storage.catalog import connect
 T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z
 
 
-def row(trace: str, span: str, parent: str | None, operation: str, start_ms: int, dur_ms: int, **kw: Any) -> dict[str, Any]:
+def row(
+    trace: str, span: str, parent: str | None, operation: str, start_ms: int, dur_ms: int, **kw: Any
+) -> dict[str, Any]:
     start = T0 + start_ms * 1_000_000
     end = start + dur_ms * 1_000_000
     base: dict[str, Any] = {name: None for name in SPAN_SCHEMA.names}
     base.update(
-        tenant="acme", trace_id=trace * 32, span_id=span * 16, parent_span_id=parent and parent * 16,
-        name=operation, operation=operation, start_time=start // 1000, end_time=end // 1000,
-        start_time_unix_nano=start, end_time_unix_nano=end, duration_ms=float(dur_ms), status="ok",
-        synthetic=False, attributes="{}", resource_attributes="{}",
+        tenant="acme",
+        trace_id=trace * 32,
+        span_id=span * 16,
+        parent_span_id=parent and parent * 16,
+        name=operation,
+        operation=operation,
+        start_time=start // 1000,
+        end_time=end // 1000,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        duration_ms=float(dur_ms),
+        status="ok",
+        synthetic=False,
+        attributes="{}",
+        resource_attributes="{}",
     )
     base.update(kw)
     return base
@@ -35,13 +48,35 @@ def fixture_rows() -> list[dict[str, Any]]:
     return [
         # trace a: success, tokens only on the leaf chat span
         row("a", "1", None, "agent_run", 0, 1000, user_id="alice@acme.com", **agent),
-        row("a", "2", "1", "chat", 10, 500, model="gpt-4o", input_tokens=100, output_tokens=20,
-            total_tokens=120, cost_usd=0.01),
+        row(
+            "a",
+            "2",
+            "1",
+            "chat",
+            10,
+            500,
+            model="gpt-4o",
+            input_tokens=100,
+            output_tokens=20,
+            total_tokens=120,
+            cost_usd=0.01,
+        ),
         # trace b: the run fails because a tool timed out under it
         row("b", "1", None, "agent_run", 100, 30000, status="error", user_id="bob@acme.com", **agent),
-        row("b", "2", "1", "chat", 110, 400, model="gpt-4o", input_tokens=50, output_tokens=5, total_tokens=55),
-        row("b", "3", "1", "tool", 600, 29000, status="error", failure_type="tool_timeout",
-            error_message="deadline exceeded"),
+        row(
+            "b", "2", "1", "chat", 110, 400, model="gpt-4o", input_tokens=50, output_tokens=5, total_tokens=55
+        ),
+        row(
+            "b",
+            "3",
+            "1",
+            "tool",
+            600,
+            29000,
+            status="error",
+            failure_type="tool_timeout",
+            error_message="deadline exceeded",
+        ),
         # trace c: a failed MCP call under a run that still answered → degraded
         row("c", "1", None, "agent_run", 200, 2000, user_id="carol@acme.com", session_id="s9", **agent),
         row("c", "2", "1", "mcp", 300, 100, status="error", failure_type="tool_error"),
@@ -76,7 +111,9 @@ def test_spans_view_has_every_canonical_column(tmp_path: Path) -> None:
     columns = [r[0] for r in con.execute("DESCRIBE spans").fetchall()]
     assert set(SPAN_SCHEMA.names) <= set(columns)
     assert con.execute("SELECT tenant, date, count(*) FROM spans GROUP BY ALL ORDER BY ALL").fetchall() == [
-        ("acme", dt.date(2025, 11, 22), 8), ("globex", dt.date(2025, 11, 23), 1)]
+        ("acme", dt.date(2025, 11, 22), 8),
+        ("globex", dt.date(2025, 11, 23), 1),
+    ]
 
 
 def test_runs_roll_up(tmp_path: Path) -> None:
@@ -88,19 +125,100 @@ def test_runs_roll_up(tmp_path: Path) -> None:
         "cost_usd, span_count FROM runs ORDER BY trace_id"
     ).fetchall()
     assert got == [
-        ("a", "1", "acme", "expense-bot", "alice@acme.com", "alice@acme.com", None, 1000.0,
-         "success", None, None, 0, 100, 20, 0.01, 2),
-        ("b", "1", "acme", "expense-bot", "alice@acme.com", "bob@acme.com", None, 30000.0,
-         "failure", "tool_timeout", "3", 1, 50, 5, None, 3),
-        ("c", "1", "acme", "expense-bot", "alice@acme.com", "carol@acme.com", "s9", 2000.0,
-         "degraded", "tool_error", "2", 1, None, None, None, 3),
-        ("d", "1", "globex", None, None, None, None, 10.0,
-         "failure", "other_error", "1", 0, None, None, None, 1),
+        (
+            "a",
+            "1",
+            "acme",
+            "expense-bot",
+            "alice@acme.com",
+            "alice@acme.com",
+            None,
+            1000.0,
+            "success",
+            None,
+            None,
+            0,
+            100,
+            20,
+            0.01,
+            2,
+        ),
+        (
+            "b",
+            "1",
+            "acme",
+            "expense-bot",
+            "alice@acme.com",
+            "bob@acme.com",
+            None,
+            30000.0,
+            "failure",
+            "tool_timeout",
+            "3",
+            1,
+            50,
+            5,
+            None,
+            3,
+        ),
+        (
+            "c",
+            "1",
+            "acme",
+            "expense-bot",
+            "alice@acme.com",
+            "carol@acme.com",
+            "s9",
+            2000.0,
+            "degraded",
+            "tool_error",
+            "2",
+            1,
+            None,
+            None,
+            None,
+            3,
+        ),
+        (
+            "d",
+            "1",
+            "globex",
+            None,
+            None,
+            None,
+            None,
+            10.0,
+            "failure",
+            "other_error",
+            "1",
+            0,
+            None,
+            None,
+            None,
+            1,
+        ),
     ]
     columns = {r[0] for r in con.execute("DESCRIBE runs").fetchall()}
-    required = {"trace_id", "span_id", "tenant", "agent_id", "agent_name", "agent_owner", "user_id", "session_id",
-                "start_time", "duration_ms", "outcome", "failure_type", "failing_span_id", "tool_errors",
-                "input_tokens", "output_tokens", "cached_tokens", "cost_usd"}
+    required = {
+        "trace_id",
+        "span_id",
+        "tenant",
+        "agent_id",
+        "agent_name",
+        "agent_owner",
+        "user_id",
+        "session_id",
+        "start_time",
+        "duration_ms",
+        "outcome",
+        "failure_type",
+        "failing_span_id",
+        "tool_errors",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cost_usd",
+    }
     assert required <= columns
 
 

@@ -21,6 +21,11 @@ def request(name: str) -> ExportTraceServiceRequest:
     return req
 
 
+def record(name: str, tenant: str | None = None, receiver: str = "otlp") -> OtlpRecord:
+    req = request(name)
+    return OtlpRecord(req, tenant=tenant, receiver=receiver, payload=req.SerializeToString())
+
+
 def names(committed: Committed) -> list[str]:
     return [rec.request.resource_spans[0].scope_spans[0].spans[0].name for rec, _ in committed]
 
@@ -31,8 +36,8 @@ def test_commit_order_replay_and_release(tmp_path: Path) -> None:
     assert wal.open()[0] == []
     futures = []
     for i in range(5):
-        rec = OtlpRecord(request(f"s{i}"), tenant="acme" if i % 2 else None, receiver="otlp/a")
-        futures.append(wal.submit(rec, rec.request.SerializeToString()))
+        rec = record(f"s{i}", tenant="acme" if i % 2 else None, receiver="otlp/a")
+        futures.append(wal.submit(rec))
     for f in futures:
         f.result(timeout=5)
     assert names(seen) == ["s0", "s1", "s2", "s3", "s4"]
@@ -51,8 +56,8 @@ def test_commit_order_replay_and_release(tmp_path: Path) -> None:
 
 
 def test_torn_tail_is_skipped_and_counted(tmp_path: Path) -> None:
-    rec = OtlpRecord(request("good"))
-    frame = encode_record(rec, rec.request.SerializeToString())
+    rec = record("good")
+    frame = encode_record(rec)
     (tmp_path / "wal-0000000000000001.log").write_bytes(frame + frame[: len(frame) // 2])
     corrupt = bytearray(frame)
     corrupt[-1] ^= 0xFF
@@ -86,8 +91,8 @@ def test_group_commit_shares_fsyncs(tmp_path: Path, monkeypatch: object) -> None
         def client(i: int) -> None:
             barrier.wait()
             for j in range(50):
-                rec = OtlpRecord(request(f"{i}-{j}"))
-                fut = wal.submit(rec, rec.request.SerializeToString())
+                rec = record(f"{i}-{j}")
+                fut = wal.submit(rec)
                 with lock:
                     futures.append(fut)
 
@@ -107,13 +112,13 @@ def test_group_commit_shares_fsyncs(tmp_path: Path, monkeypatch: object) -> None
 
 def test_segments_rotate_and_release_deletes_whole_segments(tmp_path: Path) -> None:
     seen: Committed = []
-    one = OtlpRecord(request("s0"))
-    frame_len = len(encode_record(one, one.request.SerializeToString()))
+    one = record("s0")
+    frame_len = len(encode_record(one))
     wal = WriteAheadLog(tmp_path, 2 * frame_len, seen.extend)  # two records a segment
     wal.open()
     for i in range(6):
-        rec = OtlpRecord(request(f"s{i}"))
-        wal.submit(rec, rec.request.SerializeToString()).result(timeout=5)
+        rec = record(f"s{i}")
+        wal.submit(rec).result(timeout=5)
     segs = lambda: sorted(int(p.name[4:20]) for p in tmp_path.iterdir())  # noqa: E731
     assert segs() == [1, 2, 3, 4]
     assert [pos for _, pos in seen] == [WalPosition(s, o * frame_len) for s in (1, 2, 3) for o in (1, 2)]

@@ -1,0 +1,129 @@
+"""Where committed log records become rows: in this process, or in a worker process.
+
+Decoding attributes and normalising is the expensive part of ingest (tens of microseconds a
+span in Python). In ``process`` mode (the default) it runs in one spawned worker process that
+owns the processors and exporters, so it gets a core of its own instead of sharing the
+receivers' GIL; the worker is sent the logged bytes, which it decodes itself. ``inline`` mode
+runs the same pipelines on the drain's thread, which tests use to inspect in-memory exporters.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.util
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agentwatch.config import AgentwatchConfig
+from agentwatch.model import OtlpBatch, OtlpRecord
+from agentwatch.pipeline import Assembly, assemble
+
+log = logging.getLogger("agentwatch.converter")
+
+
+class Converter(Protocol):
+    def start(self) -> None: ...
+
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
+        """Run ``records`` through pipeline number ``pipeline``; return once exporters committed."""
+
+    def shutdown(self) -> None: ...
+
+
+class InlineConverter:
+    def __init__(self, assembly: Assembly) -> None:
+        self.assembly = assembly
+
+    def start(self) -> None:
+        self.assembly.start()
+
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
+        self.assembly.pipelines[pipeline].consume(OtlpBatch(records))
+
+    def shutdown(self) -> None:
+        self.assembly.shutdown()
+
+
+# -- the worker process's side -----------------------------------------------------------------
+_worker_assembly: Assembly | None = None
+
+Wire = list[tuple[str | None, str, bytes]]
+
+
+def _init_worker(config: AgentwatchConfig, log_level: int) -> None:
+    global _worker_assembly
+    # Ctrl-C reaches the whole process group; the parent decides when this worker flushes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    _worker_assembly = assemble(config)
+    _worker_assembly.start()
+    # Runs when the pool tells this worker to exit: flush and shut down its own components.
+    multiprocessing.util.Finalize(None, _shutdown_worker, exitpriority=10)
+
+
+def _ready() -> bool:
+    return _worker_assembly is not None
+
+
+def _convert(pipeline: int, wire: Wire) -> None:
+    assert _worker_assembly is not None
+    records = [
+        OtlpRecord(ExportTraceServiceRequest.FromString(payload), tenant, receiver, payload)
+        for tenant, receiver, payload in wire
+    ]
+    _worker_assembly.pipelines[pipeline].consume(OtlpBatch(records))
+
+
+def _shutdown_worker() -> None:
+    if _worker_assembly is not None:
+        _worker_assembly.shutdown()
+
+
+class ProcessConverter:
+    def __init__(self, config: AgentwatchConfig) -> None:
+        self._config = config
+        self._workers = config.storage.converter_workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs gRPC threads, which must not be forked.
+        pool = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._config, logging.getLogger().getEffectiveLevel()),
+        )
+        for ready in [pool.submit(_ready) for _ in range(self._workers)]:
+            ready.result()
+        return pool
+
+    def start(self) -> None:
+        self._pool = self._new_pool()
+
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
+        assert self._pool is not None
+        wire: Wire = [(r.tenant, r.receiver, r.payload) for r in records]
+        try:
+            self._pool.submit(_convert, pipeline, wire).result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory). The batch is still in the log: start new
+            # workers (once, whichever caller gets here first) and let the caller retry.
+            with self._lock:
+                if self._pool is not None and self._pool._broken:
+                    log.error("a converter worker process died; starting new ones")
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+            raise
+
+    def shutdown(self) -> None:
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True)  # each worker's finalizer flushes its components
+        self._pool = None
