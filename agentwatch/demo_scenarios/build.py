@@ -200,4 +200,3 @@ def _broken_tool(call: ToolCall, rng: random.Random) -> ToolCall:
     text = "ServiceNow API request failed: 503 Service Unavailable"
     result = json.dumps({"content": [{"type": "text", "text": text}], "isError": True})
     return replace(call, error=ErrorSpec("tool_error", text), result=result)
-

@@ -18,8 +18,6 @@ from agentwatch.demo_scenarios.spans import (
     text_message,
 )
 
-
-
 _GENAI_INSTRUMENTATION = {
     "openai": "opentelemetry.instrumentation.openai_v2",
     "anthropic": "opentelemetry.instrumentation.anthropic",
@@ -58,7 +56,9 @@ class GenAiShape:
             "gen_ai.request.temperature": 0.2,
             "gen_ai.request.max_tokens": 1024,
             "gen_ai.conversation.id": ctx.plan.session_id,
-            "gen_ai.system_instructions": compact_json([{"type": "text", "content": f"You are {ctx.agent.name}."}]),
+            "gen_ai.system_instructions": compact_json(
+                [{"type": "text", "content": f"You are {ctx.agent.name}."}]
+            ),
             "gen_ai.input.messages": compact_json(self._input(ctx, call)),
             "server.address": model.server,
             "server.port": 443,
@@ -149,5 +149,6 @@ class GenAiShape:
             root.error = outcome.error  # the exception escaped the agent loop, so it is recorded here too
             return
         finish = "content_filter" if outcome.answer == REFUSAL else "stop"
-        root.attributes["gen_ai.output.messages"] = compact_json([text_message("assistant", outcome.answer or "", finish)])
-
+        root.attributes["gen_ai.output.messages"] = compact_json(
+            [text_message("assistant", outcome.answer or "", finish)]
+        )

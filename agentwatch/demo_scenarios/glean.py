@@ -16,7 +16,6 @@ from agentwatch.demo_scenarios.spans import (
 )
 
 
-
 class GleanShape:
     scope = "glean.agents"
 

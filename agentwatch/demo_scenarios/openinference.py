@@ -14,8 +14,6 @@ from agentwatch.demo_scenarios.spans import (
     compact_json,
 )
 
-
-
 _LANGCHAIN_CHAT_CLASS = {
     "anthropic": "ChatAnthropic",
     "openai": "ChatOpenAI",
@@ -112,4 +110,3 @@ class OpenInferenceShape:
             root.error = outcome.error
             return
         root.attributes |= {"output.value": outcome.answer or "", "output.mime_type": "text/plain"}
-

@@ -18,7 +18,6 @@ from agentwatch.demo_scenarios.catalog import Agent, Model, Task
 from agentwatch.demo_scenarios.plan import RunPlan
 
 
-
 @dataclass(frozen=True)
 class ErrorSpec:
     error_type: str  # the ``error.type`` attribute, where the convention sets one
@@ -96,7 +95,6 @@ class Shape(Protocol):
     def llm(self, ctx: RunContext, call: LlmCall) -> SpanSpec: ...
     def tool(self, ctx: RunContext, call: ToolCall) -> SpanSpec: ...
     def finish(self, ctx: RunContext, root: SpanSpec, outcome: RunOutcome) -> None: ...
-
 
 
 def error_attributes(err: ErrorSpec | None) -> dict[str, AttributeValue]:

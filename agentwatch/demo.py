@@ -1,0 +1,384 @@
+"""``agentwatch demo``: send realistic agent traffic to an OTLP endpoint, so a new user sees data at once.
+
+The traffic goes out through the OpenTelemetry Python SDK's own OTLP exporters (gRPC or HTTP), the
+same path a real instrumented agent takes, so the demo also proves the receiver end to end. What the
+agents do - the catalog, the failures, the span shapes - lives in ``agentwatch.demo_scenarios``; this
+module only turns those span trees into SDK spans and makes sure every one of them was delivered.
+
+Everything is deterministic for a given ``seed`` and ``start_time_ns``: span content, timestamps and
+trace/span ids. The ids also depend on ``start_time_ns`` on purpose: the receiver deduplicates on
+``(trace_id, span_id)``, so a second ``agentwatch demo`` an hour later must not reuse the first one's
+ids, while an exact replay (same seed, same start) is rightly recognised as the same spans.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from agentwatch.demo_scenarios import (
+    AGENTS,
+    DEGRADING,
+    Agent,
+    ErrorSpec,
+    RunPlan,
+    SpanSpec,
+    build_run,
+    plan_runs,
+)
+
+BATCH_SIZE = 512
+# Flush a provider once this many spans wait in its queue. It stays well under the SDK's default
+# queue of 2048, past which the batch processor silently drops spans.
+FLUSH_EVERY_SPANS = 1024
+FLUSH_TIMEOUT_MS = 60_000
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What was sent. ``failed_runs`` ended in an error; ``degraded_runs`` answered, but badly
+    (a tool failed, or the answer was empty or a refusal). ``by_failure`` counts both by kind."""
+
+    runs: int
+    spans: int
+    failed_runs: int
+    degraded_runs: int
+    by_failure: dict[str, int]
+    agents: tuple[str, ...]
+    users: tuple[str, ...]
+
+
+class DemoExportError(RuntimeError):
+    """The endpoint did not accept every span the demo produced."""
+
+
+class SeededIdGenerator(IdGenerator):
+    """Trace and span ids from a seeded ``random.Random`` instead of the process-wide one."""
+
+    def __init__(self, seed: str) -> None:
+        self._rng = random.Random(seed)
+        # Spans are created on the caller's thread only, but the lock keeps the stream well-defined
+        # should a provider ever ask for an id from another thread.
+        self._lock = threading.Lock()
+
+    def _nonzero(self, bits: int) -> int:
+        with self._lock:
+            value = 0
+            while value == 0:  # zero is the "invalid id" of the W3C trace context
+                value = self._rng.getrandbits(bits)
+            return value
+
+    def generate_span_id(self) -> int:
+        return self._nonzero(64)
+
+    def generate_trace_id(self) -> int:
+        return self._nonzero(128)
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+class RecordingExporter(SpanExporter):
+    """Wraps an OTLP exporter and remembers how each export went.
+
+    The batch processor only logs a failed export; the demo must instead tell its user that the
+    data never arrived, so it needs the result of every call.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._aborted = False
+        self.exported_spans = 0
+        self.failed_spans = 0
+        self.failures: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._aborted:
+            # The demo already failed; don't make the user wait for retries against a dead endpoint.
+            return SpanExportResult.FAILURE
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:  # the processor would swallow it; keep it for the report instead
+            self._record(len(spans), f"{type(exc).__name__}: {exc}")
+            return SpanExportResult.FAILURE
+        self._record(len(spans), None if result is SpanExportResult.SUCCESS else "export failed")
+        return result
+
+    def _record(self, count: int, failure: str | None) -> None:
+        with self._lock:
+            if failure is None:
+                self.exported_spans += count
+            else:
+                self.failed_spans += count
+                self.failures.append(failure)
+
+    def abort(self) -> None:
+        self._aborted = True
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _ExporterLogCapture(logging.Handler):
+    """Keeps the OTLP exporters' first complaint: it says *why* (connection refused, 401, ...),
+    where the final "failed to export" line only says that it gave up."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.first is None:
+            self.first = record.getMessage()
+
+
+@dataclass
+class _Service:
+    """One agent's process, as the SDK sees it: a TracerProvider with its own resource."""
+
+    provider: TracerProvider
+    recorder: RecordingExporter
+    spans: int = 0
+    pending: int = 0
+    tracers: dict[str, trace.Tracer] = field(default_factory=dict)
+
+    def tracer(self, scope: str) -> trace.Tracer:
+        if scope not in self.tracers:
+            self.tracers[scope] = self.provider.get_tracer(scope)
+        return self.tracers[scope]
+
+
+def run_demo(
+    endpoint: str,
+    *,
+    protocol: Literal["grpc", "http"] = "grpc",
+    runs: int = 200,
+    seed: int = 7,
+    tenant: str | None = None,
+    headers: dict[str, str] | None = None,
+    rate_per_s: float | None = None,
+    start_time_ns: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DemoSummary:
+    """Send ``runs`` agent runs, spread over the two hours before ``start_time_ns`` (default: now).
+
+    Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span.
+    """
+    _validate(protocol, runs, rate_per_s)
+    end_ns = time.time_ns() if start_time_ns is None else start_time_ns
+    plans = plan_runs(runs, seed, end_ns)
+    ids = SeededIdGenerator(f"agentwatch-demo:{seed}:{end_ns}")
+    capture = _ExporterLogCapture()
+    exporter_logger = logging.getLogger("opentelemetry.exporter")
+    exporter_logger.addHandler(capture)
+    services: dict[str, _Service] = {}
+    try:
+        for agent in _agents_of(plans):
+            exporter = _make_exporter(endpoint, protocol, headers)
+            services[agent.name] = _open_service(agent, tenant, ids, exporter)
+        _send(plans, services, rate_per_s, progress, endpoint, capture)
+        _close(services, endpoint, capture)
+    except BaseException:
+        _abort(services)
+        raise
+    finally:
+        exporter_logger.removeHandler(capture)
+    return _summarise(plans, sum(s.spans for s in services.values()))
+
+
+def _validate(protocol: str, runs: int, rate_per_s: float | None) -> None:
+    if protocol not in ("grpc", "http"):
+        raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+    if runs < 0:
+        raise ValueError(f"runs must be >= 0, not {runs}")
+    if rate_per_s is not None and rate_per_s <= 0:
+        raise ValueError(f"rate_per_s must be > 0, not {rate_per_s}")
+
+
+def _agents_of(plans: Iterable[RunPlan]) -> list[Agent]:
+    used = {plan.agent.name for plan in plans}
+    return [agent for agent in AGENTS if agent.name in used]
+
+
+def _make_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None) -> SpanExporter:
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    if protocol == "grpc":
+        # gRPC refuses metadata keys with capitals, and users will write "Authorization".
+        metadata = None if headers is None else {k.lower(): v for k, v in headers.items()}
+        return GrpcSpanExporter(
+            endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=metadata
+        )
+    url = endpoint.rstrip("/")
+    if not url.endswith("/v1/traces"):
+        url += "/v1/traces"
+    return HttpSpanExporter(endpoint=url, headers=headers)
+
+
+def _open_service(agent: Agent, tenant: str | None, ids: IdGenerator, exporter: SpanExporter) -> _Service:
+    attributes: dict[str, AttributeValue] = {
+        "service.name": agent.name,
+        "service.version": agent.version,
+        "deployment.environment.name": "production",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": sdk_version,
+        "agentwatch.demo": True,  # lets a user find (and delete) the demo's data later
+    }
+    if tenant is not None:
+        attributes["agentwatch.tenant"] = tenant
+    # Resource(...) rather than Resource.create(...), and an explicit sampler: OTEL_SERVICE_NAME,
+    # OTEL_RESOURCE_ATTRIBUTES or OTEL_TRACES_SAMPLER in the user's shell must not change the demo.
+    provider = TracerProvider(
+        resource=Resource(attributes), id_generator=ids, sampler=ALWAYS_ON, shutdown_on_exit=False
+    )
+    recorder = RecordingExporter(exporter)
+    provider.add_span_processor(BatchSpanProcessor(recorder, max_export_batch_size=BATCH_SIZE))
+    return _Service(provider, recorder)
+
+
+def _send(
+    plans: Sequence[RunPlan],
+    services: dict[str, _Service],
+    rate_per_s: float | None,
+    progress: Callable[[int], None] | None,
+    endpoint: str,
+    capture: _ExporterLogCapture,
+) -> None:
+    started = time.monotonic()
+    for done, plan in enumerate(plans, start=1):
+        if rate_per_s is not None:
+            _sleep_until(started + (done - 1) / rate_per_s)
+        service = services[plan.agent.name]
+        # An empty Context: each run is a new trace, whatever span the caller may have open.
+        root = build_run(plan)
+        _emit(service, root, Context(), plan.start_ns)
+        count = root.count()
+        service.spans += count
+        service.pending += count
+        if service.pending >= FLUSH_EVERY_SPANS:
+            # Back-pressure: wait for the endpoint rather than let the SDK's queue overflow.
+            service.provider.force_flush(FLUSH_TIMEOUT_MS)
+            service.pending = 0
+        _raise_on_failure(services.values(), endpoint, capture)
+        if progress is not None:
+            progress(done)
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _emit(service: _Service, spec: SpanSpec, parent: Context, start_ns: int) -> int:
+    """Create ``spec``'s span and its subtree with explicit timestamps; return the span's end."""
+    span = service.tracer(spec.scope).start_span(
+        spec.name, context=parent, kind=spec.kind, attributes=spec.attributes, start_time=start_ns
+    )
+    context = trace.set_span_in_context(span, parent)
+    cursor = start_ns + (_ns(spec.own_ms / 2) if spec.children else 0)
+    for child in spec.children:
+        cursor = _emit(service, child, context, cursor + _ns(child.gap_ms))
+    end_ns = cursor + _ns(spec.own_ms / 2 if spec.children else spec.own_ms)
+    if spec.error is not None:
+        _mark_error(span, spec.error, end_ns)
+    elif spec.status_ok:
+        span.set_status(Status(StatusCode.OK))
+    span.end(end_time=end_ns)
+    return end_ns
+
+
+def _ns(ms: float) -> int:
+    return round(ms * 1_000_000)
+
+
+def _mark_error(span: trace.Span, error: ErrorSpec, end_ns: int) -> None:
+    span.set_status(Status(StatusCode.ERROR, error.message))
+    if error.exception is not None:
+        module, name, message = error.exception
+        span.record_exception(_exception_class(module, name)(message), timestamp=end_ns)
+
+
+@functools.cache
+def _exception_class(module: str, name: str) -> type[Exception]:
+    """A stand-in for the provider SDK's exception, so ``exception.type`` reads e.g. ``openai.RateLimitError``
+    without importing (or depending on) that SDK."""
+    if module == "builtins" and name == "TimeoutError":
+        return TimeoutError
+    return type(name, (Exception,), {"__module__": module})
+
+
+def _raise_on_failure(services: Iterable[_Service], endpoint: str, capture: _ExporterLogCapture) -> None:
+    failed = [s.recorder for s in services if s.recorder.failures]
+    if not failed:
+        return
+    spans = sum(r.failed_spans for r in failed)
+    cause = capture.first or failed[0].failures[0]
+    raise DemoExportError(
+        f"could not send the demo's spans to {endpoint}: {spans} spans were rejected ({cause})"
+    )
+
+
+def _close(services: dict[str, _Service], endpoint: str, capture: _ExporterLogCapture) -> None:
+    """Flush and shut down every provider, then check that every span made it."""
+    for service in services.values():
+        flushed = service.provider.force_flush(FLUSH_TIMEOUT_MS)
+        _raise_on_failure(services.values(), endpoint, capture)
+        if not flushed:
+            raise DemoExportError(
+                f"timed out after {FLUSH_TIMEOUT_MS} ms sending the demo's spans to {endpoint}"
+            )
+    for service in services.values():
+        service.provider.shutdown()
+    _raise_on_failure(services.values(), endpoint, capture)
+    for name, service in services.items():
+        if service.recorder.exported_spans != service.spans:
+            lost = service.spans - service.recorder.exported_spans
+            raise DemoExportError(f"{lost} of {name}'s {service.spans} spans were dropped before export")
+
+
+def _abort(services: dict[str, _Service]) -> None:
+    # Stop exporting first, so shutting down doesn't retry a dead endpoint once per provider.
+    for service in services.values():
+        service.recorder.abort()
+    for service in services.values():
+        service.provider.shutdown()
+
+
+def _summarise(plans: Sequence[RunPlan], spans: int) -> DemoSummary:
+    kinds = Counter(plan.failure for plan in plans if plan.failure is not None)
+    degraded = sum(count for kind, count in kinds.items() if kind in DEGRADING)
+    return DemoSummary(
+        runs=len(plans),
+        spans=spans,
+        failed_runs=sum(kinds.values()) - degraded,
+        degraded_runs=degraded,
+        by_failure=dict(sorted(kinds.items())),
+        agents=tuple(agent.name for agent in _agents_of(plans)),
+        users=tuple(sorted({plan.user for plan in plans})),
+    )
