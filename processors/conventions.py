@@ -1,0 +1,323 @@
+"""Which attribute names each AI-observability convention uses, as data.
+
+The normalize processor reads these tables; nothing here runs per span. Candidate tuples are
+ordered: the first name present with a non-empty value wins. A deployment can put its own names
+in front of these through the processor's ``attributes`` config, so nothing vendor-specific
+needs code.
+
+Conventions covered (names checked against the published specs and SDK sources):
+
+- OpenTelemetry GenAI, current (``gen_ai.provider.name``, ``gen_ai.usage.input_tokens``,
+  ``gen_ai.input.messages``, ``gen_ai.agent.*``, ``gen_ai.conversation.id``, ...) and
+  pre-1.37 (``gen_ai.system``, ``gen_ai.usage.prompt_tokens``, ``gen_ai.prompt``, the
+  OpenLLMetry-style indexed ``gen_ai.prompt.N.content`` and the ``gen_ai.*.message`` events).
+- OpenTelemetry MCP (``mcp.method.name``, JSON-RPC error codes, ``isError`` tool results).
+- OpenInference (``openinference.span.kind``, ``llm.*``, ``input.value``, flattened messages).
+- OpenLLMetry / Traceloop (``traceloop.span.kind``, ``traceloop.entity.*``, ``llm.*``).
+- Langfuse (``langfuse.observation.*``, ``langfuse.user.id``, ``langfuse.session.id``).
+- Glean-shaped spans (span names ``agent_run``, ``chat``, ``mcp``); Glean's export schema is
+  not public, so the ``glean.*`` names below are a plausible guess that config can override.
+- Generic names (``agent.id``, ``user.id``, ``enduser.id``, ``session.id``, ...) and
+  agentwatch's own (``agentwatch.tenant``, ``agentwatch.synthetic``, ``agentwatch.eval_*``).
+"""
+
+from __future__ import annotations
+
+# Canonical columns a deployment may map extra attribute names to (Config.attributes keys).
+MAPPABLE_COLUMNS: tuple[str, ...] = (
+    "tenant",
+    "agent_id",
+    "agent_name",
+    "agent_version",
+    "agent_owner",
+    "user_id",
+    "session_id",
+    "model",
+    "provider",
+    "tool_name",
+    "input_text",
+    "output_text",
+    "error_type",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "cost_usd",
+    "eval_run_id",
+    "eval_case_id",
+    "synthetic",
+)
+
+# Built-in candidates per mappable column, most specific first.
+COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "tenant": ("agentwatch.tenant", "tenant.id", "tenant"),
+    "agent_id": ("gen_ai.agent.id", "agent.id", "glean.agent.id"),
+    "agent_name": ("gen_ai.agent.name", "agent.name", "glean.agent.name"),
+    "agent_version": ("gen_ai.agent.version", "agent.version", "glean.agent.version"),
+    "agent_owner": ("agent.owner", "agent.creator", "glean.agent.owner"),
+    "user_id": (
+        "user.id",
+        "enduser.id",
+        "langfuse.user.id",
+        "traceloop.association.properties.user_id",
+        "glean.user.id",
+        "user.email",
+    ),
+    "session_id": (
+        "gen_ai.conversation.id",
+        "session.id",
+        "langfuse.session.id",
+        "traceloop.association.properties.session_id",
+        "glean.session.id",
+    ),
+    # The response model is what actually served the call (e.g. a dated snapshot), so it is
+    # preferred: a silent model change under an agent is exactly what must show up.
+    "model": (
+        "gen_ai.response.model",
+        "gen_ai.request.model",
+        "llm.response.model",
+        "llm.request.model",
+        "llm.model_name",
+        "embedding.model_name",
+        "langfuse.observation.model.name",
+        "glean.model",
+    ),
+    # llm.provider (OpenInference) names the host (azure), llm.system the model family (openai).
+    "provider": (
+        "gen_ai.provider.name",
+        "llm.provider",
+        "gen_ai.system",
+        "llm.system",
+        "glean.model.provider",
+    ),
+    "tool_name": ("gen_ai.tool.name", "mcp.tool.name", "tool.name", "glean.tool.name"),
+    # Message attributes only; generic inputs/outputs (input.value, ...) are a later fallback,
+    # read after the flattened message lists and message events (see "sig.input_other").
+    "input_text": ("gen_ai.input.messages", "gen_ai.prompt"),
+    "output_text": ("gen_ai.output.messages", "gen_ai.completion"),
+    "error_type": ("error.type",),
+    # Built-in error messages come from exception events first (see ERROR_MESSAGE_FALLBACK), so
+    # only configured names are tried before them.
+    "error_message": (),
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.usage.prompt_tokens",
+        "llm.token_count.prompt",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.usage.completion_tokens",
+        "llm.token_count.completion",
+    ),
+    "cached_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.usage.cache_read_input_tokens",
+    ),
+    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
+    "cost_usd": ("gen_ai.usage.cost", "llm.usage.cost", "llm.cost.total"),
+    "eval_run_id": ("agentwatch.eval_run_id",),
+    "eval_case_id": ("agentwatch.eval_case_id",),
+    "synthetic": ("agentwatch.synthetic",),
+}
+
+# --- text ------------------------------------------------------------------------------
+# Flattened message lists: (prefix, content suffix, role suffix). A family is read only when
+# its element 0 exists, then element by element until one is missing.
+INPUT_MESSAGE_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("gen_ai.prompt.", ".content", ".role"),
+    ("llm.input_messages.", ".message.content", ".message.role"),
+)
+OUTPUT_MESSAGE_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("gen_ai.completion.", ".content", ".role"),
+    ("llm.output_messages.", ".message.content", ".message.role"),
+)
+# OpenInference multi-part content: llm.input_messages.N.message.contents.M.message_content.text
+OPENINFERENCE_CONTENTS = (".message.contents.", ".message_content.text")
+
+# Element-0 names of the families: seeing one of them tells the normaliser to read the family.
+INDEXED_INPUT_MARKERS = tuple(f"{p}0{x}" for p, c, r in INPUT_MESSAGE_FAMILIES for x in (c, r))
+INDEXED_OUTPUT_MARKERS = tuple(f"{p}0{x}" for p, c, r in OUTPUT_MESSAGE_FAMILIES for x in (c, r))
+
+# Internal signals: attributes that steer normalisation but are not columns themselves.
+SIGNAL_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "sig.gen_ai_operation": ("gen_ai.operation.name",),
+    "sig.openinference_kind": ("openinference.span.kind",),
+    "sig.traceloop_kind": ("traceloop.span.kind",),
+    "sig.llm_request_type": ("llm.request.type",),
+    "sig.langfuse_type": ("langfuse.observation.type",),
+    "sig.mcp_method": ("mcp.method.name",),
+    "sig.entity_name": ("traceloop.entity.name",),
+    "sig.trace_name": ("langfuse.trace.name",),
+    # rpc.response.status_code is the newer name; JSON-RPC codes are sent as strings ("-32602").
+    "sig.rpc_error_code": ("rpc.jsonrpc.error_code", "rpc.response.status_code"),
+    "sig.error_message": ("rpc.jsonrpc.error_message", "error.message"),
+    "sig.usage_details": ("langfuse.observation.usage_details",),
+    "sig.cost_details": ("langfuse.observation.cost_details",),
+    "sig.tool_is_error": ("mcp.tool.result.is_error",),
+    "sig.tool_result": ("gen_ai.tool.call.result",),
+    "sig.input_other": (
+        "input.value",
+        "traceloop.entity.input",
+        "langfuse.observation.input",
+        "gen_ai.tool.call.arguments",
+    ),
+    "sig.output_other": (
+        "output.value",
+        "traceloop.entity.output",
+        "langfuse.observation.output",
+        "gen_ai.tool.call.result",
+    ),
+    "sig.indexed_input": INDEXED_INPUT_MARKERS,
+    "sig.indexed_output": INDEXED_OUTPUT_MARKERS,
+}
+
+# rpc.response.status_code values that do not mean failure (gRPC/Connect report success so).
+RPC_SUCCESS_CODES = frozenset({"", "0", "OK", "ok"})
+
+# --- operation -------------------------------------------------------------------------
+
+GEN_AI_OPERATIONS: dict[str, str] = {
+    "chat": "chat",
+    "text_completion": "chat",
+    "generate_content": "chat",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent_run",
+    "create_agent": "agent_run",
+    "invoke_workflow": "workflow",
+    "retrieval": "retrieval",
+}
+
+# OpenInference: any kind not listed (GUARDRAIL, EVALUATOR, UNKNOWN, ...) is "other".
+OPENINFERENCE_KINDS: dict[str, str] = {
+    "llm": "chat",
+    "tool": "tool",
+    "retriever": "retrieval",
+    "reranker": "retrieval",
+    "embedding": "embedding",
+    "agent": "agent_run",
+    "chain": "workflow",
+}
+
+# OpenLLMetry: a task is a step of a workflow, so it rolls up as workflow too.
+TRACELOOP_KINDS: dict[str, str] = {
+    "workflow": "workflow",
+    "task": "workflow",
+    "agent": "agent_run",
+    "tool": "tool",
+}
+
+LLM_REQUEST_TYPES: dict[str, str] = {
+    "chat": "chat",
+    "completion": "chat",
+    "embedding": "embedding",
+    "rerank": "retrieval",
+}
+
+# Langfuse: any type not listed ("span", "event", "evaluator", "guardrail") is "other".
+LANGFUSE_TYPES: dict[str, str] = {
+    "generation": "chat",
+    "agent": "agent_run",
+    "tool": "tool",
+    "retriever": "retrieval",
+    "embedding": "embedding",
+    "chain": "workflow",
+}
+
+# The first word of a span name ("chat gpt-4o", "tools/call get_weather", Glean's "agent_run").
+SPAN_NAME_OPERATIONS: dict[str, str] = {
+    "chat": "chat",
+    "text_completion": "chat",
+    "generate_content": "chat",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent_run",
+    "create_agent": "agent_run",
+    "invoke_workflow": "workflow",
+    "agent_run": "agent_run",
+    "mcp": "mcp",
+    "tools/call": "mcp",
+    "tools/list": "mcp",
+    "resources/read": "mcp",
+    "resources/list": "mcp",
+    "prompts/get": "mcp",
+    "prompts/list": "mcp",
+}
+
+LLM_OPERATIONS = frozenset({"chat", "embedding"})
+
+# --- provider aliases ------------------------------------------------------------------
+# One canonical spelling per provider: lowercase snake_case of the vendor's product. Keys
+# are matched after lowercasing and, failing that, after turning " ", ".", "-", "/" into "_".
+# The Gemini Developer API and Vertex AI stay apart: they fail (and bill) independently.
+
+PROVIDER_ALIASES: dict[str, str] = {
+    "openai": "openai",
+    "azure.ai.openai": "azure_openai",
+    "az.ai.openai": "azure_openai",
+    "azure_openai": "azure_openai",
+    "azureopenai": "azure_openai",
+    "azure": "azure_openai",
+    "azure.ai.inference": "azure_ai_inference",
+    "az.ai.inference": "azure_ai_inference",
+    "azure_ai_inference": "azure_ai_inference",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws_bedrock",
+    "aws_bedrock": "aws_bedrock",
+    "bedrock": "aws_bedrock",
+    "amazon_bedrock": "aws_bedrock",
+    "gcp.vertex_ai": "vertex_ai",
+    "vertex_ai": "vertex_ai",
+    "vertexai": "vertex_ai",
+    "google_vertexai": "vertex_ai",
+    "gcp.gemini": "google",
+    "gcp.gen_ai": "google",
+    "gemini": "google",
+    "google": "google",
+    "google_genai": "google",
+    "cohere": "cohere",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "mistral": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "perplexity": "perplexity",
+    "x_ai": "xai",
+    "xai": "xai",
+    "ibm.watsonx.ai": "ibm_watsonx",
+    "ibm_watsonx_ai": "ibm_watsonx",
+    "watsonx": "ibm_watsonx",
+    "ollama": "ollama",
+    "huggingface": "huggingface",
+    "hugging_face": "huggingface",
+    "together": "together_ai",
+    "together_ai": "together_ai",
+    "togetherai": "together_ai",
+    "fireworks": "fireworks",
+    "fireworks_ai": "fireworks",
+    "openrouter": "openrouter",
+}
+
+# --- text (events) ---------------------------------------------------------------------
+# Span events that carry prompt/response text, and the event attributes that hold it.
+INPUT_EVENTS = frozenset(
+    {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.content.prompt",
+    }
+)
+OUTPUT_EVENTS = frozenset({"gen_ai.choice", "gen_ai.content.completion"})
+INPUT_EVENT_KEYS = ("content", "gen_ai.prompt", "gen_ai.event.content", "message", "body")
+OUTPUT_EVENT_KEYS = ("message", "content", "gen_ai.completion", "gen_ai.event.content", "body")
+# Since GenAI 1.37 the full exchange may be one event carrying the message attributes.
+DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+
+EXCEPTION_EVENT = "exception"
