@@ -18,8 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from agentwatch.config import AgentwatchConfig
 from agentwatch.model import OtlpBatch, OtlpRecord
 from agentwatch.pipeline import Assembly, assemble
@@ -53,7 +51,7 @@ class InlineConverter:
 # -- the worker process's side -----------------------------------------------------------------
 _worker_assembly: Assembly | None = None
 
-Wire = list[tuple[str | None, str, bytes]]
+Wire = list[tuple[str | None, str, bytes, int]]
 
 
 def _init_worker(config: AgentwatchConfig, log_level: int) -> None:
@@ -73,10 +71,7 @@ def _ready() -> bool:
 
 def _convert(pipeline: int, wire: Wire) -> None:
     assert _worker_assembly is not None
-    records = [
-        OtlpRecord(ExportTraceServiceRequest.FromString(payload), tenant, receiver, payload)
-        for tenant, receiver, payload in wire
-    ]
+    records = [OtlpRecord(payload, tenant, receiver, spans) for tenant, receiver, payload, spans in wire]
     _worker_assembly.pipelines[pipeline].consume(OtlpBatch(records))
 
 
@@ -109,7 +104,7 @@ class ProcessConverter:
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
         assert self._pool is not None
-        wire: Wire = [(r.tenant, r.receiver, r.payload) for r in records]
+        wire: Wire = [(r.tenant, r.receiver, r.payload, r.spans) for r in records]
         try:
             self._pool.submit(_convert, pipeline, wire).result()
         except BrokenProcessPool:

@@ -23,10 +23,6 @@ from storage.wal import Committed, WalPosition, WriteAheadLog
 log = logging.getLogger("agentwatch.drain")
 
 
-def _span_count(record: OtlpRecord) -> int:
-    return sum(len(ss.spans) for rs in record.request.resource_spans for ss in rs.scope_spans)
-
-
 class Drain:
     def __init__(
         self,
@@ -59,7 +55,7 @@ class Drain:
         return self._queued_spans
 
     def on_commit(self, committed: Committed) -> None:
-        spans = sum(_span_count(rec) for rec, _ in committed)
+        spans = sum(rec.spans for rec, _ in committed)
         with self._cond:
             was_empty = not self._queue
             if was_empty:

@@ -72,15 +72,29 @@ DEFAULT_TENANT = "default"
 class OtlpRecord:
     """One acknowledged export request, as written to the write-ahead log.
 
+    The serialized request is the record's one form: it is what the log holds, what a converter
+    process is sent and what the columnar decoder reads, so nothing re-encodes it on the way.
     ``tenant`` is set when the request's tenant is fixed by how it arrived (an ingest token);
     otherwise it is None and the tenant comes from the resource attributes.
     """
 
-    request: ExportTraceServiceRequest
+    payload: bytes
+    """A serialized ``ExportTraceServiceRequest`` whose spans all passed validation."""
     tenant: str | None = None
     receiver: str = "otlp"
-    payload: bytes = b""
-    """``request`` serialized, exactly as logged (what a converter process is sent)."""
+    spans: int = 0
+    """How many spans the request holds (counted by whoever validated it)."""
+
+    @classmethod
+    def from_request(cls, request: ExportTraceServiceRequest, tenant: str | None = None,
+                     receiver: str = "otlp") -> OtlpRecord:
+        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        return cls(request.SerializeToString(), tenant, receiver, spans)
+
+    def parse(self) -> ExportTraceServiceRequest:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(self.payload)
+        return request
 
 
 @dataclass
@@ -90,12 +104,7 @@ class OtlpBatch:
     records: list[OtlpRecord] = field(default_factory=list)
 
     def span_count(self) -> int:
-        return sum(
-            len(ss.spans)
-            for rec in self.records
-            for rs in rec.request.resource_spans
-            for ss in rs.scope_spans
-        )
+        return sum(rec.spans for rec in self.records)
 
 
 def empty_span_table() -> pa.Table:

@@ -141,7 +141,7 @@ def send_http(server: ServerProcess, payloads: list[bytes], concurrency: int) ->
     return latencies
 
 
-def run(protocol: str, total_spans: int, batch: int, concurrency: int, seed: int) -> dict[str, float]:
+def run(protocol: str, total_spans: int, batch: int, concurrency: int, seed: int, storage: str) -> dict[str, float]:
     rng = random.Random(seed)
     t0 = time.time_ns() - 3_600_000_000_000
     requests = total_spans // batch
@@ -156,7 +156,7 @@ def run(protocol: str, total_spans: int, batch: int, concurrency: int, seed: int
         payloads.append(req.SerializeToString())
     sent = requests * batch
     with tempfile.TemporaryDirectory(prefix="aw-bench-") as tmp:
-        server = ServerProcess(Path(tmp), flush_interval="1s", http_max_body_mib=64).start()
+        server = ServerProcess(Path(tmp), flush_interval="1s", http_max_body_mib=64, storage_extra=storage).start()
         sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]
         sampler.start()
         started = time.perf_counter()
@@ -191,10 +191,13 @@ def main() -> None:
     parser.add_argument("--protocol", choices=["grpc", "http", "both"], default="both")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--max-batch-spans", type=int, default=20_000, help="storage.max_batch_spans")
+    parser.add_argument("--workers", type=int, default=2, help="storage.converter_workers")
     args = parser.parse_args()
     results = {}
     for protocol in ["grpc", "http"] if args.protocol == "both" else [args.protocol]:
-        results[protocol] = run(protocol, args.spans, args.batch, args.concurrency, args.seed)
+        storage = f"  max_batch_spans: {args.max_batch_spans}\n  converter_workers: {args.workers}"
+        results[protocol] = run(protocol, args.spans, args.batch, args.concurrency, args.seed, storage)
         r = results[protocol]
         print(
             f"{protocol:5} {r['spans']:>9,} spans  ack {r['ack_spans_per_s']:>9,.0f}/s  "

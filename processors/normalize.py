@@ -171,7 +171,7 @@ class NormalizeProcessor(BaseComponent):
         """The canonical table of every span in ``batch`` (empty table when there are none)."""
         rows: list[list[Any]] = []
         for record in batch.records:
-            for resource_spans in record.request.resource_spans:
+            for resource_spans in record.parse().resource_spans:
                 ctx = self._resource_context(resource_spans.resource.attributes, record.tenant)
                 for scope_spans in resource_spans.scope_spans:
                     ctx.scope_name = scope_spans.scope.name or None

@@ -98,6 +98,6 @@ class ExportHandler:
             return ExportResult(0, rejected, message)
         # The original bytes are what we log, unless spans were dropped or it came as JSON.
         payload = body if encoding == "protobuf" and not rejected else request.SerializeToString()
-        record = OtlpRecord(request=request, tenant=tenant, receiver=self._receiver_id, payload=payload)
+        record = OtlpRecord(payload, tenant, self._receiver_id, kept)
         await asyncio.wrap_future(self._sink.submit(record))
         return ExportResult(kept, rejected, message)

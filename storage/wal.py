@@ -75,8 +75,9 @@ def decode_body(body: bytes) -> OtlpRecord:
     pos += 2
     receiver = body[pos : pos + receiver_len].decode()
     payload = body[pos + receiver_len :]
-    request = ExportTraceServiceRequest.FromString(payload)
-    return OtlpRecord(request=request, tenant=tenant, receiver=receiver, payload=payload)
+    request = ExportTraceServiceRequest.FromString(payload)  # also proves the payload decodes
+    spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return OtlpRecord(payload, tenant, receiver, spans)
 
 
 def read_segment(path: Path, seq: int) -> tuple[Committed, bool]:

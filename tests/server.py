@@ -29,6 +29,8 @@ class ServerProcess:
     extra_config: str = ""
     flush_interval: str = "100ms"
     http_max_body_mib: float = 1
+    storage_extra: str = ""
+    """More ``storage:`` keys, each line indented by two spaces."""
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -64,6 +66,7 @@ receivers:
 storage:
   data_dir: {self.data_dir}
   flush_interval: {self.flush_interval}
+{self.storage_extra}
 api:
   endpoint: 127.0.0.1:{self.api_port}
 {self.extra_config}

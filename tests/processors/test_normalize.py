@@ -50,7 +50,7 @@ def make_config(data: dict[str, Any] | None = None) -> normalize.Config:
 
 def fixture_batch(name: str, tenant: str | None = None) -> OtlpBatch:
     request = parse_json_request((FIXTURES / name).read_bytes())
-    return OtlpBatch([OtlpRecord(request, tenant=tenant)])
+    return OtlpBatch([OtlpRecord.from_request(request, tenant=tenant)])
 
 
 def rows_by_span(table: pa.Table) -> dict[str, dict[str, Any]]:
@@ -220,7 +220,7 @@ def table_of(
         ]
     }
     request = parse_json_request(orjson.dumps(doc))
-    return normalize.create(make_config(config), Sink()).to_table(OtlpBatch([OtlpRecord(request, tenant)]))
+    return normalize.create(make_config(config), Sink()).to_table(OtlpBatch([OtlpRecord.from_request(request, tenant)]))
 
 
 def one_row(
@@ -444,7 +444,7 @@ def test_consume_passes_one_table_and_skips_empty_batches() -> None:
     sink = Sink()
     processor = normalize.create(make_config(), sink)
     processor.consume(OtlpBatch([]))
-    processor.consume(OtlpBatch([OtlpRecord(parse_json_request(b'{"resourceSpans": []}'))]))
+    processor.consume(OtlpBatch([OtlpRecord.from_request(parse_json_request(b'{"resourceSpans": []}'))]))
     assert sink.batches == []
     assert processor.to_table(OtlpBatch([])).schema.equals(SPAN_SCHEMA)
     processor.consume(

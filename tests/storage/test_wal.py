@@ -23,11 +23,11 @@ def request(name: str) -> ExportTraceServiceRequest:
 
 def record(name: str, tenant: str | None = None, receiver: str = "otlp") -> OtlpRecord:
     req = request(name)
-    return OtlpRecord(req, tenant=tenant, receiver=receiver, payload=req.SerializeToString())
+    return OtlpRecord.from_request(req, tenant=tenant, receiver=receiver)
 
 
 def names(committed: Committed) -> list[str]:
-    return [rec.request.resource_spans[0].scope_spans[0].spans[0].name for rec, _ in committed]
+    return [rec.parse().resource_spans[0].scope_spans[0].spans[0].name for rec, _ in committed]
 
 
 def test_commit_order_replay_and_release(tmp_path: Path) -> None:
