@@ -141,7 +141,9 @@ def send_http(server: ServerProcess, payloads: list[bytes], concurrency: int) ->
     return latencies
 
 
-def run(protocol: str, total_spans: int, batch: int, concurrency: int, seed: int, storage: str) -> dict[str, float]:
+def run(
+    protocol: str, total_spans: int, batch: int, concurrency: int, seed: int, storage: str
+) -> dict[str, float]:
     rng = random.Random(seed)
     t0 = time.time_ns() - 3_600_000_000_000
     requests = total_spans // batch
@@ -156,7 +158,9 @@ def run(protocol: str, total_spans: int, batch: int, concurrency: int, seed: int
         payloads.append(req.SerializeToString())
     sent = requests * batch
     with tempfile.TemporaryDirectory(prefix="aw-bench-") as tmp:
-        server = ServerProcess(Path(tmp), flush_interval="1s", http_max_body_mib=64, storage_extra=storage).start()
+        server = ServerProcess(
+            Path(tmp), flush_interval="1s", http_max_body_mib=64, storage_extra=storage
+        ).start()
         sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]
         sampler.start()
         started = time.perf_counter()
