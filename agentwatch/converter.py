@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.util
+import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
@@ -54,8 +56,20 @@ _worker_assembly: Assembly | None = None
 Wire = list[tuple[str | None, str, bytes, int]]
 
 
-def _init_worker(config: AgentwatchConfig, log_level: int) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive a server that was killed (``kill -9`` runs no cleanup).
+
+    Whatever it was converting is still in the write-ahead log and is replayed on restart, and
+    files only ever appear by atomic rename, so stopping mid-batch loses and corrupts nothing.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _init_worker(config: AgentwatchConfig, log_level: int, parent: int) -> None:
     global _worker_assembly
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     # Ctrl-C reaches the whole process group; the parent decides when this worker flushes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
@@ -93,7 +107,7 @@ class ProcessConverter:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._config, logging.getLogger().getEffectiveLevel()),
+            initargs=(self._config, logging.getLogger().getEffectiveLevel(), os.getpid()),
         )
         for ready in [pool.submit(_ready) for _ in range(self._workers)]:
             ready.result()

@@ -26,6 +26,7 @@ from agentwatch.drain import Drain
 from agentwatch.httpserver import AsgiServer
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
+from storage.layout import remove_stale_temporaries
 from storage.wal import ReplayStats, WriteAheadLog
 
 log = logging.getLogger("agentwatch.service")
@@ -71,6 +72,8 @@ class Service:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if removed := remove_stale_temporaries(self.data_dir):
+            log.info("removed %d unfinished temporary files left by an earlier process", removed)
         self.converter.start()
         replayed, self.replay = self.wal.open()
         if replayed:

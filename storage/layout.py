@@ -29,6 +29,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def remove_stale_temporaries(data_dir: Path) -> int:
+    """Delete files a writer killed between write and rename left behind; call before writing."""
+    stale = list(data_dir.rglob(".part-*.tmp")) if data_dir.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_atomically(table: pa.Table, directory: Path, compression: str, level: int | None) -> Path:
     """Write then rename, both fsynced, so a reader sees the whole file or none of it."""
     directory.mkdir(parents=True, exist_ok=True)

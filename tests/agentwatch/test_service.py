@@ -1,0 +1,41 @@
+"""The running service's process model: converter workers, crash, restart."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from tests.receiver.test_otlp_e2e import make_trace
+from tests.server import ServerProcess
+
+
+def test_workers_die_with_a_killed_server_and_restart_replays(server: ServerProcess) -> None:
+    assert server.proc is not None
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(workers) == 2  # storage.converter_workers default
+    spans = make_trace()
+    assert HttpExporter(endpoint=server.http_url).export(spans) == SpanExportResult.SUCCESS
+    server.kill()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    server.start()
+    assert server.wait_for_count("SELECT count(DISTINCT span_id) FROM spans", 3) == 3
+    assert server.stop() == 0
+    assert list((server.data_dir / "wal").iterdir()) == []
+    assert list(server.data_dir.rglob("*.tmp")) == []
+
+
+def test_stale_temporary_files_are_removed_on_start(server: ServerProcess) -> None:
+    partition = server.data_dir / "spans" / "tenant=default" / "date=2025-11-22"
+    partition.mkdir(parents=True)
+    (partition / ".part-dead.parquet.tmp").write_bytes(b"half a file")
+    assert server.stop() == 0
+    server.start()
+    deadline = time.monotonic() + 5
+    while list(partition.glob("*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(partition.glob("*.tmp")) == []
