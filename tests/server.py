@@ -30,6 +30,7 @@ class ServerProcess:
     flush_interval: str = "100ms"
     http_max_body_mib: float = 1
     storage_extra: str = ""
+    serve_args: tuple[str, ...] = ()
     """More ``storage:`` keys, each line indented by two spaces."""
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
@@ -77,7 +78,7 @@ api:
         self.write_config()
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open for the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentwatch", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "agentwatch", "serve", "--config", str(self.config_path), *self.serve_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -77,3 +77,15 @@ def test_serve_refuses_a_busy_port_clearly(server: ServerProcess, tmp_path: Path
     assert (
         f"api.endpoint: cannot listen on 127.0.0.1:{server.api_port}: Address already in use" in busy.stderr
     )
+
+
+def test_serve_demo_feeds_itself(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, serve_args=("--demo",)).start()
+    try:
+        assert server.wait_for_count("SELECT count(*) FROM runs", 300, timeout=60) == 300
+        agents = server.query("SELECT DISTINCT agent_name FROM runs ORDER BY 1")
+        assert agents == [("expense-bot",), ("hr-policy",), ("it-helpdesk",), ("sales-research",)]
+        assert server.stop() == 0
+        assert "demo: sent 300 runs" in server.log()
+    finally:
+        server.kill()
