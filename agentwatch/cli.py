@@ -19,6 +19,14 @@ from agentwatch.errors import AgentwatchError, ConfigError
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _self_command() -> str:
+    """How the user invoked us, so printed hints can be pasted as they are (``.venv/bin/agentwatch``)."""
+    invoked = Path(sys.argv[0])
+    if invoked.name == "agentwatch" and invoked.parent != Path():
+        return str(invoked)
+    return "agentwatch"
+
+
 def _load(config_path: str | None, data_dir: str | None) -> AgentwatchConfig:
     try:
         return load_config(config_path).with_data_dir(data_dir)
@@ -67,10 +75,12 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
         click.echo(f"  OTLP/HTTP  :{http_port}   POST http://localhost:{http_port}/v1/traces")
     click.echo(f"  API        :{ports.api}   http://localhost:{ports.api}/healthz")
     click.echo(
-        f'  query:     agentwatch query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"'
+        f'  see data:  {_self_command()} query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"'
     )
     if demo:
         _start_demo(grpc_port, http_port)
+    else:
+        click.echo(f"  demo data: {_self_command()} demo   (or start with: {_self_command()} serve --demo)")
     stop.wait()
     click.echo("agentwatch: shutting down, flushing to Parquet...")
     service.stop()
@@ -93,7 +103,8 @@ def _start_demo(grpc_port: int | None, http_port: int | None) -> None:
             return
         click.echo(
             f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed). "
-            'Try: agentwatch query "SELECT agent_id, outcome, count(*) FROM runs GROUP BY ALL"'
+            f"Try: {_self_command()} query "
+            '"SELECT agent_name, outcome, count(*) AS runs FROM runs GROUP BY ALL ORDER BY ALL"'
         )
 
     threading.Thread(target=feed, name="agentwatch-demo", daemon=True).start()
@@ -174,6 +185,7 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
         f"{summary.failed_runs} failed, {summary.degraded_runs} degraded"
     )
     click.echo(
-        'see them: agentwatch query "SELECT agent_id, outcome, failure_type, count(*) AS runs '
+        f"see them: {_self_command()} query "
+        '"SELECT agent_name, outcome, failure_type, count(*) AS runs '
         'FROM runs GROUP BY ALL ORDER BY ALL"'
     )
