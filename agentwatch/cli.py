@@ -74,13 +74,12 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     if http_port:
         click.echo(f"  OTLP/HTTP  :{http_port}   POST http://localhost:{http_port}/v1/traces")
     click.echo(f"  API        :{ports.api}   http://localhost:{ports.api}/healthz")
-    click.echo(
-        f'  see data:  {_self_command()} query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"'
-    )
+    me = _self_command()
+    click.echo(f'  see data:  {me} query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"')
     if demo:
         _start_demo(grpc_port, http_port)
     else:
-        click.echo(f"  demo data: {_self_command()} demo   (or start with: {_self_command()} serve --demo)")
+        click.echo(f"  demo data: {me} demo   (or start with: {me} serve --demo)")
     stop.wait()
     click.echo("agentwatch: shutting down, flushing to Parquet...")
     service.stop()
