@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from agentwatch.admission import Admission
 from agentwatch.converter import Converter
 from agentwatch.model import OtlpRecord
 from storage.wal import Committed, WalPosition, WriteAheadLog
@@ -31,6 +32,7 @@ class Drain:
         flush_interval: float,
         max_batch_spans: int,
         parallelism: int = 1,
+        admission: Admission | None = None,
     ) -> None:
         self._converter = converter
         self._routes = list(routes)
@@ -43,6 +45,7 @@ class Drain:
         self._first_at = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._admission = admission
         self._slots = threading.Semaphore(parallelism)
         self._workers = ThreadPoolExecutor(parallelism, thread_name_prefix="agentwatch-convert")
         self._in_flight: list[list[object]] = []  # [position, done] in log order
@@ -99,6 +102,10 @@ class Drain:
                 self._in_flight.append(entry)
             self._workers.submit(self._deliver, [rec for rec, _ in batch], spans, entry)
 
+    @property
+    def in_flight_batches(self) -> int:
+        return len(self._in_flight)
+
     def _deliver(self, records: list[OtlpRecord], spans: int, entry: list[object]) -> None:
         try:
             for index, receivers in enumerate(self._routes):
@@ -106,6 +113,8 @@ class Drain:
                 if mine:
                     self._convert_until_done(index, mine)
             self._finished(entry, spans)
+            if self._admission is not None:
+                self._admission.give_back(sum(len(rec.payload) for rec in records))
         finally:
             self._slots.release()
 

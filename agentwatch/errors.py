@@ -4,8 +4,11 @@ AgentwatchError
 ├── ConfigError          bad configuration: names the file, line and YAML key
 ├── RequestError         a client sent something the receiver cannot accept
 │   ├── DecodeError          undecodable body (400 / INVALID_ARGUMENT)
-│   ├── UnsupportedMediaType unknown Content-Type (415)
-│   └── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
+│   ├── UnsupportedMediaType unknown Content-Type or Content-Encoding (415)
+│   ├── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
+│   └── Unavailable          retry later (503 + Retry-After / UNAVAILABLE + RetryInfo)
+│       ├── Overloaded           too much acknowledged data is waiting to be converted
+│       └── StorageFull          the disk is (nearly) full: refuse rather than corrupt
 ├── StorageError         the data directory cannot be written or read
 └── QueryError           SQL given to ``agentwatch query`` failed
 """
@@ -39,6 +42,24 @@ class UnsupportedMediaType(RequestError):
 
 class PayloadTooLarge(RequestError):
     http_status = 413
+
+
+class Unavailable(RequestError):
+    """Not the client's fault: the same request will succeed later."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(Unavailable):
+    pass
+
+
+class StorageFull(Unavailable):
+    pass
 
 
 class StorageError(AgentwatchError):

@@ -86,8 +86,9 @@ class OtlpRecord:
     """How many spans the request holds (counted by whoever validated it)."""
 
     @classmethod
-    def from_request(cls, request: ExportTraceServiceRequest, tenant: str | None = None,
-                     receiver: str = "otlp") -> OtlpRecord:
+    def from_request(
+        cls, request: ExportTraceServiceRequest, tenant: str | None = None, receiver: str = "otlp"
+    ) -> OtlpRecord:
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         return cls(request.SerializeToString(), tenant, receiver, spans)
 

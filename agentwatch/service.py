@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentwatch.admission import Admission, AdmittingSink
 from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.configmodel import parse_endpoint
@@ -51,12 +52,18 @@ class Service:
         )
         routes = [frozenset(p.receivers) for p in config.pipelines.values()]
         parallel = config.storage.converter_workers if config.storage.converter == "process" else 1
+        storage = config.storage
+        self.admission = Admission(int(storage.max_queue_mib * MIB))
         self.drain = Drain(
-            self.converter, routes, config.storage.flush_interval, config.storage.max_batch_spans, parallel
+            self.converter, routes, storage.flush_interval, storage.max_batch_spans, parallel, self.admission
         )
         self.wal = WriteAheadLog(
-            self.data_dir / "wal", int(config.storage.wal.segment_size_mib * MIB), self.drain.on_commit
+            self.data_dir / "wal",
+            int(storage.wal.segment_size_mib * MIB),
+            self.drain.on_commit,
+            int(storage.wal.min_free_disk_mib * MIB),
         )
+        self.sink = AdmittingSink(self.wal, self.admission)
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
         self.endpoints = Endpoints()
@@ -77,6 +84,7 @@ class Service:
         self.converter.start()
         replayed, self.replay = self.wal.open()
         if replayed:
+            self.admission.take_anyway(sum(len(rec.payload) for rec, _ in replayed))
             log.info("replaying %d acknowledged requests from the write-ahead log", len(replayed))
             self.drain.on_commit(replayed)
         self.drain.start()
@@ -96,7 +104,7 @@ class Service:
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
-            receiver = component_module("receivers", rec.type).create(rec.config, self.wal, rec_id)
+            receiver = component_module("receivers", rec.type).create(rec.config, self.sink, rec_id)
             await receiver.start()
             self.receivers[rec_id] = receiver
             if receiver.grpc is not None:
@@ -117,6 +125,10 @@ class Service:
         return {
             "spans_written": self.drain.spans_written,
             "queued_spans": self.drain.queued_spans,
+            "queue_bytes": self.admission.held,
+            "queue_limit_bytes": self.admission.limit,
+            "refused_overloaded": self.admission.refused,
+            "wal_write_failures": self.wal.write_failures,
             "wal_bytes_written": self.wal.bytes_written,
             "replayed_records": self.replay.records,
             "corrupt_wal_tails": self.replay.corrupt_tails,

@@ -14,9 +14,14 @@ class WalConfig:
     __pydantic_config__ = STRICT
     segment_size_mib: float = 32.0
     """A log segment is closed and a new one begun past this size."""
+    min_free_disk_mib: float = 100.0
+    """Exports are refused (retryably) while the disk has less free space than this."""
 
     def validate(self) -> list[str]:
-        return [] if self.segment_size_mib > 0 else ["segment_size_mib: must be positive"]
+        problems = [] if self.segment_size_mib > 0 else ["segment_size_mib: must be positive"]
+        if self.min_free_disk_mib < 0:
+            problems.append("min_free_disk_mib: must not be negative")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class StorageConfig:
     """Acknowledged spans wait at most this long before they are written to Parquet."""
     max_batch_spans: int = 100_000
     """...or less, once this many spans are waiting."""
+    max_queue_mib: float = 256.0
+    """Backpressure: acknowledged data not yet in Parquet is held to this many MiB; past it
+    exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
     wal: WalConfig = field(default_factory=WalConfig)
     converter: Literal["process", "inline"] = "process"
     """``process``: decode and normalise in a worker process (a core of its own); ``inline``: on a
@@ -43,6 +51,8 @@ class StorageConfig:
             problems.append("flush_interval: must be positive")
         if self.converter_workers < 1:
             problems.append("converter_workers: must be at least 1")
+        if self.max_queue_mib <= 0:
+            problems.append("max_queue_mib: must be positive")
         if self.max_batch_spans < 1:
             problems.append("max_batch_spans: must be at least 1")
         problems += [f"wal.{p}" for p in self.wal.validate()]

@@ -9,12 +9,25 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 
-from agentwatch.errors import RequestError
+from agentwatch.errors import RequestError, Unavailable
 from receiver.otlp_handler import ExportHandler
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def retry_metadata(message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
+    """``grpc-status-details-bin`` carrying RetryInfo, which OTLP exporters honour."""
+    delay = duration_pb2.Duration(seconds=int(retry_after), nanos=int(retry_after % 1 * 1e9))
+    details = any_pb2.Any()
+    details.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[details])
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
 log = logging.getLogger("agentwatch.receiver.grpc")
 
 
@@ -29,6 +42,10 @@ class GrpcTransport:
     async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
             result = await self._handler.export(request, "protobuf")
+        except Unavailable as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, str(exc), retry_metadata(str(exc), exc.retry_after)
+            )
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         response: bytes = result.response().SerializeToString()

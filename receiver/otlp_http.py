@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentwatch.errors import DecodeError, PayloadTooLarge, RequestError, UnsupportedMediaType
+from agentwatch.errors import DecodeError, PayloadTooLarge, RequestError, Unavailable, UnsupportedMediaType
 from receiver.otlp_handler import Encoding, ExportHandler
 from receiver.otlp_json import response_to_json
 
@@ -29,6 +29,7 @@ _GRPC_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
+    503: code_pb2.UNAVAILABLE,
 }
 
 
@@ -85,7 +86,10 @@ def create_app(handler: ExportHandler, max_body: int, path: str = "/v1/traces") 
         except RequestError as exc:
             # 415 answers in protobuf/JSON as the request asked where that is known.
             content, media = _status_body(exc.http_status, str(exc), encoding)
-            return Response(content, status_code=exc.http_status, media_type=media)
+            headers = (
+                {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, Unavailable) else None
+            )
+            return Response(content, status_code=exc.http_status, media_type=media, headers=headers)
         response = result.response()
         if encoding == "json":
             return Response(response_to_json(response), media_type=JSON)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import struct
 import threading
 import zlib
@@ -28,6 +29,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agentwatch.errors import StorageFull
 from agentwatch.model import OtlpRecord
 
 log = logging.getLogger("agentwatch.wal")
@@ -109,9 +111,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class WriteAheadLog:
-    def __init__(self, directory: Path, segment_size: int, on_commit: Callable[[Committed], None]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segment_size: int,
+        on_commit: Callable[[Committed], None],
+        min_free_bytes: int = 0,
+    ) -> None:
         self.directory = directory
         self.segment_size = segment_size
+        self.min_free_bytes = min_free_bytes
         self._on_commit = on_commit
         self._cond = threading.Condition()
         self._pending: list[tuple[OtlpRecord, Future[None]]] = []
@@ -123,6 +132,7 @@ class WriteAheadLog:
         self._closed_segments: dict[int, int] = {}  # seq -> final size, for segments no longer written
         self._released = WalPosition(0, 0)
         self.bytes_written = 0
+        self.write_failures = 0
 
     # -- start-up ---------------------------------------------------------------------------
     def _segments(self) -> list[tuple[int, Path]]:
@@ -193,15 +203,28 @@ class WriteAheadLog:
         for (rec, _), frame in zip(batch, frames, strict=True):
             offset += len(frame)
             committed.append((rec, WalPosition(self._seq, offset)))
+        data = b"".join(frames)
         try:
-            os.write(self._file, b"".join(frames))
+            free = shutil.disk_usage(self.directory).free
+            if free - len(data) < self.min_free_bytes:
+                raise StorageFull(
+                    f"only {free >> 20} MiB free under {self.directory}; refusing until space is freed"
+                )
+            os.write(self._file, data)
             os.fdatasync(self._file)
-        except OSError as exc:
+        except (OSError, StorageFull) as exc:
             # Nothing of this group is acknowledged; truncate back so the log stays well-formed.
-            log.error("write-ahead log write failed: %s", exc)
-            os.ftruncate(self._file, self._size)
+            self.write_failures += 1
+            log.error("write-ahead log append refused: %s", exc)
+            try:
+                os.ftruncate(self._file, self._size)
+            except OSError as trunc:
+                log.error("could not truncate the write-ahead log after a failed append: %s", trunc)
+            refused = (
+                exc if isinstance(exc, StorageFull) else StorageFull(f"write-ahead log append failed: {exc}")
+            )
             for _, future in batch:
-                future.set_exception(exc)
+                future.set_exception(refused)
             return
         self._size = offset
         self.bytes_written += sum(len(f) for f in frames)
