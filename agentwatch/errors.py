@@ -6,6 +6,7 @@ AgentwatchError
 │   ├── DecodeError          undecodable body (400 / INVALID_ARGUMENT)
 │   ├── UnsupportedMediaType unknown Content-Type or Content-Encoding (415)
 │   ├── PayloadTooLarge      body over the limit after decompression (413 / RESOURCE_EXHAUSTED)
+│   ├── Unauthenticated      missing or invalid ingest token (401 / UNAUTHENTICATED)
 │   └── Unavailable          retry later (503 + Retry-After / UNAVAILABLE + RetryInfo)
 │       ├── Overloaded           too much acknowledged data is waiting to be converted
 │       └── StorageFull          the disk is (nearly) full: refuse rather than corrupt
@@ -42,6 +43,10 @@ class UnsupportedMediaType(RequestError):
 
 class PayloadTooLarge(RequestError):
     http_status = 413
+
+
+class Unauthenticated(RequestError):
+    http_status = 401
 
 
 class Unavailable(RequestError):

@@ -26,11 +26,18 @@ def bind_socket(host: str, port: int, what: str) -> socket.socket:
 
 
 class AsgiServer:
-    def __init__(self, app: Any, host: str, port: int, what: str) -> None:
+    def __init__(self, app: Any, host: str, port: int, what: str, tls: Any = None) -> None:
+        """``tls``: anything with ``cert_file`` and ``key_file`` (PEM paths), or None for plain HTTP."""
         self._sock = bind_socket(host, port, what)
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=tls.cert_file if tls else None,
+            ssl_keyfile=tls.key_file if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

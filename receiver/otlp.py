@@ -21,6 +21,7 @@ from pydantic import BeforeValidator
 from agentwatch.component import DurableSink
 from agentwatch.configmodel import STRICT, parse_endpoint
 from agentwatch.httpserver import AsgiServer
+from receiver.auth import AuthConfig, TlsConfig, TokenAuthenticator
 from receiver.otlp_grpc import GrpcTransport
 from receiver.otlp_handler import ExportHandler
 from receiver.otlp_http import create_app
@@ -39,6 +40,7 @@ class GrpcConfig:
     __pydantic_config__ = STRICT
     endpoint: str = "127.0.0.1:4317"
     max_recv_msg_size_mib: float = 16.0
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class HttpConfig:
     endpoint: str = "127.0.0.1:4318"
     max_request_body_size_mib: float = 16.0
     traces_url_path: str = "/v1/traces"
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,14 @@ class Protocols:
 class Config:
     __pydantic_config__ = STRICT
     protocols: Protocols = field(default_factory=lambda: Protocols(GrpcConfig(), HttpConfig()))
+    auth: AuthConfig | None = None
+    """Bearer-token authentication; without it any client may write (to its resource's tenant)."""
 
     def validate(self) -> list[str]:
-        problems = []
+        problems = [f"auth.{p}" for p in self.auth.validate()] if self.auth else []
+        for name, proto in (("grpc", self.protocols.grpc), ("http", self.protocols.http)):
+            if proto is not None and proto.tls is not None:
+                problems += [f"protocols.{name}.tls.{p}" for p in proto.tls.validate()]
         grpc, http = self.protocols.grpc, self.protocols.http
         if grpc is None and http is None:
             problems.append("protocols: enable at least one of grpc, http")
@@ -91,6 +99,7 @@ class OtlpReceiver:
     def __init__(self, config: Config, sink: DurableSink, receiver_id: str) -> None:
         self.config = config
         self.handler = ExportHandler(sink, receiver_id)
+        self.auth = TokenAuthenticator(config.auth) if config.auth else None
         self.grpc: GrpcTransport | None = None
         self.http: AsgiServer | None = None
 
@@ -98,12 +107,16 @@ class OtlpReceiver:
         grpc, http = self.config.protocols.grpc, self.config.protocols.http
         if http is not None:
             host, port = parse_endpoint(http.endpoint)
-            app = create_app(self.handler, int(http.max_request_body_size_mib * MIB), http.traces_url_path)
-            self.http = AsgiServer(app, host, port, "receivers.otlp.protocols.http.endpoint")
+            app = create_app(
+                self.handler, int(http.max_request_body_size_mib * MIB), http.traces_url_path, self.auth
+            )
+            self.http = AsgiServer(app, host, port, "receivers.otlp.protocols.http.endpoint", http.tls)
             await self.http.start()
         if grpc is not None:
             host, port = parse_endpoint(grpc.endpoint)
-            self.grpc = GrpcTransport(self.handler, host, port, int(grpc.max_recv_msg_size_mib * MIB))
+            self.grpc = GrpcTransport(
+                self.handler, host, port, int(grpc.max_recv_msg_size_mib * MIB), self.auth, grpc.tls
+            )
             await self.grpc.start()
 
     async def shutdown(self, grace: float = 5.0) -> None:

@@ -7,13 +7,15 @@ exactly as the HTTP transport does; gRPC itself inflates gzip-compressed message
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 
-from agentwatch.errors import RequestError, Unavailable
+from agentwatch.errors import ConfigError, RequestError, Unauthenticated, Unavailable
+from receiver.auth import TlsConfig, TokenAuthenticator
 from receiver.otlp_handler import ExportHandler
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -32,8 +34,18 @@ log = logging.getLogger("agentwatch.receiver.grpc")
 
 
 class GrpcTransport:
-    def __init__(self, handler: ExportHandler, host: str, port: int, max_recv_msg_size: int) -> None:
+    def __init__(
+        self,
+        handler: ExportHandler,
+        host: str,
+        port: int,
+        max_recv_msg_size: int,
+        auth: TokenAuthenticator | None = None,
+        tls: TlsConfig | None = None,
+    ) -> None:
         self._handler = handler
+        self._auth = auth
+        self._tls = tls
         self._address = f"{host}:{port}"
         self._max = max_recv_msg_size
         self._server: aio.Server | None = None
@@ -41,7 +53,13 @@ class GrpcTransport:
 
     async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
-            result = await self._handler.export(request, "protobuf")
+            tenant = None
+            if self._auth is not None:
+                metadata = dict(context.invocation_metadata() or ())
+                tenant = self._auth.tenant_for(str(metadata.get("authorization", "")) or None)
+            result = await self._handler.export(request, "protobuf", tenant)
+        except Unauthenticated as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except Unavailable as exc:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, str(exc), retry_metadata(str(exc), exc.retry_after)
@@ -62,7 +80,17 @@ class GrpcTransport:
             SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}
         )
         server.add_generic_rpc_handlers((handler,))
-        self.port = server.add_insecure_port(self._address)
+        try:
+            if self._tls is not None:
+                key = Path(self._tls.key_file).read_bytes()
+                cert = Path(self._tls.cert_file).read_bytes()
+                self.port = server.add_secure_port(self._address, grpc.ssl_server_credentials([(key, cert)]))
+            else:
+                self.port = server.add_insecure_port(self._address)
+        except (RuntimeError, OSError) as exc:
+            raise ConfigError(
+                f"receivers.otlp.protocols.grpc.endpoint: cannot listen on {self._address}: {exc}"
+            ) from None
         await server.start()
         self._server = server
         log.info("OTLP/gRPC listening on %s", self._address)

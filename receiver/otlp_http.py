@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentwatch.errors import DecodeError, PayloadTooLarge, RequestError, Unavailable, UnsupportedMediaType
+from agentwatch.errors import (
+    DecodeError,
+    PayloadTooLarge,
+    RequestError,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from receiver.auth import TokenAuthenticator
 from receiver.otlp_handler import Encoding, ExportHandler
 from receiver.otlp_json import response_to_json
 
@@ -29,8 +37,17 @@ _GRPC_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
     503: code_pb2.UNAVAILABLE,
 }
+
+
+def _error_headers(exc: RequestError) -> dict[str, str] | None:
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": 'Bearer realm="agentwatch"'}
+    return None
 
 
 def media_encoding(content_type: str | None) -> Encoding:
@@ -76,19 +93,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return inflate(body, limit) if encoding == "gzip" else body
 
 
-def create_app(handler: ExportHandler, max_body: int, path: str = "/v1/traces") -> Starlette:
+def create_app(
+    handler: ExportHandler, max_body: int, path: str = "/v1/traces", auth: TokenAuthenticator | None = None
+) -> Starlette:
     async def export(request: Request) -> Response:
         encoding: Encoding = "protobuf"
         try:
             encoding = media_encoding(request.headers.get("content-type"))
+            # Authenticate before reading the body: an unauthenticated client costs us nothing.
+            tenant = auth.tenant_for(request.headers.get("authorization")) if auth else None
             body = await read_body(request, max_body)
-            result = await handler.export(body, encoding)
+            result = await handler.export(body, encoding, tenant)
         except RequestError as exc:
             # 415 answers in protobuf/JSON as the request asked where that is known.
             content, media = _status_body(exc.http_status, str(exc), encoding)
-            headers = (
-                {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, Unavailable) else None
-            )
+            headers = _error_headers(exc)
             return Response(content, status_code=exc.http_status, media_type=media, headers=headers)
         response = result.response()
         if encoding == "json":

@@ -31,6 +31,11 @@ class ServerProcess:
     http_max_body_mib: float = 1
     storage_extra: str = ""
     serve_args: tuple[str, ...] = ()
+    otlp_extra: str = ""
+    """More keys under ``receivers.otlp`` (indented four spaces), e.g. ``auth``."""
+    grpc_extra: str = ""
+    http_extra: str = ""
+    """More keys under ``protocols.grpc`` / ``protocols.http`` (indented eight spaces), e.g. ``tls``."""
     """More ``storage:`` keys, each line indented by two spaces."""
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
@@ -61,9 +66,12 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:{self.grpc_port}
+{self.grpc_extra}
       http:
         endpoint: 127.0.0.1:{self.http_port}
         max_request_body_size_mib: {self.http_max_body_mib}
+{self.http_extra}
+{self.otlp_extra}
 storage:
   data_dir: {self.data_dir}
   flush_interval: {self.flush_interval}
@@ -78,7 +86,15 @@ api:
         self.write_config()
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open for the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentwatch", "serve", "--config", str(self.config_path), *self.serve_args],
+            [
+                sys.executable,
+                "-m",
+                "agentwatch",
+                "serve",
+                "--config",
+                str(self.config_path),
+                *self.serve_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
