@@ -6,11 +6,15 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agentwatch.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
-def create_api(is_ready: Callable[[], bool], stats: Callable[[], dict[str, object]]) -> Starlette:
+
+def create_api(
+    is_ready: Callable[[], bool], stats: Callable[[], dict[str, object]], metrics: Callable[[], bytes]
+) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -22,8 +26,12 @@ def create_api(is_ready: Callable[[], bool], stats: Callable[[], dict[str, objec
     async def stats_endpoint(request: Request) -> JSONResponse:
         return JSONResponse(stats())
 
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics(), media_type=METRICS_CONTENT_TYPE)
+
     return Starlette(
         routes=[
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/api/v1/stats", stats_endpoint, methods=["GET"]),

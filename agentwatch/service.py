@@ -25,6 +25,7 @@ from agentwatch.configmodel import parse_endpoint
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.drain import Drain
 from agentwatch.httpserver import AsgiServer
+from agentwatch.metrics import registry_for, render
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
 from storage.layout import remove_stale_temporaries
@@ -98,7 +99,9 @@ class Service:
 
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
-        self._api = AsgiServer(create_api(lambda: self._ready, self.stats), host, port, "api.endpoint")
+        registry = registry_for(self)
+        app = create_api(lambda: self._ready, self.stats, lambda: render(registry))
+        self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
         self.endpoints.api = self._api.port
         for rec_id, rec in self.config.receivers.items():

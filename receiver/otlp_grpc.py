@@ -58,16 +58,21 @@ class GrpcTransport:
                 metadata = dict(context.invocation_metadata() or ())
                 tenant = self._auth.tenant_for(str(metadata.get("authorization", "")) or None)
             result = await self._handler.export(request, "protobuf", tenant)
-        except Unauthenticated as exc:
+        except RequestError as exc:
+            self._handler.note_refusal(exc)
+            await self._abort(exc, context)
+        response: bytes = result.response().SerializeToString()
+        return response
+
+    @staticmethod
+    async def _abort(exc: RequestError, context: aio.ServicerContext[bytes, bytes]) -> None:
+        if isinstance(exc, Unauthenticated):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        except Unavailable as exc:
+        if isinstance(exc, Unavailable):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, str(exc), retry_metadata(str(exc), exc.retry_after)
             )
-        except RequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        response: bytes = result.response().SerializeToString()
-        return response
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     async def start(self) -> None:
         server = aio.server(

@@ -8,6 +8,7 @@ reported back as a partial success, as the OTLP specification asks; the rest are
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,11 +19,28 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from agentwatch.component import DurableSink
-from agentwatch.errors import DecodeError
+from agentwatch.errors import (
+    DecodeError,
+    Overloaded,
+    PayloadTooLarge,
+    RequestError,
+    StorageFull,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from agentwatch.model import OtlpRecord
 from receiver.otlp_json import parse_json_request
 
 Encoding = Literal["protobuf", "json"]
+
+_REASONS: dict[type[RequestError], str] = {
+    DecodeError: "decode_error",
+    UnsupportedMediaType: "unsupported_media_type",
+    PayloadTooLarge: "payload_too_large",
+    Unauthenticated: "unauthenticated",
+    Overloaded: "overloaded",
+    StorageFull: "storage_full",
+}
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -89,15 +107,25 @@ class ExportHandler:
     def __init__(self, sink: DurableSink, receiver_id: str) -> None:
         self._sink = sink
         self._receiver_id = receiver_id
+        self.accepted_spans = 0
+        self.rejected_spans = 0
+        self.refused: Counter[str] = Counter()
+        """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
+
+    def note_refusal(self, exc: RequestError) -> None:
+        """Transports report every request they refuse, wherever in the request it happened."""
+        self.refused[_REASONS.get(type(exc), "other")] += 1
 
     async def export(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> ExportResult:
         request = decode_request(body, encoding)
         kept, rejected, problem = drop_invalid_spans(request)
         message = f"{rejected} span(s) rejected; first: {problem}" if rejected else ""
+        self.rejected_spans += rejected
         if kept == 0:
             return ExportResult(0, rejected, message)
         # The original bytes are what we log, unless spans were dropped or it came as JSON.
         payload = body if encoding == "protobuf" and not rejected else request.SerializeToString()
         record = OtlpRecord(payload, tenant, self._receiver_id, kept)
         await asyncio.wrap_future(self._sink.submit(record))
+        self.accepted_spans += kept
         return ExportResult(kept, rejected, message)

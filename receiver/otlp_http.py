@@ -105,6 +105,7 @@ def create_app(
             body = await read_body(request, max_body)
             result = await handler.export(body, encoding, tenant)
         except RequestError as exc:
+            handler.note_refusal(exc)
             # 415 answers in protobuf/JSON as the request asked where that is known.
             content, media = _status_body(exc.http_status, str(exc), encoding)
             headers = _error_headers(exc)

@@ -1,0 +1,103 @@
+"""Self-observability: agentwatch's own counters at ``/metrics`` in Prometheus text format.
+
+Components keep plain counters where the events happen; this collector reads them at scrape
+time, so nothing on the ingest path touches a metrics library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from agentwatch.service import Service
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ServiceCollector(Collector):
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        svc = self._service
+        accepted = CounterMetricFamily(
+            "agentwatch_receiver_accepted_spans", "Spans acknowledged (durable).", labels=["receiver"]
+        )
+        rejected = CounterMetricFamily(
+            "agentwatch_receiver_rejected_spans",
+            "Spans dropped from accepted requests (partial success).",
+            labels=["receiver"],
+        )
+        refused = CounterMetricFamily(
+            "agentwatch_receiver_refused_requests",
+            "Requests refused whole, by reason.",
+            labels=["receiver", "reason"],
+        )
+        for rec_id, receiver in svc.receivers.items():
+            handler = receiver.handler
+            accepted.add_metric([rec_id], handler.accepted_spans)
+            rejected.add_metric([rec_id], handler.rejected_spans)
+            for reason, count in sorted(handler.refused.items()):
+                refused.add_metric([rec_id, reason], count)
+        yield from (accepted, rejected, refused)
+        yield CounterMetricFamily(
+            "agentwatch_spans_written", "Spans written to Parquet.", value=svc.drain.spans_written
+        )
+        yield CounterMetricFamily(
+            "agentwatch_spans_deduplicated",
+            "Duplicate spans (same trace_id, span_id) dropped.",
+            value=svc.drain.spans_deduplicated,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_wal_bytes_written",
+            "Bytes appended to the write-ahead log.",
+            value=svc.wal.bytes_written,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_wal_write_failures",
+            "Write-ahead log appends refused or failed.",
+            value=svc.wal.write_failures,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_wal_replayed_records",
+            "Records replayed from the log at start.",
+            value=svc.replay.records,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_wal_corrupt_tails",
+            "Torn or corrupt log tails skipped at start.",
+            value=svc.replay.corrupt_tails,
+        )
+        yield GaugeMetricFamily(
+            "agentwatch_queue_spans",
+            "Acknowledged spans waiting to be converted.",
+            value=svc.drain.queued_spans,
+        )
+        yield GaugeMetricFamily(
+            "agentwatch_queue_bytes", "Acknowledged bytes not yet in Parquet.", value=svc.admission.held
+        )
+        yield GaugeMetricFamily(
+            "agentwatch_queue_limit_bytes",
+            "Backpressure limit (storage.max_queue_mib).",
+            value=svc.admission.limit,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_pipeline_failures",
+            "Batches a pipeline failed on (then retried).",
+            value=svc.drain.batches_failed,
+        )
+
+
+def registry_for(service: Service) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(service))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
