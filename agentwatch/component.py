@@ -9,7 +9,9 @@ three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from agentwatch.model import OtlpRecord
@@ -46,3 +48,20 @@ class DurableSink(Protocol):
     """Where receivers hand acknowledged requests: the future resolves once the data is durable."""
 
     def submit(self, record: OtlpRecord) -> Future[None]: ...
+
+
+class StoredIndex(Protocol):
+    """Keys of spans already stored (see ``storage.dedup``)."""
+
+    def __contains__(self, key: bytes) -> bool: ...
+
+    def add_all(self, keys: Iterable[bytes]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """What the service gives every receiver it creates."""
+
+    id: str
+    sink: DurableSink
+    stored: StoredIndex | None = None

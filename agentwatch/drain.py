@@ -51,7 +51,6 @@ class Drain:
         self._in_flight: list[list[object]] = []  # [position, done] in log order
         self.wal: WriteAheadLog | None = None
         self.spans_written = 0
-        self.spans_deduplicated = 0
         self.batches_failed = 0
 
     @property

@@ -51,7 +51,7 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily(
             "agentwatch_spans_deduplicated",
             "Duplicate spans (same trace_id, span_id) dropped.",
-            value=svc.drain.spans_deduplicated,
+            value=svc.replay_duplicates + sum(r.handler.duplicate_spans for r in svc.receivers.values()),
         )
         yield CounterMetricFamily(
             "agentwatch_wal_bytes_written",

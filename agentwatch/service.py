@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,20 @@ from typing import Any
 
 from agentwatch.admission import Admission, AdmittingSink
 from agentwatch.api import create_api
+from agentwatch.component import ReceiverSettings
 from agentwatch.config import AgentwatchConfig
 from agentwatch.configmodel import parse_endpoint
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.drain import Drain
 from agentwatch.httpserver import AsgiServer
 from agentwatch.metrics import registry_for, render
+from agentwatch.model import OtlpRecord
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
+from receiver.otlp_handler import screen_spans
+from storage.dedup import RecentSpans, seed_from_parquet
 from storage.layout import remove_stale_temporaries
-from storage.wal import ReplayStats, WriteAheadLog
+from storage.wal import Committed, ReplayStats, WriteAheadLog
 
 log = logging.getLogger("agentwatch.service")
 MIB = 1024 * 1024
@@ -65,6 +70,8 @@ class Service:
             int(storage.wal.min_free_disk_mib * MIB),
         )
         self.sink = AdmittingSink(self.wal, self.admission)
+        self.recent = RecentSpans(storage.dedup_window_spans)
+        self.replay_duplicates = 0
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
         self.endpoints = Endpoints()
@@ -84,9 +91,15 @@ class Service:
             log.info("removed %d unfinished temporary files left by an earlier process", removed)
         self.converter.start()
         replayed, self.replay = self.wal.open()
+        self._seed_dedup_index()
         if replayed:
+            replayed = self._without_stored_spans(replayed)
             self.admission.take_anyway(sum(len(rec.payload) for rec, _ in replayed))
-            log.info("replaying %d acknowledged requests from the write-ahead log", len(replayed))
+            log.info(
+                "replaying %d acknowledged requests from the write-ahead log (%d spans already stored)",
+                len(replayed),
+                self.replay_duplicates,
+            )
             self.drain.on_commit(replayed)
         self.drain.start()
         self._thread.start()
@@ -96,6 +109,29 @@ class Service:
             self.stop()
             raise
         self._ready = True
+
+    def _seed_dedup_index(self) -> None:
+        since = time.time() - self.config.storage.dedup_lookback
+        if self.replay.oldest_created is not None:
+            # Replayed records may have been converted any time after their segment was begun.
+            since = min(since, self.replay.oldest_created - 1)
+        by_tenant = any(getattr(r.config, "auth", None) for r in self.config.receivers.values())
+        seed_from_parquet(self.recent, self.data_dir, since, by_tenant)
+
+    def _without_stored_spans(self, replayed: Committed) -> Committed:
+        """Drop replayed spans that were converted before the crash (their log was not yet released)."""
+        out: Committed = []
+        for record, position in replayed:
+            request = record.parse()
+            screened = screen_spans(request, self.recent, record.tenant)
+            self.recent.add_all(screened.keys)
+            if screened.duplicates:
+                self.replay_duplicates += screened.duplicates
+                record = OtlpRecord(
+                    request.SerializeToString(), record.tenant, record.receiver, screened.kept
+                )
+            out.append((record, position))
+        return out
 
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
@@ -107,7 +143,8 @@ class Service:
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
-            receiver = component_module("receivers", rec.type).create(rec.config, self.sink, rec_id)
+            settings = ReceiverSettings(rec_id, self.sink, self.recent)
+            receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
             self.receivers[rec_id] = receiver
             if receiver.grpc is not None:

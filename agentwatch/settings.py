@@ -33,6 +33,11 @@ class StorageConfig:
     """Acknowledged spans wait at most this long before they are written to Parquet."""
     max_batch_spans: int = 100_000
     """...or less, once this many spans are waiting."""
+    dedup_window_spans: int = 1_000_000
+    """Keys of this many recently stored spans are remembered to drop retried duplicates (~100 B each)."""
+    dedup_lookback: Duration = 900.0
+    """At start, the index is seeded from Parquet files written this recently (and since the
+    oldest replayed log segment was begun)."""
     max_queue_mib: float = 256.0
     """Backpressure: acknowledged data not yet in Parquet is held to this many MiB; past it
     exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
@@ -51,6 +56,8 @@ class StorageConfig:
             problems.append("flush_interval: must be positive")
         if self.converter_workers < 1:
             problems.append("converter_workers: must be at least 1")
+        if self.dedup_window_spans < 0:
+            problems.append("dedup_window_spans: must not be negative")
         if self.max_queue_mib <= 0:
             problems.append("max_queue_mib: must be positive")
         if self.max_batch_spans < 1:

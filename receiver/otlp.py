@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from agentwatch.component import DurableSink
+from agentwatch.component import ReceiverSettings
 from agentwatch.configmodel import STRICT, parse_endpoint
 from agentwatch.httpserver import AsgiServer
 from receiver.auth import AuthConfig, TlsConfig, TokenAuthenticator
@@ -96,9 +96,9 @@ def _check_endpoint(key: str, endpoint: str) -> list[str]:
 
 
 class OtlpReceiver:
-    def __init__(self, config: Config, sink: DurableSink, receiver_id: str) -> None:
+    def __init__(self, config: Config, settings: ReceiverSettings) -> None:
         self.config = config
-        self.handler = ExportHandler(sink, receiver_id)
+        self.handler = ExportHandler(settings.sink, settings.id, settings.stored)
         self.auth = TokenAuthenticator(config.auth) if config.auth else None
         self.grpc: GrpcTransport | None = None
         self.http: AsgiServer | None = None
@@ -126,5 +126,5 @@ class OtlpReceiver:
             await self.http.stop()
 
 
-def create(config: Config, sink: DurableSink, receiver_id: str = TYPE) -> OtlpReceiver:
-    return OtlpReceiver(config, sink, receiver_id)
+def create(config: Config, settings: ReceiverSettings) -> OtlpReceiver:
+    return OtlpReceiver(config, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from agentwatch.component import DurableSink
+from agentwatch.component import DurableSink, StoredIndex
 from agentwatch.errors import (
     DecodeError,
     Overloaded,
@@ -30,6 +30,7 @@ from agentwatch.errors import (
 )
 from agentwatch.model import OtlpRecord
 from receiver.otlp_json import parse_json_request
+from storage.dedup import span_key
 
 Encoding = Literal["protobuf", "json"]
 
@@ -81,33 +82,55 @@ def _span_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str | None:
     return None
 
 
-def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
-    """Remove spans that cannot be stored; return (kept, rejected, first problem)."""
-    kept = rejected = 0
-    first = ""
+@dataclass
+class Screened:
+    kept: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    problem: str = ""
+    keys: list[bytes] = field(default_factory=list)
+    """Dedup keys of the kept spans, to remember once they are durable."""
+
+
+def screen_spans(
+    request: ExportTraceServiceRequest, recent: StoredIndex | None = None, tenant: str | None = None
+) -> Screened:
+    """Remove spans that cannot be stored and spans already stored (or repeated in the request)."""
+    out = Screened()
+    seen: set[bytes] = set()
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
-            bad = []
+            drop = []
             for index, span in enumerate(ss.spans):
-                problem = _span_problem(span.trace_id, span.span_id, span.parent_span_id)
-                if problem is None:
-                    kept += 1
+                trace_id, span_id = span.trace_id, span.span_id
+                problem = _span_problem(trace_id, span_id, span.parent_span_id)
+                if problem is not None:
+                    drop.append(index)
+                    out.rejected += 1
+                    out.problem = out.problem or f"span {span.name!r}: {problem}"
                     continue
-                bad.append(index)
-                first = first or f"span {span.name!r}: {problem}"
-            for index in reversed(bad):
+                key = span_key(tenant, trace_id, span_id)
+                if key in seen or (recent is not None and key in recent):
+                    drop.append(index)
+                    out.duplicates += 1
+                    continue
+                seen.add(key)
+                out.keys.append(key)
+            for index in reversed(drop):
                 del ss.spans[index]
-            rejected += len(bad)
-    return kept, rejected, first
+    out.kept = len(out.keys)
+    return out
 
 
 class ExportHandler:
     """Decode, validate, make durable, answer. Shared by every OTLP transport."""
 
-    def __init__(self, sink: DurableSink, receiver_id: str) -> None:
+    def __init__(self, sink: DurableSink, receiver_id: str, recent: StoredIndex | None = None) -> None:
         self._sink = sink
         self._receiver_id = receiver_id
+        self._recent = recent
         self.accepted_spans = 0
+        self.duplicate_spans = 0
         self.rejected_spans = 0
         self.refused: Counter[str] = Counter()
         """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
@@ -118,14 +141,21 @@ class ExportHandler:
 
     async def export(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> ExportResult:
         request = decode_request(body, encoding)
-        kept, rejected, problem = drop_invalid_spans(request)
-        message = f"{rejected} span(s) rejected; first: {problem}" if rejected else ""
+        screened = screen_spans(request, self._recent, tenant)
+        rejected = screened.rejected
+        message = f"{rejected} span(s) rejected; first: {screened.problem}" if rejected else ""
         self.rejected_spans += rejected
-        if kept == 0:
+        self.duplicate_spans += screened.duplicates
+        if screened.kept == 0:
+            # Duplicates are already stored: for the client that is a success.
             return ExportResult(0, rejected, message)
         # The original bytes are what we log, unless spans were dropped or it came as JSON.
-        payload = body if encoding == "protobuf" and not rejected else request.SerializeToString()
-        record = OtlpRecord(payload, tenant, self._receiver_id, kept)
+        unchanged = encoding == "protobuf" and not rejected and not screened.duplicates
+        payload = body if unchanged else request.SerializeToString()
+        record = OtlpRecord(payload, tenant, self._receiver_id, screened.kept)
         await asyncio.wrap_future(self._sink.submit(record))
-        self.accepted_spans += kept
-        return ExportResult(kept, rejected, message)
+        # Remembered only once durable: a refused request's retry must not look like a duplicate.
+        if self._recent is not None:
+            self._recent.add_all(screened.keys)
+        self.accepted_spans += screened.kept
+        return ExportResult(screened.kept, rejected, message)

@@ -1,6 +1,7 @@
 """Write-ahead log: an export is acknowledged only once its bytes are fsynced here.
 
-Segments are append-only files ``wal-<seq>.log`` of length-prefixed, checksummed records::
+Segments are append-only files ``wal-<seq>-<created unix time>.log`` of length-prefixed,
+checksummed records::
 
     <u32 body length> <u32 crc32(body)> body
     body = <u8 version> <u16 tenant length | 0xFFFF for none> tenant <u16 receiver length> receiver
@@ -20,6 +21,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -54,6 +56,8 @@ class ReplayStats:
     segments: int = 0
     records: int = 0
     corrupt_tails: int = 0
+    oldest_created: float | None = None
+    """When the oldest replayed segment was begun: its records were converted after that, if at all."""
 
 
 def encode_record(record: OtlpRecord) -> bytes:
@@ -102,6 +106,11 @@ def read_segment(path: Path, seq: int) -> tuple[Committed, bool]:
     return out, False
 
 
+def _created(path: Path) -> float:
+    parts = path.stem.split("-")
+    return float(parts[2]) if len(parts) > 2 and parts[2].isdigit() else path.stat().st_mtime
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -131,6 +140,7 @@ class WriteAheadLog:
         self._size = 0
         self._closed_segments: dict[int, int] = {}  # seq -> final size, for segments no longer written
         self._released = WalPosition(0, 0)
+        self._paths: dict[int, Path] = {}
         self.bytes_written = 0
         self.write_failures = 0
 
@@ -139,7 +149,7 @@ class WriteAheadLog:
         found = []
         for path in self.directory.glob("wal-*.log"):
             try:
-                found.append((int(path.stem.removeprefix("wal-")), path))
+                found.append((int(path.stem.split("-")[1]), path))
             except ValueError:
                 log.warning("ignoring unexpected file in the write-ahead log directory: %s", path)
         return sorted(found)
@@ -161,7 +171,11 @@ class WriteAheadLog:
                     len(records),
                 )
             replayed += records
+            self._paths[seq] = path
             self._closed_segments[seq] = path.stat().st_size
+            created = _created(path)
+            if stats.oldest_created is None or created < stats.oldest_created:
+                stats.oldest_created = created
             self._seq = max(self._seq, seq)
         self._open_segment(self._seq + 1)
         self._thread = threading.Thread(target=self._run, name="agentwatch-wal", daemon=True)
@@ -169,7 +183,8 @@ class WriteAheadLog:
         return replayed, stats
 
     def _open_segment(self, seq: int) -> None:
-        path = self.directory / f"wal-{seq:016d}.log"
+        path = self.directory / f"wal-{seq:016d}-{int(time.time())}.log"
+        self._paths[seq] = path
         self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._seq, self._size = seq, 0
         _fsync_dir(self.directory)
@@ -258,7 +273,7 @@ class WriteAheadLog:
             for seq in done:
                 del self._closed_segments[seq]
         for seq in done:
-            (self.directory / f"wal-{seq:016d}.log").unlink(missing_ok=True)
+            self._paths.pop(seq).unlink(missing_ok=True)
 
     def close(self) -> None:
         with self._cond:
@@ -271,6 +286,6 @@ class WriteAheadLog:
             os.close(self._file)
             self._file = None
             if self._size == 0:
-                (self.directory / f"wal-{self._seq:016d}.log").unlink(missing_ok=True)
+                self._paths.pop(self._seq).unlink(missing_ok=True)
             else:
                 self._mark_closed(self._seq, self._size)

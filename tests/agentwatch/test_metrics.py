@@ -7,7 +7,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentwatch.model import OtlpRecord
-from receiver.otlp_handler import drop_invalid_spans
+from receiver.otlp_handler import screen_spans
 from receiver.otlp_json import parse_json_request
 from storage.wal import encode_record
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
@@ -57,7 +57,7 @@ def test_metrics_count_accepted_rejected_refused_and_written(server: ServerProce
     assert m[("agentwatch_queue_bytes", ())] == 0
     assert m[("agentwatch_queue_limit_bytes", ())] == 256 * 1024 * 1024
     request = parse_json_request(orjson.dumps(good))
-    drop_invalid_spans(request)
+    screen_spans(request)
     logged = encode_record(OtlpRecord.from_request(request, receiver="otlp"))
     assert m[("agentwatch_wal_bytes_written_total", ())] == len(logged)
     assert m[("agentwatch_wal_write_failures_total", ())] == 0

@@ -1,0 +1,92 @@
+"""Which spans are already stored: a bounded index of recent ``(tenant, trace_id, span_id)`` keys.
+
+Duplicates reach a receiver two ways: a client retries an export whose acknowledgement it never
+received (the first copy was durable), and, after a crash, the log replays records that had
+already been converted. Both are recent, so a bounded first-in-first-out index of recently
+stored keys catches them: the receivers check it on the acknowledgement path (they touch every
+span's ids there anyway), add keys once the log has committed them, and start-up seeds it from
+the newest Parquet files and the replayed log. Compaction removes any duplicate that slips
+past it (two copies racing in concurrent requests), so the guarantee is exact in the end.
+
+The tenant in a key is the ingest token's tenant, or empty without authentication: with tokens,
+one tenant can never suppress another's spans by sending their ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from storage.layout import SPANS, table_dir
+
+log = logging.getLogger("agentwatch.dedup")
+
+
+def span_key(tenant: str | None, trace_id: bytes, span_id: bytes) -> bytes:
+    return b"".join(((tenant or "").encode(), b"\0", trace_id, span_id))
+
+
+class RecentSpans:
+    """Keys of recently stored spans, the oldest forgotten first past ``capacity``.
+
+    Used only from the receivers' event loop and from start-up, so it takes no lock.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._keys: set[bytes] = set()
+        self._order: deque[bytes] = deque()
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add_all(self, keys: Iterable[bytes]) -> None:
+        for key in keys:
+            if key in self._keys:
+                continue
+            self._keys.add(key)
+            self._order.append(key)
+        while len(self._order) > self.capacity:
+            self._keys.discard(self._order.popleft())
+
+
+def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float, by_tenant: bool) -> int:
+    """Add the keys of span files committed since ``since`` (epoch seconds), newest first."""
+    root = table_dir(data_dir, SPANS)
+    files = sorted(
+        (
+            (p.stat().st_mtime, p)
+            for p in root.glob("tenant=*/date=*/*.parquet")
+            if p.stat().st_mtime >= since
+        ),
+        reverse=True,
+    )
+    added = 0
+    started = time.monotonic()
+    for _, path in files:
+        if added >= recent.capacity:
+            break
+        tenant = path.parent.parent.name.removeprefix("tenant=") if by_tenant else ""
+        columns = pq.read_table(path, columns=["trace_id", "span_id"])
+        traces = columns["trace_id"].to_pylist()
+        spans = columns["span_id"].to_pylist()
+        recent.add_all(
+            span_key(tenant, bytes.fromhex(t), bytes.fromhex(s)) for t, s in zip(traces, spans, strict=True)
+        )
+        added += len(traces)
+    if files:
+        log.info(
+            "deduplication index: %d keys from %d recent files in %.2fs",
+            added,
+            len(files),
+            time.monotonic() - started,
+        )
+    return added
