@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -81,8 +83,26 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     else:
         click.echo(f"  demo data: {me} demo   (or start with: {me} serve --demo)")
     stop.wait()
-    click.echo("agentwatch: shutting down, flushing to Parquet...")
+    timeout = config.storage.shutdown_timeout
+    click.echo(f"agentwatch: shutting down, flushing to Parquet (at most {timeout:g}s)...")
+    _exit_if_stuck(timeout)
     service.stop()
+    click.echo("agentwatch: stopped cleanly")
+
+
+def _exit_if_stuck(timeout: float) -> None:
+    """Bound shutdown: nothing acknowledged is lost by exiting, it stays in the write-ahead log."""
+
+    def watchdog() -> None:
+        time.sleep(timeout)
+        sys.stderr.write(
+            f"agentwatch: shutdown took longer than {timeout:g}s; exiting. Data not yet in Parquet "
+            "is safe in the write-ahead log and is replayed at the next start.\n"
+        )
+        sys.stderr.flush()
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
 
 
 def _start_demo(grpc_port: int | None, http_port: int | None) -> None:

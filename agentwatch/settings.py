@@ -42,6 +42,9 @@ class StorageConfig:
     """Backpressure: acknowledged data not yet in Parquet is held to this many MiB; past it
     exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
     wal: WalConfig = field(default_factory=WalConfig)
+    shutdown_timeout: Duration = 30.0
+    """SIGTERM/SIGINT: stop accepting, finish in-flight exports and flush to Parquet within this
+    long; past it the process exits 1 and what is left is replayed from the log at next start."""
     converter: Literal["process", "inline"] = "process"
     """``process``: decode and normalise in a worker process (a core of its own); ``inline``: on a
     thread of the server process (needed to inspect ``memory`` exporters from the same process)."""
@@ -54,6 +57,8 @@ class StorageConfig:
             problems.append("data_dir: must not be empty")
         if self.flush_interval <= 0:
             problems.append("flush_interval: must be positive")
+        if self.shutdown_timeout <= 0:
+            problems.append("shutdown_timeout: must be positive")
         if self.converter_workers < 1:
             problems.append("converter_workers: must be at least 1")
         if self.dedup_window_spans < 0:

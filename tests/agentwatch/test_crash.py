@@ -48,11 +48,15 @@ class Client(threading.Thread):
         self.number, self.server, self.requests, self.transport = number, server, requests, transport
         self.acknowledged: list[int] = []
         self.errors = 0
+        self.halt = threading.Event()
 
     def send(self, body: bytes) -> bool:
         try:
             if self.transport == "http":
-                return httpx.post(self.server.http_url, content=body, headers=PROTO, timeout=5).status_code == 200
+                return (
+                    httpx.post(self.server.http_url, content=body, headers=PROTO, timeout=5).status_code
+                    == 200
+                )
             with grpc.insecure_channel(f"127.0.0.1:{self.server.grpc_port}") as channel:
                 channel.unary_unary(EXPORT)(body, timeout=5)
                 return True
@@ -64,6 +68,8 @@ class Client(threading.Thread):
             body = request(self.number, number)
             deadline = time.monotonic() + 60
             while not self.send(body):
+                if self.halt.is_set():
+                    return
                 self.errors += 1
                 assert time.monotonic() < deadline, "server never came back"
                 time.sleep(0.05)
@@ -88,9 +94,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_span_and_stores_none_twice(tmp_
             assert not client.is_alive()
         total = 4 * 120 * 50
         assert server.wait_for_count("SELECT count(*) FROM spans", total, timeout=60) == total
-        rows = server.query(
-            "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans"
-        )
+        rows = server.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans")
         assert rows == [(total, total)]
         # Every request acknowledged before the kill is there, all 50 spans of it.
         stored = {
