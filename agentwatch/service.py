@@ -32,6 +32,7 @@ from agentwatch.model import OtlpRecord
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
 from receiver.otlp_handler import screen_spans
+from storage.compaction import Compactor
 from storage.dedup import RecentSpans, seed_from_parquet
 from storage.layout import remove_stale_temporaries
 from storage.wal import Committed, ReplayStats, WriteAheadLog
@@ -71,6 +72,7 @@ class Service:
         )
         self.sink = AdmittingSink(self.wal, self.admission)
         self.recent = RecentSpans(storage.dedup_window_spans)
+        self.compactor = Compactor(storage.compaction, self.data_dir)
         self.replay_duplicates = 0
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
@@ -102,6 +104,7 @@ class Service:
             )
             self.drain.on_commit(replayed)
         self.drain.start()
+        self.compactor.start()
         self._thread.start()
         try:
             self._run(self._start_servers())
@@ -179,6 +182,7 @@ class Service:
         self._ready = False
         if self._thread.is_alive():
             self._run(self._stop_servers(grace))
+        self.compactor.stop()
         self.wal.close()
         self.drain.stop()
         self.converter.shutdown()

@@ -7,6 +7,7 @@ from typing import Literal
 
 from agentwatch.configmodel import STRICT, parse_endpoint
 from agentwatch.units import Duration
+from storage.compaction import CompactionConfig
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StorageConfig:
     """Backpressure: acknowledged data not yet in Parquet is held to this many MiB; past it
     exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
     wal: WalConfig = field(default_factory=WalConfig)
+    compaction: CompactionConfig = field(default_factory=CompactionConfig)
     shutdown_timeout: Duration = 30.0
     """SIGTERM/SIGINT: stop accepting, finish in-flight exports and flush to Parquet within this
     long; past it the process exits 1 and what is left is replayed from the log at next start."""
@@ -68,6 +70,7 @@ class StorageConfig:
         if self.max_batch_spans < 1:
             problems.append("max_batch_spans: must be at least 1")
         problems += [f"wal.{p}" for p in self.wal.validate()]
+        problems += [f"compaction.{p}" for p in self.compaction.validate()]
         return problems
 
 

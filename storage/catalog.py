@@ -1,7 +1,8 @@
 """The DuckDB catalog: views over the Parquet files, so analysts query plain SQL.
 
-Views are re-bound on every query, so files committed after ``connect`` are seen at once, and
-any number of readers can query while the server writes (files appear by atomic rename).
+Each connection resolves the live files once (see ``live_files``), so its queries see one
+consistent snapshot even while the server writes (files appear by atomic rename) and compacts
+(replaced files stay until readers are done); open a new connection to see newer data.
 
 ``runs`` has one row per agent run: per trace, the outermost ``agent_run`` span (the earliest),
 or the trace's root span when it has none. Its outcome rolls up from every span of the trace:
@@ -12,12 +13,13 @@ answered), else ``success``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 
 from agentwatch.model import SPAN_SCHEMA
-from storage.layout import SPANS, table_dir, table_glob
+from storage.layout import SPANS, table_dir
 
 RUNS_SQL = """
 CREATE OR REPLACE VIEW runs AS
@@ -84,18 +86,44 @@ FROM run_span r JOIN steps st USING (tenant, trace_id)
 """
 
 
-def _has_files(data_dir: Path, table: str) -> bool:
+def live_files(data_dir: Path, table: str) -> list[str]:
+    """The table's committed files, less those replaced by a committed compaction.
+
+    Resolved once per connection: the connection's queries see one consistent set of files.
+    """
     root = table_dir(data_dir, table)
-    return root.is_dir() and any(root.rglob("*.parquet"))
+    if not root.is_dir():
+        return []
+    files = {p.name: p for p in root.glob("tenant=*/date=*/*.parquet")}
+    by_dir: dict[Path, set[str]] = {}
+    for path in files.values():
+        by_dir.setdefault(path.parent, set()).add(path.name)
+    live = []
+    for directory, names in by_dir.items():
+        replaced: set[str] = set()
+        for sidecar in directory.glob("compact-*.json"):
+            if sidecar.with_suffix(".parquet").name in names:
+                replaced.update(_replaced_by(sidecar))
+        live += [str(directory / n) for n in sorted(names - replaced)]
+    return sorted(live)
+
+
+def _replaced_by(sidecar: Path) -> list[str]:
+    try:
+        return [str(n) for n in json.loads(sidecar.read_text())["replaces"]]
+    except FileNotFoundError:
+        return []  # the merge finished while we listed: its inputs are gone too
 
 
 def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the agentwatch views over ``data_dir``."""
     data_dir = Path(data_dir)
     con = duckdb.connect(":memory:")
-    if _has_files(data_dir, SPANS):
+    files = live_files(data_dir, SPANS)
+    if files:
+        listed = ", ".join(f"'{_quote(f)}'" for f in files)
         con.execute(
-            f"CREATE VIEW spans AS SELECT * FROM read_parquet('{_quote(table_glob(data_dir, SPANS))}', "
+            f"CREATE VIEW spans AS SELECT * FROM read_parquet([{listed}], "
             "hive_partitioning = true, union_by_name = true, "
             "hive_types = {'tenant': VARCHAR, 'date': DATE})"
         )

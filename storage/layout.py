@@ -16,11 +16,6 @@ def table_dir(data_dir: Path, table: str) -> Path:
     return data_dir / table
 
 
-def table_glob(data_dir: Path, table: str) -> str:
-    """Every committed file of a table; in-progress files end in ``.tmp`` and never match."""
-    return str(table_dir(data_dir, table) / "**" / "*.parquet")
-
-
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
