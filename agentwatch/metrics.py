@@ -45,52 +45,67 @@ class ServiceCollector(Collector):
             for reason, count in sorted(handler.refused.items()):
                 refused.add_metric([rec_id, reason], count)
         yield from (accepted, rejected, refused)
-        yield CounterMetricFamily(
-            "agentwatch_spans_written", "Spans written to Parquet.", value=svc.drain.spans_written
-        )
-        yield CounterMetricFamily(
+        for kind, name, help_text, value in _service_values(svc):
+            yield kind(name, help_text, value=value)
+
+
+def _service_values(
+    svc: Service,
+) -> list[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, float]]:
+    duplicates = svc.replay_duplicates + sum(r.handler.duplicate_spans for r in svc.receivers.values())
+    counter, gauge = CounterMetricFamily, GaugeMetricFamily
+    return [
+        (counter, "agentwatch_spans_written", "Spans written to Parquet.", svc.drain.spans_written),
+        (
+            counter,
             "agentwatch_spans_deduplicated",
             "Duplicate spans (same trace_id, span_id) dropped.",
-            value=svc.replay_duplicates + sum(r.handler.duplicate_spans for r in svc.receivers.values()),
-        )
-        yield CounterMetricFamily(
+            duplicates,
+        ),
+        (
+            counter,
             "agentwatch_wal_bytes_written",
             "Bytes appended to the write-ahead log.",
-            value=svc.wal.bytes_written,
-        )
-        yield CounterMetricFamily(
+            svc.wal.bytes_written,
+        ),
+        (
+            counter,
             "agentwatch_wal_write_failures",
             "Write-ahead log appends refused or failed.",
-            value=svc.wal.write_failures,
-        )
-        yield CounterMetricFamily(
+            svc.wal.write_failures,
+        ),
+        (
+            counter,
             "agentwatch_wal_replayed_records",
             "Records replayed from the log at start.",
-            value=svc.replay.records,
-        )
-        yield CounterMetricFamily(
+            svc.replay.records,
+        ),
+        (
+            counter,
             "agentwatch_wal_corrupt_tails",
             "Torn or corrupt log tails skipped at start.",
-            value=svc.replay.corrupt_tails,
-        )
-        yield GaugeMetricFamily(
+            svc.replay.corrupt_tails,
+        ),
+        (
+            gauge,
             "agentwatch_queue_spans",
             "Acknowledged spans waiting to be converted.",
-            value=svc.drain.queued_spans,
-        )
-        yield GaugeMetricFamily(
-            "agentwatch_queue_bytes", "Acknowledged bytes not yet in Parquet.", value=svc.admission.held
-        )
-        yield GaugeMetricFamily(
+            svc.drain.queued_spans,
+        ),
+        (gauge, "agentwatch_queue_bytes", "Acknowledged bytes not yet in Parquet.", svc.admission.held),
+        (
+            gauge,
             "agentwatch_queue_limit_bytes",
             "Backpressure limit (storage.max_queue_mib).",
-            value=svc.admission.limit,
-        )
-        yield CounterMetricFamily(
+            svc.admission.limit,
+        ),
+        (
+            counter,
             "agentwatch_pipeline_failures",
             "Batches a pipeline failed on (then retried).",
-            value=svc.drain.batches_failed,
-        )
+            svc.drain.batches_failed,
+        ),
+    ]
 
 
 def registry_for(service: Service) -> CollectorRegistry:

@@ -33,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agentwatch.errors import StorageFull
 from agentwatch.model import OtlpRecord
+from storage.layout import fsync_dir
 
 log = logging.getLogger("agentwatch.wal")
 
@@ -111,14 +112,6 @@ def _created(path: Path) -> float:
     return float(parts[2]) if len(parts) > 2 and parts[2].isdigit() else path.stat().st_mtime
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WriteAheadLog:
     def __init__(
         self,
@@ -187,7 +180,7 @@ class WriteAheadLog:
         self._paths[seq] = path
         self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._seq, self._size = seq, 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # -- the acknowledgement path -------------------------------------------------------------
     def submit(self, record: OtlpRecord) -> Future[None]:
