@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 RECEIVERS = {"otlp": "receiver.otlp"}
-PROCESSORS = {"normalize": "processors.normalize"}
+PROCESSORS = {"normalize": "processors.normalize", "classify": "processors.classify"}
 EXPORTERS = {"parquet": "storage.parquet", "memory": "exporters.memory"}
 
 SECTIONS: dict[str, dict[str, str]] = {
