@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Compile the columnar decoder once (numba caches it), so the service starts in a second.
+	$(BIN)/python -c "from processors import normalize; normalize.create(normalize.Config(), None).start()"
 	touch $(STAMP)
 
 run: setup

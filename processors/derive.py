@@ -1,7 +1,8 @@
 """Canonical values that need more than "first attribute present wins".
 
-Every function takes ``found`` (slot → raw value, from ``decode_and_resolve``) plus what else it needs,
-and is pure; the normalize processor calls them once per span.
+Every function takes ``found`` (slot → raw attribute value, see ``processors.slots``) plus what
+else it needs, and is pure: the normalize processor calls each once per distinct combination of
+the inputs it reads (``processors.canonical``), so these stay the one statement of each rule.
 """
 
 from __future__ import annotations

@@ -16,10 +16,13 @@ It is the first processor of every pipeline: it consumes an ``OtlpBatch`` and ha
 consumer one ``pyarrow.Table`` with exactly ``model.SPAN_SCHEMA``. A batch without spans is not
 passed on at all. Which attribute names are read is data, in ``processors.conventions``.
 
-Each span's attributes are walked once: decoded into a dict and, in the same pass, looked up in
-an inverted index (attribute name → canonical slots with priorities), so the work per span
-grows with the number of attributes it carries, not with the number of names the conventions
-know. Rows are built as Python lists and converted to Arrow column by column, once per batch.
+Conversion is columnar, with no Python object per span in the common case: ``processors.wire``
+scans the protobuf bytes of the whole batch into flat tables (numba), attribute names are looked
+up once per distinct name in an inverted index (attribute name → canonical slots with
+priorities), ``processors.canonical`` resolves the slots and applies the rules once per distinct
+input, and columns are gathered straight from the payload bytes into Arrow buffers
+(``processors.columns``, ``processors.attribute_json``). Output is identical to decoding every
+span with protobuf and applying the rules span by span (tests/processors/test_golden.py).
 
 Rules that are not a plain "first attribute present wins":
 
@@ -34,29 +37,46 @@ Rules that are not a plain "first attribute present wins":
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
+import numpy as np
 import pyarrow as pa
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentwatch.component import BaseComponent, Consumer
 from agentwatch.configmodel import STRICT
-from agentwatch.model import DEFAULT_TENANT, OPERATIONS, SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch
+from agentwatch.model import DEFAULT_TENANT, OPERATIONS, SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch, OtlpRecord
 from processors import conventions as conv
-from processors import derive
-from processors.message_text import text_of
-from processors.otlp_decode import events_list
-from processors.resolve import (
-    ProviderAliases,
-    as_bool,
-    as_str,
-    build_index,
-    decode_and_resolve,
-    sanitize_tenant,
+from processors.attribute_json import json_columns
+from processors.canonical import Rules
+from processors.columns import MAIN, NULL, Pool, Ranges, choose, string_array, timestamps_us
+from processors.decoded import Decoded, Scratch, col, decode
+from processors.error_text import STATUSES
+from processors.kernels import hex_ranges
+from processors.resolve import ProviderAliases, build_index, sanitize_tenant
+from processors.slots import attr_strings
+from processors.wire import (
+    A_OWNER,
+    A_OWNER_KIND,
+    OWNER_RESOURCE,
+    S_END,
+    S_ID_LEN,
+    S_ID_OFF,
+    S_KIND,
+    S_MSG_LEN,
+    S_MSG_OFF,
+    S_NAME_LEN,
+    S_NAME_OFF,
+    S_PARENT_LEN,
+    S_PARENT_OFF,
+    S_RES,
+    S_SCOPE,
+    S_START,
+    S_TRACE_LEN,
+    S_TRACE_OFF,
+    SC_NAME_LEN,
+    SC_NAME_OFF,
 )
 
 TYPE = "normalize"
@@ -118,48 +138,22 @@ class Config:
 # --- the processor -----------------------------------------------------------------------
 
 _KINDS: tuple[str | None, ...] = (None, "internal", "server", "client", "producer", "consumer")
-_STATUSES = ("unset", "ok", "error")
-_COL = {name: i for i, name in enumerate(SPAN_COLUMNS)}
-_TOKEN_COLUMNS = tuple(
-    _COL[c] for c in ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd")
-)
-
-
-@dataclass
-class _ResourceContext:
-    """What every span of one ResourceSpans shares: decoded once, not per span."""
-
-    tenant: str  # sanitised; from the ingest token, else the resource attributes, else default
-    token_tenant: bool  # the ingest token fixed the tenant: span attributes cannot change it
-    attrs_json: bytes
-    found: dict[str, Any]
-    service_name: str | None
-    scope_name: str | None = None
-
-
-# Slots whose presence means the span may report an error (so error columns are worth deriving).
-_ERROR_SLOTS = frozenset({"error_type", "error_message", "sig.rpc_error_code", "sig.error_message"})
-_TEXT_SLOTS = frozenset(
-    {
-        "input_text",
-        "output_text",
-        "sig.indexed_input",
-        "sig.indexed_output",
-        "sig.input_other",
-        "sig.output_other",
-    }
-)
-_TOOL_OPERATIONS = frozenset({"tool", "mcp"})
 
 
 class NormalizeProcessor(BaseComponent):
     def __init__(self, config: Config, next_consumer: Consumer) -> None:
         self.config = config
         self.next_consumer = next_consumer
-        self._index = build_index(config.attributes)
-        self._overrides = dict(config.operations)
-        self._providers = ProviderAliases(config.provider_aliases)
+        self.index = build_index(config.attributes)
+        self.overrides = dict(config.operations)
+        self.providers = ProviderAliases(config.provider_aliases)
         self._tenants: dict[str, str] = {}
+        self._scratch = Scratch()
+        self._lock = threading.Lock()  # the scratch tables serve one batch at a time
+
+    def start(self) -> None:
+        """Compile (or load the cached) numba kernels now, not on the first real batch."""
+        self.to_table(OtlpBatch([OtlpRecord(_warmup_request(), "warmup")]))
 
     def consume(self, batch: OtlpBatch) -> None:
         """Pass the batch on as one span table; a batch without spans is not passed on."""
@@ -168,31 +162,27 @@ class NormalizeProcessor(BaseComponent):
             self.next_consumer.consume(table)
 
     def to_table(self, batch: OtlpBatch) -> pa.Table:
-        """The canonical table of every span in ``batch`` (empty table when there are none)."""
-        rows: list[list[Any]] = []
-        for record in batch.records:
-            for resource_spans in record.parse().resource_spans:
-                ctx = self._resource_context(resource_spans.resource.attributes, record.tenant)
-                for scope_spans in resource_spans.scope_spans:
-                    ctx.scope_name = scope_spans.scope.name or None
-                    rows.extend(self._row(span, ctx) for span in scope_spans.spans)
-        if not rows:
-            return SPAN_SCHEMA.empty_table()
-        _keep_usage_on_leaves_only(rows)
-        return _to_arrow(rows)
+        """The canonical table of every span in ``batch`` (empty table when there are none).
 
-    def _resource_context(self, pairs: Iterable[KeyValue], token_tenant: str | None) -> _ResourceContext:
-        attrs, found = decode_and_resolve(pairs, self._index)
-        raw_tenant = token_tenant if token_tenant is not None else as_str(found.get("tenant"))
-        return _ResourceContext(
-            tenant=self._tenant(raw_tenant),
-            token_tenant=token_tenant is not None,
-            attrs_json=orjson.dumps(attrs),
-            found=found,
-            service_name=as_str(attrs.get("service.name")),
-        )
+        Raises ValueError when a payload is not a valid ExportTraceServiceRequest.
+        """
+        with self._lock:
+            decoded = decode(batch.records, self._scratch)
+            if not decoded.spans.shape[0]:
+                return SPAN_SCHEMA.empty_table()
+            columns: dict[str, pa.Array | Ranges] = {}
+            rules = Rules(decoded, self)
+            columns.update(rules.columns())
+            columns.update(span_columns(decoded, rules))
+            columns.update(json_columns(decoded))
+            arrays = [
+                col.to_arrow(decoded.buf, rules.pool) if isinstance(col, Ranges) else col
+                for col in (columns[name] for name in SPAN_COLUMNS)
+            ]
+            return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
-    def _tenant(self, raw: str | None) -> str:
+    def tenant(self, raw: str | None) -> str:
+        """A raw tenant, sanitised (memoised: a deployment has few tenants)."""
         if raw is None:
             return DEFAULT_TENANT
         clean = self._tenants.get(raw)
@@ -202,154 +192,72 @@ class NormalizeProcessor(BaseComponent):
                 self._tenants[raw] = clean
         return clean
 
-    def _row(self, span: Span, ctx: _ResourceContext) -> list[Any]:
-        """One canonical row. String slots are passed raw: _to_arrow coerces the rare non-str."""
-        attrs, own = decode_and_resolve(span.attributes, self._index)
-        found = {**ctx.found, **own} if ctx.found else own  # span attributes win over resource's
-        get = found.get
-        tenant = ctx.tenant
-        if not ctx.token_tenant and "tenant" in own:
-            tenant = self._tenant(as_str(own["tenant"]))
-        events = events_list(span.events) if span.events else []
-        name = span.name
-        op = derive.operation(name, found, self._overrides)
-        start = span.start_time_unix_nano
-        end = span.end_time_unix_nano
-        span_status = span.status
-        code = span_status.code
-        status = _STATUSES[code] if 0 <= code < 3 else "unset"
-        status_message = span_status.message or None
-        # The derive.* calls below are skipped when the span carries nothing they could use.
-        error_type = error_message = None
-        if events or status == "error" or not _ERROR_SLOTS.isdisjoint(found):
-            exc_type, exc_message = derive.exception_of(events)
-            error_type = derive.error_type(found, exc_type)
-            error_message = derive.error_message(found, exc_message, status, status_message)
-        agent_name = get("agent_name")
-        if agent_name is None and (op == "agent_run" or "sig.trace_name" in found):
-            agent_name = derive.agent_name(name, op, found)
-        tool_name = get("tool_name")
-        if op in _TOOL_OPERATIONS:
-            if tool_name is None:
-                tool_name = derive.tool_name(name, op, found)
-            if error_type is None:  # MCP reports a failed tool inside a successful result
-                error_type = derive.tool_error(found)
-        provider = get("provider")
-        if provider is not None:
-            provider = self._providers.canonical(as_str(provider) or "")
-        usage = derive.usage(found) if op in conv.LLM_OPERATIONS else derive.NO_USAGE
-        input_text = output_text = None
-        if self.config.capture_text and (events or not _TEXT_SLOTS.isdisjoint(found)):
-            input_text, output_text = self._texts(attrs, found, events)
-        kind = span.kind
-        # The order of this list is SPAN_SCHEMA's.
-        return [
-            tenant,
-            span.trace_id.hex(),
-            span.span_id.hex(),
-            span.parent_span_id.hex() or None,
-            ctx.service_name,
-            ctx.scope_name,
-            name,
-            _KINDS[kind] if 0 <= kind < 6 else None,
-            op,
-            start // 1000,
-            end // 1000,
-            start,
-            end,
-            (end - start) / 1e6 if end > start else 0.0,
-            status,
-            status_message,
-            get("agent_id"),
-            agent_name,
-            get("agent_version"),
-            get("agent_owner"),
-            get("user_id"),
-            get("session_id"),
-            get("model"),
-            provider,
-            *usage,
-            tool_name,
-            error_type,
-            error_message,
-            None,  # failure_type: set by the classify processor
-            input_text,
-            output_text,
-            as_bool(get("synthetic")),
-            get("eval_run_id"),
-            get("eval_case_id"),
-            orjson.dumps(attrs),
-            ctx.attrs_json,
-            orjson.dumps(events) if events else None,
-        ]
 
-    def _texts(
-        self, attrs: dict[str, Any], found: dict[str, Any], events: list[dict[str, Any]]
-    ) -> tuple[str | None, str | None]:
-        """(input_text, output_text), each from the first source that has it, truncated.
-
-        Sources, most specific first: message attributes (and configured names), flattened
-        message lists, GenAI message events, then generic inputs/outputs such as input.value.
-        """
-        ev_in = ev_out = None
-        if events:
-            ev_in, ev_out = derive.event_text(events)
-        inp = text_of(found.get("input_text"))
-        if inp is None and "sig.indexed_input" in found:
-            inp = derive.indexed_text(attrs, conv.INPUT_MESSAGE_FAMILIES)
-        if inp is None:
-            inp = ev_in if ev_in is not None else text_of(found.get("sig.input_other"))
-        out = text_of(found.get("output_text"))
-        if out is None and "sig.indexed_output" in found:
-            out = derive.indexed_text(attrs, conv.OUTPUT_MESSAGE_FAMILIES)
-        if out is None:
-            out = ev_out if ev_out is not None else text_of(found.get("sig.output_other"))
-        limit = self.config.max_text_length
-        if inp is not None and len(inp) > limit:
-            inp = inp[:limit]
-        if out is not None and len(out) > limit:
-            out = out[:limit]
-        return inp, out
+def span_columns(decoded: Decoded, rules: Rules) -> dict[str, pa.Array | Ranges]:
+    """The columns that come from the span's own fields, its resource and its scope."""
+    spans, buf = decoded.spans, decoded.buf
+    n = spans.shape[0]
+    out: dict[str, pa.Array | Ranges] = {}
+    for column, off, length in (
+        ("trace_id", S_TRACE_OFF, S_TRACE_LEN),
+        ("span_id", S_ID_OFF, S_ID_LEN),
+        ("parent_span_id", S_PARENT_OFF, S_PARENT_LEN),
+    ):
+        data, offsets = hex_ranges(buf, col(spans, off), col(spans, length))
+        out[column] = string_array(
+            data, offsets, spans[:, length] > 0 if column == "parent_span_id" else None
+        )
+    out["name"] = _ranges(spans, S_NAME_OFF, S_NAME_LEN, empty_is_null=False)
+    out["scope_name"] = _ranges(
+        decoded.scopes[spans[:, S_SCOPE]], SC_NAME_OFF, SC_NAME_LEN, empty_is_null=True
+    )
+    out["service_name"] = _service_names(decoded, rules.pool)
+    kind = spans[:, S_KIND]
+    out["kind"] = choose(_KINDS, np.where((kind >= 0) & (kind < 6), kind, 0))
+    out["status"] = choose(STATUSES, rules.status)
+    out["status_message"] = _ranges(spans, S_MSG_OFF, S_MSG_LEN, empty_is_null=True)
+    start, end = spans[:, S_START], spans[:, S_END]
+    if (start < 0).any() or (end < 0).any():
+        raise ValueError("span times past 2**63 ns do not fit the int64 columns")
+    out["start_time"] = timestamps_us(start // 1000)
+    out["end_time"] = timestamps_us(end // 1000)
+    out["start_time_unix_nano"] = pa.array(start.copy(), pa.int64())
+    out["end_time_unix_nano"] = pa.array(end.copy(), pa.int64())
+    out["duration_ms"] = pa.array(np.where(end > start, (end - start) / 1e6, 0.0), pa.float64())
+    out["failure_type"] = pa.nulls(n, pa.string())  # set by the classify processor
+    return out
 
 
-def _keep_usage_on_leaves_only(rows: list[list[Any]]) -> None:
-    """Null tokens/cost of an LLM span that has an LLM child in the same table.
-
-    Frameworks often wrap the provider call in a second "chat" span that repeats its usage;
-    counting both would double the spend, so only the innermost LLM span keeps the numbers.
-    """
-    trace, span, parent = _COL["trace_id"], _COL["span_id"], _COL["parent_span_id"]
-    operation = _COL["operation"]
-    llm_rows = [row for row in rows if row[operation] in conv.LLM_OPERATIONS]
-    parents = {(row[trace], row[parent]) for row in llm_rows if row[parent] is not None}
-    if not parents:
-        return
-    for row in llm_rows:
-        if (row[trace], row[span]) in parents:
-            for i in _TOKEN_COLUMNS:
-                row[i] = None
+def _ranges(table: np.ndarray, off: int, length: int, empty_is_null: bool) -> Ranges:
+    """A string column straight from a table's byte ranges (protobuf's "" is null if asked)."""
+    lens = col(table, length)
+    source = np.where(lens > 0, MAIN, NULL) if empty_is_null else np.full(lens.shape[0], MAIN)
+    return Ranges(source.astype(np.int8), col(table, off), lens)
 
 
-def _to_arrow(rows: list[list[Any]]) -> pa.Table:
-    """Rows → Arrow, one conversion per column; all-null columns skip the conversion.
+def _service_names(decoded: Decoded, pool: Pool) -> Ranges:
+    """``as_str`` of the resource's last ``service.name`` (a dict of the attributes keeps the last)."""
+    attrs = decoded.attrs
+    last = np.full(decoded.resources.shape[0], -1, np.int64)
+    if "service.name" in decoded.keys:
+        key = decoded.keys.index("service.name")
+        hits = np.flatnonzero((decoded.key_id == key) & (attrs[:, A_OWNER_KIND] == OWNER_RESOURCE))
+        np.maximum.at(last, attrs[hits, A_OWNER], hits)
+    return attr_strings(decoded, last[decoded.spans[:, S_RES]], pool)
 
-    Attribute values for string columns are passed raw from the span: coercing the rare
-    non-string here, per column and only on failure, keeps a call per column off every span.
-    """
-    count = len(rows)
-    arrays = []
-    for column, schema_field in zip(zip(*rows, strict=True), SPAN_SCHEMA, strict=True):
-        if column.count(None) == count:
-            arrays.append(pa.nulls(count, schema_field.type))
-            continue
-        try:
-            arrays.append(pa.array(column, type=schema_field.type))
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            # Only string columns take raw attribute values (an int agent.version, a list...).
-            if schema_field.type != pa.string():
-                raise
-            arrays.append(pa.array([as_str(v) for v in column], type=schema_field.type))
-    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+def _warmup_request() -> bytes:
+    """A request that takes every kernel's code path once (a double, an array, an event)."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = "warmup"
+    span = resource_spans.scope_spans.add().spans.add(trace_id=b"\1" * 16, span_id=b"\2" * 8, name="chat")
+    span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 1
+    span.attributes.add(key="gen_ai.request.temperature").value.double_value = 0.5
+    span.attributes.add(key="tags").value.array_value.values.add(bool_value=True)
+    span.events.add(name="exception").attributes.add(key="exception.type").value.string_value = "E"
+    payload: bytes = request.SerializeToString()
+    return payload
 
 
 def create(config: Config, next_consumer: Consumer) -> NormalizeProcessor:

@@ -1,7 +1,10 @@
 """OTLP protobuf values → plain Python values (and from there JSON), in as few calls as possible.
 
-This runs once per attribute of every span, so it is written for speed: one ``WhichOneof``
-per value, a fast path for the common scalar kinds, and recursion only for arrays/kvlists.
+The columnar decoder (``processors.wire``) handles strings, ints and bools itself; these give
+the Python value of everything else (once per distinct value) and whole attribute dicts and
+event lists for the spans whose rules read them (``processors.error_text``). One
+``WhichOneof`` per value, a fast path for the common scalar kinds, recursion only for
+arrays/kvlists.
 """
 
 from __future__ import annotations

@@ -1,23 +1,22 @@
-"""Attribute dict → canonical slots, and the coercions from attribute values to column types.
+"""Attribute names → canonical slots, and the coercions from attribute values to column types.
 
 The index is inverted (attribute name → the slots it can fill, with a priority), so resolving
-a span costs one dict lookup per attribute it carries instead of one per name the conventions
-know. Priorities encode "configured names first, then built-ins in table order".
+costs one lookup per distinct attribute name of a batch instead of one per name the conventions
+know (``kernels.resolve_slots`` applies it to every span). Priorities encode "configured names
+first, then built-ins in table order".
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from agentwatch.model import DEFAULT_TENANT
 from processors import conventions as conv
-from processors.otlp_decode import any_value
 
 _NOT_FOUND = 1 << 30
 _BUILTIN_PRIORITY = 1000  # configured names get 0.., built-in names 1000.., so config wins
@@ -42,30 +41,6 @@ def build_index(extra: Mapping[str, Sequence[str]]) -> Index:
             for i, name in enumerate(names):
                 add(name, slot, _BUILTIN_PRIORITY + i)
     return {name: tuple(slots.items()) for name, slots in best.items()}
-
-
-def decode_and_resolve(pairs: Iterable[KeyValue], index: Index) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(attributes_dict(pairs), resolve(...))`` in one walk over the pairs: this is the
-    hottest loop of ingest, and protobuf field access dominates it."""
-    attrs: dict[str, Any] = {}
-    values: dict[str, Any] = {}
-    priorities: dict[str, int] = {}
-    lookup = index.get
-    for pair in pairs:
-        name = pair.key
-        raw = pair.value
-        value = raw.string_value  # most values are non-empty strings; "" means "look closer"
-        if not value:
-            value = any_value(raw)
-        attrs[name] = value
-        hits = lookup(name)
-        if hits is None or value is None or value == "":
-            continue
-        for slot, priority in hits:
-            if priority < priorities.get(slot, _NOT_FOUND):
-                priorities[slot] = priority
-                values[slot] = value
-    return attrs, values
 
 
 # --- coercion: attribute values arrive as whatever type the SDK chose -------------------

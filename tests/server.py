@@ -82,7 +82,7 @@ api:
 """
         )
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 90.0) -> ServerProcess:
         self.write_config()
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - kept open for the child
         self.proc = subprocess.Popen(

@@ -23,7 +23,7 @@ def test_builtin_default_is_the_shipped_collector_config() -> None:
     assert list(config.receivers) == ["otlp"]
     assert config.receivers["otlp"].config.protocols.grpc.endpoint == "127.0.0.1:4317"
     assert config.receivers["otlp"].config.protocols.http.endpoint == "127.0.0.1:4318"
-    assert config.pipelines["traces"].processors == ("normalize",)
+    assert config.pipelines["traces"].processors == ("normalize", "classify")
     assert config.pipelines["traces"].exporters == ("parquet",)
     assert config.storage.data_dir == "./agentwatch-data"
     assert config.storage.flush_interval == 1.0

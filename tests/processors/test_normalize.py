@@ -220,7 +220,9 @@ def table_of(
         ]
     }
     request = parse_json_request(orjson.dumps(doc))
-    return normalize.create(make_config(config), Sink()).to_table(OtlpBatch([OtlpRecord.from_request(request, tenant)]))
+    return normalize.create(make_config(config), Sink()).to_table(
+        OtlpBatch([OtlpRecord.from_request(request, tenant)])
+    )
 
 
 def one_row(

@@ -1,0 +1,213 @@
+"""The columnar decoder against protobuf: random requests, re-encodings and malformed payloads.
+
+The reference here decodes with protobuf objects, written independently of processors/: the
+mechanical columns (ids, names, times, kind, status, scope, attributes/resource/events JSON)
+must equal it exactly. The attribute-driven columns are pinned by test_golden.py and the
+convention fixtures; here they must at least not change when the bytes are encoded differently.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from agentwatch.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
+from processors import normalize
+from tests.processors.otlp_gen import reencode, requests, varint
+
+KINDS = (None, "internal", "server", "client", "producer", "consumer")
+PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def processor(**config: Any) -> normalize.NormalizeProcessor:
+    return normalize.create(normalize.Config(**config), None)  # type: ignore[arg-type]  # to_table only
+
+
+def to_table(*payloads: bytes, config: dict[str, Any] | None = None) -> pa.Table:
+    return processor(**(config or {})).to_table(OtlpBatch([OtlpRecord(p) for p in payloads]))
+
+
+def reference_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [reference_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return reference_attrs(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def reference_attrs(pairs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        out[pair.key] = reference_value(pair.value)
+    return out
+
+
+def reference_rows(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
+    rows = []
+    for rs in request.resource_spans:
+        resource = reference_attrs(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                start, end, code = span.start_time_unix_nano, span.end_time_unix_nano, span.status.code
+                events = [
+                    {
+                        "name": e.name,
+                        "time_unix_nano": e.time_unix_nano,
+                        "attributes": reference_attrs(e.attributes),
+                    }
+                    for e in span.events
+                ]
+                rows.append(
+                    {
+                        "trace_id": span.trace_id.hex(),
+                        "span_id": span.span_id.hex(),
+                        "parent_span_id": span.parent_span_id.hex() or None,
+                        "scope_name": ss.scope.name or None,
+                        "name": span.name,
+                        "kind": KINDS[span.kind] if 0 <= span.kind < 6 else None,
+                        "start_time": start // 1000,
+                        "end_time": end // 1000,
+                        "start_time_unix_nano": start,
+                        "end_time_unix_nano": end,
+                        "duration_ms": (end - start) / 1e6 if end > start else 0.0,
+                        "status": ("unset", "ok", "error")[code] if 0 <= code < 3 else "unset",
+                        "status_message": span.status.message or None,
+                        "attributes": orjson.dumps(reference_attrs(span.attributes)).decode(),
+                        "resource_attributes": orjson.dumps(resource).decode(),
+                        "events": orjson.dumps(events).decode() if events else None,
+                    }
+                )
+    return rows
+
+
+def mechanical_rows(table: pa.Table) -> list[dict[str, Any]]:
+    table = table.set_column(
+        table.schema.get_field_index("start_time"), "start_time", table["start_time"].cast(pa.int64())
+    )
+    table = table.set_column(
+        table.schema.get_field_index("end_time"), "end_time", table["end_time"].cast(pa.int64())
+    )
+    names = ["trace_id", "span_id", "parent_span_id", "scope_name", "name", "kind", "start_time", "end_time",
+             "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "status", "status_message",
+             "attributes", "resource_attributes", "events"]  # fmt: skip
+    return table.select(names).to_pylist()
+
+
+@PROFILE
+@given(requests())
+def test_mechanical_columns_equal_a_protobuf_decode(request: ExportTraceServiceRequest) -> None:
+    expected = reference_rows(request)
+    try:
+        table = to_table(request.SerializeToString())
+    except OverflowError:  # a token count past int64 (a float 1e19, say) fails the batch, as before
+        reject()
+    assert table.schema.equals(SPAN_SCHEMA)
+    assert mechanical_rows(table) == expected
+
+
+@PROFILE
+@given(requests(), st.integers(0, 2**32), st.sampled_from([0.0, 0.2]))
+def test_another_encoding_of_the_same_request_gives_the_same_table(
+    request: ExportTraceServiceRequest, seed: int, split: float
+) -> None:
+    """Field order, unknown fields and groups, padded varints, repeated scalars (the last wins)
+    and singular messages sent in parts (protobuf merges them) change nothing."""
+    canonical = request.SerializeToString()
+    other = reencode(canonical, "Request", random.Random(seed), split)
+    reparsed = ExportTraceServiceRequest.FromString(other)
+    reparsed.DiscardUnknownFields()
+    assert reparsed == request
+    config = {"attributes": {"user_id": ["chat"]}, "max_text_length": 5}
+    try:
+        expected = to_table(canonical, config=config)
+    except OverflowError:  # a token count past int64 fails either way
+        with pytest.raises(OverflowError):
+            to_table(other, config=config)
+        return
+    assert to_table(other, config=config).equals(expected)
+
+
+@PROFILE
+@given(
+    requests(),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["truncate", "overwrite", "insert", "random"]),
+)
+def test_a_damaged_payload_raises_value_error_or_decodes(
+    request: ExportTraceServiceRequest, rng: random.Random, damage: str
+) -> None:
+    """Whatever the bytes, the scanner stays inside them: a table or a ValueError, nothing else."""
+    data = bytearray(reencode(request.SerializeToString(), "Request", rng))
+    if damage == "truncate" and data:
+        del data[rng.randrange(len(data)) :]
+    elif damage == "overwrite" and data:
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif damage == "insert":
+        position = rng.randint(0, len(data))
+        data[position:position] = rng.randbytes(rng.randint(1, 5))
+    else:
+        data = bytearray(rng.randbytes(rng.randint(0, 64)))
+    with contextlib.suppress(ValueError, OverflowError):  # OverflowError: a "token count" past int64
+        to_table(bytes(data))
+
+
+def test_truncated_payload_is_a_value_error() -> None:
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="x", trace_id=b"\1" * 16, span_id=b"\2" * 8)
+    payload = request.SerializeToString()
+    good = OtlpRecord(payload)
+    with pytest.raises(ValueError, match="record 1: payload is not a valid ExportTraceServiceRequest"):
+        processor().to_table(OtlpBatch([good, OtlpRecord(payload[:-3])]))
+
+
+def test_a_status_sent_twice_is_merged_as_protobuf_does() -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(name="x", trace_id=b"\1" * 16)
+    span.span_id = b"\2" * 8
+    span_bytes = span.SerializeToString()
+    # Span = its fields + status{code=ERROR} + status{message="boom"}: one merged status.
+    extra = b"\x7a\x02\x18\x02" + b"\x7a\x06\x12\x04boom"
+    scope_spans = b"\x12" + varint(len(span_bytes + extra)) + span_bytes + extra
+    resource_spans = b"\x12" + varint(len(scope_spans)) + scope_spans
+    payload = b"\x0a" + varint(len(resource_spans)) + resource_spans
+    row = to_table(payload).to_pylist()[0]
+    assert (row["status"], row["status_message"], row["error_message"]) == ("error", "boom", "boom")
+
+
+def test_attribute_json_is_orjsons_including_escapes_and_duplicate_keys() -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(name="x", trace_id=b"\1" * 16)
+    span.span_id = b"\2" * 8
+    values = [
+        ("k", AnyValue(string_value="first")),
+        ('q"\\\n\x01\x7fé😀', AnyValue(string_value="\t\b\f\r\x1f\u2028")),
+        ("n", AnyValue(int_value=-(2**63))),
+        ("b", AnyValue(bool_value=False)),
+        ("e", AnyValue()),
+        ("d", AnyValue(double_value=1e20)),
+        ("k", AnyValue(string_value="last")),
+    ]
+    span.attributes.extend(KeyValue(key=k, value=v) for k, v in values)
+    expected = orjson.dumps({k: reference_value(v) for k, v in values}).decode()
+    assert to_table(request.SerializeToString())["attributes"].to_pylist() == [expected]
+    assert expected.startswith('{"k":"last",')
+
+
+def test_start_compiles_the_kernels_and_converts_a_sample() -> None:
+    processor().start()
