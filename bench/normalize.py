@@ -30,8 +30,8 @@ def bench_batch(requests: int, spans: int) -> OtlpBatch:
     ingest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ingest)
     rng = random.Random(1)
-    return OtlpBatch([OtlpRecord(ingest.build_request(rng, spans, START_NS), None, "otlp", spans)
-                      for _ in range(requests)])  # fmt: skip
+    payloads = [ingest.build_request(rng, spans, START_NS) for _ in range(requests)]
+    return OtlpBatch([OtlpRecord(payload, None, "otlp", spans) for payload in payloads])
 
 
 def demo_batch(runs: int) -> OtlpBatch:

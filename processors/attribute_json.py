@@ -246,6 +246,8 @@ def objects(
             out, pos, buf, attrs, start, count, key_id, keys, key_offsets, last, stamps, i + 1, pool, snippets
         )
     offsets[n] = pos
+    if pos >= 2**31:
+        raise ValueError("a JSON column of one batch exceeds 2 GiB")
     return out[:pos], offsets
 
 
@@ -310,6 +312,8 @@ def event_lists(
         out[pos] = 93  # ]
         pos += 1
     offsets[n] = pos
+    if pos >= 2**31:
+        raise ValueError("a JSON column of one batch exceeds 2 GiB")
     return out[:pos], offsets
 
 

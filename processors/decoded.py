@@ -46,8 +46,8 @@ def col(table: np.ndarray, field: int) -> np.ndarray:
 
 
 class Scratch:
-    """The scanner's tables, kept between batches: fresh memory costs page faults on every
-    batch, which is more than the decoding itself. Only ``decode`` writes them."""
+    """The scanner's tables, kept between batches (fresh memory would cost page faults on
+    every batch). Only ``decode`` writes them."""
 
     def __init__(self) -> None:
         self.tables = tuple(
@@ -133,20 +133,28 @@ def decode(records: Sequence[OtlpRecord], scratch: Scratch) -> Decoded:
         if status == wire.OK:
             break
         if status == wire.NONCANONICAL and request not in reencoded:
-            # Protobuf's own re-encoding merges repeated messages and orders fields by number.
-            reencoded.add(request)
-            try:
-                payloads[request] = ExportTraceServiceRequest.FromString(
-                    payloads[request]
-                ).SerializeToString()
-            except DecodeError as exc:
-                raise _invalid(request) from exc
+            # Protobuf's own encoding merges repeated messages and writes fields in number
+            # order. Each rescan covers the whole batch, so after a second such request every
+            # later one is re-encoded at once (rescans stay few, whatever a client sends).
+            todo = [request] if not reencoded else range(request, len(payloads))
+            for r in todo:
+                if r not in reencoded:
+                    reencoded.add(r)
+                    payloads[r] = _reencoded(payloads[r], r)
             continue
         raise _invalid(request)
     # Views into the scratch tables: valid until the next batch, so nothing built from them may
     # share their memory (every column handed to Arrow is computed into a new array).
     spans, attrs, resources, scopes, events = (t[:n] for t, n in zip(tables, counts, strict=True))
     return Decoded(data, buf, spans, attrs, resources, scopes, events, [record.tenant for record in records])
+
+
+def _reencoded(payload: bytes, request: int) -> bytes:
+    try:
+        canonical: bytes = ExportTraceServiceRequest.FromString(payload).SerializeToString()
+    except DecodeError as exc:
+        raise _invalid(request) from exc
+    return canonical
 
 
 def _invalid(request: int) -> ValueError:

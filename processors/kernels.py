@@ -1,4 +1,5 @@
-"""Numba kernels over the decoded batch: interning byte ranges, grouping rows, gathering bytes.
+"""Numba kernels over the decoded batch: interning byte ranges, grouping rows, resolving slots,
+gathering bytes into Arrow string buffers.
 
 Interning turns byte ranges (attribute keys, values, span names) into small dense ids, so the
 Python-level work - decoding a key, coercing a value, running a derive.* rule - is done once per
@@ -196,11 +197,10 @@ def gather(
     data = np.empty(total, np.uint8)
     for i in range(n):
         if source[i] != 0:
-            start, length, off = offsets[i], lens[i], offs[i]
-            if source[i] == 1:
-                data[start : start + length] = main[off : off + length]
-            else:
-                data[start : start + length] = pool[off : off + length]
+            src = main if source[i] == 1 else pool
+            start, off = offsets[i], offs[i]
+            for j in range(lens[i]):  # a loop: slicing costs more than short copies
+                data[start + j] = src[off + j]
     return data, offsets
 
 
@@ -217,6 +217,8 @@ def hex_ranges(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> tuple[np.
         offsets[i] = total
         total += 2 * lens[i]
     offsets[n] = total
+    if total >= 2**31:
+        raise ValueError("an id column of one batch exceeds 2 GiB")
     data = np.empty(total, np.uint8)
     for i in range(n):
         out, off = offsets[i], offs[i]

@@ -176,8 +176,8 @@ class NormalizeProcessor(BaseComponent):
             columns.update(span_columns(decoded, rules))
             columns.update(json_columns(decoded))
             arrays = [
-                col.to_arrow(decoded.buf, rules.pool) if isinstance(col, Ranges) else col
-                for col in (columns[name] for name in SPAN_COLUMNS)
+                column.to_arrow(decoded.buf, rules.pool) if isinstance(column, Ranges) else column
+                for column in (columns[name] for name in SPAN_COLUMNS)
             ]
             return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 

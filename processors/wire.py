@@ -67,18 +67,9 @@ _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_STATUS = _tag(9, _WT_LEN), _tag(11, _WT_LE
 _EVENT_TIME, _EVENT_NAME, _EVENT_ATTRIBUTES = _tag(1, _WT_I64), _tag(2, _WT_LEN), _tag(3, _WT_LEN)
 _STATUS_MESSAGE, _STATUS_CODE = _tag(2, _WT_LEN), _tag(3, _WT_VARINT)
 _KV_KEY, _KV_VALUE = _tag(1, _WT_LEN), _tag(2, _WT_LEN)
-_AV_STRING, _AV_BOOL, _AV_INT, _AV_DOUBLE = (
-    _tag(1, _WT_LEN),
-    _tag(2, _WT_VARINT),
-    _tag(3, _WT_VARINT),
-    _tag(4, _WT_I64),
-)
-_AV_ARRAY, _AV_KVLIST, _AV_BYTES, _AV_STRINDEX = (
-    _tag(5, _WT_LEN),
-    _tag(6, _WT_LEN),
-    _tag(7, _WT_LEN),
-    _tag(8, _WT_VARINT),
-)
+_AV_STRING, _AV_ARRAY, _AV_KVLIST, _AV_BYTES = (_tag(f, _WT_LEN) for f in (1, 5, 6, 7))
+_AV_BOOL, _AV_INT, _AV_STRINDEX = (_tag(f, _WT_VARINT) for f in (2, 3, 8))
+_AV_DOUBLE = _tag(4, _WT_I64)
 
 
 @njit(cache=True)
@@ -245,7 +236,7 @@ def scan(
     Returns (status, request, spans, attrs, resources, scopes, events, counts): the tables as
     filled, ``counts`` their used rows; on a status other than OK ``request`` is the culprit.
     Callers pass the previous batch's tables back in: reusing their memory spares the page
-    faults of fresh allocations, which cost more than the decoding itself.
+    faults of fresh allocations (about a sixth of the scan's time).
     """
     counts = np.zeros(5, np.int64)
     n_span = n_attr = n_res = n_scope = n_event = 0

@@ -211,3 +211,44 @@ def test_attribute_json_is_orjsons_including_escapes_and_duplicate_keys() -> Non
 
 def test_start_compiles_the_kernels_and_converts_a_sample() -> None:
     processor().start()
+
+
+def test_a_batch_where_every_request_needs_reencoding() -> None:
+    requests_ = []
+    for i in range(5):
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.add(key="service.name").value.string_value = f"svc{i}"
+        span = resource_spans.scope_spans.add().spans.add(name=f"s{i}", trace_id=bytes([i + 1]) * 16)
+        span.span_id = bytes([i + 1]) * 8
+        span.status.code = 2
+        span.status.message = "boom"
+        requests_.append(request.SerializeToString())
+    # split=1.0: every resource and status is sent in two parts, which only protobuf can merge.
+    mangled = [reencode(r, "Request", random.Random(i), split=1.0) for i, r in enumerate(requests_)]
+    assert to_table(*mangled).equals(to_table(*requests_))
+
+
+@pytest.mark.parametrize("spans", [1, 3])
+def test_a_table_does_not_change_when_the_processor_converts_the_next_batch(spans: int) -> None:
+    """The decoder's tables are reused from batch to batch: no column may share their memory."""
+
+    def request(seed: int) -> bytes:
+        req = ExportTraceServiceRequest()
+        resource_spans = req.resource_spans.add()
+        resource_spans.resource.attributes.add(key="service.name").value.string_value = f"svc{seed}"
+        for i in range(spans):
+            span = resource_spans.scope_spans.add().spans.add(name=f"n{seed}", trace_id=bytes([seed]) * 16)
+            span.span_id, span.start_time_unix_nano, span.end_time_unix_nano = (
+                bytes([i + 1]) * 8,
+                seed,
+                2 * seed,
+            )
+            span.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = seed
+        return req.SerializeToString()
+
+    normalizer = processor()
+    first = normalizer.to_table(OtlpBatch([OtlpRecord(request(1))]))
+    expected = first.to_pylist()
+    normalizer.to_table(OtlpBatch([OtlpRecord(request(7)), OtlpRecord(request(9))]))
+    assert first.to_pylist() == expected
