@@ -230,15 +230,10 @@ LANGFUSE_TYPES: dict[str, str] = {
 }
 
 # The first word of a span name ("chat gpt-4o", "tools/call get_weather", Glean's "agent_run").
+# GenAI span names start with the operation name, so its table is the base; "retrieval" is
+# left out because a span merely named "retrieval ..." is not evidence of the GenAI convention.
 SPAN_NAME_OPERATIONS: dict[str, str] = {
-    "chat": "chat",
-    "text_completion": "chat",
-    "generate_content": "chat",
-    "embeddings": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent_run",
-    "create_agent": "agent_run",
-    "invoke_workflow": "workflow",
+    **{name: op for name, op in GEN_AI_OPERATIONS.items() if name != "retrieval"},
     "agent_run": "agent_run",
     "mcp": "mcp",
     "tools/call": "mcp",
