@@ -31,6 +31,17 @@ class Component(Consumer, Protocol):
     def shutdown(self) -> None: ...
 
 
+@runtime_checkable
+class Counted(Protocol):
+    """A component with counters of its own (e.g. normalize's truncated attribute values).
+
+    Pipelines may run in worker processes, so counters travel as deltas: ``take_counts``
+    returns what happened since its last call, and the service adds them up for ``/metrics``.
+    """
+
+    def take_counts(self) -> dict[str, int]: ...
+
+
 class BaseComponent:
     """Do-nothing lifecycle, so simple components only write ``consume``."""
 

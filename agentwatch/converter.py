@@ -30,8 +30,9 @@ log = logging.getLogger("agentwatch.converter")
 class Converter(Protocol):
     def start(self) -> None: ...
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
-        """Run ``records`` through pipeline number ``pipeline``; return once exporters committed."""
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+        """Run ``records`` through pipeline number ``pipeline``; return once exporters committed,
+        with the components' counters since the last call (``Counted``)."""
 
     def shutdown(self) -> None: ...
 
@@ -43,8 +44,9 @@ class InlineConverter:
     def start(self) -> None:
         self.assembly.start()
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
         self.assembly.pipelines[pipeline].consume(OtlpBatch(records))
+        return self.assembly.take_counts()
 
     def shutdown(self) -> None:
         self.assembly.shutdown()
@@ -83,10 +85,11 @@ def _ready() -> bool:
     return _worker_assembly is not None
 
 
-def _convert(pipeline: int, wire: Wire) -> None:
+def _convert(pipeline: int, wire: Wire) -> dict[str, int]:
     assert _worker_assembly is not None
     records = [OtlpRecord(payload, tenant, receiver, spans) for tenant, receiver, payload, spans in wire]
     _worker_assembly.pipelines[pipeline].consume(OtlpBatch(records))
+    return _worker_assembly.take_counts()
 
 
 def _shutdown_worker() -> None:
@@ -116,11 +119,11 @@ class ProcessConverter:
     def start(self) -> None:
         self._pool = self._new_pool()
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> None:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
         assert self._pool is not None
         wire: Wire = [(r.tenant, r.receiver, r.payload, r.spans) for r in records]
         try:
-            self._pool.submit(_convert, pipeline, wire).result()
+            return self._pool.submit(_convert, pipeline, wire).result()
         except BrokenProcessPool:
             # A worker died (killed, out of memory). The batch is still in the log: start new
             # workers (once, whichever caller gets here first) and let the caller retry.

@@ -52,6 +52,8 @@ class Drain:
         self.wal: WriteAheadLog | None = None
         self.spans_written = 0
         self.batches_failed = 0
+        self.component_counts: dict[str, int] = {}
+        """The pipeline components' own counters (``component.Counted``), added up."""
 
     @property
     def queued_spans(self) -> int:
@@ -122,7 +124,10 @@ class Drain:
         delay = 0.1
         while True:
             try:
-                self._converter.convert(index, records)
+                counts = self._converter.convert(index, records)
+                with self._cond:
+                    for name, value in counts.items():
+                        self.component_counts[name] = self.component_counts.get(name, 0) + value
                 return
             except Exception:
                 # Keep the batch and retry: the log still holds it, so a crash here loses nothing.

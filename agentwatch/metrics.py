@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+COMPONENT_COUNTERS = {
+    "attribute_values_truncated": "String attribute values cut to normalize's max_attribute_value_length.",
+    "attributes_dropped": "Attributes dropped past normalize's max_attribute_count (span, event, resource).",
+}
+"""Counters the pipeline components report (``component.Counted``), exported as
+``agentwatch_<name>_total`` whether or not anything happened yet."""
+
 
 class ServiceCollector(Collector):
     def __init__(self, service: Service) -> None:
@@ -47,6 +54,10 @@ class ServiceCollector(Collector):
         yield from (accepted, rejected, refused)
         for kind, name, help_text, value in _service_values(svc):
             yield kind(name, help_text, value=value)
+        for name, help_text in COMPONENT_COUNTERS.items():
+            yield CounterMetricFamily(
+                f"agentwatch_{name}", help_text, value=svc.drain.component_counts.get(name, 0)
+            )
 
 
 def _service_values(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwatch.component import BaseComponent, Component, Consumer
+from agentwatch.component import BaseComponent, Component, Consumer, Counted
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
 
@@ -53,6 +53,15 @@ class Assembly:
         """Upstream first: every pipeline's processors, then the shared exporters."""
         procs = [p for pipe in self.pipelines for p in pipe.processors]
         return [*procs, *self.exporters.values()]
+
+    def take_counts(self) -> dict[str, int]:
+        """Every ``Counted`` component's counters since the last call, added up by name."""
+        total: dict[str, int] = {}
+        for component in self.components():
+            if isinstance(component, Counted):
+                for name, value in component.take_counts().items():
+                    total[name] = total.get(name, 0) + value
+        return total
 
     def start(self) -> None:
         for component in reversed(self.components()):

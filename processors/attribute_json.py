@@ -15,18 +15,14 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from numba import njit
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from processors.columns import string_array
 from processors.decoded import Decoded, col
 from processors.kernels import value_ids
-from processors.otlp_decode import any_value
 from processors.wire import (
     A_INT,
     A_KEY_LEN,
     A_KEY_OFF,
-    A_RAW_LEN,
-    A_RAW_OFF,
     A_TYPE,
     A_VLEN,
     A_VOFF,
@@ -61,9 +57,10 @@ _NULL = np.frombuffer(b"null", np.uint8)
 _U00 = np.frombuffer(b"\\u00", np.uint8)
 
 
-def value_snippets(data: bytes, buf: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def value_snippets(decoded: Decoded) -> tuple[np.ndarray, np.ndarray]:
     """(pool, offsets): the JSON text of every value the kernel does not format itself, once per
     distinct value; attribute a's text is pool[offsets[a, 0]:offsets[a, 0] + offsets[a, 1]]."""
+    buf, attrs = decoded.buf, decoded.attrs
     kinds = attrs[:, A_TYPE]
     rare = np.flatnonzero((kinds != T_STR) & (kinds != T_INT) & (kinds != T_BOOL) & (kinds != T_NONE))
     offsets = np.zeros((attrs.shape[0], 2), np.int64)
@@ -72,8 +69,7 @@ def value_snippets(data: bytes, buf: np.ndarray, attrs: np.ndarray) -> tuple[np.
     ids, first = value_ids(buf, attrs, rare)
     texts = []
     for a in first.tolist():
-        raw = data[attrs[a, A_RAW_OFF] : attrs[a, A_RAW_OFF] + attrs[a, A_RAW_LEN]]
-        texts.append(orjson.dumps(any_value(AnyValue.FromString(raw))))
+        texts.append(orjson.dumps(decoded.value(a)))
     lengths = np.array([len(t) for t in texts], np.int64)
     starts = np.cumsum(lengths) - lengths
     offsets[rare, 0] = starts[ids]
@@ -320,7 +316,7 @@ def event_lists(
 def json_columns(decoded: Decoded) -> dict[str, pa.Array]:
     """``attributes``, ``resource_attributes`` and ``events`` of every span."""
     d = decoded
-    pool, snippets = value_snippets(d.data, d.buf, d.attrs)
+    pool, snippets = value_snippets(d)
     keys, key_offsets = key_texts(d.buf, d.attrs, d.key_first)
     common = (d.buf, d.attrs, d.key_id, keys, key_offsets)
     data, offsets = objects(*common, col(d.spans, S_ATTR_START), col(d.spans, S_ATTR_COUNT), pool, snippets)

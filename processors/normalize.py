@@ -4,6 +4,8 @@
       normalize:
         max_text_length: 8192          # input_text/output_text cut to this many characters
         capture_text: true             # false: input_text/output_text are always null
+        max_attribute_value_length: 65536  # characters; longer string values are cut (and counted)
+        max_attribute_count: 1024      # per span, event and resource; the rest are dropped (and counted)
         attributes:                    # extra names per canonical column, tried before built-ins
           user_id: [glean.user.email]
           agent_owner: [glean.agent.creator]
@@ -54,6 +56,7 @@ from processors.columns import MAIN, NULL, Pool, Ranges, choose, string_array, t
 from processors.decoded import Decoded, Scratch, col, decode
 from processors.error_text import STATUSES
 from processors.kernels import hex_ranges
+from processors.limits import LimitCounts, Limits
 from processors.resolve import ProviderAliases, build_index, sanitize_tenant
 from processors.slots import attr_strings
 from processors.wire import (
@@ -108,6 +111,14 @@ class Config:
     capture_text: bool = True
     """False redacts: input_text/output_text are always null (the attributes keep the originals)."""
 
+    max_attribute_value_length: int = 65536
+    """Characters kept of a string attribute value (strings in arrays/kvlists too); the batch is
+    never rejected for it. See processors.limits."""
+
+    max_attribute_count: int = 1024
+    """Attributes kept per span, per event and per resource, first sent first kept. The default
+    is above the OpenTelemetry SDK's 128 because flattened message lists (OpenInference) are long."""
+
     def validate(self) -> list[str]:
         problems: list[str] = []
         for column, names in self.attributes.items():
@@ -132,6 +143,10 @@ class Config:
                 problems.append(f"provider_aliases.{alias}: the canonical provider must not be empty")
         if self.max_text_length < 1:
             problems.append("max_text_length: must be at least 1 (use capture_text: false to drop text)")
+        if self.max_attribute_value_length < 1:
+            problems.append("max_attribute_value_length: must be at least 1")
+        if self.max_attribute_count < 1:
+            problems.append("max_attribute_count: must be at least 1")
         return problems
 
 
@@ -150,10 +165,13 @@ class NormalizeProcessor(BaseComponent):
         self._tenants: dict[str, str] = {}
         self._scratch = Scratch()
         self._lock = threading.Lock()  # the scratch tables serve one batch at a time
+        self.limits = Limits(config.max_attribute_value_length, config.max_attribute_count)
+        self._counts = LimitCounts()
 
     def start(self) -> None:
         """Compile (or load the cached) numba kernels now, not on the first real batch."""
         self.to_table(OtlpBatch([OtlpRecord(_warmup_request(), "warmup")]))
+        self.take_counts()  # the warmup's own cuts are not the clients'
 
     def consume(self, batch: OtlpBatch) -> None:
         """Pass the batch on as one span table; a batch without spans is not passed on."""
@@ -167,7 +185,9 @@ class NormalizeProcessor(BaseComponent):
         Raises ValueError when a payload is not a valid ExportTraceServiceRequest.
         """
         with self._lock:
-            decoded = decode(batch.records, self._scratch)
+            decoded = decode(batch.records, self._scratch, self.limits)
+            self._counts.values_truncated += decoded.limit_counts.values_truncated
+            self._counts.attributes_dropped += decoded.limit_counts.attributes_dropped
             if not decoded.spans.shape[0]:
                 return SPAN_SCHEMA.empty_table()
             columns: dict[str, pa.Array | Ranges] = {}
@@ -180,6 +200,15 @@ class NormalizeProcessor(BaseComponent):
                 for column in (columns[name] for name in SPAN_COLUMNS)
             ]
             return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+    def take_counts(self) -> dict[str, int]:
+        """Attribute values cut and attributes dropped since the last call."""
+        with self._lock:
+            counts, self._counts = self._counts, LimitCounts()
+        return {
+            "attribute_values_truncated": counts.values_truncated,
+            "attributes_dropped": counts.attributes_dropped,
+        }
 
     def tenant(self, raw: str | None) -> str:
         """A raw tenant, sanitised (memoised: a deployment has few tenants)."""

@@ -36,6 +36,7 @@ SPAN_FIELDS = 23
  A_RAW_LEN) = range(10)  # fmt: skip
 ATTR_FIELDS = 10
 OWNER_SPAN, OWNER_RESOURCE, OWNER_EVENT = 0, 1, 2
+OWNER_DROPPED = 3  # past the attribute count limit (processors.limits)
 
 # AnyValue kinds (A_TYPE), by the AnyValue field that was set.
 T_NONE, T_STR, T_BOOL, T_INT, T_DOUBLE, T_ARRAY, T_KVLIST, T_BYTES, T_STRINDEX = range(9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -61,3 +63,44 @@ def test_metrics_count_accepted_rejected_refused_and_written(server: ServerProce
     logged = encode_record(OtlpRecord.from_request(request, receiver="otlp"))
     assert m[("agentwatch_wal_bytes_written_total", ())] == len(logged)
     assert m[("agentwatch_wal_write_failures_total", ())] == 0
+
+
+def test_attribute_limits_cut_and_count_without_rejecting(tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path,
+        extra_config="""
+processors:
+  normalize:
+    max_attribute_value_length: 4
+    max_attribute_count: 2
+  classify: {}
+""",
+    ).start()
+    try:
+        attributes = [
+            {"key": "user.id", "value": {"stringValue": "dave@acme.com"}},
+            {"key": "gen_ai.agent.name", "value": {"stringValue": "expense-bot"}},
+            {"key": "third", "value": {"stringValue": "x"}},
+        ]
+        body = otlp_json(
+            json_span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", attributes=attributes),
+            json_span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b175", attributes=attributes[2:]),
+        )
+        response = httpx.post(server.http_url, json=body)
+        assert response.status_code == 200
+        assert response.json() == {}  # nothing rejected
+        assert server.wait_for_count("SELECT count(*) FROM spans", 2) == 2
+        rows = server.query(
+            "SELECT span_id, user_id, agent_name, attributes, resource_attributes FROM spans ORDER BY span_id"
+        )
+        assert rows == [
+            ("eee19b7ec3c1b174", "dave", "expe", '{"user.id":"dave","gen_ai.agent.name":"expe"}',
+             '{"service.name":"json","agentwatch.tenant":"acme"}'),
+            ("eee19b7ec3c1b175", None, None, '{"third":"x"}', '{"service.name":"json","agentwatch.tenant":"acme"}'),
+        ]  # fmt: skip
+        m = scrape(server)
+        # Cut: user.id, gen_ai.agent.name, and the one resource's service.name ("acme" fits).
+        assert m[("agentwatch_attribute_values_truncated_total", ())] == 3
+        assert m[("agentwatch_attributes_dropped_total", ())] == 1
+    finally:
+        server.kill()
