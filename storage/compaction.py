@@ -36,7 +36,9 @@ import pyarrow.parquet as pq
 
 from agentwatch.configmodel import STRICT
 from agentwatch.units import Duration
+from storage.catalog import live_files
 from storage.layout import SPANS, fsync_dir, table_dir
+from storage.runparts import RUN_PARTS, PartsWriter, parts_path
 
 log = logging.getLogger("agentwatch.compaction")
 MIB = 1024 * 1024
@@ -73,6 +75,7 @@ class CompactionStats:
     files_merged: int = 0
     duplicates_removed: int = 0
     partitions_expired: int = 0
+    parts_backfilled: int = 0
     pending: list[tuple[float, Path]] = field(default_factory=list)
 
 
@@ -84,7 +87,7 @@ def _sidecar_inputs(sidecar: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def merge_files(partition: Path, inputs: list[Path]) -> tuple[Path, int]:
+def merge_files(partition: Path, inputs: list[Path], parts: PartsWriter) -> tuple[Path, int]:
     """Commit one merged file replacing ``inputs``; return it and how many duplicates it dropped."""
     table = pa.concat_tables([pq.read_table(p) for p in inputs], promote_options="default")
     frame = pl.from_arrow(table)
@@ -95,7 +98,8 @@ def merge_files(partition: Path, inputs: list[Path]) -> tuple[Path, int]:
     name = f"compact-{uuid.uuid4().hex}"
     tmp = partition / f".{name}.parquet.tmp"
     # Back to the inputs' exact types (polars hands strings back as large_string).
-    pq.write_table(unique.to_arrow().cast(table.schema), tmp, compression="zstd", compression_level=3)
+    merged = unique.to_arrow().cast(table.schema)
+    pq.write_table(merged, tmp, compression="zstd", compression_level=3)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     sidecar = partition / f"{name}.json"
@@ -105,6 +109,7 @@ def merge_files(partition: Path, inputs: list[Path]) -> tuple[Path, int]:
         os.fsync(handle.fileno())
     os.replace(sidecar_tmp, sidecar)
     final = partition / f"{name}.parquet"
+    parts.write(merged, final)  # unread until the merged file is live
     os.replace(tmp, final)  # the commit
     fsync_dir(partition)
     return final, frame.height - unique.height
@@ -113,7 +118,9 @@ def merge_files(partition: Path, inputs: list[Path]) -> tuple[Path, int]:
 class Compactor:
     def __init__(self, config: CompactionConfig, data_dir: Path) -> None:
         self.config = config
+        self.data_dir = data_dir
         self.root = table_dir(data_dir, SPANS)
+        self.parts = PartsWriter(data_dir)
         self.stats = CompactionStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,7 +136,20 @@ class Compactor:
         today = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
         for partition in sorted(self.root.glob("tenant=*/date=*")):
             self._compact_partition(partition, partition.name != f"date={today}", now)
+        self.sync_parts()
         return self.stats
+
+    def sync_parts(self) -> None:
+        """Backfill missing run partials of live span files; delete partials of vanished files."""
+        live = {Path(name) for name in live_files(self.data_dir, SPANS)}
+        for span_file in sorted(live):
+            if not parts_path(self.data_dir, span_file).exists():
+                self.parts.write(pq.read_table(span_file, partitioning=None), span_file)
+                self.stats.parts_backfilled += 1
+        parts_root = table_dir(self.data_dir, RUN_PARTS)
+        for part in parts_root.glob("tenant=*/date=*/*.parquet") if parts_root.is_dir() else []:
+            if not (self.root / part.relative_to(parts_root)).exists():
+                part.unlink(missing_ok=True)
 
     def _compact_partition(self, partition: Path, closed_day: bool, now: float) -> None:
         replaced = {name for sidecar in partition.glob("compact-*.json") for name in _sidecar_inputs(sidecar)}
@@ -150,7 +170,7 @@ class Compactor:
             size += path.stat().st_size
             if size >= self.config.target_file_mib * MIB:
                 break
-        merged, duplicates = merge_files(partition, inputs)
+        merged, duplicates = merge_files(partition, inputs, self.parts)
         self.stats.merges += 1
         self.stats.files_merged += len(inputs)
         self.stats.duplicates_removed += duplicates
@@ -168,19 +188,23 @@ class Compactor:
         due = [s for t, s in self.stats.pending if t <= now]
         self.stats.pending = [(t, s) for t, s in self.stats.pending if t > now]
         for sidecar in due:
-            finish_merge(sidecar)
+            finish_merge(sidecar, self.data_dir)
 
     def _expire(self, now: float) -> None:
         cutoff = (datetime.fromtimestamp(now, UTC) - timedelta(seconds=self.config.retention)).strftime(
             "%Y-%m-%d"
         )
-        for partition in self.root.glob("tenant=*/date=*"):
+        partitions = [
+            *self.root.glob("tenant=*/date=*"),
+            *table_dir(self.data_dir, RUN_PARTS).glob("tenant=*/date=*"),
+        ]
+        for partition in partitions:
             if partition.name.removeprefix("date=") < cutoff:
                 hidden = partition.parent / f".expired-{partition.name}-{uuid.uuid4().hex[:8]}"
                 os.replace(partition, hidden)  # out of every reader's sight at once
                 shutil.rmtree(hidden, ignore_errors=True)
-                self.stats.partitions_expired += 1
-                log.info("retention: deleted %s", partition.relative_to(self.root))
+                self.stats.partitions_expired += partition.is_relative_to(self.root)  # spans only
+                log.info("retention: deleted %s", partition.relative_to(self.data_dir))
 
     # -- background ------------------------------------------------------------------------
     def recover(self) -> None:
@@ -211,7 +235,8 @@ class Compactor:
             self._thread = None
 
 
-def finish_merge(sidecar: Path) -> None:
+def finish_merge(sidecar: Path, data_dir: Path) -> None:
     for name in _sidecar_inputs(sidecar):
         (sidecar.parent / name).unlink(missing_ok=True)
+        parts_path(data_dir, sidecar.parent / name).unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)

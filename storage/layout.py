@@ -26,16 +26,18 @@ def fsync_dir(directory: Path) -> None:
 
 def remove_stale_temporaries(data_dir: Path) -> int:
     """Delete files a writer killed between write and rename left behind; call before writing."""
-    stale = list(data_dir.rglob(".part-*.tmp")) if data_dir.is_dir() else []
+    stale = list(data_dir.rglob(".*.tmp")) if data_dir.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
 
 
-def write_atomically(table: pa.Table, directory: Path, compression: str, level: int | None) -> Path:
+def write_atomically(
+    table: pa.Table, directory: Path, compression: str, level: int | None, name: str | None = None
+) -> Path:
     """Write then rename, both fsynced, so a reader sees the whole file or none of it."""
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"part-{uuid.uuid4().hex}.parquet"
+    name = name or f"part-{uuid.uuid4().hex}.parquet"
     tmp = directory / f".{name}.tmp"
     pq.write_table(table, tmp, compression=compression, compression_level=level)
     fd = os.open(tmp, os.O_RDONLY)

@@ -7,7 +7,8 @@
 
 Files land in ``<data_dir>/spans/tenant=<t>/date=<YYYY-MM-DD>/part-*.parquet``; ``tenant``
 and ``date`` are hive partition columns, so they are not repeated inside the files. Each call
-writes one file per partition from the whole Arrow batch, never row by row.
+writes one file per partition from the whole Arrow batch, never row by row, and then the file's
+run roll-up partials (``storage.runparts``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agentwatch.component import BaseComponent
 from agentwatch.configmodel import STRICT
 from agentwatch.pipeline import ExporterSettings
 from storage.layout import SPANS, table_dir, write_atomically
+from storage.runparts import PartsWriter
 
 TYPE = "parquet"
 
@@ -61,6 +63,7 @@ class ParquetExporter(BaseComponent):
     def __init__(self, config: Config, data_dir: Path) -> None:
         self.config = config
         self.root = table_dir(data_dir, SPANS)
+        self.parts = PartsWriter(data_dir)
         self.files_written = 0
 
     def consume(self, batch: pa.Table) -> None:
@@ -69,8 +72,14 @@ class ParquetExporter(BaseComponent):
         compression = "none" if self.config.compression == "none" else self.config.compression
         level = self.config.compression_level if compression == "zstd" else None
         for tenant, date, rows in partitions(batch):
-            write_atomically(rows, self.root / f"tenant={tenant}" / f"date={date}", compression, level)
+            written = write_atomically(
+                rows, self.root / f"tenant={tenant}" / f"date={date}", compression, level
+            )
+            self.parts.write(rows, written)  # after the file: partials never describe missing spans
             self.files_written += 1
+
+    def shutdown(self) -> None:
+        self.parts.close()
 
 
 def create(config: Config, settings: ExporterSettings) -> ParquetExporter:

@@ -94,10 +94,15 @@ def write(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
 def test_partitioned_zstd_files_without_partition_columns(tmp_path: Path) -> None:
     write(tmp_path, fixture_rows())
     files = sorted(str(p.relative_to(tmp_path)).rsplit("/", 1)[0] for p in tmp_path.rglob("*.parquet"))
-    assert files == ["spans/tenant=acme/date=2025-11-22", "spans/tenant=globex/date=2025-11-23"]
+    assert files == [
+        "run_parts/tenant=acme/date=2025-11-22",
+        "run_parts/tenant=globex/date=2025-11-23",
+        "spans/tenant=acme/date=2025-11-22",
+        "spans/tenant=globex/date=2025-11-23",
+    ]
     import pyarrow.parquet as pq
 
-    one = next(tmp_path.rglob("tenant=acme/*/*.parquet"))
+    one = next(tmp_path.rglob("spans/tenant=acme/*/*.parquet"))
     meta = pq.ParquetFile(one).metadata
     assert meta.num_rows == 8
     assert meta.row_group(0).column(0).compression == "ZSTD"
