@@ -15,8 +15,10 @@ import click
 import duckdb
 from rich.console import Console
 
-from agentwatch.config import AgentwatchConfig, load_config
-from agentwatch.errors import AgentwatchError, ConfigError
+from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_report import cases, report
+from agentwatch.config import AgentwatchConfig
+from agentwatch.errors import AgentwatchError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -30,13 +32,7 @@ def _self_command() -> str:
 
 
 def _load(config_path: str | None, data_dir: str | None) -> AgentwatchConfig:
-    try:
-        return load_config(config_path).with_data_dir(data_dir)
-    except ConfigError as exc:
-        click.echo("agentwatch: invalid configuration:", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
+    return load_or_exit(config_path, data_dir)
 
 
 @click.group()
@@ -208,3 +204,7 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
         '"SELECT agent_name, outcome, failure_type, count(*) AS runs '
         'FROM runs GROUP BY ALL ORDER BY ALL"'
     )
+
+
+main.add_command(report)
+main.add_command(cases)

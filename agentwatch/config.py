@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agentwatch.agents import AgentConfig, build_agents
 from agentwatch.configmodel import build_config
 from agentwatch.errors import ConfigError
 from agentwatch.registry import SECTIONS, component_module
@@ -59,7 +60,8 @@ class AgentwatchConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     extra: dict[str, Any] = field(default_factory=dict)
-    """Sections later stages read (``agents``, ``alerts``, ``budgets``), kept as parsed."""
+    """Sections later stages read (``alerts``, ``budgets``), kept as parsed."""
+    agents: tuple[AgentConfig, ...] = ()
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -185,9 +187,11 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     pipelines = _pipelines(merged.get("service"), sections, merged, problems)
     storage = _section(StorageConfig, "storage", merged.get("storage"), problems)
     api = _section(ApiConfig, "api", merged.get("api"), problems)
+    agents, agent_problems = build_agents(merged.get("agents"))
+    problems.add_relative(("agents",), agent_problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
-    extra: dict[str, Any] = {k: merged[k] for k in ("agents", "alerts", "budgets") if k in merged}
+    extra: dict[str, Any] = {k: merged[k] for k in ("alerts", "budgets") if k in merged}
     return AgentwatchConfig(
         name,
         sections["receivers"],
@@ -197,6 +201,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         storage,
         api,
         extra,
+        agents,
     )
 
 

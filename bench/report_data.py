@@ -162,7 +162,7 @@ def generate(data_dir: Path, spans: int, days: int, end_us: int, seed: int = 7) 
         share = {"acme": 0.8, "globex": 0.2}
         offset = 0
         for tenant, fraction in share.items():
-            rows = int(round(runs_per_day * fraction)) * SPANS_PER_RUN
+            rows = round(runs_per_day * fraction) * SPANS_PER_RUN
             part = table.slice(offset, rows)
             offset += rows
             directory = data_dir / "spans" / f"tenant={tenant}" / f"date={date}"

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -90,6 +89,8 @@ def _sidecar_inputs(sidecar: Path) -> list[str]:
 def merge_files(partition: Path, inputs: list[Path], parts: PartsWriter) -> tuple[Path, int]:
     """Commit one merged file replacing ``inputs``; return it and how many duplicates it dropped."""
     table = pa.concat_tables([pq.read_table(p) for p in inputs], promote_options="default")
+    import polars as pl  # here, not at the top: every CLI command imports this module's config
+
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     unique = frame.unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True).sort(
@@ -221,10 +222,12 @@ class Compactor:
         self._thread.start()
 
     def _run(self) -> None:
+        from polars.exceptions import PolarsError
+
         while not self._stop.wait(self.config.interval):
             try:
                 self.run_once()
-            except (OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
+            except (OSError, pa.ArrowException, PolarsError) as exc:
                 # A failed merge committed nothing (the rename is the commit); try again next time.
                 log.error("compaction pass failed: %s", exc)
 

@@ -33,13 +33,20 @@ def remove_stale_temporaries(data_dir: Path) -> int:
 
 
 def write_atomically(
-    table: pa.Table, directory: Path, compression: str, level: int | None, name: str | None = None
+    table: pa.Table,
+    directory: Path,
+    compression: str,
+    level: int | None,
+    name: str | None = None,
+    row_group_size: int | None = None,
 ) -> Path:
     """Write then rename, both fsynced, so a reader sees the whole file or none of it."""
     directory.mkdir(parents=True, exist_ok=True)
     name = name or f"part-{uuid.uuid4().hex}.parquet"
     tmp = directory / f".{name}.tmp"
-    pq.write_table(table, tmp, compression=compression, compression_level=level)
+    pq.write_table(
+        table, tmp, compression=compression, compression_level=level, row_group_size=row_group_size
+    )
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -22,8 +22,10 @@ import duckdb
 import pyarrow as pa
 
 from storage.layout import SPANS, table_dir, write_atomically
+from storage.message_template import NO_MESSAGE, mask_sql
 
 RUN_PARTS = "run_parts"
+PARTS_ROW_GROUP = 16_384
 
 # The fields whose first non-null value (by span start) the run takes.
 FIRST_SEEN = (
@@ -36,6 +38,12 @@ _FAILED = "(status = 'error' OR failure_type IS NOT NULL)"
 _FIRST_SEEN = ",\n    ".join(
     f"min({{'at': start_time, 'v': {c}}}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in FIRST_SEEN
 )
+_RUN_TEMPLATE = mask_sql("error_message")
+_STEP_TEMPLATE = mask_sql("coalesce(error_message, status_message)")
+_AGENT = (
+    "coalesce(min({'at': start_time, 'v': agent_id}) FILTER (WHERE agent_id IS NOT NULL),"
+    " min({'at': start_time, 'v': agent_name}) FILTER (WHERE agent_name IS NOT NULL)).v"
+)
 _SUMS = ",\n    ".join(f"sum({c}) AS {c}" for c in SUMS)
 
 PARTS_SQL = f"""
@@ -45,7 +53,8 @@ SELECT __KEYS__,
         'rank': CASE WHEN operation = 'agent_run' THEN 0 WHEN parent_span_id IS NULL THEN 1 ELSE 2 END,
         'start_time': start_time, 'span_id': span_id, 'name': name, 'duration_ms': duration_ms,
         'status': status, 'failure_type': failure_type, 'error_message': error_message,
-        'status_message': status_message, 'input_text': input_text, 'output_text': output_text
+        'status_message': status_message, 'input_text': input_text, 'output_text': output_text,
+        'error_template': {_RUN_TEMPLATE}
     }}) AS run,
     {_FIRST_SEEN},
     bool_or(synthetic) AS synthetic,
@@ -55,10 +64,13 @@ SELECT __KEYS__,
     -- The two earliest failing spans: one of them may be the run span itself.
     coalesce(list_slice(list_sort(list({{
         'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, 'other_error'),
-        'message': coalesce(error_message, status_message)
+        'message': coalesce(error_message, status_message),
+        'template': {_STEP_TEMPLATE}
     }}) FILTER (WHERE {_FAILED})), 1, 2), []) AS failing,
     {_SUMS},
-    list_distinct(list(model) FILTER (WHERE model IS NOT NULL)) AS models
+    list_distinct(list(model) FILTER (WHERE model IS NOT NULL)) AS models,
+    -- A plain column to filter by agent (Parquet statistics skip row groups of other agents).
+    {_AGENT} AS agent
 FROM __SOURCE__
 GROUP BY __KEYS__
 """
@@ -70,10 +82,12 @@ _VALUES = ", ".join(f"{c}.v AS {c}" for c in FIRST_SEEN)
 # Most traces have one partial (compaction rolls a partition's files up into one), and those
 # rows are runs as they are: only traces with several partials go through the aggregation.
 RUNS_SQL = f"""
-WITH parts AS (__PARTS__),
-multi AS (SELECT tenant, trace_id FROM parts GROUP BY tenant, trace_id HAVING count(*) > 1),
+WITH parts AS (SELECT *, hash(tenant, trace_id) AS trace_hash FROM (__PARTS__)),
+-- Grouping 8-byte hashes is cheaper than 32-character ids. A collision only sends a trace
+-- through the merge below, which is exact for any number of partials.
+multi AS (SELECT trace_hash FROM parts GROUP BY trace_hash HAVING count(*) > 1),
 unified AS (
-    SELECT * FROM parts ANTI JOIN multi USING (tenant, trace_id)
+    SELECT * EXCLUDE (trace_hash, agent) FROM parts ANTI JOIN multi USING (trace_hash)
     UNION ALL BY NAME
     SELECT tenant, trace_id,
         min(run) AS run,
@@ -85,7 +99,7 @@ unified AS (
         list_slice(list_sort(flatten(list(failing))), 1, 2) AS failing,
         {_MERGE_SUMS},
         list_distinct(flatten(list(models))) AS models
-    FROM parts SEMI JOIN multi USING (tenant, trace_id)
+    FROM parts SEMI JOIN multi USING (trace_hash)
     GROUP BY tenant, trace_id
 ),
 judged AS (
@@ -104,6 +118,8 @@ SELECT
          ELSE step.failure_type END AS failure_type,
     CASE WHEN run_failed THEN coalesce(step.span_id, run.span_id) ELSE step.span_id END AS failing_span_id,
     coalesce(run.error_message, failing[1].message) AS error_message,
+    coalesce(CASE WHEN run.error_message IS NOT NULL THEN run.error_template ELSE failing[1].template END,
+             '{NO_MESSAGE}') AS error_template,
     tool_calls, tool_errors, span_count,
     input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models, synthetic,
     run.input_text AS input_text, run.output_text AS output_text
@@ -146,9 +162,14 @@ class PartsWriter:
             cursor.close()
 
     def write(self, rows: pa.Table, span_file: Path) -> Path:
-        """Write the partials of ``rows``, which are (or will be) the contents of ``span_file``."""
+        """Write the partials of ``rows``, which are (or will be) the contents of ``span_file``.
+
+        Sorted by agent, in small row groups: a one-agent report reads only that agent's."""
         target = parts_path(self.data_dir, span_file)
-        return write_atomically(self.parts_of(rows), target.parent, "zstd", 3, name=target.name)
+        parts = self.parts_of(rows).sort_by([("agent", "ascending"), ("trace_id", "ascending")])
+        return write_atomically(
+            parts, target.parent, "zstd", 3, name=target.name, row_group_size=PARTS_ROW_GROUP
+        )
 
     def close(self) -> None:
         self._con.close()

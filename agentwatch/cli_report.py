@@ -1,0 +1,159 @@
+"""``agentwatch report`` and ``agentwatch cases export``: agent health from the stored runs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import orjson
+
+from agentwatch.agents import AgentConfig
+from agentwatch.cli_common import load_or_exit
+from agentwatch.errors import ConfigError
+from agentwatch.settings import StorageConfig
+
+_FORMATS = ["text", "json", "markdown", "html"]
+
+
+def _until(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time like 2026-11-22T10:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
+    """(data directory, agents) for a reading command.
+
+    Without --config nothing is parsed: the built-in default has no agents, and validating it
+    would import every pipeline component (numba, polars) just to read Parquet."""
+    if config_path is None:
+        return data_dir or StorageConfig().data_dir, ()
+    config = load_or_exit(config_path, data_dir)
+    return config.storage.data_dir, config.agents
+
+
+def _scope_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config."),
+            click.option("--data-dir", help="Data directory (default: the config's storage.data_dir)."),
+            click.option("--agent", help="Only this agent (agent_id, else agent_name)."),
+            click.option("--tenant", help="Only this tenant."),
+            click.option("--since", default="7d", show_default=True, help="Window length: 30m, 12h, 7d, 2w."),
+            click.option("--until", "until_text", help="End of the window, ISO 8601 (default: now)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command()
+@_scope_options
+@click.option("--format", "fmt", default="text", type=click.Choice(_FORMATS), show_default=True)
+@click.option("--top", default=5, show_default=True, help="Affected users listed per agent.")
+@click.option("--signals", "signal_count", default=10, show_default=True, help="Failure signals listed.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+def report(
+    config_path: str | None,
+    data_dir: str | None,
+    agent: str | None,
+    tenant: str | None,
+    since: str,
+    until_text: str | None,
+    fmt: str,
+    top: int,
+    signal_count: int,
+    output: Path | None,
+) -> None:
+    """Agent health: failure rate over time, failure types, latency, affected users, cross-user
+    failures and the top failure signals."""
+    from exporters import report_formats
+    from exporters.health import build_report
+    from exporters.scope import Scope, load_runs, parse_since
+    from exporters.signals import clusters
+    from storage.catalog import connect
+
+    directory, agents = _settings(config_path, data_dir)
+    try:
+        scope = Scope.last(parse_since(since), agent, tenant, _until(until_text))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    con = connect(directory)
+    load_runs(con, scope)
+    health = build_report(con, scope, agents, top)
+    signals = clusters(con, signal_count)
+    if fmt == "json":
+        text = orjson.dumps(report_formats.to_json_dict(health, signals), option=orjson.OPT_INDENT_2).decode()
+    elif fmt == "markdown":
+        text = report_formats.render_markdown(health, signals)
+    elif fmt == "html":
+        from exporters.report_html import render_html
+
+        text = render_html(health, signals)
+    else:
+        text = report_formats.render_text(health, signals)
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({health.runs} runs, {len(health.agents)} agents)", err=True)
+
+
+@click.group()
+def cases() -> None:
+    """Production failures as eval cases."""
+
+
+@cases.command("export")
+@_scope_options
+@click.option("--cluster", help="Only runs of this failure signal (its id in the report).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file to write.",
+)
+def export(
+    config_path: str | None,
+    data_dir: str | None,
+    agent: str | None,
+    tenant: str | None,
+    since: str,
+    until_text: str | None,
+    cluster: str | None,
+    output: Path,
+) -> None:
+    """Write failed runs as dataset cases (JSONL) the eval runner reads."""
+    from exporters.cases import export_cases
+    from exporters.scope import Scope, load_runs, parse_since
+    from storage.catalog import connect
+
+    directory, _ = _settings(config_path, data_dir)
+    try:
+        scope = Scope.last(parse_since(since), agent, tenant, _until(until_text))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    con = connect(directory)
+    load_runs(con, scope, with_text=True)
+    with output.open("wb") as handle:
+        result = export_cases(con, handle, cluster)
+    note = (
+        f"; {result.skipped_without_input} failed runs skipped (no input recorded)"
+        if result.skipped_without_input
+        else ""
+    )
+    click.echo(f"wrote {result.written} cases to {output}{note}", err=True)
+    if result.written == 0:
+        sys.exit(1)

@@ -1,0 +1,93 @@
+"""Which runs a report, a signal list or a case export looks at: a time window, maybe one agent
+or tenant. ``load_runs`` materialises exactly those runs once, with the few columns the
+reports read, so every query after it runs over a small in-memory table.
+
+The window and agent filters are applied to the run partials before they are merged (see
+``storage.runparts``), so one agent's report never merges the other agents' runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from agentwatch.errors import ConfigError
+from storage.runparts import runs_sql
+
+RUNS_TABLE = "scoped_runs"
+UNKNOWN_AGENT = "(unknown)"
+
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str) -> timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w`` → timedelta; ConfigError naming the value otherwise."""
+    match = _SINCE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"--since: {text!r} is not a window like 30m, 12h, 7d or 2w")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Scope:
+    since: datetime
+    until: datetime
+    agent: str | None = None
+    tenant: str | None = None
+
+    @classmethod
+    def last(cls, window: timedelta, agent: str | None = None, tenant: str | None = None,
+             now: datetime | None = None) -> Scope:  # fmt: skip
+        until = now or datetime.now(UTC)
+        return cls(until - window, until, agent, tenant)
+
+    @property
+    def seconds(self) -> float:
+        return (self.until - self.since).total_seconds()
+
+
+def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = False) -> int:
+    """Create the temp table ``scoped_runs`` from the catalog connection ``con``; its row count.
+
+    Columns: tenant, agent, agent_owner, user_id, trace_id, span_id, start_time, duration_ms,
+    outcome, failure_type, error_message, error_template, failing_span_id, and with ``with_text``
+    input_text and output_text (case export needs them; the report does not, and they are the
+    bulk of the bytes).
+    """
+    params: dict[str, object] = {
+        "since": scope.since,
+        "until": scope.until,
+        # A trace can start the day before its partials' file date: one day of slack.
+        "since_date": (scope.since - timedelta(days=1)).date(),
+    }
+    where = ["date >= $since_date"]
+    if scope.tenant is not None:
+        where.append("tenant = $tenant")
+        params["tenant"] = scope.tenant
+    if scope.agent is not None:
+        # The agent's partials, and agent-less partials of the same traces (spans of a run
+        # that reached a file without the span naming the agent).
+        where.append(
+            "(agent = $agent OR agent IS NULL) AND trace_id IN"
+            " (SELECT trace_id FROM run_parts WHERE date >= $since_date AND agent = $agent)"
+        )
+        params["agent"] = scope.agent
+    parts = f"SELECT * FROM run_parts WHERE {' AND '.join(where)}"
+    agent_filter = "AND coalesce(agent_id, agent_name) = $agent" if scope.agent is not None else ""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {RUNS_TABLE} AS
+        SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
+               trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
+               error_template, failing_span_id {", input_text, output_text" if with_text else ""}
+        FROM ({runs_sql(parts)})
+        WHERE start_time >= $since AND start_time < $until {agent_filter}
+        """,
+        params,
+    )
+    ((count,),) = con.execute(f"SELECT count(*) FROM {RUNS_TABLE}").fetchall()
+    return int(count)
