@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: setup run demo test lint typecheck pytest bench clean
+.PHONY: setup run demo test lint typecheck pytest bench bench-report browser clean
 
 setup: $(STAMP)
 
@@ -32,13 +32,25 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+# Debian's chromium, for the test that opens the HTML report headless. Installed when missing
+# and the machine can (root with apt-get); otherwise that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "make browser: could not install chromium; the HTML report test will be skipped"; \
+	  else echo "make browser: no chromium and no root apt-get; the HTML report test will be skipped"; fi; }
+
+pytest: setup browser
 	$(BIN)/pytest -q $(ARGS)
 
 test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python bench/ingest.py $(ARGS)
+
+bench-report: setup
+	$(BIN)/python bench/report.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) agentwatch-data .pytest_cache .mypy_cache .ruff_cache

@@ -55,7 +55,7 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "agent_id": ("gen_ai.agent.id", "agent.id", "glean.agent.id"),
     "agent_name": ("gen_ai.agent.name", "agent.name", "glean.agent.name"),
     "agent_version": ("gen_ai.agent.version", "agent.version", "glean.agent.version"),
-    "agent_owner": ("agent.owner", "agent.creator", "glean.agent.owner"),
+    "agent_owner": ("agent.owner", "agent.creator", "glean.agent.owner", "glean.agent.creator"),
     "user_id": (
         "user.id",
         "enduser.id",

@@ -1,0 +1,294 @@
+"""``agentwatch report`` on the health fixture, every format, numbers computed by hand.
+
+Percentiles are linear interpolation between closest ranks: for durations 1000..8000 ms the
+p90 sits at rank 0.9 * 7 = 6.3, so 7000 + 0.3 * 1000 = 7300.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.exporters.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, send_fixture, trace_hex
+from tests.server import ServerProcess
+
+TIMEOUT_TEMPLATE = "deadline exceeded after <n> for request <n>"
+RATE_TEMPLATE = "<n> Too Many Requests: retry after <n>"
+TOOL_TEMPLATE = "ticket <n> not found"
+
+
+def cluster_id(failure_type: str, template: str) -> str:
+    return hashlib.md5(f"{failure_type}|{template}".encode()).hexdigest()[:8]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("health"), extra_config=AGENTS_CONFIG).start()
+    try:
+        spans = send_fixture(server.http_url)
+        assert spans == 14
+        assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
+        yield server
+    finally:
+        server.kill()
+
+
+def report(server: ServerProcess, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "agentwatch", "report", "--config", str(server.config_path),
+         "--since", "1d", "--until", UNTIL, *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_json_report_numbers(stored: ServerProcess) -> None:
+    doc = json.loads(report(stored, "--format", "json"))
+    assert doc["schema"] == "agentwatch.report/v1"
+    assert doc["window"] == {
+        "since": "2025-11-21T12:00:00Z",
+        "until": "2025-11-22T12:00:00Z",
+        "bucket_seconds": 3600,
+    }
+    assert doc["filters"] == {"agent": None, "tenant": None}
+    assert doc["runs"] == 11
+    expense, faq = doc["agents"]
+    buckets = expense.pop("buckets")
+    assert expense == {
+        "tenant": "default",
+        "agent": "expense-bot",
+        "owner": "alice@acme.com",
+        "owner_source": "config",
+        "runs": 8,
+        "failures": 4,
+        "degraded": 1,
+        "failure_rate": 0.5,
+        "latency_ms": {"p50": 4500.0, "p90": 7300.0, "p99": 7930.0},
+        "last_failure_at": "2025-11-22T11:30:00Z",
+        "last_run_at": "2025-11-22T11:50:00Z",
+        "failure_types": [
+            {"failure_type": "timeout", "count": 3, "share": 0.75},
+            {"failure_type": "rate_limit", "count": 1, "share": 0.25},
+        ],
+        "affected_users": {
+            "count": 3,
+            "top": [
+                {"user_id": "bob@acme.com", "runs": 2, "failures": 2},
+                {"user_id": "carol@acme.com", "runs": 1, "failures": 1},
+                {"user_id": "dave@acme.com", "runs": 1, "failures": 1},
+            ],
+        },
+        "cross_user": {
+            "flag": True,
+            "loud": True,
+            "other_users_failing": 3,
+            "other_user_failures": 4,
+            "owner_runs": 2,
+            "owner_failures": 0,
+            "message": "FAILING FOR OTHERS ONLY: 3 user(s) besides the owner had 4 failed run(s) "
+            "while all 2 of the owner's runs succeeded",
+        },
+    }
+    assert len(buckets) == 24
+    assert [b["runs"] for b in buckets[:22]] == [0] * 22
+    assert buckets[0] == {
+        "start": "2025-11-21T12:00:00Z", "runs": 0, "failures": 0, "failure_rate": None,
+        "p50_ms": None, "p90_ms": None, "p99_ms": None,
+    }  # fmt: skip
+    assert buckets[22] == {
+        "start": "2025-11-22T10:00:00Z", "runs": 3, "failures": 1, "failure_rate": 1 / 3,
+        "p50_ms": 2000.0, "p90_ms": 2800.0, "p99_ms": 2980.0,
+    }  # fmt: skip
+    assert buckets[23] == {
+        "start": "2025-11-22T11:00:00Z", "runs": 5, "failures": 3, "failure_rate": 0.6,
+        "p50_ms": 6000.0, "p90_ms": 7600.0, "p99_ms": 7960.0,
+    }  # fmt: skip
+    faq.pop("buckets")
+    assert faq["owner"] == "frank@acme.com"
+    assert faq["owner_source"] == "spans"
+    assert (faq["runs"], faq["failures"], faq["degraded"]) == (3, 2, 0)
+    assert faq["failure_rate"] == 2 / 3
+    assert faq["latency_ms"] == {"p50": 1500.0, "p90": 2300.0, "p99": 2480.0}
+    assert faq["failure_types"] == [
+        {"failure_type": "rate_limit", "count": 1, "share": 0.5},
+        {"failure_type": "timeout", "count": 1, "share": 0.5},
+    ]
+    assert faq["affected_users"] == {
+        "count": 2,
+        "top": [
+            {"user_id": "frank@acme.com", "runs": 2, "failures": 1},
+            {"user_id": "gina@acme.com", "runs": 1, "failures": 1},
+        ],
+    }
+    assert faq["cross_user"] == {
+        "flag": True, "loud": False, "other_users_failing": 1, "other_user_failures": 1,
+        "owner_runs": 2, "owner_failures": 1, "message": "1 user(s) besides the owner had 1 failed run(s)",
+    }  # fmt: skip
+    assert doc["signals"] == [
+        {
+            "id": cluster_id("timeout", TIMEOUT_TEMPLATE), "failure_type": "timeout", "template": TIMEOUT_TEMPLATE,
+            "count": 4, "first_seen": "2025-11-22T09:10:00Z", "last_seen": "2025-11-22T11:30:00Z",
+            "agents": ["expense-bot", "faq-bot"], "affected_users": 3,
+            "users": ["bob@acme.com", "carol@acme.com", "frank@acme.com"],
+            "example_trace_ids": [trace_hex(6), trace_hex(4), trace_hex(3)],
+        },
+        {
+            "id": cluster_id("rate_limit", RATE_TEMPLATE), "failure_type": "rate_limit", "template": RATE_TEMPLATE,
+            "count": 2, "first_seen": "2025-11-22T09:20:00Z", "last_seen": "2025-11-22T11:20:00Z",
+            "agents": ["expense-bot", "faq-bot"], "affected_users": 2,
+            "users": ["dave@acme.com", "gina@acme.com"], "example_trace_ids": [trace_hex(5), trace_hex(103)],
+        },
+        {
+            "id": cluster_id("tool_error", TOOL_TEMPLATE), "failure_type": "tool_error", "template": TOOL_TEMPLATE,
+            "count": 1, "first_seen": "2025-11-22T11:40:00Z", "last_seen": "2025-11-22T11:40:00Z",
+            "agents": ["expense-bot"], "affected_users": 1, "users": ["erin@acme.com"],
+            "example_trace_ids": [trace_hex(7)],
+        },
+    ]  # fmt: skip
+
+
+def test_one_agent_and_tenant_filters(stored: ServerProcess) -> None:
+    doc = json.loads(report(stored, "--format", "json", "--agent", "faq-bot"))
+    assert doc["filters"] == {"agent": "faq-bot", "tenant": None}
+    assert [(a["agent"], a["runs"]) for a in doc["agents"]] == [("faq-bot", 3)]
+    # Equal counts: ordered by cluster id.
+    tied = sorted(
+        [
+            (cluster_id("rate_limit", RATE_TEMPLATE), "rate_limit"),
+            (cluster_id("timeout", TIMEOUT_TEMPLATE), "timeout"),
+        ]
+    )
+    assert [(s["id"], s["failure_type"], s["count"]) for s in doc["signals"]] == [(i, t, 1) for i, t in tied]
+    assert json.loads(report(stored, "--format", "json", "--tenant", "globex"))["agents"] == []
+
+
+def test_text_report(stored: ServerProcess) -> None:
+    text = report(stored)
+    assert (
+        "agentwatch health report  2025-11-21 12:00:00 UTC → 2025-11-22 12:00:00 UTC  (11 runs, 2 agents"
+        in text
+    )
+    assert (
+        "!! FAILING FOR OTHERS ONLY: 3 user(s) besides the owner had 4 failed run(s) while all 2 of the "
+        "owner's runs succeeded" in text
+    )
+    assert "cross-user: 1 user(s) besides the owner had 1 failed run(s)" in text
+    assert "failure types: timeout 3 (75.0%), rate_limit 1 (25.0%)" in text
+    assert (
+        "most affected users: bob@acme.com (2/2 failed), carol@acme.com (1/1 failed), dave@acme.com (1/1 failed)"
+        in text
+    )
+    # 22 empty buckets, then 1/3 (▃) and 60% (▅) failed.
+    assert "failure rate over time: [" + "·" * 22 + "▃▅]" in text
+    assert "p99 latency per bucket: min 2.98 s, max 7.96 s" in text
+
+
+def test_markdown_report(stored: ServerProcess) -> None:
+    md = report(stored, "--format", "markdown")
+    assert md.startswith("# agentwatch health report\n")
+    assert (
+        "| default | expense-bot | alice@acme.com | 8 | 4 | 50.0% | 1 | 4.50 s | 7.30 s | 7.93 s "
+        "| 2025-11-22 11:30:00 UTC | 3 | **LOUD** |" in md
+    )
+    assert (
+        "| default | faq-bot | frank@acme.com | 3 | 2 | 66.7% | 0 | 1.50 s | 2.30 s | 2.48 s "
+        "| 2025-11-22 09:20:00 UTC | 2 | yes |" in md
+    )
+    assert "| timeout | 3 | 75.0% |" in md
+    assert "| bob@acme.com | 2 | 2 |" in md
+    timeout = cluster_id("timeout", TIMEOUT_TEMPLATE)
+    assert f"| {timeout} | timeout | `{TIMEOUT_TEMPLATE}` | 4 |" in md
+
+
+def test_html_report_is_self_contained(stored: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    report(stored, "--format", "html", "-o", str(out))
+    page = out.read_text()
+    assert page.startswith("<!doctype html>")
+    # Nothing is fetched: no scripts, stylesheets, images or fonts by URL (xmlns names are not loads).
+    for needle in ("<script", "<link", "<img", "@import", 'src="', 'href="http', "url(http"):
+        assert needle not in page, needle
+    assert page.count("<svg") == 4  # two charts per agent
+    assert '<p class="loud" data-cross-user="true">FAILING FOR OTHERS ONLY: 3 user(s)' in page
+    assert (
+        "<td>expense-bot</td><td>alice@acme.com</td><td class=n>8</td><td class=n>4</td><td class=n>50.0%</td>"
+        in page
+    )
+
+
+def test_html_report_in_headless_chromium(stored: ServerProcess, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make browser installs it where apt-get is root)")
+    out = tmp_path / "report.html"
+    report(stored, "--format", "html", "-o", str(out))
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "health-report.png"
+    shot.unlink(missing_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2000"]
+    result = subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", out.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a rendered page with charts, not a blank one
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr
+    assert dom.stdout.count("<svg") == 4
+    assert "FAILING FOR OTHERS ONLY" in dom.stdout
+
+
+def test_cases_export(stored: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "cases.jsonl"
+    command = [sys.executable, "-m", "agentwatch", "cases", "export", "--config", str(stored.config_path),
+               "--agent", "expense-bot", "--since", "1d", "--until", UNTIL, "-o", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == f"wrote 5 cases to {out}"
+    cases = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [c["metadata"]["trace_id"] for c in cases] == [trace_hex(n) for n in (3, 4, 5, 6, 7)]
+    assert cases[0] == {
+        "id": f"prod-{trace_hex(3)}",
+        "query": QUESTION,
+        "eval_guidance": "Answers the request without the production failure "
+        "(timeout: deadline exceeded after 30000ms for request 789)",
+        "tags": ["production-failure", "timeout"],
+        "metadata": {
+            "trace_id": trace_hex(3), "failure_type": "timeout",
+            "cluster_id": cluster_id("timeout", TIMEOUT_TEMPLATE),
+            "error_message": "deadline exceeded after 30000ms for request 789", "failing_output": None,
+            "agent": "expense-bot", "tenant": "default", "user_id": "bob@acme.com",
+            "observed_at": "2025-11-22T10:30:00Z",
+        },
+    }  # fmt: skip
+    assert cases[4]["metadata"]["failing_output"] == ANSWER  # the degraded run answered
+    assert cases[4]["tags"] == ["production-failure", "tool_error"]
+    one = tmp_path / "timeouts.jsonl"
+    cluster = cluster_id("timeout", TIMEOUT_TEMPLATE)
+    result = subprocess.run([*command[:-1], str(one), "--cluster", cluster], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["metadata"]["trace_id"] for line in one.read_text().splitlines()] == [
+        trace_hex(3),
+        trace_hex(4),
+        trace_hex(6),
+    ]
+
+
+def test_bad_since_names_the_option(stored: ServerProcess) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agentwatch", "report", "--data-dir", str(stored.data_dir), "--since", "7 days"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--since: '7 days' is not a window like 30m, 12h, 7d or 2w" in result.stderr
