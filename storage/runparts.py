@@ -68,7 +68,7 @@ SELECT __KEYS__,
         'template': {_STEP_TEMPLATE}
     }}) FILTER (WHERE {_FAILED})), 1, 2), []) AS failing,
     {_SUMS},
-    list_distinct(list(model) FILTER (WHERE model IS NOT NULL)) AS models,
+    coalesce(list_distinct(list(model) FILTER (WHERE model IS NOT NULL)), []) AS models,
     -- A plain column to filter by agent (Parquet statistics skip row groups of other agents).
     {_AGENT} AS agent
 FROM __SOURCE__

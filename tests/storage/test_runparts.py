@@ -1,0 +1,99 @@
+"""Run partials: ``runs`` is the same whether a trace sits in one file or several, with or without
+partials on disk, and through compaction."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from agentwatch.model import SPAN_SCHEMA
+from agentwatch.pipeline import ExporterSettings
+from storage import parquet
+from storage.catalog import connect
+from storage.compaction import CompactionConfig, Compactor
+from storage.runparts import RUN_PARTS
+from tests.storage.test_catalog import fixture_rows, row
+
+RUNS = "SELECT * EXCLUDE (models), list_sort(models) AS models FROM runs ORDER BY tenant, trace_id"
+NOW = 1_763_812_800.0  # 2025-11-22T12:00:00Z
+
+
+def export(data_dir: Path, *batches: list[dict[str, Any]]) -> None:
+    exporter = parquet.create(parquet.Config(), ExporterSettings("parquet", data_dir))
+    for rows in batches:
+        exporter.consume(pa.Table.from_pylist(rows, schema=SPAN_SCHEMA))
+
+
+def runs(data_dir: Path) -> list[tuple[object, ...]]:
+    return connect(data_dir).execute(RUNS).fetchall()
+
+
+def split_rows() -> list[dict[str, Any]]:
+    """Trace e over three batches: a failing step first, the run span last, a late chat span."""
+    return [
+        row("e", "2", "1", "tool", 50, 10, status="error", failure_type="tool_error", error_message="boom 1"),
+        row(
+            "e", "3", "1", "tool", 70, 10, status="error", failure_type="tool_timeout", error_message="late 2"
+        ),
+        row("e", "1", None, "agent_run", 0, 500, user_id="erin@acme.com", agent_id="expense-bot"),
+        row("e", "4", "1", "chat", 90, 10, model="claude", input_tokens=7, total_tokens=7, cost_usd=0.5),
+    ]
+
+
+def test_a_trace_in_several_files_rolls_up_as_in_one(tmp_path: Path) -> None:
+    rows = fixture_rows() + split_rows()
+    export(tmp_path / "one", rows)
+    export(tmp_path / "many", rows[:3], rows[3:9], rows[9:10], rows[10:12], rows[12:])
+    one, many = runs(tmp_path / "one"), runs(tmp_path / "many")
+    assert one == many
+    got = (
+        connect(tmp_path / "many")
+        .execute(
+            "SELECT outcome, failure_type, failing_span_id, error_message, tool_calls, tool_errors, span_count,"
+            " input_tokens, cost_usd, models, user_id, agent_id FROM runs WHERE trace_id = $t",
+            {"t": "e" * 32},
+        )
+        .fetchall()
+    )
+    assert got == [("degraded", "tool_error", "2" * 16, "boom 1", 2, 2, 4, 7, 0.5, ["claude"], "erin@acme.com",
+                    "expense-bot")]  # fmt: skip
+    assert connect(tmp_path / "many").execute(
+        "SELECT count(*) FROM run_parts WHERE trace_id = $t", {"t": "e" * 32}
+    ).fetchall() == [(3,)]  # batches 3, 4 and 5 held its spans
+
+
+def test_files_without_partials_are_rolled_up_on_the_fly_and_backfilled(tmp_path: Path) -> None:
+    rows = fixture_rows() + split_rows()
+    export(tmp_path, rows[:6], rows[6:])
+    expected = runs(tmp_path)
+    parts = sorted((tmp_path / RUN_PARTS).rglob("*.parquet"))
+    parts[0].unlink()  # as if the process died between a span file and its partials
+    assert runs(tmp_path) == expected
+    shutil.rmtree(tmp_path / RUN_PARTS)
+    assert runs(tmp_path) == expected
+    compactor = Compactor(CompactionConfig(), tmp_path)
+    compactor.sync_parts()
+    assert compactor.stats.parts_backfilled == len(parts)
+    assert sorted((tmp_path / RUN_PARTS).rglob("*.parquet")) == parts
+    assert runs(tmp_path) == expected
+
+
+def test_compaction_rolls_partials_up_and_removes_the_replaced_ones(tmp_path: Path) -> None:
+    rows = fixture_rows()[:8] + split_rows()  # one tenant and day
+    export(tmp_path, *[[r] for r in rows])  # a file per span
+    expected = runs(tmp_path)
+    parts_dir = tmp_path / RUN_PARTS / "tenant=acme" / "date=2025-11-22"
+    assert len(list(parts_dir.glob("*.parquet"))) == 12
+    compactor = Compactor(CompactionConfig(min_files=2, grace=0), tmp_path)
+    compactor.run_once(NOW)
+    assert runs(tmp_path) == expected  # inputs replaced: their partials are not read
+    compactor.run_once(NOW)  # grace over: inputs and their partials deleted
+    assert [p.name.startswith("compact-") for p in parts_dir.glob("*.parquet")] == [True]
+    assert connect(tmp_path).execute("SELECT count(*) FROM run_parts").fetchall() == [(4,)]  # a, b, c, e
+    assert runs(tmp_path) == expected
+    (parts_dir / "part-orphan.parquet").write_bytes(b"not read")
+    compactor.run_once(NOW)
+    assert not (parts_dir / "part-orphan.parquet").exists()
