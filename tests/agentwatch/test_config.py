@@ -121,3 +121,40 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     assert info.value.problems == [
         f"{tmp_path / 'nope.yaml'}: cannot read config file: No such file or directory"
     ]
+
+
+def test_agents_section() -> None:
+    text = (
+        "agents:\n"
+        "  - id: expense-bot\n"
+        "    owner: alice@acme.com\n"
+        "    thresholds: {failure_rate: 0.2, min_runs: 5}\n"
+        "  - id: faq-bot\n"
+        "    tenant: globex\n"
+    )
+    config = parse_config(text, "cfg.yaml", {})
+    assert [(a.id, a.owner, a.tenant) for a in config.agents] == [
+        ("expense-bot", "alice@acme.com", None),
+        ("faq-bot", None, "globex"),
+    ]
+    assert config.agents[0].thresholds.failure_rate == 0.2
+    assert config.agents[0].thresholds.min_runs == 5
+    assert parse_config("", "cfg.yaml", {}).agents == ()
+
+
+def test_agents_problems_name_line_and_key() -> None:
+    text = (
+        "agents:\n"
+        "  - id: expense-bot\n"
+        "    thresholds:\n"
+        "      failure_rate: 20\n"
+        "  - id: expense-bot\n"
+        "  - id: faq-bot\n"
+        "    colour: red\n"
+    )
+    assert problems(text) == [
+        "cfg.yaml:4: agents.0.thresholds.failure_rate: must be between 0 and 1 (a share of runs)",
+        "cfg.yaml:5: agents.1.id: 'expense-bot' is already defined at agents.0",
+        "cfg.yaml:7: agents.2.colour: unknown key",
+    ]
+    assert problems("agents:\n  id: x\n") == ["cfg.yaml:1: agents: must be a list of agents (- id: ...)"]
