@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 import duckdb
@@ -17,8 +17,10 @@ from rich.console import Console
 
 from agentwatch.cli_common import load_or_exit
 from agentwatch.cli_report import cases, report
-from agentwatch.config import AgentwatchConfig
 from agentwatch.errors import AgentwatchError
+
+if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config
+    from agentwatch.config import AgentwatchConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

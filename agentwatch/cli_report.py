@@ -6,15 +6,16 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import orjson
 
-from agentwatch.agents import AgentConfig
 from agentwatch.cli_common import load_or_exit
 from agentwatch.errors import ConfigError
-from agentwatch.settings import StorageConfig
+
+if TYPE_CHECKING:
+    from agentwatch.agents import AgentConfig
 
 _FORMATS = ["text", "json", "markdown", "html"]
 
@@ -38,7 +39,11 @@ def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple
     Without --config nothing is parsed: the built-in default has no agents, and validating it
     would import every pipeline component (numba, polars) just to read Parquet."""
     if config_path is None:
-        return data_dir or StorageConfig().data_dir, ()
+        if data_dir is None:
+            from agentwatch.settings import StorageConfig
+
+            data_dir = StorageConfig().data_dir
+        return data_dir, ()
     config = load_or_exit(config_path, data_dir)
     return config.storage.data_dir, config.agents
 
