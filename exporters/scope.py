@@ -55,8 +55,8 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
 
     Columns: tenant, agent, agent_owner, user_id, trace_id, span_id, start_time, duration_ms,
     outcome, failure_type, error_message, error_template, failing_span_id, and with ``with_text``
-    input_text and output_text (case export needs them; the report does not, and they are the
-    bulk of the bytes).
+    the run span's input_text and output_text, read from ``spans`` for runs that did not succeed
+    (case export needs them; the report does not, and run partials do not carry them).
     """
     params: dict[str, object] = {
         "since": scope.since,
@@ -83,11 +83,27 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
         CREATE OR REPLACE TEMP TABLE {RUNS_TABLE} AS
         SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
                trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
-               error_template, failing_span_id {", input_text, output_text" if with_text else ""}
+               error_template, failing_span_id
         FROM ({runs_sql(parts)})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,
         params,
     )
+    if with_text:
+        # The run span's texts, from spans: partials do not carry them. Only failed runs need
+        # them, and only days of the window are read.
+        con.execute(f"DROP TABLE IF EXISTS _bare_runs; ALTER TABLE {RUNS_TABLE} RENAME TO _bare_runs")
+        con.execute(
+            f"""
+            CREATE TEMP TABLE {RUNS_TABLE} AS
+            SELECT r.*, s.input_text, s.output_text
+            FROM _bare_runs r LEFT JOIN (
+                SELECT tenant, trace_id, span_id, input_text, output_text FROM spans
+                WHERE date >= $since_date
+                  AND trace_id IN (SELECT trace_id FROM _bare_runs WHERE outcome <> 'success')
+            ) s USING (tenant, trace_id, span_id)
+            """,
+            {"since_date": params["since_date"]},
+        )
     ((count,),) = con.execute(f"SELECT count(*) FROM {RUNS_TABLE}").fetchall()
     return int(count)

@@ -7,6 +7,9 @@ merge exactly (minimums of ``{at, value}`` structs, counts, sums, the two earlie
 spans). ``runs`` merges the partials of the live span files per ``(tenant, trace_id)``: about
 a fifth of the rows of ``spans`` and a handful of columns.
 
+Texts (``input_text``/``output_text``) stay out of the partials: they are most of a span's
+bytes and only the case export reads them (from ``spans``, by the run's ``span_id``).
+
 Partials are an index, never the truth: the exporter writes a file's partials right after the
 file; a span file without partials (a crash in between, data from an older version) is rolled
 up on the fly by the catalog, and the compactor backfills it. Compaction writes the merged
@@ -53,7 +56,7 @@ SELECT __KEYS__,
         'rank': CASE WHEN operation = 'agent_run' THEN 0 WHEN parent_span_id IS NULL THEN 1 ELSE 2 END,
         'start_time': start_time, 'span_id': span_id, 'name': name, 'duration_ms': duration_ms,
         'status': status, 'failure_type': failure_type, 'error_message': error_message,
-        'status_message': status_message, 'input_text': input_text, 'output_text': output_text,
+        'status_message': status_message,
         'error_template': {_RUN_TEMPLATE}
     }}) AS run,
     {_FIRST_SEEN},
@@ -121,8 +124,7 @@ SELECT
     coalesce(CASE WHEN run.error_message IS NOT NULL THEN run.error_template ELSE failing[1].template END,
              '{NO_MESSAGE}') AS error_template,
     tool_calls, tool_errors, span_count,
-    input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models, synthetic,
-    run.input_text AS input_text, run.output_text AS output_text
+    input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models, synthetic
 FROM judged
 """
 
