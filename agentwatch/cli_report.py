@@ -43,9 +43,15 @@ def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple
             from agentwatch.settings import StorageConfig
 
             data_dir = StorageConfig().data_dir
-        return data_dir, ()
-    config = load_or_exit(config_path, data_dir)
-    return config.storage.data_dir, config.agents
+        settings: tuple[str, tuple[AgentConfig, ...]] = (data_dir, ())
+    else:
+        config = load_or_exit(config_path, data_dir)
+        settings = (config.storage.data_dir, config.agents)
+    if not Path(settings[0]).is_dir():
+        click.echo(
+            f"agentwatch: {settings[0]} does not exist: nothing stored there yet (--data-dir?)", err=True
+        )
+    return settings
 
 
 def _scope_options(command: F) -> F:

@@ -98,7 +98,7 @@ def _when(value: datetime | None) -> str:
 # --- terminal text ---------------------------------------------------------------------------
 
 
-def render_text(report: HealthReport, signals: list[Signal], width: int = 120) -> str:
+def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -> str:
     out = StringIO()
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
     scope = report.scope
