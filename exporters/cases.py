@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
+from exporters.health import rows_of
 from exporters.signals import CLUSTERED_SQL
 
 
@@ -36,9 +36,7 @@ def case_rows(con: duckdb.DuckDBPyConnection, cluster: str | None = None) -> lis
     where = "WHERE cluster_id = $cluster" if cluster else ""
     params = {"cluster": cluster} if cluster else {}
     sql = f"SELECT * FROM ({CLUSTERED_SQL}) {where} ORDER BY start_time, trace_id"
-    table: pa.Table = con.sql(sql, params=params).to_arrow_table()
-    rows: list[dict[str, Any]] = table.to_pylist()
-    return rows
+    return rows_of(con, sql, params)
 
 
 def to_case(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
-from agentwatch.agents import AgentConfig
 from exporters.scope import RUNS_TABLE, Scope
+
+if TYPE_CHECKING:
+    from agentwatch.agents import AgentConfig
 
 Row = dict[str, Any]
 
@@ -106,12 +107,11 @@ class HealthReport:
     agents: list[AgentHealth]
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    table: pa.Table = con.sql(sql, params=params or {}).to_arrow_table()
-    rows: list[Row] = table.to_pylist()
-    return rows
+def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+    """Result rows as dicts (results here are small: fetched as Python values, no Arrow)."""
+    cursor = con.execute(sql, params or {})
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _owner(
@@ -153,7 +153,7 @@ def build_report(
 ) -> HealthReport:
     """The report over ``scoped_runs`` (``exporters.scope.load_runs`` must have run on ``con``)."""
     size = bucket_seconds(scope.seconds)
-    summary = _rows(
+    summary = rows_of(
         con,
         f"""SELECT tenant, agent, count(*) AS runs,
                 count(*) FILTER (WHERE outcome = 'failure') AS failures,
@@ -167,17 +167,11 @@ def build_report(
     owners = {
         (s["tenant"], s["agent"]): _owner(agents, s["tenant"], s["agent"], s["span_owner"]) for s in summary
     }
-    con.register(
-        "_owners",
-        pa.table(
-            {
-                "tenant": [t for t, _ in owners],
-                "agent": [a for _, a in owners],
-                "owner": [o for o, _ in owners.values()],
-            },
-            schema=pa.schema([("tenant", pa.string()), ("agent", pa.string()), ("owner", pa.string())]),
-        ),
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _owners (tenant VARCHAR, agent VARCHAR, owner VARCHAR)")
+    if owners:
+        con.executemany(
+            "INSERT INTO _owners VALUES (?, ?, ?)", [(t, a, o) for (t, a), (o, _) in owners.items()]
+        )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _users AS
         WITH u AS (
@@ -190,7 +184,7 @@ def build_report(
     )
     per_agent_users = {
         (r["tenant"], r["agent"]): r
-        for r in _rows(
+        for r in rows_of(
             con,
             """SELECT tenant, agent,
                     count(*) FILTER (WHERE failures > 0) AS affected,
@@ -202,7 +196,7 @@ def build_report(
         )
     }
     top: dict[tuple[str, str], list[UserFailures]] = {}
-    for r in _rows(
+    for r in rows_of(
         con,
         """SELECT tenant, agent, user_id, runs, failures FROM (
                 SELECT *, row_number() OVER (PARTITION BY tenant, agent ORDER BY failures DESC, user_id) AS n
@@ -214,7 +208,7 @@ def build_report(
             UserFailures(r["user_id"], r["runs"], r["failures"])
         )
     types: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for r in _rows(
+    for r in rows_of(
         con,
         f"""SELECT tenant, agent, coalesce(failure_type, 'other_error') AS failure_type, count(*) AS n
             FROM {RUNS_TABLE} WHERE outcome = 'failure'
@@ -269,7 +263,7 @@ def _buckets(con: duckdb.DuckDBPyConnection, scope: Scope, size: int) -> dict[tu
     count = math.ceil(scope.seconds / size)
     found = {
         (r["tenant"], r["agent"], r["b"]): r
-        for r in _rows(
+        for r in rows_of(
             con,
             f"""SELECT tenant, agent, (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
                     count(*) AS runs, count(*) FILTER (WHERE outcome = 'failure') AS failures,

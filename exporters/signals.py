@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import duckdb
-import pyarrow as pa
 
+from exporters.health import rows_of
 from exporters.scope import RUNS_TABLE
 
 
@@ -43,7 +42,8 @@ WHERE outcome <> 'success'
 
 def clusters(con: duckdb.DuckDBPyConnection, top: int = 10, examples: int = 3) -> list[Signal]:
     """The ``top`` largest clusters of failed and degraded runs in ``scoped_runs``."""
-    table: pa.Table = con.sql(
+    rows = rows_of(
+        con,
         f"""SELECT cluster_id, failure_type, template, count(*) AS n,
                 min(start_time) AS first_seen, max(start_time) AS last_seen,
                 list_sort(list_distinct(list(agent))) AS agents,
@@ -53,9 +53,8 @@ def clusters(con: duckdb.DuckDBPyConnection, top: int = 10, examples: int = 3) -
             FROM ({CLUSTERED_SQL})
             GROUP BY cluster_id, failure_type, template
             ORDER BY n DESC, cluster_id LIMIT $top""",
-        params={"top": top, "examples": examples},
-    ).to_arrow_table()
-    rows: list[dict[str, Any]] = table.to_pylist()
+        {"top": top, "examples": examples},
+    )
     return [
         Signal(
             r["cluster_id"],
