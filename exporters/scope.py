@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from agentwatch.errors import ConfigError
-from storage.runparts import runs_sql
+from storage.runparts import has_split_traces, runs_sql, split_traces_sql
 
 RUNS_TABLE = "scoped_runs"
 UNKNOWN_AGENT = "(unknown)"
@@ -77,6 +77,9 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
         )
         params["agent"] = scope.agent
     parts = f"SELECT * FROM run_parts WHERE {' AND '.join(where)}"
+    part_params = {k: v for k, v in params.items() if k not in ("since", "until")}
+    hashes = con.execute(split_traces_sql(parts), part_params).fetchnumpy()["h"]
+    single = not has_split_traces(hashes)
     agent_filter = "AND coalesce(agent_id, agent_name) = $agent" if scope.agent is not None else ""
     con.execute(
         f"""
@@ -84,7 +87,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
         SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
                trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
                error_template, failing_span_id
-        FROM ({runs_sql(parts)})
+        FROM ({runs_sql(parts, single_partials=single)})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,
         params,

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from storage.layout import SPANS, table_dir, write_atomically
@@ -82,14 +83,8 @@ _MERGE_FIRST = ", ".join(f"min({c}) AS {c}" for c in FIRST_SEEN)
 _MERGE_SUMS = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
 _VALUES = ", ".join(f"{c}.v AS {c}" for c in FIRST_SEEN)
 
-# Most traces have one partial (compaction rolls a partition's files up into one), and those
-# rows are runs as they are: only traces with several partials go through the aggregation.
-RUNS_SQL = f"""
-WITH parts AS (SELECT *, hash(tenant, trace_id) AS trace_hash FROM (__PARTS__)),
--- Grouping 8-byte hashes is cheaper than 32-character ids. A collision only sends a trace
--- through the merge below, which is exact for any number of partials.
-multi AS (SELECT trace_hash FROM parts GROUP BY trace_hash HAVING count(*) > 1),
-unified AS (
+# Partials of traces with one partial are runs as they are; the others are grouped.
+MERGE_SQL = f"""
     SELECT * EXCLUDE (trace_hash, agent) FROM parts ANTI JOIN multi USING (trace_hash)
     UNION ALL BY NAME
     SELECT tenant, trace_id,
@@ -104,7 +99,16 @@ unified AS (
         list_distinct(flatten(list(models))) AS models
     FROM parts SEMI JOIN multi USING (trace_hash)
     GROUP BY tenant, trace_id
-),
+"""
+
+# Most traces have one partial (compaction rolls a partition's files up into one), and those
+# rows are runs as they are: only traces with several partials go through the aggregation.
+RUNS_SQL = f"""
+WITH parts AS (SELECT *, hash(tenant, trace_id) AS trace_hash FROM (__PARTS__)),
+-- Grouping 8-byte hashes is cheaper than 32-character ids. A collision only sends a trace
+-- through the merge below, which is exact for any number of partials.
+multi AS (SELECT trace_hash FROM parts GROUP BY trace_hash HAVING count(*) > 1),
+unified AS (__UNIFIED__),
 judged AS (
     SELECT *,
         run.status = 'error' OR run.failure_type IS NOT NULL AS run_failed,
@@ -134,9 +138,24 @@ def parts_sql(keys: str, source: str) -> str:
     return PARTS_SQL.replace("__KEYS__", keys).replace("__SOURCE__", source)
 
 
-def runs_sql(parts: str) -> str:
-    """``runs`` rows merged from the partials in ``parts`` (a query)."""
-    return RUNS_SQL.replace("__PARTS__", parts)
+def runs_sql(parts: str, single_partials: bool = False) -> str:
+    """``runs`` rows merged from the partials in ``parts`` (a query).
+
+    ``single_partials``: the caller has checked that no trace has two partials in ``parts``
+    (``has_split_traces``), so every partial is a run as it is and nothing is grouped."""
+    unified = "SELECT * EXCLUDE (trace_hash, agent) FROM parts" if single_partials else MERGE_SQL
+    return RUNS_SQL.replace("__UNIFIED__", unified).replace("__PARTS__", parts)
+
+
+def split_traces_sql(parts: str) -> str:
+    """One 8-byte hash per partial in ``parts`` (for ``has_split_traces``)."""
+    return f"SELECT hash(tenant, trace_id) AS h FROM ({parts})"
+
+
+def has_split_traces(hashes: np.ndarray) -> bool:
+    """Whether any trace hash occurs twice (a sort of 8-byte ints: cheaper than a SQL group-by)."""
+    ordered = np.sort(hashes)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def parts_path(data_dir: Path, span_file: Path) -> Path:
