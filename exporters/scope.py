@@ -80,6 +80,8 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
     part_params = {k: v for k, v in params.items() if k not in ("since", "until")}
     hashes = con.execute(split_traces_sql(parts), part_params).fetchnumpy()["h"]
     single = not has_split_traces(hashes)
+    if single:  # a partial's run span is then the run's: the window filter can skip it early
+        parts += " AND run.start_time >= $since AND run.start_time < $until"
     agent_filter = "AND coalesce(agent_id, agent_name) = $agent" if scope.agent is not None else ""
     con.execute(
         f"""
