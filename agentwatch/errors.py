@@ -11,7 +11,9 @@ AgentwatchError
 │       ├── Overloaded           too much acknowledged data is waiting to be converted
 │       └── StorageFull          the disk is (nearly) full: refuse rather than corrupt
 ├── StorageError         the data directory cannot be written or read
-└── QueryError           SQL given to ``agentwatch query`` failed
+├── QueryError           SQL given to ``agentwatch query`` failed
+├── DatasetError         an eval dataset with problems: file, line and field
+└── TargetError          an agent target that could not answer, or a bad target spec
 """
 
 from __future__ import annotations
@@ -73,3 +75,15 @@ class StorageError(AgentwatchError):
 
 class QueryError(AgentwatchError):
     pass
+
+
+class DatasetError(AgentwatchError):
+    """A dataset file with problems, each ``file:line: field: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class TargetError(AgentwatchError):
+    """An agent target that could not answer (after its retries), or a bad target spec."""

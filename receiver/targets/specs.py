@@ -1,0 +1,39 @@
+"""Target specs from the command line: ``python:pkg.module:function``, ``openai:URL#model``,
+``glean:URL#agent_id`` (or ``#workflow:ID``), ``http:URL``. API keys come from the config's
+targets (``${env:…}``), never from the spec."""
+
+from __future__ import annotations
+
+from agentwatch.errors import TargetError
+from receiver.targets import Target
+from receiver.targets.glean_target import GleanTarget
+from receiver.targets.http_target import JsonHttpTarget
+from receiver.targets.openai_target import OpenAITarget
+from receiver.targets.python_target import PythonTarget
+from receiver.targets.retry import RetryPolicy
+
+KINDS = ("python", "openai", "glean", "http")
+
+
+def from_spec(spec: str, policy: RetryPolicy | None = None, api_key: str | None = None) -> Target:
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in KINDS or not rest:
+        raise TargetError(f"target {spec!r}: expected one of {', '.join(k + ':…' for k in KINDS)}")
+    if kind == "python":
+        return PythonTarget(rest)
+    url, _, fragment = rest.partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise TargetError(f"target {spec!r}: {url!r} is not an http(s) URL")
+    if kind == "openai":
+        if not fragment:
+            raise TargetError(f"target {spec!r}: name the model after '#', e.g. openai:URL#gpt-4o")
+        return OpenAITarget(url, fragment, api_key, policy)
+    if kind == "glean":
+        if not fragment:
+            raise TargetError(f"target {spec!r}: name the agent after '#' (or #workflow:ID)")
+        if fragment.startswith("workflow:"):
+            return GleanTarget(
+                url, workflow_id=fragment.removeprefix("workflow:"), api_key=api_key, policy=policy
+            )
+        return GleanTarget(url, agent_id=fragment, api_key=api_key, policy=policy)
+    return JsonHttpTarget(url, policy=policy)

@@ -1,0 +1,188 @@
+"""Agent targets against local fake servers: answers, tool calls, retries on 429/5xx, timeouts,
+malformed responses, and the python target in process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentwatch.errors import TargetError
+from receiver.datasets import Case
+from receiver.targets import TargetResult, ToolCall
+from receiver.targets.glean_target import GleanTarget
+from receiver.targets.http_target import JsonHttpTarget
+from receiver.targets.openai_target import OpenAITarget
+from receiver.targets.retry import RetryPolicy
+from receiver.targets.specs import from_spec
+from tests.fake_http import FakeServer, Reply
+
+FAST = RetryPolicy(timeout=0.5, retries=2, backoff=0.01, max_backoff=0.05)
+CASE = Case("c1", "How do I file expenses?", fields={"region": "EU"})
+
+
+def answer(result: TargetResult) -> tuple[object, ...]:
+    return (result.output, result.tool_calls, result.citations, result.steps, result.trace_id, result.error,
+            result.attempts)  # fmt: skip
+
+
+def test_openai_answer_tool_calls_and_request() -> None:
+    with FakeServer() as fake:
+        fake.script("/v1/chat/completions", Reply(body={"choices": [{"message": {
+            "content": "Use Concur.",
+            "tool_calls": [{"function": {"name": "search", "arguments": '{"q": "expenses"}'}}],
+        }}]}))  # fmt: skip
+        target = OpenAITarget(fake.url + "/v1", "gpt-4o", api_key="sk-test", policy=FAST)
+        result = target.invoke(CASE)
+        assert answer(result) == (
+            "Use Concur.",
+            (ToolCall("search", '{"q": "expenses"}'),),
+            (),
+            (),
+            None,
+            None,
+            1,
+        )
+        (seen,) = fake.seen
+        assert seen.headers["Authorization"] == "Bearer sk-test"
+        assert seen.body == {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "How do I file expenses?\n\nInputs: {'region': 'EU'}"}],
+        }
+
+
+def test_retries_on_429_and_503_then_succeeds() -> None:
+    with FakeServer() as fake:
+        fake.script(
+            "/chat/completions",
+            Reply(429, {"error": "slow down"}, {"Retry-After": "0"}),
+            Reply(503, {"error": "busy"}),
+            Reply(body={"choices": [{"message": {"content": "ok"}}]}),
+        )
+        result = OpenAITarget(fake.url, "m", policy=FAST).invoke(CASE)
+        assert (result.output, result.error, result.attempts) == ("ok", None, 3)
+        assert len(fake.seen) == 3
+
+
+def test_gives_up_after_the_retries_and_does_not_retry_400() -> None:
+    with FakeServer() as fake:
+        fake.script("/chat/completions", Reply(500, {"error": "down"}))
+        result = OpenAITarget(fake.url, "m", policy=FAST).invoke(CASE)
+        assert (result.output, result.error, result.attempts) == (None, 'HTTP 500: {"error": "down"}', 3)
+        fake.script("/chat/completions", Reply(400, {"error": "bad"}))
+        result = OpenAITarget(fake.url, "m", policy=FAST).invoke(CASE)
+        assert (result.error, result.attempts) == ('HTTP 400: {"error": "bad"}', 1)
+
+
+def test_timeout_and_malformed_responses_are_errors_not_exceptions() -> None:
+    with FakeServer() as fake:
+        fake.script("/chat/completions", Reply(body={"choices": []}, delay=1.0))
+        policy = RetryPolicy(timeout=0.2, retries=1, backoff=0.01)
+        result = OpenAITarget(fake.url, "m", policy=policy).invoke(CASE)
+        assert (result.output, result.error, result.attempts) == (None, "timed out after 0.2s", 2)
+        fake.script("/chat/completions", Reply(body={"choices": []}))
+        assert OpenAITarget(fake.url, "m", policy=FAST).invoke(CASE).error == "malformed response: no choices"
+        fake.script("/chat/completions", Reply(raw=b"<html>"))
+        assert (
+            OpenAITarget(fake.url, "m", policy=FAST).invoke(CASE).error
+            == "HTTP 200: the response is not JSON"
+        )
+
+
+def test_glean_agent_api() -> None:
+    with FakeServer() as fake:
+        fake.script("/rest/api/v1/agents/runs/wait", Reply(body={"messages": [
+            {"role": "USER", "content": [{"text": "How do I file expenses?"}]},
+            {"role": "GLEAN_AI", "content": [{"text": "Open Concur. "}, {"text": "Attach receipts."}]},
+        ]}))  # fmt: skip
+        target = GleanTarget(fake.url, agent_id="agt_1", api_key="glean-key", policy=FAST)
+        result = target.invoke(CASE)
+        assert answer(result) == ("Open Concur. Attach receipts.", (), (), (), None, None, 1)
+        assert fake.seen[0].body == {
+            "agent_id": "agt_1",
+            "input": {"region": "EU", "query": "How do I file expenses?"},
+        }
+        assert fake.seen[0].headers["Authorization"] == "Bearer glean-key"
+
+
+def test_glean_workflow_api_keeps_trace_tools_citations_and_steps() -> None:
+    with FakeServer() as fake:
+        fake.script("/rest/api/v1/runworkflow", Reply(body={
+            "messages": [
+                {"author": "GLEAN_AI", "messageType": "UPDATE", "fragments": [{"text": "Searching policies"}]},
+                {"author": "GLEAN_AI", "messageType": "UPDATE", "fragments": [
+                    {"action": {"metadata": {"name": "Glean Search"}, "parameters": {"query": "expenses"}}}]},
+                {"author": "GLEAN_AI", "messageType": "CONTENT", "fragments": [
+                    {"text": "File it in Concur."},
+                    {"citation": {"sourceDocument": {"url": "https://wiki/expenses", "title": "Expenses"}}}]},
+            ],
+            "workflowTraceId": "wf-trace-9",
+        }))  # fmt: skip
+        result = GleanTarget(fake.url, workflow_id="wf_1", policy=FAST).invoke(CASE)
+        assert answer(result) == (
+            "File it in Concur.", (ToolCall("Glean Search", '{"query":"expenses"}'),), ("https://wiki/expenses",),
+            ("Searching policies",), "wf-trace-9", None, 1,
+        )  # fmt: skip
+        assert fake.seen[0].body == {
+            "workflowId": "wf_1", "fields": {"region": "EU"}, "enableTrace": True,
+            "messages": [{"author": "USER", "fragments": [{"text": "How do I file expenses?"}]}],
+        }  # fmt: skip
+        fake.script("/rest/api/v1/runworkflow", Reply(body={"agentTraceInfo": {"traceId": "t"}}))
+        assert GleanTarget(fake.url, workflow_id="wf_1", policy=FAST).invoke(CASE).error == (
+            "malformed response: no messages"
+        )
+
+
+def test_http_target_template_and_path() -> None:
+    with FakeServer() as fake:
+        fake.script("/ask", Reply(body={"data": {"answers": [{"text": "42"}]}}))
+        target = JsonHttpTarget(
+            fake.url + "/ask", {"q": "{query}", "meta": {"case": "{id}"}, "inputs": "{fields}"},
+            "data.answers.0.text", policy=FAST,
+        )  # fmt: skip
+        assert target.invoke(CASE).output == "42"
+        assert fake.seen[0].body == {
+            "q": "How do I file expenses?",
+            "meta": {"case": "c1"},
+            "inputs": {"region": "EU"},
+        }
+        target.response_path = "data.missing"
+        assert target.invoke(CASE).error == "malformed response: no 'data.missing' in the response"
+
+
+def agent(query: str, fields: dict[str, object]) -> object:
+    if query == "boom":
+        raise RuntimeError("tool exploded")
+    if query == "dict":
+        return {"output": "done", "tool_calls": [{"name": "lookup", "arguments": {"id": 1}, "output": "row"}],
+                "citations": ["doc-1"], "trace_id": "abc"}  # fmt: skip
+    return f"{query} / {json.dumps(fields)}"
+
+
+def test_python_target_and_specs() -> None:
+    target = from_spec("python:tests.receiver.test_targets:agent")
+    assert target.invoke(CASE).output == 'How do I file expenses? / {"region": "EU"}'
+    result = target.invoke(Case("d", "dict"))
+    assert answer(result) == (
+        "done",
+        (ToolCall("lookup", '{"id":1}', "row"),),
+        ("doc-1",),
+        (),
+        "abc",
+        None,
+        1,
+    )
+    assert target.invoke(Case("b", "boom")).error == "RuntimeError: tool exploded"
+    for spec, message in [
+        ("python:nope", "python target 'nope': expected pkg.module:function"),
+        ("python:tests.receiver.test_targets:missing", "python target 'tests.receiver.test_targets:missing': "
+         "tests.receiver.test_targets has no callable missing"),
+        ("openai:http://x", "target 'openai:http://x': name the model after '#', e.g. openai:URL#gpt-4o"),
+        ("glean:ftp://x#a", "target 'glean:ftp://x#a': 'ftp://x' is not an http(s) URL"),
+        ("bedrock:x", "target 'bedrock:x': expected one of python:…, openai:…, glean:…, http:…"),
+    ]:  # fmt: skip
+        with pytest.raises(TargetError) as info:
+            from_spec(spec)
+        assert str(info.value) == message
+    assert from_spec("glean:http://g#workflow:wf").name == "glean:wf"
+    assert from_spec("http:http://x").name == "http:http://x"
