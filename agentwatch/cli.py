@@ -16,6 +16,7 @@ import duckdb
 from rich.console import Console
 
 from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_eval import eval_group
 from agentwatch.cli_report import cases, report
 from agentwatch.errors import AgentwatchError
 
@@ -210,3 +211,4 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
 
 main.add_command(report)
 main.add_command(cases)
+main.add_command(eval_group)

@@ -18,8 +18,10 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from agentwatch.model import SPAN_SCHEMA
+from storage.evals import SCHEMAS as EVAL_SCHEMAS
 from storage.layout import SPANS, table_dir
 from storage.runparts import parts_path, parts_sql, runs_sql
 
@@ -78,7 +80,21 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
     con.execute(f"CREATE VIEW run_parts AS {union}")
     con.execute(f"CREATE VIEW runs AS {runs_sql('SELECT * FROM run_parts')}")
+    for table, schema in EVAL_SCHEMAS.items():
+        _table_view(con, data_dir, table, schema)
     return con
+
+
+def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema) -> None:
+    """A view over a small append-only table (eval runs, scores...), typed even when empty."""
+    root = table_dir(data_dir, table)
+    files = sorted(str(p) for p in root.glob("tenant=*/date=*/*.parquet")) if root.is_dir() else []
+    if files:
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {_read(files)}")
+    else:
+        con.register(f"_empty_{table}", schema.empty_table())
+        partition = "NULL::VARCHAR AS tenant, NULL::DATE AS date"
+        con.execute(f"CREATE VIEW {table} AS SELECT *, {partition} FROM _empty_{table}")
 
 
 def _read(files: list[str]) -> str:

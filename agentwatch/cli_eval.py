@@ -1,0 +1,181 @@
+"""``agentwatch eval``: run an agent on a dataset, pin a baseline, diff two runs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from agentwatch.cli_common import load_or_exit
+from agentwatch.errors import DatasetError, TargetError
+
+JUDGES = ["heuristic"]
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Scheduled-style eval runs from the command line: run, baseline, diff."""
+
+
+@eval_group.command("run")
+@click.option("--agent", required=True, help="The agent's id (as in spans and the agents: section).")
+@click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL or CSV cases.")
+@click.option(
+    "--target", "spec", required=True, help="python:mod:fn, openai:URL#model, glean:URL#agent, http:URL."
+)
+@click.option("--judge", default="heuristic", type=click.Choice(JUDGES), show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
+@click.option("--tenant", default="default", show_default=True)
+@click.option(
+    "--kind", default="manual", type=click.Choice(["manual", "scheduled", "canary"]), show_default=True
+)
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def run(
+    agent: str, dataset: str, spec: str, judge: str, config_path: str | None, data_dir: str | None,
+    tenant: str, kind: str, fmt: str,
+) -> None:  # fmt: skip
+    """Run every case of DATASET against the target, trace it, score it, store it."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from rich.progress import Progress
+
+    from agentwatch.pipeline import assemble
+    from processors.judge_heuristic import HeuristicJudge
+    from receiver.datasets import load_dataset
+    from receiver.eval_runner import run_eval, store
+    from receiver.synthetic_export import RECEIVER, PipelineSpanExporter
+    from receiver.targets.specs import from_spec
+
+    config = load_or_exit(config_path, data_dir)
+    try:
+        cases = load_dataset(dataset)
+        target = from_spec(spec)
+    except DatasetError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--target") from None
+    assembly = assemble(config)
+    pipeline = next((p for p in assembly.pipelines if RECEIVER in p.receivers), assembly.pipelines[0])
+    assembly.start()
+    provider = TracerProvider(resource=Resource.create({"service.name": "agentwatch-synthetic"}))
+    provider.add_span_processor(BatchSpanProcessor(PipelineSpanExporter(pipeline, tenant)))
+    try:
+        with Progress(transient=True, console=None) as progress:
+            task = progress.add_task(f"{agent}: {len(cases)} cases", total=len(cases))
+            result = run_eval(
+                cases, target, HeuristicJudge(), provider.get_tracer("agentwatch.eval"), agent=agent,
+                dataset=str(dataset), kind=kind, progress=lambda n: progress.update(task, completed=n),
+            )  # fmt: skip
+    finally:
+        provider.shutdown()  # flushes the spans into the pipeline
+        assembly.shutdown()  # and the pipeline into Parquet
+        target.close()
+    store(result, Path(config.storage.data_dir), tenant)
+    summary = {
+        "run_id": result.run_id, "agent": agent, "kind": kind, "cases": len(result.outcomes),
+        "errors": result.errors, "overall_score": result.overall_score,
+        "dimensions": result.dimension_scores(),
+    }  # fmt: skip
+    if fmt == "json":
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"eval run {result.run_id}: {agent}, {len(result.outcomes)} cases, {result.errors} errors")
+    click.echo(f"overall score {_num(result.overall_score)} / 10")
+    for dimension, value in result.dimension_scores().items():
+        click.echo(f"  {dimension:<20} {value:6.2f}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@eval_group.group("baseline")
+def baseline() -> None:
+    """Pinned runs that later runs are compared with."""
+
+
+@baseline.command("pin")
+@click.argument("run_id")
+@click.option("--canary", is_flag=True, help="Pin as the canary baseline instead.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--data-dir")
+def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None) -> None:
+    """Pin RUN_ID as its agent's baseline."""
+    from exporters.eval_diff import EvalDiffError, run_agent
+    from storage.catalog import connect
+    from storage.evals import write_rows
+
+    config = load_or_exit(config_path, data_dir)
+    con = connect(config.storage.data_dir)
+    try:
+        agent = run_agent(con, run_id)
+    except EvalDiffError as exc:
+        raise click.BadParameter(str(exc), param_hint="RUN_ID") from None
+    tenant = str(
+        con.execute("SELECT tenant FROM eval_runs WHERE run_id = $r", {"r": run_id}).fetchall()[0][0]
+    )
+    kind = "canary" if canary else "baseline"
+    now = datetime.now(UTC)
+    write_rows(Path(config.storage.data_dir), "eval_baselines", tenant, now,
+               [{"agent": agent, "kind": kind, "run_id": run_id, "pinned_at": now}])  # fmt: skip
+    click.echo(f"pinned {run_id} as the {kind} of {agent}")
+
+
+@eval_group.command("diff")
+@click.argument("run_a", required=False)
+@click.argument("run_b", required=False)
+@click.option("--agent", help="Which agent (when no run is given): latest run vs pinned baseline.")
+@click.option("--threshold", default=1.0, show_default=True, help="Points (of 10) a dimension may drop.")
+@click.option("--alpha", default=0.05, show_default=True, help="Significance of the paired test.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--data-dir")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when a regression is flagged.")
+def diff_command(
+    run_a: str | None, run_b: str | None, agent: str | None, threshold: float, alpha: float,
+    config_path: str | None, data_dir: str | None, fmt: str, fail_on_regression: bool,
+) -> None:  # fmt: skip
+    """Compare RUN_B (default: the latest run) with RUN_A (default: the pinned baseline)."""
+    from exporters.eval_diff import EvalDiffError, diff, latest_run, pinned, run_agent
+    from storage.catalog import connect
+
+    config = load_or_exit(config_path, data_dir)
+    con = connect(config.storage.data_dir)
+    try:
+        if run_a is None and agent is None:
+            raise EvalDiffError("name the runs, or --agent to compare its latest run with its baseline")
+        owner = agent or run_agent(con, str(run_a))
+        baseline_run = run_a or pinned(con, owner)
+        candidate_run = run_b or latest_run(con, owner)
+        result = diff(con, baseline_run, candidate_run, threshold, alpha)
+    except EvalDiffError as exc:
+        click.echo(f"agentwatch eval diff: {exc}", err=True)
+        sys.exit(2)
+    if fmt == "json":
+        doc = {
+            "agent": result.agent, "baseline_run": result.baseline_run, "candidate_run": result.candidate_run,
+            "threshold": threshold, "alpha": alpha, "regression": result.regression,
+            "regressed_dimensions": result.regressed_dimensions,
+            "dimensions": [asdict(d) for d in result.dimensions],
+            "worse_cases": [asdict(c) for c in result.worse_cases],
+        }  # fmt: skip
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(f"{result.agent}: {result.candidate_run} vs baseline {result.baseline_run}")
+        for d in result.dimensions:
+            flag = "  REGRESSED" if d.regressed else ""
+            change = f"({d.delta:+.2f}, p={d.p_value:.4f})"
+            click.echo(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}")
+        for c in result.worse_cases[:10]:
+            click.echo(f"  worse: {c.case_id} {c.baseline:.2f} → {c.candidate:.2f}")
+        click.echo("REGRESSION" if result.regression else "no regression")
+    if fail_on_regression and result.regression:
+        sys.exit(1)

@@ -1,0 +1,179 @@
+"""One eval run: every case of a dataset sent to a target (``target.concurrency`` at a time),
+traced as an ``agent_run`` span with a child span per reported tool call, scored by a judge,
+and stored (``storage.evals``).
+
+The run span carries ``agentwatch.synthetic``, ``agentwatch.eval_run_id`` and
+``agentwatch.eval_case_id``, the case's query and the answer, and the target's own trace id
+(``agentwatch.target_trace_id``) when it returned one, so a synthetic run joins the agent's
+own trace.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
+
+from processors.judge_scores import Judge, Judgement
+from receiver.datasets import Case
+from receiver.targets import Target, TargetResult
+from storage.evals import write_rows
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    case: Case
+    result: TargetResult
+    judgement: Judgement
+    trace_id: str
+    span_id: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    run_id: str
+    agent: str
+    kind: str
+    dataset: str
+    target: str
+    judge: str
+    started_at: datetime
+    finished_at: datetime
+    outcomes: list[CaseOutcome]
+
+    @property
+    def errors(self) -> int:
+        return sum(o.result.error is not None for o in self.outcomes)
+
+    @property
+    def overall_score(self) -> float | None:
+        values = [o.judgement.overall_score for o in self.outcomes if o.judgement.overall_score is not None]
+        return round(sum(values) / len(values), 4) if values else None
+
+    def dimension_scores(self) -> dict[str, float]:
+        by_dimension: dict[str, list[float]] = {}
+        for outcome in self.outcomes:
+            for score in outcome.judgement.scores:
+                by_dimension.setdefault(score.dimension, []).append(score.value)
+        return {d: round(sum(v) / len(v), 4) for d, v in by_dimension.items()}
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def run_eval(
+    cases: Sequence[Case],
+    target: Target,
+    judge: Judge,
+    tracer: Tracer,
+    *,
+    agent: str,
+    dataset: str,
+    kind: str = "manual",
+    progress: Callable[[int], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> EvalRun:
+    started = now()
+    run_id = new_run_id(started)
+
+    def one(case: Case) -> CaseOutcome:
+        begin = now()
+        begin_ns = time.time_ns()
+        result = target.invoke(case)
+        judgement = judge.judge(case, result)
+        trace_id, span_id = _trace(tracer, agent, run_id, case, result, judgement, begin_ns)
+        return CaseOutcome(case, result, judgement, trace_id, span_id, begin)
+
+    outcomes: list[CaseOutcome] = []
+    with ThreadPoolExecutor(max(1, target.concurrency), thread_name_prefix="agentwatch-eval") as pool:
+        for done, outcome in enumerate(pool.map(one, cases), start=1):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(done)
+    return EvalRun(run_id, agent, kind, dataset, target.name, judge.name, started, now(), outcomes)
+
+
+def _trace(
+    tracer: Tracer,
+    agent: str,
+    run_id: str,
+    case: Case,
+    result: TargetResult,
+    judgement: Judgement,
+    begin_ns: int,
+) -> tuple[str, str]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.id": agent,
+        "agentwatch.synthetic": True,
+        "agentwatch.eval_run_id": run_id,
+        "agentwatch.eval_case_id": case.id,
+        "input.value": case.query,
+    }
+    if result.output is not None:
+        attributes["output.value"] = result.output
+    if result.trace_id:
+        attributes["agentwatch.target_trace_id"] = result.trace_id
+    if judgement.overall_score is not None:
+        attributes["agentwatch.eval.overall_score"] = judgement.overall_score
+    end_ns = begin_ns + int(result.latency_ms * 1e6)
+    span = tracer.start_span("agent_run", start_time=begin_ns, attributes=attributes)
+    context = trace.set_span_in_context(span)
+    for call in result.tool_calls:
+        tool_attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.arguments": call.arguments,
+        }
+        if call.output is not None:
+            tool_attributes["gen_ai.tool.call.result"] = call.output
+        child = tracer.start_span(
+            f"execute_tool {call.name}", context, start_time=begin_ns, attributes=tool_attributes
+        )
+        child.end(end_time=end_ns)
+    if result.error is not None:
+        span.set_status(Status(StatusCode.ERROR, result.error))
+    span.end(end_time=end_ns)
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def store(run: EvalRun, data_dir: Path, tenant: str) -> None:
+    """The run, its per-case results and every score, as rows of the eval tables."""
+    finished = run.finished_at
+    write_rows(data_dir, "eval_runs", tenant, run.started_at, [{
+        "run_id": run.run_id, "agent": run.agent, "kind": run.kind, "dataset": run.dataset,
+        "target": run.target, "judge": run.judge, "started_at": run.started_at, "finished_at": finished,
+        "cases": len(run.outcomes), "errors": run.errors, "overall_score": run.overall_score,
+        "dimension_scores": orjson.dumps(run.dimension_scores()).decode(),
+    }])  # fmt: skip
+    results, scores = [], []
+    for o in run.outcomes:
+        results.append({
+            "run_id": run.run_id, "agent": run.agent, "case_id": o.case.id, "trace_id": o.trace_id,
+            "span_id": o.span_id, "target_trace_id": o.result.trace_id, "query": o.case.query,
+            "output": o.result.output, "error": o.result.error, "latency_ms": o.result.latency_ms,
+            "tool_call_count": len(o.result.tool_calls), "overall_score": o.judgement.overall_score,
+            "started_at": o.started_at,
+        })  # fmt: skip
+        common = {"trace_id": o.trace_id, "span_id": o.span_id, "judge_model": o.judgement.judge_model,
+                  "time": finished, "eval_run_id": run.run_id, "eval_case_id": o.case.id}  # fmt: skip
+        for s in o.judgement.scores:
+            scores.append({**common, "evaluator": run.judge, "dimension": s.dimension, "value": s.value,
+                           "label": s.label, "explanation": s.explanation})  # fmt: skip
+        for metric, value in o.judgement.metrics.items():
+            scores.append({**common, "evaluator": "metric", "dimension": metric, "value": value,
+                           "label": None, "explanation": None})  # fmt: skip
+    write_rows(data_dir, "eval_results", tenant, run.started_at, results)
+    write_rows(data_dir, "scores", tenant, run.started_at, scores)
