@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from agentwatch.model import OtlpRecord
@@ -76,3 +77,5 @@ class ReceiverSettings:
     id: str
     sink: DurableSink
     stored: StoredIndex | None = None
+    data_dir: Path | None = None
+    """Where receivers that store results of their own (eval runs) write them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-RECEIVERS = {"otlp": "receiver.otlp"}
+RECEIVERS = {"otlp": "receiver.otlp", "synthetic": "receiver.synthetic"}
 PROCESSORS = {"normalize": "processors.normalize", "classify": "processors.classify"}
 EXPORTERS = {"parquet": "storage.parquet", "memory": "exporters.memory"}
 

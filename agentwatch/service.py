@@ -146,7 +146,7 @@ class Service:
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
-            settings = ReceiverSettings(rec_id, self.sink, self.recent)
+            settings = ReceiverSettings(rec_id, self.sink, self.recent, self.data_dir)
             receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
             self.receivers[rec_id] = receiver

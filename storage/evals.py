@@ -4,6 +4,7 @@
     <data_dir>/eval_results/tenant=<t>/date=<d>/*.parquet  one row per case of a run
     <data_dir>/scores/tenant=<t>/date=<d>/*.parquet        one row per (run span, dimension)
     <data_dir>/eval_baselines/tenant=<t>/date=<d>/*.parquet  pins; the latest per agent and kind wins
+    <data_dir>/eval_events/tenant=<t>/date=<d>/*.parquet  regressions and canary drops, for alerting
 
 ``scores`` joins ``spans`` on ``trace_id``/``span_id``. Files are written whole and renamed
 into place, like span files.
@@ -39,6 +40,12 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("dimension", pa.string()), ("value", pa.float64()), ("label", pa.string()),
         ("explanation", pa.string()), ("judge_model", pa.string()), ("time", TS),
         ("eval_run_id", pa.string()), ("eval_case_id", pa.string()),
+    ]),
+    "eval_events": pa.schema([
+        ("event", pa.string()), ("agent", pa.string()), ("run_id", pa.string()),
+        ("baseline_run", pa.string()),
+        ("dimensions", pa.string()),  # JSON: regressed dimension → delta
+        ("time", TS),
     ]),
     "eval_baselines": pa.schema([
         ("agent", pa.string()), ("kind", pa.string()), ("run_id", pa.string()), ("pinned_at", TS),

@@ -41,7 +41,7 @@ class PythonTarget:
         start = time.perf_counter()
         try:
             value = self.function(case.query, dict(case.fields))
-        except Exception as exc:
+        except Exception as exc:  # the agent under test failed: that is its result, not a crash
             return TargetResult(None, _ms(start), error=f"{type(exc).__name__}: {exc}")
         if isinstance(value, str):
             return TargetResult(value, _ms(start))

@@ -1,0 +1,85 @@
+"""The synthetic receiver inside a real ``agentwatch serve``: it runs the agent's dataset, its
+spans go through the write-ahead log into ``spans``, the run is stored, and a run worse than the
+pinned baseline becomes an ``eval_events`` row."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from storage.catalog import connect
+from storage.evals import write_rows
+from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
+from tests.server import ServerProcess
+
+
+def synthetic_receiver(cases: Path, function: str) -> str:
+    """A sibling of receivers.otlp in ServerProcess's config (two-space indent)."""
+    return f"""  synthetic/expense:
+    agent: expense-bot
+    dataset: {cases}
+    target: python:tests.evals.agents:{function}
+    schedule: "0 0 1 1 *"
+    run_on_start: true
+"""
+
+
+SERVICE = """
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, synthetic/expense]
+      processors: [normalize, classify]
+      exporters: [parquet]
+"""
+
+
+def wait_for(data: Path, sql: str, expected: object, timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    value: object = None
+    while time.monotonic() < deadline:
+        value = connect(data).execute(sql).fetchall()
+        if value == expected:
+            return value
+        time.sleep(0.2)
+    return value
+
+
+def test_scheduled_run_is_traced_stored_and_compared(tmp_path: Path) -> None:
+    cases = dataset(tmp_path)
+    server = ServerProcess(tmp_path)
+    # A good baseline first, pinned, from the command line into the same data directory.
+    baseline = str(eval_run(server.data_dir, cases, "good")["run_id"])
+    now = datetime.now(UTC)
+    write_rows(server.data_dir, "eval_baselines", "default", now,
+               [{"agent": "expense-bot", "kind": "baseline", "run_id": baseline, "pinned_at": now}])  # fmt: skip
+    server.otlp_extra = synthetic_receiver(cases, "worse")
+    server.extra_config = SERVICE
+    server.start()
+    try:
+        runs = "SELECT kind, cases, errors FROM eval_runs WHERE kind = 'scheduled'"
+        assert wait_for(server.data_dir, runs, [("scheduled", len(TOPICS), 0)]) == [
+            ("scheduled", len(TOPICS), 0)
+        ]
+        spans = "SELECT count(*) FROM spans WHERE synthetic AND eval_run_id <> '" + baseline + "'"
+        assert wait_for(server.data_dir, spans, [(len(TOPICS),)]) == [(len(TOPICS),)]
+        events = "SELECT event, agent, baseline_run FROM eval_events"
+        assert wait_for(server.data_dir, events, [("eval_regression", "expense-bot", baseline)]) == [
+            ("eval_regression", "expense-bot", baseline)
+        ]
+        (dimensions,) = connect(server.data_dir).execute("SELECT dimensions FROM eval_events").fetchone() or (
+            "",
+        )
+        assert json.loads(dimensions) == {
+            "overall": -7.1429,
+            "response_quality": -10.0,
+            "topical_coverage": -10.0,
+        }
+        metrics = connect(server.data_dir)  # the receiver's spans were acknowledged like any export
+        assert metrics.execute("SELECT count(*) FROM spans WHERE synthetic").fetchall() == [
+            (2 * len(TOPICS),)
+        ]
+    finally:
+        assert server.stop() == 0
