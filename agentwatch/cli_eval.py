@@ -11,9 +11,7 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from agentwatch.errors import DatasetError, TargetError
-
-JUDGES = ["heuristic"]
+from agentwatch.errors import ConfigError, DatasetError, TargetError
 
 
 @click.group("eval")
@@ -25,9 +23,17 @@ def eval_group() -> None:
 @click.option("--agent", required=True, help="The agent's id (as in spans and the agents: section).")
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL or CSV cases.")
 @click.option(
-    "--target", "spec", required=True, help="python:mod:fn, openai:URL#model, glean:URL#agent, http:URL."
+    "--target",
+    "spec",
+    required=True,
+    help="python:mod:fn, openai:URL#model, glean:URL#agent, http:URL, or a name under evals.targets.",
 )
-@click.option("--judge", default="heuristic", type=click.Choice(JUDGES), show_default=True)
+@click.option(
+    "--judge",
+    default="heuristic",
+    show_default=True,
+    help="heuristic, a name under evals.judges (e.g. openai, glean), openai:URL#model or glean:URL.",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
 @click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
 @click.option("--tenant", default="default", show_default=True)
@@ -46,16 +52,19 @@ def run(
     from rich.progress import Progress
 
     from agentwatch.pipeline import assemble
-    from processors.judge_heuristic import HeuristicJudge
+    from processors.judges import build_judge
     from receiver.datasets import load_dataset
     from receiver.eval_runner import run_eval, store
     from receiver.synthetic_export import RECEIVER, PipelineSpanExporter
-    from receiver.targets.specs import from_spec
+    from receiver.targets.specs import resolve_target
 
     config = load_or_exit(config_path, data_dir)
     try:
         cases = load_dataset(dataset)
-        target = from_spec(spec)
+        target = resolve_target(spec, config.evals)
+        judge_backend = build_judge(judge, config.evals)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("judge: "), param_hint="--judge") from None
     except DatasetError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -71,18 +80,20 @@ def run(
         with Progress(transient=True, console=None) as progress:
             task = progress.add_task(f"{agent}: {len(cases)} cases", total=len(cases))
             result = run_eval(
-                cases, target, HeuristicJudge(), provider.get_tracer("agentwatch.eval"), agent=agent,
+                cases, target, judge_backend, provider.get_tracer("agentwatch.eval"), agent=agent,
                 dataset=str(dataset), kind=kind, progress=lambda n: progress.update(task, completed=n),
             )  # fmt: skip
     finally:
         provider.shutdown()  # flushes the spans into the pipeline
         assembly.shutdown()  # and the pipeline into Parquet
         target.close()
-    store(result, Path(config.storage.data_dir), tenant)
+        judge_backend.close()
+    store(result, Path(config.storage.data_dir), tenant, config.evals.groundedness_threshold)
     summary = {
         "run_id": result.run_id, "agent": agent, "kind": kind, "cases": len(result.outcomes),
         "errors": result.errors, "overall_score": result.overall_score,
-        "dimensions": result.dimension_scores(),
+        "dimensions": result.dimension_scores(), "judge": result.judge,
+        "judge_problems": sum(bool(o.judgement.problems) for o in result.outcomes),
     }  # fmt: skip
     if fmt == "json":
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())

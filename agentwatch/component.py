@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agentwatch.evalconfig import EvalsConfig
 from agentwatch.model import OtlpRecord
 
 
@@ -79,3 +80,5 @@ class ReceiverSettings:
     stored: StoredIndex | None = None
     data_dir: Path | None = None
     """Where receivers that store results of their own (eval runs) write them."""
+    evals: EvalsConfig = field(default_factory=EvalsConfig)
+    """Named targets and judges (the config's ``evals:`` section)."""

@@ -16,6 +16,7 @@ from typing import Any
 from agentwatch.agents import AgentConfig, build_agents
 from agentwatch.configmodel import build_config
 from agentwatch.errors import ConfigError
+from agentwatch.evalconfig import EvalsConfig
 from agentwatch.registry import SECTIONS, component_module
 from agentwatch.settings import ApiConfig, StorageConfig
 from agentwatch.yamlsource import Source, load_yaml
@@ -28,6 +29,7 @@ TOP_LEVEL = (
     "storage",
     "api",
     "agents",
+    "evals",
     "alerts",
     "budgets",
 )
@@ -62,6 +64,7 @@ class AgentwatchConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections later stages read (``alerts``, ``budgets``), kept as parsed."""
     agents: tuple[AgentConfig, ...] = ()
+    evals: EvalsConfig = field(default_factory=EvalsConfig)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -189,6 +192,8 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     api = _section(ApiConfig, "api", merged.get("api"), problems)
     agents, agent_problems = build_agents(merged.get("agents"))
     problems.add_relative(("agents",), agent_problems)
+    evals = _section(EvalsConfig, "evals", merged.get("evals"), problems)
+    _check_eval_references(sections["receivers"], evals, problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     extra: dict[str, Any] = {k: merged[k] for k in ("alerts", "budgets") if k in merged}
@@ -202,7 +207,22 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         api,
         extra,
         agents,
+        evals,
     )
+
+
+def _check_eval_references(
+    receivers: dict[str, ComponentConfig], evals: EvalsConfig, problems: _Problems
+) -> None:
+    """Synthetic receivers name targets and judges that ``evals:`` may define."""
+    for rec_id, rec in receivers.items():
+        for key in ("target", "judge"):
+            value = getattr(rec.config, key, None)
+            if not isinstance(value, str) or rec.type != "synthetic":
+                continue
+            problem = evals.target_problem(value) if key == "target" else evals.judge_problem(value)
+            if problem is not None:
+                problems.add(("receivers", rec_id, key), problem)
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> AgentwatchConfig:

@@ -116,6 +116,24 @@ def _service_values(
             "Batches a pipeline failed on (then retried).",
             svc.drain.batches_failed,
         ),
+        (
+            counter,
+            "agentwatch_judged_runs",
+            "Production runs judged (evals.production).",
+            svc.judging.stats.judged,
+        ),
+        (
+            counter,
+            "agentwatch_judge_marks",
+            "Runs the judge marked (groundedness_drop).",
+            svc.judging.stats.marked,
+        ),
+        (
+            counter,
+            "agentwatch_judge_problems",
+            "Production runs whose judge calls failed or answered badly.",
+            svc.judging.stats.judge_problems,
+        ),
     ]
 
 

@@ -31,6 +31,7 @@ from agentwatch.metrics import registry_for, render
 from agentwatch.model import OtlpRecord
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
+from processors.judge_production import ProductionJudge
 from receiver.otlp_handler import screen_spans
 from storage.compaction import Compactor
 from storage.dedup import RecentSpans, seed_from_parquet
@@ -73,6 +74,7 @@ class Service:
         self.sink = AdmittingSink(self.wal, self.admission)
         self.recent = RecentSpans(storage.dedup_window_spans)
         self.compactor = Compactor(storage.compaction, self.data_dir)
+        self.judging = ProductionJudge(config.evals, self.data_dir)
         self.replay_duplicates = 0
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
@@ -105,6 +107,8 @@ class Service:
             self.drain.on_commit(replayed)
         self.drain.start()
         self.compactor.start()
+        if self.config.evals.production.sample_rate > 0:
+            self.judging.start()
         self._thread.start()
         try:
             self._run(self._start_servers())
@@ -146,7 +150,7 @@ class Service:
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
-            settings = ReceiverSettings(rec_id, self.sink, self.recent, self.data_dir)
+            settings = ReceiverSettings(rec_id, self.sink, self.recent, self.data_dir, self.config.evals)
             receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
             self.receivers[rec_id] = receiver
@@ -183,6 +187,7 @@ class Service:
         if self._thread.is_alive():
             self._run(self._stop_servers(grace))
         self.compactor.stop()
+        self.judging.stop()
         self.wal.close()
         self.drain.stop()
         self.converter.shutdown()

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from agentwatch.errors import ConfigError
-from storage.runparts import has_split_traces, runs_sql, split_traces_sql
+from storage.catalog import has_marks
+from storage.runparts import has_split_traces, runs_sql, split_traces_sql, with_marks
 
 RUNS_TABLE = "scoped_runs"
 UNKNOWN_AGENT = "(unknown)"
@@ -54,9 +55,9 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
     """Create the temp table ``scoped_runs`` from the catalog connection ``con``; its row count.
 
     Columns: tenant, agent, agent_owner, user_id, trace_id, span_id, start_time, duration_ms,
-    outcome, failure_type, error_message, error_template, failing_span_id, and with ``with_text``
-    the run span's input_text and output_text, read from ``spans`` for runs that did not succeed
-    (case export needs them; the report does not, and run partials do not carry them).
+    outcome, failure_type, error_message, error_template, failing_span_id, synthetic, and with
+    ``with_text`` the run span's input_text and output_text, read from ``spans`` for runs that did
+    not succeed (case export needs them; the report does not, and run partials do not carry them).
     """
     params: dict[str, object] = {
         "since": scope.since,
@@ -83,13 +84,16 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
     if single:  # a partial's run span is then the run's: the window filter can skip it early
         parts += " AND run.start_time >= $since AND run.start_time < $until"
     agent_filter = "AND coalesce(agent_id, agent_name) = $agent" if scope.agent is not None else ""
+    runs = runs_sql(parts, single_partials=single)
+    if has_marks(con):
+        runs = with_marks(runs)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {RUNS_TABLE} AS
         SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
                trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
-               error_template, failing_span_id
-        FROM ({runs_sql(parts, single_partials=single)})
+               error_template, failing_span_id, coalesce(synthetic, false) AS synthetic
+        FROM ({runs})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,
         params,

@@ -41,6 +41,8 @@ class Judgement:
     overall_score: float | None
     metrics: dict[str, float] = field(default_factory=dict)
     judge_model: str = "heuristic"
+    problems: tuple[str, ...] = ()
+    """Why dimensions the judge was asked are missing (a failed or unparseable judge call)."""
 
     def value(self, dimension: str) -> float | None:
         return next((s.value for s in self.scores if s.dimension == dimension), None)
@@ -62,9 +64,12 @@ def metrics(result: TargetResult) -> dict[str, float]:
 
 
 class Judge:
-    """A judge backend: ``judge(case, result) -> Judgement``."""
+    """A judge backend: ``judge(case, result) -> Judgement``; ``close`` frees its connections."""
 
     name: str
 
     def judge(self, case: Case, result: TargetResult) -> Judgement:
         raise NotImplementedError
+
+    def close(self) -> None:
+        return None

@@ -23,9 +23,11 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
+from processors.judge_marks import marks
 from processors.judge_scores import Judge, Judgement
 from receiver.datasets import Case
 from receiver.targets import Target, TargetResult
+from receiver.targets.limit import shared_limit
 from storage.evals import write_rows
 
 
@@ -86,11 +88,13 @@ def run_eval(
 ) -> EvalRun:
     started = now()
     run_id = new_run_id(started)
+    limit = shared_limit(target.name, target.concurrency)
 
     def one(case: Case) -> CaseOutcome:
-        begin = now()
-        begin_ns = time.time_ns()
-        result = target.invoke(case)
+        with limit:
+            begin = now()
+            begin_ns = time.time_ns()
+            result = target.invoke(case)
         judgement = judge.judge(case, result)
         trace_id, span_id = _trace(tracer, agent, run_id, case, result, judgement, begin_ns)
         return CaseOutcome(case, result, judgement, trace_id, span_id, begin)
@@ -149,8 +153,8 @@ def _trace(
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
-def store(run: EvalRun, data_dir: Path, tenant: str) -> None:
-    """The run, its per-case results and every score, as rows of the eval tables."""
+def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: float = 5.0) -> None:
+    """The run, its per-case results, every score and the runs' marks, as rows of the eval tables."""
     finished = run.finished_at
     write_rows(data_dir, "eval_runs", tenant, run.started_at, [{
         "run_id": run.run_id, "agent": run.agent, "kind": run.kind, "dataset": run.dataset,
@@ -158,15 +162,16 @@ def store(run: EvalRun, data_dir: Path, tenant: str) -> None:
         "cases": len(run.outcomes), "errors": run.errors, "overall_score": run.overall_score,
         "dimension_scores": orjson.dumps(run.dimension_scores()).decode(),
     }])  # fmt: skip
-    results, scores = [], []
+    results, scores, run_marks = [], [], []
     for o in run.outcomes:
         results.append({
             "run_id": run.run_id, "agent": run.agent, "case_id": o.case.id, "trace_id": o.trace_id,
             "span_id": o.span_id, "target_trace_id": o.result.trace_id, "query": o.case.query,
             "output": o.result.output, "error": o.result.error, "latency_ms": o.result.latency_ms,
             "tool_call_count": len(o.result.tool_calls), "overall_score": o.judgement.overall_score,
-            "started_at": o.started_at,
+            "started_at": o.started_at, "judge_problems": "; ".join(o.judgement.problems) or None,
         })  # fmt: skip
+        run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished)
         common = {"trace_id": o.trace_id, "span_id": o.span_id, "judge_model": o.judgement.judge_model,
                   "time": finished, "eval_run_id": run.run_id, "eval_case_id": o.case.id}  # fmt: skip
         for s in o.judgement.scores:
@@ -177,3 +182,4 @@ def store(run: EvalRun, data_dir: Path, tenant: str) -> None:
                            "label": None, "explanation": None})  # fmt: skip
     write_rows(data_dir, "eval_results", tenant, run.started_at, results)
     write_rows(data_dir, "scores", tenant, run.started_at, scores)
+    write_rows(data_dir, "run_marks", tenant, run.started_at, run_marks)

@@ -5,8 +5,9 @@ pipeline like production traffic, scores it, stores the run and flags regression
       synthetic/expense:
         agent: expense-bot
         dataset: ./evals/expense.csv        # JSONL or CSV (receiver.datasets)
-        target: glean:https://acme-be.glean.com#agt_123
+        target: glean:https://acme-be.glean.com#agt_123   # or a name under evals.targets
         api_key: ${env:GLEAN_API_KEY}
+        judge: heuristic                    # or a name under evals.judges, openai:URL#model, glean:URL
         schedule: "0 */6 * * *"             # cron, UTC
         canary:                              # optional: a small set on a tighter schedule
           dataset: ./evals/expense-canary.jsonl
@@ -39,13 +40,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from agentwatch.component import ReceiverSettings
 from agentwatch.configmodel import STRICT
 from agentwatch.units import Duration
-from processors.judge_heuristic import HeuristicJudge
+from processors.judges import build_judge
 from receiver.datasets import load_dataset
 from receiver.eval_runner import EvalRun, run_eval, store
 from receiver.otlp_handler import ExportHandler
 from receiver.scheduler import Job, Schedule, Scheduler, valid_cron
 from receiver.targets.retry import RetryPolicy
-from receiver.targets.specs import KINDS, from_spec
+from receiver.targets.specs import resolve_target
 
 TYPE = "synthetic"
 log = logging.getLogger("agentwatch.synthetic")
@@ -64,12 +65,14 @@ class Config:
     agent: str
     dataset: str
     target: str
-    """A target spec: python:mod:fn, openai:URL#model, glean:URL#agent_id, http:URL."""
+    """A target spec (python:mod:fn, openai:URL#model, glean:URL#agent_id, http:URL) or the name of
+    a target under ``evals.targets`` (checked against that section when the config is loaded)."""
     schedule: str = "0 * * * *"
     """Cron expression, UTC. Default: hourly."""
     api_key: str | None = None
     """Bearer key for the target; use ${env:VAR}."""
     judge: str = "heuristic"
+    """heuristic, a name under ``evals.judges``, or openai:URL#model / glean:URL."""
     tenant: str = "default"
     timeout: Duration = 60.0
     retries: int = 3
@@ -89,12 +92,6 @@ class Config:
         for key, expression in schedules:
             if not valid_cron(expression):
                 problems.append(f'{key}: {expression!r} is not a cron expression (e.g. "0 * * * *")')
-        if self.target.partition(":")[0] not in KINDS:
-            problems.append(
-                f"target: {self.target!r} must start with one of {', '.join(k + ':' for k in KINDS)}"
-            )
-        if self.judge != "heuristic":
-            problems.append(f"judge: {self.judge!r} is not available here yet (heuristic)")
         if self.concurrency < 1:
             problems.append("concurrency: must be at least 1")
         if not self.agent.strip():
@@ -125,6 +122,7 @@ class SyntheticReceiver:
         self.config = config
         self.id = settings.id
         self.data_dir = settings.data_dir
+        self.evals = settings.evals
         self.handler = ExportHandler(settings.sink, settings.id, settings.stored)
         self.grpc = None
         self.http = None
@@ -162,16 +160,19 @@ class SyntheticReceiver:
         assert self.provider is not None and self.data_dir is not None
         c = self.config
         policy = RetryPolicy(timeout=c.timeout, retries=c.retries)
-        target = from_spec(c.target, policy, c.api_key)
-        target.concurrency = c.concurrency
+        target = resolve_target(c.target, self.evals, policy, c.api_key)
+        if c.target not in self.evals.targets:  # a named target brings its own limit
+            target.concurrency = c.concurrency
+        judge = build_judge(c.judge, self.evals)
         try:
             tracer = self.provider.get_tracer("agentwatch.eval")
             cases = load_dataset(dataset)
-            run = run_eval(cases, target, HeuristicJudge(), tracer, agent=c.agent, dataset=dataset, kind=kind)
+            run = run_eval(cases, target, judge, tracer, agent=c.agent, dataset=dataset, kind=kind)
         finally:
             target.close()
+            judge.close()
         self.provider.force_flush()  # the run's spans are in the log before the run is recorded
-        store(run, Path(self.data_dir), c.tenant)
+        store(run, Path(self.data_dir), c.tenant, self.evals.groundedness_threshold)
         from receiver.regressions import check_regression  # storage queries: only once a run exists
 
         check_regression(run, Path(self.data_dir), c.tenant, c.regression_threshold, c.alpha)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from agentwatch.model import SPAN_SCHEMA
 from storage.evals import SCHEMAS as EVAL_SCHEMAS
 from storage.layout import SPANS, table_dir
-from storage.runparts import parts_path, parts_sql, runs_sql
+from storage.runparts import parts_path, parts_sql, runs_sql, with_marks
 
 
 def live_files(data_dir: Path, table: str) -> list[str]:
@@ -79,10 +79,16 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     listed = [str(parts_path(data_dir, Path(name))) for name in parts]
     union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
     con.execute(f"CREATE VIEW run_parts AS {union}")
-    con.execute(f"CREATE VIEW runs AS {runs_sql('SELECT * FROM run_parts')}")
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
+    runs = runs_sql("SELECT * FROM run_parts")
+    con.execute(f"CREATE VIEW runs AS {with_marks(runs) if has_marks(con) else runs}")
     return con
+
+
+def has_marks(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any run has a judge's mark (``runs`` then joins them; most data has none)."""
+    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM run_marks)").fetchall()[0][0])
 
 
 def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema) -> None:

@@ -5,6 +5,8 @@
     <data_dir>/scores/tenant=<t>/date=<d>/*.parquet        one row per (run span, dimension)
     <data_dir>/eval_baselines/tenant=<t>/date=<d>/*.parquet  pins; the latest per agent and kind wins
     <data_dir>/eval_events/tenant=<t>/date=<d>/*.parquet  regressions and canary drops, for alerting
+    <data_dir>/run_marks/tenant=<t>/date=<d>/*.parquet    failure types a judge gave runs after the
+                                                          fact (groundedness_drop); ``runs`` applies them
 
 ``scores`` joins ``spans`` on ``trace_id``/``span_id``. Files are written whole and renamed
 into place, like span files.
@@ -34,6 +36,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("span_id", pa.string()), ("target_trace_id", pa.string()), ("query", pa.string()),
         ("output", pa.string()), ("error", pa.string()), ("latency_ms", pa.float64()),
         ("tool_call_count", pa.int64()), ("overall_score", pa.float64()), ("started_at", TS),
+        ("judge_problems", pa.string()),  # why dimensions the judge was asked are missing
     ]),
     "scores": pa.schema([
         ("trace_id", pa.string()), ("span_id", pa.string()), ("evaluator", pa.string()),
@@ -46,6 +49,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("baseline_run", pa.string()),
         ("dimensions", pa.string()),  # JSON: regressed dimension → delta
         ("time", TS),
+    ]),
+    "run_marks": pa.schema([
+        ("trace_id", pa.string()), ("span_id", pa.string()), ("failure_type", pa.string()),
+        ("reason", pa.string()), ("source", pa.string()), ("time", TS),
     ]),
     "eval_baselines": pa.schema([
         ("agent", pa.string()), ("kind", pa.string()), ("run_id", pa.string()), ("pinned_at", TS),

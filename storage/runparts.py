@@ -135,6 +135,33 @@ FROM judged
 """
 
 
+# Marks a judge gave runs after the fact (``run_marks``, see ``processors.judge_marks``): a run
+# that succeeded becomes degraded with the mark's failure type; a failed run keeps its own.
+MARKED_SQL = """
+SELECT r.* REPLACE (
+    CASE WHEN m.failure_type IS NOT NULL AND r.outcome = 'success' THEN 'degraded'
+         ELSE r.outcome END AS outcome,
+    CASE WHEN m.failure_type IS NOT NULL AND r.outcome = 'success' THEN m.failure_type
+         ELSE r.failure_type END AS failure_type,
+    CASE WHEN m.failure_type IS NOT NULL AND r.outcome = 'success' THEN r.span_id
+         ELSE r.failing_span_id END AS failing_span_id,
+    CASE WHEN m.failure_type IS NOT NULL AND r.outcome = 'success' THEN m.reason
+         ELSE r.error_message END AS error_message,
+    CASE WHEN m.failure_type IS NOT NULL AND r.outcome = 'success' THEN 'judge: ' || m.failure_type
+         ELSE r.error_template END AS error_template
+)
+FROM (__RUNS__) r LEFT JOIN (
+    SELECT tenant, trace_id, min(failure_type) AS failure_type, min(reason) AS reason
+    FROM run_marks GROUP BY tenant, trace_id
+) m ON m.tenant = r.tenant AND m.trace_id = r.trace_id
+"""
+
+
+def with_marks(runs: str) -> str:
+    """``runs`` (a query of runs rows) with the ``run_marks`` relation applied."""
+    return MARKED_SQL.replace("__RUNS__", runs)
+
+
 def parts_sql(keys: str, source: str) -> str:
     """Partials of the spans in ``source`` (a relation), one row per distinct ``keys``."""
     return PARTS_SQL.replace("__KEYS__", keys).replace("__SOURCE__", source)

@@ -1,10 +1,12 @@
-"""Target specs from the command line: ``python:pkg.module:function``, ``openai:URL#model``,
-``glean:URL#agent_id`` (or ``#workflow:ID``), ``http:URL``. API keys come from the config's
-targets (``${env:…}``), never from the spec."""
+"""Target specs: ``python:pkg.module:function``, ``openai:URL#model``, ``glean:URL#agent_id``
+(or ``#workflow:ID``), ``http:URL``; or the name of a target under the config's
+``evals.targets``, which adds an API key (``${env:…}``, never in the spec), timeouts, retries
+and a concurrency limit."""
 
 from __future__ import annotations
 
 from agentwatch.errors import TargetError
+from agentwatch.evalconfig import EvalsConfig
 from receiver.targets import Target
 from receiver.targets.glean_target import GleanTarget
 from receiver.targets.http_target import JsonHttpTarget
@@ -15,7 +17,24 @@ from receiver.targets.retry import RetryPolicy
 KINDS = ("python", "openai", "glean", "http")
 
 
-def from_spec(spec: str, policy: RetryPolicy | None = None, api_key: str | None = None) -> Target:
+def resolve_target(name_or_spec: str, evals: EvalsConfig, policy: RetryPolicy | None = None,
+                   api_key: str | None = None) -> Target:  # fmt: skip
+    """The target named under ``evals.targets``, else the target of the spec."""
+    named = evals.targets.get(name_or_spec)
+    if named is None:
+        if (problem := evals.target_problem(name_or_spec)) is not None:
+            raise TargetError(f"target {problem}")
+        return from_spec(name_or_spec, policy, api_key)
+    policy = RetryPolicy(timeout=named.timeout, retries=named.retries, backoff=named.backoff)
+    target = from_spec(named.spec, policy, named.api_key, named.system_prompt)
+    target.name = name_or_spec
+    target.concurrency = named.concurrency
+    return target
+
+
+def from_spec(
+    spec: str, policy: RetryPolicy | None = None, api_key: str | None = None, system_prompt: str | None = None
+) -> Target:
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in KINDS or not rest:
         raise TargetError(f"target {spec!r}: expected one of {', '.join(k + ':…' for k in KINDS)}")
@@ -27,7 +46,7 @@ def from_spec(spec: str, policy: RetryPolicy | None = None, api_key: str | None 
     if kind == "openai":
         if not fragment:
             raise TargetError(f"target {spec!r}: name the model after '#', e.g. openai:URL#gpt-4o")
-        return OpenAITarget(url, fragment, api_key, policy)
+        return OpenAITarget(url, fragment, api_key, policy, system_prompt=system_prompt)
     if kind == "glean":
         if not fragment:
             raise TargetError(f"target {spec!r}: name the agent after '#' (or #workflow:ID)")

@@ -1,0 +1,101 @@
+"""Judge backends by name: ``heuristic`` (offline, the default), a judge defined under the
+config's ``evals.judges``, or a spec ``openai:URL#model`` / ``glean:URL``.
+
+- ``openai``: any OpenAI-compatible chat-completions endpoint, ``temperature: 0`` and
+  ``response_format: json_object``;
+- ``glean``: Glean's chat API (``POST {base}/rest/api/v1/chat``), the prompt as one user
+  message; the answer is the text of the last content message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from agentwatch.errors import ConfigError
+from agentwatch.evalconfig import EvalsConfig, JudgeConfig
+from processors.judge_heuristic import HeuristicJudge
+from processors.judge_llm import BadAnswer, LLMJudge
+from processors.judge_scores import Judge
+from receiver.targets.retry import CallFailed, RetryPolicy, post_json
+
+
+def build_judge(name_or_spec: str, evals: EvalsConfig) -> Judge:
+    """The judge ``name_or_spec`` names; ConfigError saying why when it names none."""
+    config = evals.judges.get(name_or_spec)
+    if config is None:
+        problem = evals.judge_problem(name_or_spec)
+        if problem is not None:
+            raise ConfigError(f"judge: {problem}")
+        if name_or_spec == "heuristic":
+            return HeuristicJudge()
+        kind, _, rest = name_or_spec.partition(":")
+        url, _, model = rest.partition("#")
+        if kind == "openai" and not model:
+            raise ConfigError(f"judge: {name_or_spec!r}: name the model after '#', e.g. openai:URL#gpt-4o")
+        config = JudgeConfig(type="openai" if kind == "openai" else "glean", url=url, model=model or None)
+    return from_config(name_or_spec, config)
+
+
+def from_config(name: str, config: JudgeConfig) -> Judge:
+    if config.type == "heuristic":
+        return HeuristicJudge()
+    assert config.url is not None  # validated
+    client = httpx.Client()
+    policy = RetryPolicy(timeout=config.timeout, retries=config.retries, backoff=config.backoff)
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    if config.type == "openai":
+        assert config.model is not None
+        url = config.url.rstrip("/") + "/chat/completions"
+        model = config.model
+
+        def complete(messages: list[dict[str, str]]) -> str:
+            body = {"model": model, "messages": messages, "temperature": 0,
+                    "response_format": {"type": "json_object"}}  # fmt: skip
+            data, _ = post_json(client, url, body, policy, headers)
+            return _openai_text(data)
+
+        return LLMJudge(name, f"openai:{model}", complete, config.parse_retries,
+                        config.factual_accuracy, client.close)  # fmt: skip
+    url = config.url.rstrip("/") + "/rest/api/v1/chat"
+
+    def complete_glean(messages: list[dict[str, str]]) -> str:
+        # Glean's chat takes user turns; the whole exchange goes in one message, oldest first.
+        text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+        body = {"messages": [{"author": "USER", "messageType": "CONTENT", "fragments": [{"text": text}]}],
+                "stream": False, "saveChat": False}  # fmt: skip
+        data, _ = post_json(client, url, body, policy, headers)
+        return _glean_text(data)
+
+    return LLMJudge(name, "glean:chat", complete_glean, config.parse_retries, config.factual_accuracy,
+                    client.close)  # fmt: skip
+
+
+def _openai_text(data: Any) -> str:
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise CallFailed("malformed chat-completions response (no choices[0].message.content)", 1) from None
+    if not isinstance(content, str):
+        raise CallFailed("the judge's message content is not text", 1)
+    return content
+
+
+def _glean_text(data: Any) -> str:
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        raise CallFailed("malformed chat response (no messages)", 1)
+    answer = ""
+    for message in messages:
+        if not isinstance(message, dict) or message.get("author") == "USER":
+            continue
+        if message.get("messageType", "CONTENT") != "CONTENT":
+            continue
+        texts = [f.get("text") for f in message.get("fragments") or [] if isinstance(f, dict)]
+        if joined := "".join(t for t in texts if isinstance(t, str)):
+            answer = joined
+    return answer
+
+
+__all__ = ["BadAnswer", "build_judge", "from_config"]
