@@ -85,7 +85,7 @@ class JudgeConfig:
         problems = []
         if self.type != "heuristic":
             if not self.url or not self.url.startswith(("http://", "https://")):
-                problems.append(f"url: a {self.type} judge needs an http(s) URL")
+                problems.append(f"url: {self.type} judges need an http(s) URL")
             if self.type == "openai" and not self.model:
                 problems.append("model: an openai judge needs a model")
         if self.retries < 0:

@@ -159,6 +159,6 @@ def _as_case(run: dict[str, Any], spans: list[tuple[Any, ...]]) -> tuple[Case, T
     own = next((s for s in spans if s[2] == run["span_id"]), None)
     query = (own[5] if own else None) or ""
     output = own[6] if own else None
-    tools = [s for s in spans if s[4] in ("tool", "mcp") and s[2] != run["span_id"]]
+    tools = [s for s in spans if s[4] in ("tool", "mcp", "retrieval") and s[2] != run["span_id"]]
     calls = tuple(ToolCall(str(s[3]), s[5] or "", s[6]) for s in tools)
     return Case(run["trace_id"], query), TargetResult(output, float(run["duration_ms"] or 0.0), calls)

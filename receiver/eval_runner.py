@@ -135,7 +135,10 @@ def _trace(
     span = tracer.start_span("agent_run", start_time=begin_ns, attributes=attributes)
     context = trace.set_span_in_context(span)
     for call in result.tool_calls:
-        tool_attributes = {
+        tool_attributes: dict[str, Any] = {
+            "agentwatch.synthetic": True,
+            "agentwatch.eval_run_id": run_id,
+            "agentwatch.eval_case_id": case.id,
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": call.name,
             "gen_ai.tool.call.arguments": call.arguments,
