@@ -15,6 +15,7 @@ import click
 import duckdb
 from rich.console import Console
 
+from agentwatch.cli_alerts import alerts_group
 from agentwatch.cli_common import load_or_exit
 from agentwatch.cli_eval import eval_group
 from agentwatch.cli_report import cases, report
@@ -212,3 +213,4 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
 main.add_command(report)
 main.add_command(cases)
 main.add_command(eval_group)
+main.add_command(alerts_group)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwatch.agents import AgentConfig, build_agents
+from agentwatch.alertconfig import AlertsConfig
 from agentwatch.configmodel import build_config
 from agentwatch.errors import ConfigError
 from agentwatch.evalconfig import EvalsConfig
@@ -62,9 +63,10 @@ class AgentwatchConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     extra: dict[str, Any] = field(default_factory=dict)
-    """Sections later stages read (``alerts``, ``budgets``), kept as parsed."""
+    """Sections later stages read (``budgets``), kept as parsed."""
     agents: tuple[AgentConfig, ...] = ()
     evals: EvalsConfig = field(default_factory=EvalsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -194,9 +196,10 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     problems.add_relative(("agents",), agent_problems)
     evals = _section(EvalsConfig, "evals", merged.get("evals"), problems)
     _check_eval_references(sections["receivers"], evals, problems)
+    alerts = _section(AlertsConfig, "alerts", merged.get("alerts"), problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
-    extra: dict[str, Any] = {k: merged[k] for k in ("alerts", "budgets") if k in merged}
+    extra: dict[str, Any] = {k: merged[k] for k in ("budgets",) if k in merged}
     return AgentwatchConfig(
         name,
         sections["receivers"],
@@ -208,6 +211,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         extra,
         agents,
         evals,
+        alerts,
     )
 
 

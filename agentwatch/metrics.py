@@ -130,6 +130,24 @@ def _service_values(
         ),
         (
             counter,
+            "agentwatch_alert_messages",
+            "Alert messages (fired, repeated, resolved) sent.",
+            svc.alerting.stats.messages,
+        ),
+        (
+            counter,
+            "agentwatch_alert_delivery_failures",
+            "Alert deliveries that failed after their retries.",
+            svc.alerting.stats.deliveries_failed,
+        ),
+        (
+            counter,
+            "agentwatch_alert_rule_failures",
+            "Alert rule evaluations that failed.",
+            svc.alerting.stats.rule_failures,
+        ),
+        (
+            counter,
             "agentwatch_judge_problems",
             "Production runs whose judge calls failed or answered badly.",
             svc.judging.stats.judge_problems,

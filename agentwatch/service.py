@@ -31,6 +31,7 @@ from agentwatch.metrics import registry_for, render
 from agentwatch.model import OtlpRecord
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
+from exporters.alerting import Alerting
 from processors.judge_production import ProductionJudge
 from receiver.otlp_handler import screen_spans
 from storage.compaction import Compactor
@@ -75,6 +76,7 @@ class Service:
         self.recent = RecentSpans(storage.dedup_window_spans)
         self.compactor = Compactor(storage.compaction, self.data_dir)
         self.judging = ProductionJudge(config.evals, self.data_dir)
+        self.alerting = Alerting(config.alerts, config.agents, self.data_dir)
         self.replay_duplicates = 0
         self.drain.wal = self.wal
         self.receivers: dict[str, Any] = {}
@@ -109,6 +111,8 @@ class Service:
         self.compactor.start()
         if self.config.evals.production.sample_rate > 0:
             self.judging.start()
+        if self.config.alerts.rules:
+            self.alerting.start()
         self._thread.start()
         try:
             self._run(self._start_servers())
@@ -188,6 +192,7 @@ class Service:
             self._run(self._stop_servers(grace))
         self.compactor.stop()
         self.judging.stop()
+        self.alerting.stop()
         self.wal.close()
         self.drain.stop()
         self.converter.shutdown()

@@ -55,7 +55,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
     """Create the temp table ``scoped_runs`` from the catalog connection ``con``; its row count.
 
     Columns: tenant, agent, agent_owner, user_id, trace_id, span_id, start_time, duration_ms,
-    outcome, failure_type, error_message, error_template, failing_span_id, synthetic, and with
+    outcome, failure_type, error_message, error_template, failing_span_id, synthetic, cost_usd, and with
     ``with_text`` the run span's input_text and output_text, read from ``spans`` for runs that did
     not succeed (case export needs them; the report does not, and run partials do not carry them).
     """
@@ -92,7 +92,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
         CREATE OR REPLACE TEMP TABLE {RUNS_TABLE} AS
         SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
                trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
-               error_template, failing_span_id, coalesce(synthetic, false) AS synthetic
+               error_template, failing_span_id, coalesce(synthetic, false) AS synthetic, cost_usd
         FROM ({runs})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,

@@ -7,6 +7,8 @@
     <data_dir>/eval_events/tenant=<t>/date=<d>/*.parquet  regressions and canary drops, for alerting
     <data_dir>/run_marks/tenant=<t>/date=<d>/*.parquet    failure types a judge gave runs after the
                                                           fact (groundedness_drop); ``runs`` applies them
+    <data_dir>/alert_events/tenant=<t>/date=<d>/*.parquet one row per alert message (fired, repeated,
+                                                          resolved), with its deliveries
 
 ``scores`` joins ``spans`` on ``trace_id``/``span_id``. Files are written whole and renamed
 into place, like span files.
@@ -53,6 +55,15 @@ SCHEMAS: dict[str, pa.Schema] = {
     "run_marks": pa.schema([
         ("trace_id", pa.string()), ("span_id", pa.string()), ("failure_type", pa.string()),
         ("reason", pa.string()), ("source", pa.string()), ("time", TS),
+    ]),
+    "alert_events": pa.schema([
+        ("time", TS), ("state", pa.string()), ("rule", pa.string()), ("kind", pa.string()),
+        ("agent", pa.string()), ("alert_key", pa.string()), ("fired_at", TS), ("value", pa.float64()),
+        ("threshold", pa.float64()), ("summary", pa.string()), ("runs", pa.int64()),
+        ("affected_users", pa.int64()), ("top_failure_types", pa.string()),  # JSON [[type, count]]
+        ("example_trace_ids", pa.string()),  # JSON list
+        ("repeats", pa.bool_()), ("resolves", pa.bool_()),
+        ("delivered", pa.string()), ("failed", pa.string()),  # JSON: notifier names; {notifier: error}
     ]),
     "eval_baselines": pa.schema([
         ("agent", pa.string()), ("kind", pa.string()), ("run_id", pa.string()), ("pinned_at", TS),

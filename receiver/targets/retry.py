@@ -39,6 +39,22 @@ def post_json(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Any, int]:
     """(decoded JSON response, attempts). Raises CallFailed with the last error."""
+    response, attempt = post(client, url, body, policy, headers, sleep)
+    try:
+        return response.json(), attempt
+    except ValueError:
+        raise CallFailed(f"HTTP {response.status_code}: the response is not JSON", attempt) from None
+
+
+def post(
+    client: httpx.Client,
+    url: str,
+    body: dict[str, Any],
+    policy: RetryPolicy,
+    headers: dict[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[httpx.Response, int]:
+    """(the 2xx response, attempts). Raises CallFailed with the last error."""
     delay = policy.backoff
     last = ""
     for attempt in range(1, policy.retries + 2):
@@ -51,12 +67,7 @@ def post_json(
             last = f"{type(exc).__name__}: {exc}"
         else:
             if response.status_code < 300:
-                try:
-                    return response.json(), attempt
-                except ValueError:
-                    raise CallFailed(
-                        f"HTTP {response.status_code}: the response is not JSON", attempt
-                    ) from None
+                return response, attempt
             last = f"HTTP {response.status_code}: {response.text[:200]}"
             if response.status_code not in RETRYABLE:
                 raise CallFailed(last, attempt)

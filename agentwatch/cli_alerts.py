@@ -1,0 +1,111 @@
+"""``agentwatch alerts``: list the stored alert events, send a rule's sample message."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from agentwatch.cli_common import load_or_exit
+from agentwatch.errors import ConfigError
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """Alerts: what fired, repeated and resolved; test a rule's notifiers."""
+
+
+@alerts_group.command("list")
+@click.option("--since", default="7d", show_default=True, help="How far back: 30m, 12h, 7d, 2w.")
+@click.option("--rule", help="Only this rule.")
+@click.option("--agent", help="Only this agent.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def list_command(
+    since: str, rule: str | None, agent: str | None, config_path: str | None, data_dir: str | None, fmt: str
+) -> None:
+    """Alert events, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from exporters.scope import parse_since
+    from storage.catalog import connect
+
+    config = load_or_exit(config_path, data_dir)
+    try:
+        window = parse_since(since)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
+    where = ["time >= $since"]
+    params: dict[str, object] = {"since": datetime.now(UTC) - window}
+    for column, value in (("rule", rule), ("agent", agent)):
+        if value is not None:
+            where.append(f"{column} = ${column}")
+            params[column] = value
+    cursor = connect(config.storage.data_dir).execute(
+        f"""SELECT time, state, rule, kind, tenant, agent, value, threshold, summary, delivered, failed
+            FROM alert_events WHERE {" AND ".join(where)} ORDER BY time DESC, rule, agent""",
+        params,
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if fmt == "json":
+        for row in rows:
+            row["delivered"], row["failed"] = orjson.loads(row["delivered"]), orjson.loads(row["failed"])
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        click.echo(f"no alert events in the last {since}")
+        return
+    table = Table("time", "state", "rule", "tenant", "agent", "what", "delivered", "failed")
+    for row in rows:
+        table.add_row(row["time"].strftime("%Y-%m-%d %H:%M:%S"), row["state"], row["rule"], row["tenant"],
+                      row["agent"], row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
+                      ", ".join(orjson.loads(row["failed"])) or "-")  # fmt: skip
+    Console(width=200).print(table)
+
+
+@alerts_group.command("test")
+@click.option("--rule", "rule_name", required=True, help="The rule whose notifiers get a sample message.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+def test_command(rule_name: str, config_path: str | None) -> None:
+    """Send a sample message of RULE to each of its notifiers; exit 1 when one fails."""
+    from exporters.alert_messages import Message, agent_url
+    from exporters.alert_rules import Finding
+    from exporters.alerting import Alerting
+
+    config = load_or_exit(config_path, None)
+    rule = config.alerts.rule(rule_name)
+    if rule is None:
+        known = ", ".join(r.name for r in config.alerts.rules) or "none defined"
+        raise click.BadParameter(
+            f"{rule_name!r} is not a rule under alerts.rules ({known})", param_hint="--rule"
+        )
+    if not rule.notify:
+        raise click.BadParameter(f"rule {rule_name!r} notifies nobody (its notify: list is empty)",
+                                 param_hint="--rule")  # fmt: skip
+    now = datetime.now(UTC)
+    agent = rule.agent or "sample-agent"
+    tenant = rule.tenant or "default"
+    finding = Finding(
+        rule.name, rule.kind, tenant, agent, rule.threshold_value(), rule.threshold_value(),
+        f"this is a test of rule {rule.name} ({rule.kind}); nothing crossed a threshold", runs=0,
+        affected_users=0, top_failure_types=(("timeout", 1),), example_trace_ids=("0" * 32,),
+    )  # fmt: skip
+    alerting = Alerting(config.alerts, config.agents, Path(config.storage.data_dir))
+    url = agent_url(config.alerts.public_url, tenant, agent)
+    try:
+        deliveries = alerting.send(Message("test", finding, now, now, url), rule.notify)
+    finally:
+        alerting.stop()
+    for delivery in deliveries:
+        status = "delivered" if delivery.ok else f"FAILED: {delivery.error}"
+        click.echo(
+            f"{delivery.notifier}: {status} ({delivery.attempts} attempt{'s' * (delivery.attempts != 1)})"
+        )
+    if not all(d.ok for d in deliveries):
+        sys.exit(1)
