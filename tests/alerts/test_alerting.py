@@ -405,3 +405,17 @@ alerts:
     ]
     assert "agentwatch_alert_messages_total 1.0" in metrics
     assert "agentwatch_alert_delivery_failures_total 0.0" in metrics
+
+
+def test_an_agents_own_thresholds_override_the_rule(data: Path) -> None:
+    from agentwatch.agents import Thresholds
+
+    lenient = replace(FAILING, threshold=0.6, notify=())
+    strict = (AgentConfig("expense-bot", owner="alice@acme.com", thresholds=Thresholds(failure_rate=0.3)),
+              AgentConfig("faq-bot", thresholds=Thresholds(min_runs=3)))  # fmt: skip
+    assert Alerting(AlertsConfig(rules=(lenient,)), OWNERS, data, Clock(), notifiers={}).run_once() == []
+    fired = Alerting(AlertsConfig(rules=(lenient,)), strict, data, Clock(), notifiers={}).run_once()
+    assert [(t.finding.agent, t.finding.value, t.finding.threshold) for t in fired] == [
+        ("expense-bot", 0.5, 0.3),  # its own 0.3 instead of the rule's 0.6
+        ("faq-bot", 0.6667, 0.6),  # 2 of 3 runs: enough with its own min_runs of 3
+    ]
