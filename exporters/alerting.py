@@ -10,7 +10,6 @@ the loop. The clock is injected, so tests step time instead of sleeping.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import orjson
 
 from agentwatch.agents import AgentConfig
 from agentwatch.alertconfig import AlertsConfig
+from agentwatch.periodic import Periodic
 from exporters import notifiers as notifier_factory
 from exporters.alert_messages import Message, agent_url
 from exporters.alert_rules import Finding, RuleEvaluator, lookback
@@ -56,8 +56,8 @@ class Alerting:
         self.state = AlertState()
         self.stats = AlertingStats()
         self._restored = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("agentwatch-alerts", config.interval, self.run_once, (OSError, duckdb.Error),
+                              _failed)  # fmt: skip
 
     def run_once(self) -> list[Transition]:
         """One pass at ``clock()``: the transitions it made (sent or not)."""
@@ -141,23 +141,16 @@ class Alerting:
 
     # -- in the background -------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="agentwatch-alerts", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.config.interval):
-            try:
-                self.run_once()
-            except (OSError, duckdb.Error) as exc:
-                log.error("alert evaluation failed; retrying next interval: %s", exc)
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._loop.stop()
         for notifier in self.notifiers.values():
             notifier.close()
+
+
+def _failed(exc: Exception) -> None:
+    log.error("alert evaluation failed; retrying next interval: %s", exc)
 
 
 def _last_events(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, datetime, datetime, Finding]]:

@@ -11,7 +11,6 @@ scored by this judge are skipped, so a pass can be repeated without double score
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from agentwatch.evalconfig import EvalsConfig
+from agentwatch.periodic import Periodic
 from processors.judge_marks import marks
 from processors.judge_scores import Judge
 from processors.judges import build_judge
@@ -69,8 +69,8 @@ class ProductionJudge:
         self.data_dir = data_dir
         self.clock = clock
         self.stats = JudgingStats()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("agentwatch-judge", self.config.interval, self.run_once,
+                              (OSError, duckdb.Error), self._failed)  # fmt: skip
 
     def run_once(self) -> int:
         """One pass; the number of runs judged."""
@@ -135,23 +135,15 @@ class ProductionJudge:
 
     # -- in the background -------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="agentwatch-judge", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.config.interval):
-            try:
-                self.run_once()
-            except (OSError, duckdb.Error) as exc:
-                # Nothing was half-written (files are renamed into place): the next pass retries.
-                self.stats.failed_passes += 1
-                log.error("judging production runs failed; retrying next pass: %s", exc)
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._loop.stop()
+
+    def _failed(self, exc: Exception) -> None:
+        # Nothing was half-written (files are renamed into place): the next pass retries.
+        self.stats.failed_passes += 1
+        log.error("judging production runs failed; retrying next pass: %s", exc)
 
 
 def _as_case(run: dict[str, Any], spans: list[tuple[Any, ...]]) -> tuple[Case, TargetResult]:

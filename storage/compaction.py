@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentwatch.configmodel import STRICT
+from agentwatch.periodic import Periodic
 from agentwatch.units import Duration
 from storage.catalog import live_files
 from storage.layout import SPANS, fsync_dir, table_dir
@@ -123,8 +123,7 @@ class Compactor:
         self.root = table_dir(data_dir, SPANS)
         self.parts = PartsWriter(data_dir)
         self.stats = CompactionStats()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: Periodic | None = None
 
     # -- one pass --------------------------------------------------------------------------
     def run_once(self, now: float | None = None) -> CompactionStats:
@@ -217,25 +216,23 @@ class Compactor:
                 sidecar.unlink(missing_ok=True)
 
     def start(self) -> None:
+        from polars.exceptions import PolarsError  # not at the top: see _merge
+
         self.recover()
-        self._thread = threading.Thread(target=self._run, name="agentwatch-compaction", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from polars.exceptions import PolarsError
-
-        while not self._stop.wait(self.config.interval):
-            try:
-                self.run_once()
-            except (OSError, pa.ArrowException, PolarsError) as exc:
-                # A failed merge committed nothing (the rename is the commit); try again next time.
-                log.error("compaction pass failed: %s", exc)
+        retryable = (OSError, pa.ArrowException, PolarsError)
+        self._loop = Periodic(
+            "agentwatch-compaction", self.config.interval, self.run_once, retryable, _failed
+        )
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._loop is not None:
+            self._loop.stop()
+
+
+def _failed(exc: Exception) -> None:
+    # A failed merge committed nothing (the rename is the commit); try again next time.
+    log.error("compaction pass failed: %s", exc)
 
 
 def finish_merge(sidecar: Path, data_dir: Path) -> None:
