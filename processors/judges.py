@@ -18,6 +18,8 @@ from agentwatch.evalconfig import EvalsConfig, JudgeConfig
 from processors.judge_heuristic import HeuristicJudge
 from processors.judge_llm import BadAnswer, LLMJudge
 from processors.judge_scores import Judge
+from receiver.targets import glean_target, openai_target
+from receiver.targets.base import Malformed
 from receiver.targets.retry import CallFailed, RetryPolicy, post_json
 
 
@@ -73,29 +75,22 @@ def from_config(name: str, config: JudgeConfig) -> Judge:
 
 
 def _openai_text(data: Any) -> str:
+    """The model's answer, read as the openai target reads a chat completion."""
     try:
-        content = data["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise CallFailed("malformed chat-completions response (no choices[0].message.content)", 1) from None
-    if not isinstance(content, str):
-        raise CallFailed("the judge's message content is not text", 1)
+        content = openai_target.parse(data).output
+    except (Malformed, KeyError, IndexError, TypeError, AttributeError):
+        content = None
+    if content is None:
+        raise CallFailed("malformed chat-completions response (no choices[0].message.content)", 1)
     return content
 
 
 def _glean_text(data: Any) -> str:
-    messages = data.get("messages") if isinstance(data, dict) else None
-    if not isinstance(messages, list):
-        raise CallFailed("malformed chat response (no messages)", 1)
-    answer = ""
-    for message in messages:
-        if not isinstance(message, dict) or message.get("author") == "USER":
-            continue
-        if message.get("messageType", "CONTENT") != "CONTENT":
-            continue
-        texts = [f.get("text") for f in message.get("fragments") or [] if isinstance(f, dict)]
-        if joined := "".join(t for t in texts if isinstance(t, str)):
-            answer = joined
-    return answer
+    """The last content message, read as the glean target reads a run's messages."""
+    try:
+        return glean_target.parse(data).output or ""
+    except (Malformed, KeyError, IndexError, TypeError, AttributeError):
+        raise CallFailed("malformed chat response (no messages)", 1) from None
 
 
 __all__ = ["BadAnswer", "build_judge", "from_config"]
