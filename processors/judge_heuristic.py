@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from processors.judge_scores import Judge, Judgement, Score, metrics, overall, score
+from processors.judge_scores import Judge, Judgement, Score, metrics, overall, retrieved, score
 from receiver.datasets import Case
 from receiver.targets import TargetResult
 
@@ -60,9 +60,7 @@ class HeuristicJudge(Judge):
 
     def judge(self, case: Case, result: TargetResult) -> Judgement:
         answer = result.output or ""
-        evidence = " ".join(
-            [*(c.output or "" for c in result.tool_calls), *result.citations, case.context or ""]
-        )
+        evidence = " ".join(retrieved(case, result))
         scores: list[Score] = [self._quality(answer, result)]
         guidance = case.eval_guidance or case.expected
         if guidance:

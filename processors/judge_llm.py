@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from processors.judge_scores import SCALES, Judge, Judgement, Score, metrics, overall, score
+from processors.judge_scores import SCALES, Judge, Judgement, Score, metrics, overall, retrieved, score
 from receiver.datasets import Case
 from receiver.targets import TargetResult
 from receiver.targets.retry import CallFailed
@@ -58,8 +58,7 @@ def groups(case: Case, result: TargetResult, factual_accuracy: bool) -> list[tup
 
 
 def evidence_of(case: Case, result: TargetResult) -> str:
-    parts = [*(c.output or "" for c in result.tool_calls), *result.citations, case.context or ""]
-    return "\n---\n".join(p for p in parts if p.strip())[:MAX_EVIDENCE_CHARS]
+    return "\n---\n".join(retrieved(case, result))[:MAX_EVIDENCE_CHARS]
 
 
 def prompt(dimensions: tuple[str, ...], case: Case, result: TargetResult) -> str:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from agentwatch.evalconfig import EvalsConfig
 from agentwatch.periodic import Periodic
 from processors.judge_marks import marks
-from processors.judge_scores import Judge
+from processors.judge_scores import Judge, score_rows
 from processors.judges import build_judge
 from receiver.datasets import Case
 from receiver.targets import TargetResult, ToolCall
@@ -117,13 +117,9 @@ class ProductionJudge:
             if judgement.problems:
                 self.stats.judge_problems += 1
                 log.warning("judging %s: %s", run["trace_id"], "; ".join(judgement.problems))
-            common = {"trace_id": run["trace_id"], "span_id": run["span_id"], "evaluator": self.config.judge,
-                      "judge_model": judgement.judge_model, "time": now}  # fmt: skip
             scores.setdefault(run["tenant"], []).extend(
-                {**common, "dimension": s.dimension, "value": s.value, "label": s.label,
-                 "explanation": s.explanation}
-                for s in judgement.scores
-            )  # fmt: skip
+                score_rows(judgement, run["trace_id"], run["span_id"], self.config.judge, now)
+            )
             found = marks(run["trace_id"], run["span_id"], judgement, self.threshold, self.config.judge, now)
             run_marks.setdefault(run["tenant"], []).extend(found)
             self.stats.marked += len(found)

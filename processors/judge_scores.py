@@ -5,6 +5,8 @@ weight; ``overall_score`` is the weighted mean of the scored dimensions. ``laten
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from receiver.datasets import Case
 from receiver.targets import TargetResult
@@ -57,6 +59,28 @@ def overall(scores: tuple[Score, ...], weights: dict[str, float] | None = None) 
     weighted = [(weights.get(s.dimension, 0.0), s.value) for s in scores]
     total = sum(w for w, _ in weighted)
     return None if total == 0 else round(sum(w * v for w, v in weighted) / total, 4)
+
+
+def score_rows(
+    judgement: Judgement, trace_id: str, span_id: str, evaluator: str, when: datetime,
+    eval_run_id: str | None = None, eval_case_id: str | None = None, with_metrics: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows of the ``scores`` table for one judged run span; ``with_metrics`` adds the direct
+    metrics (evaluator ``metric``, no label)."""
+    common = {"trace_id": trace_id, "span_id": span_id, "judge_model": judgement.judge_model, "time": when,
+              "eval_run_id": eval_run_id, "eval_case_id": eval_case_id}  # fmt: skip
+    rows = [{**common, "evaluator": evaluator, "dimension": s.dimension, "value": s.value, "label": s.label,
+             "explanation": s.explanation} for s in judgement.scores]  # fmt: skip
+    if with_metrics:
+        rows += [{**common, "evaluator": "metric", "dimension": metric, "value": value, "label": None,
+                  "explanation": None} for metric, value in judgement.metrics.items()]  # fmt: skip
+    return rows
+
+
+def retrieved(case: Case, result: TargetResult) -> list[str]:
+    """What the run had to go on: its tool outputs, its citations and the case's context."""
+    parts = [*(c.output or "" for c in result.tool_calls), *result.citations, case.context or ""]
+    return [p for p in parts if p.strip()]
 
 
 def metrics(result: TargetResult) -> dict[str, float]:

@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
 from processors.judge_marks import marks
-from processors.judge_scores import Judge, Judgement
+from processors.judge_scores import Judge, Judgement, score_rows
 from receiver.datasets import Case
 from receiver.targets import Target, TargetResult
 from receiver.targets.limit import shared_limit
@@ -175,14 +175,8 @@ def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: flo
             "started_at": o.started_at, "judge_problems": "; ".join(o.judgement.problems) or None,
         })  # fmt: skip
         run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished)
-        common = {"trace_id": o.trace_id, "span_id": o.span_id, "judge_model": o.judgement.judge_model,
-                  "time": finished, "eval_run_id": run.run_id, "eval_case_id": o.case.id}  # fmt: skip
-        for s in o.judgement.scores:
-            scores.append({**common, "evaluator": run.judge, "dimension": s.dimension, "value": s.value,
-                           "label": s.label, "explanation": s.explanation})  # fmt: skip
-        for metric, value in o.judgement.metrics.items():
-            scores.append({**common, "evaluator": "metric", "dimension": metric, "value": value,
-                           "label": None, "explanation": None})  # fmt: skip
+        scores += score_rows(o.judgement, o.trace_id, o.span_id, run.judge, finished, run.run_id, o.case.id,
+                             with_metrics=True)  # fmt: skip
     write_rows(data_dir, "eval_results", tenant, run.started_at, results)
     write_rows(data_dir, "scores", tenant, run.started_at, scores)
     write_rows(data_dir, "run_marks", tenant, run.started_at, run_marks)
