@@ -75,14 +75,8 @@ class RuleEvaluator:
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
-        where = ["start_time >= $since", "start_time < $now", "NOT synthetic"]
         values: dict[str, Any] = {"since": since, "now": self.now, **params}
-        if rule.agent is not None:
-            where.append("agent = $agent")
-            values["agent"] = rule.agent
-        if rule.tenant is not None:
-            where.append("tenant = $tenant")
-            values["tenant"] = rule.tenant
+        where = ["start_time >= $since", "start_time < $now", "NOT synthetic", *_scope(rule, values)]
         scoped = f"(SELECT * FROM {RUNS_TABLE} WHERE {' AND '.join(where)})"
         return self.con.execute(sql.replace("__RUNS__", scoped), values).fetchall()
 
@@ -280,14 +274,8 @@ class RuleEvaluator:
 
     def _eval_regression(self, rule: RuleConfig) -> list[Finding]:
         since = self.now - timedelta(seconds=rule.window)
-        where = ["time >= $since", "time < $now"]
         params: dict[str, Any] = {"since": since, "now": self.now}
-        if rule.agent is not None:
-            where.append("agent = $agent")
-            params["agent"] = rule.agent
-        if rule.tenant is not None:
-            where.append("tenant = $tenant")
-            params["tenant"] = rule.tenant
+        where = ["time >= $since", "time < $now", *_scope(rule, params)]
         rows = self.con.execute(
             f"""SELECT tenant, agent, event, run_id, baseline_run, dimensions FROM eval_events
                 WHERE {" AND ".join(where)} ORDER BY time, run_id""",
@@ -304,6 +292,16 @@ class RuleEvaluator:
                                  key_extra=str(run_id), repeats=False, resolves=False,
                                  extra={"event": event, "run_id": run_id}))  # fmt: skip
         return found
+
+
+def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:
+    """Conditions limiting rows to the rule's agent and tenant (their values go into ``params``)."""
+    where = []
+    for column in ("agent", "tenant"):
+        if (value := getattr(rule, column)) is not None:
+            where.append(f"{column} = ${column}")
+            params[column] = value
+    return where
 
 
 def _first(value: object, default: float) -> float:
