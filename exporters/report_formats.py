@@ -95,6 +95,18 @@ def _when(value: datetime | None) -> str:
     return "never" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# The per-agent summary row every format shows (text names the rate column "rate": narrower).
+SUMMARY_COLUMNS = ("tenant", "agent", "owner", "runs", "failed", "failure rate", "degraded", "p50", "p90",
+                   "p99", "last failure", "affected users", "cross-user")  # fmt: skip
+
+
+def summary_cells(a: AgentHealth, loud: str = "LOUD") -> list[str]:
+    cross = loud if a.cross_user.loud else ("yes" if a.cross_user.flag else "no")
+    return [a.tenant, a.agent, a.owner or "?", str(a.runs), str(a.failures), pct(a.failure_rate),
+            str(a.degraded), ms(a.p50_ms), ms(a.p90_ms), ms(a.p99_ms), _when(a.last_failure_at),
+            str(a.affected_users), cross]  # fmt: skip
+
+
 # --- terminal text ---------------------------------------------------------------------------
 
 
@@ -109,41 +121,12 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
     if not report.agents:
         console.print("No agent runs in this window.")
     summary = Table(title="Agents", title_justify="left")
-    for column in (
-        "tenant",
-        "agent",
-        "owner",
-        "runs",
-        "failed",
-        "rate",
-        "degraded",
-        "p50",
-        "p90",
-        "p99",
-        "last failure",
-        "affected users",
-        "cross-user",
-    ):
-        summary.add_column(
-            column, justify="right" if column in ("runs", "failed", "rate", "degraded") else "left"
-        )
+    for column in SUMMARY_COLUMNS:
+        name = "rate" if column == "failure rate" else column
+        numeric = name in ("runs", "failed", "rate", "degraded")
+        summary.add_column(name, justify="right" if numeric else "left")
     for a in report.agents:
-        cross = "LOUD" if a.cross_user.loud else ("yes" if a.cross_user.flag else "no")
-        summary.add_row(
-            a.tenant,
-            a.agent,
-            a.owner or "?",
-            str(a.runs),
-            str(a.failures),
-            pct(a.failure_rate),
-            str(a.degraded),
-            ms(a.p50_ms),
-            ms(a.p90_ms),
-            ms(a.p99_ms),
-            _when(a.last_failure_at),
-            str(a.affected_users),
-            cross,
-        )
+        summary.add_row(*summary_cells(a))
     if report.agents:
         console.print(summary)
     # Plain lines go straight to the buffer: rich's layout per line costs more than the queries.
@@ -209,43 +192,8 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
         "",
     ]
     if report.agents:
-        header = [
-            "tenant",
-            "agent",
-            "owner",
-            "runs",
-            "failed",
-            "failure rate",
-            "degraded",
-            "p50",
-            "p90",
-            "p99",
-            "last failure",
-            "affected users",
-            "cross-user",
-        ]
-        lines += [_md_row(header), _md_row(["---"] * len(header))]
-        for a in report.agents:
-            cross = "**LOUD**" if a.cross_user.loud else ("yes" if a.cross_user.flag else "no")
-            lines.append(
-                _md_row(
-                    [
-                        a.tenant,
-                        a.agent,
-                        a.owner or "?",
-                        str(a.runs),
-                        str(a.failures),
-                        pct(a.failure_rate),
-                        str(a.degraded),
-                        ms(a.p50_ms),
-                        ms(a.p90_ms),
-                        ms(a.p99_ms),
-                        _when(a.last_failure_at),
-                        str(a.affected_users),
-                        cross,
-                    ]
-                )
-            )
+        lines += [_md_row(list(SUMMARY_COLUMNS)), _md_row(["---"] * len(SUMMARY_COLUMNS))]
+        lines += [_md_row(summary_cells(a, loud="**LOUD**")) for a in report.agents]
     else:
         lines.append("No agent runs in this window.")
     for a in report.agents:

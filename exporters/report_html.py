@@ -8,7 +8,7 @@ from io import StringIO
 from typing import Any
 
 from exporters.health import AgentHealth, HealthReport
-from exporters.report_formats import _when, ms, pct
+from exporters.report_formats import SUMMARY_COLUMNS, _when, pct, summary_cells
 from exporters.signals import Signal
 
 _CSS = """
@@ -106,42 +106,7 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
         parts.append("<p>No agent runs in this window.</p>")
     else:
         parts.append(
-            _table(
-                [
-                    "tenant",
-                    "agent",
-                    "owner",
-                    "runs",
-                    "failed",
-                    "failure rate",
-                    "degraded",
-                    "p50",
-                    "p90",
-                    "p99",
-                    "last failure",
-                    "affected users",
-                    "cross-user",
-                ],
-                [
-                    [
-                        a.tenant,
-                        a.agent,
-                        a.owner or "?",
-                        str(a.runs),
-                        str(a.failures),
-                        pct(a.failure_rate),
-                        str(a.degraded),
-                        ms(a.p50_ms),
-                        ms(a.p90_ms),
-                        ms(a.p99_ms),
-                        _when(a.last_failure_at),
-                        str(a.affected_users),
-                        "LOUD" if a.cross_user.loud else ("yes" if a.cross_user.flag else "no"),
-                    ]
-                    for a in report.agents
-                ],
-                {3, 4, 5, 6, 11},
-            )
+            _table(list(SUMMARY_COLUMNS), [summary_cells(a) for a in report.agents], {3, 4, 5, 6, 11})
         )
     for a in report.agents:
         parts.append(
