@@ -84,6 +84,12 @@ class RuleEvaluator:
         matches = [a for a in self.agents if a.id == agent and a.tenant in (None, tenant)]
         return max(matches, key=lambda a: a.tenant is not None, default=None)
 
+    def _own(self, tenant: str, agent: str, threshold: str, default: float) -> float:
+        """The agent's own ``thresholds.<threshold>`` from the agents: section, else ``default``."""
+        own = self._agent_thresholds(tenant, agent)
+        value = getattr(own.thresholds, threshold) if own is not None else None
+        return float(value) if value is not None else float(default)
+
     def _owner(self, tenant: str, agent: str, reported: str | None) -> str | None:
         configured = self._agent_thresholds(tenant, agent)
         return configured.owner if configured is not None and configured.owner else reported
@@ -118,9 +124,8 @@ class RuleEvaluator:
         )  # fmt: skip
         found = []
         for tenant, agent, runs, failures in rows:
-            own = self._agent_thresholds(tenant, agent)
-            threshold = _first(own and own.thresholds.failure_rate, rule.threshold_value())
-            min_runs = int(_first(own and own.thresholds.min_runs, rule.min_runs))
+            threshold = self._own(tenant, agent, "failure_rate", rule.threshold_value())
+            min_runs = self._own(tenant, agent, "min_runs", rule.min_runs)
             rate = failures / runs
             if runs < min_runs or rate <= threshold:
                 continue
@@ -195,9 +200,8 @@ class RuleEvaluator:
         )  # fmt: skip
         found = []
         for tenant, agent, runs, p99 in rows:
-            own = self._agent_thresholds(tenant, agent)
-            threshold = _first(own and own.thresholds.p99_latency_ms, rule.threshold_value())
-            if runs < int(_first(own and own.thresholds.min_runs, rule.min_runs)) or p99 <= threshold:
+            threshold = self._own(tenant, agent, "p99_latency_ms", rule.threshold_value())
+            if runs < self._own(tenant, agent, "min_runs", rule.min_runs) or p99 <= threshold:
                 continue
             summary = (f"p99 latency {p99:,.0f} ms > {threshold:,.0f} ms over {runs} runs "
                        f"in the last {_span(rule.window)}")  # fmt: skip
@@ -302,10 +306,6 @@ def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:
             where.append(f"{column} = ${column}")
             params[column] = value
     return where
-
-
-def _first(value: object, default: float) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
 def _span(seconds: float) -> str:
