@@ -17,6 +17,7 @@ import duckdb
 
 from agentwatch.agents import AgentConfig
 from agentwatch.alertconfig import RuleConfig
+from agentwatch.units import format_duration
 from exporters.scope import RUNS_TABLE
 
 DAY = 86400.0
@@ -130,7 +131,7 @@ class RuleEvaluator:
             if runs < min_runs or rate <= threshold:
                 continue
             summary = (f"failure rate {rate:.0%} > {threshold:.0%} "
-                       f"({failures} of {runs} runs in the last {_span(rule.window)})")  # fmt: skip
+                       f"({failures} of {runs} runs in the last {format_duration(rule.window)})")  # fmt: skip
             found.append(Finding(rule.name, rule.kind, tenant, agent, round(rate, 4), threshold, summary,
                                  runs=runs, **self._details(tenant, agent, since)))  # fmt: skip
         return found
@@ -183,7 +184,7 @@ class RuleEvaluator:
                 continue
             ratio = current / baseline if baseline else float(current)
             summary = (
-                f"{failure_type} x{ratio:.1f}: {current} in the last {_span(rule.window)} vs "
+                f"{failure_type} x{ratio:.1f}: {current} in the last {format_duration(rule.window)} vs "
                 f"{baseline:.2f} a day at this hour over {rule.baseline_days} days (threshold x{factor:g})"
             )
             found.append(Finding(rule.name, rule.kind, tenant, agent, round(ratio, 4), factor, summary,
@@ -204,7 +205,7 @@ class RuleEvaluator:
             if runs < self._own(tenant, agent, "min_runs", rule.min_runs) or p99 <= threshold:
                 continue
             summary = (f"p99 latency {p99:,.0f} ms > {threshold:,.0f} ms over {runs} runs "
-                       f"in the last {_span(rule.window)}")  # fmt: skip
+                       f"in the last {format_duration(rule.window)}")  # fmt: skip
             value = round(float(p99), 3)
             found.append(Finding(rule.name, rule.kind, tenant, agent, value, threshold, summary,
                                  runs=runs, **self._details(tenant, agent, since)))  # fmt: skip
@@ -226,7 +227,7 @@ class RuleEvaluator:
                 continue
             who = f"the owner {owner}" if owner else "the owner (unknown)"
             summary = (f"{others} user{'s' if others != 1 else ''} other than {who} saw failures "
-                       f"in the last {_span(rule.window)}")  # fmt: skip
+                       f"in the last {format_duration(rule.window)}")  # fmt: skip
             found.append(Finding(rule.name, rule.kind, tenant, agent, float(others), rule.threshold_value(),
                                  summary, extra={"owner": owner}, **details))  # fmt: skip
         return found
@@ -250,7 +251,7 @@ class RuleEvaluator:
                 continue
             over = (spend / baseline - 1) * 100
             summary = (
-                f"spend ${spend:,.2f} in the last {_span(rule.window)} is {over:.0f}% over the "
+                f"spend ${spend:,.2f} in the last {format_duration(rule.window)} is {over:.0f}% over the "
                 f"{rule.baseline_days}-day average ${baseline:,.2f} (threshold {percent:g}%)"
             )
             found.append(Finding(rule.name, rule.kind, tenant, agent, round(over, 2), percent, summary))
@@ -306,9 +307,3 @@ def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:
             where.append(f"{column} = ${column}")
             params[column] = value
     return where
-
-
-def _span(seconds: float) -> str:
-    from agentwatch.units import format_duration
-
-    return format_duration(seconds)
