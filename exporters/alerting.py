@@ -73,7 +73,7 @@ class Alerting:
             if not self.config.rules:
                 return []
             longest = max(lookback(rule, now) for rule in self.config.rules)
-            load_runs(con, Scope(now - timedelta(seconds=longest), now))
+            load_runs(con, Scope(now - timedelta(seconds=longest), now), with_usage=True)
             evaluator = RuleEvaluator(con, now, self.agents)
             findings: list[Finding] = []
             evaluated: set[str] = set()

@@ -51,13 +51,17 @@ class Scope:
         return (self.until - self.since).total_seconds()
 
 
-def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = False) -> int:
+def load_runs(
+    con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = False, with_usage: bool = False
+) -> int:
     """Create the temp table ``scoped_runs`` from the catalog connection ``con``; its row count.
 
     Columns: tenant, agent, agent_owner, user_id, trace_id, span_id, start_time, duration_ms,
-    outcome, failure_type, error_message, error_template, failing_span_id, synthetic, cost_usd, and with
-    ``with_text`` the run span's input_text and output_text, read from ``spans`` for runs that did
-    not succeed (case export needs them; the report does not, and run partials do not carry them).
+    outcome, failure_type, error_message, error_template, failing_span_id; with ``with_usage``
+    also ``synthetic`` and ``cost_usd`` (alerting and judging; the report leaves them out, every
+    column costs on millions of runs); and with ``with_text`` the run span's input_text and
+    output_text, read from ``spans`` for runs that did not succeed (case export needs them; the
+    report does not, and run partials do not carry them).
     """
     params: dict[str, object] = {
         "since": scope.since,
@@ -84,6 +88,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
     if single:  # a partial's run span is then the run's: the window filter can skip it early
         parts += " AND run.start_time >= $since AND run.start_time < $until"
     agent_filter = "AND coalesce(agent_id, agent_name) = $agent" if scope.agent is not None else ""
+    usage = ", coalesce(synthetic, false) AS synthetic, cost_usd" if with_usage else ""
     runs = runs_sql(parts, single_partials=single)
     if has_marks(con):
         runs = with_marks(runs)
@@ -92,7 +97,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, scope: Scope, with_text: bool = Fa
         CREATE OR REPLACE TEMP TABLE {RUNS_TABLE} AS
         SELECT tenant, coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}') AS agent, agent_owner, user_id,
                trace_id, span_id, start_time, duration_ms, outcome, failure_type, error_message,
-               error_template, failing_span_id, coalesce(synthetic, false) AS synthetic, cost_usd
+               error_template, failing_span_id {usage}
         FROM ({runs})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,

@@ -82,7 +82,7 @@ class ProductionJudge:
         con = connect(self.data_dir)
         try:
             since = now - timedelta(seconds=c.lookback)
-            load_runs(con, Scope(since, now))
+            load_runs(con, Scope(since, now), with_usage=True)
             picked: pa.Table = con.execute(_PICK, {
                 "bound": int(c.sample_rate * 2**32), "settled": now - timedelta(seconds=c.settle),
                 "judge": c.judge, "max_runs": c.max_runs,
