@@ -149,6 +149,7 @@ def validate(config_file: str) -> None:
 def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
     """Run SQL against the views (spans, runs), also while the server runs."""
     from agentwatch.queryformat import print_table, to_csv, to_json
+    from agentwatch.safetext import printable_lines
     from storage.catalog import connect
 
     config = _load(config_path, data_dir)
@@ -157,13 +158,13 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
         cursor = con.execute(sql)
         rows = cursor.fetchall() if cursor.description else []
     except duckdb.Error as exc:
-        click.echo(f"agentwatch query: {exc}", err=True)
+        click.echo(printable_lines(f"agentwatch query: {exc}"), err=True)  # it may quote stored values
         sys.exit(1)
     columns = [d[0] for d in cursor.description or []]
     if fmt == "json":
         click.echo(to_json(columns, rows))
     elif fmt == "csv":
-        click.echo(to_csv(columns, rows), nl=False)
+        click.echo(to_csv(columns, rows), nl=False, color=True)  # data: click would strip ANSI-like bytes
     else:
         print_table(columns, rows, Console(width=200))
 

@@ -11,6 +11,7 @@ import orjson
 
 from agentwatch.cli_common import load_or_exit
 from agentwatch.errors import ConfigError
+from agentwatch.safetext import cell, printable
 
 
 @click.group("alerts")
@@ -63,9 +64,10 @@ def list_command(
         return
     table = Table("time", "state", "rule", "tenant", "agent", "what", "delivered", "failed")
     for row in rows:
-        table.add_row(row["time"].strftime("%Y-%m-%d %H:%M:%S"), row["state"], row["rule"], row["tenant"],
-                      row["agent"], row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
-                      ", ".join(orjson.loads(row["failed"])) or "-")  # fmt: skip
+        cells = (row["time"].strftime("%Y-%m-%d %H:%M:%S"), row["state"], row["rule"], row["tenant"],
+                 row["agent"], row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
+                 ", ".join(orjson.loads(row["failed"])) or "-")  # fmt: skip
+        table.add_row(*map(cell, cells))
     Console(width=200).print(table)
 
 
@@ -103,9 +105,8 @@ def test_command(rule_name: str, config_path: str | None) -> None:
     finally:
         alerting.stop()
     for delivery in deliveries:
-        status = "delivered" if delivery.ok else f"FAILED: {delivery.error}"
-        click.echo(
-            f"{delivery.notifier}: {status} ({delivery.attempts} attempt{'s' * (delivery.attempts != 1)})"
-        )
+        status = "delivered" if delivery.ok else f"FAILED: {delivery.error}"  # may quote the reply
+        attempts = f"{delivery.attempts} attempt{'s' * (delivery.attempts != 1)}"
+        click.echo(printable(f"{delivery.notifier}: {status} ({attempts})"))
     if not all(d.ok for d in deliveries):
         sys.exit(1)

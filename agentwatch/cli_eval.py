@@ -12,6 +12,7 @@ import orjson
 
 from agentwatch.cli_common import load_or_exit
 from agentwatch.errors import ConfigError, DatasetError, TargetError
+from agentwatch.safetext import printable
 
 
 @click.group("eval")
@@ -67,7 +68,7 @@ def run(
         raise click.BadParameter(str(exc).removeprefix("judge: "), param_hint="--judge") from None
     except DatasetError as exc:
         for problem in exc.problems:
-            click.echo(problem, err=True)
+            click.echo(printable(problem), err=True)
         sys.exit(2)
     except TargetError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
@@ -101,7 +102,7 @@ def run(
     click.echo(f"eval run {result.run_id}: {agent}, {len(result.outcomes)} cases, {result.errors} errors")
     click.echo(f"overall score {_num(result.overall_score)} / 10")
     for dimension, value in result.dimension_scores().items():
-        click.echo(f"  {dimension:<20} {value:6.2f}")
+        click.echo(printable(f"  {dimension:<20} {value:6.2f}"))
 
 
 def _num(value: float | None) -> str:
@@ -137,7 +138,7 @@ def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None
     now = datetime.now(UTC)
     write_rows(Path(config.storage.data_dir), "eval_baselines", tenant, now,
                [{"agent": agent, "kind": kind, "run_id": run_id, "pinned_at": now}])  # fmt: skip
-    click.echo(f"pinned {run_id} as the {kind} of {agent}")
+    click.echo(printable(f"pinned {run_id} as the {kind} of {agent}"))
 
 
 @eval_group.command("diff")
@@ -168,7 +169,7 @@ def diff_command(
         candidate_run = run_b or latest_run(con, owner)
         result = diff(con, baseline_run, candidate_run, threshold, alpha)
     except EvalDiffError as exc:
-        click.echo(f"agentwatch eval diff: {exc}", err=True)
+        click.echo(printable(f"agentwatch eval diff: {exc}"), err=True)
         sys.exit(2)
     if fmt == "json":
         doc = {
@@ -180,13 +181,14 @@ def diff_command(
         }  # fmt: skip
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(f"{result.agent}: {result.candidate_run} vs baseline {result.baseline_run}")
+        lines = [f"{result.agent}: {result.candidate_run} vs baseline {result.baseline_run}"]
         for d in result.dimensions:
             flag = "  REGRESSED" if d.regressed else ""
             change = f"({d.delta:+.2f}, p={d.p_value:.4f})"
-            click.echo(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}")
+            lines.append(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}")
         for c in result.worse_cases[:10]:
-            click.echo(f"  worse: {c.case_id} {c.baseline:.2f} → {c.candidate:.2f}")
-        click.echo("REGRESSION" if result.regression else "no regression")
+            lines.append(f"  worse: {c.case_id} {c.baseline:.2f} → {c.candidate:.2f}")
+        lines.append("REGRESSION" if result.regression else "no regression")
+        click.echo("\n".join(map(printable, lines)))
     if fail_on_regression and result.regression:
         sys.exit(1)

@@ -13,6 +13,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from agentwatch.safetext import cell
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
@@ -43,8 +45,8 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], console: Console) -> None:
     table = Table(show_header=True, header_style="bold", show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(cell(column), overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(_plain(v)) for v in row])
+        table.add_row(*[cell("" if v is None else _plain(v)) for v in row])
     console.print(table)
     console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

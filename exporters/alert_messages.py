@@ -3,7 +3,7 @@ blocks) or as a generic JSON document (``agentwatch.alert/v1``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -55,7 +55,22 @@ def lines(message: Message) -> list[str]:
     return out
 
 
+def _mrkdwn(text: str) -> str:
+    """Data as literal Slack text: no ``<!channel>`` ping, ``<@user>`` mention or ``<url|label>`` link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_safe(f: Finding) -> Finding:
+    """Every text of the finding escaped for Slack (the message's own link, ``url``, stays live)."""
+    return replace(
+        f, rule=_mrkdwn(f.rule), kind=_mrkdwn(f.kind), tenant=_mrkdwn(f.tenant), agent=_mrkdwn(f.agent),
+        summary=_mrkdwn(f.summary), top_failure_types=tuple((_mrkdwn(t), n) for t, n in f.top_failure_types),
+        example_trace_ids=tuple(map(_mrkdwn, f.example_trace_ids)),
+    )  # fmt: skip
+
+
 def slack_payload(message: Message) -> dict[str, Any]:
+    message = replace(message, finding=_slack_safe(message.finding))
     head = headline(message)
     body = "\n".join(lines(message))
     return {

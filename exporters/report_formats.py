@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agentwatch.safetext import cell, printable
 from exporters.health import AgentHealth, HealthReport
 from exporters.signals import Signal
 
@@ -126,12 +127,12 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         numeric = name in ("runs", "failed", "rate", "degraded")
         summary.add_column(name, justify="right" if numeric else "left")
     for a in report.agents:
-        summary.add_row(*summary_cells(a))
+        summary.add_row(*map(cell, summary_cells(a)))
     if report.agents:
         console.print(summary)
     # Plain lines go straight to the buffer: rich's layout per line costs more than the queries.
     for a in report.agents:
-        lines = [f"\n{a.agent} ({a.tenant})"]
+        lines = [f"{a.agent} ({a.tenant})"]
         loud = a.cross_user.loud
         lines.append(f"!! {a.cross_user.message}" if loud else f"cross-user: {a.cross_user.message}")
         lines.append(f"failure rate over time: [{sparkline([b.failure_rate for b in a.buckets])}]")
@@ -144,7 +145,7 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         if a.top_affected_users:
             users = ", ".join(f"{u.user_id} ({u.failures}/{u.runs} failed)" for u in a.top_affected_users)
             lines.append(f"most affected users: {users}")
-        out.write("\n".join(lines) + "\n")
+        out.write("".join(f"\n{printable(line)}" for line in lines) + "\n")
     if signals:
         table = Table(title="\nFailure signals", title_justify="left")
         for column in (
@@ -160,7 +161,7 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         ):
             table.add_column(column)
         for s in signals:
-            table.add_row(
+            cells = [
                 s.id,
                 s.failure_type,
                 s.template,
@@ -170,7 +171,8 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
                 ", ".join(s.agents),
                 str(s.affected_users),
                 s.example_trace_ids[0] if s.example_trace_ids else "",
-            )
+            ]
+            table.add_row(*map(cell, cells))
         console.print(table)
     return out.getvalue()
 
@@ -178,8 +180,19 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
 # --- Markdown --------------------------------------------------------------------------------
 
 
+# Markdown syntax in data: HTML and autolinks (< > &), links ([ ]), code spans (`), table cells (|),
+# backslash escapes.
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "[": "\\[",
+                             "]": "\\]", "`": "\\`"})  # fmt: skip
+
+
+def _md_text(value: str) -> str:
+    """Data as literal Markdown text, on one line (control characters and newlines escaped)."""
+    return printable(value).translate(_MD_ESCAPES)
+
+
 def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+    return "| " + " | ".join(_md_text(c) for c in cells) + " |"
 
 
 def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
@@ -197,10 +210,9 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
     else:
         lines.append("No agent runs in this window.")
     for a in report.agents:
-        lines += ["", f"## {a.agent} ({a.tenant})", ""]
-        lines.append(
-            f"> **{a.cross_user.message}**" if a.cross_user.loud else f"Cross-user: {a.cross_user.message}"
-        )
+        lines += ["", f"## {_md_text(a.agent)} ({_md_text(a.tenant)})", ""]
+        message = _md_text(a.cross_user.message)
+        lines.append(f"> **{message}**" if a.cross_user.loud else f"Cross-user: {message}")
         lines += ["", f"Failure rate over time: `{sparkline([b.failure_rate for b in a.buckets])}`", ""]
         if a.failure_types:
             lines += [_md_row(["failure type", "count", "share"]), _md_row(["---"] * 3)]
@@ -219,7 +231,7 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
                     [
                         s.id,
                         s.failure_type,
-                        f"`{s.template}`",
+                        s.template,
                         str(s.count),
                         _when(s.first_seen),
                         _when(s.last_seen),

@@ -7,6 +7,7 @@ import html
 from io import StringIO
 from typing import Any
 
+from agentwatch.safetext import printable
 from exporters.health import AgentHealth, HealthReport
 from exporters.report_formats import SUMMARY_COLUMNS, _when, pct, summary_cells
 from exporters.signals import Signal
@@ -76,16 +77,17 @@ def _svg(fig: object, plt: object) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: inline SVG
 
 
-def _cell(text: str, numeric: bool) -> str:
-    return f"<td{' class=n' if numeric else ''}>{html.escape(text)}</td>"
+def _text(value: str) -> str:
+    """Data as HTML text or a quoted attribute value: markup and control characters escaped."""
+    return html.escape(printable(value))
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
     numeric = numeric or set()
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{_text(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
-        + "".join(f"<td{' class=n' if i in numeric else ''}>{html.escape(c)}</td>" for i, c in enumerate(r))
+        + "".join(f"<td{' class=n' if i in numeric else ''}>{_text(c)}</td>" for i, c in enumerate(r))
         + "</tr>"
         for r in rows
     )
@@ -109,12 +111,10 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
             _table(list(SUMMARY_COLUMNS), [summary_cells(a) for a in report.agents], {3, 4, 5, 6, 11})
         )
     for a in report.agents:
-        parts.append(
-            f"<h2 id='agent-{html.escape(a.agent)}'>{html.escape(a.agent)} ({html.escape(a.tenant)})</h2>"
-        )
+        parts.append(f"<h2 id='agent-{_text(a.agent)}'>{_text(a.agent)} ({_text(a.tenant)})</h2>")
         css = "loud" if a.cross_user.loud else "quiet"
         flag = str(a.cross_user.flag).lower()
-        parts.append(f'<p class="{css}" data-cross-user="{flag}">{html.escape(a.cross_user.message)}</p>')
+        parts.append(f'<p class="{css}" data-cross-user="{flag}">{_text(a.cross_user.message)}</p>')
         parts.append(_charts(a))
         if a.failure_types:
             parts.append(

@@ -90,7 +90,7 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
     hooks = [s.body for s in fake.seen if s.path == "/hook"]
     assert [h["state"] for h in hooks] == ["firing", "repeat", "resolved"]
     assert len(slack) == 3
-    head = "[failing-agents] expense-bot (default): failure rate 50% > 20% (4 of 8 runs in the last 3h)"
+    head = "[failing-agents] expense-bot (default): failure rate 50% &gt; 20% (4 of 8 runs in the last 3h)"
     assert slack[0] == {
         "text": f":rotating_light: FIRING {head}",
         "blocks": [
@@ -106,12 +106,12 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
         ],
     }  # fmt: skip
     assert slack[1]["text"] == (
-        ":rotating_light: STILL FIRING [failing-agents] expense-bot (default): failure rate 44% > 20% "
+        ":rotating_light: STILL FIRING [failing-agents] expense-bot (default): failure rate 44% &gt; 20% "
         "(4 of 9 runs in the last 3h)"
     )
     assert (
         slack[2]["text"]
-        == ":white_check_mark: RESOLVED [failing-agents] expense-bot (default): no longer failure rate 44% > 20%"
+        == ":white_check_mark: RESOLVED [failing-agents] expense-bot (default): no longer failure rate 44% &gt; 20%"
     )
     assert hooks[0] == {
         "schema": "agentwatch.alert/v1", "state": "firing", "rule": "failing-agents", "kind": "failure_rate",
@@ -400,7 +400,7 @@ alerts:
         finally:
             assert server.stop() == 0
     assert [s.body["text"] for s in fake.seen] == [
-        ":rotating_light: FIRING [failing-agents] live-bot (default): failure rate 100% > 20% "
+        ":rotating_light: FIRING [failing-agents] live-bot (default): failure rate 100% &gt; 20% "
         "(5 of 5 runs in the last 15m)"
     ]
     assert "agentwatch_alert_messages_total 1.0" in metrics

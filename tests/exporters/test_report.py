@@ -205,7 +205,8 @@ def test_markdown_report(stored: ServerProcess) -> None:
     assert "| timeout | 3 | 75.0% |" in md
     assert "| bob@acme.com | 2 | 2 |" in md
     timeout = cluster_id("timeout", TIMEOUT_TEMPLATE)
-    assert f"| {timeout} | timeout | `{TIMEOUT_TEMPLATE}` | 4 |" in md
+    # Data is escaped Markdown text (no code span): the template reads "... after <n> for request <n>".
+    assert f"| {timeout} | timeout | deadline exceeded after &lt;n&gt; for request &lt;n&gt; | 4 |" in md
 
 
 def test_html_report_is_self_contained(stored: ServerProcess, tmp_path: Path) -> None:
