@@ -13,15 +13,16 @@ from agentwatch.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 
 def create_api(
-    is_ready: Callable[[], bool], stats: Callable[[], dict[str, object]], metrics: Callable[[], bytes]
+    readiness: Callable[[], tuple[bool, str]],
+    stats: Callable[[], dict[str, object]],
+    metrics: Callable[[], bytes],
 ) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        if is_ready():
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+        ready, status = readiness()
+        return JSONResponse({"status": status}, status_code=200 if ready else 503)
 
     async def stats_endpoint(request: Request) -> JSONResponse:
         return JSONResponse(stats())

@@ -82,3 +82,6 @@ class ReceiverSettings:
     """Where receivers that store results of their own (eval runs) write them."""
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     """Named targets and judges (the config's ``evals:`` section)."""
+    tenant_attributes: tuple[str, ...] = ()
+    """Attribute names configured for the tenant (``processors.normalize.attributes.tenant``),
+    so deduplication keys name the tenant a span will be stored under."""

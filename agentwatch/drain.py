@@ -5,7 +5,10 @@ Committed log records queue here; at most every ``flush_interval`` (or sooner on
 each pipeline that lists the records' receiver. Up to ``parallelism`` batches convert at once
 (one per converter worker process); the log is released only up to the last batch of an
 unbroken run of finished ones, so a crash never loses a batch that finished out of order. A
-batch that fails is retried with backoff: nothing is dropped.
+batch that fails is retried with backoff when the failure is not the data's (a full disk), and
+otherwise bisected so that one bad record never holds up the rest (``agentwatch.isolation``):
+what still fails alone is quarantined in the dead-letter file (``storage.deadletter``). Nothing
+is dropped and nothing is stuck.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from agentwatch import supervision
 from agentwatch.admission import Admission
 from agentwatch.converter import Converter
+from agentwatch.isolation import IsolationStats, Isolator
 from agentwatch.model import OtlpRecord
+from storage.deadletter import DeadLetters
 from storage.wal import Committed, WalPosition, WriteAheadLog
 
 log = logging.getLogger("agentwatch.drain")
@@ -33,10 +39,14 @@ class Drain:
         max_batch_spans: int,
         parallelism: int = 1,
         admission: Admission | None = None,
+        dead_letters: DeadLetters | None = None,
+        pipeline_names: Sequence[str] = (),
     ) -> None:
         self._converter = converter
         self._routes = list(routes)
         """For each pipeline, by index, the receivers it takes records from."""
+        self._names = list(pipeline_names) or [str(i) for i in range(len(self._routes))]
+        self._dead_letters = dead_letters
         self._flush_interval = flush_interval
         self._max_batch_spans = max_batch_spans
         self._cond = threading.Condition()
@@ -51,7 +61,7 @@ class Drain:
         self._in_flight: list[list[object]] = []  # [position, done] in log order
         self.wal: WriteAheadLog | None = None
         self.spans_written = 0
-        self.batches_failed = 0
+        self.isolation = IsolationStats()
         self.component_counts: dict[str, int] = {}
         """The pipeline components' own counters (``component.Counted``), added up."""
 
@@ -72,8 +82,7 @@ class Drain:
                 self._cond.notify()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="agentwatch-drain", daemon=True)
-        self._thread.start()
+        self._thread = supervision.start_thread("agentwatch-drain", self._run)
 
     def _take(self) -> tuple[Committed, int] | None:
         with self._cond:
@@ -108,6 +117,10 @@ class Drain:
     def in_flight_batches(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def batches_failed(self) -> int:
+        return self.isolation.failures
+
     def _deliver(self, records: list[OtlpRecord], spans: int, entry: list[object]) -> None:
         try:
             for index, receivers in enumerate(self._routes):
@@ -117,29 +130,24 @@ class Drain:
             self._finished(entry, spans)
             if self._admission is not None:
                 self._admission.give_back(sum(len(rec.payload) for rec in records))
+        except BaseException as exc:  # a bug: the log stays unreleased past this batch
+            supervision.crashed("agentwatch-convert", exc)
         finally:
             self._slots.release()
 
     def _convert_until_done(self, index: int, records: list[OtlpRecord]) -> None:
-        delay = 0.1
-        while True:
-            try:
-                counts = self._converter.convert(index, records)
-                with self._cond:
-                    for name, value in counts.items():
-                        self.component_counts[name] = self.component_counts.get(name, 0) + value
-                return
-            except Exception:
-                # Keep the batch and retry: the log still holds it, so a crash here loses nothing.
-                self.batches_failed += 1
-                log.exception(
-                    "pipeline %d failed on a batch of %d requests; retrying in %.1fs",
-                    index,
-                    len(records),
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        def convert(group: list[OtlpRecord]) -> None:
+            counts = self._converter.convert(index, group)
+            with self._cond:
+                for name, value in counts.items():
+                    self.component_counts[name] = self.component_counts.get(name, 0) + value
+
+        def quarantine(record: OtlpRecord, reason: str) -> None:
+            if self._dead_letters is None:
+                raise RuntimeError(f"no dead-letter file to quarantine a record in ({reason})")
+            self._dead_letters.quarantine(self._names[index], record, reason)
+
+        Isolator(convert, quarantine, self.isolation).run(records)
 
     def _finished(self, entry: list[object], spans: int) -> None:
         release: WalPosition | None = None

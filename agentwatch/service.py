@@ -6,6 +6,10 @@
 The network servers run on one asyncio loop in a thread of their own; the main thread only
 waits for a signal. Shutdown is upstream-first: stop accepting, let in-flight exports finish,
 close the log, drain everything into Parquet, shut components down.
+
+If an internal thread dies (``agentwatch.supervision``), the service stops saying it is ready
+and ``failure`` is set: ``agentwatch serve`` then exits non-zero so a supervisor restarts it.
+Nothing acknowledged is lost by that: it is in the write-ahead log.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentwatch import supervision
 from agentwatch.admission import Admission, AdmittingSink
 from agentwatch.api import create_api
 from agentwatch.component import ReceiverSettings
@@ -33,8 +38,9 @@ from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
 from exporters.alerting import Alerting
 from processors.judge_production import ProductionJudge
-from receiver.otlp_handler import screen_spans
+from receiver.otlp_handler import TenantKeys, screen_spans
 from storage.compaction import Compactor
+from storage.deadletter import DeadLetters
 from storage.dedup import RecentSpans, seed_from_parquet
 from storage.layout import remove_stale_temporaries
 from storage.wal import Committed, ReplayStats, WriteAheadLog
@@ -63,8 +69,16 @@ class Service:
         parallel = config.storage.converter_workers if config.storage.converter == "process" else 1
         storage = config.storage
         self.admission = Admission(int(storage.max_queue_mib * MIB))
+        self.dead_letters = DeadLetters(self.data_dir)
         self.drain = Drain(
-            self.converter, routes, storage.flush_interval, storage.max_batch_spans, parallel, self.admission
+            self.converter,
+            routes,
+            storage.flush_interval,
+            storage.max_batch_spans,
+            parallel,
+            self.admission,
+            self.dead_letters,
+            list(config.pipelines),
         )
         self.wal = WriteAheadLog(
             self.data_dir / "wal",
@@ -79,13 +93,28 @@ class Service:
         self.alerting = Alerting(config.alerts, config.agents, self.data_dir)
         self.replay_duplicates = 0
         self.drain.wal = self.wal
+        self.tenant_keys = TenantKeys(tenant_attributes(config))
         self.receivers: dict[str, Any] = {}
         self.endpoints = Endpoints()
         self.replay = ReplayStats()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="agentwatch-io", daemon=True)
+        self._thread: threading.Thread | None = None
         self._api: AsgiServer | None = None
         self._ready = False
+        self.failure: str | None = None
+        """Set when an internal thread died: the process must exit (non-zero) and be restarted."""
+        self.failed = threading.Event()
+        self._unwatch = supervision.watch(self._internal_failure)
+
+    def _internal_failure(self, where: str, exc: BaseException) -> None:
+        self._ready = False
+        self.failure = self.failure or f"{where}: {type(exc).__name__}: {exc}"
+        self.failed.set()
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.failure is not None:
+            return False, f"failed: {self.failure}"
+        return (True, "ready") if self._ready else (False, "starting")
 
     def _run(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -113,7 +142,7 @@ class Service:
             self.judging.start()
         if self.config.alerts.rules:
             self.alerting.start()
-        self._thread.start()
+        self._thread = supervision.start_thread("agentwatch-io", self._loop.run_forever)
         try:
             self._run(self._start_servers())
         except BaseException:
@@ -126,17 +155,21 @@ class Service:
         if self.replay.oldest_created is not None:
             # Replayed records may have been converted any time after their segment was begun.
             since = min(since, self.replay.oldest_created - 1)
-        by_tenant = any(getattr(r.config, "auth", None) for r in self.config.receivers.values())
-        seed_from_parquet(self.recent, self.data_dir, since, by_tenant)
+        seed_from_parquet(self.recent, self.data_dir, since)
 
     def _without_stored_spans(self, replayed: Committed) -> Committed:
         """Drop replayed spans that were converted before the crash (their log was not yet released)."""
         out: Committed = []
         for record, position in replayed:
             request = record.parse()
-            screened = screen_spans(request, self.recent, record.tenant)
+            screened = screen_spans(request, self.recent, record.tenant, self.tenant_keys, record.payload)
             self.recent.add_all(screened.keys)
-            if screened.duplicates:
+            if screened.rejected:
+                # Logged by an older version that let it in: it could never be converted. Kept
+                # whole in the dead-letter file; its other spans are stored as usual.
+                reason = f"{screened.rejected} span(s) cannot be stored: {screened.problem}"
+                self.dead_letters.quarantine("replay", record, reason)
+            if screened.duplicates or screened.rejected:
                 self.replay_duplicates += screened.duplicates
                 record = OtlpRecord(
                     request.SerializeToString(), record.tenant, record.receiver, screened.kept
@@ -147,14 +180,16 @@ class Service:
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
         registry = registry_for(self)
-        app = create_api(lambda: self._ready, self.stats, lambda: render(registry))
+        app = create_api(self.readiness, self.stats, lambda: render(registry))
         self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
         self.endpoints.api = self._api.port
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
-            settings = ReceiverSettings(rec_id, self.sink, self.recent, self.data_dir, self.config.evals)
+            settings = ReceiverSettings(
+                rec_id, self.sink, self.recent, self.data_dir, self.config.evals, self.tenant_keys.names
+            )
             receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
             self.receivers[rec_id] = receiver
@@ -183,12 +218,15 @@ class Service:
             "wal_bytes_written": self.wal.bytes_written,
             "replayed_records": self.replay.records,
             "corrupt_wal_tails": self.replay.corrupt_tails,
+            "damaged_wal_regions": self.replay.damaged_regions,
+            "quarantined_spans": self.dead_letters.spans,
+            "failure": self.failure,
         }
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, finish in-flight exports, write everything to Parquet."""
         self._ready = False
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._run(self._stop_servers(grace))
         self.compactor.stop()
         self.judging.stop()
@@ -196,7 +234,18 @@ class Service:
         self.wal.close()
         self.drain.stop()
         self.converter.shutdown()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._run(self._stop_api())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        self._unwatch()
+
+
+def tenant_attributes(config: AgentwatchConfig) -> tuple[str, ...]:
+    """Attribute names the normalize processors are configured to read the tenant from."""
+    names: list[str] = []
+    for processor in config.processors.values():
+        mapped = getattr(processor.config, "attributes", None)
+        if processor.type == "normalize" and isinstance(mapped, dict):
+            names += mapped.get("tenant", [])
+    return tuple(names)

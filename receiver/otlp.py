@@ -6,9 +6,26 @@ receivers:
       grpc:                           # present (even empty) = enabled
         endpoint: 127.0.0.1:4317
         max_recv_msg_size_mib: 16
+        max_connections: 1000         # more are closed as soon as they are accepted
+        max_concurrent_streams: 100   # calls in flight per connection
+        handshake_timeout: 10s        # TLS and HTTP/2 handshake
+        keepalive:                    # the Collector's configgrpc keepalive
+          server_parameters:
+            max_connection_idle: 60s  # no call in flight this long: GOAWAY (null = never)
+            max_connection_age: null  # GOAWAY after this long, busy or not (null = never)
+            max_connection_age_grace: null
+            time: 2h                  # ping a silent client after this long
+            timeout: 20s              # and close if the ping is not answered in this time
+          enforcement_policy:
+            min_time: 5m              # clients pinging more often are disconnected
+            permit_without_stream: false
       http:
         endpoint: 127.0.0.1:4318
         max_request_body_size_mib: 16 # after decompression
+        max_connections: 1000         # past it, the longest-idle connection is closed
+        read_header_timeout: 10s      # request line and headers
+        read_timeout: 30s             # the whole request, body included (else 408)
+        idle_timeout: 60s             # a kept-alive connection between requests
 """
 
 from __future__ import annotations
@@ -20,10 +37,10 @@ from pydantic import BeforeValidator
 
 from agentwatch.component import ReceiverSettings
 from agentwatch.configmodel import STRICT, parse_endpoint
-from agentwatch.httpserver import AsgiServer
+from agentwatch.httpserver import AsgiServer, HttpServerLimits
 from receiver.auth import AuthConfig, TlsConfig, TokenAuthenticator
-from receiver.otlp_grpc import GrpcTransport
-from receiver.otlp_handler import ExportHandler
+from receiver.otlp_grpc import GrpcServerLimits, GrpcTransport
+from receiver.otlp_handler import ExportHandler, TenantKeys
 from receiver.otlp_http import create_app
 
 TYPE = "otlp"
@@ -36,7 +53,9 @@ def _present_means_enabled(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class GrpcConfig:
+class GrpcConfig(GrpcServerLimits):
+    """Also the limits and keepalive keys of ``GrpcServerLimits``."""
+
     __pydantic_config__ = STRICT
     endpoint: str = "127.0.0.1:4317"
     max_recv_msg_size_mib: float = 16.0
@@ -44,7 +63,9 @@ class GrpcConfig:
 
 
 @dataclass(frozen=True)
-class HttpConfig:
+class HttpConfig(HttpServerLimits):
+    """Also the connection limit and timeouts of ``HttpServerLimits``."""
+
     __pydantic_config__ = STRICT
     endpoint: str = "127.0.0.1:4318"
     max_request_body_size_mib: float = 16.0
@@ -78,12 +99,14 @@ class Config:
             problems += _check_endpoint("protocols.grpc.endpoint", grpc.endpoint)
             if grpc.max_recv_msg_size_mib <= 0:
                 problems.append("protocols.grpc.max_recv_msg_size_mib: must be positive")
+            problems += [f"protocols.grpc.{p}" for p in grpc.validate()]
         if http is not None:
             problems += _check_endpoint("protocols.http.endpoint", http.endpoint)
             if http.max_request_body_size_mib <= 0:
                 problems.append("protocols.http.max_request_body_size_mib: must be positive")
             if not http.traces_url_path.startswith("/"):
                 problems.append("protocols.http.traces_url_path: must start with '/'")
+            problems += [f"protocols.http.{p}" for p in http.validate()]
         return problems
 
 
@@ -98,7 +121,9 @@ def _check_endpoint(key: str, endpoint: str) -> list[str]:
 class OtlpReceiver:
     def __init__(self, config: Config, settings: ReceiverSettings) -> None:
         self.config = config
-        self.handler = ExportHandler(settings.sink, settings.id, settings.stored)
+        self.handler = ExportHandler(
+            settings.sink, settings.id, settings.stored, TenantKeys(settings.tenant_attributes)
+        )
         self.auth = TokenAuthenticator(config.auth) if config.auth else None
         self.grpc: GrpcTransport | None = None
         self.http: AsgiServer | None = None
@@ -110,13 +135,13 @@ class OtlpReceiver:
             app = create_app(
                 self.handler, int(http.max_request_body_size_mib * MIB), http.traces_url_path, self.auth
             )
-            self.http = AsgiServer(app, host, port, "receivers.otlp.protocols.http.endpoint", http.tls)
+            what = "receivers.otlp.protocols.http.endpoint"
+            self.http = AsgiServer(app, host, port, what, http.tls, limits=http)
             await self.http.start()
         if grpc is not None:
             host, port = parse_endpoint(grpc.endpoint)
-            self.grpc = GrpcTransport(
-                self.handler, host, port, int(grpc.max_recv_msg_size_mib * MIB), self.auth, grpc.tls
-            )
+            max_recv = int(grpc.max_recv_msg_size_mib * MIB)
+            self.grpc = GrpcTransport(self.handler, host, port, max_recv, self.auth, grpc.tls, limits=grpc)
             await self.grpc.start()
 
     async def shutdown(self, grace: float = 5.0) -> None:

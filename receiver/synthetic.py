@@ -43,7 +43,7 @@ from agentwatch.units import Duration
 from processors.judges import build_judge
 from receiver.datasets import load_dataset
 from receiver.eval_runner import EvalRun, run_eval, store
-from receiver.otlp_handler import ExportHandler
+from receiver.otlp_handler import ExportHandler, TenantKeys
 from receiver.scheduler import Job, Schedule, Scheduler, valid_cron
 from receiver.targets.retry import RetryPolicy
 from receiver.targets.specs import resolve_target
@@ -123,7 +123,9 @@ class SyntheticReceiver:
         self.id = settings.id
         self.data_dir = settings.data_dir
         self.evals = settings.evals
-        self.handler = ExportHandler(settings.sink, settings.id, settings.stored)
+        self.handler = ExportHandler(
+            settings.sink, settings.id, settings.stored, TenantKeys(settings.tenant_attributes)
+        )
         self.grpc = None
         self.http = None
         self.scheduler: Scheduler | None = None

@@ -8,8 +8,9 @@ span's ids there anyway), add keys once the log has committed them, and start-up
 the newest Parquet files and the replayed log. Compaction removes any duplicate that slips
 past it (two copies racing in concurrent requests), so the guarantee is exact in the end.
 
-The tenant in a key is the ingest token's tenant, or empty without authentication: with tokens,
-one tenant can never suppress another's spans by sending their ids.
+The tenant in a key is the tenant the span is stored under (the ingest token's, else the one its
+attributes name, else ``default``; see ``receiver.otlp_handler.TenantKeys``), so one tenant can
+never suppress another's spans by sending their ids, with or without ingest tokens.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from storage.layout import SPANS, table_dir
 log = logging.getLogger("agentwatch.dedup")
 
 
-def span_key(tenant: str | None, trace_id: bytes, span_id: bytes) -> bytes:
-    return b"".join(((tenant or "").encode(), b"\0", trace_id, span_id))
+def span_key(tenant: str, trace_id: bytes, span_id: bytes) -> bytes:
+    return b"".join((tenant.encode(), b"\0", trace_id, span_id))
 
 
 class RecentSpans:
@@ -58,7 +59,7 @@ class RecentSpans:
             self._keys.discard(self._order.popleft())
 
 
-def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float, by_tenant: bool) -> int:
+def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float) -> int:
     """Add the keys of span files committed since ``since`` (epoch seconds), newest first."""
     root = table_dir(data_dir, SPANS)
     files = sorted(
@@ -74,7 +75,7 @@ def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float, by_tena
     for _, path in files:
         if added >= recent.capacity:
             break
-        tenant = path.parent.parent.name.removeprefix("tenant=") if by_tenant else ""
+        tenant = path.parent.parent.name.removeprefix("tenant=")
         columns = pq.read_table(path, columns=["trace_id", "span_id"])
         traces = columns["trace_id"].to_pylist()
         spans = columns["span_id"].to_pylist()

@@ -1,0 +1,132 @@
+"""Convert a batch so that no record can hold up the others.
+
+A batch of acknowledged records normally converts in one call. When the call fails:
+
+- for a reason outside the records (``OSError``: a full disk, an I/O error), the same batch is
+  retried with backoff until it goes through: it is not the records' fault, so nothing is set
+  aside;
+- otherwise the batch is bisected: each half is converted on its own, down to single records
+  and then to single spans, so everything that converts is stored. A single span that fails
+  twice (once more, in case a converter worker died for a reason of its own) is quarantined
+  with the reason.
+
+Each piece is converted at most a few times, so a batch of n spans with one bad span costs about
+2·log2(n) extra conversions of ever smaller pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from agentwatch.model import OtlpRecord
+
+log = logging.getLogger("agentwatch.isolation")
+
+Convert = Callable[[list[OtlpRecord]], None]
+Quarantine = Callable[[OtlpRecord, str], None]
+MAX_BACKOFF = 10.0
+
+
+@dataclass
+class IsolationStats:
+    failures: int = 0
+    """Conversion calls that failed (each is retried, bisected or quarantined)."""
+    quarantined_records: int = 0
+    quarantined_spans: int = 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures that are not the data's fault: retry the same batch, never set anything aside."""
+    return isinstance(exc, OSError)
+
+
+def split_record(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
+    """Two records holding the first and the second half of ``record``'s spans."""
+    request = record.parse()
+    spans = [
+        (r, s, span)
+        for r, rs in enumerate(request.resource_spans)
+        for s, ss in enumerate(rs.scope_spans)
+        for span in ss.spans
+    ]
+    half = len(spans) // 2
+    return _subset(request, spans[:half], record), _subset(request, spans[half:], record)
+
+
+def _subset(
+    request: ExportTraceServiceRequest, chosen: list[tuple[int, int, Span]], like: OtlpRecord
+) -> OtlpRecord:
+    out = ExportTraceServiceRequest()
+    resources: dict[int, ResourceSpans] = {}
+    scopes: dict[tuple[int, int], ScopeSpans] = {}
+    for r, s, span in chosen:
+        if r not in resources:
+            source = request.resource_spans[r]
+            resources[r] = out.resource_spans.add(resource=source.resource, schema_url=source.schema_url)
+        if (r, s) not in scopes:
+            source_scope = request.resource_spans[r].scope_spans[s]
+            scopes[(r, s)] = resources[r].scope_spans.add(
+                scope=source_scope.scope, schema_url=source_scope.schema_url
+            )
+        scopes[(r, s)].spans.append(span)
+    return OtlpRecord(out.SerializeToString(), like.tenant, like.receiver, len(chosen))
+
+
+class Isolator:
+    def __init__(
+        self,
+        convert: Convert,
+        quarantine: Quarantine,
+        stats: IsolationStats | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._convert = convert
+        self._quarantine = quarantine
+        self.stats = stats or IsolationStats()
+        self._sleep = sleep
+
+    def run(self, records: list[OtlpRecord]) -> None:
+        """Return once every span of ``records`` is converted or quarantined."""
+        stack: list[tuple[list[OtlpRecord], int]] = [(records, 0)]
+        delay = 0.1
+        while stack:
+            group, failures = stack.pop()
+            try:
+                self._convert(group)
+                delay = 0.1
+                continue
+            except Exception as exc:  # the pieces are sorted out below; nothing is dropped
+                self.stats.failures += 1
+                reason = f"{type(exc).__name__}: {exc}"
+                if is_transient(exc):
+                    log.error("conversion failed (%s); retrying the batch in %.1fs", reason, delay)
+                    self._sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                    stack.append((group, failures))
+                    continue
+            stack.extend(reversed(self._pieces(group, failures, reason)))
+
+    def _pieces(
+        self, group: list[OtlpRecord], failures: int, reason: str
+    ) -> list[tuple[list[OtlpRecord], int]]:
+        """What to try next after ``group`` failed for a reason in its data."""
+        if len(group) > 1:
+            middle = len(group) // 2
+            log.warning("a batch of %d requests failed (%s); converting its halves apart", len(group), reason)
+            return [(group[:middle], 0), (group[middle:], 0)]
+        record = group[0]
+        if record.spans > 1:
+            first, second = split_record(record)
+            return [([first], 0), ([second], 0)]
+        if failures == 0:
+            return [(group, 1)]
+        self._quarantine(record, reason)
+        self.stats.quarantined_records += 1
+        self.stats.quarantined_spans += record.spans
+        return []
