@@ -66,5 +66,5 @@ class AdmittingSink:
         return future
 
     def _give_back_if_failed(self, future: Future[None], size: int) -> None:
-        if future.exception() is not None:
+        if future.cancelled() or future.exception() is not None:
             self._admission.give_back(size)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +21,7 @@ from agentwatch.errors import AgentwatchError
 
 if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config
     from agentwatch.config import AgentwatchConfig
+    from agentwatch.service import Service
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -54,19 +53,46 @@ def main() -> None:
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: str) -> None:
     """Start the OTLP receivers, the pipelines and the API."""
-    from agentwatch.service import Service
+    from agentwatch.shutdown import EXIT_INTERNAL_FAILURE, install_early
 
+    # First of all (the entry point already did, before the imports): a signal from here on is
+    # a request to stop, never a kill.
+    signals = install_early()
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     config = _load(config_path, data_dir)
+    signals.timeout = config.storage.shutdown_timeout
+
+    from agentwatch.service import Service
+
     service = Service(config)
     try:
         service.start()
     except AgentwatchError as exc:
         click.echo(f"agentwatch: {exc}", err=True)
         sys.exit(2)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    if not signals.requested.is_set():
+        _announce(service, config, demo)
+    if signals.wait(service.failed):
+        service.stop()
+        click.echo("agentwatch: stopped cleanly")
+        _exit_now(0)
+    click.echo(f"agentwatch: internal failure ({service.failure}); stopping for a restart", err=True)
+    signals.arm_watchdog()
+    service.stop()
+    _exit_now(EXIT_INTERNAL_FAILURE)
+
+
+def _exit_now(code: int) -> None:
+    """Everything is in Parquet or the write-ahead log: exit without waiting for threads still
+    blocked on the network (an eval case calling a hung target, a webhook that never answers),
+    which the interpreter's own exit would join forever."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _announce(service: Service, config: AgentwatchConfig, demo: bool) -> None:
     ports = service.endpoints
     grpc_port = next(iter(ports.grpc.values()), None)
     http_port = next(iter(ports.http.values()), None)
@@ -82,27 +108,6 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
         _start_demo(grpc_port, http_port)
     else:
         click.echo(f"  demo data: {me} demo   (or start with: {me} serve --demo)")
-    stop.wait()
-    timeout = config.storage.shutdown_timeout
-    click.echo(f"agentwatch: shutting down, flushing to Parquet (at most {timeout:g}s)...")
-    _exit_if_stuck(timeout)
-    service.stop()
-    click.echo("agentwatch: stopped cleanly")
-
-
-def _exit_if_stuck(timeout: float) -> None:
-    """Bound shutdown: nothing acknowledged is lost by exiting, it stays in the write-ahead log."""
-
-    def watchdog() -> None:
-        time.sleep(timeout)
-        sys.stderr.write(
-            f"agentwatch: shutdown took longer than {timeout:g}s; exiting. Data not yet in Parquet "
-            "is safe in the write-ahead log and is replayed at the next start.\n"
-        )
-        sys.stderr.flush()
-        os._exit(1)
-
-    threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
 
 
 def _start_demo(grpc_port: int | None, http_port: int | None) -> None:

@@ -72,7 +72,9 @@ def _exit_with_parent(parent: int) -> None:
 def _init_worker(config: AgentwatchConfig, log_level: int, parent: int) -> None:
     global _worker_assembly
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    # Ctrl-C reaches the whole process group; the parent decides when this worker flushes.
+    # The parent decides when this worker flushes: signals sent to the server's process group
+    # (Ctrl-C, a supervisor's SIGTERM to the group) must not kill it mid-batch.
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     _worker_assembly = assemble(config)

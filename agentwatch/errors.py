@@ -13,7 +13,8 @@ AgentwatchError
 ├── StorageError         the data directory cannot be written or read
 ├── QueryError           SQL given to ``agentwatch query`` failed
 ├── DatasetError         an eval dataset with problems: file, line and field
-└── TargetError          an agent target that could not answer, or a bad target spec
+├── TargetError          an agent target that could not answer, or a bad target spec
+└── Cancelled            work given up because the service is shutting down
 """
 
 from __future__ import annotations
@@ -87,3 +88,7 @@ class DatasetError(AgentwatchError):
 
 class TargetError(AgentwatchError):
     """An agent target that could not answer (after its retries), or a bad target spec."""
+
+
+class Cancelled(AgentwatchError):
+    """Work given up because the service is shutting down (a scheduled eval run, say)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agentwatch.configmodel import STRICT, parse_endpoint
+from agentwatch.shutdown import DEFAULT_TIMEOUT
 from agentwatch.units import Duration
 from storage.compaction import CompactionConfig
 
@@ -44,7 +45,7 @@ class StorageConfig:
     exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
     wal: WalConfig = field(default_factory=WalConfig)
     compaction: CompactionConfig = field(default_factory=CompactionConfig)
-    shutdown_timeout: Duration = 30.0
+    shutdown_timeout: Duration = DEFAULT_TIMEOUT
     """SIGTERM/SIGINT: stop accepting, finish in-flight exports and flush to Parquet within this
     long; past it the process exits 1 and what is left is replayed from the log at next start."""
     converter: Literal["process", "inline"] = "process"

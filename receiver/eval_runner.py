@@ -10,6 +10,7 @@ own trace.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
+from agentwatch.errors import Cancelled
 from processors.judge_marks import marks
 from processors.judge_scores import Judge, Judgement, score_rows
 from receiver.datasets import Case
@@ -85,12 +87,17 @@ def run_eval(
     kind: str = "manual",
     progress: Callable[[int], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    cancelled: threading.Event | None = None,
 ) -> EvalRun:
+    """Run, judge and trace every case. When ``cancelled`` is set, cases not yet started are
+    skipped and ``Cancelled`` is raised: a partial run is never recorded."""
     started = now()
     run_id = new_run_id(started)
     limit = shared_limit(target.name, target.concurrency)
 
     def one(case: Case) -> CaseOutcome:
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled(f"eval run {run_id} given up: shutting down")
         with limit:
             begin = now()
             begin_ns = time.time_ns()

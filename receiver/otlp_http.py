@@ -66,17 +66,23 @@ def _status_body(status: int, message: str, encoding: Encoding) -> tuple[bytes, 
 
 
 def inflate(body: bytes, limit: int) -> bytes:
-    """Gunzip ``body``, refusing as soon as the output would pass ``limit`` bytes."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise DecodeError(f"body is labelled gzip but does not inflate: {exc}") from None
-    if len(out) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes after decompression")
-    if not inflater.eof:
-        raise DecodeError("gzip body is truncated")
-    return out
+    """Gunzip ``body``, every member of it (RFC 1952 allows several, concatenated), refusing as
+    soon as the output would pass ``limit`` bytes."""
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise DecodeError(f"body is labelled gzip but does not inflate: {exc}") from None
+        if len(out) > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes after decompression")
+        if not inflater.eof:
+            raise DecodeError("gzip body is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
+from agentwatch import supervision
+from agentwatch.errors import Cancelled
+
 log = logging.getLogger("agentwatch.scheduler")
 
 
@@ -74,20 +77,30 @@ class Scheduler:
         self.runs += 1
         try:
             job.run()
+        except Cancelled:
+            log.info("scheduled job %s stopped: the service is shutting down", job.name)
         except Exception:  # one failing job must not stop the schedule (logged, counted)
             self.failures += 1
             log.exception("scheduled job %s failed", job.name)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="agentwatch-scheduler", daemon=True)
-        self._thread.start()
+        self._thread = supervision.start_thread("agentwatch-scheduler", self._loop)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.tick(self.clock())
 
-    def stop(self) -> None:
+    @property
+    def stopping(self) -> threading.Event:
+        """Set by ``stop``: a running job checks it between cases and gives up."""
+        return self._stop
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scheduling; wait at most ``timeout`` for a running job to notice and give up
+        (an eval case already calling its target finishes on a daemon thread, unwaited)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("scheduler: abandoning a job still running after %gs", timeout)
             self._thread = None

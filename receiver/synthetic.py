@@ -169,7 +169,10 @@ class SyntheticReceiver:
         try:
             tracer = self.provider.get_tracer("agentwatch.eval")
             cases = load_dataset(dataset)
-            run = run_eval(cases, target, judge, tracer, agent=c.agent, dataset=dataset, kind=kind)
+            cancelled = self.scheduler.stopping if self.scheduler is not None else None
+            run = run_eval(
+                cases, target, judge, tracer, agent=c.agent, dataset=dataset, kind=kind, cancelled=cancelled
+            )
         finally:
             target.close()
             judge.close()

@@ -335,6 +335,7 @@ class WriteAheadLog:
         return future
 
     def _run(self) -> None:
+        batch: list[tuple[OtlpRecord, Future[None]]] = []
         try:
             while True:
                 with self._cond:
@@ -344,10 +345,11 @@ class WriteAheadLog:
                     if not batch and self._closing:
                         return
                 self._commit(batch)
+                batch = []
         except BaseException as exc:
             with self._cond:
                 self.failed = exc
-                waiting, self._pending = self._pending, []
+                waiting, self._pending = batch + self._pending, []
             refused = Unavailable("the write-ahead log writer stopped; retry shortly")
             for _, future in waiting:
                 _settle(future, refused)
