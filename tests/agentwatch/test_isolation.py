@@ -1,0 +1,127 @@
+"""A batch that fails conversion: the bad spans are isolated by bisection and quarantined, every
+other span is converted exactly once; failures that are not the data's are retried whole."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agentwatch.drain import Drain
+from agentwatch.isolation import Isolator, split_record
+from agentwatch.model import OtlpRecord
+from storage.deadletter import DeadLetters, read_quarantined
+from storage.wal import WalPosition
+
+
+def record(names: list[str], tenant: str | None = None) -> OtlpRecord:
+    req = ExportTraceServiceRequest()
+    for resource in range(2):  # spans spread over two resources and two scopes each
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="r").value.int_value = resource
+        for scope in range(2):
+            ss = rs.scope_spans.add()
+            ss.scope.name = f"scope-{scope}"
+            for i, name in enumerate(names):
+                if i % 4 == resource * 2 + scope:
+                    ss.spans.add(name=name, trace_id=bytes(16), span_id=bytes(8))
+    return OtlpRecord.from_request(req, tenant=tenant)
+
+
+def span_names(rec: OtlpRecord) -> list[str]:
+    req = rec.parse()
+    return [s.name for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+class Pipeline:
+    """Fails any group holding a span named ``poison``; records what it converted."""
+
+    def __init__(self, transient_failures: int = 0) -> None:
+        self.converted: list[str] = []
+        self.calls = 0
+        self.transient_failures = transient_failures
+
+    def convert(self, group: list[OtlpRecord]) -> None:
+        self.calls += 1
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise OSError(28, "No space left on device")
+        names = [n for rec in group for n in span_names(rec)]
+        if any(n.startswith("poison") for n in names):
+            raise ValueError("span times past 2**63 ns do not fit the int64 columns")
+        self.converted += names
+
+
+def test_split_record_keeps_resources_scopes_and_tenant() -> None:
+    rec = record([f"s{i}" for i in range(7)], tenant="acme")
+    first, second = split_record(rec)
+    assert (first.spans, second.spans, first.tenant, second.tenant) == (3, 4, "acme", "acme")
+    assert span_names(first) + span_names(second) == span_names(rec)
+    for half in (first, second):
+        for rs in half.parse().resource_spans:
+            for ss in rs.scope_spans:
+                assert ss.scope.name in ("scope-0", "scope-1")
+                assert {s.name for s in ss.spans} <= set(span_names(rec))
+
+
+def test_one_poison_span_is_quarantined_and_everything_else_converted_once() -> None:
+    good = [f"r{r}-s{i}" for r in range(6) for i in range(10)]
+    records = [record(good[r * 10 : r * 10 + 10]) for r in range(6)]
+    records.insert(3, record(["ok-1", "poison", "ok-2", "ok-3", "ok-4"]))
+    pipeline = Pipeline()
+    quarantined: list[tuple[list[str], str]] = []
+    isolator = Isolator(pipeline.convert, lambda rec, why: quarantined.append((span_names(rec), why)))
+    isolator.run(records)
+    assert sorted(pipeline.converted) == sorted([*good, "ok-1", "ok-2", "ok-3", "ok-4"])
+    assert quarantined == [(["poison"], "ValueError: span times past 2**63 ns do not fit the int64 columns")]
+    assert (isolator.stats.quarantined_records, isolator.stats.quarantined_spans) == (1, 1)
+
+
+def test_a_full_disk_is_retried_whole_and_nothing_is_quarantined() -> None:
+    pipeline = Pipeline(transient_failures=3)
+    sleeps: list[float] = []
+    quarantined: list[OtlpRecord] = []
+    isolator = Isolator(pipeline.convert, lambda rec, why: quarantined.append(rec), sleep=sleeps.append)
+    isolator.run([record(["a", "b"]), record(["c"])])
+    assert sorted(pipeline.converted) == ["a", "b", "c"]
+    assert (pipeline.calls, sleeps, quarantined) == (4, [0.1, 0.2, 0.4], [])
+
+
+class FakeConverter:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def start(self) -> None:
+        return None
+
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+        self.pipeline.convert(records)
+        return {}
+
+    def shutdown(self) -> None:
+        return None
+
+
+def test_the_drain_finishes_a_batch_with_a_poison_record(tmp_path: Path) -> None:
+    """Nothing waits behind the poison: the batch is released and the next one converts."""
+    pipeline = Pipeline()
+    dead = DeadLetters(tmp_path)
+    drain = Drain(FakeConverter(pipeline), [frozenset({"otlp"})], 0.01, 1000, 1, None, dead, ["traces"])
+    drain.start()
+    poison = record(["poison-x", "fine"], tenant="acme")
+    drain.on_commit([(record(["before"]), WalPosition(1, 10)), (poison, WalPosition(1, 20))])
+    deadline = time.monotonic() + 5
+    while drain.spans_written < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    drain.on_commit([(record(["after"]), WalPosition(1, 30))])
+    drain.stop()
+    assert sorted(pipeline.converted) == ["after", "before", "fine"]
+    assert drain.spans_written == 4
+    (path,) = list((tmp_path / "deadletter").iterdir())
+    entries = read_quarantined(path)
+    assert [(e["pipeline"], e["tenant"], e["spans"]) for e in entries] == [("traces", "acme", 1)]
+    payload = entries[0]["payload"]
+    assert isinstance(payload, bytes)
+    assert span_names(OtlpRecord(payload)) == ["poison-x"]
+    assert (dead.records, dead.spans) == (1, 1)
