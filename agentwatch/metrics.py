@@ -20,7 +20,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 COMPONENT_COUNTERS = {
     "attribute_values_truncated": "String attribute values cut to normalize's max_attribute_value_length.",
-    "attributes_dropped": "Attributes dropped past normalize's max_attribute_count (span, event, resource).",
+    "attributes_dropped": (
+        "Attributes dropped past normalize's max_attribute_count (span, event, resource, kvlist)."
+    ),
+    "attribute_keys_truncated": "Attribute keys cut to normalize's max_attribute_key_length.",
+    "array_values_dropped": "Array elements dropped past normalize's max_array_length.",
+    "span_events_dropped": "Span events dropped past normalize's max_events_per_span.",
 }
 """Counters the pipeline components report (``component.Counted``), exported as
 ``agentwatch_<name>_total`` whether or not anything happened yet."""

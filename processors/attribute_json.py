@@ -23,6 +23,7 @@ from processors.wire import (
     A_INT,
     A_KEY_LEN,
     A_KEY_OFF,
+    A_OWNER_KIND,
     A_TYPE,
     A_VLEN,
     A_VOFF,
@@ -31,6 +32,7 @@ from processors.wire import (
     E_NAME_LEN,
     E_NAME_OFF,
     E_TIME,
+    OWNER_DROPPED,
     R_ATTR_COUNT,
     R_ATTR_START,
     S_ATTR_COUNT,
@@ -62,7 +64,13 @@ def value_snippets(decoded: Decoded) -> tuple[np.ndarray, np.ndarray]:
     distinct value; attribute a's text is pool[offsets[a, 0]:offsets[a, 0] + offsets[a, 1]]."""
     buf, attrs = decoded.buf, decoded.attrs
     kinds = attrs[:, A_TYPE]
-    rare = np.flatnonzero((kinds != T_STR) & (kinds != T_INT) & (kinds != T_BOOL) & (kinds != T_NONE))
+    rare = np.flatnonzero(
+        (kinds != T_STR)
+        & (kinds != T_INT)
+        & (kinds != T_BOOL)
+        & (kinds != T_NONE)
+        & (attrs[:, A_OWNER_KIND] != OWNER_DROPPED)  # past a limit: never written
+    )
     offsets = np.zeros((attrs.shape[0], 2), np.int64)
     if not rare.size:
         return np.frombuffer(b"", np.uint8), offsets  # read-only like a real pool: same kernel types

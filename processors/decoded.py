@@ -17,14 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from agentwatch.model import OtlpRecord
 from processors import wire
 from processors.kernels import intern_ranges, value_ids
-from processors.limits import (
-    LimitCounts,
-    Limits,
-    apply_limits,
-    limit_any_value,
-    limit_span,
-    nested_candidates,
-)
+from processors.limits import LimitCounts, Limits, apply_limits, limit_any_value, limit_span
 from processors.otlp_decode import any_value, attributes_dict, events_list
 from processors.wire import (
     A_INT,
@@ -82,6 +75,7 @@ class Decoded:
     token_tenants: list[str | None]  # per request: the tenant its ingest token fixed
     limits: Limits  # already applied to the tables by ``decode``; ``value``/``span_dicts`` apply them too
     limit_counts: LimitCounts
+    limited: np.ndarray  # per span: whether the limits changed its attributes, events or theirs
     key_id: np.ndarray = field(init=False)  # per attribute: dense id of its key
     key_first: np.ndarray = field(init=False)  # key id → an attribute with that key
     keys: list[str] = field(init=False)  # key id → key
@@ -110,10 +104,16 @@ class Decoded:
         return any_value(self.any_value_message(a))
 
     def any_value_message(self, a: int) -> AnyValue:
-        """Attribute ``a``'s AnyValue, parsed, with the value length limit applied."""
+        """Attribute ``a``'s AnyValue, parsed, with the limits applied."""
+        value = self.raw_value(a)
+        if self.attrs[a, A_RAW_LEN] > self.limits.nothing_to_cut:
+            limit_any_value(value, self.limits)
+        return value
+
+    def raw_value(self, a: int) -> AnyValue:
+        """Attribute ``a``'s AnyValue as sent."""
         row = self.attrs[a]
         value: AnyValue = AnyValue.FromString(self.data[row[A_RAW_OFF] : row[A_RAW_OFF] + row[A_RAW_LEN]])
-        limit_any_value(value, self.limits.max_attribute_value_length)
         return value
 
     def value_ids(self, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,14 +129,15 @@ class Decoded:
             off, length = self.spans[s, wire.S_OFF], self.spans[s, wire.S_LEN]
             span = Span()
             span.ParseFromString(self.data[off : off + length])
-            limit_span(span, self.limits)
+            if self.limited[s]:
+                limit_span(span, self.limits)
             cached = self._spans[s] = (events_list(span.events), attributes_dict(span.attributes))
         return cached
 
 
 def decode(records: Sequence[OtlpRecord], scratch: Scratch, limits: Limits) -> Decoded:
     """Scan every request (a request the scanner cannot express is re-encoded by protobuf
-    first), then apply the attribute limits to the tables.
+    first), then apply the limits (``processors.limits``) to the tables.
 
     Raises ValueError for a payload that is not a valid ExportTraceServiceRequest.
     """
@@ -165,14 +166,15 @@ def decode(records: Sequence[OtlpRecord], scratch: Scratch, limits: Limits) -> D
     # Views into the scratch tables: valid until the next batch, so nothing built from them may
     # share their memory (every column handed to Arrow is computed into a new array).
     spans, attrs, resources, scopes, events = (t[:n] for t, n in zip(tables, counts, strict=True))
-    max_length = limits.max_attribute_value_length
-    cut, dropped = apply_limits(buf, spans, attrs, resources, events, max_length, limits.max_attribute_count)
-    for a in nested_candidates(attrs, max_length).tolist():
-        raw = data[attrs[a, A_RAW_OFF] : attrs[a, A_RAW_OFF] + attrs[a, A_RAW_LEN]]
-        cut += limit_any_value(AnyValue.FromString(raw), max_length)
+    cuts, n_events, irregular, limited = apply_limits(buf, spans, attrs, resources, events, limits.as_array())
     tenants = [record.tenant for record in records]
-    counts_ = LimitCounts(int(cut), int(dropped))
-    return Decoded(data, buf, spans, attrs, resources, scopes, events, tenants, limits, counts_)
+    limit_counts = LimitCounts(*cuts.tolist())
+    decoded = Decoded(
+        data, buf, spans, attrs, resources, scopes, events[:n_events], tenants, limits, limit_counts, limited
+    )
+    for a in np.flatnonzero(irregular).tolist():  # nested values encoded as only protobuf reads them
+        limit_counts.add(limit_any_value(decoded.raw_value(a), limits))
+    return decoded
 
 
 def _reencoded(payload: bytes, request: int) -> bytes:

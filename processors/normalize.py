@@ -5,7 +5,10 @@
         max_text_length: 8192          # input_text/output_text cut to this many characters
         capture_text: true             # false: input_text/output_text are always null
         max_attribute_value_length: 65536  # characters; longer string values are cut (and counted)
-        max_attribute_count: 1024      # per span, event and resource; the rest are dropped (and counted)
+        max_attribute_count: 1024      # per span, event, resource and kvlist; the rest dropped (counted)
+        max_attribute_key_length: 1024  # characters; longer keys are cut (and counted)
+        max_array_length: 10000        # elements per array value; the rest are dropped (and counted)
+        max_events_per_span: 1024      # first sent, first kept; the rest are dropped (and counted)
         attributes:                    # extra names per canonical column, tried before built-ins
           user_id: [glean.user.email]
           agent_owner: [glean.agent.creator]
@@ -116,8 +119,24 @@ class Config:
     never rejected for it. See processors.limits."""
 
     max_attribute_count: int = 1024
-    """Attributes kept per span, per event and per resource, first sent first kept. The default
-    is above the OpenTelemetry SDK's 128 because flattened message lists (OpenInference) are long."""
+    """Attributes kept per span, per event and per resource, and entries per kvlist value, first
+    sent first kept. The default is above the OpenTelemetry SDK's 128 because flattened message
+    lists (OpenInference) are long."""
+
+    max_attribute_key_length: int = 1024
+    """Characters kept of an attribute key (kvlist keys too). A longer key is cut, not dropped:
+    the value is kept under the key's first characters. Real keys are names well below this."""
+
+    max_array_length: int = 10000
+    """Elements kept of an array value (any element type, nested arrays too), first sent first
+    kept. The SDK has no such limit; 10,000 keeps embedding vectors (OpenInference
+    ``embedding.embeddings.N.embedding.vector``: 1,536 to 4,096 numbers) whole."""
+
+    max_events_per_span: int = 1024
+    """Events kept per span, first sent first kept (the SDK's ``max_events_per_span``, whose
+    default is 128). Higher because the GenAI conventions send one event per chat message, the
+    answer (``gen_ai.choice``) last: keeping the first 128 would lose the output text of a long
+    conversation."""
 
     def validate(self) -> list[str]:
         problems: list[str] = []
@@ -143,11 +162,17 @@ class Config:
                 problems.append(f"provider_aliases.{alias}: the canonical provider must not be empty")
         if self.max_text_length < 1:
             problems.append("max_text_length: must be at least 1 (use capture_text: false to drop text)")
-        if self.max_attribute_value_length < 1:
-            problems.append("max_attribute_value_length: must be at least 1")
-        if self.max_attribute_count < 1:
-            problems.append("max_attribute_count: must be at least 1")
+        problems.extend(f"{name}: must be at least 1" for name, value in self._limits() if value < 1)
         return problems
+
+    def _limits(self) -> list[tuple[str, int]]:
+        return [
+            ("max_attribute_value_length", self.max_attribute_value_length),
+            ("max_attribute_count", self.max_attribute_count),
+            ("max_attribute_key_length", self.max_attribute_key_length),
+            ("max_array_length", self.max_array_length),
+            ("max_events_per_span", self.max_events_per_span),
+        ]
 
 
 # --- the processor -----------------------------------------------------------------------
@@ -165,7 +190,13 @@ class NormalizeProcessor(BaseComponent):
         self._tenants: dict[str, str] = {}
         self._scratch = Scratch()
         self._lock = threading.Lock()  # the scratch tables serve one batch at a time
-        self.limits = Limits(config.max_attribute_value_length, config.max_attribute_count)
+        self.limits = Limits(
+            config.max_attribute_value_length,
+            config.max_attribute_count,
+            config.max_attribute_key_length,
+            config.max_array_length,
+            config.max_events_per_span,
+        )
         self._counts = LimitCounts()
 
     def start(self) -> None:
@@ -186,8 +217,7 @@ class NormalizeProcessor(BaseComponent):
         """
         with self._lock:
             decoded = decode(batch.records, self._scratch, self.limits)
-            self._counts.values_truncated += decoded.limit_counts.values_truncated
-            self._counts.attributes_dropped += decoded.limit_counts.attributes_dropped
+            self._counts.add(decoded.limit_counts)
             if not decoded.spans.shape[0]:
                 return SPAN_SCHEMA.empty_table()
             columns: dict[str, pa.Array | Ranges] = {}
@@ -202,12 +232,15 @@ class NormalizeProcessor(BaseComponent):
             return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
     def take_counts(self) -> dict[str, int]:
-        """Attribute values cut and attributes dropped since the last call."""
+        """What the limits cut and dropped since the last call (``agentwatch_<name>_total``)."""
         with self._lock:
             counts, self._counts = self._counts, LimitCounts()
         return {
             "attribute_values_truncated": counts.values_truncated,
             "attributes_dropped": counts.attributes_dropped,
+            "attribute_keys_truncated": counts.keys_truncated,
+            "array_values_dropped": counts.array_values_dropped,
+            "span_events_dropped": counts.events_dropped,
         }
 
     def tenant(self, raw: str | None) -> str:

@@ -36,7 +36,7 @@ SPAN_FIELDS = 23
  A_RAW_LEN) = range(10)  # fmt: skip
 ATTR_FIELDS = 10
 OWNER_SPAN, OWNER_RESOURCE, OWNER_EVENT = 0, 1, 2
-OWNER_DROPPED = 3  # past the attribute count limit (processors.limits)
+OWNER_DROPPED = 3  # past a limit (processors.limits): the attribute count, or a dropped event's
 
 # AnyValue kinds (A_TYPE), by the AnyValue field that was set.
 T_NONE, T_STR, T_BOOL, T_INT, T_DOUBLE, T_ARRAY, T_KVLIST, T_BYTES, T_STRINDEX = range(9)
@@ -168,6 +168,77 @@ def _field(buf: np.ndarray, p: int, end: int) -> tuple[np.int64, np.int64, int, 
     """``_field_hot`` as a call: inlined copies cost compile time, so only the per-attribute
     and per-span loops inline it; message levels walked once per request or event call this."""
     return _field_hot(buf, p, end)
+
+
+# Nested values (inside an array or kvlist attribute), read by processors.limits.
+ENTRY = _tag(1, _WT_LEN)  # ArrayValue.values and KeyValueList.values: repeated field 1
+IRREGULAR = -3  # an encoding protobuf would merge (a second oneof member or value), or malformed
+
+
+@njit(cache=True)
+def next_field(buf: np.ndarray, p: int, end: int) -> tuple[np.int64, int, int]:
+    """(tag, start, next position) of the field at ``p``; a LEN field's content is
+    buf[start:next]; next is -1 when malformed."""
+    tag, _, start, p = _field_hot(buf, p, end)
+    return tag, start, p
+
+
+@njit(cache=True, inline="always")
+def _oneof_kind(tag: np.int64) -> int:
+    """The AnyValue kind a field sets (T_NONE: not one of the value fields)."""
+    if tag == _AV_STRING:
+        return T_STR
+    if tag == _AV_ARRAY:
+        return T_ARRAY
+    if tag == _AV_KVLIST:
+        return T_KVLIST
+    if tag == _AV_BYTES:
+        return T_BYTES
+    if tag == _AV_BOOL:
+        return T_BOOL
+    if tag == _AV_INT:
+        return T_INT
+    if tag == _AV_DOUBLE:
+        return T_DOUBLE
+    return T_STRINDEX if tag == _AV_STRINDEX else T_NONE
+
+
+@njit(cache=True)
+def any_value_payload(buf: np.ndarray, p: int, end: int) -> tuple[int, int, int]:
+    """(kind, offset, length) of the AnyValue message buf[p:end]: its T_* kind and, for a
+    string, bytes, array or kvlist, where its payload is. Kind IRREGULAR for a second oneof
+    member (protobuf's last-wins and merge rules would apply) or a malformed message."""
+    kind, off, length = T_NONE, 0, 0
+    while p < end:
+        tag, _, start, p = _field_hot(buf, p, end)
+        if p < 0:
+            return IRREGULAR, 0, 0
+        member = _oneof_kind(tag)
+        if member != T_NONE:
+            if kind != T_NONE:
+                return IRREGULAR, 0, 0
+            kind, off, length = member, start, p - start
+    return kind, off, length
+
+
+@njit(cache=True)
+def key_value_parts(buf: np.ndarray, p: int, end: int) -> tuple[int, int, int, int]:
+    """(key offset, key length, value offset, value length) of the KeyValue message buf[p:end]
+    (value length -1: no value); key length IRREGULAR when the value is sent twice (protobuf
+    merges the two) or the message is malformed. A key sent twice: the last wins."""
+    key_off = key_len = value_off = 0
+    value_len = -1
+    while p < end:
+        tag, _, start, p = _field_hot(buf, p, end)
+        if p < 0:
+            return 0, IRREGULAR, 0, 0
+        if tag == _KV_KEY:
+            key_off, key_len = start, p - start
+        elif tag == _KV_VALUE:
+            if value_len >= 0:
+                return 0, IRREGULAR, 0, 0
+            value_off, value_len = start, p - start
+    return key_off, key_len, value_off, value_len
 
 
 @njit(cache=True)
