@@ -8,7 +8,10 @@ bytes are given back once the drain has written them to Parquet.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
 
 from agentwatch.component import DurableSink
@@ -68,3 +71,44 @@ class AdmittingSink:
     def _give_back_if_failed(self, future: Future[None], size: int) -> None:
         if future.cancelled() or future.exception() is not None:
             self._admission.give_back(size)
+
+
+class DecodeBudget:
+    """A bound on the bytes of request bodies being read and decoded at once.
+
+    Decoding a request costs about three times its size until its spans are screened; with
+    clients free to send many large requests at once, that is the receivers' largest use of
+    memory. A request waits up to ``wait`` seconds for room, then is refused retryably. One
+    request is always let in when none is being decoded, however large (it is under the body
+    limit). Used from the receivers' event loop only.
+    """
+
+    def __init__(self, limit_bytes: int, wait: float = 2.0) -> None:
+        self.limit = limit_bytes
+        self.wait = wait
+        self.held = 0
+        self.refused = 0
+        self._room: asyncio.Condition | None = None
+
+    def _fits(self, size: int) -> bool:
+        return self.held == 0 or self.held + size <= self.limit
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        if self._room is None:
+            self._room = asyncio.Condition()
+        async with self._room:
+            try:
+                await asyncio.wait_for(self._room.wait_for(lambda: self._fits(size)), self.wait)
+            except TimeoutError:
+                self.refused += 1
+                raise Overloaded(
+                    f"agentwatch is decoding {self.held} bytes of requests (limit {self.limit}); retry soon"
+                ) from None
+            self.held += size
+        try:
+            yield
+        finally:
+            async with self._room:
+                self.held -= size
+                self._room.notify_all()

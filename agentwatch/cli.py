@@ -59,6 +59,12 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     # a request to stop, never a kill.
     signals = install_early()
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    from agentwatch.logthrottle import install_log_throttle
+    from agentwatch.proclimits import raise_fd_limit, tune_malloc
+
+    install_log_throttle()  # a line repeated in a storm is logged a few times, then summarised
+    raise_fd_limit()  # many idle clients must not exhaust file descriptors before the limits act
+    tune_malloc()  # freed request bodies go back to the system: RSS follows the memory in use
     config = _load(config_path, data_dir)
     signals.timeout = config.storage.shutdown_timeout
 

@@ -13,10 +13,13 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentwatch.evalconfig import EvalsConfig
 from agentwatch.model import OtlpRecord
+
+if TYPE_CHECKING:
+    from agentwatch.admission import DecodeBudget
 
 
 @runtime_checkable
@@ -82,6 +85,8 @@ class ReceiverSettings:
     """Where receivers that store results of their own (eval runs) write them."""
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     """Named targets and judges (the config's ``evals:`` section)."""
+    budget: DecodeBudget | None = None
+    """Bounds the bytes of request bodies being decoded at once, across every receiver."""
     tenant_attributes: tuple[str, ...] = ()
     """Attribute names configured for the tenant (``processors.normalize.attributes.tenant``),
     so deduplication keys name the tenant a span will be stored under."""

@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from agentwatch.config import AgentwatchConfig
+from agentwatch.isolation import pieces
 from agentwatch.model import OtlpBatch, OtlpRecord
 from agentwatch.pipeline import Assembly, assemble
 
@@ -37,15 +38,22 @@ class Converter(Protocol):
     def shutdown(self) -> None: ...
 
 
+def consume_in_pieces(assembly: Assembly, pipeline: int, records: list[OtlpRecord], max_spans: int) -> None:
+    """Run ``records`` through a pipeline at most ``max_spans`` spans at a time (bounded memory)."""
+    for group in pieces(records, max_spans):
+        assembly.pipelines[pipeline].consume(OtlpBatch(group))
+
+
 class InlineConverter:
-    def __init__(self, assembly: Assembly) -> None:
+    def __init__(self, assembly: Assembly, max_spans: int = 1 << 62) -> None:
         self.assembly = assembly
+        self.max_spans = max_spans
 
     def start(self) -> None:
         self.assembly.start()
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
-        self.assembly.pipelines[pipeline].consume(OtlpBatch(records))
+        consume_in_pieces(self.assembly, pipeline, records, self.max_spans)
         return self.assembly.take_counts()
 
     def shutdown(self) -> None:
@@ -54,6 +62,7 @@ class InlineConverter:
 
 # -- the worker process's side -----------------------------------------------------------------
 _worker_assembly: Assembly | None = None
+_worker_max_spans = 1 << 62
 
 Wire = list[tuple[str | None, str, bytes, int]]
 
@@ -70,7 +79,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _init_worker(config: AgentwatchConfig, log_level: int, parent: int) -> None:
-    global _worker_assembly
+    global _worker_assembly, _worker_max_spans
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     # The parent decides when this worker flushes: signals sent to the server's process group
     # (Ctrl-C, a supervisor's SIGTERM to the group) must not kill it mid-batch.
@@ -79,6 +88,7 @@ def _init_worker(config: AgentwatchConfig, log_level: int, parent: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     _worker_assembly = assemble(config)
     _worker_assembly.start()
+    _worker_max_spans = config.storage.max_batch_spans
     # Runs when the pool tells this worker to exit: flush and shut down its own components.
     multiprocessing.util.Finalize(None, _shutdown_worker, exitpriority=10)
 
@@ -90,7 +100,7 @@ def _ready() -> bool:
 def _convert(pipeline: int, wire: Wire) -> dict[str, int]:
     assert _worker_assembly is not None
     records = [OtlpRecord(payload, tenant, receiver, spans) for tenant, receiver, payload, spans in wire]
-    _worker_assembly.pipelines[pipeline].consume(OtlpBatch(records))
+    consume_in_pieces(_worker_assembly, pipeline, records, _worker_max_spans)
     return _worker_assembly.take_counts()
 
 

@@ -41,6 +41,7 @@ class Drain:
         admission: Admission | None = None,
         dead_letters: DeadLetters | None = None,
         pipeline_names: Sequence[str] = (),
+        max_batch_bytes: int = 32 << 20,
     ) -> None:
         self._converter = converter
         self._routes = list(routes)
@@ -52,6 +53,8 @@ class Drain:
         self._cond = threading.Condition()
         self._queue: Committed = []
         self._queued_spans = 0
+        self._queued_bytes = 0
+        self._max_bytes = max_batch_bytes
         self._first_at = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -71,34 +74,57 @@ class Drain:
 
     def on_commit(self, committed: Committed) -> None:
         spans = sum(rec.spans for rec, _ in committed)
+        size = sum(len(rec.payload) for rec, _ in committed)
         with self._cond:
             was_empty = not self._queue
             if was_empty:
                 self._first_at = time.monotonic()
             self._queue += committed
             self._queued_spans += spans
+            self._queued_bytes += size
             # Wake the drain to start its flush_interval clock, or to flush a full batch now.
-            if was_empty or self._queued_spans >= self._max_batch_spans:
+            if (
+                was_empty
+                or self._queued_spans >= self._max_batch_spans
+                or self._queued_bytes >= self._max_bytes
+            ):
                 self._cond.notify()
 
     def start(self) -> None:
         self._thread = supervision.start_thread("agentwatch-drain", self._run)
 
     def _take(self) -> tuple[Committed, int] | None:
+        """The next batch from the head of the queue: at most ``max_batch_spans`` spans and
+        ``max_batch_bytes`` bytes (one record at least), once it is full or due."""
         with self._cond:
             while True:
                 if self._queue:
                     due = self._first_at + self._flush_interval
                     now = time.monotonic()
-                    if self._stopping or self._queued_spans >= self._max_batch_spans or now >= due:
-                        batch, spans = self._queue, self._queued_spans
-                        self._queue, self._queued_spans = [], 0
-                        return batch, spans
+                    full = (
+                        self._queued_spans >= self._max_batch_spans or self._queued_bytes >= self._max_bytes
+                    )
+                    if self._stopping or full or now >= due:
+                        return self._cut()
                     self._cond.wait(due - now)
                 elif self._stopping:
                     return None
                 else:
                     self._cond.wait()
+
+    def _cut(self) -> tuple[Committed, int]:
+        count = spans = size = 0
+        for record, _ in self._queue:
+            if count and (
+                spans + record.spans > self._max_batch_spans or size + len(record.payload) > self._max_bytes
+            ):
+                break
+            count, spans, size = count + 1, spans + record.spans, size + len(record.payload)
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        self._queued_spans -= spans
+        self._queued_bytes -= size
+        self._first_at = time.monotonic()  # what is left waits at most another interval
+        return batch, spans
 
     def _run(self) -> None:
         while True:

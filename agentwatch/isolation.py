@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -76,6 +76,33 @@ def _subset(
             )
         scopes[(r, s)].spans.append(span)
     return OtlpRecord(out.SerializeToString(), like.tenant, like.receiver, len(chosen))
+
+
+def pieces(records: list[OtlpRecord], max_spans: int) -> Iterator[list[OtlpRecord]]:
+    """``records`` in groups of at most ``max_spans`` spans; a record holding more is split.
+
+    What one conversion holds in memory grows with its spans, so a converter takes a batch in
+    such pieces: one client's 200,000-span request costs no more memory than a full batch.
+    """
+    group: list[OtlpRecord] = []
+    spans = 0
+    for record in records:
+        for piece in _at_most(record, max_spans):
+            if group and spans + piece.spans > max_spans:
+                yield group
+                group, spans = [], 0
+            group.append(piece)
+            spans += piece.spans
+    if group:
+        yield group
+
+
+def _at_most(record: OtlpRecord, max_spans: int) -> Iterator[OtlpRecord]:
+    if record.spans <= max_spans:
+        yield record
+        return
+    for half in split_record(record):
+        yield from _at_most(half, max_spans)
 
 
 class Isolator:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwatch import supervision
-from agentwatch.admission import Admission, AdmittingSink
+from agentwatch.admission import Admission, AdmittingSink, DecodeBudget
 from agentwatch.api import create_api
 from agentwatch.component import ReceiverSettings
 from agentwatch.config import AgentwatchConfig
@@ -63,12 +63,13 @@ class Service:
         self.converter: Converter = (
             ProcessConverter(config)
             if config.storage.converter == "process"
-            else InlineConverter(assemble(config))
+            else InlineConverter(assemble(config), config.storage.max_batch_spans)
         )
         routes = [frozenset(p.receivers) for p in config.pipelines.values()]
         parallel = config.storage.converter_workers if config.storage.converter == "process" else 1
         storage = config.storage
         self.admission = Admission(int(storage.max_queue_mib * MIB))
+        self.decode_budget = DecodeBudget(int(storage.max_decoding_mib * MIB))
         self.dead_letters = DeadLetters(self.data_dir)
         self.drain = Drain(
             self.converter,
@@ -79,6 +80,7 @@ class Service:
             self.admission,
             self.dead_letters,
             list(config.pipelines),
+            int(storage.max_batch_mib * MIB),
         )
         self.wal = WriteAheadLog(
             self.data_dir / "wal",
@@ -188,7 +190,13 @@ class Service:
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
             settings = ReceiverSettings(
-                rec_id, self.sink, self.recent, self.data_dir, self.config.evals, self.tenant_keys.names
+                rec_id,
+                self.sink,
+                self.recent,
+                self.data_dir,
+                self.config.evals,
+                self.decode_budget,
+                self.tenant_keys.names,
             )
             receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
@@ -213,7 +221,8 @@ class Service:
             "queued_spans": self.drain.queued_spans,
             "queue_bytes": self.admission.held,
             "queue_limit_bytes": self.admission.limit,
-            "refused_overloaded": self.admission.refused,
+            "refused_overloaded": self.admission.refused + self.decode_budget.refused,
+            "decoding_bytes": self.decode_budget.held,
             "wal_write_failures": self.wal.write_failures,
             "wal_bytes_written": self.wal.bytes_written,
             "replayed_records": self.replay.records,

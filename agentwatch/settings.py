@@ -33,8 +33,12 @@ class StorageConfig:
     """Parquet tables, the write-ahead log and the catalog live here."""
     flush_interval: Duration = 1.0
     """Acknowledged spans wait at most this long before they are written to Parquet."""
-    max_batch_spans: int = 100_000
-    """...or less, once this many spans are waiting."""
+    max_batch_spans: int = 20_000
+    """...or sooner, once this many spans are waiting. Also the most spans one conversion holds
+    in memory: a larger request is converted in pieces of this size."""
+    max_batch_mib: float = 32.0
+    """...or sooner, once this many MiB of requests are waiting; a batch holds at most this much
+    (or one request, if larger)."""
     dedup_window_spans: int = 1_000_000
     """Keys of this many recently stored spans are remembered to drop retried duplicates (~100 B each)."""
     dedup_lookback: Duration = 900.0
@@ -43,6 +47,10 @@ class StorageConfig:
     max_queue_mib: float = 256.0
     """Backpressure: acknowledged data not yet in Parquet is held to this many MiB; past it
     exports are refused with retryable codes (503 / UNAVAILABLE) until the queue drains."""
+    max_decoding_mib: float = 64.0
+    """Backpressure at the door: request bodies being read and decoded at once are held to this
+    many MiB (decoding costs about three times a body's size); a request that finds no room
+    within 2 s is refused retryably (503 / UNAVAILABLE)."""
     wal: WalConfig = field(default_factory=WalConfig)
     compaction: CompactionConfig = field(default_factory=CompactionConfig)
     shutdown_timeout: Duration = DEFAULT_TIMEOUT
@@ -68,8 +76,12 @@ class StorageConfig:
             problems.append("dedup_window_spans: must not be negative")
         if self.max_queue_mib <= 0:
             problems.append("max_queue_mib: must be positive")
+        if self.max_decoding_mib <= 0:
+            problems.append("max_decoding_mib: must be positive")
         if self.max_batch_spans < 1:
             problems.append("max_batch_spans: must be at least 1")
+        if self.max_batch_mib <= 0:
+            problems.append("max_batch_mib: must be positive")
         problems += [f"wal.{p}" for p in self.wal.validate()]
         problems += [f"compaction.{p}" for p in self.compaction.validate()]
         return problems

@@ -122,7 +122,11 @@ class OtlpReceiver:
     def __init__(self, config: Config, settings: ReceiverSettings) -> None:
         self.config = config
         self.handler = ExportHandler(
-            settings.sink, settings.id, settings.stored, TenantKeys(settings.tenant_attributes)
+            settings.sink,
+            settings.id,
+            settings.stored,
+            TenantKeys(settings.tenant_attributes),
+            settings.budget,
         )
         self.auth = TokenAuthenticator(config.auth) if config.auth else None
         self.grpc: GrpcTransport | None = None

@@ -15,6 +15,7 @@ remembered for deduplication, so its retry is not stored twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from agentwatch.admission import DecodeBudget
 from agentwatch.component import DurableSink, StoredIndex
 from agentwatch.errors import (
     DecodeError,
@@ -195,6 +197,15 @@ def screen_spans(
     return out
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded, screened request on its way to the write-ahead log."""
+
+    screened: Screened
+    payload: bytes
+    tenant: str | None
+
+
 class ExportHandler:
     """Decode, validate, make durable, answer. Shared by every OTLP transport."""
 
@@ -204,7 +215,9 @@ class ExportHandler:
         receiver_id: str,
         recent: StoredIndex | None = None,
         tenant_keys: TenantKeys | None = None,
+        budget: DecodeBudget | None = None,
     ) -> None:
+        self._budget = budget
         self._sink = sink
         self._receiver_id = receiver_id
         self._recent = recent
@@ -228,11 +241,26 @@ class ExportHandler:
         unchanged = encoding == "protobuf" and not screened.rejected and not screened.duplicates
         return screened, body if unchanged else request.SerializeToString()
 
+    def hold(self, size: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """Room in the decode budget for a body of ``size`` bytes (read and decoded inside)."""
+        return self._budget.hold(size) if self._budget is not None else contextlib.nullcontext()
+
     async def export(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> ExportResult:
+        async with self.hold(len(body)):
+            prepared = await self.prepare(body, encoding, tenant)
+        return await self.commit(prepared)
+
+    async def prepare(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> Prepared:
+        """Decode and screen (off the event loop when large): what ``commit`` makes durable."""
         if encoding == "json" or len(body) > OFF_LOOP_BYTES:
             screened, payload = await asyncio.to_thread(self._screen, body, encoding, tenant)
         else:
             screened, payload = self._screen(body, encoding, tenant)
+        return Prepared(screened, payload, tenant)
+
+    async def commit(self, prepared: Prepared) -> ExportResult:
+        """Make the screened spans durable; answer once they are."""
+        screened = prepared.screened
         rejected = screened.rejected
         message = f"{rejected} span(s) rejected; first: {screened.problem}" if rejected else ""
         self.rejected_spans += rejected
@@ -240,7 +268,7 @@ class ExportHandler:
         if screened.kept == 0:
             # Duplicates are already stored: for the client that is a success.
             return ExportResult(0, rejected, message)
-        record = OtlpRecord(payload, tenant, self._receiver_id, screened.kept)
+        record = OtlpRecord(prepared.payload, prepared.tenant, self._receiver_id, screened.kept)
         durable = self._sink.submit(record)
         try:
             await asyncio.shield(asyncio.wrap_future(durable))

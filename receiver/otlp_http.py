@@ -99,6 +99,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return inflate(body, limit) if encoding == "gzip" else body
 
 
+def _expected_size(request: Request, max_body: int) -> int:
+    """What reading the body may cost: its declared length, or the limit when it is compressed
+    or its length is not declared."""
+    declared = request.headers.get("content-length", "")
+    identity = request.headers.get("content-encoding", "identity").strip().lower() in ("identity", "")
+    if identity and declared.isdigit():
+        return min(int(declared), max_body)
+    return max_body
+
+
 def create_app(
     handler: ExportHandler, max_body: int, path: str = "/v1/traces", auth: TokenAuthenticator | None = None
 ) -> Starlette:
@@ -108,8 +118,12 @@ def create_app(
             encoding = media_encoding(request.headers.get("content-type"))
             # Authenticate before reading the body: an unauthenticated client costs us nothing.
             tenant = auth.tenant_for(request.headers.get("authorization")) if auth else None
-            body = await read_body(request, max_body)
-            result = await handler.export(body, encoding, tenant)
+            # Room to read and decode the body is taken first: many large bodies at once wait,
+            # or are refused retryably, rather than all being held in memory.
+            async with handler.hold(_expected_size(request, max_body)):
+                body = await read_body(request, max_body)
+                prepared = await handler.prepare(body, encoding, tenant)
+            result = await handler.commit(prepared)
         except RequestError as exc:
             handler.note_refusal(exc)
             # 415 answers in protobuf/JSON as the request asked where that is known.

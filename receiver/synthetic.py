@@ -124,7 +124,11 @@ class SyntheticReceiver:
         self.data_dir = settings.data_dir
         self.evals = settings.evals
         self.handler = ExportHandler(
-            settings.sink, settings.id, settings.stored, TenantKeys(settings.tenant_attributes)
+            settings.sink,
+            settings.id,
+            settings.stored,
+            TenantKeys(settings.tenant_attributes),
+            settings.budget,
         )
         self.grpc = None
         self.http = None
