@@ -103,6 +103,24 @@ def _service_values(
             svc.replay.corrupt_tails,
         ),
         (
+            counter,
+            "agentwatch_wal_damaged_regions",
+            "Damaged stretches in the middle of log segments skipped at start (segment kept aside).",
+            svc.replay.damaged_regions,
+        ),
+        (
+            counter,
+            "agentwatch_spans_quarantined",
+            "Acknowledged spans no pipeline could convert, kept in the dead-letter file.",
+            svc.dead_letters.spans,
+        ),
+        (
+            gauge,
+            "agentwatch_decoding_bytes",
+            "Request bytes being read and decoded (storage.max_decoding_mib bounds it).",
+            svc.decode_budget.held,
+        ),
+        (
             gauge,
             "agentwatch_queue_spans",
             "Acknowledged spans waiting to be converted.",
@@ -118,7 +136,7 @@ def _service_values(
         (
             counter,
             "agentwatch_pipeline_failures",
-            "Batches a pipeline failed on (then retried).",
+            "Conversion calls that failed (then retried, bisected or quarantined).",
             svc.drain.batches_failed,
         ),
         (
