@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -59,8 +60,13 @@ def test_full_queue_is_refused_with_retryable_codes(tmp_path: Path) -> None:
             assert retry.retry_delay.seconds == 1
         channel.close()
         assert stats(server)["refused_overloaded"] == 2
-        # Once the queue has drained, the refused request goes through.
+        # Once the queue has drained, the refused request goes through. (The bytes are given back
+        # just after the span becomes queryable: wait for the queue, not for the row.)
         assert server.wait_for_count("SELECT count(*) FROM spans", 1) == 1
+        deadline = time.monotonic() + 10
+        while stats(server)["queue_bytes"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stats(server)["queue_bytes"] == 0
         assert httpx.post(server.http_url, content=body(2), headers=PROTO).status_code == 200
         assert server.wait_for_count("SELECT count(*) FROM spans", 2) == 2
     finally:
