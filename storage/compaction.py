@@ -1,20 +1,39 @@
-"""Compaction and retention of span partitions, safe for readers querying at the same time.
+"""Compaction and retention of span partitions: tiered, in bounded memory, safe for readers.
 
-The drain writes one small file per partition per flush; compaction merges a partition's small
-files into one (deduplicated on ``trace_id, span_id``, sorted by time) so a day of steady
-traffic leaves a handful of files, not thousands. Files can't be swapped atomically as a set,
-so a merge commits in an order that keeps every reader exact:
+The drain writes one small file per partition per flush; compaction merges them (deduplicated on
+``trace_id, span_id``, sorted by time: ``storage.spanmerge``) so a day of steady traffic leaves a
+handful of files, not thousands.
 
-1. write ``compact-<id>.parquet`` under a temporary name and fsync it;
-2. write ``compact-<id>.json`` listing the files it replaces (atomically);
-3. rename the merged file into place: this is the commit;
-4. after ``grace`` (queries already running may still read them), delete the inputs, then the
-   sidecar.
+**Tiers.** A partition's files under half of ``target_file_mib`` are grouped by size: the first
+tier holds the files under ``first_tier_mib``, each tier above files up to ``min_files`` times
+larger than the one below. Once a tier has ``min_files`` files (2 on past days) they are merged,
+oldest first and up to ``target_file_mib`` of input, into one file about ``min_files`` times
+larger, which lands in a tier above. So each span is rewritten about once per tier, a number
+that grows with the log of the day's size, and never with the whole day each pass. A pass
+merges until no tier is full; files of half the target or more are left alone.
+
+**Memory.** Merges run in a child process (``storage.compaction_worker``) that holds the rows in
+memory to ``memory_limit_mib`` (its resident memory peaks at about that plus 150-200 MiB of
+interpreter, Arrow and DuckDB, whatever the merge's size) and sorts the rest in temporary files
+under ``<data_dir>/.compaction-tmp`` (lz4 Arrow: about three times the merge's input on disk, for
+a merge that does not fit). If it dies, the server carries on and the next pass retries: nothing
+the child does is visible until the server commits it. ``stop`` kills it. A merge that raises (an
+unreadable input) leaves its partition alone for the rest of the pass; the others go on.
+
+**Readers.** Files can't be swapped atomically as a set, so a merge commits in an order that
+keeps every reader exact:
+
+1. the worker writes ``.compact-<id>.parquet.tmp`` (and the partials' likewise) and fsyncs them;
+2. the server writes ``compact-<id>.json`` listing the files it replaces (atomically);
+3. it renames the partials into place, then the merged file: this is the commit;
+4. after ``grace`` (queries already running may still read them), it deletes the inputs (and
+   their partials), then the sidecar.
 
 ``storage.catalog.live_files`` reads the sidecars: a file named by the sidecar of a committed
 merge is no longer live, so before step 3 a reader sees the inputs, after it the merged file,
-and never both. Retention removes whole day partitions older than ``retention``, by renaming
-the directory out of sight first.
+and never both. At start, a sidecar whose merged file never appeared (a crash between 2 and 3)
+is deleted with the temporaries, and committed merges are finished. Retention removes whole day
+partitions older than ``retention``, by renaming the directory out of sight first.
 """
 
 from __future__ import annotations
@@ -23,24 +42,40 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from agentwatch.configmodel import STRICT
 from agentwatch.periodic import Periodic
 from agentwatch.units import Duration
 from storage.catalog import live_files
+from storage.compaction_worker import (
+    InlineWorker,
+    Job,
+    MergeTask,
+    PartsTask,
+    TaskResult,
+    Worker,
+    WorkerDied,
+    WorkerProcess,
+)
 from storage.layout import SPANS, fsync_dir, table_dir
-from storage.runparts import RUN_PARTS, PartsWriter, parts_path
+from storage.runparts import RUN_PARTS, parts_path
+from storage.spanmerge import MergeError
 
 log = logging.getLogger("agentwatch.compaction")
 MIB = 1024 * 1024
+TMP_DIR = ".compaction-tmp"
+"""Under the data directory: the worker's sort runs, one directory per job."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +84,18 @@ class CompactionConfig:
     interval: Duration = 60.0
     """How often partitions are checked."""
     min_files: int = 8
-    """A partition is merged once it has this many small files (older days: from 2)."""
+    """A tier of a partition is merged once it has this many files (past days: from 2); each
+    tier's files are up to this many times larger than the tier below's."""
     target_file_mib: float = 128.0
     """Files at least half this size are left alone; merges stop adding inputs past it."""
+    first_tier_mib: float = 1.0
+    """Files smaller than this make up the first tier."""
+    memory_limit_mib: float = 256.0
+    """Rows a merge holds in memory (the worker process adds 150-200 MiB of interpreter and
+    libraries); past it, they are sorted in temporary files under the data directory."""
+    worker: Literal["process", "inline"] = "process"
+    """``process``: merges run in a child process, whose memory cannot take the receivers down
+    and which ``stop`` kills at once; ``inline``: on the compaction thread (tests)."""
     grace: Duration = 60.0
     """Replaced files are deleted this long after the merge commits (queries still running)."""
     retention: Duration = 0.0
@@ -63,6 +107,10 @@ class CompactionConfig:
             problems.append("min_files: must be at least 2")
         if self.target_file_mib <= 0:
             problems.append("target_file_mib: must be positive")
+        if self.first_tier_mib <= 0:
+            problems.append("first_tier_mib: must be positive")
+        if self.memory_limit_mib < 32:
+            problems.append("memory_limit_mib: must be at least 32")
         if self.retention and self.retention < 86400:
             problems.append("retention: must be at least 1d (partitions are days), or 0 to keep everything")
         return problems
@@ -75,7 +123,52 @@ class CompactionStats:
     duplicates_removed: int = 0
     partitions_expired: int = 0
     parts_backfilled: int = 0
+    tasks_failed: int = 0
+    """Merges and backfills that raised (an unreadable input...); the others went on."""
+    worker_failures: int = 0
+    """Jobs whose worker process died before finishing (their uncommitted work is redone)."""
+    peak_worker_rss_mib: float = 0.0
+    """The largest peak resident memory a worker reported."""
     pending: list[tuple[float, Path]] = field(default_factory=list)
+
+
+def tier(size: int, first_tier: float, factor: int) -> int:
+    """0 for files under ``first_tier`` bytes, then one more each time the size is ``factor``
+    times larger."""
+    level, bound = 0, first_tier
+    while size >= bound:
+        level += 1
+        bound *= factor
+    return level
+
+
+@dataclass(frozen=True)
+class PlannedMerge:
+    partition: Path
+    inputs: tuple[Path, ...]
+    parts_dir: Path
+    tier: int
+    name: str = field(default_factory=lambda: f"compact-{uuid.uuid4().hex}")
+
+    @property
+    def output_tmp(self) -> Path:
+        return self.partition / f".{self.name}.parquet.tmp"
+
+    @property
+    def output(self) -> Path:
+        return self.partition / f"{self.name}.parquet"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.partition / f"{self.name}.json"
+
+    @property
+    def parts_tmp(self) -> Path:
+        return self.parts_dir / f".{self.name}.parquet.tmp"
+
+    @property
+    def parts(self) -> Path:
+        return self.parts_dir / f"{self.name}.parquet"
 
 
 def _sidecar_inputs(sidecar: Path) -> list[str]:
@@ -86,34 +179,14 @@ def _sidecar_inputs(sidecar: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def merge_files(partition: Path, inputs: list[Path], parts: PartsWriter) -> tuple[Path, int]:
-    """Commit one merged file replacing ``inputs``; return it and how many duplicates it dropped."""
-    table = pa.concat_tables([pq.read_table(p) for p in inputs], promote_options="default")
-    import polars as pl  # here, not at the top: every CLI command imports this module's config
-
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    unique = frame.unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True).sort(
-        "start_time"
-    )
-    name = f"compact-{uuid.uuid4().hex}"
-    tmp = partition / f".{name}.parquet.tmp"
-    # Back to the inputs' exact types (polars hands strings back as large_string).
-    merged = unique.to_arrow().cast(table.schema)
-    pq.write_table(merged, tmp, compression="zstd", compression_level=3)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    sidecar = partition / f"{name}.json"
-    sidecar_tmp = partition / f".{name}.json.tmp"
-    sidecar_tmp.write_text(json.dumps({"replaces": [p.name for p in inputs]}))
-    with open(sidecar_tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(sidecar_tmp, sidecar)
-    final = partition / f"{name}.parquet"
-    parts.write(merged, final)  # unread until the merged file is live
-    os.replace(tmp, final)  # the commit
-    fsync_dir(partition)
-    return final, frame.height - unique.height
+def committed_replaced(partition: Path) -> set[str]:
+    """Names of the files that committed merges of ``partition`` replaced."""
+    return {
+        name
+        for sidecar in partition.glob("compact-*.json")
+        if sidecar.with_suffix(".parquet").exists()
+        for name in _sidecar_inputs(sidecar)
+    }
 
 
 class Compactor:
@@ -121,8 +194,9 @@ class Compactor:
         self.config = config
         self.data_dir = data_dir
         self.root = table_dir(data_dir, SPANS)
-        self.parts = PartsWriter(data_dir)
         self.stats = CompactionStats()
+        self.worker: Worker = WorkerProcess() if config.worker == "process" else InlineWorker()
+        self._stopping = threading.Event()
         self._loop: Periodic | None = None
 
     # -- one pass --------------------------------------------------------------------------
@@ -134,54 +208,138 @@ class Compactor:
         if self.config.retention:
             self._expire(now)
         today = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
-        for partition in sorted(self.root.glob("tenant=*/date=*")):
-            self._compact_partition(partition, partition.name != f"date={today}", now)
-        self.sync_parts()
+        failed: set[Path] = set()  # partitions left alone for the rest of this pass
+        while not self._stopping.is_set() and (merges := self.plan(today, failed)):
+            if not self._merge(merges, now, failed):
+                return self.stats  # the worker died, or was stopped: the next pass goes on
+        if not self._stopping.is_set():
+            self.sync_parts()
         return self.stats
+
+    def plan(self, today: str, skip: set[Path] | None = None) -> list[PlannedMerge]:
+        """The merges due now: one per full tier of each partition (their inputs are disjoint)."""
+        merges: list[PlannedMerge] = []
+        for partition in sorted(self.root.glob("tenant=*/date=*")):
+            if partition not in (skip or set()):
+                merges += self._plan_partition(partition, partition.name != f"date={today}")
+        return merges
+
+    def _plan_partition(self, partition: Path, closed_day: bool) -> list[PlannedMerge]:
+        config = self.config
+        target = config.target_file_mib * MIB
+        replaced = committed_replaced(partition)
+        tiers: dict[int, list[tuple[float, str, Path, int]]] = {}
+        for path in partition.glob("*.parquet"):
+            stat = path.stat()
+            if path.name not in replaced and stat.st_size < target / 2:
+                level = tier(stat.st_size, config.first_tier_mib * MIB, config.min_files)
+                tiers.setdefault(level, []).append((stat.st_mtime, path.name, path, stat.st_size))
+        parts_dir = parts_path(self.data_dir, partition / "x.parquet").parent
+        merges = []
+        for level, files in sorted(tiers.items()):
+            if len(files) >= (2 if closed_day else config.min_files):
+                inputs = _up_to(((path, size) for _, _, path, size in sorted(files)), target)
+                merges.append(PlannedMerge(partition, inputs, parts_dir, level))
+        return merges
+
+    def _merge(self, merges: list[PlannedMerge], now: float, failed: set[Path]) -> bool:
+        """Run ``merges`` in the worker, committing each as it is done; whether the worker got
+        through them (a merge that raised adds its partition to ``failed``)."""
+        tasks = tuple(
+            MergeTask(tuple(str(p) for p in m.inputs), str(m.output_tmp), str(m.parts_tmp)) for m in merges
+        )
+        try:
+            return self._run_job(
+                tasks,
+                lambda result: self._commit(merges[result.task], result, now),
+                lambda result: failed.add(merges[result.task].partition),
+            )
+        finally:
+            for merge in merges:  # those not committed (a committed one's temporaries were renamed)
+                merge.output_tmp.unlink(missing_ok=True)
+                merge.parts_tmp.unlink(missing_ok=True)
+
+    def _run_job(
+        self,
+        tasks: tuple[MergeTask | PartsTask, ...],
+        on_done: Callable[[TaskResult], None],
+        on_failed: Callable[[TaskResult], None] | None = None,
+    ) -> bool:
+        """Run ``tasks`` in the worker, handing each result on as it comes; whether the worker
+        got through them all (it did not die, and was not stopped)."""
+        tmp_dir = self.data_dir / TMP_DIR / uuid.uuid4().hex[:12]
+        job = Job(str(self.data_dir), str(tmp_dir), self.config.memory_limit_mib, tasks, os.getpid())
+        try:
+            for result in self.worker.run(job):
+                self.stats.peak_worker_rss_mib = max(self.stats.peak_worker_rss_mib, result.peak_rss_mib)
+                if result.error is None:
+                    on_done(result)
+                else:
+                    self.stats.tasks_failed += 1
+                    log.error(
+                        "compaction: %s failed (retried next pass): %s", tasks[result.task], result.error
+                    )
+                    if on_failed is not None:
+                        on_failed(result)
+        except WorkerDied as exc:
+            self.stats.worker_failures += 1
+            log.error("compaction: %s; what it had not committed is redone by the next pass", exc)
+            return False
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        return not self._stopping.is_set()
+
+    def _commit(self, merge: PlannedMerge, result: TaskResult, now: float) -> None:
+        _write_sidecar(merge.sidecar, [p.name for p in merge.inputs])
+        try:
+            os.replace(merge.parts_tmp, merge.parts)  # unread until the merged file is live
+            os.replace(merge.output_tmp, merge.output)  # the commit
+        except OSError:
+            merge.sidecar.unlink(missing_ok=True)
+            raise
+        fsync_dir(merge.parts_dir)
+        fsync_dir(merge.partition)
+        duplicates = result.rows_in - result.rows_out
+        self.stats.merges += 1
+        self.stats.files_merged += len(merge.inputs)
+        self.stats.duplicates_removed += duplicates
+        self.stats.pending.append((now + self.config.grace, merge.sidecar))
+        log.info(
+            "merged %d files (tier %d) of %s into %s: %d spans, %d duplicates dropped",
+            len(merge.inputs),
+            merge.tier,
+            merge.partition.relative_to(self.root),
+            merge.output.name,
+            result.rows_out,
+            duplicates,
+        )
 
     def sync_parts(self) -> None:
         """Backfill missing run partials of live span files; delete partials of vanished files."""
-        live = {Path(name) for name in live_files(self.data_dir, SPANS)}
-        for span_file in sorted(live):
-            if not parts_path(self.data_dir, span_file).exists():
-                self.parts.write(pq.read_table(span_file, partitioning=None), span_file)
-                self.stats.parts_backfilled += 1
+        live = [Path(name) for name in live_files(self.data_dir, SPANS)]
+        missing = [f for f in live if not parts_path(self.data_dir, f).exists()]
+        if missing:
+            self._backfill(missing)
         parts_root = table_dir(self.data_dir, RUN_PARTS)
         for part in parts_root.glob("tenant=*/date=*/*.parquet") if parts_root.is_dir() else []:
             if not (self.root / part.relative_to(parts_root)).exists():
                 part.unlink(missing_ok=True)
 
-    def _compact_partition(self, partition: Path, closed_day: bool, now: float) -> None:
-        replaced = {name for sidecar in partition.glob("compact-*.json") for name in _sidecar_inputs(sidecar)}
-        half_target = self.config.target_file_mib * MIB / 2
-        small = sorted(
-            (
-                p
-                for p in partition.glob("*.parquet")
-                if p.name not in replaced and p.stat().st_size < half_target
-            ),
-            key=lambda p: p.stat().st_mtime,
-        )
-        if len(small) < (2 if closed_day else self.config.min_files):
-            return
-        inputs, size = [], 0
-        for path in small:
-            inputs.append(path)
-            size += path.stat().st_size
-            if size >= self.config.target_file_mib * MIB:
-                break
-        merged, duplicates = merge_files(partition, inputs, self.parts)
-        self.stats.merges += 1
-        self.stats.files_merged += len(inputs)
-        self.stats.duplicates_removed += duplicates
-        self.stats.pending.append((now + self.config.grace, merged.with_suffix(".json")))
-        log.info(
-            "merged %d files of %s into %s (%d duplicates dropped)",
-            len(inputs),
-            partition.relative_to(self.root),
-            merged.name,
-            duplicates,
-        )
+    def _backfill(self, span_files: list[Path]) -> None:
+        targets = [parts_path(self.data_dir, f) for f in span_files]
+        temporaries = [t.with_name(f".{t.name}.tmp") for t in targets]
+        tasks = tuple(PartsTask(str(f), str(t)) for f, t in zip(span_files, temporaries, strict=True))
+
+        def commit(result: TaskResult) -> None:
+            os.replace(temporaries[result.task], targets[result.task])
+            fsync_dir(targets[result.task].parent)
+            self.stats.parts_backfilled += 1
+
+        try:
+            self._run_job(tasks, commit)
+        finally:
+            for temporary in temporaries:
+                temporary.unlink(missing_ok=True)
 
     def _finish_pending(self, now: float) -> None:
         """Delete inputs of merges whose grace has passed (and of merges left by an earlier run)."""
@@ -209,6 +367,10 @@ class Compactor:
     # -- background ------------------------------------------------------------------------
     def recover(self) -> None:
         """At start: finish merges an earlier process committed, drop ones it never committed."""
+        shutil.rmtree(self.data_dir / TMP_DIR, ignore_errors=True)
+        for directory in (self.root, table_dir(self.data_dir, RUN_PARTS)):
+            for temporary in directory.glob("tenant=*/date=*/.compact-*.tmp") if directory.is_dir() else []:
+                temporary.unlink(missing_ok=True)
         for sidecar in self.root.glob("tenant=*/date=*/compact-*.json") if self.root.is_dir() else []:
             if sidecar.with_suffix(".parquet").exists():
                 self.stats.pending.append((time.time() + self.config.grace, sidecar))
@@ -216,18 +378,40 @@ class Compactor:
                 sidecar.unlink(missing_ok=True)
 
     def start(self) -> None:
-        from polars.exceptions import PolarsError  # not at the top: see _merge
-
         self.recover()
-        retryable = (OSError, pa.ArrowException, PolarsError)
+        retryable = (OSError, pa.ArrowException, duckdb.Error, MergeError)
         self._loop = Periodic(
             "agentwatch-compaction", self.config.interval, self.run_once, retryable, _failed
         )
         self._loop.start()
 
     def stop(self) -> None:
+        """Kill a running merge (it commits nothing), wait for the pass to return, and run no
+        more (an ``inline`` merge is waited for)."""
+        self._stopping.set()
+        self.worker.close()
         if self._loop is not None:
             self._loop.stop()
+            self._loop = None
+
+
+def _up_to(files: Iterable[tuple[Path, int]], target: float) -> tuple[Path, ...]:
+    """The files in order until their sizes add up to ``target``."""
+    inputs, size = [], 0
+    for path, file_size in files:
+        inputs.append(path)
+        size += file_size
+        if size >= target:
+            break
+    return tuple(inputs)
+
+
+def _write_sidecar(sidecar: Path, replaces: list[str]) -> None:
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(json.dumps({"replaces": replaces}))
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, sidecar)
 
 
 def _failed(exc: Exception) -> None:
