@@ -19,6 +19,8 @@ AgentwatchError
 
 from __future__ import annotations
 
+from google.rpc import code_pb2
+
 
 class AgentwatchError(Exception):
     """Base of every error agentwatch raises deliberately."""
@@ -33,29 +35,43 @@ class ConfigError(AgentwatchError):
 
 
 class RequestError(AgentwatchError):
+    """A refused request. Each class knows how every transport answers it, in one place: the
+    HTTP status, the gRPC status code (``google.rpc.Code`` numbers) and the ``reason`` label of
+    ``agentwatch_receiver_refused_requests_total``."""
+
     http_status = 400
+    grpc_code = code_pb2.INVALID_ARGUMENT
+    reason = "invalid_request"
 
 
 class DecodeError(RequestError):
-    http_status = 400
+    reason = "decode_error"
 
 
 class UnsupportedMediaType(RequestError):
     http_status = 415
+    reason = "unsupported_media_type"
 
 
 class PayloadTooLarge(RequestError):
     http_status = 413
+    grpc_code = code_pb2.RESOURCE_EXHAUSTED
+    reason = "payload_too_large"
 
 
 class Unauthenticated(RequestError):
     http_status = 401
+    grpc_code = code_pb2.UNAUTHENTICATED
+    reason = "unauthenticated"
 
 
 class Unavailable(RequestError):
-    """Not the client's fault: the same request will succeed later."""
+    """Not the client's fault: the same request will succeed later (HTTP ``Retry-After``, gRPC
+    ``RetryInfo``)."""
 
     http_status = 503
+    grpc_code = code_pb2.UNAVAILABLE
+    reason = "unavailable"
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
@@ -63,11 +79,11 @@ class Unavailable(RequestError):
 
 
 class Overloaded(Unavailable):
-    pass
+    reason = "overloaded"
 
 
 class StorageFull(Unavailable):
-    pass
+    reason = "storage_full"
 
 
 class StorageError(AgentwatchError):

@@ -42,6 +42,9 @@ def retry_metadata(message: str, retry_after: float) -> tuple[tuple[str, bytes],
 
 log = logging.getLogger("agentwatch.receiver.grpc")
 
+STATUS_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+"""``google.rpc.Code`` numbers (``RequestError.grpc_code``) → grpc's enum."""
+
 _MAX_MS = 2**31 - 1
 """gRPC's integer channel arguments: longer durations mean "never"."""
 
@@ -224,13 +227,8 @@ class GrpcTransport:
 
     @staticmethod
     async def _abort(exc: RequestError, context: aio.ServicerContext[bytes, bytes]) -> None:
-        if isinstance(exc, Unauthenticated):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        if isinstance(exc, Unavailable):
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, str(exc), retry_metadata(str(exc), exc.retry_after)
-            )
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        details = retry_metadata(str(exc), exc.retry_after) if isinstance(exc, Unavailable) else ()
+        await context.abort(STATUS_CODES[exc.grpc_code], str(exc), details)
 
     async def start(self) -> None:
         interceptors = [TokenInterceptor(self._auth, self._handler.note_refusal)] if self._auth else []

@@ -33,12 +33,7 @@ from agentwatch.admission import DecodeBudget
 from agentwatch.component import DurableSink, StoredIndex
 from agentwatch.errors import (
     DecodeError,
-    Overloaded,
-    PayloadTooLarge,
     RequestError,
-    StorageFull,
-    Unauthenticated,
-    UnsupportedMediaType,
 )
 from agentwatch.model import DEFAULT_TENANT, OtlpRecord
 from processors.conventions import COLUMN_CANDIDATES
@@ -48,14 +43,6 @@ from storage.dedup import span_key
 
 Encoding = Literal["protobuf", "json"]
 
-_REASONS: dict[type[RequestError], str] = {
-    DecodeError: "decode_error",
-    UnsupportedMediaType: "unsupported_media_type",
-    PayloadTooLarge: "payload_too_large",
-    Unauthenticated: "unauthenticated",
-    Overloaded: "overloaded",
-    StorageFull: "storage_full",
-}
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -230,7 +217,7 @@ class ExportHandler:
 
     def note_refusal(self, exc: RequestError) -> None:
         """Transports report every request they refuse, wherever in the request it happened."""
-        self.refused[_REASONS.get(type(exc), "other")] += 1
+        self.refused[exc.reason] += 1
 
     def _screen(self, body: bytes, encoding: Encoding, tenant: str | None) -> tuple[Screened, bytes]:
         """Decode and screen; the payload to log (the original bytes when nothing changed)."""

@@ -12,7 +12,7 @@ import zlib
 
 import orjson
 from google.protobuf import json_format
-from google.rpc import code_pb2, status_pb2
+from google.rpc import status_pb2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,13 +33,6 @@ from receiver.otlp_json import response_to_json
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _MEDIA_TYPES: dict[str, Encoding] = {PROTOBUF: "protobuf", "application/protobuf": "protobuf", JSON: "json"}
-_GRPC_CODES = {
-    400: code_pb2.INVALID_ARGUMENT,
-    413: code_pb2.RESOURCE_EXHAUSTED,
-    415: code_pb2.INVALID_ARGUMENT,
-    401: code_pb2.UNAUTHENTICATED,
-    503: code_pb2.UNAVAILABLE,
-}
 
 
 def _error_headers(exc: RequestError) -> dict[str, str] | None:
@@ -58,8 +51,8 @@ def media_encoding(content_type: str | None) -> Encoding:
     return _MEDIA_TYPES[media]
 
 
-def _status_body(status: int, message: str, encoding: Encoding) -> tuple[bytes, str]:
-    rpc_status = status_pb2.Status(code=_GRPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+def _status_body(exc: RequestError, encoding: Encoding) -> tuple[bytes, str]:
+    rpc_status = status_pb2.Status(code=exc.grpc_code, message=str(exc))
     if encoding == "json":
         return orjson.dumps(json_format.MessageToDict(rpc_status)), JSON
     return rpc_status.SerializeToString(), PROTOBUF
@@ -127,7 +120,7 @@ def create_app(
         except RequestError as exc:
             handler.note_refusal(exc)
             # 415 answers in protobuf/JSON as the request asked where that is known.
-            content, media = _status_body(exc.http_status, str(exc), encoding)
+            content, media = _status_body(exc, encoding)
             headers = _error_headers(exc)
             return Response(content, status_code=exc.http_status, media_type=media, headers=headers)
         response = result.response()
