@@ -33,12 +33,12 @@ def list_command(
     from rich.console import Console
     from rich.table import Table
 
-    from exporters.scope import parse_since
+    from agentwatch.units import parse_window
     from storage.catalog import connect
 
     config = load_or_exit(config_path, data_dir)
     try:
-        window = parse_since(since)
+        window = parse_window(since)
     except ConfigError as exc:
         raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
     where = ["time >= $since"]

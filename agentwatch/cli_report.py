@@ -89,15 +89,16 @@ def report(
 ) -> None:
     """Agent health: failure rate over time, failure types, latency, affected users, cross-user
     failures and the top failure signals."""
+    from agentwatch.units import parse_window
     from exporters import report_formats
     from exporters.health import build_report
-    from exporters.scope import Scope, load_runs, parse_since
+    from exporters.scope import Scope, load_runs
     from exporters.signals import clusters
     from storage.catalog import connect
 
     directory, agents = _settings(config_path, data_dir)
     try:
-        scope = Scope.last(parse_since(since), agent, tenant, _until(until_text))
+        scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     con = connect(directory)
@@ -147,13 +148,14 @@ def export(
     output: Path,
 ) -> None:
     """Write failed runs as dataset cases (JSONL) the eval runner reads."""
+    from agentwatch.units import parse_window
     from exporters.cases import export_cases
-    from exporters.scope import Scope, load_runs, parse_since
+    from exporters.scope import Scope, load_runs
     from storage.catalog import connect
 
     directory, _ = _settings(config_path, data_dir)
     try:
-        scope = Scope.last(parse_since(since), agent, tenant, _until(until_text))
+        scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     con = connect(directory)

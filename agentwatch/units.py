@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
+
+from agentwatch.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
@@ -26,6 +29,18 @@ def parse_duration(value: Any) -> float:
     raise ValueError(
         f"{value!r} is not a duration: use a number of seconds or e.g. '500ms', '2s', '15m', '7d'"
     )
+
+
+def parse_window(text: str, key: str = "--since") -> timedelta:
+    """A time window from a command-line flag, with the config's syntax (``90s``, ``15m``, ``7d``);
+    ConfigError naming the flag otherwise."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{key}: a window must be longer than 0")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -8,30 +8,16 @@ The window and agent filters are applied to the run partials before they are mer
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from agentwatch.errors import ConfigError
 from storage.catalog import has_marks
 from storage.runparts import has_split_traces, runs_sql, split_traces_sql, with_marks
 
 RUNS_TABLE = "scoped_runs"
 UNKNOWN_AGENT = "(unknown)"
-
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_since(text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d``, ``2w`` → timedelta; ConfigError naming the value otherwise."""
-    match = _SINCE.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"--since: {text!r} is not a window like 30m, 12h, 7d or 2w")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
 
 @dataclass(frozen=True)
 class Scope:

@@ -292,4 +292,7 @@ def test_bad_since_names_the_option(stored: ServerProcess) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "--since: '7 days' is not a window like 30m, 12h, 7d or 2w" in result.stderr
+    assert (
+        "--since: '7 days' is not a duration: use a number of seconds or e.g. '500ms', '2s', '15m', '7d'"
+        in result.stderr
+    )
