@@ -76,6 +76,53 @@ def build_agents(data: Any) -> tuple[tuple[AgentConfig, ...], list[str]]:
     return tuple(agents), problems
 
 
-def owners(agents: tuple[AgentConfig, ...]) -> dict[tuple[str | None, str], str]:
-    """(tenant or None, agent id) → configured owner."""
-    return {(a.tenant, a.id): a.owner for a in agents if a.owner}
+OWNER_FROM_SPANS_SQL = "mode(agent_owner)"
+"""The owner the spans report for an agent: the most frequent ``agent_owner`` of its runs in
+the window. Every reader (report, alert rules) aggregates it with this expression."""
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """What agentwatch knows of one agent of one tenant."""
+
+    owner: str | None
+    owner_source: str | None
+    """``config`` (the ``agents:`` section), ``spans`` (``agent_owner``) or None (unknown)."""
+    thresholds: Thresholds
+
+
+class AgentRegistry:
+    """The one answer to "who owns this agent, and what are its thresholds".
+
+    An entry scoped to the agent's tenant beats a global one (no ``tenant:``), key by key: a
+    tenant entry that sets thresholds but no owner takes the owner from the global entry, else
+    from the spans. The configured owner always wins over the owner the spans report.
+    """
+
+    def __init__(self, agents: tuple[AgentConfig, ...] = ()) -> None:
+        self.agents = agents
+
+    def _entries(self, tenant: str, agent: str) -> list[AgentConfig]:
+        """Matching entries, most specific first."""
+        matches = [a for a in self.agents if a.id == agent and a.tenant in (tenant, None)]
+        return sorted(matches, key=lambda a: a.tenant is None)
+
+    def lookup(self, tenant: str, agent: str, owner_from_spans: str | None = None) -> AgentInfo:
+        entries = self._entries(tenant, agent)
+        configured = next((e.owner for e in entries if e.owner), None)
+        if configured is not None:
+            owner, source = configured, "config"
+        elif owner_from_spans:
+            owner, source = owner_from_spans, "spans"
+        else:
+            owner, source = None, None
+        values = {
+            name: next((v for e in entries if (v := getattr(e.thresholds, name)) is not None), None)
+            for name in ("failure_rate", "p99_latency_ms", "min_runs")
+        }
+        return AgentInfo(owner, source, Thresholds(**values))
+
+    def threshold(self, tenant: str, agent: str, name: str, default: float) -> float:
+        """The agent's own ``thresholds.<name>``, else ``default`` (the rule's)."""
+        value = getattr(self.lookup(tenant, agent).thresholds, name)
+        return float(value) if value is not None else float(default)

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from agentwatch.agents import AgentConfig
+from agentwatch.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from agentwatch.alertconfig import RuleConfig
 from agentwatch.units import format_duration
 from exporters.scope import RUNS_TABLE
@@ -67,7 +67,7 @@ class RuleEvaluator:
     def __init__(self, con: duckdb.DuckDBPyConnection, now: datetime, agents: tuple[AgentConfig, ...]):
         self.con = con
         self.now = now
-        self.agents = agents
+        self.registry = AgentRegistry(agents)
 
     def findings(self, rule: RuleConfig) -> list[Finding]:
         method = getattr(self, f"_{rule.kind}")
@@ -81,19 +81,8 @@ class RuleEvaluator:
         scoped = f"(SELECT * FROM {RUNS_TABLE} WHERE {' AND '.join(where)})"
         return self.con.execute(sql.replace("__RUNS__", scoped), values).fetchall()
 
-    def _agent_thresholds(self, tenant: str, agent: str) -> AgentConfig | None:
-        matches = [a for a in self.agents if a.id == agent and a.tenant in (None, tenant)]
-        return max(matches, key=lambda a: a.tenant is not None, default=None)
-
     def _own(self, tenant: str, agent: str, threshold: str, default: float) -> float:
-        """The agent's own ``thresholds.<threshold>`` from the agents: section, else ``default``."""
-        own = self._agent_thresholds(tenant, agent)
-        value = getattr(own.thresholds, threshold) if own is not None else None
-        return float(value) if value is not None else float(default)
-
-    def _owner(self, tenant: str, agent: str, reported: str | None) -> str | None:
-        configured = self._agent_thresholds(tenant, agent)
-        return configured.owner if configured is not None and configured.owner else reported
+        return self.registry.threshold(tenant, agent, threshold, default)
 
     def _details(self, tenant: str, agent: str, since: datetime, owner: str | None = None) -> dict[str, Any]:
         """Affected users (beyond the owner), top failure types and example trace ids."""
@@ -214,13 +203,13 @@ class RuleEvaluator:
     def _cross_user(self, rule: RuleConfig) -> list[Finding]:
         since = self.now - timedelta(seconds=rule.window)
         rows = self._query(
-            """SELECT tenant, agent, min(agent_owner) FROM __RUNS__ WHERE outcome = 'failure'
-               GROUP BY ALL ORDER BY ALL""",
+            f"""SELECT tenant, agent, {OWNER_FROM_SPANS_SQL} FROM __RUNS__ GROUP BY ALL
+               HAVING count(*) FILTER (WHERE outcome = 'failure') > 0 ORDER BY ALL""",
             rule, since,
         )  # fmt: skip
         found = []
         for tenant, agent, reported in rows:
-            owner = self._owner(tenant, agent, reported)
+            owner = self.registry.lookup(tenant, agent, reported).owner
             details = self._details(tenant, agent, since, owner)
             others = details["affected_users"]
             if others < rule.threshold_value():

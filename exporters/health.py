@@ -19,14 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
+from agentwatch.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from exporters.scope import RUNS_TABLE, Scope
-
-if TYPE_CHECKING:
-    from agentwatch.agents import AgentConfig
 
 Row = dict[str, Any]
 
@@ -114,16 +112,6 @@ def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | N
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _owner(
-    agents: tuple[AgentConfig, ...], tenant: str, agent: str, from_spans: str | None
-) -> tuple[str | None, str | None]:
-    for wanted in (tenant, None):  # a tenant-specific entry beats a global one
-        for entry in agents:
-            if entry.id == agent and entry.tenant == wanted and entry.owner:
-                return entry.owner, "config"
-    return (from_spans, "spans") if from_spans else (None, None)
-
-
 def _cross_user(owner: str | None, u: dict[str, Any]) -> CrossUser:
     others, other_failures = int(u["other_users_failing"] or 0), int(u["other_user_failures"] or 0)
     owner_runs, owner_failures = int(u["owner_runs"] or 0), int(u["owner_failures"] or 0)
@@ -161,12 +149,14 @@ def build_report(
                 quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
                 max(start_time) FILTER (WHERE outcome = 'failure') AS last_failure_at,
                 max(start_time) AS last_run_at,
-                mode(agent_owner) AS span_owner
+                {OWNER_FROM_SPANS_SQL} AS span_owner
             FROM {RUNS_TABLE} GROUP BY tenant, agent ORDER BY tenant, agent""",
     )
-    owners = {
-        (s["tenant"], s["agent"]): _owner(agents, s["tenant"], s["agent"], s["span_owner"]) for s in summary
-    }
+    registry = AgentRegistry(agents)
+    owners = {}
+    for s in summary:
+        info = registry.lookup(s["tenant"], s["agent"], s["span_owner"])
+        owners[(s["tenant"], s["agent"])] = (info.owner, info.owner_source)
     con.execute("CREATE OR REPLACE TEMP TABLE _owners (tenant VARCHAR, agent VARCHAR, owner VARCHAR)")
     if owners:
         con.executemany(

@@ -419,3 +419,43 @@ def test_an_agents_own_thresholds_override_the_rule(data: Path) -> None:
         ("expense-bot", 0.5, 0.3),  # its own 0.3 instead of the rule's 0.6
         ("faq-bot", 0.6667, 0.6),  # 2 of 3 runs: enough with its own min_runs of 3
     ]
+
+
+def test_report_and_cross_user_alert_name_the_same_owner(data: Path) -> None:
+    """A tenant entry with thresholds but no owner, a global entry with one, spans with another."""
+    from agentwatch.agents import AgentRegistry, Thresholds
+    from exporters.health import build_report
+    from exporters.scope import Scope, load_runs
+
+    agents = (
+        AgentConfig("faq-bot", tenant="default", thresholds=Thresholds(failure_rate=0.5)),
+        AgentConfig("faq-bot", owner="boss@acme.com"),
+    )
+    info = AgentRegistry(agents).lookup("default", "faq-bot", "frank@acme.com")
+    assert (info.owner, info.owner_source, info.thresholds) == (
+        "boss@acme.com", "config", Thresholds(failure_rate=0.5)
+    )  # fmt: skip
+    con = connect(data)
+    load_runs(con, Scope(at("08:00"), at("12:00"), agent="faq-bot"))
+    (agent,) = build_report(con, Scope(at("08:00"), at("12:00"), agent="faq-bot"), agents).agents
+    assert (agent.owner, agent.owner_source) == ("boss@acme.com", "config")
+    rules = (RuleConfig("cross", "cross_user", window=3 * 3600, agent="faq-bot"),)
+    alerting = Alerting(AlertsConfig(rules=rules), agents, data, Clock(), notifiers={})
+    (fired,) = alerting.run_once()
+    assert fired.finding.extra["owner"] == "boss@acme.com"
+    # frank (the spans' owner) is one of the users other than the configured owner now.
+    assert fired.finding.summary == "2 users other than the owner boss@acme.com saw failures in the last 3h"
+
+
+def test_registry_thresholds_fall_back_key_by_key() -> None:
+    from agentwatch.agents import AgentRegistry, Thresholds
+
+    registry = AgentRegistry((
+        AgentConfig("bot", tenant="acme", thresholds=Thresholds(min_runs=3)),
+        AgentConfig("bot", owner="o@x", thresholds=Thresholds(failure_rate=0.1, min_runs=9)),
+    ))  # fmt: skip
+    assert registry.lookup("acme", "bot").thresholds == Thresholds(failure_rate=0.1, min_runs=3)
+    assert registry.lookup("globex", "bot").thresholds == Thresholds(failure_rate=0.1, min_runs=9)
+    assert registry.threshold("acme", "bot", "p99_latency_ms", 5000) == 5000.0
+    assert registry.lookup("acme", "other", None).owner_source is None
+    assert registry.lookup("acme", "other", "s@x").owner_source == "spans"
