@@ -19,6 +19,7 @@ from storage.runparts import has_split_traces, runs_sql, split_traces_sql, with_
 RUNS_TABLE = "scoped_runs"
 UNKNOWN_AGENT = "(unknown)"
 
+
 @dataclass(frozen=True)
 class Scope:
     since: datetime
