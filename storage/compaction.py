@@ -276,14 +276,12 @@ class Compactor:
                     on_done(result)
                 else:
                     self.stats.tasks_failed += 1
-                    log.error(
-                        "compaction: %s failed (retried next pass): %s", tasks[result.task], result.error
-                    )
+                    log.error("%s failed (retried next pass): %s", tasks[result.task], result.error)
                     if on_failed is not None:
                         on_failed(result)
         except WorkerDied as exc:
             self.stats.worker_failures += 1
-            log.error("compaction: %s; what it had not committed is redone by the next pass", exc)
+            log.error("%s; what it had not committed is redone by the next pass", exc)
             return False
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
