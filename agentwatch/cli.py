@@ -17,7 +17,7 @@ from agentwatch.cli_alerts import alerts_group
 from agentwatch.cli_common import load_or_exit
 from agentwatch.cli_eval import eval_group
 from agentwatch.cli_report import cases, report
-from agentwatch.errors import AgentwatchError
+from core.errors import AgentwatchError
 
 if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config
     from agentwatch.config import AgentwatchConfig
@@ -53,14 +53,14 @@ def main() -> None:
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: str) -> None:
     """Start the OTLP receivers, the pipelines and the API."""
-    from agentwatch.shutdown import EXIT_INTERNAL_FAILURE, install_early
+    from core.shutdown import EXIT_INTERNAL_FAILURE, install_early
 
     # First of all (the entry point already did, before the imports): a signal from here on is
     # a request to stop, never a kill.
     signals = install_early()
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
-    from agentwatch.logthrottle import install_log_throttle
-    from agentwatch.proclimits import raise_fd_limit, tune_malloc
+    from core.logthrottle import install_log_throttle
+    from core.proclimits import raise_fd_limit, tune_malloc
 
     install_log_throttle()  # a line repeated in a storm is logged a few times, then summarised
     raise_fd_limit()  # many idle clients must not exhaust file descriptors before the limits act
@@ -160,7 +160,7 @@ def validate(config_file: str) -> None:
 def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
     """Run SQL against the views (spans, runs), also while the server runs."""
     from agentwatch.queryformat import print_table, to_csv, to_json
-    from agentwatch.safetext import printable_lines
+    from core.safetext import printable_lines
     from storage.catalog import connect
 
     config = _load(config_path, data_dir)

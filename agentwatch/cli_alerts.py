@@ -10,8 +10,8 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from agentwatch.errors import ConfigError
-from agentwatch.safetext import cell, printable
+from core.errors import ConfigError
+from core.safetext import cell, printable
 
 
 @click.group("alerts")
@@ -33,7 +33,7 @@ def list_command(
     from rich.console import Console
     from rich.table import Table
 
-    from agentwatch.units import parse_window
+    from core.units import parse_window
     from storage.catalog import connect
 
     config = load_or_exit(config_path, data_dir)
@@ -76,9 +76,9 @@ def list_command(
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
 def test_command(rule_name: str, config_path: str | None) -> None:
     """Send a sample message of RULE to each of its notifiers; exit 1 when one fails."""
-    from exporters.alert_messages import Message, agent_url
-    from exporters.alert_rules import Finding
-    from exporters.alerting import Alerting
+    from alerting.alerting import Alerting
+    from alerting.messages import Message, agent_url
+    from alerting.rules import Finding
 
     config = load_or_exit(config_path, None)
     rule = config.alerts.rule(rule_name)

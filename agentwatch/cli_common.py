@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agentwatch.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from agentwatch.config import AgentwatchConfig

@@ -11,8 +11,8 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from agentwatch.errors import ConfigError, DatasetError, TargetError
-from agentwatch.safetext import printable
+from core.errors import ConfigError, DatasetError, TargetError
+from core.safetext import printable
 
 
 @click.group("eval")
@@ -53,11 +53,11 @@ def run(
     from rich.progress import Progress
 
     from agentwatch.pipeline import assemble
-    from processors.judges import build_judge
-    from receiver.datasets import load_dataset
-    from receiver.eval_runner import run_eval, store
-    from receiver.synthetic_export import RECEIVER, PipelineSpanExporter
-    from receiver.targets.specs import resolve_target
+    from evals.datasets import load_dataset
+    from evals.judges.factory import build_judge
+    from evals.runner import run_eval, store
+    from evals.targets.specs import resolve_target
+    from evals.tracing import RECEIVER, PipelineSpanExporter
 
     config = load_or_exit(config_path, data_dir)
     try:
@@ -121,9 +121,9 @@ def baseline() -> None:
 @click.option("--data-dir")
 def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None) -> None:
     """Pin RUN_ID as its agent's baseline."""
-    from exporters.eval_diff import EvalDiffError, run_agent
+    from evals.diff import EvalDiffError, run_agent
     from storage.catalog import connect
-    from storage.evals import write_rows
+    from storage.tables import write_rows
 
     config = load_or_exit(config_path, data_dir)
     con = connect(config.storage.data_dir)
@@ -156,7 +156,7 @@ def diff_command(
     config_path: str | None, data_dir: str | None, fmt: str, fail_on_regression: bool,
 ) -> None:  # fmt: skip
     """Compare RUN_B (default: the latest run) with RUN_A (default: the pinned baseline)."""
-    from exporters.eval_diff import EvalDiffError, diff, latest_run, pinned, run_agent
+    from evals.diff import EvalDiffError, diff, latest_run, pinned, run_agent
     from storage.catalog import connect
 
     config = load_or_exit(config_path, data_dir)

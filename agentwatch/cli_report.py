@@ -12,10 +12,10 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from agentwatch.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from agentwatch.agents import AgentConfig
+    from core.agents import AgentConfig
 
 _FORMATS = ["text", "json", "markdown", "html"]
 
@@ -89,12 +89,12 @@ def report(
 ) -> None:
     """Agent health: failure rate over time, failure types, latency, affected users, cross-user
     failures and the top failure signals."""
-    from agentwatch.units import parse_window
-    from exporters import report_formats
-    from exporters.health import build_report
-    from exporters.scope import Scope, load_runs
-    from exporters.signals import clusters
+    from core.units import parse_window
+    from report import formats as report_formats
+    from report.health import build_report
+    from report.signals import clusters
     from storage.catalog import connect
+    from storage.runs import Scope, load_runs
 
     directory, agents = _settings(config_path, data_dir)
     try:
@@ -110,7 +110,7 @@ def report(
     elif fmt == "markdown":
         text = report_formats.render_markdown(health, signals)
     elif fmt == "html":
-        from exporters.report_html import render_html
+        from report.html import render_html
 
         text = render_html(health, signals)
     else:
@@ -148,10 +148,10 @@ def export(
     output: Path,
 ) -> None:
     """Write failed runs as dataset cases (JSONL) the eval runner reads."""
-    from agentwatch.units import parse_window
-    from exporters.cases import export_cases
-    from exporters.scope import Scope, load_runs
+    from core.units import parse_window
+    from report.cases import export_cases
     from storage.catalog import connect
+    from storage.runs import Scope, load_runs
 
     directory, _ = _settings(config_path, data_dir)
     try:

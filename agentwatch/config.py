@@ -13,14 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agentwatch.agents import AgentConfig, build_agents
-from agentwatch.alertconfig import AlertsConfig
-from agentwatch.configmodel import build_config
-from agentwatch.errors import ConfigError
-from agentwatch.evalconfig import EvalsConfig
 from agentwatch.registry import SECTIONS, component_module
 from agentwatch.settings import ApiConfig, StorageConfig
-from agentwatch.yamlsource import Source, load_yaml
+from alerting.config import AlertsConfig
+from core.agents import AgentConfig, build_agents
+from core.configmodel import build_config
+from core.errors import ConfigError
+from core.yamlsource import Source, load_yaml
+from evals.config import EvalsConfig
 
 TOP_LEVEL = (
     "receivers",

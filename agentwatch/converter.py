@@ -22,8 +22,8 @@ from typing import Protocol
 
 from agentwatch.config import AgentwatchConfig
 from agentwatch.isolation import pieces
-from agentwatch.model import OtlpBatch, OtlpRecord
 from agentwatch.pipeline import Assembly, assemble
+from core.model import OtlpBatch, OtlpRecord
 
 log = logging.getLogger("agentwatch.converter")
 

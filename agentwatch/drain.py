@@ -19,11 +19,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from agentwatch import supervision
-from agentwatch.admission import Admission
 from agentwatch.converter import Converter
 from agentwatch.isolation import IsolationStats, Isolator
-from agentwatch.model import OtlpRecord
+from core import supervision
+from core.admission import Admission
+from core.model import OtlpRecord
 from storage.deadletter import DeadLetters
 from storage.wal import Committed, WalPosition, WriteAheadLog
 

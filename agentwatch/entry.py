@@ -1,5 +1,5 @@
 """The ``agentwatch`` command's entry point: as light as can be, so ``serve`` catches signals
-from its first moments (``agentwatch.shutdown``), before the heavy imports of the CLI."""
+from its first moments (``core.shutdown``), before the heavy imports of the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["serve"]:
-        from agentwatch.shutdown import install_early
+        from core.shutdown import install_early
 
         install_early()
     from agentwatch.cli import main as cli

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from agentwatch.model import OtlpRecord
+from core.model import OtlpRecord
 
 log = logging.getLogger("agentwatch.isolation")
 

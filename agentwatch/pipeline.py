@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwatch.component import BaseComponent, Component, Consumer, Counted
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
+from core.component import BaseComponent, Component, Consumer, Counted
 
 
 @dataclass(frozen=True)

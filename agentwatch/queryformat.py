@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from agentwatch.safetext import cell
+from core.safetext import cell
 
 
 def _plain(value: Any) -> Any:

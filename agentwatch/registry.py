@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-RECEIVERS = {"otlp": "receiver.otlp", "synthetic": "receiver.synthetic"}
-PROCESSORS = {"normalize": "processors.normalize", "classify": "processors.classify"}
-EXPORTERS = {"parquet": "storage.parquet", "memory": "exporters.memory"}
+RECEIVERS = {"otlp": "receiver.otlp.receiver", "synthetic": "receiver.synthetic.receiver"}
+PROCESSORS = {"normalize": "processors.normalize.processor", "classify": "processors.classify.processor"}
+EXPORTERS = {"parquet": "exporters.parquet", "memory": "exporters.memory"}
 
 SECTIONS: dict[str, dict[str, str]] = {
     "receivers": RECEIVERS,

@@ -7,7 +7,7 @@ The network servers run on one asyncio loop in a thread of their own; the main t
 waits for a signal. Shutdown is upstream-first: stop accepting, let in-flight exports finish,
 close the log, drain everything into Parquet, shut components down.
 
-If an internal thread dies (``agentwatch.supervision``), the service stops saying it is ready
+If an internal thread dies (``core.supervision``), the service stops saying it is ready
 and ``failure`` is set: ``agentwatch serve`` then exits non-zero so a supervisor restarts it.
 Nothing acknowledged is lost by that: it is in the write-ahead log.
 """
@@ -23,23 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwatch import supervision
-from agentwatch.admission import Admission, AdmittingSink, DecodeBudget
 from agentwatch.api import create_api
-from agentwatch.component import ReceiverSettings
 from agentwatch.config import AgentwatchConfig
-from agentwatch.configmodel import parse_endpoint
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.drain import Drain
-from agentwatch.httpserver import AsgiServer
 from agentwatch.metrics import registry_for, render
-from agentwatch.model import OtlpRecord
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
-from exporters.alerting import Alerting
-from processors.judge_production import ProductionJudge
-from receiver.otlp_handler import TenantKeys, screen_spans
-from storage.compaction import Compactor
+from alerting.alerting import Alerting
+from core import supervision
+from core.admission import Admission, AdmittingSink, DecodeBudget
+from core.component import ReceiverSettings
+from core.configmodel import parse_endpoint
+from core.httpserver import AsgiServer
+from core.model import OtlpRecord
+from evals.production import ProductionJudge
+from receiver.otlp.handler import TenantKeys, screen_spans
+from storage.compaction.compactor import Compactor
 from storage.deadletter import DeadLetters
 from storage.dedup import RecentSpans, seed_from_parquet
 from storage.layout import remove_stale_temporaries

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agentwatch.configmodel import STRICT, parse_endpoint
-from agentwatch.shutdown import DEFAULT_TIMEOUT
-from agentwatch.units import Duration
-from storage.compaction import CompactionConfig
+from core.configmodel import STRICT, parse_endpoint
+from core.shutdown import DEFAULT_TIMEOUT
+from core.units import Duration
+from storage.compaction.compactor import CompactionConfig
 
 
 @dataclass(frozen=True)

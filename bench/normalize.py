@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agentwatch.model import OtlpBatch, OtlpRecord  # noqa: E402
-from processors import normalize  # noqa: E402
+from core.model import OtlpBatch, OtlpRecord  # noqa: E402
+from processors.normalize import processor as normalize  # noqa: E402
 from tests.fixtures.golden.make_golden import START_NS, demo_bodies  # noqa: E402
 
 

@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentwatch.config import load_config
 from bench.report_data import generate
-from exporters import report_formats
-from exporters.health import build_report
-from exporters.scope import Scope, load_runs
-from exporters.signals import clusters
+from report import formats as report_formats
+from report.health import build_report
+from report.signals import clusters
 from storage.catalog import connect
-from storage.compaction import CompactionConfig, Compactor
+from storage.compaction.compactor import CompactionConfig, Compactor
+from storage.runs import Scope, load_runs
 
 
 def one_report(data_dir: Path, scope: Scope, fmt: str) -> tuple[float, dict[str, float], int]:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agentwatch.model import SPAN_SCHEMA
+from core.model import SPAN_SCHEMA
 
 SPANS_PER_RUN = 5
 AGENTS = 50

@@ -291,7 +291,7 @@ def stage_compaction(ctx: Ctx) -> Prepared:
     watcher = Descendants(server.proc.pid)
     watcher.start()
     deadline = time.monotonic() + 30
-    while not watcher.has("storage.compaction_worker"):
+    while not watcher.has("storage.compaction.worker"):
         if time.monotonic() > deadline:
             watcher.running = False
             raise SetupError("no compaction worker was seen running within 30 s of readiness")

@@ -68,9 +68,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agentwatch.config import parse_config
 from bench.memory import TreeSampler
-from receiver.otlp_json import request_to_json
+from receiver.otlp.otlp_json import request_to_json
 from storage.catalog import connect
-from storage.compaction import Compactor
+from storage.compaction.compactor import Compactor
 from tests.server import ServerProcess
 
 MIB = 1 << 20
@@ -620,7 +620,7 @@ def idle_compaction_worker() -> int:
     """Peak RSS of a compaction worker given nothing to do (its interpreter and libraries)."""
     job = {"data_dir": "/nonexistent", "tmp_dir": "/nonexistent", "memory_limit_mib": 64, "tasks": []}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage.compaction_worker"],
+        [sys.executable, "-m", "storage.compaction.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -639,7 +639,7 @@ def child_kind(proc: psutil.Process) -> str:
         cmdline = " ".join(proc.cmdline())
     except psutil.Error:
         return "other"
-    if "storage.compaction_worker" in cmdline:
+    if "storage.compaction.worker" in cmdline:
         return "compaction"
     if "multiprocessing.spawn" in cmdline or "spawn_main" in cmdline:
         return "converter"

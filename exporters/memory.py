@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from agentwatch.component import BaseComponent
-from agentwatch.configmodel import STRICT
-from agentwatch.model import SPAN_SCHEMA
 from agentwatch.pipeline import ExporterSettings
+from core.component import BaseComponent
+from core.configmodel import STRICT
+from core.model import SPAN_SCHEMA
 
 TYPE = "memory"
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from agentwatch.model import SPAN_SCHEMA
-from storage.evals import SCHEMAS as EVAL_SCHEMAS
+from core.model import SPAN_SCHEMA
 from storage.layout import SPANS, table_dir
 from storage.runparts import parts_path, parts_sql, runs_sql, with_marks
+from storage.tables import SCHEMAS as EVAL_SCHEMAS
 
 
 def live_files(data_dir: Path, table: str) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from agentwatch.model import OtlpRecord
+from core.model import OtlpRecord
 
 log = logging.getLogger("agentwatch.deadletter")
 DEADLETTER = "deadletter"

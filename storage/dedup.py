@@ -9,7 +9,7 @@ the newest Parquet files and the replayed log. Compaction removes any duplicate 
 past it (two copies racing in concurrent requests), so the guarantee is exact in the end.
 
 The tenant in a key is the tenant the span is stored under (the ingest token's, else the one its
-attributes name, else ``default``; see ``receiver.otlp_handler.TenantKeys``), so one tenant can
+attributes name, else ``default``; see ``receiver.otlp.handler.TenantKeys``), so one tenant can
 never suppress another's spans by sending their ids, with or without ingest tokens.
 """
 

@@ -135,7 +135,7 @@ FROM judged
 """
 
 
-# Marks a judge gave runs after the fact (``run_marks``, see ``processors.judge_marks``): a run
+# Marks a judge gave runs after the fact (``run_marks``, see ``evals.judges.marks``): a run
 # that succeeded becomes degraded with the mark's failure type; a failed run keeps its own.
 MARKED_SQL = """
 SELECT r.* REPLACE (

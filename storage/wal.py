@@ -21,7 +21,7 @@ last record (a crash mid-append; never acknowledged) is counted as a torn tail.
 The writer thread never dies of a caller's state: futures are marked running before they are
 queued, so a caller that gives up (a gRPC deadline, a cancelled task) cannot make resolving
 them fail. If the thread dies anyway, every waiting export is refused retryably, later ones are
-refused at once, and the failure is reported through ``agentwatch.supervision``.
+refused at once, and the failure is reported through ``core.supervision``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from pathlib import Path
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentwatch import supervision
-from agentwatch.errors import StorageFull, Unavailable
-from agentwatch.model import OtlpRecord
+from core import supervision
+from core.errors import StorageFull, Unavailable
+from core.model import OtlpRecord
 from storage.layout import fsync_dir
 
 log = logging.getLogger("agentwatch.wal")

@@ -24,11 +24,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from agentwatch.alertconfig import AlertsConfig, NotifierConfig, RuleConfig
 from agentwatch.config import load_config
 from agentwatch.pipeline import assemble
-from exporters.alerting import Alerting
-from receiver.synthetic_export import PipelineSpanExporter
+from alerting.alerting import Alerting
+from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
+from evals.tracing import PipelineSpanExporter
 from tests.fake_http import FakeServer, Reply, Seen
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentwatch.config import default_text, load_config, parse_config
-from agentwatch.errors import ConfigError
+from core.errors import ConfigError
 
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:

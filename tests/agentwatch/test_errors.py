@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from google.rpc import code_pb2
 
-from agentwatch.errors import (
+from core.errors import (
     DecodeError,
     Overloaded,
     PayloadTooLarge,
@@ -14,7 +14,7 @@ from agentwatch.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from receiver.otlp_grpc import STATUS_CODES
+from receiver.otlp.grpc_transport import STATUS_CODES
 
 
 def test_wire_codes() -> None:

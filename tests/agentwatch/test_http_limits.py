@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from agentwatch.httpserver import AsgiServer, ConnectionStats, HttpServerLimits
+from core.httpserver import AsgiServer, ConnectionStats, HttpServerLimits
 
 GENEROUS = 20.0
 """Upper bound for anything that should take a second or two."""
@@ -243,7 +243,7 @@ import asyncio, logging, os, resource, sys
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from agentwatch.httpserver import AsgiServer, HttpServerLimits
+from core.httpserver import AsgiServer, HttpServerLimits
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 

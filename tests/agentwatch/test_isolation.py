@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agentwatch.drain import Drain
 from agentwatch.isolation import Isolator, split_record
-from agentwatch.model import OtlpRecord
+from core.model import OtlpRecord
 from storage.deadletter import DeadLetters, read_quarantined
 from storage.wal import WalPosition
 

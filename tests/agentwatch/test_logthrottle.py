@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentwatch.logthrottle import LogThrottle, install_log_throttle
-from agentwatch.proclimits import FdLimit, raise_fd_limit
+from core.logthrottle import LogThrottle, install_log_throttle
+from core.proclimits import FdLimit, raise_fd_limit
 
 
 class Capture(logging.Handler):

@@ -93,4 +93,6 @@ def test_overload_with_large_requests_stays_within_the_stated_bound(tmp_path: Pa
     assert sampler.main - idle_main <= budgets + grpc_buffers + dedup_index + 64 * MIB, (
         f"server grew by {(sampler.main - idle_main) / MIB:.0f} MiB"
     )
-    assert sampler.child - idle_worker <= 160 * MIB, f"worker grew by {(sampler.child - idle_worker) / MIB:.0f} MiB"
+    assert sampler.child - idle_worker <= 160 * MIB, (
+        f"worker grew by {(sampler.child - idle_worker) / MIB:.0f} MiB"
+    )

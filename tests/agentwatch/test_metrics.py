@@ -8,9 +8,9 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentwatch.model import OtlpRecord
-from receiver.otlp_handler import screen_spans
-from receiver.otlp_json import parse_json_request
+from core.model import OtlpRecord
+from receiver.otlp.handler import screen_spans
+from receiver.otlp.otlp_json import parse_json_request
 from storage.wal import encode_record
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
 from tests.server import ServerProcess

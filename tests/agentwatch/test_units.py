@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from agentwatch.errors import ConfigError
-from agentwatch.units import format_duration, parse_duration, parse_window
+from core.errors import ConfigError
+from core.units import format_duration, parse_duration, parse_window
 
 
 @pytest.mark.parametrize(

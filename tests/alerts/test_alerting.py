@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from agentwatch.agents import AgentConfig
-from agentwatch.alertconfig import AlertsConfig, NotifierConfig, RuleConfig
 from agentwatch.config import parse_config
-from agentwatch.errors import ConfigError
-from exporters.alerting import Alerting
+from alerting.alerting import Alerting
+from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
+from core.agents import AgentConfig
+from core.errors import ConfigError
 from storage.catalog import connect
-from storage.evals import write_rows
+from storage.tables import write_rows
 from tests.exporters.health_fixture import AGENTS_CONFIG, send_fixture, trace_hex
 from tests.fake_http import FakeServer, Reply
 from tests.server import ServerProcess
@@ -408,7 +408,7 @@ alerts:
 
 
 def test_an_agents_own_thresholds_override_the_rule(data: Path) -> None:
-    from agentwatch.agents import Thresholds
+    from core.agents import Thresholds
 
     lenient = replace(FAILING, threshold=0.6, notify=())
     strict = (AgentConfig("expense-bot", owner="alice@acme.com", thresholds=Thresholds(failure_rate=0.3)),
@@ -423,9 +423,9 @@ def test_an_agents_own_thresholds_override_the_rule(data: Path) -> None:
 
 def test_report_and_cross_user_alert_name_the_same_owner(data: Path) -> None:
     """A tenant entry with thresholds but no owner, a global entry with one, spans with another."""
-    from agentwatch.agents import AgentRegistry, Thresholds
-    from exporters.health import build_report
-    from exporters.scope import Scope, load_runs
+    from core.agents import AgentRegistry, Thresholds
+    from report.health import build_report
+    from storage.runs import Scope, load_runs
 
     agents = (
         AgentConfig("faq-bot", tenant="default", thresholds=Thresholds(failure_rate=0.5)),
@@ -448,7 +448,7 @@ def test_report_and_cross_user_alert_name_the_same_owner(data: Path) -> None:
 
 
 def test_registry_thresholds_fall_back_key_by_key() -> None:
-    from agentwatch.agents import AgentRegistry, Thresholds
+    from core.agents import AgentRegistry, Thresholds
 
     registry = AgentRegistry((
         AgentConfig("bot", tenant="acme", thresholds=Thresholds(min_runs=3)),

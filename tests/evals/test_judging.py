@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
-from exporters.scope import RUNS_TABLE, Scope, load_runs
-from processors.judge_heuristic import HeuristicJudge
-from receiver.datasets import Case
-from receiver.eval_runner import run_eval
-from receiver.targets.python_target import PythonTarget
+from evals.datasets import Case
+from evals.judges.heuristic import HeuristicJudge
+from evals.runner import run_eval
+from evals.targets.python import PythonTarget
 from storage.catalog import connect
+from storage.runs import RUNS_TABLE, Scope, load_runs
 from tests.evals import agents
 from tests.evals.agents import POLICY
 from tests.evals.test_eval_cli import agentwatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from receiver.scheduler import Job, Schedule, Scheduler, valid_cron
+from evals.scheduler import Job, Schedule, Scheduler, valid_cron
 
 T0 = datetime(2026, 11, 22, 10, 7, 30, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storage.catalog import connect
-from storage.evals import write_rows
+from storage.tables import write_rows
 from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
 from tests.server import ServerProcess
 

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from processors import conventions as conv
+from processors.normalize import conventions as conv
 
 NAMES = sorted(
     {name for names in (*conv.COLUMN_CANDIDATES.values(), *conv.SIGNAL_CANDIDATES.values()) for name in names}

@@ -17,15 +17,16 @@ import pyarrow as pa
 import pytest
 
 from agentwatch.config import parse_config
-from agentwatch.configmodel import build_config
-from agentwatch.errors import ConfigError
-from agentwatch.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
 from agentwatch.pipeline import ExporterSettings, assemble
+from core.configmodel import build_config
+from core.errors import ConfigError
+from core.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
+from exporters import parquet
 from exporters.memory import InMemoryExporter
-from processors import classify, normalize
-from processors.classify_eval import attribute_values
-from receiver.otlp_json import parse_json_request
-from storage import parquet
+from processors.classify import processor as classify
+from processors.classify.evaluate import attribute_values
+from processors.normalize import processor as normalize
+from receiver.otlp.otlp_json import parse_json_request
 from storage.catalog import connect
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "failures"

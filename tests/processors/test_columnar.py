@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from agentwatch.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
-from processors import normalize
+from core.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
+from processors.normalize import processor as normalize
 from tests.processors.otlp_gen import reencode, requests, varint
 
 KINDS = (None, "internal", "server", "client", "producer", "consumer")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agentwatch.model import SPAN_SCHEMA
+from core.model import SPAN_SCHEMA
 from tests.fixtures.golden.make_golden import CONFIGS, batches, convert, read_records, table_path
 
 
@@ -50,7 +50,10 @@ def test_to_table_equals_the_golden_table(config: str) -> None:
 
 _NO_COMPILE_AFTER_START = """
 from numba.core.registry import CPUDispatcher
-from processors import attribute_json, kernels, normalize, wire
+from processors.normalize import attribute_json
+from processors.normalize import kernels
+from processors.normalize import processor as normalize
+from processors.normalize import wire
 from tests.fixtures.golden.make_golden import CONFIGS, convert, read_records
 
 def versions():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from processors.judge_heuristic import HeuristicJudge, content_words, themes
-from processors.judge_scores import Score
-from receiver.datasets import Case
-from receiver.targets import TargetResult, ToolCall
+from evals.datasets import Case
+from evals.judges.heuristic import HeuristicJudge, content_words, themes
+from evals.judges.scores import Score
+from evals.targets import TargetResult, ToolCall
 
 JUDGE = HeuristicJudge()
 

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from agentwatch.errors import ConfigError
-from agentwatch.evalconfig import EvalsConfig, JudgeConfig
-from processors.judge_llm import SYSTEM
-from processors.judge_scores import Score
-from processors.judges import build_judge
-from receiver.datasets import Case
-from receiver.targets import TargetResult, ToolCall
+from core.errors import ConfigError
+from evals.config import EvalsConfig, JudgeConfig
+from evals.datasets import Case
+from evals.judges.factory import build_judge
+from evals.judges.llm import SYSTEM
+from evals.judges.scores import Score
+from evals.targets import TargetResult, ToolCall
 from tests.fake_http import FakeServer, Reply
 
 CASE = Case("c1", "How do I file expenses?", eval_guidance="Mentions Concur and manager approval")

@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from agentwatch.model import OtlpBatch, OtlpRecord
-from processors import normalize
+from core.model import OtlpBatch, OtlpRecord
+from processors.normalize import processor as normalize
 from tests.processors.otlp_gen import any_values, reencode, requests, varint
 from tests.processors.test_columnar import PROFILE, mechanical_rows, reference_rows
 

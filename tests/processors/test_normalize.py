@@ -18,12 +18,12 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from agentwatch.configmodel import build_config
-from agentwatch.model import SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch, OtlpRecord
-from processors import normalize
-from processors.conventions import MAPPABLE_COLUMNS
-from processors.message_text import text_of
-from receiver.otlp_json import parse_json_request
+from core.configmodel import build_config
+from core.model import SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch, OtlpRecord
+from processors.normalize import processor as normalize
+from processors.normalize.conventions import MAPPABLE_COLUMNS
+from processors.normalize.message_text import text_of
+from receiver.otlp.otlp_json import parse_json_request
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "conventions"
 CONVENTIONS = ("genai_pre137", "genai_current", "mcp", "openinference", "openllmetry", "langfuse", "glean")

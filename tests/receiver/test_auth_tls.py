@@ -18,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from receiver.otlp_json import parse_json_request
+from receiver.otlp.otlp_json import parse_json_request
 from tests.receiver.test_otlp_e2e import json_span, make_trace, otlp_json
 from tests.server import ServerProcess
 
@@ -163,7 +163,7 @@ def test_tls_on_both_transports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_bad_auth_and_tls_config_name_the_key(tmp_path: Path) -> None:
     from agentwatch.config import parse_config
-    from agentwatch.errors import ConfigError
+    from core.errors import ConfigError
 
     text = """receivers:
   otlp:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agentwatch.model import OPERATIONS
+from core.model import OPERATIONS
 from tests.server import ServerProcess
 
 PROTO = {"content-type": "application/x-protobuf"}

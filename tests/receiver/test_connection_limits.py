@@ -21,8 +21,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from agentwatch.errors import RequestError
-from receiver.otlp_grpc import (
+from core.errors import RequestError
+from receiver.otlp.grpc_transport import (
     GrpcServerLimits,
     GrpcTransport,
     KeepaliveConfig,
@@ -224,7 +224,7 @@ def test_grpc_server_options_follow_the_config() -> None:
 
 def test_limit_keys_parse_durations_and_are_validated_with_their_keys() -> None:
     from agentwatch.config import parse_config
-    from agentwatch.errors import ConfigError
+    from core.errors import ConfigError
 
     good = """receivers:
   otlp:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agentwatch.errors import DatasetError
-from receiver.datasets import Case, load_dataset
+from core.errors import DatasetError
+from evals.datasets import Case, load_dataset
 
 
 def test_eval_set_csv_loads_as_is(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from agentwatch.config import parse_config
-from agentwatch.model import OtlpRecord
 from agentwatch.service import Service
+from core.model import OtlpRecord
 from storage.catalog import connect
 from storage.deadletter import read_quarantined
 from storage.wal import encode_record
@@ -107,7 +107,9 @@ api: {{endpoint: "127.0.0.1:{api_port}"}}
     finally:
         service.stop()
         walmod.os.fdatasync = real  # type: ignore[attr-defined]
-    rows = connect(tmp_path).execute("SELECT name, count(*) FROM spans GROUP BY name ORDER BY name").fetchall()
+    rows = (
+        connect(tmp_path).execute("SELECT name, count(*) FROM spans GROUP BY name ORDER BY name").fetchall()
+    )
     assert rows == [("impatient", 1), ("patient", 1)]
 
 

@@ -235,7 +235,7 @@ def test_partial_success_for_bad_ids_json_and_protobuf(server: ServerProcess) ->
             "errorMessage": "2 span(s) rejected; first: span 'agent_run': invalid trace_id '': must be 16 bytes, not all zero",
         }
     }
-    from receiver.otlp_json import parse_json_request
+    from receiver.otlp.otlp_json import parse_json_request
 
     body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "eee19b7ec3c1b176"  # type: ignore[index]
     proto = parse_json_request(json.dumps(body).encode()).SerializeToString()

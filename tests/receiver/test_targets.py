@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from agentwatch.errors import TargetError
-from receiver.datasets import Case
-from receiver.targets import TargetResult, ToolCall
-from receiver.targets.glean_target import GleanTarget
-from receiver.targets.http_target import JsonHttpTarget
-from receiver.targets.openai_target import OpenAITarget
-from receiver.targets.retry import RetryPolicy
-from receiver.targets.specs import from_spec
+from core.errors import TargetError
+from core.httpclient import RetryPolicy
+from evals.datasets import Case
+from evals.targets import TargetResult, ToolCall
+from evals.targets.glean import GleanTarget
+from evals.targets.http import JsonHttpTarget
+from evals.targets.openai import OpenAITarget
+from evals.targets.specs import from_spec
 from tests.fake_http import FakeServer, Reply
 
 FAST = RetryPolicy(timeout=0.5, retries=2, backoff=0.01, max_backoff=0.05)

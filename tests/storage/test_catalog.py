@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from agentwatch.model import SPAN_SCHEMA
 from agentwatch.pipeline import ExporterSettings
-from storage import parquet
+from core.model import SPAN_SCHEMA
+from exporters import parquet
 from storage.catalog import connect
 
 T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z

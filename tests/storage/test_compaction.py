@@ -20,15 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from agentwatch.model import SPAN_SCHEMA
 from agentwatch.pipeline import ExporterSettings
-from storage import parquet
+from core.model import SPAN_SCHEMA
+from exporters import parquet
 from storage.catalog import connect, live_files
-from storage.compaction import TMP_DIR, CompactionConfig, Compactor, tier
-from storage.extsort import FAN_IN, ExternalSorter
+from storage.compaction.compactor import TMP_DIR, CompactionConfig, Compactor, tier
+from storage.compaction.extsort import FAN_IN, ExternalSorter
+from storage.compaction.spanmerge import Budget, PartsRoller, merge_span_files
 from storage.layout import SPANS
 from storage.runparts import PARTS_ROW_GROUP, RUN_PARTS, PartsWriter, parts_path
-from storage.spanmerge import Budget, PartsRoller, merge_span_files
 from tests.storage.span_files import day_start, replica, template, write_small_files
 from tests.storage.test_catalog import row
 
@@ -311,7 +311,7 @@ ONE_PASS = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from storage.compaction import CompactionConfig, Compactor
+from storage.compaction.compactor import CompactionConfig, Compactor
 stats = Compactor(CompactionConfig(grace=0, memory_limit_mib=64), Path(sys.argv[2])).run_once(float(sys.argv[3]))
 status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
 print(json.dumps({

@@ -27,7 +27,7 @@ def compaction_worker(server: ServerProcess, timeout: float = 60.0) -> psutil.Pr
     while time.monotonic() < deadline:
         for child in psutil.Process(server.proc.pid).children(recursive=True):
             try:
-                if "storage.compaction_worker" in child.cmdline():
+                if "storage.compaction.worker" in child.cmdline():
                     return child
             except psutil.NoSuchProcess:
                 continue

@@ -9,11 +9,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from agentwatch.model import SPAN_SCHEMA
 from agentwatch.pipeline import ExporterSettings
-from storage import parquet
+from core.model import SPAN_SCHEMA
+from exporters import parquet
 from storage.catalog import connect
-from storage.compaction import CompactionConfig, Compactor
+from storage.compaction.compactor import CompactionConfig, Compactor
 from storage.runparts import RUN_PARTS
 from tests.storage.test_catalog import fixture_rows, row
 
@@ -102,7 +102,7 @@ def test_compaction_rolls_partials_up_and_removes_the_replaced_ones(tmp_path: Pa
 def test_report_runs_equal_the_view_with_and_without_split_traces(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from exporters.scope import Scope, load_runs
+    from storage.runs import Scope, load_runs
 
     rows = fixture_rows() + split_rows()
     scope = Scope(datetime(2025, 11, 20, tzinfo=UTC), datetime(2025, 11, 25, tzinfo=UTC))

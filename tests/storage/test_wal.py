@@ -9,7 +9,7 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentwatch.model import OtlpRecord
+from core.model import OtlpRecord
 from storage.wal import Committed, WalPosition, WriteAheadLog, encode_record
 
 
@@ -201,8 +201,8 @@ def test_a_caller_that_gives_up_never_stops_the_writer(tmp_path: Path, monkeypat
 
 
 def test_a_dead_writer_refuses_retryably_and_is_reported(tmp_path: Path) -> None:
-    from agentwatch import supervision
-    from agentwatch.errors import Unavailable
+    from core import supervision
+    from core.errors import Unavailable
 
     deaths: list[str] = []
     unwatch = supervision.watch(lambda where, exc: deaths.append(f"{where}: {exc}"))
@@ -232,7 +232,7 @@ def test_disk_full_logs_state_changes_not_every_refusal(tmp_path: Path, caplog: 
 
     import pytest
 
-    from agentwatch.errors import StorageFull
+    from core.errors import StorageFull
 
     assert isinstance(caplog, pytest.LogCaptureFixture)
     caplog.set_level(logging.WARNING, logger="agentwatch.wal")

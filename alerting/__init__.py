@@ -1,0 +1,1 @@
+"""Alerting: rules over the stored runs, fire/repeat/resolve state, messages and notifiers."""

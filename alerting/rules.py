@@ -1,0 +1,298 @@
+"""Alert rules evaluated over the stored runs: each rule gives the findings (a tenant and agent
+over its threshold) that hold at ``now``. The alert state machine (``alerting.state``)
+turns findings into firing, repeated and resolved messages.
+
+Every query runs over ``scoped_runs`` (``storage.runs.load_runs``), loaded once per pass for
+the longest look-back any rule needs, so a pass reads the run partials once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from alerting.config import RuleConfig
+from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
+from core.units import format_duration
+from storage.runs import RUNS_TABLE
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    kind: str
+    tenant: str
+    agent: str
+    value: float
+    threshold: float
+    summary: str
+    """What crossed which threshold, in words."""
+    key_extra: str = ""
+    runs: int = 0
+    affected_users: int = 0
+    top_failure_types: tuple[tuple[str, int], ...] = ()
+    example_trace_ids: tuple[str, ...] = ()
+    repeats: bool = True
+    """False: one message only (a budget level, an eval regression event)."""
+    resolves: bool = True
+    """False: no resolved message when it no longer holds."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        return "|".join((self.rule, self.tenant, self.agent, self.key_extra))
+
+
+def lookback(rule: RuleConfig, now: datetime) -> float:
+    """Seconds of runs the rule reads before ``now``."""
+    if rule.kind == "success_rate":
+        return (rule.minutes + 1) * 60.0
+    if rule.kind in ("failure_type_spike", "spend_spike"):
+        return rule.baseline_days * DAY + rule.window
+    if rule.kind == "budget":
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return (now - month_start).total_seconds()
+    return rule.window
+
+
+class RuleEvaluator:
+    """Findings of rules over ``scoped_runs`` on ``con`` at ``now``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, now: datetime, agents: tuple[AgentConfig, ...]):
+        self.con = con
+        self.now = now
+        self.registry = AgentRegistry(agents)
+
+    def findings(self, rule: RuleConfig) -> list[Finding]:
+        method = getattr(self, f"_{rule.kind}")
+        found: list[Finding] = method(rule)
+        return found
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
+        values: dict[str, Any] = {"since": since, "now": self.now, **params}
+        where = ["start_time >= $since", "start_time < $now", "NOT synthetic", *_scope(rule, values)]
+        scoped = f"(SELECT * FROM {RUNS_TABLE} WHERE {' AND '.join(where)})"
+        return self.con.execute(sql.replace("__RUNS__", scoped), values).fetchall()
+
+    def _own(self, tenant: str, agent: str, threshold: str, default: float) -> float:
+        return self.registry.threshold(tenant, agent, threshold, default)
+
+    def _details(self, tenant: str, agent: str, since: datetime, owner: str | None = None) -> dict[str, Any]:
+        """Affected users (beyond the owner), top failure types and example trace ids."""
+        params: dict[str, Any] = {"tenant": tenant, "agent": agent, "since": since, "now": self.now}
+        base = f"""FROM {RUNS_TABLE} WHERE tenant = $tenant AND agent = $agent AND start_time >= $since
+                   AND start_time < $now AND outcome = 'failure' AND NOT synthetic"""
+        users = self.con.execute(
+            f"SELECT count(DISTINCT user_id) {base} AND user_id IS DISTINCT FROM $owner",
+            {**params, "owner": owner},
+        ).fetchall()[0][0]
+        types = self.con.execute(
+            f"""SELECT coalesce(failure_type, 'other_error') AS t, count(*) AS n {base}
+                GROUP BY t ORDER BY n DESC, t LIMIT 3""",
+            params,
+        ).fetchall()
+        examples = self.con.execute(
+            f"SELECT trace_id {base} ORDER BY start_time DESC, trace_id LIMIT 3", params
+        ).fetchall()
+        return {"affected_users": int(users), "top_failure_types": tuple((str(t), int(n)) for t, n in types),
+                "example_trace_ids": tuple(str(t) for (t,) in examples)}  # fmt: skip
+
+    # -- rule kinds --------------------------------------------------------------------------
+    def _failure_rate(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now - timedelta(seconds=rule.window)
+        rows = self._query(
+            """SELECT tenant, agent, count(*), count(*) FILTER (WHERE outcome = 'failure')
+               FROM __RUNS__ GROUP BY ALL ORDER BY ALL""",
+            rule, since,
+        )  # fmt: skip
+        found = []
+        for tenant, agent, runs, failures in rows:
+            threshold = self._own(tenant, agent, "failure_rate", rule.threshold_value())
+            min_runs = self._own(tenant, agent, "min_runs", rule.min_runs)
+            rate = failures / runs
+            if runs < min_runs or rate <= threshold:
+                continue
+            summary = (f"failure rate {rate:.0%} > {threshold:.0%} "
+                       f"({failures} of {runs} runs in the last {format_duration(rule.window)})")  # fmt: skip
+            found.append(Finding(rule.name, rule.kind, tenant, agent, round(rate, 4), threshold, summary,
+                                 runs=runs, **self._details(tenant, agent, since)))  # fmt: skip
+        return found
+
+    def _success_rate(self, rule: RuleConfig) -> list[Finding]:
+        end = self.now.replace(second=0, microsecond=0)
+        since = end - timedelta(minutes=rule.minutes)
+        rows = self._query(
+            """SELECT tenant, agent, count(DISTINCT minute), max(rate), sum(runs) FROM (
+                   SELECT tenant, agent, date_trunc('minute', start_time) AS minute, count(*) AS runs,
+                          avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END) AS rate
+                   FROM __RUNS__ WHERE start_time < $end GROUP BY ALL)
+               GROUP BY ALL ORDER BY ALL""",
+            rule, since, end=end,
+        )  # fmt: skip
+        threshold = rule.threshold_value()
+        found = []
+        for tenant, agent, minutes, best, runs in rows:
+            if minutes < rule.minutes or best >= threshold:
+                continue
+            summary = (f"success rate under {threshold:.0%} for {rule.minutes} minutes in a row "
+                       f"(best minute {best:.0%})")  # fmt: skip
+            value = round(float(best), 4)
+            found.append(Finding(rule.name, rule.kind, tenant, agent, value, threshold, summary,
+                                 runs=int(runs), **self._details(tenant, agent, since)))  # fmt: skip
+        return found
+
+    def _failure_type_spike(self, rule: RuleConfig) -> list[Finding]:
+        # Day 0 is the window before now; days 1..N the same hours of the N days before. A run
+        # ``age`` seconds old falls on day ceil(age / DAY) - 1, ``age - day * DAY`` into it.
+        since = self.now - timedelta(seconds=lookback(rule, self.now))
+        type_filter = "AND failure_type = $type" if rule.failure_type else ""
+        rows = self._query(
+            f"""WITH aged AS (
+                   SELECT tenant, agent, failure_type, epoch($now) - epoch(start_time) AS age
+                   FROM __RUNS__ WHERE outcome = 'failure' AND failure_type IS NOT NULL {type_filter}),
+               dated AS (SELECT *, ceil(age / {DAY}) - 1 AS day FROM aged
+                         WHERE age - (ceil(age / {DAY}) - 1) * {DAY} <= $window)
+               SELECT tenant, agent, failure_type, count(*) FILTER (WHERE day = 0),
+                      count(*) FILTER (WHERE day BETWEEN 1 AND $days) / $days
+               FROM dated GROUP BY ALL ORDER BY ALL""",
+            rule, since, window=rule.window, days=rule.baseline_days,
+            **({"type": rule.failure_type} if rule.failure_type else {}),
+        )  # fmt: skip
+        factor = rule.threshold_value()
+        found = []
+        window = timedelta(seconds=rule.window)
+        for tenant, agent, failure_type, current, baseline in rows:
+            if current < rule.min_count or current <= factor * baseline:
+                continue
+            ratio = current / baseline if baseline else float(current)
+            summary = (
+                f"{failure_type} x{ratio:.1f}: {current} in the last {format_duration(rule.window)} vs "
+                f"{baseline:.2f} a day at this hour over {rule.baseline_days} days (threshold x{factor:g})"
+            )
+            found.append(Finding(rule.name, rule.kind, tenant, agent, round(ratio, 4), factor, summary,
+                                 key_extra=str(failure_type), runs=int(current),
+                                 **self._details(tenant, agent, self.now - window)))  # fmt: skip
+        return found
+
+    def _p99_latency(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now - timedelta(seconds=rule.window)
+        rows = self._query(
+            """SELECT tenant, agent, count(*), quantile_cont(duration_ms, 0.99)
+               FROM __RUNS__ WHERE duration_ms IS NOT NULL GROUP BY ALL ORDER BY ALL""",
+            rule, since,
+        )  # fmt: skip
+        found = []
+        for tenant, agent, runs, p99 in rows:
+            threshold = self._own(tenant, agent, "p99_latency_ms", rule.threshold_value())
+            if runs < self._own(tenant, agent, "min_runs", rule.min_runs) or p99 <= threshold:
+                continue
+            summary = (f"p99 latency {p99:,.0f} ms > {threshold:,.0f} ms over {runs} runs "
+                       f"in the last {format_duration(rule.window)}")  # fmt: skip
+            value = round(float(p99), 3)
+            found.append(Finding(rule.name, rule.kind, tenant, agent, value, threshold, summary,
+                                 runs=runs, **self._details(tenant, agent, since)))  # fmt: skip
+        return found
+
+    def _cross_user(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now - timedelta(seconds=rule.window)
+        rows = self._query(
+            f"""SELECT tenant, agent, {OWNER_FROM_SPANS_SQL} FROM __RUNS__ GROUP BY ALL
+               HAVING count(*) FILTER (WHERE outcome = 'failure') > 0 ORDER BY ALL""",
+            rule, since,
+        )  # fmt: skip
+        found = []
+        for tenant, agent, reported in rows:
+            owner = self.registry.lookup(tenant, agent, reported).owner
+            details = self._details(tenant, agent, since, owner)
+            others = details["affected_users"]
+            if others < rule.threshold_value():
+                continue
+            who = f"the owner {owner}" if owner else "the owner (unknown)"
+            summary = (f"{others} user{'s' if others != 1 else ''} other than {who} saw failures "
+                       f"in the last {format_duration(rule.window)}")  # fmt: skip
+            found.append(Finding(rule.name, rule.kind, tenant, agent, float(others), rule.threshold_value(),
+                                 summary, extra={"owner": owner}, **details))  # fmt: skip
+        return found
+
+    def _spend_spike(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now - timedelta(seconds=lookback(rule, self.now))
+        rows = self._query(
+            f"""WITH dated AS (
+                   SELECT tenant, agent, cost_usd, ceil((epoch($now) - epoch(start_time)) / {DAY}) - 1 AS day,
+                          epoch($now) - epoch(start_time) AS age
+                   FROM __RUNS__ WHERE cost_usd IS NOT NULL)
+               SELECT tenant, agent, coalesce(sum(cost_usd) FILTER (WHERE day = 0), 0),
+                      coalesce(sum(cost_usd) FILTER (WHERE day BETWEEN 1 AND $days), 0) / $days
+               FROM dated WHERE age - day * {DAY} <= $window GROUP BY ALL ORDER BY ALL""",
+            rule, since, window=rule.window, days=rule.baseline_days,
+        )  # fmt: skip
+        percent = rule.threshold_value()
+        found = []
+        for tenant, agent, spend, baseline in rows:
+            if baseline <= 0 or spend <= baseline * (1 + percent / 100):
+                continue
+            over = (spend / baseline - 1) * 100
+            summary = (
+                f"spend ${spend:,.2f} in the last {format_duration(rule.window)} is {over:.0f}% over the "
+                f"{rule.baseline_days}-day average ${baseline:,.2f} (threshold {percent:g}%)"
+            )
+            found.append(Finding(rule.name, rule.kind, tenant, agent, round(over, 2), percent, summary))
+        return found
+
+    def _budget(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rows = self._query(
+            "SELECT tenant, coalesce(sum(cost_usd), 0) FROM __RUNS__ GROUP BY ALL ORDER BY ALL", rule, since
+        )
+        budget = rule.threshold_value()
+        month = since.strftime("%Y-%m")
+        found = []
+        for tenant, spend in rows:
+            for level in sorted(rule.levels):
+                if spend < budget * level:
+                    continue
+                summary = (f"spend ${spend:,.2f} this month ({month}) has reached {level:.0%} of the "
+                           f"${budget:,.2f} budget")  # fmt: skip
+                share = round(spend / budget, 4)
+                found.append(Finding(rule.name, rule.kind, tenant, rule.agent or "*", share, level, summary,
+                                     key_extra=f"{month}@{level:g}", repeats=False,
+                                     resolves=False))  # fmt: skip
+        return found
+
+    def _eval_regression(self, rule: RuleConfig) -> list[Finding]:
+        since = self.now - timedelta(seconds=rule.window)
+        params: dict[str, Any] = {"since": since, "now": self.now}
+        where = ["time >= $since", "time < $now", *_scope(rule, params)]
+        rows = self.con.execute(
+            f"""SELECT tenant, agent, event, run_id, baseline_run, dimensions FROM eval_events
+                WHERE {" AND ".join(where)} ORDER BY time, run_id""",
+            params,
+        ).fetchall()
+        found = []
+        for tenant, agent, event, run_id, baseline_run, dimensions in rows:
+            deltas: dict[str, float] = json.loads(dimensions or "{}")
+            worst = min(deltas.values(), default=0.0)
+            what = "canary drop" if event == "canary_drop" else "eval regression"
+            listed = ", ".join(f"{d} {v:+.2f}" for d, v in sorted(deltas.items()))
+            summary = f"{what}: run {run_id} vs baseline {baseline_run}: {listed}"
+            found.append(Finding(rule.name, rule.kind, str(tenant), str(agent), worst, 0.0, summary,
+                                 key_extra=str(run_id), repeats=False, resolves=False,
+                                 extra={"event": event, "run_id": run_id}))  # fmt: skip
+        return found
+
+
+def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:
+    """Conditions limiting rows to the rule's agent and tenant (their values go into ``params``)."""
+    where = []
+    for column in ("agent", "tenant"):
+        if (value := getattr(rule, column)) is not None:
+            where.append(f"{column} = ${column}")
+            params[column] = value
+    return where

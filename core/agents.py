@@ -1,0 +1,128 @@
+"""The ``agents:`` section: the agents agentwatch watches, who owns them, their thresholds.
+
+agents:
+  - id: expense-bot                # matches the span's agent_id (else agent_name)
+    owner: alice@acme.com          # wins over the owner the spans report (agent_owner)
+    tenant: acme                   # optional: only this tenant's agent of that id
+    thresholds:                    # read by alerting; all optional
+      failure_rate: 0.2
+      p99_latency_ms: 30000
+      min_runs: 5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.configmodel import STRICT, build_config
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    __pydantic_config__ = STRICT
+    failure_rate: float | None = None
+    """Share of runs that failed (0-1) above which the agent is unhealthy."""
+    p99_latency_ms: float | None = None
+    min_runs: int | None = None
+    """Runs a window needs before a rate means anything."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.failure_rate is not None and not 0 <= self.failure_rate <= 1:
+            problems.append("failure_rate: must be between 0 and 1 (a share of runs)")
+        if self.p99_latency_ms is not None and self.p99_latency_ms <= 0:
+            problems.append("p99_latency_ms: must be positive")
+        if self.min_runs is not None and self.min_runs < 1:
+            problems.append("min_runs: must be at least 1")
+        return problems
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    __pydantic_config__ = STRICT
+    id: str
+    owner: str | None = None
+    tenant: str | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def validate(self) -> list[str]:
+        problems = [] if self.id.strip() else ["id: must not be empty"]
+        if self.owner is not None and not self.owner.strip():
+            problems.append("owner: must not be empty (leave it out when unknown)")
+        problems.extend(f"thresholds.{p}" for p in self.thresholds.validate())
+        return problems
+
+
+def build_agents(data: Any) -> tuple[tuple[AgentConfig, ...], list[str]]:
+    """The ``agents:`` list and its problems (``index.key: message``)."""
+    if data is None:
+        return (), []
+    if not isinstance(data, list):
+        return (), ["(section): must be a list of agents (- id: ...)"]
+    agents: list[AgentConfig] = []
+    problems: list[str] = []
+    seen: dict[tuple[str | None, str], int] = {}
+    for i, item in enumerate(data):
+        agent, found = build_config(AgentConfig, item)
+        problems.extend(f"{i}.{p}" for p in found)
+        if agent is None:
+            continue
+        key = (agent.tenant, agent.id)
+        if key in seen:
+            problems.append(f"{i}.id: {agent.id!r} is already defined at agents.{seen[key]}")
+        seen[key] = i
+        agents.append(agent)
+    return tuple(agents), problems
+
+
+OWNER_FROM_SPANS_SQL = "mode(agent_owner)"
+"""The owner the spans report for an agent: the most frequent ``agent_owner`` of its runs in
+the window. Every reader (report, alert rules) aggregates it with this expression."""
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """What agentwatch knows of one agent of one tenant."""
+
+    owner: str | None
+    owner_source: str | None
+    """``config`` (the ``agents:`` section), ``spans`` (``agent_owner``) or None (unknown)."""
+    thresholds: Thresholds
+
+
+class AgentRegistry:
+    """The one answer to "who owns this agent, and what are its thresholds".
+
+    An entry scoped to the agent's tenant beats a global one (no ``tenant:``), key by key: a
+    tenant entry that sets thresholds but no owner takes the owner from the global entry, else
+    from the spans. The configured owner always wins over the owner the spans report.
+    """
+
+    def __init__(self, agents: tuple[AgentConfig, ...] = ()) -> None:
+        self.agents = agents
+
+    def _entries(self, tenant: str, agent: str) -> list[AgentConfig]:
+        """Matching entries, most specific first."""
+        matches = [a for a in self.agents if a.id == agent and a.tenant in (tenant, None)]
+        return sorted(matches, key=lambda a: a.tenant is None)
+
+    def lookup(self, tenant: str, agent: str, owner_from_spans: str | None = None) -> AgentInfo:
+        entries = self._entries(tenant, agent)
+        configured = next((e.owner for e in entries if e.owner), None)
+        if configured is not None:
+            owner, source = configured, "config"
+        elif owner_from_spans:
+            owner, source = owner_from_spans, "spans"
+        else:
+            owner, source = None, None
+        values = {
+            name: next((v for e in entries if (v := getattr(e.thresholds, name)) is not None), None)
+            for name in ("failure_rate", "p99_latency_ms", "min_runs")
+        }
+        return AgentInfo(owner, source, Thresholds(**values))
+
+    def threshold(self, tenant: str, agent: str, name: str, default: float) -> float:
+        """The agent's own ``thresholds.<name>``, else ``default`` (the rule's)."""
+        value = getattr(self.lookup(tenant, agent).thresholds, name)
+        return float(value) if value is not None else float(default)

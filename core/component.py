@@ -1,0 +1,92 @@
+"""The one small consumer interface every pipeline component speaks.
+
+Modelled on the OpenTelemetry Collector: a component module exposes ``TYPE`` (its name in the
+YAML), a frozen ``Config`` dataclass with documented defaults and a ``validate()`` that names
+the offending key, and a ``create(config, next_consumer)`` factory. Components are driven by
+three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` and ``shutdown``;
+``start`` is called once before the first batch and ``shutdown`` is safe without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from core.model import OtlpRecord
+from evals.config import EvalsConfig
+
+if TYPE_CHECKING:
+    from core.admission import DecodeBudget
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    def consume(self, batch: Any) -> None: ...
+
+
+@runtime_checkable
+class Component(Consumer, Protocol):
+    def start(self) -> None: ...
+
+    def force_flush(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Counted(Protocol):
+    """A component with counters of its own (e.g. normalize's truncated attribute values).
+
+    Pipelines may run in worker processes, so counters travel as deltas: ``take_counts``
+    returns what happened since its last call, and the service adds them up for ``/metrics``.
+    """
+
+    def take_counts(self) -> dict[str, int]: ...
+
+
+class BaseComponent:
+    """Do-nothing lifecycle, so simple components only write ``consume``."""
+
+    def start(self) -> None:
+        return None
+
+    def force_flush(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+class DurableSink(Protocol):
+    """Where receivers hand acknowledged requests: the future resolves once the data is durable."""
+
+    def submit(self, record: OtlpRecord) -> Future[None]: ...
+
+
+class StoredIndex(Protocol):
+    """Keys of spans already stored (see ``storage.dedup``)."""
+
+    def __contains__(self, key: bytes) -> bool: ...
+
+    def add_all(self, keys: Iterable[bytes]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """What the service gives every receiver it creates."""
+
+    id: str
+    sink: DurableSink
+    stored: StoredIndex | None = None
+    data_dir: Path | None = None
+    """Where receivers that store results of their own (eval runs) write them."""
+    evals: EvalsConfig = field(default_factory=EvalsConfig)
+    """Named targets and judges (the config's ``evals:`` section)."""
+    budget: DecodeBudget | None = None
+    """Bounds the bytes of request bodies being decoded at once, across every receiver."""
+    tenant_attributes: tuple[str, ...] = ()
+    """Attribute names configured for the tenant (``processors.normalize.attributes.tenant``),
+    so deduplication keys name the tenant a span will be stored under."""

@@ -1,0 +1,145 @@
+"""Eval diff: two runs of an agent compared per dimension and per case.
+
+A dimension **regressed** when its mean over the cases both runs share dropped by more than
+``threshold`` points (of 10) **and** a one-sided Wilcoxon signed-rank test over the paired
+per-case values says a drop this consistent is unlikely to be noise (p < ``alpha``). Cases are
+paired by case id; ``overall`` is compared like a dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+from scipy.stats import wilcoxon
+
+from core.errors import AgentwatchError
+from report.health import rows_of
+
+
+class EvalDiffError(AgentwatchError):
+    """Runs that cannot be compared: unknown ids, no baseline, different agents."""
+
+
+@dataclass(frozen=True)
+class DimensionDelta:
+    dimension: str
+    cases: int
+    baseline: float
+    candidate: float
+    delta: float
+    p_value: float
+    regressed: bool
+
+
+@dataclass(frozen=True)
+class CaseDelta:
+    case_id: str
+    baseline: float
+    candidate: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class EvalDiff:
+    agent: str
+    baseline_run: str
+    candidate_run: str
+    threshold: float
+    alpha: float
+    dimensions: list[DimensionDelta]
+    worse_cases: list[CaseDelta]
+
+    @property
+    def regressed_dimensions(self) -> list[str]:
+        return [d.dimension for d in self.dimensions if d.regressed]
+
+    @property
+    def regression(self) -> bool:
+        return bool(self.regressed_dimensions)
+
+
+def run_agent(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
+    rows = rows_of(con, "SELECT agent FROM eval_runs WHERE run_id = $r", {"r": run_id})
+    if not rows:
+        raise EvalDiffError(f"no eval run {run_id!r} in this data directory")
+    return str(rows[0]["agent"])
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, agent: str, kind: str | None = None) -> str:
+    rows = rows_of(
+        con,
+        "SELECT run_id FROM eval_runs WHERE agent = $a AND ($k IS NULL OR kind = $k)"
+        " ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        {"a": agent, "k": kind},
+    )
+    if not rows:
+        raise EvalDiffError(f"agent {agent!r} has no eval runs")
+    return str(rows[0]["run_id"])
+
+
+def pinned(con: duckdb.DuckDBPyConnection, agent: str, kind: str = "baseline") -> str:
+    rows = rows_of(
+        con,
+        "SELECT run_id FROM eval_baselines WHERE agent = $a AND kind = $k ORDER BY pinned_at DESC LIMIT 1",
+        {"a": agent, "k": kind},
+    )
+    if not rows:
+        raise EvalDiffError(
+            f"agent {agent!r} has no pinned {kind}: pin one with agentwatch eval baseline pin RUN_ID"
+        )
+    return str(rows[0]["run_id"])
+
+
+def _values(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, dict[str, float]]:
+    """dimension → case id → value, plus ``overall``."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows_of(
+        con,
+        "SELECT eval_case_id, dimension, value FROM scores WHERE eval_run_id = $r AND evaluator <> 'metric'",
+        {"r": run_id},
+    ):
+        out.setdefault(r["dimension"], {})[r["eval_case_id"]] = float(r["value"])
+    overall_sql = (
+        "SELECT case_id, overall_score FROM eval_results WHERE run_id = $r AND overall_score IS NOT NULL"
+    )
+    for r in rows_of(con, overall_sql, {"r": run_id}):
+        out.setdefault("overall", {})[r["case_id"]] = float(r["overall_score"])
+    return out
+
+
+def one_sided_p(deltas: list[float]) -> float:
+    """p of "the candidate is lower" from the signed-rank test; 1.0 when nothing changed."""
+    if not any(deltas):
+        return 1.0
+    result: Any = wilcoxon(deltas, alternative="less", zero_method="wilcox")
+    return float(result.pvalue)
+
+
+def diff(
+    con: duckdb.DuckDBPyConnection, baseline: str, candidate: str, threshold: float = 1.0, alpha: float = 0.05
+) -> EvalDiff:
+    agent = run_agent(con, baseline)
+    if run_agent(con, candidate) != agent:
+        raise EvalDiffError(f"runs {baseline} and {candidate} are of different agents")
+    a, b = _values(con, baseline), _values(con, candidate)
+    dimensions = []
+    for dimension in sorted(set(a) & set(b), key=lambda d: (d != "overall", d)):
+        shared = sorted(set(a[dimension]) & set(b[dimension]))
+        if not shared:
+            continue
+        deltas = [b[dimension][c] - a[dimension][c] for c in shared]
+        mean_a = sum(a[dimension][c] for c in shared) / len(shared)
+        mean_b = sum(b[dimension][c] for c in shared) / len(shared)
+        p = one_sided_p(deltas)
+        delta = round(mean_b - mean_a, 4)
+        dimensions.append(DimensionDelta(dimension, len(shared), round(mean_a, 4), round(mean_b, 4), delta,
+                                         round(p, 6), delta < -threshold and p < alpha))  # fmt: skip
+    overall_a, overall_b = a.get("overall", {}), b.get("overall", {})
+    worse = sorted(
+        (CaseDelta(c, overall_a[c], overall_b[c], round(overall_b[c] - overall_a[c], 4))
+         for c in set(overall_a) & set(overall_b) if overall_b[c] < overall_a[c]),
+        key=lambda d: (d.delta, d.case_id),
+    )  # fmt: skip
+    return EvalDiff(agent, baseline, candidate, threshold, alpha, dimensions, worse)

@@ -1,0 +1,1 @@
+"""Judges: the heuristic judge, the LLM judges (OpenAI-compatible, Glean) and their scores."""

@@ -1,0 +1,189 @@
+"""One eval run: every case of a dataset sent to a target (``target.concurrency`` at a time),
+traced as an ``agent_run`` span with a child span per reported tool call, scored by a judge,
+and stored (``storage.tables``).
+
+The run span carries ``agentwatch.synthetic``, ``agentwatch.eval_run_id`` and
+``agentwatch.eval_case_id``, the case's query and the answer, and the target's own trace id
+(``agentwatch.target_trace_id``) when it returned one, so a synthetic run joins the agent's
+own trace.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
+
+from core.errors import Cancelled
+from evals.datasets import Case
+from evals.judges.marks import marks
+from evals.judges.scores import Judge, Judgement, score_rows
+from evals.targets import Target, TargetResult
+from evals.targets.limit import shared_limit
+from storage.tables import write_rows
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    case: Case
+    result: TargetResult
+    judgement: Judgement
+    trace_id: str
+    span_id: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    run_id: str
+    agent: str
+    kind: str
+    dataset: str
+    target: str
+    judge: str
+    started_at: datetime
+    finished_at: datetime
+    outcomes: list[CaseOutcome]
+
+    @property
+    def errors(self) -> int:
+        return sum(o.result.error is not None for o in self.outcomes)
+
+    @property
+    def overall_score(self) -> float | None:
+        values = [o.judgement.overall_score for o in self.outcomes if o.judgement.overall_score is not None]
+        return round(sum(values) / len(values), 4) if values else None
+
+    def dimension_scores(self) -> dict[str, float]:
+        by_dimension: dict[str, list[float]] = {}
+        for outcome in self.outcomes:
+            for score in outcome.judgement.scores:
+                by_dimension.setdefault(score.dimension, []).append(score.value)
+        return {d: round(sum(v) / len(v), 4) for d, v in by_dimension.items()}
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def run_eval(
+    cases: Sequence[Case],
+    target: Target,
+    judge: Judge,
+    tracer: Tracer,
+    *,
+    agent: str,
+    dataset: str,
+    kind: str = "manual",
+    progress: Callable[[int], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    cancelled: threading.Event | None = None,
+) -> EvalRun:
+    """Run, judge and trace every case. When ``cancelled`` is set, cases not yet started are
+    skipped and ``Cancelled`` is raised: a partial run is never recorded."""
+    started = now()
+    run_id = new_run_id(started)
+    limit = shared_limit(target.name, target.concurrency)
+
+    def one(case: Case) -> CaseOutcome:
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled(f"eval run {run_id} given up: shutting down")
+        with limit:
+            begin = now()
+            begin_ns = time.time_ns()
+            result = target.invoke(case)
+        judgement = judge.judge(case, result)
+        trace_id, span_id = _trace(tracer, agent, run_id, case, result, judgement, begin_ns)
+        return CaseOutcome(case, result, judgement, trace_id, span_id, begin)
+
+    outcomes: list[CaseOutcome] = []
+    with ThreadPoolExecutor(max(1, target.concurrency), thread_name_prefix="agentwatch-eval") as pool:
+        for done, outcome in enumerate(pool.map(one, cases), start=1):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(done)
+    return EvalRun(run_id, agent, kind, dataset, target.name, judge.name, started, now(), outcomes)
+
+
+def _trace(
+    tracer: Tracer,
+    agent: str,
+    run_id: str,
+    case: Case,
+    result: TargetResult,
+    judgement: Judgement,
+    begin_ns: int,
+) -> tuple[str, str]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.id": agent,
+        "agentwatch.synthetic": True,
+        "agentwatch.eval_run_id": run_id,
+        "agentwatch.eval_case_id": case.id,
+        "input.value": case.query,
+    }
+    if result.output is not None:
+        attributes["output.value"] = result.output
+    if result.trace_id:
+        attributes["agentwatch.target_trace_id"] = result.trace_id
+    if judgement.overall_score is not None:
+        attributes["agentwatch.eval.overall_score"] = judgement.overall_score
+    end_ns = begin_ns + int(result.latency_ms * 1e6)
+    span = tracer.start_span("agent_run", start_time=begin_ns, attributes=attributes)
+    context = trace.set_span_in_context(span)
+    for call in result.tool_calls:
+        tool_attributes: dict[str, Any] = {
+            "agentwatch.synthetic": True,
+            "agentwatch.eval_run_id": run_id,
+            "agentwatch.eval_case_id": case.id,
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.arguments": call.arguments,
+        }
+        if call.output is not None:
+            tool_attributes["gen_ai.tool.call.result"] = call.output
+        child = tracer.start_span(
+            f"execute_tool {call.name}", context, start_time=begin_ns, attributes=tool_attributes
+        )
+        child.end(end_time=end_ns)
+    if result.error is not None:
+        span.set_status(Status(StatusCode.ERROR, result.error))
+    span.end(end_time=end_ns)
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: float = 5.0) -> None:
+    """The run, its per-case results, every score and the runs' marks, as rows of the eval tables."""
+    finished = run.finished_at
+    write_rows(data_dir, "eval_runs", tenant, run.started_at, [{
+        "run_id": run.run_id, "agent": run.agent, "kind": run.kind, "dataset": run.dataset,
+        "target": run.target, "judge": run.judge, "started_at": run.started_at, "finished_at": finished,
+        "cases": len(run.outcomes), "errors": run.errors, "overall_score": run.overall_score,
+        "dimension_scores": orjson.dumps(run.dimension_scores()).decode(),
+    }])  # fmt: skip
+    results, scores, run_marks = [], [], []
+    for o in run.outcomes:
+        results.append({
+            "run_id": run.run_id, "agent": run.agent, "case_id": o.case.id, "trace_id": o.trace_id,
+            "span_id": o.span_id, "target_trace_id": o.result.trace_id, "query": o.case.query,
+            "output": o.result.output, "error": o.result.error, "latency_ms": o.result.latency_ms,
+            "tool_call_count": len(o.result.tool_calls), "overall_score": o.judgement.overall_score,
+            "started_at": o.started_at, "judge_problems": "; ".join(o.judgement.problems) or None,
+        })  # fmt: skip
+        run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished)
+        scores += score_rows(o.judgement, o.trace_id, o.span_id, run.judge, finished, run.run_id, o.case.id,
+                             with_metrics=True)  # fmt: skip
+    write_rows(data_dir, "eval_results", tenant, run.started_at, results)
+    write_rows(data_dir, "scores", tenant, run.started_at, scores)
+    write_rows(data_dir, "run_marks", tenant, run.started_at, run_marks)

@@ -1,0 +1,43 @@
+"""``openai``: any OpenAI-compatible chat-completions endpoint (``POST {base}/chat/completions``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.httpclient import RetryPolicy
+from evals.datasets import Case
+from evals.targets import TargetResult, ToolCall
+from evals.targets.base import HttpTarget, Malformed, bearer
+
+
+class OpenAITarget(HttpTarget):
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None,
+        policy: RetryPolicy | None = None, concurrency: int = 4, system_prompt: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(f"openai:{model}", policy or RetryPolicy(), concurrency)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.headers = bearer(api_key)
+        self.system_prompt = system_prompt
+
+    def invoke(self, case: Case) -> TargetResult:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        content = case.query if not case.fields else f"{case.query}\n\nInputs: {case.fields}"
+        messages.append({"role": "user", "content": content})
+        return self.call(self.url, {"model": self.model, "messages": messages}, self.headers, parse)
+
+
+def parse(data: Any) -> TargetResult:
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices:
+        raise Malformed("no choices")
+    message = choices[0]["message"]
+    calls = tuple(
+        ToolCall(call["function"]["name"], call["function"].get("arguments", ""))
+        for call in message.get("tool_calls") or []
+    )
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise Malformed("message content is not text")
+    return TargetResult(content, 0.0, calls)

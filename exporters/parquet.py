@@ -1,0 +1,130 @@
+"""The ``parquet`` exporter: canonical span rows → zstd Parquet, partitioned by tenant and day.
+
+    exporters:
+      parquet:
+        compression: zstd        # zstd | snappy | gzip | none
+        compression_level: 3
+
+        max_dates_per_flush: 16  # per tenant; see below
+
+Files land in ``<data_dir>/spans/tenant=<t>/date=<YYYY-MM-DD>/part-*.parquet``; ``tenant``
+and ``date`` are hive partition columns, so they are not repeated inside the files. Each call
+writes one file per partition from the whole Arrow batch, never row by row, and then the file's
+run roll-up partials (``storage.runparts``).
+
+``date`` is the span's UTC start date. Each partition costs a file (and its partials) per flush,
+so a client sending spans dated on thousands of different days would make thousands of files
+and hold up everyone's flush. A flush therefore opens at most ``max_dates_per_flush`` date
+partitions per tenant: the dates with the most spans (ties: the most recent) keep their
+partitions, and the spans of the rarer dates are written to the partition of the day they
+arrived. Their ``start_time`` is untouched; only the file they live in differs. Normal traffic
+(a day or two per flush) never reaches the bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agentwatch.pipeline import ExporterSettings
+from core.component import BaseComponent
+from core.configmodel import STRICT
+from storage.layout import SPANS, table_dir, write_atomically
+from storage.runparts import PartsWriter
+
+TYPE = "parquet"
+
+
+@dataclass(frozen=True)
+class Config:
+    __pydantic_config__ = STRICT
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression_level: int | None = 3
+    """zstd level; higher is smaller and slower."""
+    max_dates_per_flush: int = 16
+    """Date partitions one flush opens per tenant; spans of rarer dates go to the arrival day's."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if (
+            self.compression_level is not None
+            and self.compression == "zstd"
+            and not 1 <= self.compression_level <= 22
+        ):
+            problems.append("compression_level: zstd levels run from 1 to 22")
+        if self.max_dates_per_flush < 1:
+            problems.append("max_dates_per_flush: must be at least 1")
+        return problems
+
+
+def partition_dates(table: pa.Table, max_dates: int, today: str) -> pa.Array:
+    """Each row's date partition: its start date, unless its tenant has too many dates in
+    ``table``, in which case rows of the rarer dates get ``today``."""
+    dates = pc.strftime(table["start_time"], format="%Y-%m-%d")
+    counts = (
+        pa.table({"tenant": table["tenant"], "date": dates})
+        .group_by(["tenant", "date"])
+        .aggregate([([], "count_all")])
+    )
+    by_tenant: dict[str, list[tuple[int, str]]] = {}
+    for tenant, date, count in zip(
+        counts["tenant"].to_pylist(), counts["date"].to_pylist(), counts["count_all"].to_pylist(), strict=True
+    ):
+        by_tenant.setdefault(tenant, []).append((count, date))
+    moved: list[tuple[str, str]] = []
+    for tenant, found in by_tenant.items():
+        if len(found) > max_dates:
+            kept = {date for _, date in sorted(found, reverse=True)[:max_dates]}
+            moved += [(tenant, date) for _, date in found if date not in kept and date != today]
+    if not moved:
+        return dates
+    tenant_date = pc.binary_join_element_wise(table["tenant"], dates, "\0")
+    rare = pc.is_in(tenant_date, pa.array([f"{t}\0{d}" for t, d in moved]))
+    return pc.if_else(rare, today, dates)
+
+
+def partitions(
+    table: pa.Table, max_dates: int = 1 << 30, today: str | None = None
+) -> list[tuple[str, str, pa.Table]]:
+    """Split a span table into (tenant, date, rows without the partition columns)."""
+    today = today or time.strftime("%Y-%m-%d", time.gmtime())
+    keyed = table.append_column("date", partition_dates(table, max_dates, today))
+    keys = keyed.group_by(["tenant", "date"]).aggregate([])
+    out = []
+    for tenant, date in zip(keys["tenant"].to_pylist(), keys["date"].to_pylist(), strict=True):
+        mask = pc.and_(pc.equal(keyed["tenant"], tenant), pc.equal(keyed["date"], date))
+        rows = keyed.filter(mask).drop_columns(["tenant", "date"]).sort_by("start_time")
+        out.append((tenant, date, rows))
+    return out
+
+
+class ParquetExporter(BaseComponent):
+    def __init__(self, config: Config, data_dir: Path) -> None:
+        self.config = config
+        self.root = table_dir(data_dir, SPANS)
+        self.parts = PartsWriter(data_dir)
+        self.files_written = 0
+
+    def consume(self, batch: pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        compression = "none" if self.config.compression == "none" else self.config.compression
+        level = self.config.compression_level if compression == "zstd" else None
+        for tenant, date, rows in partitions(batch, self.config.max_dates_per_flush):
+            written = write_atomically(
+                rows, self.root / f"tenant={tenant}" / f"date={date}", compression, level
+            )
+            self.parts.write(rows, written)  # after the file: partials never describe missing spans
+            self.files_written += 1
+
+    def shutdown(self) -> None:
+        self.parts.close()
+
+
+def create(config: Config, settings: ExporterSettings) -> ParquetExporter:
+    return ParquetExporter(config, settings.data_dir)

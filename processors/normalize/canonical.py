@@ -1,0 +1,229 @@
+"""The canonical columns that come from attributes, for a whole batch at once.
+
+- plain columns (agent_id, user_id, model, ...) are the slot values, gathered as bytes
+  (``slots.attr_strings``);
+- rules (operation, agent/tool name fallbacks, errors and texts, provider aliases, tenant,
+  synthetic) are the existing ``derive``/``resolve`` functions, run once per distinct
+  combination of the inputs they read, not once per span;
+- token usage is vectorised for int-valued tokens; anything else goes through ``derive.usage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from processors.normalize import conventions as conv
+from processors.normalize import derive, error_text
+from processors.normalize.columns import NULL, Pool, Ranges, choose, floats, ints
+from processors.normalize.decoded import Decoded, col
+from processors.normalize.kernels import has_child, intern_ranges
+from processors.normalize.resolve import Index, ProviderAliases, as_bool, as_str
+from processors.normalize.slots import Resolved, attr_strings, derived_strings, per_group, pick
+from processors.normalize.wire import (
+    A_INT,
+    A_TYPE,
+    S_CODE,
+    S_NAME_LEN,
+    S_NAME_OFF,
+    S_REQ,
+    T_DOUBLE,
+    T_INT,
+    T_NONE,
+)
+
+PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session_id", "model", "eval_run_id",
+                 "eval_case_id")  # fmt: skip
+_OPERATION_INPUTS = ("sig.mcp_method", "sig.gen_ai_operation", "sig.openinference_kind", "sig.traceloop_kind",
+                     "sig.llm_request_type", "sig.langfuse_type", "model")  # fmt: skip
+_USAGE_INPUTS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd",
+                 "sig.usage_details", "sig.cost_details")  # fmt: skip
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens")
+# Slots whose values rules read; the others are only copied into columns.
+_RULE_SLOTS = tuple(
+    dict.fromkeys(
+        (
+            *_OPERATION_INPUTS,
+            "sig.entity_name",
+            "sig.trace_name",
+            *error_text.ERROR_INPUTS,
+            *(slot for slots in error_text.TEXT_INPUTS for slot in slots),
+            "provider",
+            "synthetic",
+            "tenant",
+        )
+    )
+)
+_TOOL_OPERATIONS = frozenset({"tool", "mcp"})
+_SAFE_TOKENS = 1 << 62  # token counts below this add up without leaving int64
+
+
+class Settings(Protocol):
+    """What the rules need from the normalize processor: its config, compiled."""
+
+    @property
+    def config(self) -> Any: ...  # normalize.Config (capture_text, max_text_length)
+    @property
+    def index(self) -> Index: ...
+    @property
+    def overrides(self) -> dict[str, str]: ...
+    @property
+    def providers(self) -> ProviderAliases: ...
+    def tenant(self, raw: str | None) -> str: ...
+
+
+class Rules:
+    """The attribute-driven columns of one decoded batch; text made in Python goes to ``pool``."""
+
+    def __init__(self, decoded: Decoded, settings: Settings) -> None:
+        self.d = decoded
+        self.settings = settings
+        self.r = Resolved(decoded, settings.index, _RULE_SLOTS)
+        self.pool = Pool()
+        spans = decoded.spans
+        self.name_id, first = intern_ranges(decoded.buf, col(spans, S_NAME_OFF), col(spans, S_NAME_LEN))
+        self.names = [decoded.text(spans[s, S_NAME_OFF], spans[s, S_NAME_LEN]) for s in first.tolist()]
+        code = spans[:, S_CODE]
+        self.status = np.where((code >= 0) & (code < 3), code, 0)  # index into error_text.STATUSES
+
+    def columns(self) -> dict[str, pa.Array | Ranges]:
+        r = self.r
+        out: dict[str, pa.Array | Ranges] = {
+            column: attr_strings(self.d, r.attr(column), self.pool) for column in PLAIN_COLUMNS
+        }
+        ops, op = self._operation()
+        out["operation"] = choose(ops, op)
+        out["agent_name"], out["tool_name"] = self._names(ops, op)
+        out.update(self._usage(np.isin(op, [i for i, x in enumerate(ops) if x in conv.LLM_OPERATIONS])))
+        tool = np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
+        texts = error_text.columns(self, tool)
+        out["error_type"], out["error_message"], out["input_text"], out["output_text"] = texts
+        canonical = self.settings.providers.canonical
+        providers, code = r.per_value("provider", lambda v: canonical(as_str(v) or ""), None)
+        out["provider"] = choose(providers, code)
+        flags, code = r.per_value("synthetic", as_bool, False)
+        out["synthetic"] = pa.array(np.array(flags, bool)[code], pa.bool_())
+        out["tenant"] = self._tenant()
+        return out
+
+    def _operation(self) -> tuple[list[str], np.ndarray]:
+        """(operations, code per span) by derive.operation, once per distinct name and inputs."""
+        keys = np.column_stack([self.name_id, self.r.vids(_OPERATION_INPUTS)])
+        found = self.r.found
+        overrides = self.settings.overrides
+        results, group = per_group(
+            keys,
+            lambda row: derive.operation(self.names[row[0]], found(_OPERATION_INPUTS, row[1:]), overrides),
+        )
+        ops = sorted(set(results))
+        return ops, np.array([ops.index(x) for x in results], np.int64)[group]
+
+    def _names(self, ops: list[str], op: np.ndarray) -> tuple[Ranges, Ranges]:
+        """agent_name and tool_name: the attribute, else derive's fallback where it applies."""
+        r = self.r
+        agent = attr_strings(self.d, r.attr("agent_name"), self.pool)
+        agent_run = ops.index("agent_run") if "agent_run" in ops else -1
+        need = (agent.source == NULL) & ((op == agent_run) | r.has("sig.trace_name"))
+        self._fallback(agent, need, op, ops, ("sig.entity_name", "sig.trace_name"), derive.agent_name)
+        tool = attr_strings(self.d, r.attr("tool_name"), self.pool)
+        need = (tool.source == NULL) & np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
+        self._fallback(tool, need, op, ops, ("sig.entity_name",), derive.tool_name)
+        return agent, tool
+
+    def _fallback(
+        self,
+        out: Ranges,
+        need: np.ndarray,
+        op: np.ndarray,
+        ops: list[str],
+        slots: tuple[str, ...],
+        rule: Callable[[str, str, dict[str, Any]], str | None],
+    ) -> None:
+        rows = np.flatnonzero(need)
+        if not rows.size:
+            return
+        keys = np.column_stack([self.name_id[rows], op[rows], self.r.vids(slots)[rows]])
+        found = self.r.found
+        results, group = per_group(
+            keys, lambda row: rule(self.names[row[0]], ops[row[1]], found(slots, row[2:]))
+        )
+        derived_strings(out, rows, results, group, self.pool)
+
+    def _usage(self, llm: np.ndarray) -> dict[str, pa.Array]:
+        """Tokens and cost: on LLM spans only (``llm``), and only on leaves (_non_leaf).
+
+        Int tokens and int/double costs without Langfuse details (nearly all spans) are
+        computed here as derive.usage would; any other span runs derive.usage itself.
+        """
+        n = llm.shape[0]
+        values = np.zeros((n, 4), np.int64)
+        valid = np.zeros((n, 5), bool)
+        cost = np.zeros(n, np.float64)
+        rows = np.flatnonzero(llm)
+        win = self.r.attrs(_USAGE_INPUTS)[rows]
+        kinds = pick(self.d.attrs, win, A_TYPE, T_NONE)
+        raw = pick(self.d.attrs, win, A_INT, 0)
+        tokens, sent = raw[:, :4], win[:, :4] >= 0
+        fast = (win[:, 5] < 0) & (win[:, 6] < 0)
+        fast &= ((kinds[:, :4] == T_INT) | ~sent).all(axis=1)
+        fast &= ((tokens > -_SAFE_TOKENS) & (tokens < _SAFE_TOKENS)).all(axis=1)
+        fast &= (kinds[:, 4] == T_INT) | (kinds[:, 4] == T_DOUBLE) | (win[:, 4] < 0)
+        sent &= fast[:, None]
+        total = ~sent[:, 3] & (sent[:, 0] | sent[:, 1])  # derive.usage: total = input + output
+        tokens[total, 3] = np.where(sent[total, 0], tokens[total, 0], 0) + np.where(
+            sent[total, 1], tokens[total, 1], 0
+        )
+        sent[total, 3] = True
+        values[rows] = tokens
+        valid[rows, :4] = sent
+        as_int, as_double = fast & (kinds[:, 4] == T_INT), fast & (kinds[:, 4] == T_DOUBLE)
+        cost[rows[as_int]] = raw[as_int, 4].astype(np.float64)
+        cost[rows[as_double]] = raw[as_double, 4].view(np.float64)
+        valid[rows, 4] = as_int | as_double
+        for i in np.flatnonzero(~fast).tolist():  # string tokens, Langfuse details, ...
+            found = {
+                slot: self.d.value(a)
+                for slot, a in zip(_USAGE_INPUTS, win[i].tolist(), strict=True)
+                if a >= 0
+            }
+            s = int(rows[i])
+            *counts, amount = derive.usage(found)
+            for k, count in enumerate(counts):
+                if count is not None:
+                    values[s, k], valid[s, k] = count, True
+            if amount is not None:
+                cost[s], valid[s, 4] = amount, True
+        valid &= ~self._non_leaf(llm)[:, None]
+        out = {name: ints(values[:, k], valid[:, k]) for k, name in enumerate(_TOKEN_COLUMNS)}
+        out["cost_usd"] = floats(cost, valid[:, 4])
+        return out
+
+    def _non_leaf(self, llm: np.ndarray) -> np.ndarray:
+        """LLM spans with an LLM child in this batch (same trace): their usage is the child's.
+
+        Frameworks often wrap the provider call in a second "chat" span that repeats its usage;
+        counting both would double the spend, so only the innermost LLM span keeps the numbers.
+        A child that arrives in a later batch cannot be seen, so such a parent keeps its numbers.
+        """
+        rows = np.flatnonzero(llm)
+        out = np.zeros(llm.shape[0], bool)
+        out[rows] = has_child(self.d.buf, self.d.spans, rows)
+        return out
+
+    def _tenant(self) -> pa.Array:
+        """The ingest token's tenant, else the mapped attribute (span's, then resource's), else
+        ``default``; sanitised (``settings.tenant``)."""
+        tenant = self.settings.tenant
+        tenants, code = self.r.per_value("tenant", lambda v: tenant(as_str(v)), tenant(None))
+        tokens = self.d.token_tenants
+        if any(t is not None for t in tokens):
+            by_request = np.array(
+                [-1 if t is None else len(tenants) + i for i, t in enumerate(tokens)], np.int64
+            )
+            tenants += [tenant(t) for t in tokens]
+            by_token = by_request[self.d.spans[:, S_REQ]]
+            code = np.where(by_token >= 0, by_token, code)
+        return choose(tenants, code)

@@ -1,0 +1,229 @@
+"""Canonical values that need more than "first attribute present wins".
+
+Every function takes ``found`` (slot → raw attribute value, see ``processors.normalize.slots``) plus what
+else it needs, and is pure: the normalize processor calls each once per distinct combination of
+the inputs it reads (``processors.normalize.canonical``), so these stay the one statement of each rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors.normalize import conventions as conv
+from processors.normalize.message_text import text_of
+from processors.normalize.resolve import as_float, as_int, as_json_object, as_str
+
+Usage = tuple[int | None, int | None, int | None, int | None, float | None]
+NO_USAGE: Usage = (None, None, None, None, None)
+
+
+def operation(name: str, found: dict[str, Any], overrides: dict[str, str]) -> str:
+    """The operation, by the first convention that says: config, MCP, GenAI, OpenInference,
+    OpenLLMetry, Langfuse, the span name, and finally "a model was called" → chat."""
+    op = overrides.get(name)
+    if op is not None:
+        return op
+    if "sig.mcp_method" in found:
+        return "mcp"
+    op = _lookup(found.get("sig.gen_ai_operation"), conv.GEN_AI_OPERATIONS)
+    if op is not None:
+        return op
+    raw = found.get("sig.openinference_kind")
+    if raw is not None:
+        return _lookup(raw, conv.OPENINFERENCE_KINDS) or "other"
+    op = _lookup(found.get("sig.traceloop_kind"), conv.TRACELOOP_KINDS) or _lookup(
+        found.get("sig.llm_request_type"), conv.LLM_REQUEST_TYPES
+    )
+    if op is not None:
+        return op
+    raw = found.get("sig.langfuse_type")
+    if raw is not None:
+        return _lookup(raw, conv.LANGFUSE_TYPES) or "other"
+    op = conv.SPAN_NAME_OPERATIONS.get(name.partition(" ")[0])
+    if op is not None:
+        return op
+    return "chat" if "model" in found else "other"
+
+
+def _lookup(raw: Any, table: dict[str, str]) -> str | None:
+    return table.get(raw.lower()) if isinstance(raw, str) else None
+
+
+def _after_first_word(name: str) -> str | None:
+    rest = name.partition(" ")[2].strip()
+    return rest or None
+
+
+def tool_name(name: str, op: str, found: dict[str, Any]) -> str | None:
+    """Tool name: attributes, else the target in "tools/call get_weather" / "execute_tool x",
+    else OpenLLMetry's entity name, else the tool span's own name (OpenInference, Langfuse)."""
+    tool = as_str(found.get("tool_name"))
+    if tool is not None or op not in ("tool", "mcp"):
+        return tool
+    head = name.partition(" ")[0]
+    if head in ("tools/call", "execute_tool"):
+        return _after_first_word(name)
+    if op == "mcp":
+        return None
+    entity = as_str(found.get("sig.entity_name"))
+    if entity is not None:
+        return entity
+    return None if head in conv.SPAN_NAME_OPERATIONS else name
+
+
+def agent_name(name: str, op: str, found: dict[str, Any]) -> str | None:
+    """Agent name: attributes, else for an agent span its "invoke_agent X" target, entity name
+    or own name, else Langfuse's trace name (Langfuse users name traces after the agent)."""
+    agent = as_str(found.get("agent_name"))
+    if agent is not None:
+        return agent
+    if op == "agent_run":
+        head = name.partition(" ")[0]
+        if head in ("invoke_agent", "create_agent"):
+            agent = _after_first_word(name)
+        elif "sig.entity_name" in found:
+            agent = as_str(found["sig.entity_name"])
+        elif head not in conv.SPAN_NAME_OPERATIONS:
+            agent = name
+        if agent is not None:
+            return agent
+    return as_str(found.get("sig.trace_name"))
+
+
+def usage(found: dict[str, Any]) -> Usage:
+    """(input, output, cached, total tokens, cost) of an LLM span; Langfuse details fill gaps."""
+    inp = as_int(found.get("input_tokens"))
+    out = as_int(found.get("output_tokens"))
+    cached = as_int(found.get("cached_tokens"))
+    total = as_int(found.get("total_tokens"))
+    cost = as_float(found.get("cost_usd"))
+    details = as_json_object(found.get("sig.usage_details"))
+    if details is not None:
+        inp = inp if inp is not None else _first_int(details, "input", "prompt_tokens", "input_tokens")
+        out = out if out is not None else _first_int(details, "output", "completion_tokens", "output_tokens")
+        cached = (
+            cached
+            if cached is not None
+            else _first_int(details, "cache_read_input_tokens", "input_cached_tokens", "cache_read")
+        )
+        total = total if total is not None else _first_int(details, "total", "total_tokens")
+    if cost is None:
+        cost = _total_cost(as_json_object(found.get("sig.cost_details")))
+    if total is None and (inp is not None or out is not None):
+        total = (inp or 0) + (out or 0)
+    return inp, out, cached, total, cost
+
+
+def _first_int(details: dict[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = as_int(details.get(key))
+        if value is not None:
+            return value
+    return None
+
+
+def _total_cost(details: dict[str, Any] | None) -> float | None:
+    """Langfuse cost_details: "total" when sent, else the sum of the parts (as Langfuse does)."""
+    if not details:
+        return None
+    total = as_float(details.get("total"))
+    if total is not None:
+        return total
+    parts = [as_float(v) for v in details.values()]
+    known = [p for p in parts if p is not None]
+    return sum(known) if known else None
+
+
+def exception_of(events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(exception.type, exception.message) of the first exception event."""
+    for event in events:
+        if event["name"] == conv.EXCEPTION_EVENT:
+            attrs = event["attributes"]
+            return as_str(attrs.get("exception.type")), as_str(attrs.get("exception.message"))
+    return None, None
+
+
+def error_type(found: dict[str, Any], exc_type: str | None) -> str | None:
+    """error.type, else the exception type, else the JSON-RPC error code."""
+    reported = as_str(found.get("error_type")) or exc_type
+    if reported:
+        return reported
+    code = as_str(found.get("sig.rpc_error_code"))
+    if code is not None and code not in conv.RPC_SUCCESS_CODES:
+        return code
+    return None
+
+
+def tool_error(found: dict[str, Any]) -> str | None:
+    """ "tool_error" when a tool/MCP result says isError (the JSON-RPC call itself succeeded)."""
+    flag = found.get("sig.tool_is_error")
+    if flag is True or (isinstance(flag, str) and flag.lower() == "true"):
+        return "tool_error"
+    result = as_json_object(found.get("sig.tool_result"))
+    return "tool_error" if result is not None and result.get("isError") is True else None
+
+
+def error_message(
+    found: dict[str, Any], exc_message: str | None, status: str, status_message: str | None
+) -> str | None:
+    message = as_str(found.get("error_message")) or exc_message or as_str(found.get("sig.error_message"))
+    if message:
+        return message
+    return status_message if status == "error" else None
+
+
+def indexed_text(attrs: dict[str, Any], families: tuple[tuple[str, str, str], ...]) -> str | None:
+    """Text of flattened message lists (gen_ai.prompt.0.content, llm.input_messages.0.message...)."""
+    for prefix, content_suffix, role_suffix in families:
+        if f"{prefix}0{content_suffix}" not in attrs and f"{prefix}0{role_suffix}" not in attrs:
+            continue
+        pieces: list[str] = []
+        for i in range(10_000):
+            base = f"{prefix}{i}"
+            content = attrs.get(base + content_suffix)
+            if content is None and base + role_suffix not in attrs:
+                break
+            text = text_of(content) if content is not None else _openinference_contents(attrs, base)
+            if text:
+                pieces.append(text)
+        return "\n".join(pieces)
+    return None
+
+
+def _openinference_contents(attrs: dict[str, Any], base: str) -> str | None:
+    middle, suffix = conv.OPENINFERENCE_CONTENTS
+    pieces: list[str] = []
+    for j in range(10_000):
+        text = attrs.get(f"{base}{middle}{j}{suffix}")
+        if text is None:
+            break
+        if isinstance(text, str) and text:
+            pieces.append(text)
+    return "\n".join(pieces) if pieces else None
+
+
+def event_text(events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(input, output) text carried by GenAI message events, each None when no event has any."""
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for event in events:
+        name = event["name"]
+        attrs = event["attributes"]
+        if name in conv.INPUT_EVENTS:
+            _collect(attrs, conv.INPUT_EVENT_KEYS, inputs)
+        elif name in conv.OUTPUT_EVENTS:
+            _collect(attrs, conv.OUTPUT_EVENT_KEYS, outputs)
+        elif name == conv.DETAILS_EVENT:
+            _collect(attrs, ("gen_ai.input.messages",), inputs)
+            _collect(attrs, ("gen_ai.output.messages",), outputs)
+    return ("\n".join(inputs) if inputs else None), ("\n".join(outputs) if outputs else None)
+
+
+def _collect(attrs: dict[str, Any], keys: tuple[str, ...], into: list[str]) -> None:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            text = text_of(value)
+            if text:
+                into.append(text)
+            return

@@ -1,0 +1,4 @@
+"""The ``otlp`` receiver: OTLP/gRPC and OTLP/HTTP over one export handler.
+
+The factory (``TYPE``, ``Config``, ``create``) is in ``receiver``; importing this
+package imports nothing else, so its small modules can be used without loading the rest."""

@@ -1,0 +1,258 @@
+"""OTLP/gRPC transport: ``TraceService/Export`` over the shared ExportHandler.
+
+The method is registered with no deserializer so the handler receives the raw request bytes,
+exactly as the HTTP transport does; gRPC itself inflates gzip-compressed messages.
+
+With ingest tokens, ``TokenInterceptor`` checks the ``authorization`` metadata before the
+message is read: a refused call never has its body received (not even checked against
+``max_recv_msg_size_mib``). Connection limits and keepalive mirror the Collector's configgrpc
+(``GrpcServerLimits``, defaults there).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc import aio
+
+from core.configmodel import STRICT
+from core.errors import ConfigError, RequestError, Unauthenticated, Unavailable
+from core.units import Duration
+from receiver.otlp.auth import TlsConfig, TokenAuthenticator
+from receiver.otlp.handler import ExportHandler
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def retry_metadata(message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
+    """``grpc-status-details-bin`` carrying RetryInfo, which OTLP exporters honour."""
+    delay = duration_pb2.Duration(seconds=int(retry_after), nanos=int(retry_after % 1 * 1e9))
+    details = any_pb2.Any()
+    details.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[details])
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+log = logging.getLogger("agentwatch.receiver.grpc")
+
+STATUS_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+"""``google.rpc.Code`` numbers (``RequestError.grpc_code``) → grpc's enum."""
+
+_MAX_MS = 2**31 - 1
+"""gRPC's integer channel arguments: longer durations mean "never"."""
+
+
+@dataclass(frozen=True)
+class KeepaliveServerParameters:
+    """configgrpc ``keepalive.server_parameters``; ``null`` means never."""
+
+    __pydantic_config__ = STRICT
+    max_connection_idle: Duration | None = 60.0
+    """A connection with no call in flight for this long is closed (GOAWAY)."""
+    max_connection_age: Duration | None = None
+    """A connection is closed (GOAWAY) after this long, whatever it does."""
+    max_connection_age_grace: Duration | None = None
+    """After max_connection_age, calls in flight get this long to finish."""
+    time: Duration = 7200.0
+    """Ping a client after this long without activity..."""
+    timeout: Duration = 20.0
+    """...and close the connection if the ping is not answered within this time."""
+
+
+@dataclass(frozen=True)
+class KeepaliveEnforcementPolicy:
+    """configgrpc ``keepalive.enforcement_policy``: clients pinging more often are disconnected."""
+
+    __pydantic_config__ = STRICT
+    min_time: Duration = 300.0
+    """Least time between a client's keepalive pings."""
+    permit_without_stream: bool = False
+    """Whether a client may ping while it has no call in flight."""
+
+
+@dataclass(frozen=True)
+class KeepaliveConfig:
+    __pydantic_config__ = STRICT
+    server_parameters: KeepaliveServerParameters = field(default_factory=KeepaliveServerParameters)
+    enforcement_policy: KeepaliveEnforcementPolicy = field(default_factory=KeepaliveEnforcementPolicy)
+
+
+@dataclass(frozen=True)
+class GrpcServerLimits:
+    """Connection limits of the gRPC server (configgrpc names where the Collector has them)."""
+
+    __pydantic_config__ = STRICT
+    max_connections: int = 1000
+    """Open connections at most; a connection past it is closed as soon as it is accepted."""
+    max_concurrent_streams: int = 100
+    """Calls in flight per connection."""
+    handshake_timeout: Duration = 10.0
+    """A connection must complete its TLS and HTTP/2 handshake within this time."""
+    keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+
+    def validate(self) -> list[str]:
+        problems = [
+            f"{key}: must be at least 1"
+            for key in ("max_connections", "max_concurrent_streams")
+            if getattr(self, key) < 1
+        ]
+        params = self.keepalive.server_parameters
+        durations = {
+            "handshake_timeout": self.handshake_timeout,
+            "keepalive.server_parameters.max_connection_idle": params.max_connection_idle,
+            "keepalive.server_parameters.max_connection_age": params.max_connection_age,
+            "keepalive.server_parameters.max_connection_age_grace": params.max_connection_age_grace,
+            "keepalive.server_parameters.time": params.time,
+            "keepalive.server_parameters.timeout": params.timeout,
+        }
+        problems += [f"{key}: must be positive" for key, value in durations.items() if value == 0]
+        return problems
+
+
+def _ms(seconds: float) -> int:
+    return min(_MAX_MS, max(1, round(seconds * 1000)))
+
+
+def server_options(limits: GrpcServerLimits, max_recv_msg_size: int) -> list[tuple[str, int]]:
+    """The grpc core channel arguments for ``limits``."""
+    params, policy = limits.keepalive.server_parameters, limits.keepalive.enforcement_policy
+    options = [
+        ("grpc.max_receive_message_length", max_recv_msg_size),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+        ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+        ("grpc.server_handshake_timeout_ms", _ms(limits.handshake_timeout)),
+        ("grpc.keepalive_time_ms", _ms(params.time)),
+        ("grpc.keepalive_timeout_ms", _ms(params.timeout)),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(policy.min_time)),
+        ("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)),
+    ]
+    optional = (
+        ("grpc.max_connection_idle_ms", params.max_connection_idle),
+        ("grpc.max_connection_age_ms", params.max_connection_age),
+        ("grpc.max_connection_age_grace_ms", params.max_connection_age_grace),
+    )
+    options += [(name, _ms(value)) for name, value in optional if value is not None]
+    return options
+
+
+_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("agentwatch_grpc_tenant")
+"""The authenticated tenant of the call being handled, set by ``TokenInterceptor``."""
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+def _authorization(details: grpc.HandlerCallDetails) -> str | None:
+    for key, value in details.invocation_metadata or ():
+        if key == "authorization":
+            return str(value)
+    return None
+
+
+def _refusal(exc: Unauthenticated) -> grpc.RpcMethodHandler:
+    """A handler that answers UNAUTHENTICATED without reading the request message."""
+
+    async def refuse(requests: AsyncIterator[bytes], context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        raise AssertionError("abort() returns only by raising")
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+class TokenInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    """Check the bearer token on the call's metadata, before the message is read."""
+
+    def __init__(self, auth: TokenAuthenticator, on_refused: Callable[[RequestError], None]) -> None:
+        self._auth = auth
+        self._on_refused = on_refused
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        try:
+            tenant = self._auth.tenant_for(_authorization(handler_call_details))
+        except Unauthenticated as exc:
+            self._on_refused(exc)
+            return _refusal(exc)
+        _TENANT.set(tenant)  # the handler runs in this call's task, so it sees it
+        return await continuation(handler_call_details)
+
+
+class GrpcTransport:
+    def __init__(
+        self,
+        handler: ExportHandler,
+        host: str,
+        port: int,
+        max_recv_msg_size: int,
+        auth: TokenAuthenticator | None = None,
+        tls: TlsConfig | None = None,
+        limits: GrpcServerLimits | None = None,
+    ) -> None:
+        self._handler = handler
+        self._auth = auth
+        self._tls = tls
+        self._limits = limits or GrpcServerLimits()
+        self._address = f"{host}:{port}"
+        self._max = max_recv_msg_size
+        self._server: aio.Server | None = None
+        self.port = port
+
+    async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        try:
+            tenant = self._tenant(context)
+            result = await self._handler.export(request, "protobuf", tenant)
+        except RequestError as exc:
+            self._handler.note_refusal(exc)
+            await self._abort(exc, context)
+        response: bytes = result.response().SerializeToString()
+        return response
+
+    def _tenant(self, context: aio.ServicerContext[bytes, bytes]) -> str | None:
+        if self._auth is None:
+            return None
+        tenant = _TENANT.get(None)
+        if tenant is not None:
+            return tenant
+        # Not through the interceptor (it always runs first): check here, failing closed.
+        metadata = dict(context.invocation_metadata() or ())
+        return self._auth.tenant_for(str(metadata.get("authorization", "")) or None)
+
+    @staticmethod
+    async def _abort(exc: RequestError, context: aio.ServicerContext[bytes, bytes]) -> None:
+        details = retry_metadata(str(exc), exc.retry_after) if isinstance(exc, Unavailable) else ()
+        await context.abort(STATUS_CODES[exc.grpc_code], str(exc), details)
+
+    async def start(self) -> None:
+        interceptors = [TokenInterceptor(self._auth, self._handler.note_refusal)] if self._auth else []
+        server = aio.server(interceptors=interceptors, options=server_options(self._limits, self._max))
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        try:
+            if self._tls is not None:
+                key = Path(self._tls.key_file).read_bytes()
+                cert = Path(self._tls.cert_file).read_bytes()
+                self.port = server.add_secure_port(self._address, grpc.ssl_server_credentials([(key, cert)]))
+            else:
+                self.port = server.add_insecure_port(self._address)
+        except (RuntimeError, OSError) as exc:
+            raise ConfigError(
+                f"receivers.otlp.protocols.grpc.endpoint: cannot listen on {self._address}: {exc}"
+            ) from None
+        await server.start()
+        self._server = server
+        log.info("OTLP/gRPC listening on %s", self._address)
+
+    async def stop(self, grace: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None

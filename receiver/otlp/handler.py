@@ -1,0 +1,281 @@
+"""The one OTLP export handler. gRPC and HTTP are thin transport shells over ``ExportHandler``.
+
+An export is answered only once its spans are durable (the sink's future resolved). Spans that
+cannot be stored (ids of the wrong length, all-zero ids, times past what the int64 time columns
+hold) are dropped from the request and reported back as a partial success, as the OTLP
+specification asks; the rest are kept. Whatever passes here converts: nothing acknowledged may
+fail conversion later and hold other spans up.
+
+Decoding and screening a large or JSON body runs on a worker thread, not the event loop every
+port shares. A client that gives up while its export waits for the write-ahead log (a gRPC
+deadline, a dropped connection) is simply not answered; its spans still become durable and are
+remembered for deduplication, so its retry is not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Literal
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from core.admission import DecodeBudget
+from core.component import DurableSink, StoredIndex
+from core.errors import (
+    DecodeError,
+    RequestError,
+)
+from core.model import DEFAULT_TENANT, OtlpRecord
+from processors.normalize.conventions import COLUMN_CANDIDATES
+from processors.normalize.resolve import as_str, sanitize_tenant
+from receiver.otlp.otlp_json import parse_json_request
+from storage.dedup import span_key
+
+Encoding = Literal["protobuf", "json"]
+
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+MAX_TIME_UNIX_NANO = (1 << 63) - 1
+"""The latest time the int64 nanosecond columns hold (2262-04-11T23:47:16Z)."""
+OFF_LOOP_BYTES = 256 * 1024
+"""Protobuf bodies larger than this are decoded on a worker thread; JSON bodies always are."""
+BUILTIN_TENANT_KEYS: tuple[str, ...] = COLUMN_CANDIDATES["tenant"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    accepted: int
+    rejected: int
+    message: str
+
+    def response(self) -> ExportTraceServiceResponse:
+        response = ExportTraceServiceResponse()
+        if self.rejected:
+            response.partial_success.rejected_spans = self.rejected
+            response.partial_success.error_message = self.message
+        return response
+
+
+def decode_request(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
+    if encoding == "json":
+        return parse_json_request(body)
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"request body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def _span_problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: int) -> str | None:
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return f"invalid trace_id {trace_id.hex()!r}: must be 16 bytes, not all zero"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return f"invalid span_id {span_id.hex()!r}: must be 8 bytes, not all zero"
+    if parent and len(parent) != 8:
+        return f"invalid parent_span_id {parent.hex()!r}: must be empty or 8 bytes"
+    if start > MAX_TIME_UNIX_NANO or end > MAX_TIME_UNIX_NANO:
+        return (
+            f"start_time_unix_nano {start} / end_time_unix_nano {end}: times after "
+            f"{MAX_TIME_UNIX_NANO} (2262-04-11) cannot be stored"
+        )
+    return None
+
+
+@dataclass
+class Screened:
+    kept: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    problem: str = ""
+    keys: list[bytes] = field(default_factory=list)
+    """Dedup keys of the kept spans, to remember once they are durable."""
+
+
+class TenantKeys:
+    """Which tenant a span will be stored under, as far as the door can tell cheaply.
+
+    Deduplication keys include the tenant, so one tenant's span ids never suppress another's.
+    The ingest token's tenant is exact. Without one, the tenant comes from the attributes the
+    normalize processor reads (configured names first, then ``agentwatch.tenant``, ``tenant.id``,
+    ``tenant``): the resource's, or (only when the resource has none and the request mentions
+    such a key at all) the span's own. A span-level tenant that overrides its resource's is not
+    seen here; its duplicates are removed by compaction instead.
+    """
+
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        self.names: tuple[str, ...] = tuple(dict.fromkeys([*names, *BUILTIN_TENANT_KEYS]))
+        self._needles = [name.encode() for name in self.names]
+
+    def mentioned_in(self, body: bytes) -> bool:
+        return any(needle in body for needle in self._needles)
+
+    def find(self, attributes: Iterable[KeyValue]) -> str | None:
+        found: dict[str, str] = {}
+        for kv in attributes:
+            if kv.key in self.names and kv.key not in found:
+                value = _scalar(kv)
+                if value is not None:
+                    found[kv.key] = value
+        for name in self.names:
+            if name in found:
+                return sanitize_tenant(found[name])
+        return None
+
+
+def _scalar(kv: KeyValue) -> str | None:
+    kind = kv.value.WhichOneof("value")
+    if kind in ("string_value", "int_value", "double_value", "bool_value"):
+        return as_str(getattr(kv.value, kind))
+    return None
+
+
+def screen_spans(
+    request: ExportTraceServiceRequest,
+    recent: StoredIndex | None = None,
+    tenant: str | None = None,
+    tenant_keys: TenantKeys | None = None,
+    body: bytes = b"",
+) -> Screened:
+    """Remove spans that cannot be stored and spans already stored (or repeated in the request)."""
+    out = Screened()
+    seen: set[bytes] = set()
+    fixed = sanitize_tenant(tenant) if tenant is not None else None
+    tenants = tenant_keys or TenantKeys()
+    look_in_spans = fixed is None and tenants.mentioned_in(body) if body else fixed is None
+    for rs in request.resource_spans:
+        resource_tenant = fixed or tenants.find(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            drop = []
+            for index, span in enumerate(ss.spans):
+                trace_id, span_id = span.trace_id, span.span_id
+                problem = _span_problem(
+                    trace_id, span_id, span.parent_span_id, span.start_time_unix_nano, span.end_time_unix_nano
+                )
+                if problem is not None:
+                    drop.append(index)
+                    out.rejected += 1
+                    out.problem = out.problem or f"span {span.name!r}: {problem}"
+                    continue
+                owner = resource_tenant
+                if owner is None and look_in_spans:
+                    owner = tenants.find(span.attributes)
+                key = span_key(owner or DEFAULT_TENANT, trace_id, span_id)
+                if key in seen or (recent is not None and key in recent):
+                    drop.append(index)
+                    out.duplicates += 1
+                    continue
+                seen.add(key)
+                out.keys.append(key)
+            for index in reversed(drop):
+                del ss.spans[index]
+    out.kept = len(out.keys)
+    return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded, screened request on its way to the write-ahead log."""
+
+    screened: Screened
+    payload: bytes
+    tenant: str | None
+
+
+class ExportHandler:
+    """Decode, validate, make durable, answer. Shared by every OTLP transport."""
+
+    def __init__(
+        self,
+        sink: DurableSink,
+        receiver_id: str,
+        recent: StoredIndex | None = None,
+        tenant_keys: TenantKeys | None = None,
+        budget: DecodeBudget | None = None,
+    ) -> None:
+        self._budget = budget
+        self._sink = sink
+        self._receiver_id = receiver_id
+        self._recent = recent
+        self._tenant_keys = tenant_keys or TenantKeys()
+        self.accepted_spans = 0
+        self.duplicate_spans = 0
+        self.rejected_spans = 0
+        self.refused: Counter[str] = Counter()
+        """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
+
+    def note_refusal(self, exc: RequestError) -> None:
+        """Transports report every request they refuse, wherever in the request it happened."""
+        self.refused[exc.reason] += 1
+
+    def _screen(self, body: bytes, encoding: Encoding, tenant: str | None) -> tuple[Screened, bytes]:
+        """Decode and screen; the payload to log (the original bytes when nothing changed)."""
+        request = decode_request(body, encoding)
+        screened = screen_spans(request, self._recent, tenant, self._tenant_keys, body)
+        if screened.kept == 0:
+            return screened, b""
+        unchanged = encoding == "protobuf" and not screened.rejected and not screened.duplicates
+        return screened, body if unchanged else request.SerializeToString()
+
+    def hold(self, size: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """Room in the decode budget for a body of ``size`` bytes (read and decoded inside)."""
+        return self._budget.hold(size) if self._budget is not None else contextlib.nullcontext()
+
+    async def export(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> ExportResult:
+        async with self.hold(len(body)):
+            prepared = await self.prepare(body, encoding, tenant)
+        return await self.commit(prepared)
+
+    async def prepare(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> Prepared:
+        """Decode and screen (off the event loop when large): what ``commit`` makes durable."""
+        if encoding == "json" or len(body) > OFF_LOOP_BYTES:
+            screened, payload = await asyncio.to_thread(self._screen, body, encoding, tenant)
+        else:
+            screened, payload = self._screen(body, encoding, tenant)
+        return Prepared(screened, payload, tenant)
+
+    async def commit(self, prepared: Prepared) -> ExportResult:
+        """Make the screened spans durable; answer once they are."""
+        screened = prepared.screened
+        rejected = screened.rejected
+        message = f"{rejected} span(s) rejected; first: {screened.problem}" if rejected else ""
+        self.rejected_spans += rejected
+        self.duplicate_spans += screened.duplicates
+        if screened.kept == 0:
+            # Duplicates are already stored: for the client that is a success.
+            return ExportResult(0, rejected, message)
+        record = OtlpRecord(prepared.payload, prepared.tenant, self._receiver_id, screened.kept)
+        durable = self._sink.submit(record)
+        try:
+            await asyncio.shield(asyncio.wrap_future(durable))
+        except asyncio.CancelledError:
+            # The caller gave up; the log still commits the record. Remember its keys once it
+            # has, so the caller's retry is recognised as a duplicate.
+            loop = asyncio.get_running_loop()
+            durable.add_done_callback(lambda f: self._remember_later(loop, f, screened))
+            raise
+        self._remember(screened)
+        self.accepted_spans += screened.kept
+        return ExportResult(screened.kept, rejected, message)
+
+    def _remember(self, screened: Screened) -> None:
+        # Remembered only once durable: a refused request's retry must not look like a duplicate.
+        if self._recent is not None:
+            self._recent.add_all(screened.keys)
+
+    def _remember_later(
+        self, loop: asyncio.AbstractEventLoop, durable: Future[None], screened: Screened
+    ) -> None:
+        if durable.exception() is None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._remember, screened)

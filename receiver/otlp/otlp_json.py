@@ -1,0 +1,98 @@
+"""OTLP/JSON → protobuf, per the OTLP specification's JSON encoding.
+
+The JSON encoding differs from protobuf's canonical JSON mapping in one way that matters:
+``traceId``/``spanId``/``parentSpanId`` are hex strings, not base64. Everything else (int64 as
+strings or numbers, enums as integers or names, lowerCamelCase or original field names,
+unknown fields ignored) is what ``json_format.ParseDict`` already accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from core.errors import DecodeError
+
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+
+def _hex_to_b64(value: Any) -> Any:
+    """Turn a hex id into the base64 protobuf's JSON parser expects.
+
+    An id that is not valid hex becomes an empty id: the span is then rejected by validation
+    (a partial success naming the bad id) instead of failing the whole request.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        raw = binascii.unhexlify(value)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _fix_ids(obj: dict[str, Any]) -> None:
+    for key in _ID_KEYS:
+        if key in obj:
+            obj[key] = _hex_to_b64(obj[key])
+
+
+def _list(obj: dict[str, Any], *keys: str) -> list[Any]:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        doc = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("request body must be a JSON object with 'resourceSpans'")
+    for rs in _list(doc, "resourceSpans", "resource_spans"):
+        if not isinstance(rs, dict):
+            continue
+        for ss in _list(rs, "scopeSpans", "scope_spans"):
+            if not isinstance(ss, dict):
+                continue
+            for span in _list(ss, "spans"):
+                if not isinstance(span, dict):
+                    continue
+                _fix_ids(span)
+                for link in _list(span, "links"):
+                    if isinstance(link, dict):
+                        _fix_ids(link)
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise DecodeError(f"request is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def response_to_json(response: ExportTraceServiceResponse) -> bytes:
+    return orjson.dumps(json_format.MessageToDict(response))
+
+
+def request_to_json(request: ExportTraceServiceRequest) -> bytes:
+    """The inverse of ``parse_json_request``: OTLP/JSON with hex ids (used by tests and tools)."""
+    doc = json_format.MessageToDict(request)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for obj in [span, *span.get("links", [])]:
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in obj:
+                            obj[key] = base64.b64decode(obj[key]).hex()
+    return orjson.dumps(doc)

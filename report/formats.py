@@ -1,0 +1,244 @@
+"""The health report as JSON, terminal text and Markdown (HTML: ``report.html``).
+
+The JSON document is the stable form; its schema is ``agentwatch.report/v1`` (README, "Health
+report"). Fields are only ever added within v1. Times are ISO 8601 UTC, durations milliseconds,
+rates and shares fractions from 0 to 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from core.safetext import cell, printable
+from report.health import AgentHealth, HealthReport
+from report.signals import Signal
+
+SCHEMA = "agentwatch.report/v1"
+_SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def agent_dict(agent: AgentHealth) -> dict[str, Any]:
+    a = dataclasses.asdict(agent)
+    out: dict[str, Any] = _plain(
+        {
+            "tenant": a["tenant"],
+            "agent": a["agent"],
+            "owner": a["owner"],
+            "owner_source": a["owner_source"],
+            "runs": a["runs"],
+            "failures": a["failures"],
+            "degraded": a["degraded"],
+            "failure_rate": a["failure_rate"],
+            "latency_ms": {"p50": a["p50_ms"], "p90": a["p90_ms"], "p99": a["p99_ms"]},
+            "last_failure_at": a["last_failure_at"],
+            "last_run_at": a["last_run_at"],
+            "failure_types": a["failure_types"],
+            "affected_users": {"count": a["affected_users"], "top": a["top_affected_users"]},
+            "cross_user": a["cross_user"],
+            "buckets": a["buckets"],
+        }
+    )
+    return out
+
+
+def to_json_dict(report: HealthReport, signals: list[Signal]) -> dict[str, Any]:
+    scope = report.scope
+    return {
+        "schema": SCHEMA,
+        "window": {
+            "since": _iso(scope.since),
+            "until": _iso(scope.until),
+            "bucket_seconds": report.bucket_seconds,
+        },
+        "filters": {"agent": scope.agent, "tenant": scope.tenant},
+        "runs": report.runs,
+        "agents": [agent_dict(a) for a in report.agents],
+        "signals": [_plain(dataclasses.asdict(s)) for s in signals],
+    }
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def sparkline(rates: list[float | None]) -> str:
+    """One character per bucket: blank for no runs, ▁ to █ for 0 to 100% failed."""
+    return "".join("·" if r is None else _SPARK[1 + round(r * (len(_SPARK) - 2))] for r in rates)
+
+
+def _when(value: datetime | None) -> str:
+    return "never" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# The per-agent summary row every format shows (text names the rate column "rate": narrower).
+SUMMARY_COLUMNS = ("tenant", "agent", "owner", "runs", "failed", "failure rate", "degraded", "p50", "p90",
+                   "p99", "last failure", "affected users", "cross-user")  # fmt: skip
+
+
+def summary_cells(a: AgentHealth, loud: str = "LOUD") -> list[str]:
+    cross = loud if a.cross_user.loud else ("yes" if a.cross_user.flag else "no")
+    return [a.tenant, a.agent, a.owner or "?", str(a.runs), str(a.failures), pct(a.failure_rate),
+            str(a.degraded), ms(a.p50_ms), ms(a.p90_ms), ms(a.p99_ms), _when(a.last_failure_at),
+            str(a.affected_users), cross]  # fmt: skip
+
+
+# --- terminal text ---------------------------------------------------------------------------
+
+
+def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -> str:
+    out = StringIO()
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
+    scope = report.scope
+    console.print(
+        f"agentwatch health report  {_when(scope.since)} → {_when(scope.until)}"
+        f"  ({report.runs} runs, {len(report.agents)} agents, buckets of {report.bucket_seconds // 60} min)"
+    )
+    if not report.agents:
+        console.print("No agent runs in this window.")
+    summary = Table(title="Agents", title_justify="left")
+    for column in SUMMARY_COLUMNS:
+        name = "rate" if column == "failure rate" else column
+        numeric = name in ("runs", "failed", "rate", "degraded")
+        summary.add_column(name, justify="right" if numeric else "left")
+    for a in report.agents:
+        summary.add_row(*map(cell, summary_cells(a)))
+    if report.agents:
+        console.print(summary)
+    # Plain lines go straight to the buffer: rich's layout per line costs more than the queries.
+    for a in report.agents:
+        lines = [f"{a.agent} ({a.tenant})"]
+        loud = a.cross_user.loud
+        lines.append(f"!! {a.cross_user.message}" if loud else f"cross-user: {a.cross_user.message}")
+        lines.append(f"failure rate over time: [{sparkline([b.failure_rate for b in a.buckets])}]")
+        p99 = [b.p99_ms for b in a.buckets if b.p99_ms is not None]
+        if p99:
+            lines.append(f"p99 latency per bucket: min {ms(min(p99))}, max {ms(max(p99))}")
+        if a.failure_types:
+            types = ", ".join(f"{t.failure_type} {t.count} ({pct(t.share)})" for t in a.failure_types)
+            lines.append(f"failure types: {types}")
+        if a.top_affected_users:
+            users = ", ".join(f"{u.user_id} ({u.failures}/{u.runs} failed)" for u in a.top_affected_users)
+            lines.append(f"most affected users: {users}")
+        out.write("".join(f"\n{printable(line)}" for line in lines) + "\n")
+    if signals:
+        table = Table(title="\nFailure signals", title_justify="left")
+        for column in (
+            "id",
+            "type",
+            "template",
+            "count",
+            "first seen",
+            "last seen",
+            "agents",
+            "users",
+            "example trace",
+        ):
+            table.add_column(column)
+        for s in signals:
+            cells = [
+                s.id,
+                s.failure_type,
+                s.template,
+                str(s.count),
+                _when(s.first_seen),
+                _when(s.last_seen),
+                ", ".join(s.agents),
+                str(s.affected_users),
+                s.example_trace_ids[0] if s.example_trace_ids else "",
+            ]
+            table.add_row(*map(cell, cells))
+        console.print(table)
+    return out.getvalue()
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+# Markdown syntax in data: HTML and autolinks (< > &), links ([ ]), code spans (`), table cells (|),
+# backslash escapes.
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "[": "\\[",
+                             "]": "\\]", "`": "\\`"})  # fmt: skip
+
+
+def _md_text(value: str) -> str:
+    """Data as literal Markdown text, on one line (control characters and newlines escaped)."""
+    return printable(value).translate(_MD_ESCAPES)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(_md_text(c) for c in cells) + " |"
+
+
+def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
+    scope = report.scope
+    lines = [
+        "# agentwatch health report",
+        "",
+        f"Window: {_when(scope.since)} to {_when(scope.until)}; {report.runs} runs; "
+        f"buckets of {report.bucket_seconds // 60} minutes.",
+        "",
+    ]
+    if report.agents:
+        lines += [_md_row(list(SUMMARY_COLUMNS)), _md_row(["---"] * len(SUMMARY_COLUMNS))]
+        lines += [_md_row(summary_cells(a, loud="**LOUD**")) for a in report.agents]
+    else:
+        lines.append("No agent runs in this window.")
+    for a in report.agents:
+        lines += ["", f"## {_md_text(a.agent)} ({_md_text(a.tenant)})", ""]
+        message = _md_text(a.cross_user.message)
+        lines.append(f"> **{message}**" if a.cross_user.loud else f"Cross-user: {message}")
+        lines += ["", f"Failure rate over time: `{sparkline([b.failure_rate for b in a.buckets])}`", ""]
+        if a.failure_types:
+            lines += [_md_row(["failure type", "count", "share"]), _md_row(["---"] * 3)]
+            lines += [_md_row([t.failure_type, str(t.count), pct(t.share)]) for t in a.failure_types]
+            lines.append("")
+        if a.top_affected_users:
+            lines += [_md_row(["user", "failed runs", "runs"]), _md_row(["---"] * 3)]
+            lines += [_md_row([u.user_id, str(u.failures), str(u.runs)]) for u in a.top_affected_users]
+    if signals:
+        lines += ["", "## Failure signals", ""]
+        header = ["id", "type", "template", "count", "first seen", "last seen", "agents", "users", "examples"]
+        lines += [_md_row(header), _md_row(["---"] * len(header))]
+        for s in signals:
+            lines.append(
+                _md_row(
+                    [
+                        s.id,
+                        s.failure_type,
+                        s.template,
+                        str(s.count),
+                        _when(s.first_seen),
+                        _when(s.last_seen),
+                        ", ".join(s.agents),
+                        str(s.affected_users),
+                        ", ".join(s.example_trace_ids),
+                    ]
+                )
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,285 @@
+"""Agent health: per agent, how its runs went in a window, who was affected, and whether people
+other than its owner see failures the owner does not.
+
+Definitions (the JSON report documents the same):
+
+- a run is one row of ``runs``; ``failure_rate`` = runs with outcome ``failure`` / runs.
+  ``degraded`` runs (a step failed, the run answered) are counted apart, not as failures.
+- latency percentiles are over run durations, linear interpolation between closest ranks
+  (``quantile_cont``, numpy's default).
+- buckets: the window cut into ``bucket_seconds`` slices from ``since`` (see ``bucket_seconds``).
+- affected users: users with at least one failed run.
+- owner: the ``agents:`` config entry's owner, else the most frequent ``agent_owner`` of the
+  agent's runs. ``cross_user.flag``: users other than the owner had failed runs;
+  ``cross_user.loud``: and the owner ran the agent in the window without a single failure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
+from storage.runs import RUNS_TABLE, Scope
+
+Row = dict[str, Any]
+
+# Window length → bucket size: 12 to 48 buckets for the usual windows.
+_BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
+
+
+def bucket_seconds(window_seconds: float) -> int:
+    for limit, size in _BUCKETS:
+        if window_seconds <= limit:
+            return size
+    return 7 * 86400
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    runs: int
+    failures: int
+    failure_rate: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class FailureTypeCount:
+    failure_type: str
+    count: int
+    share: float
+
+
+@dataclass(frozen=True)
+class UserFailures:
+    user_id: str
+    runs: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class CrossUser:
+    flag: bool
+    loud: bool
+    other_users_failing: int
+    other_user_failures: int
+    owner_runs: int
+    owner_failures: int
+    message: str
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    tenant: str
+    agent: str
+    owner: str | None
+    owner_source: str | None  # "config" | "spans" | None
+    runs: int
+    failures: int
+    degraded: int
+    failure_rate: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    last_failure_at: datetime | None
+    last_run_at: datetime
+    failure_types: list[FailureTypeCount]
+    affected_users: int
+    top_affected_users: list[UserFailures]
+    cross_user: CrossUser
+    buckets: list[Bucket] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    scope: Scope
+    bucket_seconds: int
+    runs: int
+    agents: list[AgentHealth]
+
+
+def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+    """Result rows as dicts (results here are small: fetched as Python values, no Arrow)."""
+    cursor = con.execute(sql, params or {})
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _cross_user(owner: str | None, u: dict[str, Any]) -> CrossUser:
+    others, other_failures = int(u["other_users_failing"] or 0), int(u["other_user_failures"] or 0)
+    owner_runs, owner_failures = int(u["owner_runs"] or 0), int(u["owner_failures"] or 0)
+    if owner is None:
+        message = "owner unknown: set agents[].owner in the config or send agent_owner"
+        return CrossUser(False, False, others, other_failures, 0, 0, message)
+    flag = others > 0
+    loud = flag and owner_runs > 0 and owner_failures == 0
+    if loud:
+        message = (
+            f"FAILING FOR OTHERS ONLY: {others} user(s) besides the owner had {other_failures} failed "
+            f"run(s) while all {owner_runs} of the owner's runs succeeded"
+        )
+    elif flag:
+        message = f"{others} user(s) besides the owner had {other_failures} failed run(s)"
+    else:
+        message = "no failures for users other than the owner"
+    return CrossUser(flag, loud, others, other_failures, owner_runs, owner_failures, message)
+
+
+def _quantile(value: Any, i: int) -> float | None:
+    return None if value is None else float(value[i])
+
+
+def build_report(
+    con: duckdb.DuckDBPyConnection, scope: Scope, agents: tuple[AgentConfig, ...], top_users: int = 5
+) -> HealthReport:
+    """The report over ``scoped_runs`` (``storage.runs.load_runs`` must have run on ``con``)."""
+    size = bucket_seconds(scope.seconds)
+    summary = rows_of(
+        con,
+        f"""SELECT tenant, agent, count(*) AS runs,
+                count(*) FILTER (WHERE outcome = 'failure') AS failures,
+                count(*) FILTER (WHERE outcome = 'degraded') AS degraded,
+                quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
+                max(start_time) FILTER (WHERE outcome = 'failure') AS last_failure_at,
+                max(start_time) AS last_run_at,
+                {OWNER_FROM_SPANS_SQL} AS span_owner
+            FROM {RUNS_TABLE} GROUP BY tenant, agent ORDER BY tenant, agent""",
+    )
+    registry = AgentRegistry(agents)
+    owners = {}
+    for s in summary:
+        info = registry.lookup(s["tenant"], s["agent"], s["span_owner"])
+        owners[(s["tenant"], s["agent"])] = (info.owner, info.owner_source)
+    con.execute("CREATE OR REPLACE TEMP TABLE _owners (tenant VARCHAR, agent VARCHAR, owner VARCHAR)")
+    if owners:
+        con.executemany(
+            "INSERT INTO _owners VALUES (?, ?, ?)", [(t, a, o) for (t, a), (o, _) in owners.items()]
+        )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _users AS
+        WITH u AS (
+            SELECT tenant, agent, user_id, count(*) AS runs,
+                   count(*) FILTER (WHERE outcome = 'failure') AS failures
+            FROM {RUNS_TABLE} WHERE user_id IS NOT NULL GROUP BY tenant, agent, user_id
+        )
+        SELECT u.*, coalesce(lower(u.user_id) = lower(o.owner), false) AS is_owner
+        FROM u LEFT JOIN _owners o USING (tenant, agent)"""
+    )
+    per_agent_users = {
+        (r["tenant"], r["agent"]): r
+        for r in rows_of(
+            con,
+            """SELECT tenant, agent,
+                    count(*) FILTER (WHERE failures > 0) AS affected,
+                    count(*) FILTER (WHERE failures > 0 AND NOT is_owner) AS other_users_failing,
+                    sum(failures) FILTER (WHERE NOT is_owner) AS other_user_failures,
+                    sum(runs) FILTER (WHERE is_owner) AS owner_runs,
+                    sum(failures) FILTER (WHERE is_owner) AS owner_failures
+                FROM _users GROUP BY tenant, agent""",
+        )
+    }
+    top: dict[tuple[str, str], list[UserFailures]] = {}
+    for r in rows_of(
+        con,
+        """SELECT tenant, agent, user_id, runs, failures FROM (
+                SELECT *, row_number() OVER (PARTITION BY tenant, agent ORDER BY failures DESC, user_id) AS n
+                FROM _users WHERE failures > 0)
+            WHERE n <= $top ORDER BY tenant, agent, n""",
+        {"top": top_users},
+    ):
+        top.setdefault((r["tenant"], r["agent"]), []).append(
+            UserFailures(r["user_id"], r["runs"], r["failures"])
+        )
+    types: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for r in rows_of(
+        con,
+        f"""SELECT tenant, agent, coalesce(failure_type, 'other_error') AS failure_type, count(*) AS n
+            FROM {RUNS_TABLE} WHERE outcome = 'failure'
+            GROUP BY ALL ORDER BY tenant, agent, n DESC, failure_type""",
+    ):
+        types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
+    buckets = _buckets(con, scope, size)
+
+    out = []
+    for s in summary:
+        key = (s["tenant"], s["agent"])
+        owner, source = owners[key]
+        users = per_agent_users.get(
+            key,
+            {
+                "affected": 0,
+                "other_users_failing": 0,
+                "other_user_failures": 0,
+                "owner_runs": 0,
+                "owner_failures": 0,
+            },
+        )
+        failures = int(s["failures"])
+        out.append(
+            AgentHealth(
+                tenant=s["tenant"],
+                agent=s["agent"],
+                owner=owner,
+                owner_source=source,
+                runs=int(s["runs"]),
+                failures=failures,
+                degraded=int(s["degraded"]),
+                failure_rate=failures / s["runs"],
+                p50_ms=float(s["q"][0]),
+                p90_ms=float(s["q"][1]),
+                p99_ms=float(s["q"][2]),
+                last_failure_at=s["last_failure_at"],
+                last_run_at=s["last_run_at"],
+                failure_types=[FailureTypeCount(t, n, n / failures) for t, n in types.get(key, [])],
+                affected_users=int(users["affected"] or 0),
+                top_affected_users=top.get(key, []),
+                cross_user=_cross_user(owner, users),
+                buckets=buckets.get(key, []),
+            )
+        )
+    total = sum(a.runs for a in out)
+    return HealthReport(scope, size, total, out)
+
+
+def _buckets(con: duckdb.DuckDBPyConnection, scope: Scope, size: int) -> dict[tuple[str, str], list[Bucket]]:
+    """Every bucket of the window per agent, empty ones included (runs 0, rates null)."""
+    count = math.ceil(scope.seconds / size)
+    found = {
+        (r["tenant"], r["agent"], r["b"]): r
+        for r in rows_of(
+            con,
+            f"""SELECT tenant, agent, (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
+                    count(*) AS runs, count(*) FILTER (WHERE outcome = 'failure') AS failures,
+                    quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q
+                FROM {RUNS_TABLE} GROUP BY ALL""",
+            {"since": scope.since, "size": size * 1_000_000},
+        )
+    }
+    agents = sorted({(t, a) for t, a, _ in found})
+    out: dict[tuple[str, str], list[Bucket]] = {}
+    for tenant, agent in agents:
+        series = []
+        for b in range(count):
+            r = found.get((tenant, agent, b))
+            runs, failures = (int(r["runs"]), int(r["failures"])) if r else (0, 0)
+            q = r["q"] if r else None
+            series.append(
+                Bucket(
+                    scope.since + timedelta(seconds=b * size),
+                    runs,
+                    failures,
+                    failures / runs if runs else None,
+                    _quantile(q, 0),
+                    _quantile(q, 1),
+                    _quantile(q, 2),
+                )
+            )
+        out[(tenant, agent)] = series
+    return out

@@ -1,0 +1,1 @@
+"""Compaction and retention of span partitions, in bounded memory, in a worker process."""
