@@ -13,13 +13,7 @@ from typing import Any
 
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
-from core.component import BaseComponent, Component, Consumer, Counted
-
-
-@dataclass(frozen=True)
-class ExporterSettings:
-    id: str
-    data_dir: Path
+from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings
 
 
 class FanOut(BaseComponent):

@@ -194,7 +194,7 @@ class Service:
                 self.sink,
                 self.recent,
                 self.data_dir,
-                self.config.evals,
+                {"evals": self.config.evals},
                 self.decode_budget,
                 self.tenant_keys.names,
             )

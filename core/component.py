@@ -9,14 +9,13 @@ three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from core.model import OtlpRecord
-from evals.config import EvalsConfig
 
 if TYPE_CHECKING:
     from core.admission import DecodeBudget
@@ -75,6 +74,14 @@ class StoredIndex(Protocol):
 
 
 @dataclass(frozen=True)
+class ExporterSettings:
+    """What the service gives every exporter it creates."""
+
+    id: str
+    data_dir: Path
+
+
+@dataclass(frozen=True)
 class ReceiverSettings:
     """What the service gives every receiver it creates."""
 
@@ -83,8 +90,9 @@ class ReceiverSettings:
     stored: StoredIndex | None = None
     data_dir: Path | None = None
     """Where receivers that store results of their own (eval runs) write them."""
-    evals: EvalsConfig = field(default_factory=EvalsConfig)
-    """Named targets and judges (the config's ``evals:`` section)."""
+    sections: Mapping[str, object] = field(default_factory=dict)
+    """Top-level config sections a receiver reads beside its own (the synthetic receiver: ``evals``,
+    the named targets and judges)."""
     budget: DecodeBudget | None = None
     """Bounds the bytes of request bodies being decoded at once, across every receiver."""
     tenant_attributes: tuple[str, ...] = ()

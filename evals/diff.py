@@ -15,7 +15,7 @@ import duckdb
 from scipy.stats import wilcoxon
 
 from core.errors import AgentwatchError
-from report.health import rows_of
+from storage.catalog import rows_of
 
 
 class EvalDiffError(AgentwatchError):

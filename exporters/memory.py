@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from agentwatch.pipeline import ExporterSettings
-from core.component import BaseComponent
+from core.component import BaseComponent, ExporterSettings
 from core.configmodel import STRICT
 from core.model import SPAN_SCHEMA
 

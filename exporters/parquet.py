@@ -31,8 +31,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentwatch.pipeline import ExporterSettings
-from core.component import BaseComponent
+from core.component import BaseComponent, ExporterSettings
 from core.configmodel import STRICT
 from storage.layout import SPANS, table_dir, write_atomically
 from storage.runparts import PartsWriter

@@ -22,8 +22,8 @@ from typing import IO, Any
 import duckdb
 import orjson
 
-from report.health import rows_of
 from report.signals import CLUSTERED_SQL
+from storage.catalog import rows_of
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ from typing import Any
 import duckdb
 
 from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
+from storage.catalog import rows_of
 from storage.runs import RUNS_TABLE, Scope
-
-Row = dict[str, Any]
 
 # Window length → bucket size: 12 to 48 buckets for the usual windows.
 _BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
@@ -103,13 +102,6 @@ class HealthReport:
     bucket_seconds: int
     runs: int
     agents: list[AgentHealth]
-
-
-def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-    """Result rows as dicts (results here are small: fetched as Python values, no Arrow)."""
-    cursor = con.execute(sql, params or {})
-    columns = [d[0] for d in cursor.description or []]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _cross_user(owner: str | None, u: dict[str, Any]) -> CrossUser:

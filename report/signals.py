@@ -14,7 +14,7 @@ from datetime import datetime
 
 import duckdb
 
-from report.health import rows_of
+from storage.catalog import rows_of
 from storage.runs import RUNS_TABLE
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -113,3 +114,13 @@ def _read(files: list[str]) -> str:
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+Row = dict[str, Any]
+
+
+def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+    """Result rows as dicts (results here are small: fetched as Python values, no Arrow)."""
+    cursor = con.execute(sql, params or {})
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

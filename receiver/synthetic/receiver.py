@@ -41,6 +41,7 @@ from core.component import ReceiverSettings
 from core.configmodel import STRICT
 from core.httpclient import RetryPolicy
 from core.units import Duration
+from evals.config import EvalsConfig
 from evals.datasets import load_dataset
 from evals.judges.factory import build_judge
 from evals.runner import EvalRun, run_eval, store
@@ -122,7 +123,8 @@ class SyntheticReceiver:
         self.config = config
         self.id = settings.id
         self.data_dir = settings.data_dir
-        self.evals = settings.evals
+        evals = settings.sections.get("evals")
+        self.evals = evals if isinstance(evals, EvalsConfig) else EvalsConfig()
         self.handler = ExportHandler(
             settings.sink,
             settings.id,

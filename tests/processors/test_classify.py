@@ -17,7 +17,8 @@ import pyarrow as pa
 import pytest
 
 from agentwatch.config import parse_config
-from agentwatch.pipeline import ExporterSettings, assemble
+from agentwatch.pipeline import assemble
+from core.component import ExporterSettings
 from core.configmodel import build_config
 from core.errors import ConfigError
 from core.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord

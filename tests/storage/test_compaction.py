@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from agentwatch.pipeline import ExporterSettings
+from core.component import ExporterSettings
 from core.model import SPAN_SCHEMA
 from exporters import parquet
 from storage.catalog import connect, live_files

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from agentwatch.pipeline import ExporterSettings
+from core.component import ExporterSettings
 from core.model import SPAN_SCHEMA
 from exporters import parquet
 from storage.catalog import connect
