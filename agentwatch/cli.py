@@ -100,8 +100,7 @@ def _exit_now(code: int) -> None:
 
 def _announce(service: Service, config: AgentwatchConfig, demo: bool) -> None:
     ports = service.endpoints
-    grpc_port = next(iter(ports.grpc.values()), None)
-    http_port = next(iter(ports.http.values()), None)
+    grpc_port, http_port = ports.first("grpc"), ports.first("http")
     click.echo(f"agentwatch is running; data in {Path(config.storage.data_dir).resolve()}")
     if grpc_port:
         click.echo(f"  OTLP/gRPC  :{grpc_port}   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:{grpc_port}")

@@ -51,10 +51,10 @@ class ServiceCollector(Collector):
             labels=["receiver", "reason"],
         )
         for rec_id, receiver in svc.receivers.items():
-            handler = receiver.handler
-            accepted.add_metric([rec_id], handler.accepted_spans)
-            rejected.add_metric([rec_id], handler.rejected_spans)
-            for reason, count in sorted(handler.refused.items()):
+            counts = receiver.counters()
+            accepted.add_metric([rec_id], counts.accepted_spans)
+            rejected.add_metric([rec_id], counts.rejected_spans)
+            for reason, count in sorted(counts.refused.items()):
                 refused.add_metric([rec_id, reason], count)
         yield from (accepted, rejected, refused)
         for kind, name, help_text, value in _service_values(svc):
@@ -68,7 +68,7 @@ class ServiceCollector(Collector):
 def _service_values(
     svc: Service,
 ) -> list[tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, float]]:
-    duplicates = svc.replay_duplicates + sum(r.handler.duplicate_spans for r in svc.receivers.values())
+    duplicates = svc.replay_duplicates + sum(r.counters().duplicate_spans for r in svc.receivers.values())
     counter, gauge = CounterMetricFamily, GaugeMetricFamily
     return [
         (counter, "agentwatch_spans_written", "Spans written to Parquet.", svc.drain.spans_written),

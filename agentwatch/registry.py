@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-RECEIVERS = {"otlp": "receiver.otlp.receiver", "synthetic": "receiver.synthetic.receiver"}
+RECEIVERS = {
+    "otlp": "receiver.otlp.receiver",
+    "synthetic": "receiver.synthetic.receiver",
+    "memory": "receiver.memory",
+}
 PROCESSORS = {"normalize": "processors.normalize.processor", "classify": "processors.classify.processor"}
 EXPORTERS = {"parquet": "exporters.parquet", "memory": "exporters.memory"}
 

@@ -33,7 +33,7 @@ from agentwatch.registry import component_module
 from alerting.alerting import Alerting
 from core import supervision
 from core.admission import Admission, AdmittingSink, DecodeBudget
-from core.component import ReceiverSettings
+from core.component import Receiver, ReceiverSettings
 from core.configmodel import parse_endpoint
 from core.httpserver import AsgiServer
 from core.model import OtlpRecord
@@ -51,9 +51,13 @@ MIB = 1024 * 1024
 
 @dataclass
 class Endpoints:
-    grpc: dict[str, int] = field(default_factory=dict)
-    http: dict[str, int] = field(default_factory=dict)
+    receivers: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Bound ports by receiver id, then protocol (``Receiver.endpoints``)."""
     api: int = 0
+
+    def first(self, protocol: str) -> int | None:
+        """The port of the first receiver listening on ``protocol`` (``grpc``, ``http``)."""
+        return next((ports[protocol] for ports in self.receivers.values() if protocol in ports), None)
 
 
 class Service:
@@ -96,7 +100,7 @@ class Service:
         self.replay_duplicates = 0
         self.drain.wal = self.wal
         self.tenant_keys = TenantKeys(tenant_attributes(config))
-        self.receivers: dict[str, Any] = {}
+        self.receivers: dict[str, Receiver] = {}
         self.endpoints = Endpoints()
         self.replay = ReplayStats()
         self._loop = asyncio.new_event_loop()
@@ -198,13 +202,10 @@ class Service:
                 self.decode_budget,
                 self.tenant_keys.names,
             )
-            receiver = component_module("receivers", rec.type).create(rec.config, settings)
+            receiver: Receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()
             self.receivers[rec_id] = receiver
-            if receiver.grpc is not None:
-                self.endpoints.grpc[rec_id] = receiver.grpc.port
-            if receiver.http is not None:
-                self.endpoints.http[rec_id] = receiver.http.port
+            self.endpoints.receivers[rec_id] = receiver.endpoints()
 
     async def _stop_servers(self, grace: float) -> None:
         for receiver in self.receivers.values():

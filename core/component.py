@@ -4,7 +4,8 @@ Modelled on the OpenTelemetry Collector: a component module exposes ``TYPE`` (it
 YAML), a frozen ``Config`` dataclass with documented defaults and a ``validate()`` that names
 the offending key, and a ``create(config, next_consumer)`` factory. Components are driven by
 three verbs, as in the OpenTelemetry SDK: ``consume`` (export), ``force_flush`` and ``shutdown``;
-``start`` is called once before the first batch and ``shutdown`` is safe without it.
+``start`` is called once before the first batch and ``shutdown`` is safe without it. Receivers
+are created with ``create(config, ReceiverSettings)`` and speak ``Receiver``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,40 @@ class BaseComponent:
 
     def shutdown(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class ReceiverCounters:
+    """What a receiver counts, exported at ``/metrics`` as ``agentwatch_receiver_*_total`` (and
+    ``agentwatch_spans_deduplicated_total``). Totals since the receiver was created."""
+
+    accepted_spans: int = 0
+    """Spans acknowledged (durable)."""
+    rejected_spans: int = 0
+    """Spans dropped from accepted requests (partial success)."""
+    duplicate_spans: int = 0
+    """Spans already stored (or repeated in their request), dropped and answered as a success."""
+    refused: Mapping[str, int] = field(default_factory=dict)
+    """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """What the service drives every receiver through, on its event loop.
+
+    ``start`` binds and starts accepting; ``shutdown`` stops accepting and lets in-flight
+    exports finish for up to ``grace`` seconds; ``endpoints`` names the bound ports by protocol
+    (``{"grpc": 4317, "http": 4318}``; empty for a receiver without a port); ``counters`` is
+    read at every scrape of ``/metrics``.
+    """
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self, grace: float) -> None: ...
+
+    def endpoints(self) -> dict[str, int]: ...
+
+    def counters(self) -> ReceiverCounters: ...
 
 
 class DurableSink(Protocol):

@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from core.admission import DecodeBudget
-from core.component import DurableSink, StoredIndex
+from core.component import DurableSink, ReceiverCounters, StoredIndex
 from core.errors import (
     DecodeError,
     RequestError,
@@ -214,6 +214,11 @@ class ExportHandler:
         self.rejected_spans = 0
         self.refused: Counter[str] = Counter()
         """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
+
+    def counters(self) -> ReceiverCounters:
+        return ReceiverCounters(
+            self.accepted_spans, self.rejected_spans, self.duplicate_spans, dict(self.refused)
+        )
 
     def note_refusal(self, exc: RequestError) -> None:
         """Transports report every request they refuse, wherever in the request it happened."""

@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from core.component import ReceiverSettings
+from core.component import ReceiverCounters, ReceiverSettings
 from core.configmodel import STRICT, parse_endpoint
 from core.httpserver import AsgiServer, HttpServerLimits
 from receiver.otlp.auth import AuthConfig, TlsConfig, TokenAuthenticator
@@ -153,6 +153,13 @@ class OtlpReceiver:
             await self.grpc.stop(grace)
         if self.http is not None:
             await self.http.stop()
+
+    def endpoints(self) -> dict[str, int]:
+        ports = {"grpc": self.grpc, "http": self.http}
+        return {name: server.port for name, server in ports.items() if server is not None}
+
+    def counters(self) -> ReceiverCounters:
+        return self.handler.counters()
 
 
 def create(config: Config, settings: ReceiverSettings) -> OtlpReceiver:

@@ -37,7 +37,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from core.component import ReceiverSettings
+from core.component import ReceiverCounters, ReceiverSettings
 from core.configmodel import STRICT
 from core.httpclient import RetryPolicy
 from core.units import Duration
@@ -132,8 +132,6 @@ class SyntheticReceiver:
             TenantKeys(settings.tenant_attributes),
             settings.budget,
         )
-        self.grpc = None
-        self.http = None
         self.scheduler: Scheduler | None = None
         self.provider: TracerProvider | None = None
         self.last_run: EvalRun | None = None
@@ -191,6 +189,12 @@ class SyntheticReceiver:
         log.info("%s: %s run %s of %s: %d cases, overall %s", self.id, kind, run.run_id, c.agent,
                  len(run.outcomes), run.overall_score)  # fmt: skip
         return run
+
+    def endpoints(self) -> dict[str, int]:
+        return {}  # no port: runs are started by its schedule
+
+    def counters(self) -> ReceiverCounters:
+        return self.handler.counters()
 
     async def shutdown(self, grace: float = 5.0) -> None:
         # Both block (a running job finishes; the last spans are exported through this loop):
