@@ -123,7 +123,7 @@ def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None
     """Pin RUN_ID as its agent's baseline."""
     from evals.diff import EvalDiffError, run_agent
     from storage.catalog import connect
-    from storage.tables import write_rows
+    from storage.tables import EvalBaselineRow, write_rows
 
     config = load_or_exit(config_path, data_dir)
     con = connect(config.storage.data_dir)
@@ -136,8 +136,7 @@ def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None
     )
     kind = "canary" if canary else "baseline"
     now = datetime.now(UTC)
-    write_rows(Path(config.storage.data_dir), "eval_baselines", tenant, now,
-               [{"agent": agent, "kind": kind, "run_id": run_id, "pinned_at": now}])  # fmt: skip
+    write_rows(Path(config.storage.data_dir), tenant, now, [EvalBaselineRow(agent, kind, run_id, now)])
     click.echo(printable(f"pinned {run_id} as the {kind} of {agent}"))
 
 

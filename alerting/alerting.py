@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import orjson
@@ -27,7 +26,7 @@ from alerting.rules import Finding, RuleEvaluator, lookback
 from alerting.state import AlertState, Transition
 from core.agents import AgentConfig
 from core.periodic import Periodic
-from storage.tables import write_rows
+from storage.tables import AlertEventRow, write_rows
 
 log = logging.getLogger("agentwatch.alerts")
 
@@ -93,11 +92,11 @@ class Alerting:
             con.close()
         transitions = self.state.step(findings, now, self._cooldown, evaluated)
         rows = [self._deliver(t, now) for t in transitions]
-        by_tenant: dict[str, list[dict[str, Any]]] = {}
+        by_tenant: dict[str, list[AlertEventRow]] = {}
         for transition, row in zip(transitions, rows, strict=True):
             by_tenant.setdefault(transition.finding.tenant, []).append(row)
         for tenant, tenant_rows in by_tenant.items():
-            write_rows(self.data_dir, "alert_events", tenant, now, tenant_rows)
+            write_rows(self.data_dir, tenant, now, tenant_rows)
         self.stats.passes += 1
         return transitions
 
@@ -118,22 +117,22 @@ class Alerting:
         self.stats.messages += 1
         return deliveries
 
-    def _deliver(self, transition: Transition, now: datetime) -> dict[str, Any]:
+    def _deliver(self, transition: Transition, now: datetime) -> AlertEventRow:
         rule = self.config.rule(transition.finding.rule)
         deliveries = (
             [] if transition.silent or rule is None else self.send(self.message(transition, now), rule.notify)
         )
         f = transition.finding
-        return {
-            "time": now, "state": transition.state, "rule": f.rule, "kind": f.kind, "agent": f.agent,
-            "alert_key": f.key, "fired_at": transition.fired_at, "value": f.value, "threshold": f.threshold,
-            "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
-            "top_failure_types": orjson.dumps(f.top_failure_types).decode(),
-            "example_trace_ids": orjson.dumps(f.example_trace_ids).decode(),
-            "repeats": f.repeats, "resolves": f.resolves,
-            "delivered": orjson.dumps([d.notifier for d in deliveries if d.ok]).decode(),
-            "failed": orjson.dumps({d.notifier: d.error for d in deliveries if not d.ok}).decode(),
-        }  # fmt: skip
+        return AlertEventRow(
+            time=now, state=transition.state, rule=f.rule, kind=f.kind, agent=f.agent, alert_key=f.key,
+            fired_at=transition.fired_at, value=f.value, threshold=f.threshold, summary=f.summary,
+            runs=f.runs, affected_users=f.affected_users,
+            top_failure_types=orjson.dumps(f.top_failure_types).decode(),
+            example_trace_ids=orjson.dumps(f.example_trace_ids).decode(),
+            repeats=f.repeats, resolves=f.resolves,
+            delivered=orjson.dumps([d.notifier for d in deliveries if d.ok]).decode(),
+            failed=orjson.dumps({d.notifier: d.error for d in deliveries if not d.ok}).decode(),
+        )  # fmt: skip
 
     def _cooldown(self, rule_name: str) -> float:
         rule = self.config.rule(rule_name)

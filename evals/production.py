@@ -27,7 +27,7 @@ from evals.judges.factory import build_judge
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, score_rows
 from evals.targets import TargetResult, ToolCall
-from storage.tables import write_rows
+from storage.tables import RunMarkRow, ScoreRow, write_rows
 
 log = logging.getLogger("agentwatch.judge")
 
@@ -108,8 +108,8 @@ class ProductionJudge:
         by_trace: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         for row in texts:
             by_trace.setdefault((row[0], row[1]), []).append(row)
-        scores: dict[str, list[dict[str, Any]]] = {}
-        run_marks: dict[str, list[dict[str, Any]]] = {}
+        scores: dict[str, list[ScoreRow]] = {}
+        run_marks: dict[str, list[RunMarkRow]] = {}
         for run in runs:
             spans = by_trace.get((run["tenant"], run["trace_id"]), [])
             case, result = _as_case(run, spans)
@@ -125,8 +125,8 @@ class ProductionJudge:
             self.stats.marked += len(found)
         for tenant, rows in scores.items():
             # Marks first: a crash between the two leaves the run unscored, so it is judged again.
-            write_rows(self.data_dir, "run_marks", tenant, now, run_marks.get(tenant, []))
-            write_rows(self.data_dir, "scores", tenant, now, rows)
+            write_rows(self.data_dir, tenant, now, run_marks.get(tenant, []))
+            write_rows(self.data_dir, tenant, now, rows)
         return len(runs)
 
     # -- in the background -------------------------------------------------------------------

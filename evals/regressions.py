@@ -12,7 +12,7 @@ import orjson
 from evals.diff import EvalDiff, EvalDiffError, diff, pinned
 from evals.runner import EvalRun
 from storage.catalog import connect
-from storage.tables import write_rows
+from storage.tables import EvalEventRow, write_rows
 
 log = logging.getLogger("agentwatch.synthetic")
 
@@ -34,8 +34,8 @@ def check_regression(
             "%s: %s against %s in %s", run.agent, event, baseline, ", ".join(result.regressed_dimensions)
         )
         deltas = {d.dimension: d.delta for d in result.dimensions if d.regressed}
-        write_rows(data_dir, "eval_events", tenant, datetime.now(UTC), [{
-            "event": event, "agent": run.agent, "run_id": run.run_id, "baseline_run": baseline,
-            "dimensions": orjson.dumps(deltas).decode(), "time": datetime.now(UTC),
-        }])  # fmt: skip
+        now = datetime.now(UTC)
+        dimensions = orjson.dumps(deltas).decode()
+        row = EvalEventRow(event, run.agent, run.run_id, baseline, dimensions, now)
+        write_rows(data_dir, tenant, now, [row])
     return result

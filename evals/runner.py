@@ -30,7 +30,7 @@ from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
 from evals.targets import Target, TargetResult
 from evals.targets.limit import shared_limit
-from storage.tables import write_rows
+from storage.tables import EvalResultRow, EvalRunRow, RunMarkRow, ScoreRow, write_rows
 
 
 @dataclass(frozen=True)
@@ -166,24 +166,26 @@ def _trace(
 def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: float = 5.0) -> None:
     """The run, its per-case results, every score and the runs' marks, as rows of the eval tables."""
     finished = run.finished_at
-    write_rows(data_dir, "eval_runs", tenant, run.started_at, [{
-        "run_id": run.run_id, "agent": run.agent, "kind": run.kind, "dataset": run.dataset,
-        "target": run.target, "judge": run.judge, "started_at": run.started_at, "finished_at": finished,
-        "cases": len(run.outcomes), "errors": run.errors, "overall_score": run.overall_score,
-        "dimension_scores": orjson.dumps(run.dimension_scores()).decode(),
-    }])  # fmt: skip
-    results, scores, run_marks = [], [], []
+    write_rows(data_dir, tenant, run.started_at, [EvalRunRow(
+        run_id=run.run_id, agent=run.agent, kind=run.kind, dataset=run.dataset, target=run.target,
+        judge=run.judge, started_at=run.started_at, finished_at=finished, cases=len(run.outcomes),
+        errors=run.errors, overall_score=run.overall_score,
+        dimension_scores=orjson.dumps(run.dimension_scores()).decode(),
+    )])  # fmt: skip
+    results: list[EvalResultRow] = []
+    scores: list[ScoreRow] = []
+    run_marks: list[RunMarkRow] = []
     for o in run.outcomes:
-        results.append({
-            "run_id": run.run_id, "agent": run.agent, "case_id": o.case.id, "trace_id": o.trace_id,
-            "span_id": o.span_id, "target_trace_id": o.result.trace_id, "query": o.case.query,
-            "output": o.result.output, "error": o.result.error, "latency_ms": o.result.latency_ms,
-            "tool_call_count": len(o.result.tool_calls), "overall_score": o.judgement.overall_score,
-            "started_at": o.started_at, "judge_problems": "; ".join(o.judgement.problems) or None,
-        })  # fmt: skip
+        results.append(EvalResultRow(
+            run_id=run.run_id, agent=run.agent, case_id=o.case.id, trace_id=o.trace_id,
+            span_id=o.span_id, target_trace_id=o.result.trace_id, query=o.case.query,
+            output=o.result.output, error=o.result.error, latency_ms=o.result.latency_ms,
+            tool_call_count=len(o.result.tool_calls), overall_score=o.judgement.overall_score,
+            started_at=o.started_at, judge_problems="; ".join(o.judgement.problems) or None,
+        ))  # fmt: skip
         run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished)
         scores += score_rows(o.judgement, o.trace_id, o.span_id, run.judge, finished, run.run_id, o.case.id,
                              with_metrics=True)  # fmt: skip
-    write_rows(data_dir, "eval_results", tenant, run.started_at, results)
-    write_rows(data_dir, "scores", tenant, run.started_at, scores)
-    write_rows(data_dir, "run_marks", tenant, run.started_at, run_marks)
+    write_rows(data_dir, tenant, run.started_at, results)
+    write_rows(data_dir, tenant, run.started_at, scores)
+    write_rows(data_dir, tenant, run.started_at, run_marks)

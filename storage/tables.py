@@ -1,4 +1,5 @@
-"""Eval tables: runs, per-case results, judge scores and baseline pins, as Parquet beside spans.
+"""The small tables beside spans: eval runs, per-case results, judge scores, baseline pins,
+eval events, run marks and alert events, as Parquet.
 
     <data_dir>/eval_runs/tenant=<t>/date=<d>/*.parquet     one row per eval run
     <data_dir>/eval_results/tenant=<t>/date=<d>/*.parquet  one row per case of a run
@@ -10,15 +11,23 @@
     <data_dir>/alert_events/tenant=<t>/date=<d>/*.parquet one row per alert message (fired, repeated,
                                                           resolved), with its deliveries
 
-``scores`` joins ``spans`` on ``trace_id``/``span_id``. Files are written whole and renamed
-into place, like span files.
+Every table has one typed row: a frozen dataclass whose fields, in order, are the table's
+columns; its Arrow schema (``SCHEMAS``) is derived from the field types (``str`` → string,
+``int`` → int64, ``float`` → float64, ``bool`` → bool, ``datetime`` → timestamp[us, UTC]; every
+column nullable, ``X | None`` marks the ones writers leave empty). Writers build rows, never
+dicts, so nothing can drift from the schema. ``scores`` joins ``spans`` on
+``trace_id``/``span_id``. Files are written whole and renamed into place, like span files.
 """
 
 from __future__ import annotations
 
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import pyarrow as pa
 
@@ -26,56 +35,172 @@ from storage.layout import table_dir, write_atomically
 
 TS = pa.timestamp("us", tz="UTC")
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "eval_runs": pa.schema([
-        ("run_id", pa.string()), ("agent", pa.string()), ("kind", pa.string()), ("dataset", pa.string()),
-        ("target", pa.string()), ("judge", pa.string()), ("started_at", TS), ("finished_at", TS),
-        ("cases", pa.int64()), ("errors", pa.int64()), ("overall_score", pa.float64()),
-        ("dimension_scores", pa.string()),  # JSON: dimension → mean value over the cases that have it
-    ]),
-    "eval_results": pa.schema([
-        ("run_id", pa.string()), ("agent", pa.string()), ("case_id", pa.string()), ("trace_id", pa.string()),
-        ("span_id", pa.string()), ("target_trace_id", pa.string()), ("query", pa.string()),
-        ("output", pa.string()), ("error", pa.string()), ("latency_ms", pa.float64()),
-        ("tool_call_count", pa.int64()), ("overall_score", pa.float64()), ("started_at", TS),
-        ("judge_problems", pa.string()),  # why dimensions the judge was asked are missing
-    ]),
-    "scores": pa.schema([
-        ("trace_id", pa.string()), ("span_id", pa.string()), ("evaluator", pa.string()),
-        ("dimension", pa.string()), ("value", pa.float64()), ("label", pa.string()),
-        ("explanation", pa.string()), ("judge_model", pa.string()), ("time", TS),
-        ("eval_run_id", pa.string()), ("eval_case_id", pa.string()),
-    ]),
-    "eval_events": pa.schema([
-        ("event", pa.string()), ("agent", pa.string()), ("run_id", pa.string()),
-        ("baseline_run", pa.string()),
-        ("dimensions", pa.string()),  # JSON: regressed dimension → delta
-        ("time", TS),
-    ]),
-    "run_marks": pa.schema([
-        ("trace_id", pa.string()), ("span_id", pa.string()), ("failure_type", pa.string()),
-        ("reason", pa.string()), ("source", pa.string()), ("time", TS),
-    ]),
-    "alert_events": pa.schema([
-        ("time", TS), ("state", pa.string()), ("rule", pa.string()), ("kind", pa.string()),
-        ("agent", pa.string()), ("alert_key", pa.string()), ("fired_at", TS), ("value", pa.float64()),
-        ("threshold", pa.float64()), ("summary", pa.string()), ("runs", pa.int64()),
-        ("affected_users", pa.int64()), ("top_failure_types", pa.string()),  # JSON [[type, count]]
-        ("example_trace_ids", pa.string()),  # JSON list
-        ("repeats", pa.bool_()), ("resolves", pa.bool_()),
-        ("delivered", pa.string()), ("failed", pa.string()),  # JSON: notifier names; {notifier: error}
-    ]),
-    "eval_baselines": pa.schema([
-        ("agent", pa.string()), ("kind", pa.string()), ("run_id", pa.string()), ("pinned_at", TS),
-    ]),
-}  # fmt: skip
+
+class Row:
+    """A row of one of these tables: subclasses are frozen dataclasses naming their ``TABLE``."""
+
+    TABLE: ClassVar[str]
 
 
-def write_rows(
-    data_dir: Path, table: str, tenant: str, when: datetime, rows: list[dict[str, Any]]
-) -> Path | None:
-    """Append ``rows`` to ``table`` in the partition of ``tenant`` and ``when``'s day."""
+@dataclass(frozen=True)
+class EvalRunRow(Row):
+    TABLE: ClassVar[str] = "eval_runs"
+    run_id: str
+    agent: str
+    kind: str
+    dataset: str
+    target: str
+    judge: str
+    started_at: datetime
+    finished_at: datetime
+    cases: int
+    errors: int
+    overall_score: float | None
+    dimension_scores: str
+    """JSON: dimension → mean value over the cases that have it."""
+
+
+@dataclass(frozen=True)
+class EvalResultRow(Row):
+    TABLE: ClassVar[str] = "eval_results"
+    run_id: str
+    agent: str
+    case_id: str
+    trace_id: str
+    span_id: str
+    target_trace_id: str | None
+    query: str
+    output: str | None
+    error: str | None
+    latency_ms: float
+    tool_call_count: int
+    overall_score: float | None
+    started_at: datetime
+    judge_problems: str | None
+    """Why dimensions the judge was asked are missing."""
+
+
+@dataclass(frozen=True)
+class ScoreRow(Row):
+    TABLE: ClassVar[str] = "scores"
+    trace_id: str
+    span_id: str
+    evaluator: str
+    """The judge's name, or ``metric`` for a direct metric (latency, tool calls)."""
+    dimension: str
+    value: float
+    label: str | None
+    explanation: str | None
+    judge_model: str
+    time: datetime
+    eval_run_id: str | None
+    eval_case_id: str | None
+
+
+@dataclass(frozen=True)
+class EvalEventRow(Row):
+    TABLE: ClassVar[str] = "eval_events"
+    event: str
+    """``eval_regression`` or ``canary_drop``."""
+    agent: str
+    run_id: str
+    baseline_run: str
+    dimensions: str
+    """JSON: regressed dimension → delta."""
+    time: datetime
+
+
+@dataclass(frozen=True)
+class RunMarkRow(Row):
+    TABLE: ClassVar[str] = "run_marks"
+    trace_id: str
+    span_id: str
+    failure_type: str
+    reason: str
+    source: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class AlertEventRow(Row):
+    TABLE: ClassVar[str] = "alert_events"
+    time: datetime
+    state: str
+    rule: str
+    kind: str
+    agent: str
+    alert_key: str
+    fired_at: datetime
+    value: float
+    threshold: float
+    summary: str
+    runs: int
+    affected_users: int
+    top_failure_types: str
+    """JSON: ``[[failure type, count], ...]``."""
+    example_trace_ids: str
+    """JSON list."""
+    repeats: bool
+    resolves: bool
+    delivered: str
+    """JSON: the notifiers that delivered the message."""
+    failed: str
+    """JSON: ``{notifier: error}``."""
+
+
+@dataclass(frozen=True)
+class EvalBaselineRow(Row):
+    TABLE: ClassVar[str] = "eval_baselines"
+    agent: str
+    kind: str
+    """``baseline`` or ``canary``."""
+    run_id: str
+    pinned_at: datetime
+
+
+ROWS: tuple[type[Row], ...] = (
+    EvalRunRow,
+    EvalResultRow,
+    ScoreRow,
+    EvalEventRow,
+    RunMarkRow,
+    AlertEventRow,
+    EvalBaselineRow,
+)
+
+_ARROW_TYPES: dict[object, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    datetime: TS,
+}
+
+
+def _arrow_type(hint: object) -> pa.DataType:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return _ARROW_TYPES[hint]
+
+
+def schema_of(row: type[Row]) -> pa.Schema:
+    """The table's Arrow schema, from the row's fields."""
+    hints = typing.get_type_hints(row)
+    return pa.schema([(f.name, _arrow_type(hints[f.name])) for f in fields(row)])  # type: ignore[arg-type]
+
+
+SCHEMAS: dict[str, pa.Schema] = {row.TABLE: schema_of(row) for row in ROWS}
+"""Table name → Arrow schema (the catalog's views of tables with no file yet use it)."""
+
+
+def write_rows(data_dir: Path, tenant: str, when: datetime, rows: Sequence[Row]) -> Path | None:
+    """Append ``rows`` (all of one table) in the partition of ``tenant`` and ``when``'s day."""
     if not rows:
         return None
+    table = type(rows[0]).TABLE
+    if any(type(row) is not type(rows[0]) for row in rows):
+        raise TypeError(f"rows of {table} mixed with rows of other tables")
+    schema = SCHEMAS[table]
+    columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
     directory = table_dir(data_dir, table) / f"tenant={tenant}" / f"date={when.date().isoformat()}"
-    return write_atomically(pa.Table.from_pylist(rows, schema=SCHEMAS[table]), directory, "zstd", 3)
+    return write_atomically(pa.Table.from_pydict(columns, schema=schema), directory, "zstd", 3)

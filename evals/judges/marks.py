@@ -6,19 +6,18 @@ the mark's failure type; a run that already failed keeps its own."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from evals.judges.scores import Judgement
+from storage.tables import RunMarkRow
 
 GROUNDEDNESS_DROP = "groundedness_drop"
 
 
 def marks(
     trace_id: str, span_id: str, judgement: Judgement, threshold: float, source: str, when: datetime
-) -> list[dict[str, Any]]:
+) -> list[RunMarkRow]:
     value = judgement.value("groundedness")
     if value is None or value >= threshold:
         return []
     reason = f"groundedness {value:g} < {threshold:g} ({judgement.judge_model})"
-    return [{"trace_id": trace_id, "span_id": span_id, "failure_type": GROUNDEDNESS_DROP,
-             "reason": reason, "source": source, "time": when}]  # fmt: skip
+    return [RunMarkRow(trace_id, span_id, GROUNDEDNESS_DROP, reason, source, when)]

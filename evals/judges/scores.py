@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from evals.datasets import Case
 from evals.targets import TargetResult
+from storage.tables import ScoreRow
 
 # dimension → (label → value), in the order reports show them.
 SCALES: dict[str, dict[str, float]] = {
@@ -64,16 +64,18 @@ def overall(scores: tuple[Score, ...], weights: dict[str, float] | None = None) 
 def score_rows(
     judgement: Judgement, trace_id: str, span_id: str, evaluator: str, when: datetime,
     eval_run_id: str | None = None, eval_case_id: str | None = None, with_metrics: bool = False,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[ScoreRow]:  # fmt: skip
     """Rows of the ``scores`` table for one judged run span; ``with_metrics`` adds the direct
     metrics (evaluator ``metric``, no label)."""
-    common = {"trace_id": trace_id, "span_id": span_id, "judge_model": judgement.judge_model, "time": when,
-              "eval_run_id": eval_run_id, "eval_case_id": eval_case_id}  # fmt: skip
-    rows = [{**common, "evaluator": evaluator, "dimension": s.dimension, "value": s.value, "label": s.label,
-             "explanation": s.explanation} for s in judgement.scores]  # fmt: skip
+
+    def row(evaluator: str, dimension: str, value: float, label: str | None, why: str | None) -> ScoreRow:
+        return ScoreRow(trace_id=trace_id, span_id=span_id, evaluator=evaluator, dimension=dimension,
+                        value=value, label=label, explanation=why, judge_model=judgement.judge_model,
+                        time=when, eval_run_id=eval_run_id, eval_case_id=eval_case_id)  # fmt: skip
+
+    rows = [row(evaluator, s.dimension, s.value, s.label, s.explanation) for s in judgement.scores]
     if with_metrics:
-        rows += [{**common, "evaluator": "metric", "dimension": metric, "value": value, "label": None,
-                  "explanation": None} for metric, value in judgement.metrics.items()]  # fmt: skip
+        rows += [row("metric", metric, value, None, None) for metric, value in judgement.metrics.items()]
     return rows
 
 

@@ -22,7 +22,7 @@ from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
 from core.agents import AgentConfig
 from core.errors import ConfigError
 from storage.catalog import connect
-from storage.tables import write_rows
+from storage.tables import AlertEventRow, EvalEventRow, write_rows
 from tests.exporters.health_fixture import AGENTS_CONFIG, send_fixture, trace_hex
 from tests.fake_http import FakeServer, Reply
 from tests.server import ServerProcess
@@ -174,10 +174,10 @@ def test_a_failing_notifier_is_retried_logged_and_does_not_stop_the_other(
 
 
 def test_rule_kinds_on_the_fixture(data: Path) -> None:
-    write_rows(data, "eval_events", "default", at("11:30"), [{
-        "event": "canary_drop", "agent": "expense-bot", "run_id": "r2", "baseline_run": "r1",
-        "dimensions": json.dumps({"overall": -3.5, "topical_coverage": -5.0}), "time": at("11:30"),
-    }])  # fmt: skip
+    write_rows(data, "default", at("11:30"), [EvalEventRow(
+        event="canary_drop", agent="expense-bot", run_id="r2", baseline_run="r1",
+        dimensions=json.dumps({"overall": -3.5, "topical_coverage": -5.0}), time=at("11:30"),
+    )])  # fmt: skip
     rules = (
         RuleConfig("cross", "cross_user", window=3 * 3600),
         RuleConfig("slow", "p99_latency", threshold=7000, window=3 * 3600),
@@ -287,12 +287,12 @@ alerts:
         unknown.returncode == 2
         and "'nope' is not a rule under alerts.rules (failing-agents)" in unknown.stderr
     )
-    write_rows(data, "alert_events", "default", datetime.now(UTC), [{
-        "time": datetime.now(UTC), "state": "firing", "rule": "failing-agents", "kind": "failure_rate",
-        "agent": "expense-bot", "alert_key": "k", "fired_at": datetime.now(UTC), "value": 0.5, "threshold": 0.2,
-        "summary": "failure rate 50% > 20%", "runs": 8, "affected_users": 3, "top_failure_types": "[]",
-        "example_trace_ids": "[]", "repeats": True, "resolves": True, "delivered": '["slack"]', "failed": "{}",
-    }])  # fmt: skip
+    write_rows(data, "default", datetime.now(UTC), [AlertEventRow(
+        time=datetime.now(UTC), state="firing", rule="failing-agents", kind="failure_rate",
+        agent="expense-bot", alert_key="k", fired_at=datetime.now(UTC), value=0.5, threshold=0.2,
+        summary="failure rate 50% > 20%", runs=8, affected_users=3, top_failure_types="[]",
+        example_trace_ids="[]", repeats=True, resolves=True, delivered='["slack"]', failed="{}",
+    )])  # fmt: skip
     listed = run("alerts", "list", "--config", str(config), "--format", "json")
     assert listed.returncode == 0, listed.stderr
     (event,) = json.loads(listed.stdout)

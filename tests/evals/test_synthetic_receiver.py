@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storage.catalog import connect
-from storage.tables import write_rows
+from storage.tables import EvalBaselineRow, write_rows
 from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
 from tests.server import ServerProcess
 
@@ -53,8 +53,7 @@ def test_scheduled_run_is_traced_stored_and_compared(tmp_path: Path) -> None:
     # A good baseline first, pinned, from the command line into the same data directory.
     baseline = str(eval_run(server.data_dir, cases, "good")["run_id"])
     now = datetime.now(UTC)
-    write_rows(server.data_dir, "eval_baselines", "default", now,
-               [{"agent": "expense-bot", "kind": "baseline", "run_id": baseline, "pinned_at": now}])  # fmt: skip
+    write_rows(server.data_dir, "default", now, [EvalBaselineRow("expense-bot", "baseline", baseline, now)])
     server.otlp_extra = synthetic_receiver(cases, "worse")
     server.extra_config = SERVICE
     server.start()
