@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage.compaction.compactor import CompactionConfig, Compactor
-from tests.storage.span_files import day_start, write_small_files
+from tests.helpers.span_files import day_start, write_small_files
 
 DATE = "2025-11-22"
 NOW = datetime(2025, 11, 22, 23, 0, tzinfo=UTC).timestamp()

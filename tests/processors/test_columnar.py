@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from core.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
 from processors.normalize import processor as normalize
-from tests.processors.otlp_gen import reencode, requests, varint
+from tests.helpers.otlp_gen import reencode, requests, varint
 
 KINDS = (None, "internal", "server", "client", "producer", "consumer")
 PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

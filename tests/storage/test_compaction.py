@@ -29,7 +29,7 @@ from storage.compaction.extsort import FAN_IN, ExternalSorter
 from storage.compaction.spanmerge import Budget, PartsRoller, merge_span_files
 from storage.layout import SPANS
 from storage.runparts import PARTS_ROW_GROUP, RUN_PARTS, PartsWriter, parts_path
-from tests.storage.span_files import day_start, replica, template, write_small_files
+from tests.helpers.span_files import day_start, replica, template, write_small_files
 from tests.storage.test_catalog import row
 
 NOW = dt.datetime(2025, 11, 22, 12, 0, tzinfo=dt.UTC).timestamp()
