@@ -1,8 +1,9 @@
 """Load, merge and validate agentwatch's YAML configuration (the OpenTelemetry Collector's schema).
 
 A file may give only some sections; every section it leaves out comes whole from the built-in
-default (``agentwatch/default_config.yaml``). Every problem is reported at once, each naming the
-file, the line and the YAML key.
+default, the top-level ``otel-collector-config.yaml`` (shipped in the package as
+``agentwatch/default_config.yaml``, a symbolic link to it: one file). Every problem is reported at
+once, each naming the file, the line and the YAML key.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ TOP_LEVEL = (
     "agents",
     "evals",
     "alerts",
-    "budgets",
 )
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
@@ -62,8 +62,6 @@ class AgentwatchConfig:
     pipelines: dict[str, PipelineConfig]
     storage: StorageConfig = field(default_factory=StorageConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Sections later stages read (``budgets``), kept as parsed."""
     agents: tuple[AgentConfig, ...] = ()
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
@@ -199,7 +197,6 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     alerts = _section(AlertsConfig, "alerts", merged.get("alerts"), problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
-    extra: dict[str, Any] = {k: merged[k] for k in ("budgets",) if k in merged}
     return AgentwatchConfig(
         name,
         sections["receivers"],
@@ -208,7 +205,6 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         pipelines,
         storage,
         api,
-        extra,
         agents,
         evals,
         alerts,

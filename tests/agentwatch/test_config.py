@@ -16,9 +16,11 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     return info.value.problems
 
 
-def test_builtin_default_is_the_shipped_collector_config() -> None:
-    repo_copy = Path(__file__).resolve().parents[2] / "otel-collector-config.yaml"
-    assert repo_copy.read_text() == default_text()
+def test_builtin_default_is_the_one_top_level_collector_config() -> None:
+    root = Path(__file__).resolve().parents[2]
+    packaged = root / "agentwatch" / "default_config.yaml"
+    assert packaged.is_symlink() and packaged.resolve() == root / "otel-collector-config.yaml"
+    assert default_text() == (root / "otel-collector-config.yaml").read_text()
     config = load_config(None, {})
     assert list(config.receivers) == ["otlp"]
     assert config.receivers["otlp"].config.protocols.grpc.endpoint == "127.0.0.1:4317"
@@ -81,6 +83,23 @@ def test_unknown_keys_are_named_with_line() -> None:
     assert problems("storagge:\n  data_dir: x\n")[0].startswith("cfg.yaml:1: storagge: unknown section")
 
 
+def test_budgets_is_not_a_section_yet() -> None:
+    assert problems("storage:\n  data_dir: x\nbudgets:\n  monthly_usd: 100\n") == [
+        "cfg.yaml:3: budgets: unknown section (known: receivers, processors, exporters, service, storage, "
+        "api, agents, evals, alerts)"
+    ]
+
+
+def test_the_default_compaction_block_is_the_documented_defaults() -> None:
+    compaction = load_config(None, {}).storage.compaction
+    assert (compaction.first_tier_mib, compaction.memory_limit_mib, compaction.worker) == (
+        1.0,
+        256.0,
+        "process",
+    )
+    assert compaction == type(compaction)()
+
+
 def test_bad_port_and_unknown_type() -> None:
     text = (
         "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:99999\n  kafka: {}\n"
@@ -88,7 +107,7 @@ def test_bad_port_and_unknown_type() -> None:
     found = problems(text)
     assert found == [
         "cfg.yaml:5: receivers.otlp.protocols.http.endpoint: port 99999 is out of range 0-65535",
-        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: otlp, synthetic)",
+        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: memory, otlp, synthetic)",
     ]
 
 
