@@ -94,17 +94,16 @@ def report(
     from report.health import build_report
     from report.signals import clusters
     from storage.catalog import connect
-    from storage.runs import Scope, load_runs
+    from storage.runs import Scope, runs_in
 
     directory, agents = _settings(config_path, data_dir)
     try:
         scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    con = connect(directory)
-    load_runs(con, scope)
-    health = build_report(con, scope, agents, top)
-    signals = clusters(con, signal_count)
+    runs = runs_in(connect(directory), scope)
+    health = build_report(runs, agents, top)
+    signals = clusters(runs, signal_count)
     if fmt == "json":
         text = orjson.dumps(report_formats.to_json_dict(health, signals), option=orjson.OPT_INDENT_2).decode()
     elif fmt == "markdown":
@@ -151,17 +150,16 @@ def export(
     from core.units import parse_window
     from report.cases import export_cases
     from storage.catalog import connect
-    from storage.runs import Scope, load_runs
+    from storage.runs import TEXTS, Scope, runs_in
 
     directory, _ = _settings(config_path, data_dir)
     try:
         scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    con = connect(directory)
-    load_runs(con, scope, with_text=True)
+    runs = runs_in(connect(directory), scope, TEXTS)
     with output.open("wb") as handle:
-        result = export_cases(con, handle, cluster)
+        result = export_cases(runs, handle, cluster)
     note = (
         f"; {result.skipped_without_input} failed runs skipped (no input recorded)"
         if result.skipped_without_input

@@ -61,7 +61,7 @@ class Alerting:
     def run_once(self) -> list[Transition]:
         """One pass at ``clock()``: the transitions it made (sent or not)."""
         from storage.catalog import connect
-        from storage.runs import Scope, load_runs
+        from storage.runs import USAGE, Scope, runs_in
 
         now = self.clock()
         con = connect(self.data_dir)
@@ -72,8 +72,8 @@ class Alerting:
             if not self.config.rules:
                 return []
             longest = max(lookback(rule, now) for rule in self.config.rules)
-            load_runs(con, Scope(now - timedelta(seconds=longest), now), with_usage=True)
-            evaluator = RuleEvaluator(con, now, self.agents)
+            runs = runs_in(con, Scope(now - timedelta(seconds=longest), now), USAGE)
+            evaluator = RuleEvaluator(runs, now, self.agents)
             findings: list[Finding] = []
             evaluated: set[str] = set()
             for rule in self.config.rules:

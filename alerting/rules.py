@@ -2,8 +2,9 @@
 over its threshold) that hold at ``now``. The alert state machine (``alerting.state``)
 turns findings into firing, repeated and resolved messages.
 
-Every query runs over ``scoped_runs`` (``storage.runs.load_runs``), loaded once per pass for
-the longest look-back any rule needs, so a pass reads the run partials once.
+Every query runs over one ``RunSet`` (``storage.runs.runs_in``), loaded once per pass for the
+longest look-back any rule needs, so a pass reads the run partials once; each rule narrows it
+to its own window, agent and tenant, without synthetic runs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from alerting.config import RuleConfig
 from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from core.units import format_duration
-from storage.runs import RUNS_TABLE
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet
 
 DAY = 86400.0
 
@@ -62,10 +61,10 @@ def lookback(rule: RuleConfig, now: datetime) -> float:
 
 
 class RuleEvaluator:
-    """Findings of rules over ``scoped_runs`` on ``con`` at ``now``."""
+    """Findings of rules over ``runs`` (loaded with the ``USAGE`` columns) at ``now``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, now: datetime, agents: tuple[AgentConfig, ...]):
-        self.con = con
+    def __init__(self, runs: RunSet, now: datetime, agents: tuple[AgentConfig, ...]):
+        self.runs = runs
         self.now = now
         self.registry = AgentRegistry(agents)
 
@@ -76,31 +75,24 @@ class RuleEvaluator:
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
-        values: dict[str, Any] = {"since": since, "now": self.now, **params}
-        where = ["start_time >= $since", "start_time < $now", "NOT synthetic", *_scope(rule, values)]
-        scoped = f"(SELECT * FROM {RUNS_TABLE} WHERE {' AND '.join(where)})"
-        return self.con.execute(sql.replace("__RUNS__", scoped), values).fetchall()
+        """``sql`` over the rule's runs (``runs``: since ``since``, its agent and tenant, no synthetic)."""
+        runs = self.runs.within(since, self.now, agent=rule.agent, tenant=rule.tenant, synthetic=False)
+        return runs.query(sql, params)
 
     def _own(self, tenant: str, agent: str, threshold: str, default: float) -> float:
         return self.registry.threshold(tenant, agent, threshold, default)
 
     def _details(self, tenant: str, agent: str, since: datetime, owner: str | None = None) -> dict[str, Any]:
         """Affected users (beyond the owner), top failure types and example trace ids."""
-        params: dict[str, Any] = {"tenant": tenant, "agent": agent, "since": since, "now": self.now}
-        base = f"""FROM {RUNS_TABLE} WHERE tenant = $tenant AND agent = $agent AND start_time >= $since
-                   AND start_time < $now AND outcome = 'failure' AND NOT synthetic"""
-        users = self.con.execute(
-            f"SELECT count(DISTINCT user_id) {base} AND user_id IS DISTINCT FROM $owner",
-            {**params, "owner": owner},
-        ).fetchall()[0][0]
-        types = self.con.execute(
-            f"""SELECT coalesce(failure_type, 'other_error') AS t, count(*) AS n {base}
-                GROUP BY t ORDER BY n DESC, t LIMIT 3""",
-            params,
-        ).fetchall()
-        examples = self.con.execute(
-            f"SELECT trace_id {base} ORDER BY start_time DESC, trace_id LIMIT 3", params
-        ).fetchall()
+        runs = self.runs.within(since, self.now, agent=agent, tenant=tenant, synthetic=False)
+        base = f"FROM runs WHERE {FAILED_SQL}"
+        users = runs.query(
+            f"SELECT count(DISTINCT user_id) {base} AND user_id IS DISTINCT FROM $owner", {"owner": owner}
+        )[0][0]
+        types = runs.query(
+            f"SELECT {FAILURE_TYPE_SQL} AS t, count(*) AS n {base} GROUP BY t ORDER BY n DESC, t LIMIT 3"
+        )
+        examples = runs.query(f"SELECT trace_id {base} ORDER BY start_time DESC, trace_id LIMIT 3")
         return {"affected_users": int(users), "top_failure_types": tuple((str(t), int(n)) for t, n in types),
                 "example_trace_ids": tuple(str(t) for (t,) in examples)}  # fmt: skip
 
@@ -108,8 +100,8 @@ class RuleEvaluator:
     def _failure_rate(self, rule: RuleConfig) -> list[Finding]:
         since = self.now - timedelta(seconds=rule.window)
         rows = self._query(
-            """SELECT tenant, agent, count(*), count(*) FILTER (WHERE outcome = 'failure')
-               FROM __RUNS__ GROUP BY ALL ORDER BY ALL""",
+            f"""SELECT tenant, agent, count(*), count(*) FILTER (WHERE {FAILED_SQL})
+               FROM runs GROUP BY ALL ORDER BY ALL""",
             rule, since,
         )  # fmt: skip
         found = []
@@ -129,10 +121,10 @@ class RuleEvaluator:
         end = self.now.replace(second=0, microsecond=0)
         since = end - timedelta(minutes=rule.minutes)
         rows = self._query(
-            """SELECT tenant, agent, count(DISTINCT minute), max(rate), sum(runs) FROM (
+            f"""SELECT tenant, agent, count(DISTINCT minute), max(rate), sum(runs) FROM (
                    SELECT tenant, agent, date_trunc('minute', start_time) AS minute, count(*) AS runs,
-                          avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END) AS rate
-                   FROM __RUNS__ WHERE start_time < $end GROUP BY ALL)
+                          avg(CASE WHEN {SUCCEEDED_SQL} THEN 1.0 ELSE 0.0 END) AS rate
+                   FROM runs WHERE start_time < $end GROUP BY ALL)
                GROUP BY ALL ORDER BY ALL""",
             rule, since, end=end,
         )  # fmt: skip
@@ -156,13 +148,13 @@ class RuleEvaluator:
         rows = self._query(
             f"""WITH aged AS (
                    SELECT tenant, agent, failure_type, epoch($now) - epoch(start_time) AS age
-                   FROM __RUNS__ WHERE outcome = 'failure' AND failure_type IS NOT NULL {type_filter}),
+                   FROM runs WHERE {FAILED_SQL} AND failure_type IS NOT NULL {type_filter}),
                dated AS (SELECT *, ceil(age / {DAY}) - 1 AS day FROM aged
                          WHERE age - (ceil(age / {DAY}) - 1) * {DAY} <= $window)
                SELECT tenant, agent, failure_type, count(*) FILTER (WHERE day = 0),
                       count(*) FILTER (WHERE day BETWEEN 1 AND $days) / $days
                FROM dated GROUP BY ALL ORDER BY ALL""",
-            rule, since, window=rule.window, days=rule.baseline_days,
+            rule, since, now=self.now, window=rule.window, days=rule.baseline_days,
             **({"type": rule.failure_type} if rule.failure_type else {}),
         )  # fmt: skip
         factor = rule.threshold_value()
@@ -185,7 +177,7 @@ class RuleEvaluator:
         since = self.now - timedelta(seconds=rule.window)
         rows = self._query(
             """SELECT tenant, agent, count(*), quantile_cont(duration_ms, 0.99)
-               FROM __RUNS__ WHERE duration_ms IS NOT NULL GROUP BY ALL ORDER BY ALL""",
+               FROM runs WHERE duration_ms IS NOT NULL GROUP BY ALL ORDER BY ALL""",
             rule, since,
         )  # fmt: skip
         found = []
@@ -203,8 +195,8 @@ class RuleEvaluator:
     def _cross_user(self, rule: RuleConfig) -> list[Finding]:
         since = self.now - timedelta(seconds=rule.window)
         rows = self._query(
-            f"""SELECT tenant, agent, {OWNER_FROM_SPANS_SQL} FROM __RUNS__ GROUP BY ALL
-               HAVING count(*) FILTER (WHERE outcome = 'failure') > 0 ORDER BY ALL""",
+            f"""SELECT tenant, agent, {OWNER_FROM_SPANS_SQL} FROM runs GROUP BY ALL
+               HAVING count(*) FILTER (WHERE {FAILED_SQL}) > 0 ORDER BY ALL""",
             rule, since,
         )  # fmt: skip
         found = []
@@ -227,11 +219,11 @@ class RuleEvaluator:
             f"""WITH dated AS (
                    SELECT tenant, agent, cost_usd, ceil((epoch($now) - epoch(start_time)) / {DAY}) - 1 AS day,
                           epoch($now) - epoch(start_time) AS age
-                   FROM __RUNS__ WHERE cost_usd IS NOT NULL)
+                   FROM runs WHERE cost_usd IS NOT NULL)
                SELECT tenant, agent, coalesce(sum(cost_usd) FILTER (WHERE day = 0), 0),
                       coalesce(sum(cost_usd) FILTER (WHERE day BETWEEN 1 AND $days), 0) / $days
                FROM dated WHERE age - day * {DAY} <= $window GROUP BY ALL ORDER BY ALL""",
-            rule, since, window=rule.window, days=rule.baseline_days,
+            rule, since, now=self.now, window=rule.window, days=rule.baseline_days,
         )  # fmt: skip
         percent = rule.threshold_value()
         found = []
@@ -249,7 +241,7 @@ class RuleEvaluator:
     def _budget(self, rule: RuleConfig) -> list[Finding]:
         since = self.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         rows = self._query(
-            "SELECT tenant, coalesce(sum(cost_usd), 0) FROM __RUNS__ GROUP BY ALL ORDER BY ALL", rule, since
+            "SELECT tenant, coalesce(sum(cost_usd), 0) FROM runs GROUP BY ALL ORDER BY ALL", rule, since
         )
         budget = rule.threshold_value()
         month = since.strftime("%Y-%m")
@@ -270,7 +262,7 @@ class RuleEvaluator:
         since = self.now - timedelta(seconds=rule.window)
         params: dict[str, Any] = {"since": since, "now": self.now}
         where = ["time >= $since", "time < $now", *_scope(rule, params)]
-        rows = self.con.execute(
+        rows = self.runs.con.execute(
             f"""SELECT tenant, agent, event, run_id, baseline_run, dimensions FROM eval_events
                 WHERE {" AND ".join(where)} ORDER BY time, run_id""",
             params,

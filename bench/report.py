@@ -25,20 +25,21 @@ from report.health import build_report
 from report.signals import clusters
 from storage.catalog import connect
 from storage.compaction.compactor import CompactionConfig, Compactor
-from storage.runs import Scope, load_runs
+from storage.runs import Scope, runs_in
 
 
 def one_report(data_dir: Path, scope: Scope, fmt: str) -> tuple[float, dict[str, float], int]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     con = connect(data_dir)
-    runs = load_runs(con, scope)
+    runs = runs_in(con, scope)
+    count = runs.count()
     times["load runs"] = time.perf_counter() - start
     t = time.perf_counter()
-    health = build_report(con, scope, load_config(None).agents)
+    health = build_report(runs, load_config(None).agents)
     times["health"] = time.perf_counter() - t
     t = time.perf_counter()
-    signals = clusters(con)
+    signals = clusters(runs)
     times["signals"] = time.perf_counter() - t
     t = time.perf_counter()
     if fmt == "json":
@@ -46,7 +47,7 @@ def one_report(data_dir: Path, scope: Scope, fmt: str) -> tuple[float, dict[str,
     else:
         report_formats.render_text(health, signals)
     times["render"] = time.perf_counter() - t
-    return time.perf_counter() - start, times, runs
+    return time.perf_counter() - start, times, count
 
 
 def main() -> None:

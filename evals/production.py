@@ -33,7 +33,7 @@ log = logging.getLogger("agentwatch.judge")
 
 _PICK = """
 SELECT tenant, trace_id, span_id, duration_ms, start_time
-FROM scoped_runs
+FROM runs
 WHERE NOT synthetic
   AND ('0x' || right(trace_id, 8))::UBIGINT < $bound
   AND start_time + to_microseconds((coalesce(duration_ms, 0) * 1000)::BIGINT) <= $settled
@@ -75,18 +75,18 @@ class ProductionJudge:
     def run_once(self) -> int:
         """One pass; the number of runs judged."""
         from storage.catalog import connect
-        from storage.runs import Scope, load_runs
+        from storage.runs import USAGE, Scope, runs_in
 
         now = self.clock()
         c = self.config
         con = connect(self.data_dir)
         try:
             since = now - timedelta(seconds=c.lookback)
-            load_runs(con, Scope(since, now), with_usage=True)
-            picked: pa.Table = con.execute(_PICK, {
+            runs = runs_in(con, Scope(since, now), USAGE)
+            picked: pa.Table = runs.arrow(_PICK, {
                 "bound": int(c.sample_rate * 2**32), "settled": now - timedelta(seconds=c.settle),
                 "judge": c.judge, "max_runs": c.max_runs,
-            }).to_arrow_table()  # fmt: skip
+            })  # fmt: skip
             if picked.num_rows == 0:
                 return 0
             con.register("_picked", picked)

@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import IO, Any
 
-import duckdb
 import orjson
 
 from report.signals import CLUSTERED_SQL
-from storage.catalog import rows_of
+from storage.runs import RunSet
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,11 @@ class ExportResult:
     skipped_without_input: int
 
 
-def case_rows(con: duckdb.DuckDBPyConnection, cluster: str | None = None) -> list[dict[str, Any]]:
+def case_rows(runs: RunSet, cluster: str | None = None) -> list[dict[str, Any]]:
+    """Failed and degraded runs (``runs`` loaded with the ``TEXTS`` columns), oldest first."""
     where = "WHERE cluster_id = $cluster" if cluster else ""
     params = {"cluster": cluster} if cluster else {}
-    sql = f"SELECT * FROM ({CLUSTERED_SQL}) {where} ORDER BY start_time, trace_id"
-    return rows_of(con, sql, params)
+    return runs.rows(f"SELECT * FROM ({CLUSTERED_SQL}) {where} ORDER BY start_time, trace_id", params)
 
 
 def to_case(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,9 +61,9 @@ def to_case(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_cases(con: duckdb.DuckDBPyConnection, out: IO[bytes], cluster: str | None = None) -> ExportResult:
+def export_cases(runs: RunSet, out: IO[bytes], cluster: str | None = None) -> ExportResult:
     written = skipped = 0
-    for row in case_rows(con, cluster):
+    for row in case_rows(runs, cluster):
         if not row["input_text"] or not row["input_text"].strip():
             skipped += 1
             continue

@@ -21,11 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
-from storage.catalog import rows_of
-from storage.runs import RUNS_TABLE, Scope
+from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, RunSet, Scope
 
 # Window length → bucket size: 12 to 48 buckets for the usual windows.
 _BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
@@ -128,76 +125,70 @@ def _quantile(value: Any, i: int) -> float | None:
     return None if value is None else float(value[i])
 
 
-def build_report(
-    con: duckdb.DuckDBPyConnection, scope: Scope, agents: tuple[AgentConfig, ...], top_users: int = 5
-) -> HealthReport:
-    """The report over ``scoped_runs`` (``storage.runs.load_runs`` must have run on ``con``)."""
+_USERS_SQL = f"""
+WITH owners AS (
+    SELECT unnest($tenants::VARCHAR[]) AS tenant, unnest($agents::VARCHAR[]) AS agent,
+           unnest($owners::VARCHAR[]) AS owner
+),
+users AS (
+    SELECT tenant, agent, user_id, count(*) AS runs, count(*) FILTER (WHERE {FAILED_SQL}) AS failures
+    FROM runs WHERE user_id IS NOT NULL GROUP BY tenant, agent, user_id
+),
+judged AS (
+    SELECT u.*, coalesce(lower(u.user_id) = lower(o.owner), false) AS is_owner
+    FROM users u LEFT JOIN owners o USING (tenant, agent)
+)
+SELECT tenant, agent,
+    count(*) FILTER (WHERE failures > 0) AS affected,
+    count(*) FILTER (WHERE failures > 0 AND NOT is_owner) AS other_users_failing,
+    sum(failures) FILTER (WHERE NOT is_owner) AS other_user_failures,
+    sum(runs) FILTER (WHERE is_owner) AS owner_runs,
+    sum(failures) FILTER (WHERE is_owner) AS owner_failures,
+    coalesce((list({{'user_id': user_id, 'runs': runs, 'failures': failures}} ORDER BY failures DESC, user_id)
+              FILTER (WHERE failures > 0))[1:$top], []) AS top
+FROM judged GROUP BY tenant, agent
+"""
+
+
+def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int = 5) -> HealthReport:
+    """The report over ``runs`` (``storage.runs.runs_in``: its base columns are enough)."""
+    scope = runs.scope
     size = bucket_seconds(scope.seconds)
-    summary = rows_of(
-        con,
+    summary = runs.rows(
         f"""SELECT tenant, agent, count(*) AS runs,
-                count(*) FILTER (WHERE outcome = 'failure') AS failures,
-                count(*) FILTER (WHERE outcome = 'degraded') AS degraded,
+                count(*) FILTER (WHERE {FAILED_SQL}) AS failures,
+                count(*) FILTER (WHERE {DEGRADED_SQL}) AS degraded,
                 quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
-                max(start_time) FILTER (WHERE outcome = 'failure') AS last_failure_at,
+                max(start_time) FILTER (WHERE {FAILED_SQL}) AS last_failure_at,
                 max(start_time) AS last_run_at,
                 {OWNER_FROM_SPANS_SQL} AS span_owner
-            FROM {RUNS_TABLE} GROUP BY tenant, agent ORDER BY tenant, agent""",
+            FROM runs GROUP BY tenant, agent ORDER BY tenant, agent""",
     )
     registry = AgentRegistry(agents)
     owners = {}
     for s in summary:
         info = registry.lookup(s["tenant"], s["agent"], s["span_owner"])
         owners[(s["tenant"], s["agent"])] = (info.owner, info.owner_source)
-    con.execute("CREATE OR REPLACE TEMP TABLE _owners (tenant VARCHAR, agent VARCHAR, owner VARCHAR)")
-    if owners:
-        con.executemany(
-            "INSERT INTO _owners VALUES (?, ?, ?)", [(t, a, o) for (t, a), (o, _) in owners.items()]
-        )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _users AS
-        WITH u AS (
-            SELECT tenant, agent, user_id, count(*) AS runs,
-                   count(*) FILTER (WHERE outcome = 'failure') AS failures
-            FROM {RUNS_TABLE} WHERE user_id IS NOT NULL GROUP BY tenant, agent, user_id
-        )
-        SELECT u.*, coalesce(lower(u.user_id) = lower(o.owner), false) AS is_owner
-        FROM u LEFT JOIN _owners o USING (tenant, agent)"""
-    )
-    per_agent_users = {
-        (r["tenant"], r["agent"]): r
-        for r in rows_of(
-            con,
-            """SELECT tenant, agent,
-                    count(*) FILTER (WHERE failures > 0) AS affected,
-                    count(*) FILTER (WHERE failures > 0 AND NOT is_owner) AS other_users_failing,
-                    sum(failures) FILTER (WHERE NOT is_owner) AS other_user_failures,
-                    sum(runs) FILTER (WHERE is_owner) AS owner_runs,
-                    sum(failures) FILTER (WHERE is_owner) AS owner_failures
-                FROM _users GROUP BY tenant, agent""",
-        )
-    }
+    per_agent_users = {}
     top: dict[tuple[str, str], list[UserFailures]] = {}
-    for r in rows_of(
-        con,
-        """SELECT tenant, agent, user_id, runs, failures FROM (
-                SELECT *, row_number() OVER (PARTITION BY tenant, agent ORDER BY failures DESC, user_id) AS n
-                FROM _users WHERE failures > 0)
-            WHERE n <= $top ORDER BY tenant, agent, n""",
-        {"top": top_users},
-    ):
-        top.setdefault((r["tenant"], r["agent"]), []).append(
-            UserFailures(r["user_id"], r["runs"], r["failures"])
-        )
+    if owners:
+        keys = list(owners)
+        for r in runs.rows(_USERS_SQL, {
+            "tenants": [t for t, _ in keys], "agents": [a for _, a in keys],
+            "owners": [owners[k][0] for k in keys], "top": top_users,
+        }):  # fmt: skip
+            per_agent_users[(r["tenant"], r["agent"])] = r
+            top[(r["tenant"], r["agent"])] = [
+                UserFailures(u["user_id"], u["runs"], u["failures"]) for u in r["top"]
+            ]
     types: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for r in rows_of(
-        con,
-        f"""SELECT tenant, agent, coalesce(failure_type, 'other_error') AS failure_type, count(*) AS n
-            FROM {RUNS_TABLE} WHERE outcome = 'failure'
+    for r in runs.rows(
+        f"""SELECT tenant, agent, {FAILURE_TYPE_SQL} AS failure_type, count(*) AS n
+            FROM runs WHERE {FAILED_SQL}
             GROUP BY ALL ORDER BY tenant, agent, n DESC, failure_type""",
     ):
         types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
-    buckets = _buckets(con, scope, size)
+    buckets = _buckets(runs, size)
 
     out = []
     for s in summary:
@@ -240,17 +231,17 @@ def build_report(
     return HealthReport(scope, size, total, out)
 
 
-def _buckets(con: duckdb.DuckDBPyConnection, scope: Scope, size: int) -> dict[tuple[str, str], list[Bucket]]:
+def _buckets(runs: RunSet, size: int) -> dict[tuple[str, str], list[Bucket]]:
     """Every bucket of the window per agent, empty ones included (runs 0, rates null)."""
+    scope = runs.scope
     count = math.ceil(scope.seconds / size)
     found = {
         (r["tenant"], r["agent"], r["b"]): r
-        for r in rows_of(
-            con,
+        for r in runs.rows(
             f"""SELECT tenant, agent, (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
-                    count(*) AS runs, count(*) FILTER (WHERE outcome = 'failure') AS failures,
+                    count(*) AS runs, count(*) FILTER (WHERE {FAILED_SQL}) AS failures,
                     quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q
-                FROM {RUNS_TABLE} GROUP BY ALL""",
+                FROM runs GROUP BY ALL""",
             {"since": scope.since, "size": size * 1_000_000},
         )
     }
@@ -260,14 +251,14 @@ def _buckets(con: duckdb.DuckDBPyConnection, scope: Scope, size: int) -> dict[tu
         series = []
         for b in range(count):
             r = found.get((tenant, agent, b))
-            runs, failures = (int(r["runs"]), int(r["failures"])) if r else (0, 0)
+            started, failures = (int(r["runs"]), int(r["failures"])) if r else (0, 0)
             q = r["q"] if r else None
             series.append(
                 Bucket(
                     scope.since + timedelta(seconds=b * size),
-                    runs,
+                    started,
                     failures,
-                    failures / runs if runs else None,
+                    failures / started if started else None,
                     _quantile(q, 0),
                     _quantile(q, 1),
                     _quantile(q, 2),

@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
-
-from storage.catalog import rows_of
-from storage.runs import RUNS_TABLE
+from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
 
 
 @dataclass(frozen=True)
@@ -35,15 +32,15 @@ class Signal:
 CLUSTERED_SQL = f"""
 SELECT * EXCLUDE (failure_type, error_template), failure_type_ AS failure_type, error_template AS template,
        substr(md5(failure_type_ || '|' || error_template), 1, 8) AS cluster_id
-FROM (SELECT *, coalesce(failure_type, 'other_error') AS failure_type_ FROM {RUNS_TABLE})
-WHERE outcome <> 'success'
+FROM (SELECT *, {FAILURE_TYPE_SQL} AS failure_type_ FROM runs)
+WHERE {UNSUCCESSFUL_SQL}
 """
+"""Failed and degraded runs with their ``cluster_id`` and ``template``, over a ``RunSet``."""
 
 
-def clusters(con: duckdb.DuckDBPyConnection, top: int = 10, examples: int = 3) -> list[Signal]:
-    """The ``top`` largest clusters of failed and degraded runs in ``scoped_runs``."""
-    rows = rows_of(
-        con,
+def clusters(runs: RunSet, top: int = 10, examples: int = 3) -> list[Signal]:
+    """The ``top`` largest clusters of failed and degraded runs in ``runs``."""
+    rows = runs.rows(
         f"""SELECT cluster_id, failure_type, template, count(*) AS n,
                 min(start_time) AS first_seen, max(start_time) AS last_seen,
                 list_sort(list_distinct(list(agent))) AS agents,

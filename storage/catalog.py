@@ -4,12 +4,9 @@ Each connection resolves the live files once (see ``live_files``), so its querie
 consistent snapshot even while the server writes (files appear by atomic rename) and compacts
 (replaced files stay until readers are done); open a new connection to see newer data.
 
-``runs`` has one row per agent run: per trace, the outermost ``agent_run`` span (the earliest),
-or the trace's root span when it has none. Its outcome rolls up from every span of the trace:
-``failure`` when the run span itself failed (error status or a classified failure),
-``degraded`` when it succeeded but a step under it failed (a failed tool under a run that still
-answered), else ``success``. It is merged from per-file partials (``storage.runparts``);
-``run_parts`` is that view, one row per trace and span file.
+``runs`` has one row per agent run (what a run is and how it is built: ``storage.runs``). It is
+merged from per-file partials (``storage.runparts``); ``run_parts`` is that view, one row per
+trace and span file.
 """
 
 from __future__ import annotations
@@ -22,8 +19,9 @@ import duckdb
 import pyarrow as pa
 
 from core.model import SPAN_SCHEMA
-from storage.layout import SPANS, table_dir
-from storage.runparts import parts_path, parts_sql, runs_sql, with_marks
+from storage.layout import RUN_PARTS, SPANS, table_dir
+from storage.runparts import parts_path
+from storage.runs import create_runs_view, parts_sql
 from storage.tables import SCHEMAS as EVAL_SCHEMAS
 
 
@@ -79,17 +77,11 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     )
     listed = [str(parts_path(data_dir, Path(name))) for name in parts]
     union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
-    con.execute(f"CREATE VIEW run_parts AS {union}")
+    con.execute(f"CREATE VIEW {RUN_PARTS} AS {union}")
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
-    runs = runs_sql("SELECT * FROM run_parts")
-    con.execute(f"CREATE VIEW runs AS {with_marks(runs) if has_marks(con) else runs}")
+    create_runs_view(con)
     return con
-
-
-def has_marks(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether any run has a judge's mark (``runs`` then joins them; most data has none)."""
-    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM run_marks)").fetchall()[0][0])
 
 
 def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema) -> None:

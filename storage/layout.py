@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SPANS = "spans"
+RUN_PARTS = "run_parts"
 
 
 def table_dir(data_dir: Path, table: str) -> Path:

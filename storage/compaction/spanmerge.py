@@ -7,7 +7,7 @@ position, and feeds two external sorts (``storage.compaction.extsort``):
    ``trace_id, span_id``, input, position. A span that occurs more than once is kept once, its
    first occurrence (by input order, then position); the positions of the others are remembered
    (8 bytes each). The kept rows go, in chunks that end at a trace boundary, through the
-   exporter's roll-up SQL (``runparts.parts_sql``: a trace's spans are always rolled up in one
+   exporter's roll-up SQL (``runs.parts_sql``: a trace's spans are always rolled up in one
    call), and the partials are written sorted by agent then trace, in row groups of
    ``PARTS_ROW_GROUP``, as the exporter writes them.
 2. **By time**: every column, sorted by ``start_time`` (then ``trace_id, span_id``), less the
@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 
 from core.model import SPAN_SCHEMA
 from storage.compaction.extsort import ExternalSorter
-from storage.runparts import PARTS_ROW_GROUP, parts_sql
+from storage.runparts import PARTS_ROW_GROUP
+from storage.runs import parts_sql
 
 TEXT_COLUMNS = ("input_text", "output_text", "attributes", "resource_attributes", "events")
 """Columns the run partials never read (most of a span's bytes): left out of the trace sort."""

@@ -425,7 +425,7 @@ def test_report_and_cross_user_alert_name_the_same_owner(data: Path) -> None:
     """A tenant entry with thresholds but no owner, a global entry with one, spans with another."""
     from core.agents import AgentRegistry, Thresholds
     from report.health import build_report
-    from storage.runs import Scope, load_runs
+    from storage.runs import Scope, runs_in
 
     agents = (
         AgentConfig("faq-bot", tenant="default", thresholds=Thresholds(failure_rate=0.5)),
@@ -435,9 +435,8 @@ def test_report_and_cross_user_alert_name_the_same_owner(data: Path) -> None:
     assert (info.owner, info.owner_source, info.thresholds) == (
         "boss@acme.com", "config", Thresholds(failure_rate=0.5)
     )  # fmt: skip
-    con = connect(data)
-    load_runs(con, Scope(at("08:00"), at("12:00"), agent="faq-bot"))
-    (agent,) = build_report(con, Scope(at("08:00"), at("12:00"), agent="faq-bot"), agents).agents
+    runs = runs_in(connect(data), Scope(at("08:00"), at("12:00"), agent="faq-bot"))
+    (agent,) = build_report(runs, agents).agents
     assert (agent.owner, agent.owner_source) == ("boss@acme.com", "config")
     rules = (RuleConfig("cross", "cross_user", window=3 * 3600, agent="faq-bot"),)
     alerting = Alerting(AlertsConfig(rules=rules), agents, data, Clock(), notifiers={})

@@ -24,7 +24,7 @@ from evals.judges.heuristic import HeuristicJudge
 from evals.runner import run_eval
 from evals.targets.python import PythonTarget
 from storage.catalog import connect
-from storage.runs import RUNS_TABLE, Scope, load_runs
+from storage.runs import Scope, runs_in
 from tests.evals import agents
 from tests.evals.agents import POLICY
 from tests.evals.test_eval_cli import agentwatch
@@ -112,10 +112,9 @@ evals:
     assert con.execute(
         "SELECT count(*) FROM runs WHERE outcome = 'degraded' AND failing_span_id = span_id"
     ).fetchall() == [(1,)]
-    load_runs(con, Scope.last(timedelta(hours=1)))
-    assert con.execute(
-        f"SELECT outcome, failure_type, error_template FROM {RUNS_TABLE} ORDER BY outcome"
-    ).fetchall() == [
+    assert runs_in(con, Scope.last(timedelta(hours=1))).query(
+        "SELECT outcome, failure_type, error_template FROM runs ORDER BY outcome"
+    ) == [
         ("degraded", "groundedness_drop", "judge: groundedness_drop"),
         ("success", None, "(no message)"),
     ]

@@ -102,7 +102,7 @@ def test_compaction_rolls_partials_up_and_removes_the_replaced_ones(tmp_path: Pa
 def test_report_runs_equal_the_view_with_and_without_split_traces(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from storage.runs import Scope, load_runs
+    from storage.runs import Scope, runs_in
 
     rows = fixture_rows() + split_rows()
     scope = Scope(datetime(2025, 11, 20, tzinfo=UTC), datetime(2025, 11, 25, tzinfo=UTC))
@@ -110,6 +110,7 @@ def test_report_runs_equal_the_view_with_and_without_split_traces(tmp_path: Path
     for name, batches in (("one", [rows]), ("split", [rows[:3], rows[3:10], rows[10:]])):
         export(tmp_path / name, *batches)
         con = connect(tmp_path / name)
-        assert load_runs(con, scope) == 5
+        loaded = runs_in(con, scope)
+        assert loaded.count() == 5
         view = con.execute(f"SELECT {columns} FROM runs ORDER BY tenant, trace_id").fetchall()
-        assert con.execute(f"SELECT {columns} FROM scoped_runs ORDER BY tenant, trace_id").fetchall() == view
+        assert loaded.query(f"SELECT {columns} FROM runs ORDER BY tenant, trace_id") == view
