@@ -8,7 +8,9 @@ never renamed. A batch of rows travels through the pipeline as a ``pyarrow.Table
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -66,6 +68,18 @@ SPAN_SCHEMA = pa.schema(
 SPAN_COLUMNS: tuple[str, ...] = tuple(SPAN_SCHEMA.names)
 
 DEFAULT_TENANT = "default"
+
+
+def as_str(value: Any) -> str | None:
+    """An attribute value as the string columns hold it (and the tenant is read): strings as
+    they are, booleans ``true``/``false``, numbers as Python prints them, the rest as JSON."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from core.model import as_str
 from processors.normalize import conventions as conv
 from processors.normalize import derive, error_text
 from processors.normalize.columns import NULL, Pool, Ranges, choose, floats, ints
 from processors.normalize.decoded import Decoded, col
 from processors.normalize.kernels import has_child, intern_ranges
-from processors.normalize.resolve import Index, ProviderAliases, as_bool, as_str
+from processors.normalize.resolve import Index, ProviderAliases, as_bool
 from processors.normalize.slots import Resolved, attr_strings, derived_strings, per_group, pick
 from processors.normalize.wire import (
     A_INT,

@@ -23,6 +23,8 @@ Conventions covered (names checked against the published specs and SDK sources):
 
 from __future__ import annotations
 
+from core.tenants import TENANT_ATTRIBUTES
+
 # Canonical columns a deployment may map extra attribute names to (Config.attributes keys).
 MAPPABLE_COLUMNS: tuple[str, ...] = (
     "tenant",
@@ -51,7 +53,7 @@ MAPPABLE_COLUMNS: tuple[str, ...] = (
 
 # Built-in candidates per mappable column, most specific first.
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "tenant": ("agentwatch.tenant", "tenant.id", "tenant"),
+    "tenant": TENANT_ATTRIBUTES,
     "agent_id": ("gen_ai.agent.id", "agent.id", "glean.agent.id"),
     "agent_name": ("gen_ai.agent.name", "agent.name", "glean.agent.name"),
     "agent_version": ("gen_ai.agent.version", "agent.version", "glean.agent.version"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.model import as_str
 from processors.normalize import conventions as conv
 from processors.normalize.message_text import text_of
-from processors.normalize.resolve import as_float, as_int, as_json_object, as_str
+from processors.normalize.resolve import as_float, as_int, as_json_object
 
 Usage = tuple[int | None, int | None, int | None, int | None, float | None]
 NO_USAGE: Usage = (None, None, None, None, None)

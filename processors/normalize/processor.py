@@ -52,6 +52,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from core.component import BaseComponent, Consumer
 from core.configmodel import STRICT
 from core.model import DEFAULT_TENANT, OPERATIONS, SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch, OtlpRecord
+from core.tenants import sanitize_tenant
 from processors.normalize import conventions as conv
 from processors.normalize.attribute_json import json_columns
 from processors.normalize.canonical import Rules
@@ -60,7 +61,7 @@ from processors.normalize.decoded import Decoded, Scratch, col, decode
 from processors.normalize.error_text import STATUSES
 from processors.normalize.kernels import hex_ranges
 from processors.normalize.limits import LimitCounts, Limits
-from processors.normalize.resolve import ProviderAliases, build_index, sanitize_tenant
+from processors.normalize.resolve import ProviderAliases, build_index
 from processors.normalize.slots import attr_strings
 from processors.normalize.wire import (
     A_OWNER,

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from core.model import DEFAULT_TENANT
 from processors.normalize import conventions as conv
 
 _NOT_FOUND = 1 << 30
@@ -44,16 +43,6 @@ def build_index(extra: Mapping[str, Sequence[str]]) -> Index:
 
 
 # --- coercion: attribute values arrive as whatever type the SDK chose -------------------
-
-
-def as_str(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return orjson.dumps(value).decode()
 
 
 def as_int(value: Any) -> int | None:
@@ -99,17 +88,6 @@ def as_json_object(value: Any) -> dict[str, Any] | None:
             return None
         return parsed if isinstance(parsed, dict) else None
     return None
-
-
-_TENANT_BAD = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def sanitize_tenant(tenant: str) -> str:
-    """A tenant safe as the directory name ``tenant=<t>``: [A-Za-z0-9._-], ≤64, no leading '.'."""
-    clean = _TENANT_BAD.sub("_", tenant)[:64]
-    if clean.startswith("."):
-        clean = "_" + clean[1:]
-    return clean or DEFAULT_TENANT
 
 
 _SEPARATORS = re.compile(r"[\s./-]+")

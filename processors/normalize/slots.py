@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from core.model import as_str
 from processors.normalize import conventions as conv
 from processors.normalize.columns import Pool, Ranges
 from processors.normalize.decoded import Decoded
 from processors.normalize.kernels import attr_ranges, group_rows, resolve_slots
-from processors.normalize.resolve import Index, as_str
+from processors.normalize.resolve import Index
 
 T = TypeVar("T")
 

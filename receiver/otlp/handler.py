@@ -35,9 +35,8 @@ from core.errors import (
     DecodeError,
     RequestError,
 )
-from core.model import DEFAULT_TENANT, OtlpRecord
-from processors.normalize.conventions import COLUMN_CANDIDATES
-from processors.normalize.resolve import as_str, sanitize_tenant
+from core.model import DEFAULT_TENANT, OtlpRecord, as_str
+from core.tenants import TENANT_ATTRIBUTES, sanitize_tenant
 from receiver.otlp.otlp_json import parse_json_request
 from storage.dedup import span_key
 
@@ -50,7 +49,6 @@ MAX_TIME_UNIX_NANO = (1 << 63) - 1
 """The latest time the int64 nanosecond columns hold (2262-04-11T23:47:16Z)."""
 OFF_LOOP_BYTES = 256 * 1024
 """Protobuf bodies larger than this are decoded on a worker thread; JSON bodies always are."""
-BUILTIN_TENANT_KEYS: tuple[str, ...] = COLUMN_CANDIDATES["tenant"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class TenantKeys:
     """
 
     def __init__(self, names: Sequence[str] = ()) -> None:
-        self.names: tuple[str, ...] = tuple(dict.fromkeys([*names, *BUILTIN_TENANT_KEYS]))
+        self.names: tuple[str, ...] = tuple(dict.fromkeys([*names, *TENANT_ATTRIBUTES]))
         self._needles = [name.encode() for name in self.names]
 
     def mentioned_in(self, body: bytes) -> bool:
