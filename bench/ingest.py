@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 MODELS = ["gpt-4o", "claude-sonnet-4", "gemini-2.5-pro"]
 TOOLS = ["search_docs", "create_ticket", "lookup_user"]

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.ingest import build_request
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 MIB = 1 << 20
 

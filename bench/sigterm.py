@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from storage.catalog import connect
 from tests.agentwatch.test_crash import Client
 from tests.agentwatch.test_shutdown import failing_run
+from tests.helpers.server import ServerProcess
 from tests.helpers.span_files import day_start, write_small_files
-from tests.server import ServerProcess
 
 PROTO = {"content-type": "application/x-protobuf"}
 STAGES = ("starting", "idle", "load", "compaction", "alert", "eval")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 
 def agentwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,8 @@ import httpx
 import orjson
 
 from tests.agentwatch.test_metrics import scrape
+from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
-from tests.server import ServerProcess
 
 LIMITS = """
 processors:

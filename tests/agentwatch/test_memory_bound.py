@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.ingest import build_request
 from bench.memory import TreeSampler
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 MIB = 1 << 20
 STORAGE = """  max_queue_mib: 16

@@ -12,8 +12,8 @@ from core.model import OtlpRecord
 from receiver.otlp.handler import screen_spans
 from receiver.otlp.otlp_json import parse_json_request
 from storage.wal import encode_record
+from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
-from tests.server import ServerProcess
 
 
 def scrape(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -9,8 +9,8 @@ import psutil
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import make_trace
-from tests.server import ServerProcess
 
 
 def test_workers_die_with_a_killed_server_and_restart_replays(server: ServerProcess) -> None:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 PROTO = {"content-type": "application/x-protobuf"}
 TIMEOUT = 20.0

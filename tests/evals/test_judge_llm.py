@@ -15,7 +15,7 @@ from evals.judges.factory import build_judge
 from evals.judges.llm import SYSTEM
 from evals.judges.scores import Score
 from evals.targets import TargetResult, ToolCall
-from tests.fake_http import FakeServer, Reply
+from tests.helpers.fake_http import FakeServer, Reply
 
 CASE = Case("c1", "How do I file expenses?", eval_guidance="Mentions Concur and manager approval")
 RESULT = TargetResult(

@@ -28,8 +28,8 @@ from storage.runs import Scope, runs_in
 from tests.evals import agents
 from tests.evals.agents import POLICY
 from tests.evals.test_eval_cli import agentwatch
-from tests.fake_http import FakeServer, Reply
-from tests.server import ServerProcess
+from tests.helpers.fake_http import FakeServer, Reply
+from tests.helpers.server import ServerProcess
 
 
 def chat(content: dict[str, object]) -> Reply:

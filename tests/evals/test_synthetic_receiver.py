@@ -12,7 +12,7 @@ from pathlib import Path
 from storage.catalog import connect
 from storage.tables import EvalBaselineRow, write_rows
 from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 
 def synthetic_receiver(cases: Path, function: str) -> str:

@@ -15,7 +15,7 @@ from evals.targets.glean import GleanTarget
 from evals.targets.http import JsonHttpTarget
 from evals.targets.openai import OpenAITarget
 from evals.targets.specs import from_spec
-from tests.fake_http import FakeServer, Reply
+from tests.helpers.fake_http import FakeServer, Reply
 
 FAST = RetryPolicy(timeout=0.5, retries=2, backoff=0.01, max_backoff=0.05)
 CASE = Case("c1", "How do I file expenses?", fields={"region": "EU"})

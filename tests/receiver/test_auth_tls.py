@@ -19,8 +19,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from receiver.otlp.otlp_json import parse_json_request
+from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, make_trace, otlp_json
-from tests.server import ServerProcess
 
 ACME = "acme-token-0123456789abcdef"
 GLOBEX = "globex-token-0123456789abcdef"

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.model import OPERATIONS
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 PROTO = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}

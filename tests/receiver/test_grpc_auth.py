@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from tests.agentwatch.test_metrics import scrape
+from tests.helpers.server import ServerProcess
 from tests.receiver.test_auth_tls import ACME, AUTH, GLOBEX, proto_body
-from tests.server import ServerProcess
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MIB = 1024 * 1024

@@ -29,7 +29,7 @@ from core.model import OtlpRecord
 from storage.catalog import connect
 from storage.deadletter import read_quarantined
 from storage.wal import encode_record
-from tests.server import ServerProcess, free_port
+from tests.helpers.server import ServerProcess, free_port
 
 PROTO = {"content-type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

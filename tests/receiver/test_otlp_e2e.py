@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from storage.catalog import connect
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z
 

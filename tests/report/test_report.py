@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.exporters.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, send_fixture, trace_hex
-from tests.server import ServerProcess
+from tests.helpers.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, send_fixture, trace_hex
+from tests.helpers.server import ServerProcess
 
 TIMEOUT_TEMPLATE = "deadline exceeded after <n> for request <n>"
 RATE_TEMPLATE = "<n> Too Many Requests: retry after <n>"

@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from storage.catalog import connect, live_files
 from storage.layout import SPANS
+from tests.helpers.server import ServerProcess
 from tests.helpers.span_files import day_start, write_small_files
 from tests.receiver.test_otlp_e2e import make_trace
-from tests.server import ServerProcess
 
 COMPACTION = "  compaction:\n    interval: 200ms\n    min_files: 2\n    grace: 0s\n"
 DATE = "2025-11-21"  # a past day: its tiers merge from 2 files

@@ -23,9 +23,9 @@ from core.agents import AgentConfig
 from core.errors import ConfigError
 from storage.catalog import connect
 from storage.tables import AlertEventRow, EvalEventRow, write_rows
-from tests.exporters.health_fixture import AGENTS_CONFIG, send_fixture, trace_hex
-from tests.fake_http import FakeServer, Reply
-from tests.server import ServerProcess
+from tests.helpers.fake_http import FakeServer, Reply
+from tests.helpers.health_fixture import AGENTS_CONFIG, send_fixture, trace_hex
+from tests.helpers.server import ServerProcess
 
 OWNERS = (AgentConfig("expense-bot", owner="alice@acme.com"),)
 

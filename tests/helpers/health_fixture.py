@@ -1,5 +1,5 @@
-"""A day of agent runs with hand-computable numbers, sent through a real server by the
-OpenTelemetry SDK (HTTP exporter) with deterministic trace ids.
+"""A day of agent runs with hand-computable numbers, recorded by the OpenTelemetry SDK with
+deterministic trace ids, and stored through the pipelines as a server would store them.
 
 expense-bot (owner alice@acme.com from the config's agents: section), 2025-11-22 UTC:
 
@@ -26,14 +26,18 @@ Trace ids are the run numbers: R3 is 0000...0003, F2 is 0000...0102 (faq-bot = 1
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Status, StatusCode
+
+from tests.helpers.store import store_spans
 
 UNTIL = "2025-11-22T12:00:00Z"
 AGENTS_CONFIG = """
@@ -85,13 +89,13 @@ def _ns(text: str) -> int:
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).timestamp()) * 10**9
 
 
-def send_fixture(http_url: str) -> int:
-    """Send every run; returns the number of spans sent."""
+def fixture_spans() -> list[ReadableSpan]:
+    """Every run's spans, in the order they ended (the order an exporter sends them)."""
+    memory = InMemorySpanExporter()
     ids = FixtureIds()
     provider = TracerProvider(resource=Resource.create({"service.name": "agents"}), id_generator=ids)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=http_url)))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("health-fixture")
-    spans = 0
     for number, agent, owner, start, duration, user, kind, message in RUNS:
         ids.next_trace = number
         begin = _ns(start)
@@ -110,11 +114,21 @@ def send_fixture(http_url: str) -> int:
             )
             tool.set_status(Status(StatusCode.ERROR, message))
             tool.end(end_time=begin + 2 * 10**6)
-            spans += 1
         elif kind == "error":
             run.set_status(Status(StatusCode.ERROR, message))
         run.end(end_time=begin + duration * 10**6)
-        spans += 1
-    provider.force_flush()
     provider.shutdown()
-    return spans
+    return list(memory.get_finished_spans())
+
+
+def store_fixture(config_path: Path) -> int:
+    """Store every run under the data directory of the config at ``config_path``, as a server
+    with that config would (``tests.helpers.store``); returns the number of spans stored."""
+    return store_spans(config_path, fixture_spans())
+
+
+def send_fixture(http_url: str) -> int:
+    """Send every run to a server over OTLP/HTTP; returns the number of spans sent."""
+    spans = fixture_spans()
+    assert OTLPSpanExporter(endpoint=http_url).export(spans) == SpanExportResult.SUCCESS
+    return len(spans)
