@@ -1,5 +1,5 @@
-"""Alerting over the health fixture (stored by a real server), with an injected clock and a
-local webhook server recording what Slack and a generic webhook would receive."""
+"""Alerting over the health fixture (stored through the pipelines, in process), with an injected
+clock and a local webhook server recording what Slack and a generic webhook would receive."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from core.errors import ConfigError
 from storage.catalog import connect
 from storage.tables import AlertEventRow, EvalEventRow, write_rows
 from tests.helpers.fake_http import FakeServer, Reply
-from tests.helpers.health_fixture import AGENTS_CONFIG, send_fixture, trace_hex
+from tests.helpers.health_fixture import AGENTS_CONFIG, store_fixture, trace_hex
 from tests.helpers.server import ServerProcess
+from tests.helpers.store import store_spans
 
 OWNERS = (AgentConfig("expense-bot", owner="alice@acme.com"),)
 
@@ -44,12 +45,10 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    server = ServerProcess(tmp_path_factory.mktemp("alerts"), extra_config=AGENTS_CONFIG).start()
-    try:
-        spans = send_fixture(server.http_url)
-        assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
-    finally:
-        assert server.stop() == 0
+    server = ServerProcess(tmp_path_factory.mktemp("alerts"), extra_config=AGENTS_CONFIG)
+    server.write_config()  # the config a server would run with; stored in process, never started
+    spans = store_fixture(server.config_path)
+    assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
     yield server.data_dir
 
 
@@ -250,6 +249,7 @@ def test_alert_config_errors_name_the_key() -> None:
     assert config.alerts.notifiers["slack"].webhook_url == "https://hooks.slack.com/x"
 
 
+@pytest.mark.process
 def test_alerts_test_and_list_commands(data: Path, tmp_path: Path) -> None:
     with FakeServer() as fake:
         fake.script("/slack", Reply(200, raw=b"ok"))
@@ -311,30 +311,30 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_spend_spike_and_budget_levels(tmp_path: Path) -> None:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import set_span_in_context
 
-    server = ServerProcess(tmp_path).start()
-    try:
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=server.http_url)))
-        tracer = provider.get_tracer("spend")
-        # $1 a day at 10:30 for the 7 days before, then $4 + $1 in the hour before 11:00 today.
-        spend = [(f"2025-11-{d}", "10:30", 1.0) for d in range(15, 22)]
-        spend += [("2025-11-22", "10:30", 4.0), ("2025-11-22", "10:45", 1.0)]
-        for day, hhmm, cost in spend:
-            begin = int(at(hhmm, day).timestamp() * 1e9)
-            run = tracer.start_span("agent_run", start_time=begin, attributes={"gen_ai.agent.id": "spender"})
-            llm = tracer.start_span("chat", set_span_in_context(run), start_time=begin, attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.usage.cost": cost})  # fmt: skip
-            llm.end(end_time=begin + 10**8)
-            run.end(end_time=begin + 10**9)
-        provider.shutdown()
-        assert server.wait_for_count("SELECT count(*) FROM spans", 2 * len(spend)) == 2 * len(spend)
-    finally:
-        assert server.stop() == 0
+    server = ServerProcess(tmp_path)
+    server.write_config()  # stored in process with a server's config; never started
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("spend")
+    # $1 a day at 10:30 for the 7 days before, then $4 + $1 in the hour before 11:00 today.
+    spend = [(f"2025-11-{d}", "10:30", 1.0) for d in range(15, 22)]
+    spend += [("2025-11-22", "10:30", 4.0), ("2025-11-22", "10:45", 1.0)]
+    for day, hhmm, cost in spend:
+        begin = int(at(hhmm, day).timestamp() * 1e9)
+        run = tracer.start_span("agent_run", start_time=begin, attributes={"gen_ai.agent.id": "spender"})
+        llm = tracer.start_span("chat", set_span_in_context(run), start_time=begin, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.usage.cost": cost})  # fmt: skip
+        llm.end(end_time=begin + 10**8)
+        run.end(end_time=begin + 10**9)
+    provider.shutdown()
+    store_spans(server.config_path, memory.get_finished_spans())
+    assert server.wait_for_count("SELECT count(*) FROM spans", 2 * len(spend)) == 2 * len(spend)
     rules = (
         RuleConfig("spend", "spend_spike", threshold=50, window=3600),
         RuleConfig("budget", "budget", threshold=10),
@@ -355,6 +355,7 @@ def test_spend_spike_and_budget_levels(tmp_path: Path) -> None:
     assert [(t.state, t.finding.rule) for t in alerting.run_once()] == [("resolved", "spend")]
 
 
+@pytest.mark.process
 def test_serve_runs_the_alert_loop(tmp_path: Path) -> None:
     import httpx
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -29,10 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Status, StatusCode
@@ -125,10 +124,3 @@ def store_fixture(config_path: Path) -> int:
     """Store every run under the data directory of the config at ``config_path``, as a server
     with that config would (``tests.helpers.store``); returns the number of spans stored."""
     return store_spans(config_path, fixture_spans())
-
-
-def send_fixture(http_url: str) -> int:
-    """Send every run to a server over OTLP/HTTP; returns the number of spans sent."""
-    spans = fixture_spans()
-    assert OTLPSpanExporter(endpoint=http_url).export(spans) == SpanExportResult.SUCCESS
-    return len(spans)

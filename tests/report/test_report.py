@@ -11,13 +11,14 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, send_fixture, trace_hex
+from tests.helpers.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, store_fixture, trace_hex
 from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.process  # every test runs the CLI (and one Chromium) as a subprocess
 
 TIMEOUT_TEMPLATE = "deadline exceeded after <n> for request <n>"
 RATE_TEMPLATE = "<n> Too Many Requests: retry after <n>"
@@ -29,15 +30,14 @@ def cluster_id(failure_type: str, template: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("health"), extra_config=AGENTS_CONFIG).start()
-    try:
-        spans = send_fixture(server.http_url)
-        assert spans == 14
-        assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
-        yield server
-    finally:
-        server.kill()
+def stored(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
+    """The fixture stored in process under a server's config (never started), which the CLI reads."""
+    server = ServerProcess(tmp_path_factory.mktemp("health"), extra_config=AGENTS_CONFIG)
+    server.write_config()
+    spans = store_fixture(server.config_path)
+    assert spans == 14
+    assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
+    return server
 
 
 def report(server: ServerProcess, *args: str) -> str:
