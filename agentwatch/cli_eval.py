@@ -6,13 +6,17 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from core.errors import ConfigError, DatasetError, TargetError
+from core.errors import ConfigError, DatasetError, StorageError, TargetError
 from core.safetext import printable
+
+if TYPE_CHECKING:
+    from evals.runner import RecordedRun
 
 
 @click.group("eval")
@@ -41,23 +45,26 @@ def eval_group() -> None:
 @click.option(
     "--kind", default="manual", type=click.Choice(["manual", "scheduled", "canary"]), show_default=True
 )
+@click.option("--threshold", default=1.0, show_default=True, help="Points (of 10) a dimension may drop.")
+@click.option("--alpha", default=0.05, show_default=True, help="Significance of the paired test.")
 @click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when the run regressed (CI).")
 def run(
     agent: str, dataset: str, spec: str, judge: str, config_path: str | None, data_dir: str | None,
-    tenant: str, kind: str, fmt: str,
+    tenant: str, kind: str, threshold: float, alpha: float, fmt: str, fail_on_regression: bool,
 ) -> None:  # fmt: skip
-    """Run every case of DATASET against the target, trace it, score it, store it."""
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    """Run every case of DATASET against the target, trace it, score it, store it, and compare it
+    with the agent's pinned baseline (the pinned canary for --kind canary).
+
+    Its spans take the durable ingest path: this process's write-ahead log, or, when a server is
+    running on the data directory, that server's OTLP receiver."""
     from rich.progress import Progress
 
-    from agentwatch.pipeline import assemble
+    from agentwatch.ingest import eval_span_sink
     from evals.datasets import load_dataset
     from evals.judges.factory import build_judge
-    from evals.runner import run_eval, store
+    from evals.runner import run_and_record
     from evals.targets.specs import resolve_target
-    from evals.tracing import RECEIVER, PipelineSpanExporter
 
     config = load_or_exit(config_path, data_dir)
     try:
@@ -72,37 +79,66 @@ def run(
         sys.exit(2)
     except TargetError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
-    assembly = assemble(config)
-    pipeline = next((p for p in assembly.pipelines if RECEIVER in p.receivers), assembly.pipelines[0])
-    assembly.start()
-    provider = TracerProvider(resource=Resource.create({"service.name": "agentwatch-synthetic"}))
-    provider.add_span_processor(BatchSpanProcessor(PipelineSpanExporter(pipeline, tenant)))
+
+    def notice(line: str) -> None:
+        click.echo(printable(f"agentwatch: {line}"), err=True)
+
     try:
-        with Progress(transient=True, console=None) as progress:
+        with eval_span_sink(config, tenant, notice) as (sink, route), Progress(transient=True) as progress:
             task = progress.add_task(f"{agent}: {len(cases)} cases", total=len(cases))
-            result = run_eval(
-                cases, target, judge_backend, provider.get_tracer("agentwatch.eval"), agent=agent,
-                dataset=str(dataset), kind=kind, progress=lambda n: progress.update(task, completed=n),
+            recorded = run_and_record(
+                cases, target, judge_backend, sink, Path(config.storage.data_dir), agent=agent,
+                dataset=str(dataset), tenant=tenant, kind=kind,
+                groundedness_threshold=config.evals.groundedness_threshold,
+                regression_threshold=threshold, alpha=alpha,
+                progress=lambda n: progress.update(task, completed=n),
             )  # fmt: skip
+    except StorageError as exc:
+        click.echo(printable(f"agentwatch eval run: {exc}"), err=True)
+        sys.exit(2)
     finally:
-        provider.shutdown()  # flushes the spans into the pipeline
-        assembly.shutdown()  # and the pipeline into Parquet
         target.close()
         judge_backend.close()
-    store(result, Path(config.storage.data_dir), tenant, config.evals.groundedness_threshold)
+    result, regression = recorded.run, recorded.regression
     summary = {
         "run_id": result.run_id, "agent": agent, "kind": kind, "cases": len(result.outcomes),
         "errors": result.errors, "overall_score": result.overall_score,
         "dimensions": result.dimension_scores(), "judge": result.judge,
         "judge_problems": sum(bool(o.judgement.problems) for o in result.outcomes),
+        "spans": {"made": recorded.spans, "stored": recorded.spans_stored, "route": route.kind,
+                  "via": route.where, "problem": recorded.span_problem},
+        "baseline_run": regression.baseline_run if regression else None,
+        "regression": regression.regression if regression else None,
+        "regressed_dimensions": regression.regressed_dimensions if regression else [],
     }  # fmt: skip
     if fmt == "json":
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
-        return
-    click.echo(f"eval run {result.run_id}: {agent}, {len(result.outcomes)} cases, {result.errors} errors")
-    click.echo(f"overall score {_num(result.overall_score)} / 10")
-    for dimension, value in result.dimension_scores().items():
-        click.echo(printable(f"  {dimension:<20} {value:6.2f}"))
+    else:
+        lines = [
+            f"eval run {result.run_id}: {agent}, {len(result.outcomes)} cases, {result.errors} errors",
+            f"overall score {_num(result.overall_score)} / 10",
+            *(f"  {dimension:<20} {value:6.2f}" for dimension, value in result.dimension_scores().items()),
+            f"spans: {recorded.spans_stored} of {recorded.spans} stored {route.describe()}",
+            _compared(recorded),
+        ]
+        click.echo("\n".join(map(printable, lines)))
+    if recorded.spans_lost:
+        problem = recorded.span_problem or "dropped before export"
+        click.echo(printable(f"agentwatch eval run: the run is recorded, but {recorded.spans_lost} of its "
+                             f"{recorded.spans} spans are not stored: {problem}"), err=True)  # fmt: skip
+        sys.exit(1)
+    if fail_on_regression and regression is not None and regression.regression:
+        sys.exit(1)
+
+
+def _compared(recorded: RecordedRun) -> str:
+    kind, regression = recorded.baseline_kind, recorded.regression
+    if regression is None:
+        return f"no {kind} pinned: pin one with agentwatch eval baseline pin RUN_ID"
+    if regression.regression:
+        dimensions = ", ".join(regression.regressed_dimensions)
+        return f"REGRESSION against the {kind} {regression.baseline_run}: {dimensions}"
+    return f"no regression against the {kind} {regression.baseline_run}"
 
 
 def _num(value: float | None) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,27 +25,20 @@ from typing import Any
 from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
-from agentwatch.drain import Drain
+from agentwatch.ingest import Ingest, otlp_http_endpoints
 from agentwatch.metrics import registry_for, render
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
 from alerting.alerting import Alerting
 from core import supervision
-from core.admission import Admission, AdmittingSink, DecodeBudget
 from core.component import Receiver, ReceiverSettings
 from core.configmodel import parse_endpoint
 from core.httpserver import AsgiServer
-from core.model import OtlpRecord
 from evals.production import ProductionJudge
-from receiver.otlp.handler import TenantKeys, screen_spans
 from storage.compaction.compactor import Compactor
-from storage.deadletter import DeadLetters
-from storage.dedup import RecentSpans, seed_from_parquet
-from storage.layout import remove_stale_temporaries
-from storage.wal import Committed, ReplayStats, WriteAheadLog
+from storage.wal import ReplayStats
 
 log = logging.getLogger("agentwatch.service")
-MIB = 1024 * 1024
 
 
 @dataclass
@@ -69,40 +61,21 @@ class Service:
             if config.storage.converter == "process"
             else InlineConverter(assemble(config), config.storage.max_batch_spans)
         )
-        routes = [frozenset(p.receivers) for p in config.pipelines.values()]
-        parallel = config.storage.converter_workers if config.storage.converter == "process" else 1
-        storage = config.storage
-        self.admission = Admission(int(storage.max_queue_mib * MIB))
-        self.decode_budget = DecodeBudget(int(storage.max_decoding_mib * MIB))
-        self.dead_letters = DeadLetters(self.data_dir)
-        self.drain = Drain(
-            self.converter,
-            routes,
-            storage.flush_interval,
-            storage.max_batch_spans,
-            parallel,
-            self.admission,
-            self.dead_letters,
-            list(config.pipelines),
-            int(storage.max_batch_mib * MIB),
-        )
-        self.wal = WriteAheadLog(
-            self.data_dir / "wal",
-            int(storage.wal.segment_size_mib * MIB),
-            self.drain.on_commit,
-            int(storage.wal.min_free_disk_mib * MIB),
-        )
-        self.sink = AdmittingSink(self.wal, self.admission)
-        self.recent = RecentSpans(storage.dedup_window_spans)
-        self.compactor = Compactor(storage.compaction, self.data_dir)
+        # The durable ingest path (log, drain, converter, dedup index), and its parts by name.
+        self.ingest = Ingest(config, self.converter, "serve")
+        self.admission = self.ingest.admission
+        self.decode_budget = self.ingest.decode_budget
+        self.dead_letters = self.ingest.dead_letters
+        self.drain = self.ingest.drain
+        self.wal = self.ingest.wal
+        self.sink = self.ingest.sink
+        self.recent = self.ingest.recent
+        self.tenant_keys = self.ingest.tenant_keys
+        self.compactor = Compactor(config.storage.compaction, self.data_dir)
         self.judging = ProductionJudge(config.evals, self.data_dir)
         self.alerting = Alerting(config.alerts, config.agents, self.data_dir)
-        self.replay_duplicates = 0
-        self.drain.wal = self.wal
-        self.tenant_keys = TenantKeys(tenant_attributes(config))
         self.receivers: dict[str, Receiver] = {}
         self.endpoints = Endpoints()
-        self.replay = ReplayStats()
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._api: AsgiServer | None = None
@@ -117,6 +90,14 @@ class Service:
         self.failure = self.failure or f"{where}: {type(exc).__name__}: {exc}"
         self.failed.set()
 
+    @property
+    def replay(self) -> ReplayStats:
+        return self.ingest.replay
+
+    @property
+    def replay_duplicates(self) -> int:
+        return self.ingest.replay_duplicates
+
     def readiness(self) -> tuple[bool, str]:
         if self.failure is not None:
             return False, f"failed: {self.failure}"
@@ -127,22 +108,7 @@ class Service:
         return future.result()
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if removed := remove_stale_temporaries(self.data_dir):
-            log.info("removed %d unfinished temporary files left by an earlier process", removed)
-        self.converter.start()
-        replayed, self.replay = self.wal.open()
-        self._seed_dedup_index()
-        if replayed:
-            replayed = self._without_stored_spans(replayed)
-            self.admission.take_anyway(sum(len(rec.payload) for rec, _ in replayed))
-            log.info(
-                "replaying %d acknowledged requests from the write-ahead log (%d spans already stored)",
-                len(replayed),
-                self.replay_duplicates,
-            )
-            self.drain.on_commit(replayed)
-        self.drain.start()
+        self.ingest.start()  # raises StorageError, starting nothing, when another process writes the log
         self.compactor.start()
         if self.config.evals.production.sample_rate > 0:
             self.judging.start()
@@ -154,34 +120,10 @@ class Service:
         except BaseException:
             self.stop()
             raise
+        # Where this server receives OTLP/HTTP, for `agentwatch eval run` on the same data directory.
+        http = {r: ports["http"] for r, ports in self.endpoints.receivers.items() if "http" in ports}
+        self.ingest.lock.describe(otlp_http=otlp_http_endpoints(self.config, http))
         self._ready = True
-
-    def _seed_dedup_index(self) -> None:
-        since = time.time() - self.config.storage.dedup_lookback
-        if self.replay.oldest_created is not None:
-            # Replayed records may have been converted any time after their segment was begun.
-            since = min(since, self.replay.oldest_created - 1)
-        seed_from_parquet(self.recent, self.data_dir, since)
-
-    def _without_stored_spans(self, replayed: Committed) -> Committed:
-        """Drop replayed spans that were converted before the crash (their log was not yet released)."""
-        out: Committed = []
-        for record, position in replayed:
-            request = record.parse()
-            screened = screen_spans(request, self.recent, record.tenant, self.tenant_keys, record.payload)
-            self.recent.add_all(screened.keys)
-            if screened.rejected:
-                # Logged by an older version that let it in: it could never be converted. Kept
-                # whole in the dead-letter file; its other spans are stored as usual.
-                reason = f"{screened.rejected} span(s) cannot be stored: {screened.problem}"
-                self.dead_letters.quarantine("replay", record, reason)
-            if screened.duplicates or screened.rejected:
-                self.replay_duplicates += screened.duplicates
-                record = OtlpRecord(
-                    request.SerializeToString(), record.tenant, record.receiver, screened.kept
-                )
-            out.append((record, position))
-        return out
 
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
@@ -241,21 +183,9 @@ class Service:
         self.compactor.stop()
         self.judging.stop()
         self.alerting.stop()
-        self.wal.close()
-        self.drain.stop()
-        self.converter.shutdown()
+        self.ingest.stop()  # close the log, drain into Parquet, shut the converter down, unlock
         if self._thread is not None and self._thread.is_alive():
             self._run(self._stop_api())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._unwatch()
-
-
-def tenant_attributes(config: AgentwatchConfig) -> tuple[str, ...]:
-    """Attribute names the normalize processors are configured to read the tenant from."""
-    names: list[str] = []
-    for processor in config.processors.values():
-        mapped = getattr(processor.config, "attributes", None)
-        if processor.type == "normalize" and isinstance(mapped, dict):
-            names += mapped.get("tenant", [])
-    return tuple(names)

@@ -49,18 +49,22 @@ def post_json(
 def post(
     client: httpx.Client,
     url: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | bytes,
     policy: RetryPolicy,
     headers: dict[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[httpx.Response, int]:
-    """(the 2xx response, attempts). Raises CallFailed with the last error."""
+    """(the 2xx response, attempts). Raises CallFailed with the last error. A ``bytes`` body is
+    sent as is (its Content-Type in ``headers``), a dict as JSON."""
     delay = policy.backoff
     last = ""
     for attempt in range(1, policy.retries + 2):
         wait = delay
         try:
-            response = client.post(url, json=body, headers=headers, timeout=policy.timeout)
+            if isinstance(body, bytes):
+                response = client.post(url, content=body, headers=headers, timeout=policy.timeout)
+            else:
+                response = client.post(url, json=body, headers=headers, timeout=policy.timeout)
         except httpx.TimeoutException:
             last = f"timed out after {policy.timeout:g}s"
         except httpx.TransportError as exc:

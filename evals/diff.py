@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-from scipy.stats import wilcoxon
 
 from core.errors import AgentwatchError
 from storage.catalog import rows_of
@@ -113,6 +112,8 @@ def one_sided_p(deltas: list[float]) -> float:
     """p of "the candidate is lower" from the signed-rank test; 1.0 when nothing changed."""
     if not any(deltas):
         return 1.0
+    from scipy.stats import wilcoxon  # a second or so to import: only when runs are compared
+
     result: Any = wilcoxon(deltas, alternative="less", zero_method="wilcox")
     return float(result.pvalue)
 

@@ -1,6 +1,10 @@
 """One eval run: every case of a dataset sent to a target (``target.concurrency`` at a time),
 traced as an ``agent_run`` span with a child span per reported tool call, scored by a judge,
-and stored (``storage.tables``).
+stored (``storage.tables``) and compared with the agent's pinned baseline.
+
+``run_and_record`` is the one way to do all of it, used by ``agentwatch eval run`` and the
+scheduled ``synthetic`` receiver alike; they differ only in the span sink they give it
+(``evals.tracing``) and where they say the result.
 
 The run span carries ``agentwatch.synthetic``, ``agentwatch.eval_run_id`` and
 ``agentwatch.eval_case_id``, the case's query and the answer, and the target's own trace id
@@ -18,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry import trace
@@ -29,8 +33,11 @@ from evals.datasets import Case
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
 from evals.targets import Target, TargetResult
-from evals.targets.limit import shared_limit
+from evals.tracing import SpanSink, tracer_provider
 from storage.tables import EvalResultRow, EvalRunRow, RunMarkRow, ScoreRow, write_rows
+
+if TYPE_CHECKING:
+    from evals.diff import EvalDiff
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,82 @@ class EvalRun:
             for score in outcome.judgement.scores:
                 by_dimension.setdefault(score.dimension, []).append(score.value)
         return {d: round(sum(v) / len(v), 4) for d, v in by_dimension.items()}
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What ``run_and_record`` did: the run, its comparison with the pinned baseline, its spans."""
+
+    run: EvalRun
+    regression: EvalDiff | None
+    """The run against the agent's pinned baseline (canary runs: the pinned canary); None when
+    none is pinned."""
+    spans: int
+    """Spans the run made: one per case, and one per tool call the target reported."""
+    spans_stored: int
+    """Spans the sink made durable; fewer than ``spans`` when it failed (``span_problem``)."""
+    span_problem: str | None = None
+    """Why the sink refused spans (the SDK may also have dropped some: ``spans_lost`` says)."""
+
+    @property
+    def spans_lost(self) -> int:
+        return self.spans - self.spans_stored
+
+    @property
+    def baseline_kind(self) -> str:
+        return "canary" if self.run.kind == "canary" else "baseline"
+
+
+def run_and_record(
+    cases: Sequence[Case],
+    target: Target,
+    judge: Judge,
+    sink: SpanSink,
+    data_dir: Path,
+    *,
+    agent: str,
+    dataset: str,
+    tenant: str,
+    kind: str = "manual",
+    groundedness_threshold: float = 5.0,
+    regression_threshold: float = 1.0,
+    alpha: float = 0.05,
+    progress: Callable[[int], None] | None = None,
+    cancelled: threading.Event | None = None,
+) -> RecordedRun:
+    """Run, judge and trace every case (``run_eval``), with the spans going to ``sink``; once
+    they are all durable, store the run (``store``) and compare it with the pinned baseline,
+    recording a regression as an ``eval_events`` row (``evals.regressions``)."""
+    provider, exporter = tracer_provider(sink, tenant)
+    try:
+        tracer = provider.get_tracer("agentwatch.eval")
+        run = run_eval(cases, target, judge, tracer, agent=agent, dataset=dataset, kind=kind,
+                       progress=progress, cancelled=cancelled)  # fmt: skip
+    finally:
+        # Every span handed to the sink (force_flush has no deadline; shutdown alone gives up
+        # after 30 s): durable before the run is recorded.
+        provider.force_flush()
+        provider.shutdown()
+    store(run, data_dir, tenant, groundedness_threshold)
+    from evals.regressions import check_regression  # duckdb and scipy: only once a run exists
+
+    regression = check_regression(run, data_dir, tenant, regression_threshold, alpha)
+    spans = sum(1 + len(o.result.tool_calls) for o in run.outcomes)
+    return RecordedRun(run, regression, spans, exporter.spans_exported, exporter.problem)
+
+
+_limits_lock = threading.Lock()
+_limits: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+
+
+def shared_limit(target: str, concurrency: int) -> threading.BoundedSemaphore:
+    """A concurrency limit per target, shared by every run of it in the process: the scheduled
+    run and the canary run of one agent API never send it more than ``concurrency`` cases at once."""
+    with _limits_lock:
+        key = (target, max(1, concurrency))
+        if key not in _limits:
+            _limits[key] = threading.BoundedSemaphore(key[1])
+        return _limits[key]
 
 
 def new_run_id(now: datetime) -> str:

@@ -28,8 +28,10 @@ from agentwatch.config import load_config
 from agentwatch.pipeline import assemble
 from alerting.alerting import Alerting
 from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
-from evals.tracing import PipelineSpanExporter
-from tests.fake_http import FakeServer, Reply, Seen
+from evals.tracing import PipelineSink, SinkSpanExporter
+from tests.helpers.fake_http import FakeServer, Reply, Seen
+
+pytestmark = pytest.mark.process  # the CLI, as a user runs it
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
 CLEAR = "\x1b[2J"  # clears the screen
@@ -48,7 +50,7 @@ def _send(data_dir: Path, start: datetime) -> None:
     assembly = assemble(load_config(None).with_data_dir(str(data_dir)))
     assembly.start()
     provider = TracerProvider(resource=Resource.create({"service.name": "hostile"}))
-    provider.add_span_processor(SimpleSpanProcessor(PipelineSpanExporter(assembly.pipelines[0])))
+    provider.add_span_processor(SimpleSpanProcessor(SinkSpanExporter(PipelineSink(assembly.pipelines[0]))))
     tracer = provider.get_tracer("hostile")
     try:
         for n in range(RUNS):

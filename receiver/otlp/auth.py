@@ -52,6 +52,10 @@ class AuthConfig:
             )
         return problems
 
+    def entries(self) -> list[TokenConfig]:
+        """Every ``{token, tenant}``: the inline ones, then the tokens file's (read now)."""
+        return list(self.tokens) + (_load_tokens_file(self.tokens_file) if self.tokens_file else [])
+
 
 @dataclass(frozen=True)
 class TlsConfig:
@@ -89,10 +93,7 @@ def _load_tokens_file(path: str) -> list[TokenConfig]:
 
 class TokenAuthenticator:
     def __init__(self, config: AuthConfig) -> None:
-        entries = list(config.tokens)
-        if config.tokens_file:
-            entries += _load_tokens_file(config.tokens_file)
-        self._tenants = {_digest(e.token): e.tenant for e in entries}
+        self._tenants = {_digest(e.token): e.tenant for e in config.entries()}
         self.refused = 0
 
     def tenant_for(self, authorization: str | None) -> str:

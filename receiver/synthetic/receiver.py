@@ -17,25 +17,20 @@ pipeline like production traffic, scores it, stores the run and flags regression
         traces:
           receivers: [otlp, synthetic/expense]
 
-Spans go through the same export handler as OTLP requests (validation, dedup, write-ahead
-log), so they are durable before the run is recorded. After each run, the run is compared with
-the agent's pinned baseline (``agentwatch eval baseline pin``; for canary runs, the pinned
-canary): a regression is logged and stored as a row of ``eval_events`` for alerting.
+Each run is ``evals.runner.run_and_record``, as for ``agentwatch eval run``; its span sink is
+this receiver's export handler (validation, dedup, write-ahead log), so the spans are durable
+before the run is recorded. After each run, the run is compared with the agent's pinned
+baseline (``agentwatch eval baseline pin``; for canary runs, the pinned canary): a regression is
+logged and stored as a row of ``eval_events`` for alerting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from core.component import ReceiverCounters, ReceiverSettings
 from core.configmodel import STRICT
@@ -44,9 +39,10 @@ from core.units import Duration
 from evals.config import EvalsConfig
 from evals.datasets import load_dataset
 from evals.judges.factory import build_judge
-from evals.runner import EvalRun, run_eval, store
+from evals.runner import EvalRun, run_and_record
 from evals.scheduler import Job, Schedule, Scheduler, valid_cron
 from evals.targets.specs import resolve_target
+from evals.tracing import SpanSinkError
 from receiver.otlp.handler import ExportHandler, TenantKeys
 
 TYPE = "synthetic"
@@ -100,22 +96,19 @@ class Config:
         return problems
 
 
-class _HandlerExporter(SpanExporter):
-    """SDK spans → OTLP bytes → the receiver's export handler, on the service's event loop."""
+class HandlerSink:
+    """Eval spans (OTLP bytes) → the receiver's export handler, on the service's event loop."""
 
     def __init__(self, handler: ExportHandler, loop: asyncio.AbstractEventLoop, tenant: str) -> None:
         self.handler, self.loop, self.tenant = handler, loop, tenant
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        payload = encode_spans(spans).SerializeToString()
+    def submit(self, payload: bytes, spans: int) -> None:
         future = asyncio.run_coroutine_threadsafe(
             self.handler.export(payload, "protobuf", self.tenant), self.loop
         )
-        future.result()  # durable (in the write-ahead log) when this returns
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
+        result = future.result()  # durable (in the write-ahead log) when this returns
+        if result.rejected:
+            raise SpanSinkError(result.message)
 
 
 class SyntheticReceiver:
@@ -133,15 +126,12 @@ class SyntheticReceiver:
             settings.budget,
         )
         self.scheduler: Scheduler | None = None
-        self.provider: TracerProvider | None = None
+        self.sink: HandlerSink | None = None
         self.last_run: EvalRun | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.provider = TracerProvider(resource=Resource.create({"service.name": "agentwatch-synthetic"}))
-        self.provider.add_span_processor(
-            BatchSpanProcessor(_HandlerExporter(self.handler, loop, self.config.tenant))
-        )
+        self.sink = HandlerSink(self.handler, loop, self.config.tenant)
         self.scheduler = Scheduler(self.jobs(datetime.now(UTC)))
         if self.config.run_on_start:
             loop.run_in_executor(None, self.scheduler.run, self.scheduler.jobs[0])
@@ -163,7 +153,7 @@ class SyntheticReceiver:
         return jobs
 
     def run_once(self, dataset: str, kind: str) -> EvalRun:
-        assert self.provider is not None and self.data_dir is not None
+        assert self.sink is not None and self.data_dir is not None
         c = self.config
         policy = RetryPolicy(timeout=c.timeout, retries=c.retries)
         target = resolve_target(c.target, self.evals, policy, c.api_key)
@@ -171,21 +161,21 @@ class SyntheticReceiver:
             target.concurrency = c.concurrency
         judge = build_judge(c.judge, self.evals)
         try:
-            tracer = self.provider.get_tracer("agentwatch.eval")
             cases = load_dataset(dataset)
             cancelled = self.scheduler.stopping if self.scheduler is not None else None
-            run = run_eval(
-                cases, target, judge, tracer, agent=c.agent, dataset=dataset, kind=kind, cancelled=cancelled
-            )
+            recorded = run_and_record(
+                cases, target, judge, self.sink, Path(self.data_dir), agent=c.agent, dataset=dataset,
+                tenant=c.tenant, kind=kind, groundedness_threshold=self.evals.groundedness_threshold,
+                regression_threshold=c.regression_threshold, alpha=c.alpha, cancelled=cancelled,
+            )  # fmt: skip
         finally:
             target.close()
             judge.close()
-        self.provider.force_flush()  # the run's spans are in the log before the run is recorded
-        store(run, Path(self.data_dir), c.tenant, self.evals.groundedness_threshold)
-        from evals.regressions import check_regression  # storage queries: only once a run exists
-
-        check_regression(run, Path(self.data_dir), c.tenant, c.regression_threshold, c.alpha)
+        run = recorded.run
         self.last_run = run
+        if recorded.spans_lost:
+            log.error("%s: run %s is recorded, but %d of its %d spans are not stored: %s", self.id,
+                      run.run_id, recorded.spans_lost, recorded.spans, recorded.span_problem)  # fmt: skip
         log.info("%s: %s run %s of %s: %d cases, overall %s", self.id, kind, run.run_id, c.agent,
                  len(run.outcomes), run.overall_score)  # fmt: skip
         return run
@@ -197,13 +187,11 @@ class SyntheticReceiver:
         return self.handler.counters()
 
     async def shutdown(self, grace: float = 5.0) -> None:
-        # Both block (a running job finishes; the last spans are exported through this loop):
-        # on a worker thread, never on the loop itself.
+        # Blocks (a running job gives up between cases; its last spans are exported through this
+        # loop): on a worker thread, never on the loop itself.
         loop = asyncio.get_running_loop()
         if self.scheduler is not None:
             await loop.run_in_executor(None, self.scheduler.stop)
-        if self.provider is not None:
-            await loop.run_in_executor(None, self.provider.shutdown)
 
 
 def create(config: Config, settings: ReceiverSettings) -> SyntheticReceiver:
