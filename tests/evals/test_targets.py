@@ -160,7 +160,7 @@ def agent(query: str, fields: dict[str, object]) -> object:
 
 
 def test_python_target_and_specs() -> None:
-    target = from_spec("python:tests.receiver.test_targets:agent")
+    target = from_spec("python:tests.evals.test_targets:agent")
     assert target.invoke(CASE).output == 'How do I file expenses? / {"region": "EU"}'
     result = target.invoke(Case("d", "dict"))
     assert answer(result) == (
@@ -175,8 +175,8 @@ def test_python_target_and_specs() -> None:
     assert target.invoke(Case("b", "boom")).error == "RuntimeError: tool exploded"
     for spec, message in [
         ("python:nope", "python target 'nope': expected pkg.module:function"),
-        ("python:tests.receiver.test_targets:missing", "python target 'tests.receiver.test_targets:missing': "
-         "tests.receiver.test_targets has no callable missing"),
+        ("python:tests.evals.test_targets:missing", "python target 'tests.evals.test_targets:missing': "
+         "tests.evals.test_targets has no callable missing"),
         ("openai:http://x", "target 'openai:http://x': name the model after '#', e.g. openai:URL#gpt-4o"),
         ("glean:ftp://x#a", "target 'glean:ftp://x#a': 'ftp://x' is not an http(s) URL"),
         ("bedrock:x", "target 'bedrock:x': expected one of python:…, openai:…, glean:…, http:…"),
