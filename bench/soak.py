@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import gzip
 import json
 import os
@@ -58,6 +57,7 @@ import grpc
 import httpx
 import psutil
 import pyarrow as pa
+import pyarrow.parquet as pq
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -66,11 +66,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agentwatch.config import parse_config
 from bench.memory import TreeSampler
 from receiver.otlp.otlp_json import request_to_json
 from storage.catalog import connect
-from storage.compaction.compactor import Compactor
+from storage.compaction.compactor import CompactionConfig, Compactor
 from tests.server import ServerProcess
 
 MIB = 1 << 20
@@ -684,17 +683,23 @@ class SoakSampler(TreeSampler):
 
 
 # -- verification ----------------------------------------------------------------------------------
-def verify(data_dir: Path, ledger: list[Entry]) -> dict[str, int]:
-    """Compare what is stored with what was acknowledged (requests are told apart by the first
-    six bytes of their trace ids)."""
-    table = pa.table(
+def ledger_table(ledger: list[Entry]) -> pa.Table:
+    return pa.table(
         {
             "prefix": [e.prefix for e in ledger],
             "tenant": [e.tenant for e in ledger],
+            "client": [e.client for e in ledger],
             "good": [e.good for e in ledger],
+            "poison": [e.poison for e in ledger],
             "acked": [e.acked for e in ledger],
+            "abandoned": [e.abandoned for e in ledger],
         }
     )
+
+
+def verify(data_dir: Path, table: pa.Table) -> dict[str, int]:
+    """Compare what is stored with what was acknowledged (requests are told apart by the first
+    six bytes of their trace ids)."""
     con = connect(data_dir)
     con.register("ledger", table)
     con.execute(
@@ -723,9 +728,9 @@ def verify(data_dir: Path, ledger: list[Entry]) -> dict[str, int]:
         """SELECT count(*) FILTER (WHERE c > 1), coalesce(sum(c - 1), 0), coalesce(sum(c), 0), count(*)
            FROM (SELECT tenant, trace_id, span_id, count(*) AS c FROM spans GROUP BY ALL)"""
     ).fetchall()[0]
-    (dup_partitions,) = con.execute(
-        """SELECT count(DISTINCT (tenant, date)) FROM
-           (SELECT tenant, date, trace_id, span_id FROM spans GROUP BY ALL HAVING count(*) > 1)"""
+    (across,) = con.execute(
+        """SELECT count(*) FROM (SELECT tenant, trace_id, span_id FROM spans GROUP BY ALL
+           HAVING count(DISTINCT date) > 1)"""
     ).fetchall()[0]
     (poison,) = con.execute("SELECT count(*) FROM spans WHERE name = 'poison'").fetchall()[0]
     dates, files = _partitions(data_dir), len(list((data_dir / "spans").rglob("*.parquet")))
@@ -737,7 +742,7 @@ def verify(data_dir: Path, ledger: list[Entry]) -> dict[str, int]:
         "lost_requests": int(lost_requests),
         "duplicate_keys": int(dup_keys),
         "duplicate_rows": int(dup_rows),
-        "duplicate_keys_same_partition": int(dup_partitions),
+        "duplicate_keys_across_partitions": int(across),
         "poison_stored": int(poison),
         "unknown_rows": int(unknown),
         "requests_over_stored": int(too_many),
@@ -754,22 +759,83 @@ def _partitions(data_dir: Path) -> int:
     return sum(1 for _ in root.glob("tenant=*/date=*")) if root.is_dir() else 0
 
 
-def compact_to_fixed_point(server: ServerProcess) -> tuple[int, int, int]:
+def compact_to_fixed_point(data_dir: Path, memory_limit_mib: float) -> tuple[int, int, int]:
     """Compaction passes as the server runs them (min_files 2, no grace) until one merges nothing;
     returns (passes, merges, duplicates removed)."""
-    config = parse_config(server.config_path.read_text(), str(server.config_path))
-    settings = dataclasses.replace(config.storage.compaction, min_files=2, grace=0.0)
-    compactor = Compactor(settings, server.data_dir)
+    settings = CompactionConfig(min_files=2, grace=0.0, memory_limit_mib=memory_limit_mib)
+    compactor = Compactor(settings, data_dir)
     compactor.recover()
-    passes = merges = 0
+    passes = 0
     for passes in range(1, 21):
         before = compactor.stats.merges
         compactor.run_once(time.time() + passes)
         if compactor.stats.merges == before:
             break
     compactor.run_once(time.time() + passes + 1)  # deletes what the last merges replaced
-    merges = compactor.stats.merges
-    return passes, merges, compactor.stats.duplicates_removed
+    return passes, compactor.stats.merges, compactor.stats.duplicates_removed
+
+
+def check_storage(
+    data_dir: Path, ledger: pa.Table, memory_limit_mib: float
+) -> tuple[dict[str, int], dict[str, int] | None, tuple[int, int, int], list[str]]:
+    """verify() after the stop; if a key is stored twice, compaction to a fixed point and again."""
+    failures: list[str] = []
+    log("checking the catalog")
+    after_stop = verify(data_dir, ledger)
+    after_compaction: dict[str, int] | None = None
+    compaction = (0, 0, 0)
+    if after_stop["duplicate_keys"]:
+        log(f"{after_stop['duplicate_keys']} duplicate keys: running compaction to a fixed point")
+        try:
+            compaction = compact_to_fixed_point(data_dir, memory_limit_mib)
+            after_compaction = verify(data_dir, ledger)
+        except Exception:
+            failures.append(f"compaction after the run failed:\n{traceback.format_exc()}")
+    return after_stop, after_compaction, compaction, failures
+
+
+def print_storage(
+    after_stop: dict[str, int], after_compaction: dict[str, int] | None, compaction: tuple[int, int, int]
+) -> None:
+    print(
+        f"not acknowledged: {after_stop['unacked_requests']:,} requests, of which stored whole "
+        f"{after_stop['unacked_stored_whole']:,}, partly {after_stop['unacked_stored_partly']:,}"
+    )
+    print(
+        f"lost (acknowledged, not stored): {after_stop['lost_spans']:,} spans in "
+        f"{after_stop['lost_requests']:,} requests"
+    )
+    print(
+        f"duplicates after the clean stop: {after_stop['duplicate_keys']:,} keys "
+        f"({after_stop['duplicate_rows']:,} extra rows; {after_stop['duplicate_keys_across_partitions']:,} "
+        f"keys in two date partitions, which compaction cannot merge)"
+    )
+    if after_compaction is not None:
+        print(
+            f"compaction: {compaction[0]} passes, {compaction[1]} merges, {compaction[2]:,} duplicates "
+            f"removed; after it: {after_compaction['duplicate_keys']:,} duplicate keys "
+            f"({after_compaction['duplicate_keys_across_partitions']:,} across partitions), lost "
+            f"{after_compaction['lost_spans']:,}, {after_compaction['rows']:,} rows"
+        )
+
+
+def check_only(workdir: Path, memory_limit_mib: float) -> int:
+    """The storage checks on a kept run's directory, against the ledger it saved."""
+    path = workdir / "ledger.parquet"
+    if not path.exists():
+        print(f"{path} is missing: this run ended before its checks")
+        return 2
+    after_stop, after_compaction, compaction, failures = check_storage(
+        workdir / "data", pq.read_table(path), memory_limit_mib
+    )
+    print_storage(after_stop, after_compaction, compaction)
+    final = after_compaction or after_stop
+    ok = not failures and final["lost_spans"] == 0 and final["duplicate_keys"] == 0
+    ok = ok and final["poison_stored"] == 0 and final["unknown_rows"] == 0
+    for text in failures:
+        print(f"--- {text}")
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -832,7 +898,12 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the server's directory here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir even when every check passes")
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument(
+        "--check", type=Path, metavar="WORKDIR", help="only check a kept run's directory (stopped server)"
+    )
     args = parser.parse_args()
+    if args.check:
+        return check_only(args.check, args.compaction_memory_mib)
     rng = random.Random(args.seed)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="aw-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -971,14 +1042,12 @@ def main() -> int:
     ledger = list(soak.ledger.values())
     wal_left = sorted(p.name for p in (server.data_dir / "wal").glob("*"))
     deadletters = list((server.data_dir / "deadletter").glob("*"))
-    log("checking the catalog")
-    after_stop = verify(server.data_dir, ledger)
-    after_compaction: dict[str, int] | None = None
-    compaction = (0, 0, 0)
-    if after_stop["duplicate_keys"]:
-        log(f"{after_stop['duplicate_keys']} duplicate keys: running compaction to a fixed point")
-        compaction = compact_to_fixed_point(server)
-        after_compaction = verify(server.data_dir, ledger)
+    table = ledger_table(ledger)
+    pq.write_table(table, workdir / "ledger.parquet")  # for --check, after the fact
+    after_stop, after_compaction, compaction, more = check_storage(
+        server.data_dir, table, args.compaction_memory_mib
+    )
+    failures += more
     final = after_compaction or after_stop
 
     # The bound of tests/agentwatch/test_memory_bound.py, with this run's budgets.
@@ -1033,10 +1102,6 @@ def main() -> int:
         f"expired, {c['impatient_abandoned']:,} requests abandoned"
     )
     print(
-        f"not acknowledged: {after_stop['unacked_requests']:,} requests, of which stored whole "
-        f"{after_stop['unacked_stored_whole']:,}, partly {after_stop['unacked_stored_partly']:,}"
-    )
-    print(
         f"idle sockets: up to {idle.max_open} open, {idle.opened:,} opened, {idle.closed_by_server:,} "
         f"closed by the server, {idle.churned:,} dropped by us, {idle.connect_failures:,} connect failures"
     )
@@ -1051,21 +1116,7 @@ def main() -> int:
         f"{metrics['agentwatch_receiver_rejected_spans_total']:,.0f} spans"
     )
     print(f"clean stop: exit {stop_code} in {stop_s:.1f} s")
-    print(
-        f"lost (acknowledged, not stored): {after_stop['lost_spans']:,} spans in "
-        f"{after_stop['lost_requests']:,} requests"
-    )
-    print(
-        f"duplicates after the clean stop: {after_stop['duplicate_keys']:,} keys "
-        f"({after_stop['duplicate_rows']:,} extra rows, {after_stop['duplicate_keys_same_partition']:,} "
-        "partitions with a key twice)"
-    )
-    if after_compaction is not None:
-        print(
-            f"compaction: {compaction[0]} passes, {compaction[1]} merges, {compaction[2]:,} duplicates "
-            f"removed; after it: {after_compaction['duplicate_keys']:,} duplicate keys, lost "
-            f"{after_compaction['lost_spans']:,}, {after_compaction['rows']:,} rows"
-        )
+    print_storage(after_stop, after_compaction, compaction)
     print(
         f"peak RSS: server process {sampler.main / MIB:.0f} MiB sampled, {sampler.main_hwm / MIB:.0f} MiB "
         f"high-water (bound {main_bound / MIB:.0f} MiB = idle {idle_main / MIB:.0f} + budgets "
