@@ -1,6 +1,7 @@
 # The two commands that do everything on a fresh machine (Python 3.11, pip and make only):
 #   make run    set up a virtual environment, install agentwatch, start the service
 #   make test   the same set-up, then lint, type-check and the whole test suite
+#   make test-fast   the inner loop: every test but the process-level ones, under a minute
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: setup run demo test lint typecheck pytest bench bench-report browser clean
+.PHONY: setup run demo test test-fast lint typecheck pytest bench bench-report browser clean
 
 setup: $(STAMP)
 
@@ -45,6 +46,11 @@ pytest: setup browser
 	$(BIN)/pytest -q $(ARGS)
 
 test: lint typecheck pytest
+
+# Every test not marked `process` (a real server, the CLI as a subprocess, Chromium, a killed
+# process: tests/conftest.py fails an unmarked test that starts a process), on every core.
+test-fast: setup
+	$(BIN)/pytest -q -n auto -m "not process" $(ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py $(ARGS)

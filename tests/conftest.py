@@ -1,11 +1,23 @@
+"""Shared fixtures, and the guard that keeps the fast loop fast.
+
+A test that starts another process (a server, the CLI, Chromium: anything through
+``subprocess``) must be marked ``process`` (``@pytest.mark.process``, or ``pytestmark`` for a
+whole module): ``make test-fast`` (``pytest -m "not process"``) leaves those out. An unmarked
+test that starts one fails, during its fixtures as during its body, saying so.
+"""
+
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
+
+PROCESS = "process"
 
 
 @pytest.fixture
@@ -14,3 +26,27 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield proc
     if proc.proc is not None:
         proc.kill()
+
+
+_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if item.get_closest_marker(PROCESS) is not None:
+        return (yield)
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        command = args if isinstance(args, str) else " ".join(str(a) for a in args)
+        pytest.fail(
+            f"{item.nodeid} starts a process ({command[:200]}) but is not marked {PROCESS!r}: "
+            f"mark it @pytest.mark.{PROCESS} (or the module with pytestmark) so that "
+            '`make test-fast` (pytest -m "not process") leaves it out',
+            pytrace=False,
+        )
+
+    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        subprocess.Popen._execute_child = _execute_child  # type: ignore[attr-defined]

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.process  # the CLI and servers as subprocesses
 
 
 def agentwatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.agentwatch.test_metrics import scrape
 from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
+
+pytestmark = pytest.mark.process  # a real server
 
 LIMITS = """
 processors:

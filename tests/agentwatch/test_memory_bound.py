@@ -19,11 +19,14 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.ingest import build_request
 from bench.memory import TreeSampler
 from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.process  # a real server under load
 
 MIB = 1 << 20
 STORAGE = """  max_queue_mib: 16

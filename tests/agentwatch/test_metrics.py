@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.model import OtlpRecord
@@ -14,6 +15,8 @@ from receiver.otlp.otlp_json import parse_json_request
 from storage.wal import encode_record
 from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
+
+pytestmark = pytest.mark.process  # real servers
 
 
 def scrape(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

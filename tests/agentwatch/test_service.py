@@ -6,11 +6,14 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import make_trace
+
+pytestmark = pytest.mark.process  # real servers
 
 
 def test_workers_die_with_a_killed_server_and_restart_replays(server: ServerProcess) -> None:

@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.helpers.server import ServerProcess
 
+pytestmark = pytest.mark.process  # real servers and signals
+
 PROTO = {"content-type": "application/x-protobuf"}
 TIMEOUT = 20.0
 

@@ -264,6 +264,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
 def test_running_out_of_descriptors_logs_once_per_second_not_per_accept(tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"

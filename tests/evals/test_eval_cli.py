@@ -13,6 +13,8 @@ import pytest
 
 from storage.catalog import connect
 
+pytestmark = pytest.mark.process  # the CLI as a subprocess
+
 TOPICS = [["concur", "receipt", "manager"], ["travel", "budget", "approval"], ["laptop", "ticket", "warranty"],
           ["payroll", "calendar", "deadline"], ["badge", "security", "office"], ["vacation", "balance", "policy"],
           ["vpn", "password", "reset"], ["invoice", "vendor", "portal"]]  # fmt: skip

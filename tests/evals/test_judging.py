@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -45,6 +46,7 @@ def grounding(label: str) -> dict[str, object]:
             "hallucination_risk": {"label": "low", "explanation": "nothing invented"}}  # fmt: skip
 
 
+@pytest.mark.process
 def test_named_target_openai_judge_and_groundedness_drop(tmp_path: Path) -> None:
     cases = tmp_path / "cases.jsonl"
     cases.write_text(
@@ -120,6 +122,7 @@ evals:
     ]
 
 
+@pytest.mark.process
 def test_config_names_unknown_targets_and_judges(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("""receivers:
@@ -174,6 +177,7 @@ def test_a_targets_concurrency_limit_is_shared_by_its_runs() -> None:
     assert agents.PAIRED["most"] == 2
 
 
+@pytest.mark.process
 def test_production_runs_are_sampled_and_judged_in_serve(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
     server.extra_config = """

@@ -9,10 +9,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from storage.catalog import connect
 from storage.tables import EvalBaselineRow, write_rows
 from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
 from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.process  # a real server
 
 
 def synthetic_receiver(cases: Path, function: str) -> str:

@@ -73,6 +73,7 @@ assert not late, f"compiled after start(): {sorted(late)}"
 """
 
 
+@pytest.mark.process
 def test_start_prepares_every_kernel_version_a_batch_uses() -> None:
     """A kernel called with other argument types (a strided column, a writable buffer) is
     compiled again, mid-batch, in seconds: start() must already have the one version used."""

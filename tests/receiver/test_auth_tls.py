@@ -48,6 +48,7 @@ def proto_body(tenant_claim: str) -> bytes:
     return parse_json_request(httpx.Request("POST", "/", json=doc).content).SerializeToString()
 
 
+@pytest.mark.process
 def test_http_missing_and_wrong_tokens_write_nothing(authed: ServerProcess) -> None:
     headers = {"content-type": "application/x-protobuf"}
     missing = httpx.post(authed.http_url, content=proto_body("acme"), headers=headers)
@@ -69,6 +70,7 @@ def test_http_missing_and_wrong_tokens_write_nothing(authed: ServerProcess) -> N
     assert authed.query("SELECT count(*) FROM spans") == [(0,)]
 
 
+@pytest.mark.process
 def test_grpc_missing_and_wrong_tokens_are_unauthenticated(authed: ServerProcess) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{authed.grpc_port}")
     export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
@@ -81,6 +83,7 @@ def test_grpc_missing_and_wrong_tokens_are_unauthenticated(authed: ServerProcess
     assert authed.query("SELECT count(*) FROM spans") == [(0,)]
 
 
+@pytest.mark.process
 def test_a_token_writes_only_its_own_tenant_whatever_the_resource_says(authed: ServerProcess) -> None:
     # The globex token sends spans whose resource claims tenant "acme": they land in globex.
     ok = httpx.post(
@@ -138,6 +141,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.process
 def test_tls_on_both_transports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the exporter's certificate_file.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)

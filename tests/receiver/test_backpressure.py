@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import httpx
 import psutil
+import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from receiver.otlp.otlp_json import parse_json_request
 from tests.helpers.server import ServerProcess
 from tests.receiver.test_otlp_e2e import json_span, otlp_json
+
+pytestmark = pytest.mark.process  # real servers
 
 PROTO = {"content-type": "application/x-protobuf"}
 

@@ -19,6 +19,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from core.model import OPERATIONS
 from tests.helpers.server import ServerProcess
 
+pytestmark = pytest.mark.process  # real servers
+
 PROTO = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}
 

@@ -60,6 +60,7 @@ def fd_starved_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     server.kill()
 
 
+@pytest.mark.process
 def test_idle_connections_cannot_starve_http_grpc_or_the_api(fd_starved_server: ServerProcess) -> None:
     server = fd_starved_server
     # More idle connections than the process has descriptors; the header timeout (60 s) never

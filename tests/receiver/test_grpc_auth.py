@@ -12,6 +12,8 @@ from tests.agentwatch.test_metrics import scrape
 from tests.helpers.server import ServerProcess
 from tests.receiver.test_auth_tls import ACME, AUTH, GLOBEX, proto_body
 
+pytestmark = pytest.mark.process  # a real server
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MIB = 1024 * 1024
 UNAUTHENTICATED = (

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -113,6 +114,7 @@ api: {{endpoint: "127.0.0.1:{api_port}"}}
     assert rows == [("impatient", 1), ("patient", 1)]
 
 
+@pytest.mark.process
 def test_span_times_past_int64_are_rejected_at_the_door(server: ServerProcess) -> None:
     req = request(["before", "poison", "after"], trace=3)
     req.resource_spans[0].scope_spans[0].spans[1].start_time_unix_nano = 1 << 63
@@ -131,6 +133,7 @@ def test_span_times_past_int64_are_rejected_at_the_door(server: ServerProcess) -
     assert server.query("SELECT name FROM spans ORDER BY name") == [("after",), ("before",), ("g-ok",)]
 
 
+@pytest.mark.process
 def test_a_logged_record_that_cannot_convert_is_quarantined_not_stuck(tmp_path: Path) -> None:
     """An older version logged a poison span beside good ones; a restart must store the good ones."""
     server = ServerProcess(tmp_path)
@@ -166,6 +169,7 @@ def test_a_logged_record_that_cannot_convert_is_quarantined_not_stuck(tmp_path: 
         server.kill()
 
 
+@pytest.mark.process
 def test_spans_on_thousands_of_days_do_not_multiply_files_or_delay_others(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, flush_interval="200ms").start()
     try:
@@ -193,6 +197,7 @@ def test_spans_on_thousands_of_days_do_not_multiply_files_or_delay_others(tmp_pa
         server.kill()
 
 
+@pytest.mark.process
 def test_a_gzip_body_of_several_members_is_stored_whole(server: ServerProcess) -> None:
     first = request(["member-1"], trace=9).SerializeToString()
     second = request(["member-2"], trace=10).SerializeToString()
@@ -204,6 +209,7 @@ def test_a_gzip_body_of_several_members_is_stored_whole(server: ServerProcess) -
     assert server.query("SELECT name FROM spans ORDER BY name") == [("member-1",), ("member-2",)]
 
 
+@pytest.mark.process
 def test_a_gzip_body_with_trailing_garbage_is_refused(server: ServerProcess) -> None:
     body = gzip.compress(request(["x"], trace=11).SerializeToString()) + b"garbage!"
     r = httpx.post(server.http_url, content=body, headers={**PROTO, "content-encoding": "gzip"})
@@ -212,6 +218,7 @@ def test_a_gzip_body_with_trailing_garbage_is_refused(server: ServerProcess) -> 
     assert server.query("SELECT count(*) FROM spans") == [(0,)]
 
 
+@pytest.mark.process
 def test_one_tenant_cannot_suppress_anothers_spans_without_tokens(server: ServerProcess) -> None:
     for tenant in ("acme", "globex"):
         body = request([f"run-{tenant}"], trace=12, tenant=tenant).SerializeToString()

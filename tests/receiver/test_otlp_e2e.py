@@ -21,6 +21,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from storage.catalog import connect
 from tests.helpers.server import ServerProcess
 
+pytestmark = pytest.mark.process  # a real server
+
 T0 = 1_763_800_000_000_000_000  # 2025-11-22T08:26:40Z
 
 

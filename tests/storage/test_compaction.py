@@ -322,6 +322,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
 def test_a_pass_over_300k_small_spans_stays_in_its_memory_budget(tmp_path: Path) -> None:
     """One pass as the service runs it (a worker process, memory_limit_mib 64) over 300,000
@@ -357,6 +358,7 @@ def wait_for_worker(compactor: Compactor) -> int:
     return int(pid)
 
 
+@pytest.mark.process
 def test_a_killed_worker_commits_nothing_and_the_next_pass_merges(tmp_path: Path) -> None:
     compactor, files = busy_compactor(tmp_path)
     seen: list[list[tuple[int]]] = []
@@ -384,6 +386,7 @@ def test_a_killed_worker_commits_nothing_and_the_next_pass_merges(tmp_path: Path
     assert spans(tmp_path) == [(100_000, 100_000)]
 
 
+@pytest.mark.process
 def test_stop_kills_a_running_merge_at_once(tmp_path: Path) -> None:
     compactor, _ = busy_compactor(tmp_path, interval=0.01)
     compactor.start()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -16,6 +17,8 @@ from storage.layout import SPANS
 from tests.helpers.server import ServerProcess
 from tests.helpers.span_files import day_start, write_small_files
 from tests.receiver.test_otlp_e2e import make_trace
+
+pytestmark = pytest.mark.process  # a real server and its compaction worker
 
 COMPACTION = "  compaction:\n    interval: 200ms\n    min_files: 2\n    grace: 0s\n"
 DATE = "2025-11-21"  # a past day: its tiers merge from 2 files

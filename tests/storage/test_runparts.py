@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from core.component import ExporterSettings
 from core.model import SPAN_SCHEMA
@@ -65,6 +66,7 @@ def test_a_trace_in_several_files_rolls_up_as_in_one(tmp_path: Path) -> None:
     ).fetchall() == [(3,)]  # batches 3, 4 and 5 held its spans
 
 
+@pytest.mark.process
 def test_files_without_partials_are_rolled_up_on_the_fly_and_backfilled(tmp_path: Path) -> None:
     rows = fixture_rows() + split_rows()
     export(tmp_path, rows[:6], rows[6:])
@@ -81,6 +83,7 @@ def test_files_without_partials_are_rolled_up_on_the_fly_and_backfilled(tmp_path
     assert runs(tmp_path) == expected
 
 
+@pytest.mark.process
 def test_compaction_rolls_partials_up_and_removes_the_replaced_ones(tmp_path: Path) -> None:
     rows = fixture_rows()[:8] + split_rows()  # one tenant and day
     export(tmp_path, *[[r] for r in rows])  # a file per span
