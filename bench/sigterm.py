@@ -45,8 +45,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from storage.catalog import connect
-from tests.agentwatch.test_crash import Client
 from tests.agentwatch.test_shutdown import failing_run
+from tests.helpers.clients import Client
 from tests.helpers.server import ServerProcess
 from tests.helpers.span_files import day_start, write_small_files
 

@@ -70,7 +70,7 @@ from bench.memory import TreeSampler
 from receiver.otlp.otlp_json import request_to_json
 from storage.catalog import connect
 from storage.compaction.compactor import CompactionConfig, Compactor
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 
 MIB = 1 << 20
 DAY_NS = 86_400 * 10**9

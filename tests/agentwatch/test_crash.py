@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.helpers.clients import Client, request
+from tests.helpers.otlp import PROTO
 from tests.helpers.server import ServerProcess
 
 pytestmark = pytest.mark.process  # real servers, kill -9
-
-PROTO = {"content-type": "application/x-protobuf"}
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def request(client: int, number: int, spans: int = 50) -> bytes:
-    req = ExportTraceServiceRequest()
-    scope = req.resource_spans.add().scope_spans.add()
-    for i in range(spans):
-        span = scope.spans.add()
-        span.trace_id = bytes([client + 1]) + number.to_bytes(4, "big") + bytes(11)
-        span.span_id = (i + 1).to_bytes(8, "big")
-        span.name = f"c{client}-r{number}-s{i}"
-        span.start_time_unix_nano = 1_763_800_000_000_000_000 + i
-        span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
-    return req.SerializeToString()
 
 
 def test_retried_request_is_stored_once(server: ServerProcess) -> None:
@@ -41,42 +24,6 @@ def test_retried_request_is_stored_once(server: ServerProcess) -> None:
     assert server.query("SELECT count(*), count(DISTINCT span_id || trace_id) FROM spans") == [(50, 50)]
     metrics = httpx.get(f"http://127.0.0.1:{server.api_port}/metrics").text
     assert "agentwatch_spans_deduplicated_total 100.0" in metrics
-
-
-class Client(threading.Thread):
-    """Sends its requests in order; a request is retried until acknowledged, like an OTLP exporter."""
-
-    def __init__(self, number: int, server: ServerProcess, requests: int, transport: str) -> None:
-        super().__init__(daemon=True)
-        self.number, self.server, self.requests, self.transport = number, server, requests, transport
-        self.acknowledged: list[int] = []
-        self.errors = 0
-        self.halt = threading.Event()
-
-    def send(self, body: bytes) -> bool:
-        try:
-            if self.transport == "http":
-                return (
-                    httpx.post(self.server.http_url, content=body, headers=PROTO, timeout=5).status_code
-                    == 200
-                )
-            with grpc.insecure_channel(f"127.0.0.1:{self.server.grpc_port}") as channel:
-                channel.unary_unary(EXPORT)(body, timeout=5)
-                return True
-        except (httpx.HTTPError, grpc.RpcError):
-            return False
-
-    def run(self) -> None:
-        for number in range(self.requests):
-            body = request(self.number, number)
-            deadline = time.monotonic() + 60
-            while not self.send(body):
-                if self.halt.is_set():
-                    return
-                self.errors += 1
-                assert time.monotonic() < deadline, "server never came back"
-                time.sleep(0.05)
-            self.acknowledged.append(number)
 
 
 def test_kill_9_mid_stream_loses_no_acknowledged_span_and_stores_none_twice(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.agentwatch.test_metrics import scrape
-from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import json_span, otlp_json
+from tests.helpers.otlp import json_span, otlp_json
+from tests.helpers.server import ServerProcess, scrape
 
 pytestmark = pytest.mark.process  # a real server
 

@@ -7,26 +7,15 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from core.model import OtlpRecord
 from receiver.otlp.handler import screen_spans
 from receiver.otlp.otlp_json import parse_json_request
 from storage.wal import encode_record
-from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import json_span, otlp_json
+from tests.helpers.otlp import json_span, otlp_json
+from tests.helpers.server import ServerProcess, scrape
 
 pytestmark = pytest.mark.process  # real servers
-
-
-def scrape(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(f"http://127.0.0.1:{server.api_port}/metrics")
-    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    out = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 def test_metrics_count_accepted_rejected_refused_and_written(server: ServerProcess) -> None:

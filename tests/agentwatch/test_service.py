@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tests.helpers.otlp import make_trace
 from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import make_trace
 
 pytestmark = pytest.mark.process  # real servers
 
@@ -46,7 +46,7 @@ def test_stale_temporary_files_are_removed_on_start(server: ServerProcess) -> No
 
 
 def test_sigterm_under_load_finishes_in_flight_exports_and_exits_zero(tmp_path: Path) -> None:
-    from tests.agentwatch.test_crash import Client
+    from tests.helpers.clients import Client
 
     server = ServerProcess(tmp_path, flush_interval="5s", storage_extra="  shutdown_timeout: 20s").start()
     clients = [Client(i, server, 10_000, "http" if i % 2 else "grpc") for i in range(3)]

@@ -18,18 +18,9 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from receiver.otlp.otlp_json import parse_json_request
+from tests.helpers.auth import ACME, AUTH, GLOBEX, proto_body
+from tests.helpers.otlp import make_trace
 from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import json_span, make_trace, otlp_json
-
-ACME = "acme-token-0123456789abcdef"
-GLOBEX = "globex-token-0123456789abcdef"
-AUTH = f"""    auth:
-      tokens:
-        - token: {ACME}
-          tenant: acme
-      tokens_file: TOKENS_FILE
-"""
 
 
 @pytest.fixture
@@ -39,13 +30,6 @@ def authed(tmp_path: Path) -> ServerProcess:
     server = ServerProcess(tmp_path, otlp_extra=AUTH.replace("TOKENS_FILE", str(tokens))).start()
     yield server  # type: ignore[misc]
     server.kill()
-
-
-def proto_body(tenant_claim: str) -> bytes:
-    span = json_span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
-    doc = otlp_json(span)
-    doc["resourceSpans"][0]["resource"]["attributes"][1]["value"]["stringValue"] = tenant_claim  # type: ignore[index]
-    return parse_json_request(httpx.Request("POST", "/", json=doc).content).SerializeToString()
 
 
 @pytest.mark.process

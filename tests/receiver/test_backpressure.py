@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from receiver.otlp.otlp_json import parse_json_request
+from tests.helpers.otlp import json_span, otlp_json
 from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import json_span, otlp_json
 
 pytestmark = pytest.mark.process  # real servers
 

@@ -30,8 +30,8 @@ from receiver.otlp.grpc_transport import (
     KeepaliveServerParameters,
     server_options,
 )
+from tests.helpers.otlp import make_trace
 from tests.helpers.server import ServerProcess
-from tests.receiver.test_otlp_e2e import make_trace
 
 GENEROUS = 20.0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -8,9 +8,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.agentwatch.test_metrics import scrape
-from tests.helpers.server import ServerProcess
-from tests.receiver.test_auth_tls import ACME, AUTH, GLOBEX, proto_body
+from tests.helpers.auth import ACME, AUTH, GLOBEX, proto_body
+from tests.helpers.server import ServerProcess, scrape
 
 pytestmark = pytest.mark.process  # a real server
 

@@ -30,29 +30,8 @@ from core.model import OtlpRecord
 from storage.catalog import connect
 from storage.deadletter import read_quarantined
 from storage.wal import encode_record
+from tests.helpers.otlp import EXPORT, NOW_NS, PROTO, request
 from tests.helpers.server import ServerProcess, free_port
-
-PROTO = {"content-type": "application/x-protobuf"}
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-NOW_NS = time.time_ns()
-
-
-def request(
-    names: list[str], trace: int = 1, start: int = NOW_NS, tenant: str | None = None
-) -> ExportTraceServiceRequest:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    if tenant is not None:
-        rs.resource.attributes.add(key="tenant.id").value.string_value = tenant
-    scope = rs.scope_spans.add()
-    for i, name in enumerate(names):
-        span = scope.spans.add()
-        span.trace_id = trace.to_bytes(16, "big")
-        span.span_id = (i + 1).to_bytes(8, "big")
-        span.name = name
-        span.start_time_unix_nano = start + i
-        span.end_time_unix_nano = start + i + 1_000_000
-    return req
 
 
 def grpc_export(port: int, body: bytes, timeout: float) -> bytes:

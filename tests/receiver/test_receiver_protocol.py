@@ -23,7 +23,7 @@ from receiver.otlp import receiver as otlp
 from receiver.synthetic import receiver as synthetic
 from storage.catalog import connect
 from storage.dedup import RecentSpans
-from tests.receiver.test_hardening import EXPORT, PROTO, request
+from tests.helpers.otlp import EXPORT, PROTO, request
 
 
 class ImmediateSink:

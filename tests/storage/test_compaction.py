@@ -30,7 +30,7 @@ from storage.compaction.spanmerge import Budget, PartsRoller, merge_span_files
 from storage.layout import SPANS
 from storage.runparts import PARTS_ROW_GROUP, RUN_PARTS, PartsWriter, parts_path
 from tests.helpers.span_files import day_start, replica, template, write_small_files
-from tests.storage.test_catalog import row
+from tests.helpers.span_rows import row
 
 NOW = dt.datetime(2025, 11, 22, 12, 0, tzinfo=dt.UTC).timestamp()
 DAY = day_start("2025-11-22")

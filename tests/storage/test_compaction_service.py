@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from storage.catalog import connect, live_files
 from storage.layout import SPANS
+from tests.helpers.otlp import make_trace
 from tests.helpers.server import ServerProcess
 from tests.helpers.span_files import day_start, write_small_files
-from tests.receiver.test_otlp_e2e import make_trace
 
 pytestmark = pytest.mark.process  # a real server and its compaction worker
 

@@ -5,43 +5,20 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pytest
 
-from core.component import ExporterSettings
-from core.model import SPAN_SCHEMA
-from exporters import parquet
 from storage.catalog import connect
 from storage.compaction.compactor import CompactionConfig, Compactor
 from storage.runparts import RUN_PARTS
-from tests.storage.test_catalog import fixture_rows, row
+from tests.helpers.span_rows import export, fixture_rows, split_rows
 
 RUNS = "SELECT * EXCLUDE (models), list_sort(models) AS models FROM runs ORDER BY tenant, trace_id"
 NOW = 1_763_812_800.0  # 2025-11-22T12:00:00Z
 
 
-def export(data_dir: Path, *batches: list[dict[str, Any]]) -> None:
-    exporter = parquet.create(parquet.Config(), ExporterSettings("parquet", data_dir))
-    for rows in batches:
-        exporter.consume(pa.Table.from_pylist(rows, schema=SPAN_SCHEMA))
-
-
 def runs(data_dir: Path) -> list[tuple[object, ...]]:
     return connect(data_dir).execute(RUNS).fetchall()
-
-
-def split_rows() -> list[dict[str, Any]]:
-    """Trace e over three batches: a failing step first, the run span last, a late chat span."""
-    return [
-        row("e", "2", "1", "tool", 50, 10, status="error", failure_type="tool_error", error_message="boom 1"),
-        row(
-            "e", "3", "1", "tool", 70, 10, status="error", failure_type="tool_timeout", error_message="late 2"
-        ),
-        row("e", "1", None, "agent_run", 0, 500, user_id="erin@acme.com", agent_id="expense-bot"),
-        row("e", "4", "1", "chat", 90, 10, model="claude", input_tokens=7, total_tokens=7, cost_usd=0.5),
-    ]
 
 
 def test_a_trace_in_several_files_rolls_up_as_in_one(tmp_path: Path) -> None:

@@ -24,8 +24,7 @@ from storage.runs import (
     runs_in,
     runs_of_trace,
 )
-from tests.storage.test_catalog import fixture_rows, row
-from tests.storage.test_runparts import export, split_rows
+from tests.helpers.span_rows import export, fixture_rows, row, split_rows
 
 T0 = datetime(2025, 11, 22, 8, 26, 40, tzinfo=UTC)  # the fixture's first span
 WINDOW = Scope(datetime(2025, 11, 22, tzinfo=UTC), datetime(2025, 11, 24, tzinfo=UTC))
