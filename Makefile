@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# Compile the columnar decoder once (numba caches it), so the service starts in a second.
-	$(BIN)/python -c "from processors import normalize; normalize.create(normalize.Config(), None).start()"
+	$(BIN)/python -c "from processors.normalize import processor as p; p.create(p.Config(), None).start()"
 	touch $(STAMP)
 
 run: setup
