@@ -9,6 +9,7 @@ clients       OTLP clients that retry until acknowledged (crash, shutdown, bench
 auth          ingest tokens and the ``receivers.otlp.auth`` config that maps them
 fake_http     a scripted HTTP server recording what it was sent (webhooks, judges, targets)
 otlp_gen      hypothesis strategies for OTLP requests (the columnar decoder's property tests)
+protobuf_reference  the protobuf reference decoder those property tests compare with
 span_rows     canonical span rows written by the parquet exporter (catalog, runs, compaction)
 span_files    many small span files for compaction (tests and bench/)
 """

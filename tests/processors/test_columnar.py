@@ -1,14 +1,13 @@
 """The columnar decoder against protobuf: random requests, re-encodings and malformed payloads.
 
-The reference here decodes with protobuf objects, written independently of processors/: the
-mechanical columns (ids, names, times, kind, status, scope, attributes/resource/events JSON)
-must equal it exactly. The attribute-driven columns are pinned by test_golden.py and the
+The reference (``tests.helpers.protobuf_reference``) decodes with protobuf objects, written
+independently of processors/: the mechanical columns (ids, names, times, kind, status, scope,
+attributes/resource/events JSON) must equal it exactly. The attribute-driven columns are pinned by test_golden.py and the
 convention fixtures; here they must at least not change when the bytes are encoded differently.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import random
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import given, reject
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -24,9 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from core.model import SPAN_SCHEMA, OtlpBatch, OtlpRecord
 from processors.normalize import processor as normalize
 from tests.helpers.otlp_gen import reencode, requests, varint
-
-KINDS = (None, "internal", "server", "client", "producer", "consumer")
-PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+from tests.helpers.protobuf_reference import PROFILE, mechanical_rows, reference_rows, reference_value
 
 
 def processor(**config: Any) -> normalize.NormalizeProcessor:
@@ -35,77 +32,6 @@ def processor(**config: Any) -> normalize.NormalizeProcessor:
 
 def to_table(*payloads: bytes, config: dict[str, Any] | None = None) -> pa.Table:
     return processor(**(config or {})).to_table(OtlpBatch([OtlpRecord(p) for p in payloads]))
-
-
-def reference_value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [reference_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return reference_attrs(value.kvlist_value.values)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return getattr(value, kind)
-
-
-def reference_attrs(pairs: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        out[pair.key] = reference_value(pair.value)
-    return out
-
-
-def reference_rows(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
-    rows = []
-    for rs in request.resource_spans:
-        resource = reference_attrs(rs.resource.attributes)
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                start, end, code = span.start_time_unix_nano, span.end_time_unix_nano, span.status.code
-                events = [
-                    {
-                        "name": e.name,
-                        "time_unix_nano": e.time_unix_nano,
-                        "attributes": reference_attrs(e.attributes),
-                    }
-                    for e in span.events
-                ]
-                rows.append(
-                    {
-                        "trace_id": span.trace_id.hex(),
-                        "span_id": span.span_id.hex(),
-                        "parent_span_id": span.parent_span_id.hex() or None,
-                        "scope_name": ss.scope.name or None,
-                        "name": span.name,
-                        "kind": KINDS[span.kind] if 0 <= span.kind < 6 else None,
-                        "start_time": start // 1000,
-                        "end_time": end // 1000,
-                        "start_time_unix_nano": start,
-                        "end_time_unix_nano": end,
-                        "duration_ms": (end - start) / 1e6 if end > start else 0.0,
-                        "status": ("unset", "ok", "error")[code] if 0 <= code < 3 else "unset",
-                        "status_message": span.status.message or None,
-                        "attributes": orjson.dumps(reference_attrs(span.attributes)).decode(),
-                        "resource_attributes": orjson.dumps(resource).decode(),
-                        "events": orjson.dumps(events).decode() if events else None,
-                    }
-                )
-    return rows
-
-
-def mechanical_rows(table: pa.Table) -> list[dict[str, Any]]:
-    table = table.set_column(
-        table.schema.get_field_index("start_time"), "start_time", table["start_time"].cast(pa.int64())
-    )
-    table = table.set_column(
-        table.schema.get_field_index("end_time"), "end_time", table["end_time"].cast(pa.int64())
-    )
-    names = ["trace_id", "span_id", "parent_span_id", "scope_name", "name", "kind", "start_time", "end_time",
-             "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "status", "status_message",
-             "attributes", "resource_attributes", "events"]  # fmt: skip
-    return table.select(names).to_pylist()
 
 
 @PROFILE

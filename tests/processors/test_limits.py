@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from core.model import OtlpBatch, OtlpRecord
 from processors.normalize import processor as normalize
 from tests.helpers.otlp_gen import any_values, reencode, requests, varint
-from tests.processors.test_columnar import PROFILE, mechanical_rows, reference_rows
+from tests.helpers.protobuf_reference import PROFILE, mechanical_rows, reference_rows
 
 
 def limited_processor(
