@@ -60,9 +60,15 @@ class RecentSpans:
 
 
 def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float) -> int:
-    """Add the keys of span files committed since ``since`` (epoch seconds), newest first."""
+    """Add the keys of span files committed since ``since`` (epoch seconds); how many were read.
+
+    The newest files are chosen until they hold ``capacity`` keys, then read oldest first, so
+    the keys a replay or a retry needs most (the newest) are the last added and the last the
+    index forgets. Files are read in batches of two columns: seeding costs the index's size,
+    not the files'.
+    """
     root = table_dir(data_dir, SPANS)
-    files = sorted(
+    candidates = sorted(
         (
             (p.stat().st_mtime, p)
             for p in root.glob("tenant=*/date=*/*.parquet")
@@ -70,24 +76,31 @@ def seed_from_parquet(recent: RecentSpans, data_dir: Path, since: float) -> int:
         ),
         reverse=True,
     )
+    chosen: list[tuple[Path, int]] = []
+    rows = 0
+    for _, path in candidates:
+        if rows >= recent.capacity:
+            break
+        count = pq.ParquetFile(path).metadata.num_rows
+        chosen.append((path, count))
+        rows += count
     added = 0
     started = time.monotonic()
-    for _, path in files:
-        if added >= recent.capacity:
-            break
+    for path, _ in reversed(chosen):
         tenant = path.parent.parent.name.removeprefix("tenant=")
-        columns = pq.read_table(path, columns=["trace_id", "span_id"])
-        traces = columns["trace_id"].to_pylist()
-        spans = columns["span_id"].to_pylist()
-        recent.add_all(
-            span_key(tenant, bytes.fromhex(t), bytes.fromhex(s)) for t, s in zip(traces, spans, strict=True)
-        )
-        added += len(traces)
-    if files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["trace_id", "span_id"]):
+            traces, spans = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            recent.add_all(
+                span_key(tenant, bytes.fromhex(t), bytes.fromhex(s))
+                for t, s in zip(traces, spans, strict=True)
+            )
+            added += len(traces)
+    if chosen:
         log.info(
-            "deduplication index: %d keys from %d recent files in %.2fs",
+            "deduplication index: %d keys from the %d newest of %d recent files in %.2fs",
             added,
-            len(files),
+            len(chosen),
+            len(candidates),
             time.monotonic() - started,
         )
     return added

@@ -66,16 +66,25 @@ def test_seeding_takes_the_tenant_from_the_partition_and_only_recent_files(tmp_p
     assert [k in recent for k in (key(3, "acme"), key(2, "globex"), key(9, "acme"), key(1))] == [False] * 4
 
 
-def test_seeding_reads_the_newest_files_first_and_stops_at_capacity(tmp_path: Path) -> None:
+def test_seeding_keeps_the_newest_keys_and_reads_only_what_fits(tmp_path: Path) -> None:
     write_spans(tmp_path, "acme", "oldest", [1, 2], mtime=1_000)
     write_spans(tmp_path, "acme", "middle", [3, 4], mtime=2_000)
     write_spans(tmp_path, "acme", "newest", [5, 6], mtime=3_000)
     recent = RecentSpans(3)
-    # newest (2 keys), then middle (2 more: 4 added, at capacity), then it stops: oldest is not read.
+    # newest (2 keys) and middle (4 in all: enough) are chosen; oldest is not read. They are read
+    # oldest first, so the index forgets 3 and keeps the newest keys, those a replay needs.
     assert seed_from_parquet(recent, tmp_path, since=0) == 4
-    # The index keeps its last 3 of the keys in the order added (5, 6, 3, 4): 5 is forgotten.
-    assert [n for n in range(1, 7) if key(n, "acme") in recent] == [3, 4, 6]
+    assert [n for n in range(1, 7) if key(n, "acme") in recent] == [4, 5, 6]
     assert len(recent) == 3
+
+
+def test_a_big_old_file_never_evicts_the_newest_keys(tmp_path: Path) -> None:
+    """The soak test's repro: a large merged file a minute old, a small newest file."""
+    write_spans(tmp_path, "acme", "compact-old", list(range(1000, 1900)), mtime=2_940)
+    write_spans(tmp_path, "acme", "part-newest", list(range(1, 201)), mtime=3_000)
+    recent = RecentSpans(1000)
+    assert seed_from_parquet(recent, tmp_path, since=2_100) == 1100
+    assert all(key(n, "acme") in recent for n in range(1, 201))
 
 
 def test_seeding_an_empty_data_dir_adds_nothing(tmp_path: Path) -> None:
