@@ -4,7 +4,7 @@ Six clients send 10,000-span requests (about 3 MiB) over gRPC and HTTP as fast a
 takes them, retrying refusals, against small budgets: a 16 MiB queue, 8 MiB of bodies being
 decoded, 4 MiB batches of at most 5,000 spans. The server process may grow above its idle size
 by what those budgets allow (README, "Bounded memory"): queue + 3 x decoding + 2 x workers x
-batch + the deduplication index, plus gRPC's own buffers and 64 MiB of slack; a converter
+batch + the deduplication index, plus gRPC's own buffers and 96 MiB of slack (allocator and interpreter); a converter
 worker by what converting 5,000 spans at a time costs. Every acknowledged span is stored
 exactly once.
 """
@@ -93,7 +93,7 @@ def test_overload_with_large_requests_stays_within_the_stated_bound(tmp_path: Pa
     budgets = (16 + 3 * 8 + 2 * 2 * 4) * MIB
     grpc_buffers = 3 * 2 * len(payloads[0])
     dedup_index = 240_000 * 110  # storage.dedup_window_spans keys of about 110 bytes
-    assert sampler.main - idle_main <= budgets + grpc_buffers + dedup_index + 64 * MIB, (
+    assert sampler.main - idle_main <= budgets + grpc_buffers + dedup_index + 96 * MIB, (
         f"server grew by {(sampler.main - idle_main) / MIB:.0f} MiB"
     )
     assert sampler.child - idle_worker <= 160 * MIB, (
