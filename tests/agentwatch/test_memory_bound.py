@@ -4,9 +4,9 @@ Six clients send 10,000-span requests (about 3 MiB) over gRPC and HTTP as fast a
 takes them, retrying refusals, against small budgets: a 16 MiB queue, 8 MiB of bodies being
 decoded, 4 MiB batches of at most 5,000 spans. The server process may grow above its idle size
 by what those budgets allow (README, "Bounded memory"): queue + 3 x decoding + 2 x workers x
-batch + the deduplication index, plus gRPC's own buffers and 96 MiB of slack (allocator and interpreter); a converter
-worker by what converting 5,000 spans at a time costs. Every acknowledged span is stored
-exactly once.
+batch + the deduplication index, plus gRPC's own buffers and 96 MiB of slack (allocator,
+interpreter); a converter worker by what converting 5,000 spans at a time costs. Every
+acknowledged span is stored exactly once.
 """
 
 from __future__ import annotations
