@@ -35,19 +35,19 @@ from receiver.synthetic import receiver as synthetic
 from storage.catalog import connect
 from storage.wal import WriteAheadLog, encode_record
 from storage.wallock import WalLock
-from tests.evals.test_eval_cli import TOPICS, dataset
+from tests.helpers.evals import TOPICS, dataset
 from tests.helpers.server import ServerProcess
 
 CASES = len(TOPICS)
 
 
 def eval_run(*args: str) -> Result:
-    """``agentwatch eval run`` in this process (the python: targets are in tests.evals.agents)."""
+    """``agentwatch eval run`` in this process (the python: targets are in tests.helpers.agents)."""
     return CliRunner().invoke(main, ["eval", "run", "--agent", "expense-bot", *args], catch_exceptions=False)
 
 
 def target(name: str) -> tuple[str, str]:
-    return "--target", f"python:tests.evals.agents:{name}"
+    return "--target", f"python:tests.helpers.agents:{name}"
 
 
 def left_by_a_crash(wal: Path) -> None:
@@ -226,7 +226,7 @@ receivers:
   synthetic/expense:
     agent: expense-bot
     dataset: {cases}
-    target: python:tests.evals.agents:worse
+    target: python:tests.helpers.agents:worse
     schedule: "0 0 1 1 *"
 storage: {{data_dir: "{data}", converter: inline}}
 service:
@@ -293,7 +293,7 @@ def test_the_synthetic_receiver_and_the_cli_record_the_same_run(tmp_path: Path) 
                 "expense-bot",
                 "scheduled",
                 cases,
-                "python:tests.evals.agents:worse",
+                "python:tests.helpers.agents:worse",
                 "heuristic",
                 CASES,
                 0,

@@ -26,9 +26,9 @@ from evals.runner import run_eval
 from evals.targets.python import PythonTarget
 from storage.catalog import connect
 from storage.runs import Scope, runs_in
-from tests.evals import agents
-from tests.evals.agents import POLICY
-from tests.evals.test_eval_cli import agentwatch
+from tests.helpers import agents
+from tests.helpers.agents import POLICY
+from tests.helpers.evals import agentwatch
 from tests.helpers.fake_http import FakeServer, Reply
 from tests.helpers.server import ServerProcess
 
@@ -63,7 +63,7 @@ def test_named_target_openai_judge_and_groundedness_drop(tmp_path: Path) -> None
 evals:
   targets:
     expense-py:
-      spec: python:tests.evals.agents:retrieving
+      spec: python:tests.helpers.agents:retrieving
       concurrency: 1
   judges:
     openai:
@@ -167,7 +167,7 @@ def test_a_targets_concurrency_limit_is_shared_by_its_runs() -> None:
     cases = [Case(f"c{i}", f"Question {i}?") for i in range(4)]
 
     def one_run(_: int) -> int:
-        target = PythonTarget("tests.evals.agents:paired", concurrency=2)
+        target = PythonTarget("tests.helpers.agents:paired", concurrency=2)
         run = run_eval(cases, target, HeuristicJudge(), tracer, agent="a", dataset="d")
         return run.errors
 

@@ -13,7 +13,7 @@ import pytest
 
 from storage.catalog import connect
 from storage.tables import EvalBaselineRow, write_rows
-from tests.evals.test_eval_cli import TOPICS, dataset, eval_run
+from tests.helpers.evals import TOPICS, dataset, eval_run
 from tests.helpers.server import ServerProcess
 
 pytestmark = pytest.mark.process  # a real server
@@ -24,7 +24,7 @@ def synthetic_receiver(cases: Path, function: str) -> str:
     return f"""  synthetic/expense:
     agent: expense-bot
     dataset: {cases}
-    target: python:tests.evals.agents:{function}
+    target: python:tests.helpers.agents:{function}
     schedule: "0 0 1 1 *"
     run_on_start: true
 """

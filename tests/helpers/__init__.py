@@ -7,6 +7,8 @@ health_fixture  the day of agent runs with hand-computed numbers (report, alerti
 otlp          OTLP requests: an SDK agent run, hand-built OTLP/JSON, protobuf requests of named spans
 clients       OTLP clients that retry until acknowledged (crash, shutdown, bench/sigterm.py)
 auth          ingest tokens and the ``receivers.otlp.auth`` config that maps them
+agents        in-process agents for eval tests (python: targets)
+evals         the eval tests' dataset and ``agentwatch eval run`` as a subprocess
 fake_http     a scripted HTTP server recording what it was sent (webhooks, judges, targets)
 otlp_gen      hypothesis strategies for OTLP requests (the columnar decoder's property tests)
 protobuf_reference  the protobuf reference decoder those property tests compare with
