@@ -4,6 +4,9 @@ A test that starts another process (a server, the CLI, Chromium: anything throug
 ``subprocess``) must be marked ``process`` (``@pytest.mark.process``, or ``pytestmark`` for a
 whole module): ``make test-fast`` (``pytest -m "not process"``) leaves those out. An unmarked
 test that starts one fails, during its fixtures as during its body, saying so.
+
+Property tests take their number of examples from the Hypothesis profile: ``full`` (150) unless
+``--hypothesis-profile fast`` (30, what ``make test-fast`` passes) is given.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers.server import ServerProcess
 
 PROCESS = "process"
+
+settings.register_profile("full", max_examples=150)
+settings.register_profile("fast", max_examples=30)
+settings.load_profile("full")  # before the hypothesis plugin reads --hypothesis-profile
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 KINDS = (None, "internal", "server", "client", "producer", "consumer")
-PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+PROFILE = settings(deadline=None, suppress_health_check=list(HealthCheck))
+"""Examples per test from the loaded Hypothesis profile (tests/conftest.py): 150, or fewer in
+``make test-fast``."""
 
 
 def reference_value(value: AnyValue) -> Any:
