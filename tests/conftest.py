@@ -22,6 +22,7 @@ from hypothesis import settings
 from tests.helpers.server import ServerProcess
 
 PROCESS = "process"
+pytest_plugins = ("pytester",)  # tests/test_process_marker.py runs the guard below in a nested session
 
 settings.register_profile("full", max_examples=150)
 settings.register_profile("fast", max_examples=30)
@@ -34,9 +35,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield proc
     if proc.proc is not None:
         proc.kill()
-
-
-_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -53,8 +51,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             pytrace=False,
         )
 
+    previous = subprocess.Popen._execute_child  # type: ignore[attr-defined]
     subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
     try:
         return (yield)
     finally:
-        subprocess.Popen._execute_child = _execute_child  # type: ignore[attr-defined]
+        subprocess.Popen._execute_child = previous  # type: ignore[attr-defined]
