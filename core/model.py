@@ -16,7 +16,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
-OPERATIONS = ("agent_run", "chat", "tool", "mcp", "retrieval", "embedding", "workflow", "other")
+# "mcp" is an MCP tool call (tools/call), like "tool"; "mcp_protocol" is the rest of MCP's traffic
+# (initialize, tools/list, notifications, ...): neither a tool call nor a run of its own.
+OPERATIONS = (
+    "agent_run", "chat", "tool", "mcp", "mcp_protocol", "retrieval", "embedding", "workflow", "other",
+)  # fmt: skip
 STATUSES = ("ok", "error", "unset")
 
 SPAN_SCHEMA = pa.schema(

@@ -206,12 +206,16 @@ OPENINFERENCE_KINDS: dict[str, str] = {
     "chain": "workflow",
 }
 
-# OpenLLMetry: a task is a step of a workflow, so it rolls up as workflow too.
+# OpenLLMetry: a task is a step of a workflow, so it rolls up as workflow too. "session" (the
+# FastMCP client session, "mcp.client.session") and "server" (the FastMCP server handling a
+# request, "mcp.server") are kinds only Traceloop's MCP instrumentation sends.
 TRACELOOP_KINDS: dict[str, str] = {
     "workflow": "workflow",
     "task": "workflow",
     "agent": "agent_run",
     "tool": "tool",
+    "session": "mcp_protocol",
+    "server": "mcp_protocol",
 }
 
 LLM_REQUEST_TYPES: dict[str, str] = {
@@ -231,20 +235,44 @@ LANGFUSE_TYPES: dict[str, str] = {
     "chain": "workflow",
 }
 
-# The first word of a span name ("chat gpt-4o", "tools/call get_weather", Glean's "agent_run").
+# The first word of a span name ("chat gpt-4o", "execute_tool get_weather", Glean's "agent_run").
 # GenAI span names start with the operation name, so its table is the base; "retrieval" is
 # left out because a span merely named "retrieval ..." is not evidence of the GenAI convention.
+# MCP span names are read by MCP_* below, before this table.
 SPAN_NAME_OPERATIONS: dict[str, str] = {
     **{name: op for name, op in GEN_AI_OPERATIONS.items() if name != "retrieval"},
     "agent_run": "agent_run",
-    "mcp": "mcp",
-    "tools/call": "mcp",
-    "tools/list": "mcp",
-    "resources/read": "mcp",
-    "resources/list": "mcp",
-    "prompts/get": "mcp",
-    "prompts/list": "mcp",
+    "mcp": "mcp",  # Glean's MCP tool call
+    # Traceloop's MCP instrumentation: the server writing a JSON-RPC response
+    "ResponseStreamWriter": "mcp_protocol",
 }
+
+# --- MCP ---------------------------------------------------------------------------------
+# An MCP method (mcp.method.name, or read from the span name) → operation. Only a tool call is
+# "mcp" (a tool call, like "tool"); reading a resource puts data into the model's context, as a
+# retriever does; everything else (initialize, ping, */list, prompts/get, notifications/*,
+# logging/setLevel, completion/complete, sampling/createMessage, ...) is "mcp_protocol".
+MCP_METHOD_OPERATIONS: dict[str, str] = {
+    "tools/call": "mcp",
+    "resources/read": "retrieval",
+}
+MCP_PROTOCOL = "mcp_protocol"
+# Span names of MCP traffic: "{method} {target}" (the MCP semantic conventions, the MCP Python SDK
+# server), "MCP send {method} {target}" (the MCP Python SDK 2.x client), "MCP handle ..." /
+# "MCP receive ..." (other SDK versions), "{method}.mcp" (Traceloop's instrumentation). A bare
+# "{method}" counts only for the spec's methods that have a "/" (and notifications/*):
+# "initialize" or "ping" alone is no evidence of MCP.
+MCP_SPAN_NAME_PREFIXES = ("MCP send ", "MCP handle ", "MCP receive ")
+MCP_SPAN_NAME_SUFFIX = ".mcp"
+MCP_NOTIFICATIONS = "notifications/"
+MCP_METHODS = frozenset(
+    {
+        "tools/call", "tools/list", "resources/list", "resources/templates/list", "resources/read",
+        "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get",
+        "completion/complete", "logging/setLevel", "sampling/createMessage", "elicitation/create",
+        "roots/list", "server/discover", "tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+    }
+)  # fmt: skip
 
 LLM_OPERATIONS = frozenset({"chat", "embedding"})
 

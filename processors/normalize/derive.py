@@ -25,7 +25,7 @@ def operation(name: str, found: dict[str, Any], overrides: dict[str, str]) -> st
     if op is not None:
         return op
     if "sig.mcp_method" in found:
-        return "mcp"
+        return mcp_operation(as_str(found["sig.mcp_method"]) or "")
     op = _lookup(found.get("sig.gen_ai_operation"), conv.GEN_AI_OPERATIONS)
     if op is not None:
         return op
@@ -40,10 +40,41 @@ def operation(name: str, found: dict[str, Any], overrides: dict[str, str]) -> st
     raw = found.get("sig.langfuse_type")
     if raw is not None:
         return _lookup(raw, conv.LANGFUSE_TYPES) or "other"
+    mcp = mcp_call(name)
+    if mcp is not None:
+        return mcp_operation(mcp[0])
     op = conv.SPAN_NAME_OPERATIONS.get(name.partition(" ")[0])
     if op is not None:
         return op
     return "chat" if "model" in found else "other"
+
+
+def mcp_operation(method: str) -> str:
+    """The operation of an MCP method: a tool call "mcp", a resource read "retrieval", else
+    "mcp_protocol"."""
+    return conv.MCP_METHOD_OPERATIONS.get(method.strip(), conv.MCP_PROTOCOL)
+
+
+def mcp_call(name: str) -> tuple[str, str | None] | None:
+    """(method, target) of an MCP span name, None when the name is not one.
+
+    "MCP send tools/call get_weather" (MCP Python SDK 2.x client), "tools/call get_weather"
+    (the MCP semantic conventions, the SDK's server), "tools/list.mcp" (Traceloop)."""
+    rest = name.strip()
+    explicit = False
+    for prefix in conv.MCP_SPAN_NAME_PREFIXES:
+        if rest.startswith(prefix):
+            rest, explicit = rest[len(prefix) :].lstrip(), True
+            break
+    method, _, target = rest.partition(" ")
+    if method.endswith(conv.MCP_SPAN_NAME_SUFFIX) and len(method) > len(conv.MCP_SPAN_NAME_SUFFIX):
+        method, explicit = method[: -len(conv.MCP_SPAN_NAME_SUFFIX)], True
+    known = method in conv.MCP_METHODS or (
+        method.startswith(conv.MCP_NOTIFICATIONS) and len(method) > len(conv.MCP_NOTIFICATIONS)
+    )
+    if not method or not (explicit or known):
+        return None
+    return method, target.strip() or None
 
 
 def _lookup(raw: Any, table: dict[str, str]) -> str | None:
@@ -56,13 +87,17 @@ def _after_first_word(name: str) -> str | None:
 
 
 def tool_name(name: str, op: str, found: dict[str, Any]) -> str | None:
-    """Tool name: attributes, else the target in "tools/call get_weather" / "execute_tool x",
-    else OpenLLMetry's entity name, else the tool span's own name (OpenInference, Langfuse)."""
+    """Tool name: attributes, else the target in "tools/call get_weather" / "MCP send tools/call
+    get_weather" / "execute_tool x", else OpenLLMetry's entity name, else the tool span's own name
+    (OpenInference, Langfuse)."""
     tool = as_str(found.get("tool_name"))
     if tool is not None or op not in ("tool", "mcp"):
         return tool
+    mcp = mcp_call(name)
+    if mcp is not None:
+        return mcp[1] if mcp[0] == "tools/call" else None
     head = name.partition(" ")[0]
-    if head in ("tools/call", "execute_tool"):
+    if head == "execute_tool":
         return _after_first_word(name)
     if op == "mcp":
         return None

@@ -439,7 +439,7 @@ def test_bad_rules_are_named_by_key() -> None:
         "rules.2.when.matches: invalid regex 'time(out': unclosed group",
         "rules.3.when.any.0.matches: invalid regex '(?!x)y': look-around, including look-ahead and look-behind, is not supported",
         "rules.4.when.not.column: unknown column 'latency'",
-        "rules.5.operations.0: 'llm' is not an operation; one of agent_run, chat, tool, mcp, retrieval, embedding, workflow, other",
+        "rules.5.operations.0: 'llm' is not an operation; one of agent_run, chat, tool, mcp, mcp_protocol, retrieval, embedding, workflow, other",
         "rules.6.when: a leaf needs exactly one of 'column' or 'attribute'",
         "rules.7.when: a leaf needs at least one test (equals, in, matches, is_empty, present, is_json, gte, lte)",
         "rules.8.when.like: unknown key (tests: equals, in, matches, is_empty, present, is_json, gte, lte)",

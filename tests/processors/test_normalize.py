@@ -340,6 +340,33 @@ def test_capture_text_false_redacts_every_text_source() -> None:
         ("mystery", {"langfuse.observation.type": "guardrail"}, "other", None, None),
         ("chat", {"mcp.method.name": "tools/call", "gen_ai.operation.name": "chat"}, "mcp", None, None),
         ("my-step", {"gen_ai.operation.name": "chat"}, "retrieval", None, None),
+        # MCP: a tool call is "mcp", a resource read "retrieval", the rest of MCP "mcp_protocol"
+        ("MCP send tools/call fetch", {"mcp.method.name": "tools/call"}, "mcp", "fetch", None),
+        ("MCP send tools/call fetch", {}, "mcp", "fetch", None),
+        ("MCP handle tools/call fetch", {}, "mcp", "fetch", None),
+        ("tools/call", {"mcp.method.name": "tools/call"}, "mcp", None, None),
+        ("MCP send initialize", {"mcp.method.name": "initialize"}, "mcp_protocol", None, None),
+        ("MCP send ping", {}, "mcp_protocol", None, None),
+        ("notifications/cancelled", {}, "mcp_protocol", None, None),
+        ("x", {"mcp.method.name": "notifications/message"}, "mcp_protocol", None, None),
+        ("prompts/get summarize", {"mcp.method.name": "prompts/get"}, "mcp_protocol", None, None),
+        ("resources/read", {"mcp.method.name": "resources/read"}, "retrieval", None, None),
+        ("resources/templates/list", {}, "mcp_protocol", None, None),
+        ("initialize.mcp", {}, "mcp_protocol", None, None),
+        ("tools/call.mcp", {}, "mcp", None, None),
+        ("ResponseStreamWriter", {"mcp.request.id": "3"}, "mcp_protocol", None, None),
+        ("mcp.client.session", {"traceloop.span.kind": "session"}, "mcp_protocol", None, None),
+        ("mcp.server", {"traceloop.span.kind": "server"}, "mcp_protocol", None, None),
+        (
+            "get_weather.tool",
+            {"traceloop.span.kind": "tool", "traceloop.entity.name": "get_weather"},
+            "tool",
+            "get_weather",
+            None,
+        ),
+        ("initialize", {}, "other", None, None),  # alone, no evidence of MCP
+        ("server/health", {}, "other", None, None),
+        ("mcp", {"glean.tool.name": "search"}, "mcp", "search", None),
     ],
 )
 def test_operation_tool_and_agent_fallbacks(
@@ -452,7 +479,7 @@ def test_consume_passes_one_table_and_skips_empty_batches() -> None:
     processor.consume(
         OtlpBatch([fixture_batch("mcp.json").records[0], fixture_batch("glean.json").records[0]])
     )
-    assert [t.num_rows for t in sink.batches] == [10]
+    assert [t.num_rows for t in sink.batches] == [21]
     assert sink.batches[0].schema.equals(SPAN_SCHEMA)
 
 
@@ -472,7 +499,7 @@ def test_consume_passes_one_table_and_skips_empty_batches() -> None:
             {"operations": {"my-span": "llm"}},
             [
                 "operations.my-span: 'llm' is not an operation; one of "
-                "agent_run, chat, tool, mcp, retrieval, embedding, workflow, other"
+                "agent_run, chat, tool, mcp, mcp_protocol, retrieval, embedding, workflow, other"
             ],
         ),
         ({"provider_aliases": {"gw": ""}}, ["provider_aliases.gw: the canonical provider must not be empty"]),
