@@ -16,20 +16,26 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from agentwatch.config import AgentwatchConfig
 from agentwatch.isolation import pieces
 from agentwatch.pipeline import Assembly, assemble
+from core import supervision
 from core.model import OtlpBatch, OtlpRecord
 
 log = logging.getLogger("agentwatch.converter")
 
 
 class Converter(Protocol):
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Start converting; may return before the converter is warm (``ready``): records handed
+        to ``convert`` meanwhile wait for it."""
+
+    def ready(self) -> bool:
+        """Whether the converter is warm: conversions start at once."""
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
         """Run ``records`` through pipeline number ``pipeline``; return once exporters committed,
@@ -51,6 +57,9 @@ class InlineConverter:
 
     def start(self) -> None:
         self.assembly.start()
+
+    def ready(self) -> bool:
+        return True
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
         consume_in_pieces(self.assembly, pipeline, records, self.max_spans)
@@ -110,13 +119,23 @@ def _shutdown_worker() -> None:
 
 
 class ProcessConverter:
+    """Converts in ``storage.converter_workers`` spawned worker processes.
+
+    ``start`` returns at once: the workers import and warm up (numba kernels, the pipelines)
+    while the receivers already accept and log exports; ``ready`` says when they are warm. A
+    worker that fails to start is reported like any dying internal thread
+    (``core.supervision``): the service says not ready and exits for a restart.
+    """
+
     def __init__(self, config: AgentwatchConfig) -> None:
         self._config = config
         self._workers = config.storage.converter_workers
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: list[Future[bool]] = []
+        self._stopping = False
         self._lock = threading.Lock()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self, wait: bool = True) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs gRPC threads, which must not be forked.
         pool = ProcessPoolExecutor(
             max_workers=self._workers,
@@ -124,12 +143,25 @@ class ProcessConverter:
             initializer=_init_worker,
             initargs=(self._config, logging.getLogger().getEffectiveLevel(), os.getpid()),
         )
-        for ready in [pool.submit(_ready) for _ in range(self._workers)]:
-            ready.result()
+        self._warming = [pool.submit(_ready) for _ in range(self._workers)]
+        if wait:
+            for warm in self._warming:
+                warm.result()
+        else:
+            for warm in self._warming:
+                warm.add_done_callback(self._report_failed_start)
         return pool
 
     def start(self) -> None:
-        self._pool = self._new_pool()
+        self._pool = self._new_pool(wait=False)
+
+    def ready(self) -> bool:
+        return all(w.done() and not w.cancelled() and w.exception() is None for w in self._warming)
+
+    def _report_failed_start(self, warm: Future[bool]) -> None:
+        if self._stopping or warm.cancelled() or (exc := warm.exception()) is None:
+            return  # warm, or stopped while warming up (a SIGTERM during start-up)
+        supervision.crashed("converter worker start-up", exc)
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
         assert self._pool is not None
@@ -147,6 +179,7 @@ class ProcessConverter:
             raise
 
     def shutdown(self) -> None:
+        self._stopping = True
         if self._pool is None:
             return
         self._pool.shutdown(wait=True)  # each worker's finalizer flushes its components

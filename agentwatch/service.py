@@ -101,7 +101,12 @@ class Service:
     def readiness(self) -> tuple[bool, str]:
         if self.failure is not None:
             return False, f"failed: {self.failure}"
-        return (True, "ready") if self._ready else (False, "starting")
+        if not self._ready:
+            return False, "starting"
+        if not self.converter.ready():
+            # The ports are open and exports are logged; conversion starts when workers are warm.
+            return False, "starting: converter workers warming up"
+        return True, "ready"
 
     def _run(self, coro: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
