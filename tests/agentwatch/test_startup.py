@@ -61,9 +61,15 @@ def test_exports_are_acknowledged_while_the_converter_warms_up(tmp_path: Path) -
         api = f"http://127.0.0.1:{api_port}"
         assert httpx.get(f"{api}/healthz").status_code == 200
         answer = httpx.get(f"{api}/readyz")
-        assert (answer.status_code, answer.json()) == (503, {"status": "starting: converter workers warming up"})
+        assert (answer.status_code, answer.json()) == (
+            503,
+            {"status": "starting: converter workers warming up"},
+        )
         body = encode_spans(make_trace()).SerializeToString()
-        assert httpx.post(f"http://127.0.0.1:{http_port}/v1/traces", content=body, headers=PROTO).status_code == 200
+        assert (
+            httpx.post(f"http://127.0.0.1:{http_port}/v1/traces", content=body, headers=PROTO).status_code
+            == 200
+        )
         gated.gate.set()
         answer = httpx.get(f"{api}/readyz")
         assert (answer.status_code, answer.json()) == (200, {"status": "ready"})
