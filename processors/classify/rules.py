@@ -5,7 +5,8 @@ matches a span decides its failure type) and optionally ``definitions:``, which 
 it is the place for YAML anchors that several rules share. One rule::
 
     - name: rate_limit                  # unique; `disable: [rate_limit]` turns it off
-      failure_type: rate_limit          # the taxonomy; null = "no failure" (stops later rules)
+      failure_type: rate_limit          # a built-in type (taxonomy.py) or a new one; null = "no
+                                        # failure" (stops later rules)
       operations: [chat, agent_run]     # optional: only spans of these operations
       when: <condition>
 
@@ -34,25 +35,7 @@ from typing import Any, Literal
 import polars as pl
 
 from core.model import OPERATIONS, SPAN_SCHEMA
-
-FAILURE_TYPES: tuple[str, ...] = (
-    "timeout",
-    "rate_limit",
-    "quota_exceeded",
-    "auth_failed",
-    "tool_error",
-    "tool_timeout",
-    "tool_contract_mismatch",
-    "dependency_unavailable",
-    "empty_response",
-    "blocked_response",
-    "invalid_json",
-    "context_overflow",
-    "loop_detected",
-    "groundedness_drop",
-    "quality_regression",
-    "other_error",
-)
+from processors.classify.taxonomy import name_problem
 
 Scalar = str | int | float | bool
 TestOp = Literal["equals", "in", "matches", "is_empty", "present", "is_json", "gte", "lte"]
@@ -147,11 +130,10 @@ def _rule(item: Any, key: str, problems: list[str]) -> Rule | None:
     if not isinstance(name, str) or not name.strip():
         problems.append(f"{key}.name: must be a non-empty string")
     if "failure_type" not in item:
-        problems.append(f"{key}.failure_type: required (one of the failure types, or null)")
+        problems.append(f"{key}.failure_type: required (a failure type, built-in or new, or null)")
     failure_type = item.get("failure_type")
-    if failure_type is not None and failure_type not in FAILURE_TYPES:
-        known = ", ".join(FAILURE_TYPES)
-        problems.append(f"{key}.failure_type: {failure_type!r} is not a failure type; one of {known}")
+    if failure_type is not None and (reason := name_problem(failure_type)) is not None:
+        problems.append(f"{key}.failure_type: {reason}")
     operations = _operations(item.get("operations"), f"{key}.operations", problems)
     if "when" not in item:
         problems.append(f"{key}.when: required")

@@ -10,6 +10,7 @@ rules, ``disable``, loop thresholds, config validation messages, attribute extra
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from exporters import parquet
 from exporters.memory import InMemoryExporter
 from processors.classify import processor as classify
 from processors.classify.evaluate import attribute_values
+from processors.classify.taxonomy import FAILURE_TYPES, TAXONOMY
 from processors.normalize import processor as normalize
 from receiver.otlp.otlp_json import parse_json_request
 from storage.catalog import connect
@@ -95,7 +97,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str | None]]] = {
         {},
         {
             span_id(14, 1): "tool_contract_mismatch",
-            span_id(14, 2): "tool_contract_mismatch",
+            span_id(14, 2): "tool_selection_error",  # "Unknown tool": the tool, not its arguments
             span_id(14, 3): "tool_contract_mismatch",
         },
     ),
@@ -153,6 +155,58 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str | None]]] = {
             span_id(24, 1): "dependency_unavailable",  # 504, though the text says "Gateway Timeout"
         },
     ),
+    # A model provider's HTTP 500 in every shape the instrumentations send it, like 502/503/504.
+    "provider_errors.json": (
+        {},
+        {
+            span_id(25, 1): "dependency_unavailable",  # error.type InternalServerError, "Error code: 500"
+            span_id(25, 2): "dependency_unavailable",  # error.type openai.InternalServerError alone
+            span_id(25, 3): "dependency_unavailable",  # error.type "<class 'openai.InternalServerError'>"
+            span_id(25, 4): "dependency_unavailable",  # APIStatusError, http.response.status_code 500
+            span_id(25, 5): "dependency_unavailable",  # error.type "500" (HTTP conventions)
+            span_id(25, 6): "dependency_unavailable",  # APIStatusError, only the message says 500
+            span_id(26, 1): "dependency_unavailable",  # OpenInference: status and exception event
+            span_id(26, 2): "dependency_unavailable",  # OpenInference: the exception event alone
+            span_id(27, 1): "dependency_unavailable",  # Anthropic api_error 500
+            span_id(27, 2): "dependency_unavailable",  # Anthropic OverloadedError 529
+            span_id(27, 3): "dependency_unavailable",  # anthropic.InternalServerError
+            span_id(28, 1): "dependency_unavailable",  # Bedrock InternalServerException
+            span_id(28, 2): "dependency_unavailable",  # Bedrock ServiceUnavailableException, 503
+            span_id(28, 3): "dependency_unavailable",  # Bedrock ModelNotReadyException
+            span_id(28, 4): "rate_limit",  # Bedrock ThrottlingException, 429
+            span_id(29, 1): "dependency_unavailable",  # Vertex google.api_core InternalServerError
+            span_id(29, 2): "dependency_unavailable",  # google-genai ServerError 500 INTERNAL
+            span_id(29, 3): "dependency_unavailable",  # google-genai 503 UNAVAILABLE, overloaded
+            span_id(29, 4): "rate_limit",  # Vertex 429 "Resource has been exhausted (e.g. check quota)"
+            span_id(29, 5): "dependency_unavailable",  # gRPC INTERNAL (13)
+            span_id(30, 1): "dependency_unavailable",  # Langfuse generation, level ERROR
+            span_id(31, 1): "other_error",  # a 400 whose message names the number 500
+            span_id(31, 2): "tool_error",  # "at most 500" is no HTTP status
+            span_id(31, 3): "rate_limit",  # a 429 stays a rate limit ("Limit 500" in its text)
+        },
+    ),
+    # The rest of the taxonomy's rule detectors, on the shapes the libraries send.
+    "taxonomy_rules.json": (
+        {},
+        {
+            span_id(32, 1): "tool_selection_error",  # Agents SDK: Tool X not found in agent Y
+            span_id(32, 2): "tool_selection_error",  # MCP: Unknown tool
+            span_id(33, 1): None,
+            span_id(33, 2): "bad_routing",  # Agents SDK: Multiple handoffs requested
+            span_id(33, 3): "bad_routing",  # a failed transfer_to_ handoff tool
+            span_id(34, 1): "policy_blocked",  # InputGuardrail triggered tripwire
+            span_id(34, 2): "policy_blocked",  # the guardrail span itself
+            span_id(34, 3): "policy_blocked",  # Bedrock Guardrails: guardrail_intervened
+            span_id(35, 1): "approval_timeout",  # not tool_timeout
+            span_id(35, 2): "approval_timeout",  # not timeout
+            span_id(36, 1): "missing_context",  # "I don't have enough information"
+            span_id(36, 2): "missing_context",  # a retrieval that returned []
+            span_id(36, 3): None,  # "I couldn't find any expenses" is an answer
+            span_id(37, 1): "unsafe_output",  # an AWS access key id
+            span_id(37, 2): "unsafe_output",  # a private key
+            span_id(37, 3): None,  # key shapes are case-sensitive
+        },
+    ),
 }
 
 BUILTIN_RULES = [
@@ -160,16 +214,24 @@ BUILTIN_RULES = [
     "quota_exceeded",
     "rate_limit",
     "auth_failed",
+    "policy_blocked_finish_reason",
+    "policy_blocked",
     "blocked_finish_reason",
     "blocked_by_policy",
+    "tool_selection_error",
+    "bad_routing",
     "tool_contract_mismatch",
     "dependency_unavailable_status",
+    "approval_timeout",
     "tool_timeout",
     "timeout",
     "tool_error_reported",
     "dependency_unavailable",
     "tool_error",
     "refusal",
+    "missing_context",
+    "empty_retrieval",
+    "unsafe_output",
     "empty_response",
     "empty_output_attribute",
     "invalid_json",
@@ -305,6 +367,70 @@ def test_user_rule_with_null_failure_type_silences_later_rules() -> None:
     assert got == {**CASES["tool_contract_mcp.json"][1], span_id(14, 3): None}
 
 
+def test_a_rule_can_introduce_a_failure_type_of_its_own(tmp_path: Path) -> None:
+    rule = {
+        "name": "jira_down",
+        "failure_type": "jira_outage",
+        "operations": ["mcp"],
+        "when": {
+            "all": [{"column": "tool_name", "matches": "^jira_"}, {"column": "status", "equals": "error"}]
+        },
+    }
+    table = classified("tool_errors_mcp.json", {"rules": [rule]})
+    assert failure_types(table) == {**CASES["tool_errors_mcp.json"][1], span_id(13, 2): "jira_outage"}
+    exporter = parquet.create(parquet.Config(), ExporterSettings("parquet", tmp_path))
+    exporter.consume(table)
+    runs = connect(tmp_path).execute("SELECT outcome, failure_type, failing_span_id FROM runs").fetchall()
+    assert runs == [("degraded", "jira_outage", span_id(13, 2))]
+
+
+@pytest.mark.parametrize(
+    ("failure_type", "problem"),
+    [
+        ("jira_outage", None),
+        ("x" * 64, None),
+        ("x" * 65, "'" + "x" * 65 + "'"),
+        ("Timeout", "'Timeout'"),
+        ("2fa_failed", "'2fa_failed'"),
+        ("slow-calls", "'slow-calls'"),
+        (7, "7"),
+    ],
+)
+def test_failure_type_names(failure_type: object, problem: str | None) -> None:
+    rule = {"name": "r", "failure_type": failure_type, "when": {"column": "status", "equals": "error"}}
+    expected = (
+        []
+        if problem is None
+        else [
+            f"rules.0.failure_type: {problem} is not a failure type name (lowercase letters, digits and _, "
+            "starting with a letter, at most 64 characters: a built-in type or a new one, e.g. 'jira_outage')"
+        ]
+    )
+    assert problems_of({"rules": [rule]}) == expected
+
+
+def test_every_builtin_failure_type_has_a_detector() -> None:
+    """Each type of the taxonomy is produced by a built-in rule, loop detection or a judge."""
+    by_rules = {rule.failure_type for rule in classify.builtin_rules()}
+    others = {"loop_detected": "loop detection", "groundedness_drop": "judge", "quality_regression": "judge"}
+    for entry in TAXONOMY:
+        if entry.name in others:
+            assert entry.name not in by_rules and entry.detector.startswith(others[entry.name])
+        else:
+            assert entry.name in by_rules
+            named = set(re.findall(r"`([a-z_]+)`", entry.detector))
+            assert {r.name for r in classify.builtin_rules() if r.failure_type == entry.name} <= named
+    assert by_rules == set(FAILURE_TYPES) - set(others)
+
+
+def test_the_readme_lists_the_taxonomy() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Failure types\n", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = [tuple(cell.strip() for cell in row.strip("|").split(" | ")) for row in rows]
+    assert documented == [(f"`{t.name}`", t.meaning, t.detector) for t in TAXONOMY]
+
+
 def test_rules_file_rules_run_after_config_rules_and_before_builtins(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(
@@ -388,7 +514,7 @@ def test_default_config_is_valid() -> None:
 def test_bad_rules_are_named_by_key() -> None:
     rules = [
         {"name": "ok", "failure_type": "timeout", "when": {"column": "duration_ms", "gte": 1}},
-        {"name": "bad_type", "failure_type": "slow", "when": {"column": "status", "equals": "error"}},
+        {"name": "bad_type", "failure_type": "Slow Calls", "when": {"column": "status", "equals": "error"}},
         {
             "name": "bad_regex",
             "failure_type": "timeout",
@@ -433,9 +559,8 @@ def test_bad_rules_are_named_by_key() -> None:
         },
     ]
     assert problems_of({"rules": rules, "disable": ["ok", "nope"], "loop_threshold": 1}) == [
-        "rules.1.failure_type: 'slow' is not a failure type; one of timeout, rate_limit, quota_exceeded, auth_failed, "
-        "tool_error, tool_timeout, tool_contract_mismatch, dependency_unavailable, empty_response, blocked_response, "
-        "invalid_json, context_overflow, loop_detected, groundedness_drop, quality_regression, other_error",
+        "rules.1.failure_type: 'Slow Calls' is not a failure type name (lowercase letters, digits and _, starting "
+        "with a letter, at most 64 characters: a built-in type or a new one, e.g. 'jira_outage')",
         "rules.2.when.matches: invalid regex 'time(out': unclosed group",
         "rules.3.when.any.0.matches: invalid regex '(?!x)y': look-around, including look-ahead and look-behind, is not supported",
         "rules.4.when.not.column: unknown column 'latency'",
