@@ -2,8 +2,14 @@
 
 A file may give only some sections; every section it leaves out comes whole from the built-in
 default, the top-level ``otel-collector-config.yaml`` (shipped in the package as
-``agentwatch/default_config.yaml``, a symbolic link to it: one file). Every problem is reported at
-once, each naming the file, the line and the YAML key.
+``agentwatch/default_config.yaml``, a symbolic link to it: one file). The component sections
+(``receivers``, ``processors``, ``exporters``) merge with the default by component id, as the
+Collector merges its config files: a component the file defines replaces the default one of that
+id, whole, and the default's others stay defined. So a file that configures ``normalize`` keeps
+the default ``classify``, and the default pipeline still runs it; a pipeline runs exactly the
+processors its ``processors:`` list names, so leaving ``classify`` out of a pipeline's list is
+how it is removed. Every problem is reported at once, each naming the file, the line and the
+YAML key.
 """
 
 from __future__ import annotations
@@ -186,6 +192,8 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         if key not in TOP_LEVEL:
             problems.add((key,), f"unknown section (known: {', '.join(TOP_LEVEL)})")
     merged = {**default.data, **{k: v for k, v in user.data.items() if k in TOP_LEVEL}}
+    for section in SECTIONS:
+        merged[section] = _merge_components(default.data.get(section), user.data.get(section, {}))
     sections = {s: _components(s, merged.get(s), problems) for s in SECTIONS}
     pipelines = _pipelines(merged.get("service"), sections, merged, problems)
     storage = _section(StorageConfig, "storage", merged.get("storage"), problems)
@@ -209,6 +217,16 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         evals,
         alerts,
     )
+
+
+def _merge_components(default: Any, user: Any) -> Any:
+    """A component section: the default's components, and the file's by id over them (a file's
+    section that is not a mapping is left as it is, for ``_components`` to report)."""
+    if user is None:
+        return default
+    if not isinstance(user, dict) or not isinstance(default, dict):
+        return user
+    return {**default, **user}
 
 
 def _check_eval_references(

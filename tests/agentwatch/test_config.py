@@ -177,3 +177,75 @@ def test_agents_problems_name_line_and_key() -> None:
         "cfg.yaml:7: agents.2.colour: unknown key",
     ]
     assert problems("agents:\n  id: x\n") == ["cfg.yaml:1: agents: must be a list of agents (- id: ...)"]
+
+
+# A span whose call failed with a 500: classify makes it dependency_unavailable.
+_FAILED_SPAN = (
+    '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5eed0000000000000000000000000001",'
+    ' "spanId": "5eed000000000001", "name": "chat gpt-4o", "startTimeUnixNano": "1735689600000000000",'
+    ' "endTimeUnixNano": "1735689601000000000", "status": {"code": 2, "message": "Error code: 500"},'
+    ' "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}'
+)
+
+
+def _stored_failure_types(text: str, tmp_path: Path) -> tuple[tuple[str, ...], list[str | None]]:
+    """The processors of the assembled ``traces`` pipeline and the failure types it stores."""
+    from agentwatch.pipeline import assemble
+    from core.model import OtlpBatch, OtlpRecord
+    from exporters.memory import InMemoryExporter
+    from receiver.otlp.otlp_json import parse_json_request
+
+    config = parse_config(text, "cfg.yaml", {}).with_data_dir(str(tmp_path))
+    assembly = assemble(config)
+    assembly.start()
+    assembly.pipelines[0].consume(
+        OtlpBatch([OtlpRecord.from_request(parse_json_request(_FAILED_SPAN.encode()))])
+    )
+    assembly.shutdown()
+    memory = assembly.exporters["memory"]
+    assert isinstance(memory, InMemoryExporter)
+    types = [type(p).__name__ for p in assembly.pipelines[0].processors]
+    return tuple(types), memory.table()["failure_type"].to_pylist()
+
+
+def test_a_file_configuring_its_own_processors_keeps_classify(tmp_path: Path) -> None:
+    text = """processors:
+  normalize:
+    attributes: {user_id: [glean.user.email]}
+exporters:
+  memory: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [normalize, classify], exporters: [memory]}
+"""
+    config = parse_config(text, "cfg.yaml", {})
+    assert list(config.processors) == ["normalize", "classify"]
+    assert config.processors["normalize"].config.attributes == {"user_id": ["glean.user.email"]}
+    assert config.processors["classify"].config.loop_threshold == 3  # the default's classify
+    assert _stored_failure_types(text, tmp_path) == (
+        ("NormalizeProcessor", "ClassifyProcessor"),
+        ["dependency_unavailable"],
+    )
+    # Without a pipeline of its own, the file gets the default pipeline, classify included.
+    only_processors = parse_config(text.split("exporters:")[0], "cfg.yaml", {})
+    assert only_processors.pipelines["traces"].processors == ("normalize", "classify")
+
+
+def test_a_component_of_the_file_replaces_the_default_of_its_id() -> None:
+    config = parse_config("processors:\n  classify:\n    loop_threshold: 5\n", "cfg.yaml", {})
+    assert config.processors["classify"].config.loop_threshold == 5
+    assert config.processors["normalize"].config.max_text_length == 8192  # still the default's
+    assert config.pipelines["traces"].processors == ("normalize", "classify")
+
+
+def test_a_pipeline_that_leaves_classify_out_removes_it(tmp_path: Path) -> None:
+    text = """processors:
+  normalize: {}
+exporters:
+  memory: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [normalize], exporters: [memory]}
+"""
+    assert parse_config(text, "cfg.yaml", {}).pipelines["traces"].processors == ("normalize",)
+    assert _stored_failure_types(text, tmp_path) == (("NormalizeProcessor",), [None])
