@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: setup run demo test test-fast lint typecheck pytest bench bench-report browser clean
+.PHONY: setup run demo test test-fast lint typecheck pytest bench bench-report browser record-fixtures clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,22 @@ bench: setup
 
 bench-report: setup
 	$(BIN)/python bench/report.py $(ARGS)
+
+# Re-record the fixtures of real instrumentation libraries (tests/fixtures/instrumentations): each
+# recorder runs in its own virtual environment, .record-venvs/<recorder>, made from
+# requirements/<recorder>.txt, so no library's pins touch agentwatch's. Not part of `make test`:
+# the tests read the committed recordings. RECORDERS="langfuse mcp_sdk" records only those.
+RECORD_DIR := tests/fixtures/instrumentations
+RECORDERS  ?= $(basename $(notdir $(wildcard $(RECORD_DIR)/requirements/*.txt)))
+
+record-fixtures:
+	@set -e; for name in $(RECORDERS); do \
+	  venv=.record-venvs/$$name; \
+	  test -x $$venv/bin/python || $(PYTHON) -m venv $$venv; \
+	  $$venv/bin/python -m pip install --quiet -r $(RECORD_DIR)/requirements/$$name.txt; \
+	  echo "record-fixtures: $$name"; \
+	  $$venv/bin/python $(RECORD_DIR)/$$name.py; \
+	done
 
 clean:
 	rm -rf $(VENV) agentwatch-data .pytest_cache .mypy_cache .ruff_cache
