@@ -4,7 +4,7 @@ The spans are encoded as the SDK's OTLP exporter sends them (one export request)
 through the pipelines assembled from the config with the inline converter (normalize, classify,
 the Parquet exporter), so the data directory holds exactly what a server given the same config
 and the same request writes: same tenant, times and ids. For tests that need stored data, not
-a server (the report, alerting and judging fixtures).
+a server (the report, alerting and judging fixtures, the recordings of real libraries).
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ from core.model import OtlpRecord
 def store_spans(config_path: Path, spans: Sequence[ReadableSpan], receiver: str = "otlp") -> int:
     """Convert ``spans`` into Parquet under the config's ``storage.data_dir``, through every
     pipeline that takes records from ``receiver``; returns the number of spans stored."""
+    return store_request(config_path, encode_spans(spans).SerializePartialToString(), len(spans), receiver)
+
+
+def store_request(config_path: Path, body: bytes, span_count: int, receiver: str = "otlp") -> int:
+    """The same for an OTLP ``ExportTraceServiceRequest`` as a client sent it (``body``, e.g. a
+    recording of a real instrumentation library) holding ``span_count`` spans."""
     config = load_config(config_path)
-    record = OtlpRecord(encode_spans(spans).SerializePartialToString(), None, receiver, len(spans))
+    record = OtlpRecord(body, None, receiver, span_count)
     converter = InlineConverter(assemble(config), config.storage.max_batch_spans)
     converter.start()
     try:
@@ -34,4 +40,4 @@ def store_spans(config_path: Path, spans: Sequence[ReadableSpan], receiver: str 
                 converter.convert(index, [record])
     finally:
         converter.shutdown()
-    return len(spans)
+    return span_count
