@@ -62,7 +62,9 @@ class RuleConfig:
     cooldown: Duration | None = None
     """Overrides ``alerts.cooldown`` for this rule."""
     minutes: int = 5
-    """success_rate: consecutive minutes the rate must stay under the threshold."""
+    """success_rate: consecutive minutes the rate must stay under the threshold. A minute without
+    runs keeps the rate of the last minute with runs, for up to ``window`` (so quiet minutes of an
+    agent that does not run every minute neither break nor make the streak)."""
     failure_type: str | None = None
     """failure_type_spike: one type (default: every type)."""
     min_count: int = 3

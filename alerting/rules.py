@@ -51,7 +51,7 @@ class Finding:
 def lookback(rule: RuleConfig, now: datetime) -> float:
     """Seconds of runs the rule reads before ``now``."""
     if rule.kind == "success_rate":
-        return (rule.minutes + 1) * 60.0
+        return (rule.minutes + 1) * 60.0 + rule.window
     if rule.kind in ("failure_type_spike", "spend_spike"):
         return rule.baseline_days * DAY + rule.window
     if rule.kind == "budget":
@@ -118,26 +118,39 @@ class RuleEvaluator:
         return found
 
     def _success_rate(self, rule: RuleConfig) -> list[Finding]:
+        """Every one of the last ``minutes`` whole minutes had a success rate under the threshold.
+        A minute without runs keeps the rate of the last minute that had runs, up to ``window``
+        before it: an agent that runs every few minutes is judged on the runs it has, and a quiet
+        minute neither breaks nor makes a streak."""
         end = self.now.replace(second=0, microsecond=0)
-        since = end - timedelta(minutes=rule.minutes)
+        start = end - timedelta(minutes=rule.minutes)
+        carry = timedelta(seconds=rule.window)
         rows = self._query(
-            f"""SELECT tenant, agent, count(DISTINCT minute), max(rate), sum(runs) FROM (
-                   SELECT tenant, agent, date_trunc('minute', start_time) AS minute, count(*) AS runs,
-                          avg(CASE WHEN {SUCCEEDED_SQL} THEN 1.0 ELSE 0.0 END) AS rate
-                   FROM runs WHERE start_time < $end GROUP BY ALL)
-               GROUP BY ALL ORDER BY ALL""",
-            rule, since, end=end,
+            f"""SELECT tenant, agent, date_trunc('minute', start_time) AS minute, count(*) AS runs,
+                      avg(CASE WHEN {SUCCEEDED_SQL} THEN 1.0 ELSE 0.0 END) AS rate
+               FROM runs WHERE start_time < $end GROUP BY ALL ORDER BY ALL""",
+            rule, start - carry, end=end,
         )  # fmt: skip
+        per_agent: dict[tuple[str, str], list[tuple[datetime, int, float]]] = {}
+        for tenant, agent, minute, runs, rate in rows:
+            per_agent.setdefault((tenant, agent), []).append((minute, int(runs), float(rate)))
         threshold = rule.threshold_value()
         found = []
-        for tenant, agent, minutes, best, runs in rows:
-            if minutes < rule.minutes or best >= threshold:
+        for (tenant, agent), minutes in per_agent.items():
+            used = _streak(minutes, start, rule.minutes, carry, threshold)
+            if used is None:
                 continue
-            summary = (f"success rate under {threshold:.0%} for {rule.minutes} minutes in a row "
-                       f"(best minute {best:.0%})")  # fmt: skip
-            value = round(float(best), 4)
-            found.append(Finding(rule.name, rule.kind, tenant, agent, value, threshold, summary,
-                                 runs=int(runs), **self._details(tenant, agent, since)))  # fmt: skip
+            best = max(rate for _, _, rate in used)
+            with_runs = sum(1 for minute, _, _ in used if minute >= start)
+            summary = f"success rate under {threshold:.0%} for {rule.minutes} minutes in a row"
+            summary += f" (best minute {best:.0%}"
+            if with_runs < rule.minutes:
+                summary += f"; {with_runs} of them had runs, the others keep the rate of the minute"
+                summary += " with runs before"
+            summary += ")"
+            found.append(Finding(rule.name, rule.kind, tenant, agent, round(best, 4), threshold, summary,
+                                 runs=sum(runs for _, runs, _ in used),
+                                 **self._details(tenant, agent, used[0][0])))  # fmt: skip
         return found
 
     def _failure_type_spike(self, rule: RuleConfig) -> list[Finding]:
@@ -278,6 +291,30 @@ class RuleEvaluator:
                                  key_extra=str(run_id), repeats=False, resolves=False,
                                  extra={"event": event, "run_id": run_id}))  # fmt: skip
         return found
+
+
+def _streak(
+    minutes: list[tuple[datetime, int, float]],
+    start: datetime,
+    count: int,
+    carry: timedelta,
+    threshold: float,
+) -> list[tuple[datetime, int, float]] | None:
+    """The minutes with runs (minute, runs, success rate; in order) that the ``count`` minutes from
+    ``start`` each take their rate from, when every one of those rates is under ``threshold``;
+    None when a minute's rate is at or over it, or unknown (no runs within ``carry`` before it)."""
+    by_minute = {minute: (minute, runs, rate) for minute, runs, rate in minutes}
+    earlier = [m for m in minutes if m[0] < start]
+    state = earlier[-1] if earlier else None
+    used: list[tuple[datetime, int, float]] = []
+    for i in range(count):
+        minute = start + timedelta(minutes=i)
+        state = by_minute.get(minute, state)
+        if state is None or minute - state[0] > carry or state[2] >= threshold:
+            return None
+        if not used or used[-1] is not state:
+            used.append(state)
+    return used
 
 
 def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:

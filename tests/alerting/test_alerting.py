@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -459,3 +459,94 @@ def test_registry_thresholds_fall_back_key_by_key() -> None:
     assert registry.threshold("acme", "bot", "p99_latency_ms", 5000) == 5000.0
     assert registry.lookup("acme", "other", None).owner_source is None
     assert registry.lookup("acme", "other", "s@x").owner_source == "spans"
+
+
+# Agents that do not run every minute: (agent, "HH:MM", succeeded) on 2025-11-22.
+SPARSE_RUNS = [
+    ("sparse-bot", "10:00", True), ("sparse-bot", "10:03", False), ("sparse-bot", "10:06", False),
+    ("sparse-bot", "10:09", False),
+    ("mixed-bot", "10:03", False), ("mixed-bot", "10:05", True), ("mixed-bot", "10:07", False),
+    ("quiet-bot", "10:03", False),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sparse_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    root = tmp_path_factory.mktemp("sparse")
+    config = root / "agentwatch.yaml"
+    config.write_text(f"storage:\n  data_dir: {root / 'data'}\n")
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "agents"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("sparse")
+    for agent, hhmm, succeeded in SPARSE_RUNS:
+        begin = int(at(hhmm).timestamp() * 1e9) + 5 * 10**9
+        span = tracer.start_span("agent_run", start_time=begin, attributes={"gen_ai.agent.id": agent})
+        if not succeeded:
+            span.set_status(Status(StatusCode.ERROR, "upstream failed"))
+        span.end(end_time=begin + 10**9)
+    provider.shutdown()
+    assert store_spans(config, memory.get_finished_spans()) == len(SPARSE_RUNS)
+    return root / "data"
+
+
+def _success_rate_findings(data: Path, hhmm: str, minutes: int = 5) -> list[tuple[str, float, int, str]]:
+    from alerting.rules import RuleEvaluator, lookback
+    from storage.runs import USAGE, Scope, runs_in
+
+    rule = RuleConfig("down", "success_rate", threshold=0.5, minutes=minutes)
+    now = at(hhmm)
+    con = connect(data)
+    try:
+        runs = runs_in(con, Scope(now - timedelta(seconds=lookback(rule, now)), now), USAGE)
+        found = RuleEvaluator(runs, now, ()).findings(rule)
+    finally:
+        con.close()
+    return [(f.agent, f.value, f.runs, f.summary) for f in sorted(found, key=lambda f: f.agent)]
+
+
+def test_success_rate_with_runs_spread_sparsely(sparse_data: Path) -> None:
+    """Minutes without runs keep the rate of the last minute that had runs (for up to the rule's
+    window, 15 minutes): they neither break a streak nor start one."""
+    # 10:02-10:06: 10:02 still has 10:00's success; the failures began at 10:03, 4 minutes ago.
+    assert (
+        _success_rate_findings(sparse_data, "10:07")
+        == [
+            # quiet-bot failed at 10:03: 10:02 is unknown (no run before it), so no streak yet
+        ]
+    )
+    # 10:03-10:07: runs at 10:03 and 10:06, all failed, and nothing succeeded in between.
+    assert _success_rate_findings(sparse_data, "10:08") == [
+        ("quiet-bot", 0.0, 1,
+         "success rate under 50% for 5 minutes in a row (best minute 0%; 1 of them had runs, the others keep "
+         "the rate of the minute with runs before)"),
+        ("sparse-bot", 0.0, 2,
+         "success rate under 50% for 5 minutes in a row (best minute 0%; 2 of them had runs, the others keep "
+         "the rate of the minute with runs before)"),
+    ]  # fmt: skip
+    # 10:05-10:09: mixed-bot succeeded at 10:05; sparse-bot's 10:05 keeps 10:03's failure.
+    assert [f[:3] for f in _success_rate_findings(sparse_data, "10:10")] == [
+        ("quiet-bot", 0.0, 1), ("sparse-bot", 0.0, 3),
+    ]  # fmt: skip
+    # 10:07-10:11: mixed-bot failed at 10:07 and has not succeeded since.
+    assert [f[:3] for f in _success_rate_findings(sparse_data, "10:12")] == [
+        ("mixed-bot", 0.0, 1), ("quiet-bot", 0.0, 1), ("sparse-bot", 0.0, 2),
+    ]  # fmt: skip
+    # A failure carries 15 minutes (quiet-bot's 10:03 to 10:18), then the rate is unknown.
+    assert [f[0] for f in _success_rate_findings(sparse_data, "10:19")] == [
+        "mixed-bot",
+        "quiet-bot",
+        "sparse-bot",
+    ]
+    assert [f[0] for f in _success_rate_findings(sparse_data, "10:20")] == ["mixed-bot", "sparse-bot"]
+    assert _success_rate_findings(sparse_data, "10:26") == []
+    # A one-minute rule: the minute 10:05 had mixed-bot's success, and the others' 10:03 failures.
+    assert [f[:3] for f in _success_rate_findings(sparse_data, "10:06", minutes=1)] == [
+        ("quiet-bot", 0.0, 1), ("sparse-bot", 0.0, 1),
+    ]  # fmt: skip
