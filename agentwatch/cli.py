@@ -155,20 +155,44 @@ def validate(config_file: str) -> None:
 @click.argument("sql")
 @click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]))
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "table", "vertical", "csv", "json"]),
+    help="auto: a table when it fits the terminal, else one field per line (vertical).",
+)
 def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
     """Run SQL against the views (spans, runs), also while the server runs."""
-    from agentwatch.queryformat import print_table, to_csv, to_json
+    from agentwatch.cli_common import data_dir_problem, has_spans, terminal_width
+    from agentwatch.queryformat import print_result, to_csv, to_json
     from core.safetext import printable_lines
     from storage.catalog import connect
 
     config = _load(config_path, data_dir)
-    con = connect(config.storage.data_dir)
+    directory = config.storage.data_dir
+    if (problem := data_dir_problem(directory)) is not None:
+        click.echo(f"agentwatch query: {printable_lines(problem)}", err=True)
+        sys.exit(1)
+    if not has_spans(directory):
+        click.echo(
+            f"agentwatch query: no spans stored in {printable_lines(directory)} yet "
+            "(send some with `agentwatch demo`, or pass the server's --data-dir)",
+            err=True,
+        )
+        sys.exit(1)
     try:
+        con = connect(directory)
         cursor = con.execute(sql)
         rows = cursor.fetchall() if cursor.description else []
     except duckdb.Error as exc:
         click.echo(printable_lines(f"agentwatch query: {exc}"), err=True)  # it may quote stored values
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(
+            printable_lines(f"agentwatch query: cannot read {directory}: {exc.strerror or exc}"), err=True
+        )
         sys.exit(1)
     columns = [d[0] for d in cursor.description or []]
     if fmt == "json":
@@ -176,7 +200,10 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
     elif fmt == "csv":
         click.echo(to_csv(columns, rows), nl=False, color=True)  # data: click would strip ANSI-like bytes
     else:
-        print_table(columns, rows, Console(width=200))
+        layout: Literal["auto", "table", "vertical"] = (
+            "table" if fmt == "table" else ("vertical" if fmt == "vertical" else "auto")
+        )
+        print_result(columns, rows, Console(width=terminal_width()), layout)
 
 
 @main.command()

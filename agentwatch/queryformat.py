@@ -1,4 +1,11 @@
-"""Print query results as a terminal table, CSV or JSON."""
+"""Print query results as a terminal table, a vertical listing, CSV or JSON.
+
+A table only when it fits the terminal: each column as wide as its widest value, at most
+``MAX_CELL`` characters (longer values are cut with "…"). When even that is wider than the
+terminal (``SELECT * FROM runs``), each row is listed vertically, one ``column │ value`` line per
+field, as psql's expanded display does. What was cut is said under the result, with the way to
+see it whole (``--format json``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,20 @@ import datetime as dt
 import decimal
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from core.safetext import cell
+from core.safetext import printable
+
+Layout = Literal["auto", "table", "vertical"]
+MAX_CELL = 80
+"""Characters of a value shown in a table cell."""
+MAX_VERTICAL_LINES = 4
+"""Terminal lines a value may take in the vertical listing."""
 
 
 def _plain(value: Any) -> Any:
@@ -42,11 +56,66 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], console: Console) -> None:
+def _text(value: Any) -> str:
+    """A value as one line of terminal-safe text (controls and line breaks escaped)."""
+    if value is None:
+        return ""
+    plain = _plain(value)
+    if isinstance(plain, list | dict):
+        plain = orjson.dumps(plain).decode()
+    return printable(plain)
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    return (text, False) if len(text) <= limit else (text[: max(limit - 1, 0)] + "…", True)
+
+
+def print_result(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], console: Console, layout: Layout = "auto"
+) -> None:
+    """``rows`` as a table or a vertical listing (``auto``: a table when it fits ``console``)."""
+    texts = [[_text(v) for v in row] for row in rows]
+    names = [printable(c) for c in columns]
+    widths = [min(max([len(n), *(len(r[i]) for r in texts)]), MAX_CELL) for i, n in enumerate(names)]
+    table_width = sum(widths) + 3 * len(widths) + 1  # borders and padding
+    if layout == "table" or (layout == "auto" and table_width <= console.width):
+        cut = _print_table(names, texts, console)
+    else:
+        cut = _print_vertical(names, texts, console)
+    footer = f"({len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if cut:
+        footer += f"; {cut} value{'s' if cut != 1 else ''} cut short: --format json shows them whole"
+    console.print(Text(footer + ")"))
+
+
+def _print_table(names: list[str], texts: list[list[str]], console: Console) -> int:
     table = Table(show_header=True, header_style="bold", show_lines=False)
-    for column in columns:
-        table.add_column(cell(column), overflow="fold")
-    for row in rows:
-        table.add_row(*[cell("" if v is None else _plain(v)) for v in row])
+    for name in names:
+        table.add_column(Text(name), overflow="fold")
+    cut = 0
+    for row in texts:
+        cells = []
+        for value in row:
+            shown, was_cut = _cut(value, MAX_CELL)
+            cut += was_cut
+            cells.append(Text(shown))
+        table.add_row(*cells)
     console.print(table)
-    console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return cut
+
+
+def _print_vertical(names: list[str], texts: list[list[str]], console: Console) -> int:
+    label = max((len(n) for n in names), default=0)
+    room = max(console.width - label - 3, 20)
+    cut = 0
+    for number, row in enumerate(texts, 1):
+        head = f"─[ row {number} ]"
+        console.print(Text(head + "─" * max(console.width - len(head), 0), "dim"))
+        for name, value in zip(names, row, strict=True):
+            shown, was_cut = _cut(value, room * MAX_VERTICAL_LINES)
+            cut += was_cut
+            lines = [shown[i : i + room] for i in range(0, len(shown), room)] or [""]
+            console.print(Text(f"{name.ljust(label)} │ {lines[0]}"), no_wrap=True, crop=True)
+            for more in lines[1:]:
+                console.print(Text(f"{'':{label}} │ {more}"), no_wrap=True, crop=True)
+    return cut

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
+from storage.catalog import connect
+from tests.helpers.otlp import make_trace
 from tests.helpers.server import ServerProcess
 
 pytestmark = pytest.mark.process  # the CLI and servers as subprocesses
@@ -43,14 +47,51 @@ def test_demo_then_query_in_every_format(server: ServerProcess) -> None:
     assert {o for o, _ in expected} == {"success", "failure", "degraded"}
 
 
-def test_query_errors_are_reported_not_raised(tmp_path: Path) -> None:
-    bad = agentwatch("query", "--data-dir", str(tmp_path), "SELECT nope FROM spans")
+def test_query_errors_are_reported_not_raised(server: ServerProcess, tmp_path: Path) -> None:
+    data_dir = str(server.data_dir)
+    HttpExporter(endpoint=server.http_url).export(make_trace())
+    assert server.wait_for_count("SELECT count(*) FROM spans", 3) == 3
+    bad = agentwatch("query", "--data-dir", data_dir, "SELECT nope FROM spans")
     assert bad.returncode == 1
     assert bad.stderr.startswith("agentwatch query: Binder Error")
-    empty = agentwatch(
-        "query", "--data-dir", str(tmp_path), "--format", "json", "SELECT count(*) AS n FROM runs"
+    empty = agentwatch("query", "--data-dir", str(tmp_path), "--format", "json", "SELECT count(*) FROM runs")
+    assert (empty.returncode, empty.stdout) == (1, "")
+    assert empty.stderr == (
+        f"agentwatch query: no spans stored in {tmp_path} yet "
+        "(send some with `agentwatch demo`, or pass the server's --data-dir)\n"
     )
-    assert json.loads(empty.stdout) == [{"n": 0}]
+    missing = agentwatch("query", "--data-dir", str(tmp_path / "nope"), "SELECT 1")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == (
+        f"agentwatch query: {tmp_path / 'nope'} does not exist: nothing stored there yet "
+        "(the server writes elsewhere? --data-dir)\n"
+    )
+    a_file = tmp_path / "spans.parquet"
+    a_file.write_bytes(b"PAR1")
+    not_dir = agentwatch("query", "--data-dir", str(a_file), "SELECT 1")
+    assert (not_dir.returncode, not_dir.stdout) == (1, "")
+    assert not_dir.stderr == (
+        f"agentwatch query: {a_file} is not a directory (--data-dir names the directory `agentwatch serve` writes)\n"
+    )
+
+
+def test_select_star_from_runs_is_readable_in_120_columns(server: ServerProcess) -> None:
+    HttpExporter(endpoint=server.http_url).export(make_trace())
+    assert server.wait_for_count("SELECT count(*) FROM runs", 1) == 1
+    env = {**os.environ, "COLUMNS": "120"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentwatch", "query", "--data-dir", str(server.data_dir), "SELECT * FROM runs LIMIT 10"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(map(len, lines)) <= 120
+    columns = server.query("SELECT * FROM runs LIMIT 0")
+    names = [d[0] for d in connect(server.data_dir).execute("SELECT * FROM runs LIMIT 0").description]
+    assert columns == []
+    assert lines[0].startswith("─[ row 1 ]")
+    assert [line.split(" │ ")[0].strip() for line in lines[1 : 1 + len(names)]] == names
+    assert lines[-1] == "(1 row)"
 
 
 def test_validate(tmp_path: Path) -> None:

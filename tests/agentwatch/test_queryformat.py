@@ -1,0 +1,65 @@
+"""``agentwatch query``'s terminal output: a table when it fits, else one field per line."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from agentwatch.queryformat import MAX_CELL, print_result
+
+
+def render(columns: list[str], rows: list[list[object]], width: int = 120, layout: str = "auto") -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, force_terminal=False)
+    print_result(columns, rows, console, layout)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_a_narrow_result_is_a_table() -> None:
+    out = render(["outcome", "n"], [["success", 3], ["failure", 1]])
+    assert out.splitlines() == [
+        "┏━━━━━━━━━┳━━━┓",
+        "┃ outcome ┃ n ┃",
+        "┡━━━━━━━━━╇━━━┩",
+        "│ success │ 3 │",
+        "│ failure │ 1 │",
+        "└─────────┴───┘",
+        "(2 rows)",
+    ]
+
+
+def test_wide_rows_are_listed_one_field_per_line_within_the_terminal() -> None:
+    columns = [f"column_{i:02d}" for i in range(30)]
+    rows: list[list[object]] = [[f"value-0-{i}" for i in range(30)], [None] * 30]
+    out = render(columns, rows)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].startswith("─[ row 1 ]─") and len(lines[0]) == 120
+    assert lines[1:3] == ["column_00 │ value-0-0", "column_01 │ value-0-1"]
+    assert lines[31].startswith("─[ row 2 ]─")
+    assert lines[32] == "column_00 │ "
+    assert lines[-1] == "(2 rows)"
+    assert len(lines) == 2 * 31 + 1
+
+
+def test_long_values_are_folded_then_cut_and_the_cut_is_said() -> None:
+    text = "x" * 1000
+    out = render(["id", "error_message"], [["r1", text]], width=60, layout="vertical")
+    lines = out.splitlines()
+    room = 60 - len("error_message") - 3
+    assert lines[1] == "id            │ r1"
+    assert lines[2] == "error_message │ " + "x" * room
+    assert lines[3:6] == ["              │ " + "x" * room] * 2 + ["              │ " + "x" * (room - 1) + "…"]
+    assert lines[-1] == "(1 row; 1 value cut short: --format json shows them whole)"
+
+
+def test_a_table_cuts_cells_to_the_cell_limit() -> None:
+    out = render(["id", "note"], [["a", "y" * 200]], width=200, layout="table")
+    assert ("y" * (MAX_CELL - 1) + "…") in out
+    assert out.splitlines()[-1] == "(1 row; 1 value cut short: --format json shows them whole)"
+
+
+def test_lists_and_maps_are_json_and_controls_are_escaped() -> None:
+    out = render(["models", "msg"], [[["gpt-4o", "claude"], "a\x1b[2Jb\nc"]])
+    assert '│ ["gpt-4o","claude"] │ a\\x1b[2Jb\\nc │' in out
