@@ -5,8 +5,13 @@ tested in-process. A dict may carry ``output``, ``tool_calls`` (dicts with ``nam
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -17,18 +22,43 @@ from evals.targets import TargetResult, ToolCall
 
 
 def load_callable(reference: str) -> Callable[..., Any]:
-    module_name, _, attr = reference.partition(":")
+    """``pkg.module:function`` (importable, or a module in the current directory, as ``python -m``
+    finds it) or ``path/to/file.py:function``."""
+    module_name, _, attr = reference.rpartition(":")
     if not module_name or not attr:
-        raise TargetError(f"python target {reference!r}: expected pkg.module:function")
+        raise TargetError(f"python target {reference!r}: expected pkg.module:function or file.py:function")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
+        module = _import(module_name)
+    except (ImportError, OSError) as exc:
         raise TargetError(f"python target {reference!r}: cannot import {module_name}: {exc}") from None
     function = getattr(module, attr, None)
     if not callable(function):
         raise TargetError(f"python target {reference!r}: {module_name} has no callable {attr}")
     found: Callable[..., Any] = function
     return found
+
+
+def _import(module_name: str) -> ModuleType:
+    if module_name.endswith(".py"):
+        path = Path(module_name).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"not a Python file: {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(path.stem, module)
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = module_name.partition(".")[0]
+        # The console script's sys.path starts with its own bin directory, not the current one.
+        in_here = (Path(here) / top).is_dir() or (Path(here) / f"{top}.py").is_file()
+        if exc.name != top or here in sys.path or not in_here:
+            raise
+        sys.path.insert(0, here)
+        return importlib.import_module(module_name)
 
 
 class PythonTarget:

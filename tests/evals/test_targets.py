@@ -4,6 +4,8 @@ malformed responses, and the python target in process."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -174,7 +176,7 @@ def test_python_target_and_specs() -> None:
     )
     assert target.invoke(Case("b", "boom")).error == "RuntimeError: tool exploded"
     for spec, message in [
-        ("python:nope", "python target 'nope': expected pkg.module:function"),
+        ("python:nope", "python target 'nope': expected pkg.module:function or file.py:function"),
         ("python:tests.evals.test_targets:missing", "python target 'tests.evals.test_targets:missing': "
          "tests.evals.test_targets has no callable missing"),
         ("openai:http://x", "target 'openai:http://x': name the model after '#', e.g. openai:URL#gpt-4o"),
@@ -186,3 +188,27 @@ def test_python_target_and_specs() -> None:
         assert str(info.value) == message
     assert from_spec("glean:http://g#workflow:wf").name == "glean:wf"
     assert from_spec("http:http://x").name == "http:http://x"
+
+
+AGENT_SOURCE = "def answer(query, fields):\n    return 'echo: ' + query\n"
+
+
+def test_a_python_target_in_the_current_directory_needs_no_pythonpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd_agent_mod.py").write_text(AGENT_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_agent_mod", raising=False)
+    target = from_spec("python:cwd_agent_mod:answer")
+    assert target.invoke(Case("q", "hello")).output == "echo: hello"
+    assert sys.path[0] == str(tmp_path)
+
+
+def test_a_python_target_may_name_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file_agent.py").write_text(AGENT_SOURCE)
+    target = from_spec(f"python:{tmp_path / 'file_agent.py'}:answer")
+    assert target.invoke(Case("q", "hi")).output == "echo: hi"
+    with pytest.raises(TargetError) as info:
+        from_spec(f"python:{tmp_path / 'absent.py'}:answer")
+    assert str(info.value).startswith(f"python target '{tmp_path / 'absent.py'}:answer': cannot import ")
