@@ -91,7 +91,7 @@ def report(
     failures and the top failure signals."""
     from core.units import parse_window
     from report import formats as report_formats
-    from report.health import build_report
+    from report.health import NAME_COLUMNS, build_report
     from report.signals import clusters
     from storage.catalog import connect
     from storage.runs import Scope, runs_in
@@ -101,7 +101,7 @@ def report(
         scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    runs = runs_in(connect(directory), scope)
+    runs = runs_in(connect(directory), scope, NAME_COLUMNS)
     health = build_report(runs, agents, top)
     signals = clusters(runs, signal_count)
     if fmt == "json":

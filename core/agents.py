@@ -2,6 +2,7 @@
 
 agents:
   - id: expense-bot                # matches the span's agent_id (else agent_name)
+    name: Expense bot              # optional: shown beside the id (else the spans' agent_name)
     owner: alice@acme.com          # wins over the owner the spans report (agent_owner)
     tenant: acme                   # optional: only this tenant's agent of that id
     thresholds:                    # read by alerting; all optional
@@ -42,12 +43,16 @@ class Thresholds:
 class AgentConfig:
     __pydantic_config__ = STRICT
     id: str
+    name: str | None = None
+    """Shown beside the id in reports; wins over the name the spans report (``agent_name``)."""
     owner: str | None = None
     tenant: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def validate(self) -> list[str]:
         problems = [] if self.id.strip() else ["id: must not be empty"]
+        if self.name is not None and not self.name.strip():
+            problems.append("name: must not be empty (leave it out when unknown)")
         if self.owner is not None and not self.owner.strip():
             problems.append("owner: must not be empty (leave it out when unknown)")
         problems.extend(f"thresholds.{p}" for p in self.thresholds.validate())
@@ -79,6 +84,15 @@ def build_agents(data: Any) -> tuple[tuple[AgentConfig, ...], list[str]]:
 OWNER_FROM_SPANS_SQL = "mode(agent_owner)"
 """The owner the spans report for an agent: the most frequent ``agent_owner`` of its runs in
 the window. Every reader (report, alert rules) aggregates it with this expression."""
+NAME_FROM_SPANS_SQL = "mode(agent_name) FILTER (WHERE agent_name IS DISTINCT FROM agent)"
+"""The name the spans report for an agent (rows of runs with ``agent``, its id, and
+``agent_name``): the most frequent ``agent_name`` of its runs that is not the agent label itself
+(an agent known only by its name has no other name to show)."""
+
+
+def agent_label(agent: str, name: str | None) -> str:
+    """How an agent reads: ``expense-bot (agt_7f3a9c21)`` when it has a name besides its id."""
+    return f"{name} ({agent})" if name and name != agent else agent
 
 
 @dataclass(frozen=True)
@@ -89,14 +103,16 @@ class AgentInfo:
     owner_source: str | None
     """``config`` (the ``agents:`` section), ``spans`` (``agent_owner``) or None (unknown)."""
     thresholds: Thresholds
+    name: str | None = None
+    """The ``agents:`` entry's name, else the name the spans report, else None."""
 
 
 class AgentRegistry:
-    """The one answer to "who owns this agent, and what are its thresholds".
+    """The one answer to "who owns this agent, what is it called, and what are its thresholds".
 
     An entry scoped to the agent's tenant beats a global one (no ``tenant:``), key by key: a
     tenant entry that sets thresholds but no owner takes the owner from the global entry, else
-    from the spans. The configured owner always wins over the owner the spans report.
+    from the spans. The configured owner and name always win over those the spans report.
     """
 
     def __init__(self, agents: tuple[AgentConfig, ...] = ()) -> None:
@@ -107,8 +123,11 @@ class AgentRegistry:
         matches = [a for a in self.agents if a.id == agent and a.tenant in (tenant, None)]
         return sorted(matches, key=lambda a: a.tenant is None)
 
-    def lookup(self, tenant: str, agent: str, owner_from_spans: str | None = None) -> AgentInfo:
+    def lookup(
+        self, tenant: str, agent: str, owner_from_spans: str | None = None, name_from_spans: str | None = None
+    ) -> AgentInfo:
         entries = self._entries(tenant, agent)
+        name = next((e.name for e in entries if e.name), None) or name_from_spans or None
         configured = next((e.owner for e in entries if e.owner), None)
         if configured is not None:
             owner, source = configured, "config"
@@ -120,7 +139,7 @@ class AgentRegistry:
             name: next((v for e in entries if (v := getattr(e.thresholds, name)) is not None), None)
             for name in ("failure_rate", "p99_latency_ms", "min_runs")
         }
-        return AgentInfo(owner, source, Thresholds(**values))
+        return AgentInfo(owner, source, Thresholds(**values), name)
 
     def threshold(self, tenant: str, agent: str, name: str, default: float) -> float:
         """The agent's own ``thresholds.<name>``, else ``default`` (the rule's)."""

@@ -43,6 +43,7 @@ def agent_dict(agent: AgentHealth) -> dict[str, Any]:
         {
             "tenant": a["tenant"],
             "agent": a["agent"],
+            "agent_name": a["agent_name"],
             "owner": a["owner"],
             "owner_source": a["owner_source"],
             "runs": a["runs"],
@@ -96,19 +97,31 @@ def _when(value: datetime | None) -> str:
     return "never" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-# The per-agent summary row every format shows (text names the rate column "rate": narrower).
+# The per-agent summary row every format shows (text names the rate column "rate": narrower); the
+# agent reads "expense-bot (agt_7f3a9c21)" when it has a name besides its id.
 SUMMARY_COLUMNS = ("tenant", "agent", "owner", "runs", "failed", "failure rate", "degraded", "p50", "p90",
                    "p99", "last failure", "affected users", "cross-user")  # fmt: skip
 
 
 def summary_cells(a: AgentHealth, loud: str = "LOUD") -> list[str]:
     cross = loud if a.cross_user.loud else ("yes" if a.cross_user.flag else "no")
-    return [a.tenant, a.agent, a.owner or "?", str(a.runs), str(a.failures), pct(a.failure_rate),
+    return [a.tenant, a.label, a.owner or "?", str(a.runs), str(a.failures), pct(a.failure_rate),
             str(a.degraded), ms(a.p50_ms), ms(a.p90_ms), ms(a.p99_ms), _when(a.last_failure_at),
             str(a.affected_users), cross]  # fmt: skip
 
 
 # --- terminal text ---------------------------------------------------------------------------
+
+
+def section_title(a: AgentHealth) -> str:
+    """The heading of an agent's section: ``expense-bot (agt_7f3a9c21), tenant acme``."""
+    return f"{a.label}, tenant {a.tenant}"
+
+
+def signal_agents(report: HealthReport, s: Signal) -> str:
+    """The agents of a signal, each with its name beside its id when the report knows one."""
+    labels = {a.agent: a.label for a in report.agents}
+    return ", ".join(labels.get(agent, agent) for agent in s.agents)
 
 
 def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -> str:
@@ -132,7 +145,7 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         console.print(summary)
     # Plain lines go straight to the buffer: rich's layout per line costs more than the queries.
     for a in report.agents:
-        lines = [f"{a.agent} ({a.tenant})"]
+        lines = [section_title(a)]
         loud = a.cross_user.loud
         lines.append(f"!! {a.cross_user.message}" if loud else f"cross-user: {a.cross_user.message}")
         lines.append(f"failure rate over time: [{sparkline([b.failure_rate for b in a.buckets])}]")
@@ -168,7 +181,7 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
                 str(s.count),
                 _when(s.first_seen),
                 _when(s.last_seen),
-                ", ".join(s.agents),
+                signal_agents(report, s),
                 str(s.affected_users),
                 s.example_trace_ids[0] if s.example_trace_ids else "",
             ]
@@ -210,7 +223,7 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
     else:
         lines.append("No agent runs in this window.")
     for a in report.agents:
-        lines += ["", f"## {_md_text(a.agent)} ({_md_text(a.tenant)})", ""]
+        lines += ["", f"## {_md_text(section_title(a))}", ""]
         message = _md_text(a.cross_user.message)
         lines.append(f"> **{message}**" if a.cross_user.loud else f"Cross-user: {message}")
         lines += ["", f"Failure rate over time: `{sparkline([b.failure_rate for b in a.buckets])}`", ""]
@@ -235,7 +248,7 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
                         str(s.count),
                         _when(s.first_seen),
                         _when(s.last_seen),
-                        ", ".join(s.agents),
+                        signal_agents(report, s),
                         str(s.affected_users),
                         ", ".join(s.example_trace_ids),
                     ]

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
+from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry, agent_label
 from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, RunSet, Scope
+
+NAME_COLUMNS = ("agent_name",)
+"""The columns of runs ``build_report`` reads beyond the base ones (``runs_in``'s ``extra``)."""
 
 # Window length → bucket size: 12 to 48 buckets for the usual windows.
 _BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
@@ -75,6 +78,10 @@ class CrossUser:
 class AgentHealth:
     tenant: str
     agent: str
+    """The agent's id (``agent_id``, else ``agent_name``)."""
+    agent_name: str | None
+    """Its name beside the id: the ``agents:`` entry's, else the runs' ``agent_name``; None when
+    it has none but its id."""
     owner: str | None
     owner_source: str | None  # "config" | "spans" | None
     runs: int
@@ -91,6 +98,11 @@ class AgentHealth:
     top_affected_users: list[UserFailures]
     cross_user: CrossUser
     buckets: list[Bucket] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``expense-bot (agt_7f3a9c21)``: the name beside the id, or the id alone."""
+        return agent_label(self.agent, self.agent_name)
 
 
 @dataclass(frozen=True)
@@ -151,9 +163,11 @@ FROM judged GROUP BY tenant, agent
 
 
 def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int = 5) -> HealthReport:
-    """The report over ``runs`` (``storage.runs.runs_in``: its base columns are enough)."""
+    """The report over ``runs`` (``storage.runs.runs_in``: its base columns, and ``agent_name``
+    for the names the spans give agents; ``NAME_COLUMNS``)."""
     scope = runs.scope
     size = bucket_seconds(scope.seconds)
+    span_name = NAME_FROM_SPANS_SQL if "agent_name" in runs.columns else "NULL"
     summary = runs.rows(
         f"""SELECT tenant, agent, count(*) AS runs,
                 count(*) FILTER (WHERE {FAILED_SQL}) AS failures,
@@ -161,14 +175,16 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
                 quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
                 max(start_time) FILTER (WHERE {FAILED_SQL}) AS last_failure_at,
                 max(start_time) AS last_run_at,
-                {OWNER_FROM_SPANS_SQL} AS span_owner
+                {OWNER_FROM_SPANS_SQL} AS span_owner, {span_name} AS span_name
             FROM runs GROUP BY tenant, agent ORDER BY tenant, agent""",
     )
     registry = AgentRegistry(agents)
     owners = {}
+    names = {}
     for s in summary:
-        info = registry.lookup(s["tenant"], s["agent"], s["span_owner"])
+        info = registry.lookup(s["tenant"], s["agent"], s["span_owner"], s["span_name"])
         owners[(s["tenant"], s["agent"])] = (info.owner, info.owner_source)
+        names[(s["tenant"], s["agent"])] = info.name if info.name != s["agent"] else None
     per_agent_users = {}
     top: dict[tuple[str, str], list[UserFailures]] = {}
     if owners:
@@ -209,6 +225,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
             AgentHealth(
                 tenant=s["tenant"],
                 agent=s["agent"],
+                agent_name=names[key],
                 owner=owner,
                 owner_source=source,
                 runs=int(s["runs"]),

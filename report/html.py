@@ -8,7 +8,7 @@ from io import StringIO
 from typing import Any
 
 from core.safetext import printable
-from report.formats import SUMMARY_COLUMNS, _when, pct, summary_cells
+from report.formats import SUMMARY_COLUMNS, _when, pct, section_title, signal_agents, summary_cells
 from report.health import AgentHealth, HealthReport
 from report.signals import Signal
 
@@ -111,7 +111,7 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
             _table(list(SUMMARY_COLUMNS), [summary_cells(a) for a in report.agents], {3, 4, 5, 6, 11})
         )
     for a in report.agents:
-        parts.append(f"<h2 id='agent-{_text(a.agent)}'>{_text(a.agent)} ({_text(a.tenant)})</h2>")
+        parts.append(f"<h2 id='agent-{_text(a.agent)}'>{_text(section_title(a))}</h2>")
         css = "loud" if a.cross_user.loud else "quiet"
         flag = str(a.cross_user.flag).lower()
         parts.append(f'<p class="{css}" data-cross-user="{flag}">{_text(a.cross_user.message)}</p>')
@@ -145,7 +145,7 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
                         str(s.count),
                         _when(s.first_seen),
                         _when(s.last_seen),
-                        ", ".join(s.agents),
+                        signal_agents(report, s),
                         str(s.affected_users),
                         ", ".join(s.example_trace_ids),
                     ]

@@ -65,6 +65,7 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
     assert expense == {
         "tenant": "default",
         "agent": "expense-bot",
+        "agent_name": None,  # the spans name no agent but by its id
         "owner": "alice@acme.com",
         "owner_source": "config",
         "runs": 8,
