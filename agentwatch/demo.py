@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import socket
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -189,6 +191,7 @@ def run_demo(
     Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span.
     """
     _validate(protocol, runs, rate_per_s)
+    _check_reachable(endpoint)
     end_ns = time.time_ns() if start_time_ns is None else start_time_ns
     plans = plan_runs(runs, seed, end_ns)
     ids = SeededIdGenerator(f"agentwatch-demo:{seed}:{end_ns}")
@@ -208,6 +211,22 @@ def run_demo(
     finally:
         exporter_logger.removeHandler(capture)
     return _summarise(plans, sum(s.spans for s in services.values()))
+
+
+def _check_reachable(endpoint: str, timeout_s: float = 3.0) -> None:
+    """Fail at once, saying so, when nothing listens at ``endpoint`` (rather than after the
+    exporter's retries, as "spans were rejected")."""
+    parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host = parsed.hostname or "127.0.0.1"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DemoExportError(
+            f"no server is reachable at {endpoint} ({reason.lower()}): start one with "
+            "`agentwatch serve` (or `make run`) first, or pass --endpoint"
+        ) from None
 
 
 def _validate(protocol: str, runs: int, rate_per_s: float | None) -> None:

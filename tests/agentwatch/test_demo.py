@@ -495,3 +495,15 @@ def test_pacing_spreads_runs_over_time() -> None:
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         run_demo("http://127.0.0.1:1", **kwargs)
+
+
+def test_no_server_listening_is_said_as_such() -> None:
+    from tests.helpers.server import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(DemoExportError) as info:
+        run_demo(endpoint, runs=2)
+    assert str(info.value) == (
+        f"no server is reachable at {endpoint} (connection refused): start one with "
+        "`agentwatch serve` (or `make run`) first, or pass --endpoint"
+    )
