@@ -8,6 +8,7 @@ strings, the key relative to the component (``"protocols.grpc.endpoint: port 700
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -26,22 +27,61 @@ def _key(loc: tuple[int | str, ...]) -> str:
 
 
 def build_config(cls: type[T], data: Any) -> tuple[T | None, list[str]]:
-    """Build ``cls`` from YAML data; return the config and its problems as ``key: message``."""
-    try:
-        config = TypeAdapter(cls).validate_python({} if data is None else data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-                problems.append(f"{_key(loc)}: unknown key")
+    """Build ``cls`` from YAML data; return the config and its problems as ``key: message``.
+
+    Every problem at once: when some values have the wrong type, the config is built again
+    without them (their defaults instead) so that ``validate()`` still reports the rest."""
+    adapter = TypeAdapter(cls)
+    problems: list[str] = []
+    wrong: set[str] = set()
+    data = {} if data is None else data
+    for _ in range(_RETRIES):
+        try:
+            config = adapter.validate_python(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            for err in errors:
+                loc = tuple(err["loc"])
+                wrong.add(_key(loc))
+                if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+                    problems.append(f"{_key(loc)}: unknown key")
+                else:
+                    msg = err["msg"].removeprefix("Value error, ")
+                    problems.append(f"{_key(loc)}: {msg}")
+            problems = list(dict.fromkeys(problems))  # a retry meets the unremovable ones again
+            data, removed = _without(data, [tuple(err["loc"]) for err in errors])
+            if not removed:
+                return None, problems
+            continue
+        validate = getattr(config, "validate", None)
+        found = list(validate()) if callable(validate) else []
+        # A value that had the wrong type was left out: what validate() says of its default is moot.
+        problems = list(dict.fromkeys([*problems, *(p for p in found if p.partition(":")[0] not in wrong)]))
+        return (None if wrong else config), problems
+    return None, list(dict.fromkeys(problems))
+
+
+_RETRIES = 4
+
+
+def _without(data: Any, locations: list[tuple[int | str, ...]]) -> tuple[Any, bool]:
+    """``data`` (YAML mappings and lists) with the values at ``locations`` removed, copied."""
+    data = copy.deepcopy(data)
+    removed = False
+    for loc in locations:
+        node = data
+        for part in loc[:-1]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if in_dict or in_list:
+                node = node[part]
             else:
-                msg = err["msg"].removeprefix("Value error, ")
-                problems.append(f"{_key(loc)}: {msg}")
-        return None, problems
-    validate = getattr(config, "validate", None)
-    problems = list(validate()) if callable(validate) else []
-    return config, problems
+                node = None
+                break
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+            removed = True
+    return data, removed
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:

@@ -249,3 +249,24 @@ service:
 """
     assert parse_config(text, "cfg.yaml", {}).pipelines["traces"].processors == ("normalize",)
     assert _stored_failure_types(text, tmp_path) == (("NormalizeProcessor",), [None])
+
+
+def test_type_errors_and_semantic_errors_are_reported_in_one_pass() -> None:
+    text = """\
+storage:
+  max_queue_mib: -5
+  flush_interval: soon
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:notaport
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "agentwatch.yaml")
+    assert info.value.problems == [
+        "agentwatch.yaml:2: storage.max_queue_mib: must be positive",
+        "agentwatch.yaml:3: storage.flush_interval: 'soon' is not a duration: use a number of seconds "
+        "or e.g. '500ms', '2s', '15m', '7d'",
+        "agentwatch.yaml:8: receivers.otlp.protocols.grpc.endpoint: port 'notaport' is not a number",
+    ]
