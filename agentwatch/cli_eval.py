@@ -90,6 +90,7 @@ def run(
                 cases, target, judge_backend, sink, Path(config.storage.data_dir), agent=agent,
                 dataset=str(dataset), tenant=tenant, kind=kind,
                 groundedness_threshold=config.evals.groundedness_threshold,
+                quality_thresholds=config.evals.quality_thresholds,
                 regression_threshold=threshold, alpha=alpha,
                 progress=lambda n: progress.update(task, completed=n),
             )  # fmt: skip

@@ -15,6 +15,8 @@ evals:
       model: gpt-4o-mini
       api_key: ${env:OPENAI_API_KEY}
   groundedness_threshold: 5.0       # a groundedness score under it marks the run groundedness_drop
+  quality_thresholds:               # a score under one of these marks the run quality_regression
+    overall_score: 4.0              # (the default); also any dimension, e.g. topical_coverage: 5
   production:                       # judge a sample of production runs, off the ingest path
     judge: heuristic
     sample_rate: 0.05               # 0 (the default) turns it off
@@ -23,13 +25,18 @@ evals:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from core.configmodel import STRICT
 from core.units import Duration
+from evals.judges.scores import OVERALL, SCALES
 
 TARGET_KINDS = ("python", "openai", "glean", "http")
+DEFAULT_QUALITY_THRESHOLDS: Mapping[str, float] = MappingProxyType({OVERALL: 4.0})
+"""A judged run whose overall score is under 4 of 10 is marked ``quality_regression``."""
 JUDGE_KINDS = ("heuristic", "openai", "glean")
 
 
@@ -127,6 +134,10 @@ class EvalsConfig:
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
     groundedness_threshold: float = 5.0
     """Points (of 10): a groundedness score under it marks the run ``groundedness_drop``."""
+    quality_thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUALITY_THRESHOLDS))
+    """Points (of 10) per score (``overall_score`` or a dimension): a judged run scoring under any
+    of them is marked ``quality_regression`` (unless it is already ``groundedness_drop``).
+    ``{}`` turns it off."""
     production: ProductionJudging = field(default_factory=ProductionJudging)
 
     def validate(self) -> list[str]:
@@ -137,6 +148,12 @@ class EvalsConfig:
             problems += [f"judges.{name}.{p}" for p in judge.validate()]
         if not 0 <= self.groundedness_threshold <= 10:
             problems.append("groundedness_threshold: must be between 0 and 10")
+        for name, limit in self.quality_thresholds.items():
+            if name != OVERALL and name not in SCALES:
+                known = ", ".join((OVERALL, *SCALES))
+                problems.append(f"quality_thresholds.{name}: not a score (one of {known})")
+            elif not 0 <= limit <= 10:
+                problems.append(f"quality_thresholds.{name}: must be between 0 and 10")
         problems += [f"production.{p}" for p in self.production.validate()]
         if (problem := self.judge_problem(self.production.judge)) is not None:
             problems.append(f"production.judge: {problem}")

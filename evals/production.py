@@ -3,9 +3,10 @@
 It never touches the acknowledgement path: every ``interval`` it reads runs that are already in
 Parquet, picks the sample, judges each run on what it asked, answered and retrieved (its tool
 spans' outputs), and appends ``scores`` rows (evaluator = the judge's name) and ``run_marks``
-(``groundedness_drop``). A run is picked when the low 32 bits of its trace id fall under
-``sample_rate`` (trace ids are random, so every replica picks the same runs); runs already
-scored by this judge are skipped, so a pass can be repeated without double scores.
+(``groundedness_drop``, ``quality_regression``). A run is picked when the low 32 bits of its
+trace id fall under ``sample_rate`` (trace ids are random, so every replica picks the same
+runs); runs already scored by this judge are skipped, so a pass can be repeated without double
+scores.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ProductionJudge:
     ) -> None:  # fmt: skip
         self.config = evals.production
         self.threshold = evals.groundedness_threshold
+        self.quality_thresholds = evals.quality_thresholds
         self.evals = evals
         self.data_dir = data_dir
         self.clock = clock
@@ -120,7 +122,8 @@ class ProductionJudge:
             scores.setdefault(run["tenant"], []).extend(
                 score_rows(judgement, run["trace_id"], run["span_id"], self.config.judge, now)
             )
-            found = marks(run["trace_id"], run["span_id"], judgement, self.threshold, self.config.judge, now)
+            found = marks(run["trace_id"], run["span_id"], judgement, self.threshold, self.config.judge, now,
+                          self.quality_thresholds)  # fmt: skip
             run_marks.setdefault(run["tenant"], []).extend(found)
             self.stats.marked += len(found)
         for tenant, rows in scores.items():

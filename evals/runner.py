@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
 from core.errors import Cancelled
+from evals.config import DEFAULT_QUALITY_THRESHOLDS
 from evals.datasets import Case
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
@@ -115,6 +116,7 @@ def run_and_record(
     tenant: str,
     kind: str = "manual",
     groundedness_threshold: float = 5.0,
+    quality_thresholds: Mapping[str, float] = DEFAULT_QUALITY_THRESHOLDS,
     regression_threshold: float = 1.0,
     alpha: float = 0.05,
     progress: Callable[[int], None] | None = None,
@@ -133,7 +135,7 @@ def run_and_record(
         # after 30 s): durable before the run is recorded.
         provider.force_flush()
         provider.shutdown()
-    store(run, data_dir, tenant, groundedness_threshold)
+    store(run, data_dir, tenant, groundedness_threshold, quality_thresholds)
     from evals.regressions import check_regression  # duckdb and scipy: only once a run exists
 
     regression = check_regression(run, data_dir, tenant, regression_threshold, alpha)
@@ -246,7 +248,10 @@ def _trace(
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
-def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: float = 5.0) -> None:
+def store(
+    run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: float = 5.0,
+    quality_thresholds: Mapping[str, float] = DEFAULT_QUALITY_THRESHOLDS,
+) -> None:  # fmt: skip
     """The run, its per-case results, every score and the runs' marks, as rows of the eval tables."""
     finished = run.finished_at
     write_rows(data_dir, tenant, run.started_at, [EvalRunRow(
@@ -266,7 +271,8 @@ def store(run: EvalRun, data_dir: Path, tenant: str, groundedness_threshold: flo
             tool_call_count=len(o.result.tool_calls), overall_score=o.judgement.overall_score,
             started_at=o.started_at, judge_problems="; ".join(o.judgement.problems) or None,
         ))  # fmt: skip
-        run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished)
+        run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished,
+                           quality_thresholds)  # fmt: skip
         scores += score_rows(o.judgement, o.trace_id, o.span_id, run.judge, finished, run.run_id, o.case.id,
                              with_metrics=True)  # fmt: skip
     write_rows(data_dir, tenant, run.started_at, results)

@@ -7,7 +7,8 @@ eval events, run marks and alert events, as Parquet.
     <data_dir>/eval_baselines/tenant=<t>/date=<d>/*.parquet  pins; the latest per agent and kind wins
     <data_dir>/eval_events/tenant=<t>/date=<d>/*.parquet  regressions and canary drops, for alerting
     <data_dir>/run_marks/tenant=<t>/date=<d>/*.parquet    failure types a judge gave runs after the
-                                                          fact (groundedness_drop); ``runs`` applies them
+                                                          fact (groundedness_drop, quality_regression);
+                                                          ``runs`` applies them
     <data_dir>/alert_events/tenant=<t>/date=<d>/*.parquet one row per alert message (fired, repeated,
                                                           resolved), with its deliveries
 

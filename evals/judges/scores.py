@@ -27,6 +27,8 @@ WEIGHTS: dict[str, float] = {
     "factual_accuracy": 1.0,
 }
 METRICS = ("latency_ms", "tool_call_count")
+OVERALL = "overall_score"
+"""The weighted mean of a judgement's dimensions, named as a score beside them."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Judgement:
     """Why dimensions the judge was asked are missing (a failed or unparseable judge call)."""
 
     def value(self, dimension: str) -> float | None:
+        """A dimension's score, or ``overall_score``; None when not scored."""
+        if dimension == OVERALL:
+            return self.overall_score
         return next((s.value for s in self.scores if s.dimension == dimension), None)
 
 

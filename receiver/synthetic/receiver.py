@@ -166,6 +166,7 @@ class SyntheticReceiver:
             recorded = run_and_record(
                 cases, target, judge, self.sink, Path(self.data_dir), agent=c.agent, dataset=dataset,
                 tenant=c.tenant, kind=kind, groundedness_threshold=self.evals.groundedness_threshold,
+                quality_thresholds=self.evals.quality_thresholds,
                 regression_threshold=c.regression_threshold, alpha=c.alpha, cancelled=cancelled,
             )  # fmt: skip
         finally:
