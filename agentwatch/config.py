@@ -28,6 +28,7 @@ from core.configmodel import build_config
 from core.errors import ConfigError
 from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
+from processors.classify.taxonomy import FAILURE_TYPES
 
 TOP_LEVEL = (
     "receivers",
@@ -203,6 +204,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     evals = _section(EvalsConfig, "evals", merged.get("evals"), problems)
     _check_eval_references(sections["receivers"], evals, problems)
     alerts = _section(AlertsConfig, "alerts", merged.get("alerts"), problems)
+    _check_failure_types(sections["processors"], alerts, problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(
@@ -227,6 +229,31 @@ def _merge_components(default: Any, user: Any) -> Any:
     if not isinstance(user, dict) or not isinstance(default, dict):
         return user
     return {**default, **user}
+
+
+def _check_failure_types(
+    processors: dict[str, ComponentConfig], alerts: AlertsConfig, problems: _Problems
+) -> None:
+    """An alert rule's ``failure_type`` is one spans can get: built in, or given by a classify
+    rule of this config (the taxonomy is open, so a typo would otherwise never fire)."""
+    from processors.classify.processor import failure_types
+
+    wanted = [(i, r.failure_type) for i, r in enumerate(alerts.rules) if r.failure_type is not None]
+    if not wanted:
+        return
+    known = set(FAILURE_TYPES)
+    for proc in processors.values():
+        if proc.type == "classify":
+            known |= failure_types(proc.config)
+    for i, failure_type in wanted:
+        if failure_type not in known:
+            ours = sorted(known - set(FAILURE_TYPES))
+            added = f"; your rules add: {', '.join(ours)}" if ours else ""
+            problems.add(
+                ("alerts", "rules", str(i), "failure_type"),
+                f"{failure_type!r} is not a failure type spans can get (built in: {', '.join(FAILURE_TYPES)}"
+                f"{added}); a classify rule may add it (processors.classify.rules)",
+            )
 
 
 def _check_eval_references(

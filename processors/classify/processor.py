@@ -43,6 +43,7 @@ from core.configmodel import STRICT
 from core.model import SPAN_SCHEMA
 from processors.classify.evaluate import Batch, attribute_values, classify, compile_rule
 from processors.classify.rules import Condition, Leaf, Rule, parse_rule_document, parse_rules
+from processors.classify.taxonomy import FAILURE_TYPES
 
 TYPE = "classify"
 
@@ -106,6 +107,13 @@ def load_rules(config: Config) -> tuple[list[Rule], list[str]]:
     mine = {r.name for r in user}
     ordered = user + [r for r in builtin if r.name not in mine]
     return [r for r in ordered if r.name not in config.disable], problems
+
+
+def failure_types(config: Config) -> set[str]:
+    """Every failure type spans can get with ``config``: the built-in taxonomy (its judges' types
+    included) and the types of the config's own rules."""
+    rules, _ = load_rules(config)
+    return set(FAILURE_TYPES) | {r.failure_type for r in rules if r.failure_type is not None}
 
 
 def _read_rules_file(path: str) -> tuple[list[Rule], list[str]]:

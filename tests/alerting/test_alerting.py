@@ -550,3 +550,30 @@ def test_success_rate_with_runs_spread_sparsely(sparse_data: Path) -> None:
     assert [f[:3] for f in _success_rate_findings(sparse_data, "10:06", minutes=1)] == [
         ("quiet-bot", 0.0, 1), ("sparse-bot", 0.0, 1),
     ]  # fmt: skip
+
+
+def test_a_failure_type_spike_rule_names_a_type_spans_can_get() -> None:
+    text = """processors:
+  classify:
+    rules:
+      - name: jira_down
+        failure_type: jira_outage
+        when: {column: tool_name, matches: '^jira_'}
+alerts:
+  rules:
+    - {name: jira, kind: failure_type_spike, failure_type: jira_outage}
+    - {name: judged, kind: failure_type_spike, failure_type: quality_regression}
+    - {name: typo, kind: failure_type_spike, failure_type: tool_eror}
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "cfg.yaml", {})
+    assert caught.value.problems == [
+        "cfg.yaml:11: alerts.rules.2.failure_type: 'tool_eror' is not a failure type spans can get (built in: "
+        "timeout, rate_limit, quota_exceeded, auth_failed, tool_error, tool_timeout, tool_contract_mismatch, "
+        "tool_selection_error, dependency_unavailable, bad_routing, approval_timeout, policy_blocked, "
+        "blocked_response, unsafe_output, missing_context, empty_response, invalid_json, context_overflow, "
+        "loop_detected, groundedness_drop, quality_regression, other_error; your rules add: jira_outage); "
+        "a classify rule may add it (processors.classify.rules)"
+    ]
+    config = parse_config(text.rsplit("    - {name: typo", 1)[0], "cfg.yaml", {})
+    assert [r.failure_type for r in config.alerts.rules] == ["jira_outage", "quality_regression"]
