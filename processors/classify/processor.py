@@ -8,7 +8,7 @@
         rules_file: ./my_rules.yaml   # more rules, in the format of the built-in file
         rules:                     # run before the built-ins; a built-in's name replaces it
           - name: slow_search
-            failure_type: tool_timeout
+            failure_type: tool_timeout     # a built-in type (taxonomy.py) or a new one of yours
             operations: [tool]
             when:
               all:
