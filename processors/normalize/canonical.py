@@ -97,7 +97,7 @@ class Rules:
         }
         ops, op = self._operation()
         out["operation"] = choose(ops, op)
-        out["agent_name"], out["tool_name"] = self._names(ops, op)
+        out["agent_name"], out["agent_name_derived"], out["tool_name"] = self._names(ops, op)
         out.update(self._usage(np.isin(op, [i for i, x in enumerate(ops) if x in conv.LLM_OPERATIONS])))
         tool = np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
         texts = error_text.columns(self, tool)
@@ -122,17 +122,22 @@ class Rules:
         ops = sorted(set(results))
         return ops, np.array([ops.index(x) for x in results], np.int64)[group]
 
-    def _names(self, ops: list[str], op: np.ndarray) -> tuple[Ranges, Ranges]:
-        """agent_name and tool_name: the attribute, else derive's fallback where it applies."""
+    def _names(self, ops: list[str], op: np.ndarray) -> tuple[Ranges, pa.Array, Ranges]:
+        """agent_name, agent_name_derived and tool_name: the attribute, else derive's fallback
+        where it applies. agent_name_derived: true when the name is the fallback's (a span,
+        entity or trace name), false when an agent name attribute carried it, null without one."""
         r = self.r
         agent = attr_strings(self.d, r.attr("agent_name"), self.pool)
+        explicit = agent.source != NULL
         agent_run = ops.index("agent_run") if "agent_run" in ops else -1
-        need = (agent.source == NULL) & ((op == agent_run) | r.has("sig.trace_name"))
+        need = ~explicit & ((op == agent_run) | r.has("sig.trace_name"))
         self._fallback(agent, need, op, ops, ("sig.entity_name", "sig.trace_name"), derive.agent_name)
+        named = agent.source != NULL
+        derived = pa.array(~explicit, pa.bool_(), mask=~named)
         tool = attr_strings(self.d, r.attr("tool_name"), self.pool)
         need = (tool.source == NULL) & np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
         self._fallback(tool, need, op, ops, ("sig.entity_name",), derive.tool_name)
-        return agent, tool
+        return agent, derived, tool
 
     def _fallback(
         self,
