@@ -33,6 +33,11 @@ def _until(value: str | None) -> datetime:
 F = TypeVar("F", bound=Callable[..., None])
 
 
+def _synthetic(include: bool) -> bool | None:
+    """``Scope.synthetic`` for ``--include-synthetic``: production runs only unless asked."""
+    return None if include else False
+
+
 def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
     """(data directory, agents) for a reading command.
 
@@ -63,6 +68,11 @@ def _scope_options(command: F) -> F:
             click.option("--tenant", help="Only this tenant."),
             click.option("--since", default="7d", show_default=True, help="Window length: 30m, 12h, 7d, 2w."),
             click.option("--until", "until_text", help="End of the window, ISO 8601 (default: now)."),
+            click.option(
+                "--include-synthetic",
+                is_flag=True,
+                help="Count synthetic runs (agentwatch's own eval traffic) too; left out by default.",
+            ),
         ]
     ):
         command = option(command)
@@ -82,6 +92,7 @@ def report(
     tenant: str | None,
     since: str,
     until_text: str | None,
+    include_synthetic: bool,
     fmt: str,
     top: int,
     signal_count: int,
@@ -98,7 +109,9 @@ def report(
 
     directory, agents = _settings(config_path, data_dir)
     try:
-        scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
+        scope = Scope.last(
+            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
+        )
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     runs = runs_in(connect(directory), scope, NAME_COLUMNS)
@@ -143,6 +156,7 @@ def export(
     tenant: str | None,
     since: str,
     until_text: str | None,
+    include_synthetic: bool,
     cluster: str | None,
     output: Path,
 ) -> None:
@@ -154,7 +168,9 @@ def export(
 
     directory, _ = _settings(config_path, data_dir)
     try:
-        scope = Scope.last(parse_window(since), agent, tenant, _until(until_text))
+        scope = Scope.last(
+            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
+        )
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     runs = runs_in(connect(directory), scope, TEXTS)

@@ -118,6 +118,7 @@ def run_table(rng: np.random.Generator, runs: int, start_us: int, span_us: int) 
         "status_message": pa.array(messages, pa.string()),
         "agent_id": on_run_only(agent_ids, on_run),
         "agent_name": on_run_only(agent_ids, on_run),
+        "agent_name_derived": pa.array(np.zeros(n, bool), pa.bool_(), mask=~is_run),
         "agent_version": pa.nulls(n, pa.string()),
         "agent_owner": on_run_only(owners, on_run),
         "user_id": on_run_only(users, np.where(is_run, np.repeat(user, SPANS_PER_RUN), -1)),

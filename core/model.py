@@ -21,6 +21,14 @@ UTC_MICROS = pa.timestamp("us", tz="UTC")
 OPERATIONS = (
     "agent_run", "chat", "tool", "mcp", "mcp_protocol", "retrieval", "embedding", "workflow", "other",
 )  # fmt: skip
+# Operations by what they are to a run (``storage.runs``).
+AGENT_OPERATION = "agent_run"
+LLM_OPERATIONS = ("chat", "embedding")
+"""Calls of a model: where tokens and a run's ``models`` come from."""
+TOOL_OPERATIONS = ("tool", "mcp")
+"""Tool calls: a run's ``tool_calls`` and ``tool_errors``."""
+PROTOCOL_OPERATIONS = ("mcp_protocol",)
+"""Protocol traffic: not a tool call, and a trace of nothing else is not a run."""
 STATUSES = ("ok", "error", "unset")
 
 SPAN_SCHEMA = pa.schema(
@@ -43,6 +51,7 @@ SPAN_SCHEMA = pa.schema(
         pa.field("status_message", pa.string()),
         pa.field("agent_id", pa.string()),
         pa.field("agent_name", pa.string()),
+        pa.field("agent_name_derived", pa.bool_()),
         pa.field("agent_version", pa.string()),
         pa.field("agent_owner", pa.string()),
         pa.field("user_id", pa.string()),

@@ -11,7 +11,9 @@ nothing to replay and is counted as skipped):
                   "agent", "tenant", "user_id", "observed_at"}}
 
 ``query``, ``eval_guidance``, ``id`` and ``tags`` are the dataset fields; ``metadata`` is carried
-along untouched.
+along untouched. Synthetic runs (agentwatch's own eval traffic) are never production failures:
+runs sets leave them out unless their scope includes them, and then their cases are
+``eval-<trace_id>``, tagged ``eval-failure`` ("the eval failure" in the guidance).
 """
 
 from __future__ import annotations
@@ -40,13 +42,12 @@ def case_rows(runs: RunSet, cluster: str | None = None) -> list[dict[str, Any]]:
 
 def to_case(row: dict[str, Any]) -> dict[str, Any]:
     message = row["error_message"] or "no message"
+    prefix, kind = ("eval", "eval") if row["synthetic"] else ("prod", "production")
     return {
-        "id": f"prod-{row['trace_id']}",
+        "id": f"{prefix}-{row['trace_id']}",
         "query": row["input_text"],
-        "eval_guidance": (
-            f"Answers the request without the production failure ({row['failure_type']}: {message})"
-        ),
-        "tags": ["production-failure", row["failure_type"]],
+        "eval_guidance": f"Answers the request without the {kind} failure ({row['failure_type']}: {message})",
+        "tags": [f"{kind}-failure", row["failure_type"]],
         "metadata": {
             "trace_id": row["trace_id"],
             "failure_type": row["failure_type"],

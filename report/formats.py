@@ -71,8 +71,9 @@ def to_json_dict(report: HealthReport, signals: list[Signal]) -> dict[str, Any]:
             "until": _iso(scope.until),
             "bucket_seconds": report.bucket_seconds,
         },
-        "filters": {"agent": scope.agent, "tenant": scope.tenant},
+        "filters": {"agent": scope.agent, "tenant": scope.tenant, "synthetic": scope.synthetic},
         "runs": report.runs,
+        "synthetic_runs_left_out": report.synthetic_left_out,
         "agents": [agent_dict(a) for a in report.agents],
         "signals": [_plain(dataclasses.asdict(s)) for s in signals],
     }
@@ -124,6 +125,21 @@ def signal_agents(report: HealthReport, s: Signal) -> str:
     return ", ".join(labels.get(agent, agent) for agent in s.agents)
 
 
+def synthetic_note(report: HealthReport) -> str | None:
+    """What the report says about eval traffic (synthetic runs), if anything."""
+    if report.scope.synthetic is None:
+        return "Synthetic (eval) runs are included."
+    if report.scope.synthetic:
+        return "Synthetic (eval) runs only."
+    if report.synthetic_left_out:
+        runs = "run" if report.synthetic_left_out == 1 else "runs"
+        return (
+            f"{report.synthetic_left_out} synthetic (eval) {runs} left out: production only "
+            "(--include-synthetic to include them)."
+        )
+    return None
+
+
 def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -> str:
     out = StringIO()
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
@@ -132,6 +148,8 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         f"agentwatch health report  {_when(scope.since)} → {_when(scope.until)}"
         f"  ({report.runs} runs, {len(report.agents)} agents, buckets of {report.bucket_seconds // 60} min)"
     )
+    if note := synthetic_note(report):
+        console.print(note)
     if not report.agents:
         console.print("No agent runs in this window.")
     summary = Table(title="Agents", title_justify="left")
@@ -217,6 +235,8 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
         f"buckets of {report.bucket_seconds // 60} minutes.",
         "",
     ]
+    if note := synthetic_note(report):
+        lines += [_md_text(note), ""]
     if report.agents:
         lines += [_md_row(list(SUMMARY_COLUMNS)), _md_row(["---"] * len(SUMMARY_COLUMNS))]
         lines += [_md_row(summary_cells(a, loud="**LOUD**")) for a in report.agents]

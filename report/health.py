@@ -111,6 +111,8 @@ class HealthReport:
     bucket_seconds: int
     runs: int
     agents: list[AgentHealth]
+    synthetic_left_out: int = 0
+    """Synthetic (eval) runs of the window the report leaves out (``Scope.synthetic``)."""
 
 
 def _cross_user(owner: str | None, u: dict[str, Any]) -> CrossUser:
@@ -245,7 +247,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
             )
         )
     total = sum(a.runs for a in out)
-    return HealthReport(scope, size, total, out)
+    return HealthReport(scope, size, total, out, runs.synthetic_left_out())
 
 
 def _buckets(runs: RunSet, size: int) -> dict[tuple[str, str], list[Bucket]]:

@@ -8,7 +8,15 @@ from io import StringIO
 from typing import Any
 
 from core.safetext import printable
-from report.formats import SUMMARY_COLUMNS, _when, pct, section_title, signal_agents, summary_cells
+from report.formats import (
+    SUMMARY_COLUMNS,
+    _when,
+    pct,
+    section_title,
+    signal_agents,
+    summary_cells,
+    synthetic_note,
+)
 from report.health import AgentHealth, HealthReport
 from report.signals import Signal
 
@@ -104,6 +112,8 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
         f'<p class="quiet">{html.escape(_when(scope.since))} to {html.escape(_when(scope.until))}; '
         f"{report.runs} runs; buckets of {report.bucket_seconds // 60} minutes.</p>",
     ]
+    if note := synthetic_note(report):
+        parts.append(f'<p class="quiet">{html.escape(note)}</p>')
     if not report.agents:
         parts.append("<p>No agent runs in this window.</p>")
     else:

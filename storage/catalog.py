@@ -71,10 +71,12 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     for name in files:
         part = parts_path(data_dir, Path(name))
         (parts if part.exists() else missing).append(name)
-    # Span files without partials yet are rolled up here, on the fly.
-    rolled = parts_sql(
-        "tenant, date, trace_id", _read(missing) if missing else "(SELECT * FROM spans LIMIT 0)"
-    )
+    # Span files without partials yet are rolled up here, on the fly; every span column is
+    # there (null) even when the files were written before it existed.
+    con.register("_span_columns", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
+    source = _read(missing) if missing else "(SELECT * FROM spans LIMIT 0)"
+    with_every_column = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _span_columns)"
+    rolled = parts_sql("tenant, date, trace_id", with_every_column)
     listed = [str(parts_path(data_dir, Path(name))) for name in parts]
     union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
     con.execute(f"CREATE VIEW {RUN_PARTS} AS {union}")

@@ -61,9 +61,11 @@ class PartsWriter:
     def write(self, rows: pa.Table, span_file: Path) -> Path:
         """Write the partials of ``rows``, which are (or will be) the contents of ``span_file``.
 
-        Sorted by agent, in small row groups: a one-agent report reads only that agent's."""
+        Sorted by agent (the explicit one, then the derived one, see ``storage.runs``), in small
+        row groups: a one-agent report reads only that agent's."""
         target = parts_path(self.data_dir, span_file)
-        parts = self.parts_of(rows).sort_by([("agent", "ascending"), ("trace_id", "ascending")])
+        order = [("agent", "ascending"), ("derived_agent", "ascending"), ("trace_id", "ascending")]
+        parts = self.parts_of(rows).sort_by(order)
         return write_atomically(
             parts, target.parent, "zstd", 3, name=target.name, row_group_size=PARTS_ROW_GROUP
         )

@@ -1,10 +1,22 @@
 """Runs: the one read model. What a run is, how runs are built from spans, and how readers get them.
 
 A *run* is one agent run: per trace, the outermost ``agent_run`` span (the earliest), or the
-trace's root span when it has none. Its outcome rolls up from every span of the trace:
-``failure`` when the run span itself failed (error status or a classified failure),
-``degraded`` when it succeeded but a step under it failed (a failed tool under a run that still
-answered), else ``success``. A judge's mark (``run_marks``) turns a successful run degraded.
+trace's root span when it has none; a trace of MCP protocol traffic only (``mcp_protocol``
+spans, maybe ``other`` ones) is no run. Its outcome rolls up from every span of the trace:
+``failure`` when the run span itself or any ``agent_run`` span failed (error status or a
+classified failure), ``degraded`` when they succeeded but a step failed (a failed tool under a
+run that still answered), else ``success``. A judge's mark (``run_marks``) turns a successful
+run degraded.
+
+Root cause, not the wrapper: a run whose own span has no specific failure type (none, or the
+generic ``other_error``) takes the type of the earliest specifically classified failing span of
+the trace, else of the earliest failing one; ``failing_span_id`` and the message are that span's.
+
+The agent: an agent name attribute (explicit) wins over a name derived from a span, Traceloop
+entity or Langfuse trace name (``agent_name_derived``): the run's ``agent_name`` is the earliest
+explicit one, else the earliest derived one; ``agent_id`` the earliest; ``agents`` every agent of
+the trace (handoffs, sub-agents). Tool calls count a remote call once when both its client span
+and the server span under it arrive (MCP), in any partials. ``models``: the models of LLM calls.
 
 Runs are built in two steps, both here:
 
@@ -35,6 +47,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from core.model import AGENT_OPERATION, LLM_OPERATIONS, PROTOCOL_OPERATIONS, TOOL_OPERATIONS
 from storage.layout import RUN_PARTS
 from storage.message_template import NO_MESSAGE, mask_sql
 
@@ -69,52 +82,130 @@ AGENT_SQL = f"coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}')"
 
 # -- step 1: partials, one row per trace per span file ------------------------------------------
 
-# The fields whose first non-null value (by span start) the run takes.
+# The fields whose first non-null value (by span start) the run takes. ``agent_name``: the first
+# explicit one (an agent name attribute); ``derived_name`` holds the first derived one.
 FIRST_SEEN = (
     "agent_id", "agent_name", "agent_version", "agent_owner", "user_id", "session_id", "service_name",
     "eval_run_id", "eval_case_id",
 )  # fmt: skip
 SUMS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd")
 
+# What a partial's spans are, at most (``work``; merged by ``max``): a trace whose spans are only
+# protocol traffic (and ``other`` spans, e.g. its HTTP transport) is not a run.
+OTHER_ONLY, PROTOCOL_ONLY, WORK = 0, 1, 2
+
 _FAILED = span_failed_sql()
+_EXPLICIT = "agent_name_derived IS NOT TRUE"  # null: written before the column existed
 _FIRST_SEEN = ",\n    ".join(
-    f"min({{'at': start_time, 'v': {c}}}) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in FIRST_SEEN
+    f"min({{'at': start_time, 'v': {c}}}) FILTER (WHERE {c} IS NOT NULL"
+    + (f" AND {_EXPLICIT})" if c == "agent_name" else ")")
+    + f" AS {c}"
+    for c in FIRST_SEEN
 )
 _RUN_TEMPLATE = mask_sql("error_message")
 _STEP_TEMPLATE = mask_sql("coalesce(error_message, status_message)")
-_AGENT = (
-    "coalesce(min({'at': start_time, 'v': agent_id}) FILTER (WHERE agent_id IS NOT NULL),"
-    " min({'at': start_time, 'v': agent_name}) FILTER (WHERE agent_name IS NOT NULL)).v"
-)
 _SUMS = ",\n    ".join(f"sum({c}) AS {c}" for c in SUMS)
+_SPECIFIC = f"failure_type IS NOT NULL AND failure_type <> '{GENERIC_FAILURE}'"
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_TOOLS = f"operation IN ({_sql_list(TOOL_OPERATIONS)})"
+_LLMS = f"operation IN ({_sql_list(LLM_OPERATIONS)})"
+_PROTOCOL = f"operation IN ({_sql_list(PROTOCOL_OPERATIONS)})"
+
+
+def _paired(column: str, ends: str) -> str:
+    """SQL: ``column`` (a count of tool calls or errors) less the calls counted twice in ``ends``."""
+    failed = column == "tool_errors"
+    return (
+        f"CASE WHEN coalesce(len({ends}), 0) < 2 THEN {column}"
+        f" ELSE {column} - {_matched(ends, failed)} END AS {column}"
+    )
+
+
+def _matched(ends: str, failed: bool = False) -> str:
+    """SQL: how many server ends in the list ``ends`` have their client end there too (one call
+    counted twice); ``failed``: only pairs whose two ends both failed (one error counted twice)."""
+    side = " AND c.failed" if failed else ""
+    both = " AND e.failed" if failed else ""
+    return (
+        f"len([e FOR e IN {ends} IF e.server{both}"
+        f" AND list_contains([c.id FOR c IN {ends} IF NOT c.server{side}], e.id)])"
+    )
+
+
+def _unmatched(ends: str) -> str:
+    """SQL: the ends of the list ``ends`` whose other end is not in it."""
+    return f"[e FOR e IN {ends} IF NOT list_contains([o.id FOR o IN {ends} IF o.server <> e.server], e.id)]"
+
 
 PARTS_SQL = f"""
+SELECT * EXCLUDE (ends) REPLACE (
+        -- A tool call whose client span and server span (its child) are both here counts once.
+        {_paired("tool_calls", "ends")},
+        {_paired("tool_errors", "ends")}
+    ),
+    -- Ends of such calls whose other end is in another partial: runs_sql pairs them up.
+    CASE WHEN coalesce(len(ends), 0) < 2 THEN ends ELSE nullif({_unmatched("ends")}, []) END AS open_calls,
+    -- Plain columns to filter by agent (Parquet statistics skip row groups of other agents):
+    -- the explicit agent, else (only then) the derived one.
+    CASE WHEN agent IS NULL THEN derived_name.v END AS derived_agent
+FROM (
 SELECT __KEYS__,
     -- The run span: the earliest agent_run span, else the root, else the earliest span.
     min({{
-        'rank': CASE WHEN operation = 'agent_run' THEN 0 WHEN parent_span_id IS NULL THEN 1 ELSE 2 END,
+        'rank': CASE WHEN operation = '{AGENT_OPERATION}' THEN 0
+                     WHEN parent_span_id IS NULL THEN 1 ELSE 2 END,
         'start_time': start_time, 'span_id': span_id, 'name': name, 'duration_ms': duration_ms,
         'status': status, 'failure_type': failure_type, 'error_message': error_message,
         'status_message': status_message,
         'error_template': {_RUN_TEMPLATE}
     }}) AS run,
     {_FIRST_SEEN},
+    min({{'at': start_time, 'v': agent_name}}) FILTER (WHERE agent_name IS NOT NULL AND agent_name_derived)
+        AS derived_name,
     bool_or(synthetic) AS synthetic,
     count(*) AS span_count,
-    count(*) FILTER (WHERE operation IN ('tool', 'mcp')) AS tool_calls,
-    count(*) FILTER (WHERE operation IN ('tool', 'mcp') AND {_FAILED}) AS tool_errors,
+    count(*) FILTER (WHERE {_TOOLS}) AS tool_calls,
+    count(*) FILTER (WHERE {_TOOLS} AND _failed) AS tool_errors,
+    -- Both ends of a remote tool call (an MCP client span, the server span under it) by the
+    -- client span's id.
+    list({{'id': CASE WHEN kind = 'server' THEN parent_span_id ELSE span_id END, 'server': kind = 'server',
+           'failed': _failed}})
+        FILTER (WHERE {_TOOLS} AND (kind = 'client' OR kind = 'server' AND parent_span_id IS NOT NULL))
+        AS ends,
     -- The two earliest failing spans: one of them may be the run span itself.
     coalesce(list_slice(list_sort(list({{
         'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, '{GENERIC_FAILURE}'),
-        'message': coalesce(error_message, status_message),
-        'template': {_STEP_TEMPLATE}
-    }}) FILTER (WHERE {_FAILED})), 1, 2), []) AS failing,
+        'message': coalesce(error_message, status_message), 'template': _template
+    }}) FILTER (WHERE _failed)), 1, 2), []) AS failing,
+    -- The two earliest failing spans with a specific failure type (one may be the run span):
+    -- a run with a generic error takes the type of the earliest other.
+    list_slice(list_sort(list({{
+        'at': start_time, 'span_id': span_id, 'failure_type': failure_type,
+        'message': coalesce(error_message, status_message), 'template': _template
+    }}) FILTER (WHERE {_SPECIFIC})), 1, 2) AS causes,
+    -- A failed agent anywhere in the trace fails the run.
+    bool_or(_failed) FILTER (WHERE operation = '{AGENT_OPERATION}') AS agent_failed,
+    max(CASE WHEN {_PROTOCOL} THEN {PROTOCOL_ONLY} WHEN operation = 'other' THEN {OTHER_ONLY}
+             ELSE {WORK} END)::UTINYINT AS work,
     {_SUMS},
-    coalesce(list_distinct(list(model) FILTER (WHERE model IS NOT NULL)), []) AS models,
-    -- A plain column to filter by agent (Parquet statistics skip row groups of other agents).
-    {_AGENT} AS agent
-FROM __SOURCE__
+    coalesce(list_distinct(list(model) FILTER (WHERE model IS NOT NULL AND {_LLMS})), []) AS models,
+    list_sort(list_distinct(list(coalesce(agent_id, agent_name)))) AS agents,
+    coalesce(
+        min({{'at': start_time, 'v': agent_id}}) FILTER (WHERE agent_id IS NOT NULL),
+        min({{'at': start_time, 'v': agent_name}}) FILTER (WHERE agent_name IS NOT NULL AND {_EXPLICIT})
+    ).v AS agent
+FROM (
+    SELECT *, {_FAILED} AS _failed,
+        CASE WHEN {_FAILED} THEN {_STEP_TEMPLATE} END AS _template
+    FROM __SOURCE__
+)
 GROUP BY __KEYS__
+)
 """
 
 
@@ -127,24 +218,42 @@ def parts_sql(keys: str, source: str) -> str:
 
 _MERGE_FIRST = ", ".join(f"min({c}) AS {c}" for c in FIRST_SEEN)
 _MERGE_SUMS = ", ".join(f"sum({c}) AS {c}" for c in SUMS)
-_VALUES = ", ".join(f"{c}.v AS {c}" for c in FIRST_SEEN)
+_VALUES = ", ".join(
+    "coalesce(agent_name, derived_name).v AS agent_name" if c == "agent_name" else f"{c}.v AS {c}"
+    for c in FIRST_SEEN
+)
+_FILTER_COLUMNS = "trace_hash, agent, derived_agent"
+"""Partial columns only for finding partials: not carried into runs."""
 
 # Partials of traces with one partial are runs as they are; the others are grouped.
 MERGE_SQL = f"""
-    SELECT * EXCLUDE (trace_hash, agent) FROM parts ANTI JOIN multi USING (trace_hash)
+    SELECT * EXCLUDE ({_FILTER_COLUMNS}) FROM parts ANTI JOIN multi USING (trace_hash)
     UNION ALL BY NAME
-    SELECT tenant, trace_id,
-        min(run) AS run,
-        {_MERGE_FIRST},
-        bool_or(synthetic) AS synthetic,
-        sum(span_count) AS span_count,
-        sum(tool_calls) AS tool_calls,
-        sum(tool_errors) AS tool_errors,
-        list_slice(list_sort(flatten(list(failing))), 1, 2) AS failing,
-        {_MERGE_SUMS},
-        list_distinct(flatten(list(models))) AS models
-    FROM parts SEMI JOIN multi USING (trace_hash)
-    GROUP BY tenant, trace_id
+    SELECT * EXCLUDE (open_calls) REPLACE (
+        -- The two ends of a remote tool call, in two partials: one call.
+        {_paired("tool_calls", "open_calls")},
+        {_paired("tool_errors", "open_calls")}
+    )
+    FROM (
+        SELECT tenant, trace_id,
+            min(run) AS run,
+            {_MERGE_FIRST},
+            min(derived_name) AS derived_name,
+            bool_or(synthetic) AS synthetic,
+            sum(span_count) AS span_count,
+            sum(tool_calls) AS tool_calls,
+            sum(tool_errors) AS tool_errors,
+            flatten(list(open_calls)) AS open_calls,
+            list_slice(list_sort(flatten(list(failing))), 1, 2) AS failing,
+            list_slice(list_sort(flatten(list(causes))), 1, 2) AS causes,
+            bool_or(agent_failed) AS agent_failed,
+            max(work) AS work,
+            {_MERGE_SUMS},
+            list_distinct(flatten(list(models))) AS models,
+            list_sort(list_distinct(flatten(list(agents)))) AS agents
+        FROM parts SEMI JOIN multi USING (trace_hash)
+        GROUP BY tenant, trace_id
+    )
 """
 
 # Most traces have one partial (compaction rolls a partition's files up into one), and those
@@ -157,34 +266,56 @@ multi AS (SELECT trace_hash FROM parts GROUP BY trace_hash HAVING count(*) > 1),
 unified AS (__UNIFIED__),
 judged AS (
     SELECT *,
-        {span_failed_sql("run.")} AS run_failed,
+        {span_failed_sql("run.")} OR coalesce(agent_failed, false) AS run_failed,
+        run.failure_type IS NOT NULL AND run.failure_type <> '{GENERIC_FAILURE}' AS own_type,
         -- The earliest failing span under the run (at most one of the two is the run span).
         -- (len first: most runs have no failing span, and the list lookups cost on 2 M rows)
         CASE WHEN len(failing) = 0 THEN NULL
-             WHEN failing[1].span_id <> run.span_id THEN failing[1] ELSE failing[2] END AS step
+             WHEN failing[1].span_id <> run.span_id THEN failing[1] ELSE failing[2] END AS step,
+        -- The earliest one with a specific failure type.
+        CASE WHEN coalesce(len(causes), 0) = 0 THEN NULL
+             WHEN causes[1].span_id <> run.span_id THEN causes[1] ELSE causes[2] END AS cause
     FROM unified
+    -- A trace of protocol traffic only (MCP initialize, tools/list...) is no run.
+    WHERE work IS DISTINCT FROM {PROTOCOL_ONLY}
+),
+blamed AS (
+    -- The span the run's failure type comes from (null: the run span). Root cause, not the
+    -- wrapper: the earliest specifically classified failing step, else the earliest failing
+    -- step. A run span with a specific type of its own keeps it, unless that step's error is
+    -- the one it reports (the same type, or its message within the run span's: passed up).
+    SELECT *,
+        CASE WHEN step IS NULL THEN NULL
+             WHEN NOT own_type THEN coalesce(cause, step)
+             WHEN cause.failure_type = run.failure_type
+                  OR contains(coalesce(run.error_message, run.status_message), nullif(cause.message, ''))
+                 THEN cause END AS culprit
+    FROM judged
 )
 SELECT
     trace_id, run.span_id AS span_id, tenant, {_VALUES},
     run.name AS name, run.start_time AS start_time, run.duration_ms AS duration_ms, run.status AS status,
     CASE WHEN run_failed THEN '{FAILURE}' WHEN step IS NOT NULL THEN '{DEGRADED}' ELSE '{SUCCESS}' END
         AS outcome,
-    CASE WHEN run.failure_type IS NOT NULL THEN run.failure_type
-         WHEN run.status = 'error' THEN coalesce(step.failure_type, '{GENERIC_FAILURE}')
-         ELSE step.failure_type END AS failure_type,
-    CASE WHEN run_failed THEN coalesce(step.span_id, run.span_id) ELSE step.span_id END AS failing_span_id,
-    coalesce(run.error_message, failing[1].message) AS error_message,
-    coalesce(CASE WHEN run.error_message IS NOT NULL THEN run.error_template ELSE failing[1].template END,
+    CASE WHEN culprit IS NOT NULL THEN culprit.failure_type
+         WHEN run_failed THEN coalesce(run.failure_type, '{GENERIC_FAILURE}') END AS failure_type,
+    CASE WHEN culprit IS NOT NULL THEN culprit.span_id WHEN run_failed THEN run.span_id END
+        AS failing_span_id,
+    coalesce(culprit.message, run.error_message, failing[1].message) AS error_message,
+    coalesce(CASE WHEN culprit.message IS NOT NULL THEN culprit.template
+                  WHEN run.error_message IS NOT NULL THEN run.error_template
+                  ELSE failing[1].template END,
              '{NO_MESSAGE}') AS error_template,
     tool_calls, tool_errors, span_count,
-    input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models, synthetic
-FROM judged
+    input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models,
+    coalesce(agents, []) AS agents, synthetic
+FROM blamed
 """
 
 RUN_COLUMNS = (
     "trace_id", "span_id", "tenant", *FIRST_SEEN, "name", "start_time", "duration_ms", "status", "outcome",
     "failure_type", "failing_span_id", "error_message", "error_template", "tool_calls", "tool_errors",
-    "span_count", *SUMS, "models", "synthetic",
+    "span_count", *SUMS, "models", "agents", "synthetic",
 )  # fmt: skip
 """The columns of ``runs``, in order."""
 
@@ -211,7 +342,7 @@ def runs_sql(parts: str, single_partials: bool = False) -> str:
 
     ``single_partials``: the caller has checked that no trace has two partials in ``parts``
     (``has_split_traces``), so every partial is a run as it is and nothing is grouped."""
-    unified = "SELECT * EXCLUDE (trace_hash, agent) FROM parts" if single_partials else MERGE_SQL
+    unified = f"SELECT * EXCLUDE ({_FILTER_COLUMNS}) FROM parts" if single_partials else MERGE_SQL
     return RUNS_SQL.replace("__UNIFIED__", unified).replace("__PARTS__", parts)
 
 
@@ -256,16 +387,23 @@ def runs_of_trace(con: duckdb.DuckDBPyConnection, trace_id: str, tenant: str | N
 
 @dataclass(frozen=True)
 class Scope:
+    """Which runs: started in ``[since, until)``, of ``agent`` and ``tenant`` (None: any).
+
+    ``synthetic``: eval traffic (runs of agentwatch's own evals, ``synthetic = true``) never
+    counts as production: ``False`` (the default) is production runs only, ``True`` synthetic
+    runs only, ``None`` both."""
+
     since: datetime
     until: datetime
     agent: str | None = None
     tenant: str | None = None
+    synthetic: bool | None = False
 
     @classmethod
     def last(cls, window: timedelta, agent: str | None = None, tenant: str | None = None,
-             now: datetime | None = None) -> Scope:  # fmt: skip
+             now: datetime | None = None, synthetic: bool | None = False) -> Scope:  # fmt: skip
         until = now or datetime.now(UTC)
-        return cls(until - window, until, agent, tenant)
+        return cls(until - window, until, agent, tenant, synthetic)
 
     @property
     def seconds(self) -> float:
@@ -274,15 +412,17 @@ class Scope:
 
 BASE_COLUMNS = (
     "tenant", "agent", "agent_owner", "user_id", "trace_id", "span_id", "start_time", "duration_ms",
-    "outcome", "failure_type", "error_message", "error_template", "failing_span_id",
+    "outcome", "failure_type", "error_message", "error_template", "failing_span_id", "synthetic",
 )  # fmt: skip
-"""The columns every ``RunSet`` has (``agent``: ``AGENT_SQL``)."""
-USAGE = ("synthetic", "cost_usd")
-"""Extra columns for alerting and judging (``synthetic`` is never null)."""
+"""The columns every ``RunSet`` has (``agent``: ``AGENT_SQL``; ``synthetic`` is never null)."""
+USAGE = ("cost_usd",)
+"""Extra columns for alerting and judging."""
 TEXTS = ("input_text", "output_text")
 """Extra columns for the case export: the run span's texts, for runs that did not succeed."""
 
 _EXPRESSIONS = {"agent": AGENT_SQL, "synthetic": "coalesce(synthetic, false)"}
+_SYNTHETIC: dict[bool | None, tuple[str, ...]] = {False: ("NOT synthetic",), True: ("synthetic",), None: ()}
+"""The condition on ``synthetic`` of a ``Scope.synthetic`` value."""
 _tables = itertools.count()
 _PARAM = "__runs_"
 _WITH = re.compile(r"\s*WITH\s+(?!RECURSIVE\b)", re.IGNORECASE)
@@ -293,7 +433,9 @@ class RunSet:
     """The runs of a scope, loaded once (see ``runs_in``). Query them as the relation ``runs``:
     ``run_set.rows("SELECT agent, count(*) AS n FROM runs GROUP BY agent", params)``.
 
-    ``within`` narrows them (a shorter window, one agent, no synthetic runs) without reloading.
+    ``runs`` holds the runs of ``scope``: production runs only unless the scope says otherwise
+    (``Scope.synthetic``). ``within`` narrows them (a shorter window, one agent) without
+    reloading; ``synthetic_left_out`` counts the eval runs the scope leaves out.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -322,14 +464,24 @@ class RunSet:
         ((count,),) = self.query("SELECT count(*) FROM runs")
         return int(count)
 
+    def synthetic_left_out(self) -> int:
+        """How many synthetic runs of this set's window, agent and tenant its scope leaves out
+        (0 when it includes them)."""
+        if self.scope.synthetic is not False:
+            return 0
+        ((count,),) = self.con.execute(
+            f"SELECT count(*) FROM {self._table} WHERE {' AND '.join((*self._where, 'synthetic'))}",
+            dict(self._params),
+        ).fetchall()
+        return int(count)
+
     def within(
         self, since: datetime | None = None, until: datetime | None = None, *, agent: str | None = None,
         tenant: str | None = None, synthetic: bool | None = None,
     ) -> RunSet:  # fmt: skip
         """These runs started in ``[since, until)``, of ``agent`` and ``tenant``, synthetic or not
-        (``None``: no condition; ``synthetic`` needs the ``USAGE`` columns)."""
-        if synthetic is not None and "synthetic" not in self.columns:
-            raise ValueError("within(synthetic=...) needs runs loaded with the USAGE columns")
+        (``None``: no condition). Narrowing only: the production runs of a set are not
+        synthetic (``within(synthetic=True)`` of a production set has no runs)."""
         where, params = list(self._where), dict(self._params)
         for condition, value in (("start_time >= $", since), ("start_time < $", until), ("agent = $", agent),
                                  ("tenant = $", tenant)):  # fmt: skip
@@ -337,13 +489,15 @@ class RunSet:
                 name = f"{_PARAM}{len(params)}"
                 where.append(condition + name)
                 params[name] = value
-        if synthetic is not None:
-            where.append("synthetic" if synthetic else "NOT synthetic")
+        kept = self.scope.synthetic
+        if synthetic is not None and kept is not None and synthetic != kept:
+            where.append("false")
         scope = Scope(
             self.scope.since if since is None else max(self.scope.since, since),
             self.scope.until if until is None else min(self.scope.until, until),
             agent if agent is not None else self.scope.agent,
             tenant if tenant is not None else self.scope.tenant,
+            synthetic if kept is None else kept,
         )
         return replace(self, scope=scope, _where=tuple(where), _params=tuple(params.items()))
 
@@ -354,7 +508,8 @@ class RunSet:
 
     def _bound(self, sql: str, params: Mapping[str, object] | None) -> tuple[str, dict[str, object]]:
         """``sql`` with the ``runs`` it reads defined, and its parameters with the set's."""
-        where = f" WHERE {' AND '.join(self._where)}" if self._where else ""
+        conditions = (*self._where, *_SYNTHETIC[self.scope.synthetic])
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         runs = f"runs AS NOT MATERIALIZED (SELECT * FROM {self._table}{where})"
         # A query with its own WITH gets ``runs`` as its first common table expression.
         own = _WITH.match(sql)
@@ -374,7 +529,10 @@ def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] =
     them; only the case export needs them).
 
     The window and agent filters apply to the run partials before they are merged, so one
-    agent's runs never merge the other agents' partials.
+    agent's runs never merge the other agents' partials: an agent's runs read the partials that
+    name it and those of the same traces that name no agent or only a derived one (see the
+    README, Runs). Every run of the window is loaded, synthetic or not; the set holds those of
+    ``scope.synthetic`` (``RunSet.synthetic_left_out`` counts the others).
     """
     extra = tuple(dict.fromkeys(extra))
     unknown = [c for c in extra if c not in (*RUN_COLUMNS, *TEXTS) or c in BASE_COLUMNS]
@@ -393,13 +551,21 @@ def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] =
         where.append("tenant = $tenant")
         params["tenant"] = scope.tenant
     if scope.agent is not None:
-        # The agent's partials, and agent-less partials of the same traces (spans of a run
-        # that reached a file without the span naming the agent).
-        where.append(
-            f"(agent = $agent OR agent IS NULL) AND trace_id IN"
-            f" (SELECT trace_id FROM {RUN_PARTS} WHERE date >= $since_date AND agent = $agent)"
-        )
+        # The partials naming the agent, and those of the same traces naming no agent explicitly
+        # (spans of a run that reached a file without the span naming the agent): each lookup
+        # a one-column filter that row-group statistics skip on (an OR over two columns would
+        # read every row group).
         params["agent"] = scope.agent
+        recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
+        traces = f"SELECT trace_id {recent} AND agent = $agent"
+        derived = f"{recent} AND derived_agent = $agent"
+        lookup = {"since_date": params["since_date"], "agent": scope.agent}
+        if con.execute(f"SELECT EXISTS (SELECT 1 {derived})", lookup).fetchall()[0][0]:
+            # Traces naming the agent only by a derived name, unless a partial of theirs names
+            # one explicitly (the explicit one is the run's agent).
+            explicit = f"SELECT trace_id {recent} AND agent IS NOT NULL"
+            traces += f" UNION ALL (SELECT trace_id {derived} EXCEPT {explicit})"
+        where.append(f"(agent = $agent OR agent IS NULL) AND trace_id IN ({traces})")
     parts = f"SELECT * FROM {RUN_PARTS} WHERE {' AND '.join(where)}"
     part_params = {k: v for k, v in params.items() if k not in ("since", "until")}
     hashes = con.execute(f"SELECT hash(tenant, trace_id) AS h FROM ({parts})", part_params).fetchnumpy()["h"]

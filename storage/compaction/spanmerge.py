@@ -45,7 +45,8 @@ POSITION = ("_src", "_row")
 SPAN_ORDER = ("start_time", "trace_id", "span_id")
 TRACE_ORDER = ("trace_id", "span_id", *POSITION)
 PARTS_ORDER = ("_no_agent", "_agent", "trace_id")
-"""The exporter's order (``PartsWriter.write``): by agent, runs without one last, then trace."""
+"""The exporter's order (``PartsWriter.write``): by agent, runs without one last (those by their
+derived agent), then trace."""
 SPAN_ROW_GROUP = 131_072
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
@@ -334,7 +335,7 @@ def write_parts(
 def _with_order(parts: pa.Table) -> pa.Table:
     agent = parts["agent"]
     with_flag = parts.append_column("_no_agent", pc.is_null(agent))
-    return with_flag.append_column("_agent", pc.fill_null(agent, ""))
+    return with_flag.append_column("_agent", pc.fill_null(pc.coalesce(agent, parts["derived_agent"]), ""))
 
 
 # -- the time sort: the merged file ---------------------------------------------------------------

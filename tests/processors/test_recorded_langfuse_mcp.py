@@ -427,13 +427,6 @@ ROOT_CAUSES: dict[str, tuple[str | None, str | None, str | None]] = {
     "mcp_openinference/tool_error": ("tool_timeout", "reserve_stock", "inventory service timed out"),
 }
 
-WRONG_ROOT_CAUSE = {
-    "langfuse/tool_error": "issue 12 item 3: the agent span's error is the tool's exception propagated "
-    "(same message) and is classified 'timeout'; the run takes that wrapper's type and span instead of "
-    "the tool span's tool_timeout",
-}
-
-
 # -- storing a recording ---------------------------------------------------------------------
 
 
@@ -543,15 +536,7 @@ def test_one_run_with_its_outcome_agent_tools_tokens_and_models(
     assert {c: runs[0][c] for c in RUN_COLUMNS} == RUNS[recording]
 
 
-@pytest.mark.parametrize(
-    "recording",
-    [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=WRONG_ROOT_CAUSE[r]))
-        if r in WRONG_ROOT_CAUSE
-        else r
-        for r in RECORDINGS
-    ],
-)
+@pytest.mark.parametrize("recording", RECORDINGS)
 def test_run_root_cause(stored: Callable[[str], Stored], recording: str) -> None:
     """The run's failure type, failing span and message are the root cause's (item 3)."""
     found = stored(recording)

@@ -58,7 +58,8 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
         "until": "2025-11-22T12:00:00Z",
         "bucket_seconds": 3600,
     }
-    assert doc["filters"] == {"agent": None, "tenant": None}
+    assert doc["filters"] == {"agent": None, "tenant": None, "synthetic": False}
+    assert doc["synthetic_runs_left_out"] == 0
     assert doc["runs"] == 11
     expense, faq = doc["agents"]
     buckets = expense.pop("buckets")
@@ -158,7 +159,7 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
 
 def test_one_agent_and_tenant_filters(stored: ServerProcess) -> None:
     doc = json.loads(report(stored, "--format", "json", "--agent", "faq-bot"))
-    assert doc["filters"] == {"agent": "faq-bot", "tenant": None}
+    assert doc["filters"] == {"agent": "faq-bot", "tenant": None, "synthetic": False}
     assert [(a["agent"], a["runs"]) for a in doc["agents"]] == [("faq-bot", 3)]
     # Equal counts: ordered by cluster id.
     tied = sorted(
