@@ -42,6 +42,8 @@ def build_config(cls: type[T], data: Any) -> tuple[T | None, list[str]]:
             errors = exc.errors()
             for err in errors:
                 loc = tuple(err["loc"])
+                if _key(loc) in wrong:
+                    continue  # left out after a first problem ("Field required" now): said already
                 wrong.add(_key(loc))
                 if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
                     problems.append(f"{_key(loc)}: unknown key")

@@ -7,6 +7,10 @@ escaped as orjson does (``\\"``, ``\\\\``, ``\\b \\t \\n \\f \\r``, other contro
 written here straight from the payload bytes. Other values (doubles, arrays, kvlists, bytes) are
 rare and formatted in Python once per distinct value by the existing decoder - ``any_value`` then
 ``orjson.dumps`` - and the kernel copies that text in: ``value_snippets`` below.
+
+Attributes whose key is marked in ``skip`` and events marked in ``skip_events`` are left out
+(``capture_text: false``, see ``processors.normalize.redact``); a span left without events gets a
+null ``events`` value, as one that had none.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ _NULL = np.frombuffer(b"null", np.uint8)
 _U00 = np.frombuffer(b"\\u00", np.uint8)
 
 
-def value_snippets(decoded: Decoded) -> tuple[np.ndarray, np.ndarray]:
+def value_snippets(decoded: Decoded, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pool, offsets): the JSON text of every value the kernel does not format itself, once per
     distinct value; attribute a's text is pool[offsets[a, 0]:offsets[a, 0] + offsets[a, 1]]."""
     buf, attrs = decoded.buf, decoded.attrs
@@ -70,6 +74,7 @@ def value_snippets(decoded: Decoded) -> tuple[np.ndarray, np.ndarray]:
         & (kinds != T_BOOL)
         & (kinds != T_NONE)
         & (attrs[:, A_OWNER_KIND] != OWNER_DROPPED)  # past a limit: never written
+        & ~skip[decoded.key_id]  # left out: never written
     )
     offsets = np.zeros((attrs.shape[0], 2), np.int64)
     if not rare.size:
@@ -179,8 +184,10 @@ def _put_object(
     stamp: int,
     pool: np.ndarray,
     snippets: np.ndarray,
+    skip: np.ndarray,
 ) -> int:
-    """``{"key":value,...}`` of attribute rows [start, start+count); ``stamp`` is unique per call."""
+    """``{"key":value,...}`` of attribute rows [start, start+count) but those whose key is
+    marked in ``skip``; ``stamp`` is unique per call."""
     for a in range(start, start + count):
         last[key_id[a]] = a  # a repeated key keeps its last value ...
     out[pos] = 123  # {
@@ -188,7 +195,7 @@ def _put_object(
     written = False
     for a in range(start, start + count):
         k = key_id[a]
-        if stamps[k] == stamp:  # ... at its first position
+        if stamps[k] == stamp or skip[k]:  # ... at its first position
             continue
         if written:
             out[pos] = 44  # ,
@@ -234,6 +241,7 @@ def objects(
     counts: np.ndarray,
     pool: np.ndarray,
     snippets: np.ndarray,
+    skip: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One JSON object per owner (attribute rows [starts[i], starts[i]+counts[i])), as Arrow
     string (data, int32 offsets)."""
@@ -247,8 +255,9 @@ def objects(
         offsets[i] = pos
         start, count = starts[i], counts[i]
         pos = _put_object(
-            out, pos, buf, attrs, start, count, key_id, keys, key_offsets, last, stamps, i + 1, pool, snippets
-        )
+            out, pos, buf, attrs, start, count, key_id, keys, key_offsets, last, stamps, i + 1, pool,
+            snippets, skip,
+        )  # fmt: skip
     offsets[n] = pos
     if pos >= 2**31:
         raise ValueError("a JSON column of one batch exceeds 2 GiB")
@@ -266,9 +275,12 @@ def event_lists(
     events: np.ndarray,
     pool: np.ndarray,
     snippets: np.ndarray,
+    skip: np.ndarray,
+    skip_events: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per span ``[{"name":...,"time_unix_nano":...,"attributes":{...}},...]`` (events_list's
-    shape), as Arrow string (data, int32 offsets); a span without events gets no bytes (null)."""
+    shape) of the events not marked in ``skip_events``, as Arrow string (data, int32 offsets); a
+    span without such events gets no bytes (null)."""
     n = spans.shape[0]
     extra = 0
     for e in range(events.shape[0]):
@@ -281,14 +293,13 @@ def event_lists(
     for s in range(n):
         offsets[s] = pos
         first, count = spans[s, S_EVENT_START], spans[s, S_EVENT_COUNT]
-        if count == 0:
-            continue
-        out[pos] = 91  # [
-        pos += 1
+        opened = False
         for e in range(first, first + count):
-            if e > first:
-                out[pos] = 44  # ,
-                pos += 1
+            if skip_events[e]:
+                continue
+            out[pos] = 44 if opened else 91  # , or [
+            pos += 1
+            opened = True
             pos = _copy(out, pos, _NAME, 0, _NAME.shape[0])
             pos = _put_string(out, pos, buf, events[e, E_NAME_OFF], events[e, E_NAME_LEN])
             pos = _copy(out, pos, _TIME, 0, _TIME.shape[0])
@@ -310,30 +321,41 @@ def event_lists(
                 e + 1,
                 pool,
                 snippets,
+                skip,
             )
             out[pos] = 125  # }
             pos += 1
-        out[pos] = 93  # ]
-        pos += 1
+        if opened:
+            out[pos] = 93  # ]
+            pos += 1
     offsets[n] = pos
     if pos >= 2**31:
         raise ValueError("a JSON column of one batch exceeds 2 GiB")
     return out[:pos], offsets
 
 
-def json_columns(decoded: Decoded) -> dict[str, pa.Array]:
-    """``attributes``, ``resource_attributes`` and ``events`` of every span."""
+def json_columns(
+    decoded: Decoded, skip: np.ndarray | None = None, skip_events: np.ndarray | None = None
+) -> dict[str, pa.Array]:
+    """``attributes``, ``resource_attributes`` and ``events`` of every span, without the
+    attributes whose key id is marked in ``skip`` and the events marked in ``skip_events``."""
     d = decoded
-    pool, snippets = value_snippets(d)
+    if skip is None:
+        skip = np.zeros(len(d.keys), np.bool_)
+    if skip_events is None:
+        skip_events = np.zeros(d.events.shape[0], np.bool_)
+    pool, snippets = value_snippets(d, skip)
     keys, key_offsets = key_texts(d.buf, d.attrs, d.key_first)
     common = (d.buf, d.attrs, d.key_id, keys, key_offsets)
-    data, offsets = objects(*common, col(d.spans, S_ATTR_START), col(d.spans, S_ATTR_COUNT), pool, snippets)
+    data, offsets = objects(
+        *common, col(d.spans, S_ATTR_START), col(d.spans, S_ATTR_COUNT), pool, snippets, skip
+    )
     out = {"attributes": string_array(data, offsets)}
     # Once per resource, then repeated for each of its spans.
     data, offsets = objects(
-        *common, col(d.resources, R_ATTR_START), col(d.resources, R_ATTR_COUNT), pool, snippets
+        *common, col(d.resources, R_ATTR_START), col(d.resources, R_ATTR_COUNT), pool, snippets, skip
     )
     out["resource_attributes"] = string_array(data, offsets).take(pa.array(col(d.spans, S_RES)))
-    data, offsets = event_lists(*common, d.spans, d.events, pool, snippets)
-    out["events"] = string_array(data, offsets, d.spans[:, S_EVENT_COUNT] > 0)
+    data, offsets = event_lists(*common, d.spans, d.events, pool, snippets, skip, skip_events)
+    out["events"] = string_array(data, offsets, offsets[1:] > offsets[:-1])
     return out

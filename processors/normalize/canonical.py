@@ -40,8 +40,9 @@ PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session
                  "eval_case_id")  # fmt: skip
 _OPERATION_INPUTS = ("sig.mcp_method", "sig.gen_ai_operation", "sig.openinference_kind", "sig.traceloop_kind",
                      "sig.llm_request_type", "sig.langfuse_type", "model")  # fmt: skip
+# The output is read for a provider response's usage only on LLM spans without token attributes.
 _USAGE_INPUTS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd",
-                 "sig.usage_details", "sig.cost_details")  # fmt: skip
+                 "sig.usage_details", "sig.cost_details", "sig.output_other")  # fmt: skip
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens")
 # Slots whose values rules read; the others are only copied into columns.
 _RULE_SLOTS = tuple(
@@ -55,6 +56,7 @@ _RULE_SLOTS = tuple(
             "provider",
             "synthetic",
             "tenant",
+            "sig.invocation_parameters",
         )
     )
 )
@@ -95,6 +97,7 @@ class Rules:
         out: dict[str, pa.Array | Ranges] = {
             column: attr_strings(self.d, r.attr(column), self.pool) for column in PLAIN_COLUMNS
         }
+        self._request_model(out["model"])
         ops, op = self._operation()
         out["operation"] = choose(ops, op)
         out["agent_name"], out["agent_name_derived"], out["tool_name"] = self._names(ops, op)
@@ -158,11 +161,24 @@ class Rules:
         )
         derived_strings(out, rows, results, group, self.pool)
 
+    def _request_model(self, model: Ranges) -> None:
+        """A span without a model attribute takes the model of its invocation parameters
+        (OpenInference's ``llm.invocation_parameters``: a failed call has no response model)."""
+        rows = np.flatnonzero((model.source == NULL) & self.r.has("sig.invocation_parameters"))
+        if rows.size:
+            found = self.r.found
+            slots = ("sig.invocation_parameters",)
+            results, group = per_group(
+                self.r.vids(slots)[rows], lambda row: derive.request_model(found(slots, row))
+            )
+            derived_strings(model, rows, results, group, self.pool)
+
     def _usage(self, llm: np.ndarray) -> dict[str, pa.Array]:
         """Tokens and cost: on LLM spans only (``llm``), and only on leaves (_non_leaf).
 
         Int tokens and int/double costs without Langfuse details (nearly all spans) are
-        computed here as derive.usage would; any other span runs derive.usage itself.
+        computed here as derive.usage would; any other span (string tokens, a usage object, no
+        token attribute but an output that may hold a provider's usage) runs derive.usage itself.
         """
         n = llm.shape[0]
         values = np.zeros((n, 4), np.int64)
@@ -174,6 +190,7 @@ class Rules:
         raw = pick(self.d.attrs, win, A_INT, 0)
         tokens, sent = raw[:, :4], win[:, :4] >= 0
         fast = (win[:, 5] < 0) & (win[:, 6] < 0)
+        fast &= sent.any(axis=1) | (win[:, 7] < 0)
         fast &= ((kinds[:, :4] == T_INT) | ~sent).all(axis=1)
         fast &= ((tokens > -_SAFE_TOKENS) & (tokens < _SAFE_TOKENS)).all(axis=1)
         fast &= (kinds[:, 4] == T_INT) | (kinds[:, 4] == T_DOUBLE) | (win[:, 4] < 0)

@@ -11,7 +11,8 @@ Conventions covered (names checked against the published specs and SDK sources):
   ``gen_ai.input.messages``, ``gen_ai.agent.*``, ``gen_ai.conversation.id``, ...) and
   pre-1.37 (``gen_ai.system``, ``gen_ai.usage.prompt_tokens``, ``gen_ai.prompt``, the
   OpenLLMetry-style indexed ``gen_ai.prompt.N.content`` and the ``gen_ai.*.message`` events).
-- OpenTelemetry MCP (``mcp.method.name``, JSON-RPC error codes, ``isError`` tool results).
+- OpenTelemetry MCP (``mcp.method.name``, JSON-RPC error codes, ``isError`` tool results), the
+  MCP Python SDK 2.x's span names (``MCP send tools/call x``) and Traceloop's (``tools/list.mcp``).
 - OpenInference (``openinference.span.kind``, ``llm.*``, ``input.value``, flattened messages).
 - OpenLLMetry / Traceloop (``traceloop.span.kind``, ``traceloop.entity.*``, ``llm.*``).
 - Langfuse (``langfuse.observation.*``, ``langfuse.user.id``, ``langfuse.session.id``).
@@ -22,6 +23,8 @@ Conventions covered (names checked against the published specs and SDK sources):
 """
 
 from __future__ import annotations
+
+import re
 
 from core.tenants import TENANT_ATTRIBUTES
 
@@ -127,6 +130,40 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "synthetic": ("agentwatch.synthetic",),
 }
 
+# --- usage objects ---------------------------------------------------------------------
+# Token counts sent as one object (Langfuse's usage_details; a raw provider response's "usage"
+# in an LLM span's output JSON), in the providers' own shapes: OpenAI chat (prompt_tokens,
+# prompt_tokens_details.cached_tokens), OpenAI Responses (input_tokens,
+# input_tokens_details.cached_tokens), Anthropic (input_tokens, cache_read_input_tokens,
+# cache_creation_input_tokens), Bedrock Converse (inputTokens, cacheReadInputTokens), Gemini and
+# Vertex (promptTokenCount, cachedContentTokenCount, as the REST API and the Python SDK spell
+# them), LangChain (input_token_details.cache_read) and Langfuse's own (input, output, total).
+# Each count keeps the provider's meaning: OpenAI's and Gemini's input include the cached tokens,
+# Anthropic's and Bedrock's do not (their cache reads and writes are separate counts).
+USAGE_WRAPPER_KEYS = ("usage", "usage_metadata", "usageMetadata")
+USAGE_INPUT_KEYS = ("input", "prompt_tokens", "input_tokens", "inputTokens", "promptTokenCount",
+                    "prompt_token_count")  # fmt: skip
+USAGE_OUTPUT_KEYS = ("output", "completion_tokens", "output_tokens", "outputTokens",
+                     "candidatesTokenCount", "candidates_token_count")  # fmt: skip
+USAGE_TOTAL_KEYS = ("total", "total_tokens", "totalTokens", "totalTokenCount", "total_token_count")
+# Cache reads: (path in the object, whether the provider counts them apart from the input).
+USAGE_CACHE_READ_PATHS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("cache_read_input_tokens",), True),  # Anthropic, Langfuse
+    (("input_cached_tokens",), True),  # Langfuse
+    (("cache_read",), True),  # Langfuse
+    (("cacheReadInputTokens",), True),  # Bedrock Converse
+    (("prompt_tokens_details", "cached_tokens"), False),  # OpenAI chat
+    (("input_tokens_details", "cached_tokens"), False),  # OpenAI Responses
+    (("input_token_details", "cache_read"), False),  # LangChain
+    (("cachedContentTokenCount",), False),  # Gemini / Vertex AI (REST)
+    (("cached_content_token_count",), False),  # Gemini / Vertex AI (Python SDK)
+)
+# Cache writes counted apart from the input (they only matter to a total the object lacks).
+USAGE_CACHE_WRITE_PATHS: tuple[tuple[str, ...], ...] = (
+    ("cache_creation_input_tokens",),  # Anthropic
+    ("cacheWriteInputTokens",),  # Bedrock Converse
+)
+
 # --- text ------------------------------------------------------------------------------
 # Flattened message lists: (prefix, content suffix, role suffix). A family is read only when
 # its element 0 exists, then element by element until one is missing.
@@ -140,6 +177,17 @@ OUTPUT_MESSAGE_FAMILIES: tuple[tuple[str, str, str], ...] = (
 )
 # OpenInference multi-part content: llm.input_messages.N.message.contents.M.message_content.text
 OPENINFERENCE_CONTENTS = (".message.contents.", ".message_content.text")
+# Flattened tool calls of an answer, per output family: (middle, name suffix, arguments suffix),
+# e.g. gen_ai.completion.0.tool_calls.0.name (OpenLLMetry) and
+# llm.output_messages.0.message.tool_calls.0.tool_call.function.name (OpenInference).
+INDEXED_TOOL_CALLS: dict[str, tuple[str, str, str]] = {
+    "gen_ai.completion.": (".tool_calls.", ".name", ".arguments"),
+    "llm.output_messages.": (
+        ".message.tool_calls.",
+        ".tool_call.function.name",
+        ".tool_call.function.arguments",
+    ),
+}
 
 # Element-0 names of the families: seeing one of them tells the normaliser to read the family.
 INDEXED_INPUT_MARKERS = tuple(f"{p}0{x}" for p, c, r in INPUT_MESSAGE_FAMILIES for x in (c, r))
@@ -159,6 +207,8 @@ SIGNAL_CANDIDATES: dict[str, tuple[str, ...]] = {
     "sig.rpc_error_code": ("rpc.jsonrpc.error_code", "rpc.response.status_code"),
     "sig.error_message": ("rpc.jsonrpc.error_message", "error.message"),
     "sig.usage_details": ("langfuse.observation.usage_details",),
+    # OpenInference's request parameters (JSON): the model of a call that failed before answering
+    "sig.invocation_parameters": ("llm.invocation_parameters",),
     "sig.cost_details": ("langfuse.observation.cost_details",),
     "sig.tool_is_error": ("mcp.tool.result.is_error",),
     "sig.tool_result": ("gen_ai.tool.call.result",),
@@ -276,6 +326,10 @@ MCP_METHODS = frozenset(
 
 LLM_OPERATIONS = frozenset({"chat", "embedding"})
 
+# Keys of the requested model in request parameters (OpenAI, Anthropic: model; LangChain:
+# model_name; Bedrock: modelId).
+INVOCATION_MODEL_KEYS = ("model", "model_name", "modelId", "model_id")
+
 # --- provider aliases ------------------------------------------------------------------
 # One canonical spelling per provider: lowercase snake_case of the vendor's product. Keys
 # are matched after lowercasing and, failing that, after turning " ", ".", "-", "/" into "_".
@@ -346,3 +400,73 @@ OUTPUT_EVENT_KEYS = ("message", "content", "gen_ai.completion", "gen_ai.event.co
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 
 EXCEPTION_EVENT = "exception"
+
+# --- capture_text: false ---------------------------------------------------------------
+# What people wrote and models answered, per convention: with capture_text: false these
+# attributes (span, event or resource) and events are not stored at all, beside the emptied text
+# columns. Kept: error types and messages (exception events, status messages: what failures are
+# classified by), tool and prompt *definitions* (OpenInference tool.parameters, llm.tools.*,
+# gen_ai.tool.definitions, llm.prompt_template.template), names, ids, models and counts.
+REDACTED_ATTRIBUTES = frozenset(
+    {
+        # OpenTelemetry GenAI (current and pre-1.37)
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        # OpenInference
+        "input.value",
+        "output.value",
+        "llm.prompts",
+        "llm.prompt_template.variables",
+        "reranker.query",
+        # OpenLLMetry / Traceloop (and its MCP instrumentation's response)
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "mcp.response.value",
+        # Langfuse
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "langfuse.trace.input",
+        "langfuse.trace.output",
+        # Glean-shaped (the guessed names of COLUMN_CANDIDATES' glean.* and the demo's)
+        "glean.prompt",
+        "glean.response",
+        "glean.search.query",
+        "glean.run.input",
+        "glean.run.output",
+    }
+)
+# Flattened message lists: every name under the prefix (gen_ai.prompt.0.content,
+# llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments, ...) except the fields
+# that describe a message without its content (REDACTED_KEEP_FIELDS: role, finish reason, tool
+# name and ids), which failure classification reads.
+REDACTED_ATTRIBUTE_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",  # older OpenLLMetry
+    "llm.completions.",
+)
+REDACTED_KEEP_FIELDS = frozenset({"role", "finish_reason", "name", "id", "type", "tool_call_id"})
+# Attributes with a prefix and a suffix: the text fields of flattened document/embedding lists
+# (their ids, scores and vectors stay).
+REDACTED_ATTRIBUTE_PATTERNS = (
+    ("retrieval.documents.", ".document.content"),
+    ("reranker.input_documents.", ".document.content"),
+    ("reranker.output_documents.", ".document.content"),
+    ("embedding.embeddings.", ".embedding.text"),
+)
+# Events that exist to carry messages: dropped whole.
+REDACTED_EVENTS = INPUT_EVENTS | OUTPUT_EVENTS | {DETAILS_EVENT}
+
+# --- errors ----------------------------------------------------------------------------
+# A class's repr where a type name belongs: "<class 'openai.InternalServerError'>" (Python 3),
+# "<type 'exceptions.ValueError'>" (Python 2), "<enum 'ErrorCode'>".
+ERROR_TYPE_REPR = re.compile(r"<(?:class|type|enum)\s+['\"]([^'\"]+)['\"]>")
+# The GenAI conventions' error.type when the instrumentation has no better value.
+ERROR_TYPE_OTHER = "_OTHER"

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.model import as_str
 from processors.normalize import conventions as conv
-from processors.normalize.message_text import text_of
+from processors.normalize.message_text import text_of, tool_call_text
 from processors.normalize.resolve import as_float, as_int, as_json_object
 
 Usage = tuple[int | None, int | None, int | None, int | None, float | None]
@@ -126,28 +126,90 @@ def agent_name(name: str, op: str, found: dict[str, Any]) -> str | None:
     return as_str(found.get("sig.trace_name"))
 
 
+def request_model(found: dict[str, Any]) -> str | None:
+    """The model named in a span's request parameters (``llm.invocation_parameters``)."""
+    params = as_json_object(found.get("sig.invocation_parameters"))
+    if params is None:
+        return None
+    for key in conv.INVOCATION_MODEL_KEYS:
+        model = params.get(key)
+        if isinstance(model, str) and model.strip():
+            return model.strip()
+    return None
+
+
 def usage(found: dict[str, Any]) -> Usage:
-    """(input, output, cached, total tokens, cost) of an LLM span; Langfuse details fill gaps."""
+    """(input, output, cached, total tokens, cost) of an LLM span.
+
+    Token attributes first; a usage object fills the gaps: Langfuse's usage_details, else, on a
+    span with no token attribute at all, the ``usage`` of a raw provider response in the span's
+    output JSON (``usage_counts`` reads every provider's shape). Without a total, the total is
+    input + output (+ cache reads and writes a provider counts apart from the input)."""
     inp = as_int(found.get("input_tokens"))
     out = as_int(found.get("output_tokens"))
     cached = as_int(found.get("cached_tokens"))
     total = as_int(found.get("total_tokens"))
     cost = as_float(found.get("cost_usd"))
-    details = as_json_object(found.get("sig.usage_details"))
-    if details is not None:
-        inp = inp if inp is not None else _first_int(details, "input", "prompt_tokens", "input_tokens")
-        out = out if out is not None else _first_int(details, "output", "completion_tokens", "output_tokens")
-        cached = (
-            cached
-            if cached is not None
-            else _first_int(details, "cache_read_input_tokens", "input_cached_tokens", "cache_read")
-        )
-        total = total if total is not None else _first_int(details, "total", "total_tokens")
+    counts = usage_counts(as_json_object(found.get("sig.usage_details")))
+    if counts is None and inp is None and out is None and cached is None and total is None:
+        response = as_json_object(found.get("sig.output_other"))
+        if response is not None:
+            counts = usage_counts(_usage_in(response))
+    if counts is not None:
+        inp = inp if inp is not None else counts[0]
+        out = out if out is not None else counts[1]
+        cached = cached if cached is not None else counts[2]
+        total = total if total is not None else counts[3]
     if cost is None:
         cost = _total_cost(as_json_object(found.get("sig.cost_details")))
     if total is None and (inp is not None or out is not None):
         total = (inp or 0) + (out or 0)
     return inp, out, cached, total, cost
+
+
+def _usage_in(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The usage object of a raw provider response (``usage``, ``usage_metadata``, ...)."""
+    for key in conv.USAGE_WRAPPER_KEYS:
+        value = response.get(key)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def usage_counts(obj: dict[str, Any] | None) -> tuple[int | None, int | None, int | None, int | None] | None:
+    """(input, output, cached, total) of a usage object in any provider's shape
+    (``conventions.USAGE_*``), each as the provider counts it; None when it has none of them."""
+    if not obj:
+        return None
+    inp = _first_int(obj, *conv.USAGE_INPUT_KEYS)
+    out = _first_int(obj, *conv.USAGE_OUTPUT_KEYS)
+    total = _first_int(obj, *conv.USAGE_TOTAL_KEYS)
+    cached = None
+    apart = 0  # cache tokens the provider counts apart from the input
+    for path, separate in conv.USAGE_CACHE_READ_PATHS:
+        cached = _int_at(obj, path)
+        if cached is not None:
+            apart = cached if separate else 0
+            break
+    for path in conv.USAGE_CACHE_WRITE_PATHS:
+        written = _int_at(obj, path)
+        if written is not None:
+            apart += written
+            break
+    if inp is None and out is None and total is None and cached is None:
+        return None
+    if total is None and (inp is not None or out is not None):
+        total = (inp or 0) + (out or 0) + apart
+    return inp, out, cached, total
+
+
+def _int_at(obj: dict[str, Any], path: tuple[str, ...]) -> int | None:
+    value: Any = obj
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return as_int(value)
 
 
 def _first_int(details: dict[str, Any], *keys: str) -> int | None:
@@ -180,14 +242,32 @@ def exception_of(events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
 
 
 def error_type(found: dict[str, Any], exc_type: str | None) -> str | None:
-    """error.type, else the exception type, else the JSON-RPC error code."""
-    reported = as_str(found.get("error_type")) or exc_type
-    if reported:
-        return reported
+    """error.type, else the exception event's exception.type, else the JSON-RPC error code;
+    a class's repr ("<class 'openai.InternalServerError'>") is its name. error.type "_OTHER"
+    (the GenAI conventions' "no better value") gives way to an exception type."""
+    reported = clean_error_type(as_str(found.get("error_type")))
+    exception = clean_error_type(exc_type)
+    if reported == conv.ERROR_TYPE_OTHER and exception:
+        return exception
+    if reported or exception:
+        return reported or exception
     code = as_str(found.get("sig.rpc_error_code"))
     if code is not None and code not in conv.RPC_SUCCESS_CODES:
         return code
     return None
+
+
+def clean_error_type(raw: str | None) -> str | None:
+    """An error type as people write it: "<class 'openai.InternalServerError'>" (a class's repr,
+    as some libraries record ``str(type(exc))``) is "openai.InternalServerError"; surrounding
+    white space goes; empty is None."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    match = conv.ERROR_TYPE_REPR.fullmatch(text)
+    if match is not None:
+        text = match.group(1).strip()
+    return text or None
 
 
 def tool_error(found: dict[str, Any]) -> str | None:
@@ -208,22 +288,40 @@ def error_message(
     return status_message if status == "error" else None
 
 
-def indexed_text(attrs: dict[str, Any], families: tuple[tuple[str, str, str], ...]) -> str | None:
-    """Text of flattened message lists (gen_ai.prompt.0.content, llm.input_messages.0.message...)."""
+def indexed_text(
+    attrs: dict[str, Any], families: tuple[tuple[str, str, str], ...], answer: bool = False
+) -> str | None:
+    """Text of flattened message lists (gen_ai.prompt.0.content, llm.input_messages.0.message...);
+    in an ``answer``, each message's flattened tool calls follow its text (message_text's form)."""
     for prefix, content_suffix, role_suffix in families:
         if f"{prefix}0{content_suffix}" not in attrs and f"{prefix}0{role_suffix}" not in attrs:
             continue
+        calls = conv.INDEXED_TOOL_CALLS.get(prefix) if answer else None
         pieces: list[str] = []
         for i in range(10_000):
             base = f"{prefix}{i}"
             content = attrs.get(base + content_suffix)
             if content is None and base + role_suffix not in attrs:
                 break
-            text = text_of(content) if content is not None else _openinference_contents(attrs, base)
+            text = text_of(content, answer) if content is not None else _openinference_contents(attrs, base)
             if text:
                 pieces.append(text)
+            if calls is not None:
+                pieces.extend(_indexed_calls(attrs, base, calls))
         return "\n".join(pieces)
     return None
+
+
+def _indexed_calls(attrs: dict[str, Any], base: str, paths: tuple[str, str, str]) -> list[str]:
+    """``name(arguments)`` of each flattened tool call of one message."""
+    middle, name_suffix, arguments_suffix = paths
+    out: list[str] = []
+    for j in range(10_000):
+        name = as_str(attrs.get(f"{base}{middle}{j}{name_suffix}"))
+        if name is None:
+            break
+        out.append(tool_call_text(name, attrs.get(f"{base}{middle}{j}{arguments_suffix}")))
+    return out
 
 
 def _openinference_contents(attrs: dict[str, Any], base: str) -> str | None:
@@ -248,18 +346,18 @@ def event_text(events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
         if name in conv.INPUT_EVENTS:
             _collect(attrs, conv.INPUT_EVENT_KEYS, inputs)
         elif name in conv.OUTPUT_EVENTS:
-            _collect(attrs, conv.OUTPUT_EVENT_KEYS, outputs)
+            _collect(attrs, conv.OUTPUT_EVENT_KEYS, outputs, answer=True)
         elif name == conv.DETAILS_EVENT:
             _collect(attrs, ("gen_ai.input.messages",), inputs)
-            _collect(attrs, ("gen_ai.output.messages",), outputs)
+            _collect(attrs, ("gen_ai.output.messages",), outputs, answer=True)
     return ("\n".join(inputs) if inputs else None), ("\n".join(outputs) if outputs else None)
 
 
-def _collect(attrs: dict[str, Any], keys: tuple[str, ...], into: list[str]) -> None:
+def _collect(attrs: dict[str, Any], keys: tuple[str, ...], into: list[str], answer: bool = False) -> None:
     for key in keys:
         value = attrs.get(key)
         if value is not None:
-            text = text_of(value)
+            text = text_of(value, answer)
             if text:
                 into.append(text)
             return

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.model import as_str
 from processors.normalize import conventions as conv
 from processors.normalize import derive
 from processors.normalize.columns import Ranges
@@ -43,8 +44,8 @@ TEXT_SLOTS = frozenset(
 )
 # The slots each rule reads: equal values of these give equal results.
 ERROR_INPUTS = (*sorted(ERROR_SLOTS), "sig.tool_is_error", "sig.tool_result")
-TEXT_INPUTS = (  # input_text, then output_text
-    ("input_text", "sig.indexed_input", "sig.input_other"),
+TEXT_INPUTS = (  # input_text (the entity name tells a method's self among its arguments), output_text
+    ("input_text", "sig.indexed_input", "sig.input_other", "sig.entity_name"),
     ("output_text", "sig.indexed_output", "sig.output_other"),
 )
 # Events the rules read; events of other names change neither result.
@@ -83,7 +84,7 @@ def columns(rules: Rules, tool: np.ndarray) -> tuple[Ranges, Ranges, Ranges, Ran
     return error_type, error_message, input_text, output_text
 
 
-def _text_column(rules: Rules, direction: int, slots: tuple[str, str, str]) -> Ranges:
+def _text_column(rules: Rules, direction: int, slots: tuple[str, ...]) -> Ranges:
     """input_text (direction 0) or output_text (1), read from ``slots``."""
     d, r, config = rules.d, rules.r, rules.settings.config
     if not config.capture_text:
@@ -180,16 +181,17 @@ def texts(
     ev_in = ev_out = None
     if events:
         ev_in, ev_out = derive.event_text(events)
-    inp = text_of(found.get("input_text"))
+    entity = as_str(found.get("sig.entity_name"))
+    inp = text_of(found.get("input_text"), entity=entity)
     if inp is None and "sig.indexed_input" in found:
         inp = derive.indexed_text(attrs, conv.INPUT_MESSAGE_FAMILIES)
     if inp is None:
-        inp = ev_in if ev_in is not None else text_of(found.get("sig.input_other"))
-    out = text_of(found.get("output_text"))
+        inp = ev_in if ev_in is not None else text_of(found.get("sig.input_other"), entity=entity)
+    out = text_of(found.get("output_text"), answer=True)
     if out is None and "sig.indexed_output" in found:
-        out = derive.indexed_text(attrs, conv.OUTPUT_MESSAGE_FAMILIES)
+        out = derive.indexed_text(attrs, conv.OUTPUT_MESSAGE_FAMILIES, answer=True)
     if out is None:
-        out = ev_out if ev_out is not None else text_of(found.get("sig.output_other"))
+        out = ev_out if ev_out is not None else text_of(found.get("sig.output_other"), answer=True)
     if inp is not None and len(inp) > limit:
         inp = inp[:limit]
     if out is not None and len(out) > limit:

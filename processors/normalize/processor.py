@@ -3,7 +3,7 @@
     processors:
       normalize:
         max_text_length: 8192          # input_text/output_text cut to this many characters
-        capture_text: true             # false: input_text/output_text are always null
+        capture_text: true             # false: no prompt/answer text stored (columns, attributes, events)
         max_attribute_value_length: 65536  # characters; longer string values are cut (and counted)
         max_attribute_count: 1024      # per span, event, resource and kvlist; the rest dropped (counted)
         max_attribute_key_length: 1024  # characters; longer keys are cut (and counted)
@@ -61,6 +61,7 @@ from processors.normalize.decoded import Decoded, Scratch, col, decode
 from processors.normalize.error_text import STATUSES
 from processors.normalize.kernels import hex_ranges
 from processors.normalize.limits import LimitCounts, Limits
+from processors.normalize.redact import Redaction
 from processors.normalize.resolve import ProviderAliases, build_index
 from processors.normalize.slots import attr_strings
 from processors.normalize.wire import (
@@ -113,7 +114,10 @@ class Config:
     """input_text/output_text are truncated to this many characters."""
 
     capture_text: bool = True
-    """False redacts: input_text/output_text are always null (the attributes keep the originals)."""
+    """False stores no text people wrote or models answered: input_text/output_text are always
+    null, and the attributes and events that carry messages (``conventions.REDACTED_*``, and the
+    names mapped to input_text/output_text in ``attributes``) are left out of the attributes and
+    events JSON. Error types and messages are kept."""
 
     max_attribute_value_length: int = 65536
     """Characters kept of a string attribute value (strings in arrays/kvlists too); the batch is
@@ -188,6 +192,13 @@ class NormalizeProcessor(BaseComponent):
         self.index = build_index(config.attributes)
         self.overrides = dict(config.operations)
         self.providers = ProviderAliases(config.provider_aliases)
+        self.redaction = (
+            None
+            if config.capture_text
+            else Redaction(
+                name for column in ("input_text", "output_text") for name in config.attributes.get(column, ())
+            )
+        )
         self._tenants: dict[str, str] = {}
         self._scratch = Scratch()
         self._lock = threading.Lock()  # the scratch tables serve one batch at a time
@@ -225,7 +236,11 @@ class NormalizeProcessor(BaseComponent):
             rules = Rules(decoded, self)
             columns.update(rules.columns())
             columns.update(span_columns(decoded, rules))
-            columns.update(json_columns(decoded))
+            if self.redaction is None:
+                columns.update(json_columns(decoded))
+            else:  # capture_text: false: message attributes and events are not stored either
+                redact = self.redaction
+                columns.update(json_columns(decoded, redact.keys(decoded), redact.events(decoded)))
             arrays = [
                 column.to_arrow(decoded.buf, rules.pool) if isinstance(column, Ranges) else column
                 for column in (columns[name] for name in SPAN_COLUMNS)

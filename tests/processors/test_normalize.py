@@ -21,8 +21,9 @@ import pytest
 from core.configmodel import build_config
 from core.model import SPAN_COLUMNS, SPAN_SCHEMA, OtlpBatch, OtlpRecord
 from processors.normalize import processor as normalize
-from processors.normalize.conventions import MAPPABLE_COLUMNS
+from processors.normalize.conventions import MAPPABLE_COLUMNS, REDACTED_EVENTS
 from processors.normalize.message_text import text_of
+from processors.normalize.redact import redacted_attribute
 from receiver.otlp.otlp_json import parse_json_request
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "conventions"
@@ -307,8 +308,74 @@ def test_capture_text_false_redacts_every_text_source() -> None:
         table = normalize.create(config, Sink()).to_table(fixture_batch(f"{name}.json"))
         assert table["input_text"].null_count == table.num_rows
         assert table["output_text"].null_count == table.num_rows
+        for row in table.to_pylist():
+            kept = orjson.loads(row["attributes"])
+            assert [key for key in kept if redacted_attribute(key)] == [], (name, row["span_id"])
+            events = orjson.loads(row["events"] or "[]")
+            assert [e["name"] for e in events if e["name"] in REDACTED_EVENTS] == [], (name, row["span_id"])
     rows = rows_by_span(normalize.create(config, Sink()).to_table(fixture_batch("genai_pre137.json")))
-    assert orjson.loads(rows["1000000000000002"]["attributes"])["gen_ai.prompt.1.content"] == "What is OTel?"
+    # The messages' roles and finish reason stay (they describe, not say); their content goes.
+    assert orjson.loads(rows["1000000000000002"]["attributes"]) == {
+        "gen_ai.system": "OpenAI",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4",
+        "gen_ai.response.model": "gpt-4-0613",
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.usage.prompt_tokens": 100,
+        "gen_ai.usage.completion_tokens": 20,
+        "gen_ai.prompt.0.role": "system",
+        "gen_ai.prompt.1.role": "user",
+        "gen_ai.completion.0.role": "assistant",
+        "gen_ai.completion.0.finish_reason": "stop",
+    }
+    # Message events go, the exception event stays; a span left without events has none (null).
+    assert orjson.loads(rows["1000000000000004"]["events"]) == [
+        {
+            "name": "exception",
+            "time_unix_nano": 1735689603250000000,
+            "attributes": {
+                "exception.type": "anthropic.RateLimitError",
+                "exception.message": "Error code: 429 - rate limited",
+                "exception.escaped": False,
+            },
+        }
+    ]
+    assert (rows["1000000000000003"]["events"], rows["1000000000000006"]["events"]) == (None, None)
+    assert (rows["1000000000000004"]["error_type"], rows["1000000000000004"]["error_message"]) == (
+        "anthropic.RateLimitError",
+        "Error code: 429 - rate limited",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "dropped"),
+    [
+        ("gen_ai.input.messages", True),
+        ("gen_ai.prompt.3.content", True),
+        ("gen_ai.prompt.3.role", False),
+        ("gen_ai.completion.0.tool_calls.0.arguments", True),
+        ("gen_ai.completion.0.tool_calls.0.name", False),
+        ("gen_ai.completion.0.finish_reason", False),
+        ("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", True),
+        ("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", False),
+        ("llm.input_messages.1.message.contents.0.message_content.text", True),
+        ("llm.input_messages.1.message.contents.0.message_content.type", False),
+        ("llm.prompts", True),
+        ("llm.prompts.0.content", True),
+        ("retrieval.documents.2.document.content", True),
+        ("retrieval.documents.2.document.id", False),
+        ("embedding.embeddings.0.embedding.text", True),
+        ("embedding.embeddings.0.embedding.vector", False),
+        ("tool.parameters", False),  # the tool's JSON schema: a definition, not content
+        ("llm.prompt_template.template", False),
+        ("llm.prompt_template.variables", True),
+        ("langfuse.trace.input", True),
+        ("gen_ai.request.model", False),
+        ("exception.message", False),
+    ],
+)
+def test_which_attributes_capture_text_false_drops(key: str, dropped: bool) -> None:
+    assert redacted_attribute(key) is dropped
 
 
 @pytest.mark.parametrize(
@@ -457,6 +524,333 @@ def test_synthetic_and_eval_columns() -> None:
 )
 def test_text_of_message_shapes(value: Any, text: str | None) -> None:
     assert text_of(value) == text
+
+
+# --- tokens in usage objects (issue 12, item 5) -----------------------------------------------
+
+OPENAI_CHAT_USAGE = {
+    "prompt_tokens": 412,
+    "completion_tokens": 18,
+    "total_tokens": 430,
+    "prompt_tokens_details": {"cached_tokens": 384, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+
+
+@pytest.mark.parametrize(
+    ("usage", "tokens"),
+    [
+        # (input, output, cached, total): each as the provider counts it
+        (OPENAI_CHAT_USAGE, (412, 18, 384, 430)),  # OpenAI chat: cached inside the input
+        (
+            {"input_tokens": 300, "output_tokens": 20, "total_tokens": 320,
+             "input_tokens_details": {"cached_tokens": 256}, "output_tokens_details": {"reasoning_tokens": 8}},
+            (300, 20, 256, 320),
+        ),  # OpenAI Responses
+        # Anthropic: cache reads and writes apart from the input, so the total adds them
+        ({"input_tokens": 12, "output_tokens": 30, "cache_read_input_tokens": 1000,
+          "cache_creation_input_tokens": 200}, (12, 30, 1000, 1242)),
+        ({"inputTokens": 50, "outputTokens": 10, "totalTokens": 860, "cacheReadInputTokens": 800},
+         (50, 10, 800, 860)),  # Bedrock Converse
+        ({"inputTokens": 50, "outputTokens": 10, "cacheReadInputTokens": 800, "cacheWriteInputTokens": 5},
+         (50, 10, 800, 865)),  # Bedrock without a total
+        ({"promptTokenCount": 900, "candidatesTokenCount": 40, "totalTokenCount": 940,
+          "cachedContentTokenCount": 512}, (900, 40, 512, 940)),  # Gemini / Vertex AI (REST)
+        ({"prompt_token_count": 900, "candidates_token_count": 40, "cached_content_token_count": 512},
+         (900, 40, 512, 940)),  # google-genai's Python names
+        ({"input_tokens": 70, "output_tokens": 7, "total_tokens": 77,
+          "input_token_details": {"cache_read": 64, "cache_creation": 0}}, (70, 7, 64, 77)),  # LangChain
+        ({"input": 10, "output": 5, "total": 15, "cache_read_input_tokens": 2}, (10, 5, 2, 15)),  # Langfuse
+        ({"input": 8}, (8, None, None, 8)),  # Langfuse's embedding usage
+        ({"note": "no counts"}, (None, None, None, None)),
+    ],
+)  # fmt: skip
+def test_usage_details_in_every_providers_shape(
+    usage: dict[str, Any], tokens: tuple[int | None, ...]
+) -> None:
+    row = one_row(
+        {
+            "langfuse.observation.type": "generation",
+            "langfuse.observation.usage_details": orjson.dumps(usage).decode(),
+        }
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"], row["total_tokens"]) == tokens
+
+
+def test_token_attributes_win_and_the_usage_object_fills_gaps() -> None:
+    row = one_row(
+        {
+            "langfuse.observation.type": "generation",
+            "gen_ai.usage.input_tokens": 400,
+            "langfuse.observation.usage_details": orjson.dumps(OPENAI_CHAT_USAGE).decode(),
+        }
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"], row["total_tokens"]) == (
+        400,
+        18,
+        384,
+        430,
+    )
+
+
+@pytest.mark.parametrize(
+    ("attrs", "tokens"),
+    [
+        # no token attribute: a raw provider response in the output gives its usage
+        (
+            {"langfuse.observation.type": "generation",
+             "langfuse.observation.output": orjson.dumps({"id": "r1", "usage": OPENAI_CHAT_USAGE}).decode()},
+            (412, 18, 384, 430),
+        ),
+        (
+            {"openinference.span.kind": "LLM",
+             "output.value": orjson.dumps({"candidates": [], "usageMetadata": {"promptTokenCount": 5,
+                                           "candidatesTokenCount": 2, "totalTokenCount": 7}}).decode()},
+            (5, 2, None, 7),
+        ),
+        # a token attribute is there: the output is not read
+        (
+            {"openinference.span.kind": "LLM", "llm.token_count.prompt": 3,
+             "output.value": orjson.dumps({"usage": OPENAI_CHAT_USAGE}).decode()},
+            (3, None, None, 3),
+        ),
+        # an answer that merely has an "input" key is not a usage object
+        (
+            {"openinference.span.kind": "LLM", "output.value": '{"input": 3, "output": 4}'},
+            (None, None, None, None),
+        ),
+        # not an LLM span: no tokens
+        (
+            {"openinference.span.kind": "TOOL", "output.value": orjson.dumps({"usage": OPENAI_CHAT_USAGE}).decode()},
+            (None, None, None, None),
+        ),
+    ],
+)  # fmt: skip
+def test_usage_of_a_raw_response_in_the_output(attrs: dict[str, Any], tokens: tuple[int | None, ...]) -> None:
+    row = one_row(attrs)
+    assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"], row["total_tokens"]) == tokens
+
+
+# --- the model of a failed call (issue 12, item 6) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "model"),
+    [
+        ({"llm.invocation_parameters": '{"model": "gpt-4o-mini", "temperature": 0}'}, "gpt-4o-mini"),
+        ({"llm.invocation_parameters": '{"model_name": "claude-3-5-haiku"}'}, "claude-3-5-haiku"),
+        (
+            {"llm.invocation_parameters": '{"modelId": "anthropic.claude-3-haiku"}'},
+            "anthropic.claude-3-haiku",
+        ),
+        ({"llm.invocation_parameters": '{"temperature": 0}'}, None),
+        ({"llm.invocation_parameters": "not json"}, None),
+        # the model attributes win: the response model is what served the call
+        (
+            {
+                "llm.model_name": "gpt-4o-mini-2024-07-18",
+                "llm.invocation_parameters": '{"model": "gpt-4o-mini"}',
+            },
+            "gpt-4o-mini-2024-07-18",
+        ),
+    ],
+)
+def test_model_from_the_invocation_parameters(attrs: dict[str, Any], model: str | None) -> None:
+    row = one_row({"openinference.span.kind": "LLM", **attrs})
+    assert (row["operation"], row["model"]) == ("chat", model)
+
+
+# --- error types (issue 12, item 8) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "exception_type", "error_type"),
+    [
+        ({"error.type": "<class 'openai.InternalServerError'>"}, None, "openai.InternalServerError"),
+        ({"error.type": "<class 'httpx.ConnectTimeout'>"}, None, "httpx.ConnectTimeout"),
+        ({"error.type": "<type 'exceptions.ValueError'>"}, None, "exceptions.ValueError"),
+        ({"error.type": " RuntimeError "}, None, "RuntimeError"),
+        ({"error.type": "_OTHER"}, "openai.APIConnectionError", "openai.APIConnectionError"),
+        ({"error.type": "_OTHER"}, None, "_OTHER"),
+        ({"error.type": "InternalServerError"}, "openai.InternalServerError", "InternalServerError"),
+        ({}, "<class 'anthropic.RateLimitError'>", "anthropic.RateLimitError"),
+        ({"error.type": "500"}, None, "500"),
+    ],
+)
+def test_error_types_are_names(attrs: dict[str, Any], exception_type: str | None, error_type: str) -> None:
+    span = otlp_span("00000000000000aa", "chat gpt-4o", attrs={"gen_ai.operation.name": "chat", **attrs})
+    span["status"] = {"code": 2, "message": "failed"}
+    if exception_type is not None:
+        span["events"] = [
+            {
+                "name": "exception",
+                "timeUnixNano": str(T0),
+                "attributes": otlp_attrs({"exception.type": exception_type, "exception.message": "boom"}),
+            }
+        ]
+    (row,) = table_of([span]).to_pylist()
+    assert row["error_type"] == error_type
+
+
+# --- text as people wrote it (issue 12, item 7) --------------------------------------------------
+
+WEATHER_CALL = 'get_weather({"city": "Paris"})'
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # OpenTelemetry GenAI parts
+        [{"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "get_weather",
+                                          "arguments": {"city": "Paris"}}], "finish_reason": "tool_call"}],
+        # OpenAI chat message (Langfuse's output), and the raw response (OpenInference's output.value)
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}}]},
+        {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        # Anthropic content blocks, OpenAI Responses output item, Gemini parts, Bedrock Converse
+        [{"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather",
+                                            "input": {"city": "Paris"}}]}],
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "get_weather",
+                                                       "input": {"city": "Paris"}}}]},
+    ],
+)  # fmt: skip
+def test_a_tool_call_answer_reads_the_same_in_every_shape(answer: Any) -> None:
+    assert text_of(orjson.dumps(answer).decode(), answer=True) == WEATHER_CALL
+    assert text_of(answer, answer=True) == WEATHER_CALL
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"gen_ai.operation.name": "chat", "gen_ai.output.messages": orjson.dumps(
+            [{"role": "assistant", "parts": [{"type": "tool_call", "name": "get_weather",
+                                              "arguments": {"city": "Paris"}}]}]).decode()},
+        {"openinference.span.kind": "LLM", "llm.output_messages.0.message.role": "assistant",
+         "llm.output_messages.0.message.tool_calls.0.tool_call.id": "c1",
+         "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "get_weather",
+         "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"city":"Paris"}'},
+        {"llm.request.type": "chat", "gen_ai.completion.0.role": "assistant",
+         "gen_ai.completion.0.finish_reason": "tool_calls", "gen_ai.completion.0.tool_calls.0.id": "c1",
+         "gen_ai.completion.0.tool_calls.0.name": "get_weather",
+         "gen_ai.completion.0.tool_calls.0.arguments": '{"city": "Paris"}'},
+        {"langfuse.observation.type": "generation", "langfuse.observation.output": orjson.dumps(
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city": "Paris"}'}}], "content": None}).decode()},
+    ],
+    ids=["genai", "openinference", "openllmetry", "langfuse"],
+)  # fmt: skip
+def test_a_tool_call_answer_is_the_same_output_text_in_every_convention(attrs: dict[str, Any]) -> None:
+    assert one_row(attrs)["output_text"] == WEATHER_CALL
+
+
+def test_a_tool_call_answer_in_a_choice_event() -> None:
+    span = otlp_span("00000000000000aa", "chat gpt-4o", attrs={"gen_ai.operation.name": "chat"})
+    message = {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": "Paris"}'}}]}  # fmt: skip
+    span["events"] = [
+        {
+            "name": "gen_ai.choice",
+            "timeUnixNano": str(T0),
+            "attributes": otlp_attrs({"index": 0, "message": message}),
+        }
+    ]
+    (row,) = table_of([span]).to_pylist()
+    assert row["output_text"] == WEATHER_CALL
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("Here you go.", "Here you go."),
+        ([{"role": "assistant", "parts": [{"type": "text", "content": "Checking."},
+          {"type": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}},
+          {"type": "tool_call", "name": "get_time", "arguments": None}]}],
+         f"Checking.\n{WEATHER_CALL}\nget_time()"),
+        ({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]}, "f(not json)"),
+        ({"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}, '{"role":"assistant","tool_calls":[{"function":{"arguments":"{}"}}]}'),
+    ],
+)  # fmt: skip
+def test_tool_calls_follow_the_text_of_an_answer(value: Any, text: str) -> None:
+    assert text_of(value, answer=True) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        # GenAI: the tool's result sent back is text, like a tool message's content
+        ([{"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
+          {"role": "assistant", "parts": [{"type": "tool_call", "name": "get_weather", "arguments": {}}]},
+          {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "22 C"}]}],
+         "Weather?\n22 C"),
+        ([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                        "content": [{"type": "text", "text": "22 C"}]}]}], "22 C"),  # Anthropic
+        ([{"type": "function_call_output", "call_id": "c1", "output": "22 C"}], "22 C"),  # OpenAI Responses
+        ([{"role": "user", "parts": [{"functionResponse": {"name": "get_weather",
+                                                          "response": {"temp": 22}}}]}], '{"temp": 22}'),  # Gemini
+        ([{"role": "user", "content": [{"toolResult": {"toolUseId": "t1",
+                                                       "content": [{"json": {"temp": 22}}]}}]}], '{"temp": 22}'),
+    ],
+)  # fmt: skip
+def test_tool_results_in_a_prompt_are_text(value: Any, text: str) -> None:
+    assert text_of(value) == text
+
+
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "first question"},
+    {"role": "assistant", "content": "an answer"},
+    {"role": "user", "content": [{"type": "text", "text": "the last question"}]},
+]
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "entity", "text"),
+    [
+        ({"args": ["What is OTel?"], "kwargs": {}}, None, "What is OTel?"),
+        ({"args": [], "kwargs": {"question": "Q?", "user": "u-1"}}, None, "Q?"),
+        ({"args": ["ignored"], "kwargs": {"query": "Q?"}}, None, "Q?"),
+        ({"args": [], "kwargs": {"prompt": "P", "input": "I"}}, None, "I"),  # query, question, input, prompt, ...
+        ({"args": [], "kwargs": {"messages": MESSAGES}}, None, "the last question"),
+        ({"args": [MESSAGES], "kwargs": {}}, None, "the last question"),
+        ({"args": [[{"role": "system", "content": "S"}]], "kwargs": {}}, None, "S"),
+        ({"args": [], "kwargs": {"sku": "A-113", "count": 2}}, None, '{"sku": "A-113", "count": 2}'),
+        ({"args": [{"city": "Paris"}], "kwargs": {}}, None, '{"city": "Paris"}'),
+        ({"args": [3], "kwargs": {}}, None, "3"),
+        # Traceloop writes a method's self as its class name; the entity name Class.method tells it
+        ({"args": ["SupportBot", "Q?"], "kwargs": {}}, "SupportBot.run", "Q?"),
+        ({"args": ["SupportBot", "Q?"], "kwargs": {}}, "support_bot", '{"args": ["SupportBot", "Q?"], "kwargs": {}}'),
+        ({"args": ["a", "b"], "kwargs": {}}, None, '{"args": ["a", "b"], "kwargs": {}}'),
+        ({"args": [], "kwargs": {}}, None, '{"args": [], "kwargs": {}}'),
+        ({"args": "x", "kwargs": {}}, None, '{"args": "x", "kwargs": {}}'),
+    ],
+)  # fmt: skip
+def test_decorator_arguments_are_unwrapped_to_the_question(
+    wrapper: dict[str, Any], entity: str | None, text: str
+) -> None:
+    sent = json.dumps(wrapper)
+    assert text_of(sent, entity=entity) == text
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"langfuse.observation.type": "agent", "langfuse.observation.input": '{"args": ["Q?"], "kwargs": {}}'},
+        {"traceloop.span.kind": "agent", "traceloop.entity.name": "Bot.answer",
+         "traceloop.entity.input": '{"args": ["Bot", "Q?"], "kwargs": {}}'},
+        {"traceloop.span.kind": "workflow", "traceloop.entity.name": "flow",
+         "traceloop.entity.input": '{"args": [], "kwargs": {"question": "Q?"}}'},
+    ],
+)  # fmt: skip
+def test_decorated_functions_input_is_the_question_and_attributes_keep_the_wrapper(
+    attrs: dict[str, Any],
+) -> None:
+    row = one_row(attrs)
+    assert row["input_text"] == "Q?"
+    assert orjson.loads(row["attributes"]) == attrs
 
 
 # --- schema, batching, config ---------------------------------------------------------------
