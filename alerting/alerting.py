@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from alerting.config import AlertsConfig
 from alerting.messages import Message, agent_url
 from alerting.notifiers import Delivery, Notifier
 from alerting.rules import Finding, RuleEvaluator, lookback
-from alerting.state import AlertState, Transition
+from alerting.state import RESOLVED, AlertState, Transition
 from core.agents import AgentConfig
 from core.periodic import Periodic
 from storage.tables import AlertEventRow, write_rows
@@ -90,7 +90,12 @@ class Alerting:
                 evaluated.add(rule.name)
         finally:
             con.close()
-        transitions = self.state.step(findings, now, self._cooldown, evaluated)
+        transitions = [
+            replace(t, now_text=evaluator.now_text(t.finding, self.config.rule(t.finding.rule)))
+            if t.state == RESOLVED
+            else t
+            for t in self.state.step(findings, now, self._cooldown, evaluated)
+        ]
         rows = [self._deliver(t, now) for t in transitions]
         by_tenant: dict[str, list[AlertEventRow]] = {}
         for transition, row in zip(transitions, rows, strict=True):
@@ -103,7 +108,7 @@ class Alerting:
     def message(self, transition: Transition, now: datetime) -> Message:
         f = transition.finding
         url = agent_url(self.config.public_url, f.tenant, f.agent) if f.agent != "*" else None
-        return Message(transition.state, f, now, transition.fired_at, url)
+        return Message(transition.state, f, now, transition.fired_at, url, transition.now_text)
 
     def send(self, message: Message, targets: tuple[str, ...]) -> list[Delivery]:
         deliveries = []

@@ -22,6 +22,8 @@ class Message:
     fired_at: datetime
     url: str | None = None
     """The agent's page, when ``alerts.public_url`` is set."""
+    now_text: str | None = None
+    """For ``resolved``: what the rule measures now (``failure rate 8% ≤ 20% in the last 15m``)."""
 
 
 def agent_url(public_url: str | None, tenant: str, agent: str) -> str | None:
@@ -33,13 +35,17 @@ def agent_url(public_url: str | None, tenant: str, agent: str) -> str | None:
 def headline(message: Message) -> str:
     f = message.finding
     if message.state == "resolved":
-        return f"{_HEADS['resolved']} [{f.rule}] {f.agent} ({f.tenant}): no longer {f.summary.split(' (')[0]}"
+        now = message.now_text or f"no longer {f.summary.split(' (')[0]}"
+        return f"{_HEADS['resolved']} [{f.rule}] {f.agent} ({f.tenant}): {now}"
     return f"{_HEADS[message.state]} [{f.rule}] {f.agent} ({f.tenant}): {f.summary}"
 
 
 def lines(message: Message) -> list[str]:
     f = message.finding
-    out = [f"*Value:* {_number(f.value)} (threshold {_number(f.threshold)})"]
+    if message.state == "resolved" and message.now_text:
+        out = [f"*Now:* {message.now_text}", f"*Was:* {f.summary}"]
+    else:
+        out = [f"*Value:* {_number(f.value)} (threshold {_number(f.threshold)})"]
     if f.runs:
         out.append(f"*Runs:* {f.runs}")
     if f.kind not in ("budget", "spend_spike", "eval_regression"):
@@ -70,7 +76,8 @@ def _slack_safe(f: Finding) -> Finding:
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
-    message = replace(message, finding=_slack_safe(message.finding))
+    now_text = None if message.now_text is None else _mrkdwn(message.now_text)
+    message = replace(message, finding=_slack_safe(message.finding), now_text=now_text)
     head = headline(message)
     body = "\n".join(lines(message))
     return {
@@ -84,7 +91,7 @@ def slack_payload(message: Message) -> dict[str, Any]:
 
 def webhook_payload(message: Message) -> dict[str, Any]:
     f = message.finding
-    return {
+    payload: dict[str, Any] = {
         "schema": "agentwatch.alert/v1", "state": message.state, "rule": f.rule, "kind": f.kind,
         "tenant": f.tenant, "agent": f.agent, "value": f.value, "threshold": f.threshold,
         "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
@@ -92,6 +99,9 @@ def webhook_payload(message: Message) -> dict[str, Any]:
         "example_trace_ids": list(f.example_trace_ids), "url": message.url,
         "time": message.time.isoformat(), "fired_at": message.fired_at.isoformat(),
     }  # fmt: skip
+    if message.state == "resolved" and message.now_text:
+        payload["now"] = message.now_text  # value/threshold/summary stay those it fired with
+    return payload
 
 
 def _number(value: float) -> str:

@@ -67,11 +67,22 @@ class RuleEvaluator:
         self.runs = runs
         self.now = now
         self.registry = AgentRegistry(agents)
+        self._below: dict[tuple[str, str, str], str] = {}
+        """(rule, tenant, agent) → what was measured, for those under their threshold now."""
 
     def findings(self, rule: RuleConfig) -> list[Finding]:
         method = getattr(self, f"_{rule.kind}")
         found: list[Finding] = method(rule)
         return found
+
+    def now_text(self, finding: Finding, rule: RuleConfig | None) -> str | None:
+        """What ``finding``'s rule measures now for its agent, in words, once it no longer holds
+        (``failure rate 8% ≤ 20% in the last 15m (2 of 25 runs)``); ``None`` for rule kinds that
+        do not say (their resolved message says what no longer holds)."""
+        if rule is None or rule.kind not in ("failure_rate", "p99_latency"):
+            return None
+        said = self._below.get((finding.rule, finding.tenant, finding.agent))
+        return said if said is not None else f"no runs in the last {format_duration(rule.window)}"
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
@@ -109,7 +120,15 @@ class RuleEvaluator:
             threshold = self._own(tenant, agent, "failure_rate", rule.threshold_value())
             min_runs = self._own(tenant, agent, "min_runs", rule.min_runs)
             rate = failures / runs
-            if runs < min_runs or rate <= threshold:
+            window = format_duration(rule.window)
+            if runs < min_runs:
+                self._below[(rule.name, tenant, agent)] = _too_few(runs, window, min_runs)
+                continue
+            if rate <= threshold:
+                self._below[(rule.name, tenant, agent)] = (
+                    f"failure rate {rate:.0%} ≤ {threshold:.0%} in the last {window} "
+                    f"({failures} of {runs} runs)"
+                )
                 continue
             summary = (f"failure rate {rate:.0%} > {threshold:.0%} "
                        f"({failures} of {runs} runs in the last {format_duration(rule.window)})")  # fmt: skip
@@ -196,7 +215,15 @@ class RuleEvaluator:
         found = []
         for tenant, agent, runs, p99 in rows:
             threshold = self._own(tenant, agent, "p99_latency_ms", rule.threshold_value())
-            if runs < self._own(tenant, agent, "min_runs", rule.min_runs) or p99 <= threshold:
+            min_runs = self._own(tenant, agent, "min_runs", rule.min_runs)
+            window = format_duration(rule.window)
+            if runs < min_runs:
+                self._below[(rule.name, tenant, agent)] = _too_few(runs, window, min_runs)
+                continue
+            if p99 <= threshold:
+                self._below[(rule.name, tenant, agent)] = (
+                    f"p99 latency {p99:,.0f} ms ≤ {threshold:,.0f} ms in the last {window} ({runs} runs)"
+                )
                 continue
             summary = (f"p99 latency {p99:,.0f} ms > {threshold:,.0f} ms over {runs} runs "
                        f"in the last {format_duration(rule.window)}")  # fmt: skip
@@ -291,6 +318,10 @@ class RuleEvaluator:
                                  key_extra=str(run_id), repeats=False, resolves=False,
                                  extra={"event": event, "run_id": run_id}))  # fmt: skip
         return found
+
+
+def _too_few(runs: int, window: str, min_runs: float) -> str:
+    return f"{runs} run{'s' if runs != 1 else ''} in the last {window}, fewer than min_runs {min_runs:g}"
 
 
 def _streak(

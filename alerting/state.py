@@ -32,6 +32,8 @@ class Transition:
     fired_at: datetime
     silent: bool = False
     """Recorded, not sent (the resolution of an alert that does not resolve)."""
+    now_text: str | None = None
+    """For ``resolved``: what the rule measures now, in words (``RuleEvaluator.now_text``)."""
 
 
 class AlertState:

@@ -19,6 +19,7 @@ import pytest
 from agentwatch.config import parse_config
 from alerting.alerting import Alerting
 from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
+from alerting.messages import headline
 from core.agents import AgentConfig
 from core.errors import ConfigError
 from storage.catalog import connect
@@ -108,10 +109,17 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
         ":rotating_light: STILL FIRING [failing-agents] expense-bot (default): failure rate 44% &gt; 20% "
         "(4 of 9 runs in the last 3h)"
     )
-    assert (
-        slack[2]["text"]
-        == ":white_check_mark: RESOLVED [failing-agents] expense-bot (default): no longer failure rate 44% &gt; 20%"
+    # Resolved with what holds now, not the value it last fired with.
+    assert slack[2]["text"] == (
+        ":white_check_mark: RESOLVED [failing-agents] expense-bot (default): 2 runs in the last 3h, "
+        "fewer than min_runs 5"
     )
+    assert slack[2]["blocks"][1]["text"]["text"].splitlines()[:2] == [
+        "*Now:* 2 runs in the last 3h, fewer than min_runs 5",
+        "*Was:* failure rate 44% &gt; 20% (4 of 9 runs in the last 3h)",
+    ]
+    assert hooks[2]["now"] == "2 runs in the last 3h, fewer than min_runs 5"
+    assert "now" not in hooks[0]
     assert hooks[0] == {
         "schema": "agentwatch.alert/v1", "state": "firing", "rule": "failing-agents", "kind": "failure_rate",
         "tenant": "default", "agent": "expense-bot", "value": 0.5, "threshold": 0.2,
@@ -198,9 +206,15 @@ def test_rule_kinds_on_the_fixture(data: Path) -> None:
          "timeout x14.0: 2 in the last 1h vs 0.14 a day at this hour over 7 days (threshold x3)", 3),
     ]  # fmt: skip
     clock.now = at("11:41")  # the minute 11:40 had one run, degraded: success rate 0 < 50%
-    states = sorted((t.state, t.finding.rule, t.silent) for t in alerting.run_once())
+    transitions = alerting.run_once()
+    states = sorted((t.state, t.finding.rule, t.silent) for t in transitions)
     # p99 over R1..R7 (08:41-11:41) is 6,940 ms: resolved.
     assert states == [("firing", "down", False), ("resolved", "slow", False)]
+    slow = next(t for t in transitions if t.finding.rule == "slow")
+    assert slow.now_text == "p99 latency 6,940 ms ≤ 7,000 ms in the last 3h (7 runs)"
+    assert headline(alerting.message(slow, at("11:41"))) == (
+        ":white_check_mark: RESOLVED [slow] expense-bot (default): p99 latency 6,940 ms ≤ 7,000 ms in the last 3h (7 runs)"
+    )
     assert next(t for t in alerting.state.active.values() if t.finding.rule == "down").finding.value == 0.0
     clock.now = at("12:45")  # the canary event left its window: resolved without a message
     states = sorted((t.state, t.finding.rule, t.silent) for t in alerting.run_once())
