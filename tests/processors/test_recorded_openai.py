@@ -8,9 +8,9 @@ OpenLLMetry's decorators (``traceloop``), stored in process through the real pip
 Each recorder plays the same support agent (one question, a tool call, the answer) as a
 successful run, a run whose model call fails (HTTP 500) and a run whose tool raises; the Agents
 SDK adds a handoff from a triage agent to a specialist. Spans are compared as multisets of their
-columns (ids and times change with every recording), a run's failing span by its name. What is
-still wrong is asserted with the right value and marked ``xfail(strict=True)`` naming the issue's
-item: the mark goes when the item is fixed.
+columns (ids and times change with every recording), a run's failing span by its name. Each
+assertion is the right value; a comment names the issue's item it pins. (Items found wrong while
+recording were first marked ``xfail(strict=True)``; the marks went as the items were fixed.)
 """
 
 from __future__ import annotations
@@ -448,13 +448,6 @@ AGENTS: dict[str, list[str]] = {
     **{r: [AG_AGENT] for r in RECORDINGS if r.startswith("openai_agents/")},
     "openai_agents/handoff": [SPECIALIST, TRIAGE],
 }
-WRONG_AGENTS = {
-    r: "issue 12 item 2: the Agents SDK's workflow wrapper (a name derived from its span name) is listed among "
-    "the run's agents beside the explicitly named agents"
-    for r in RECORDINGS
-    if r.startswith("openai_agents/")
-}
-
 ROOT_CAUSES: dict[str, tuple[str | None, str | None, str | None]] = {
     # failure_type, the failing span's name, error_message (item 3: the root cause, not a wrapper)
     "openinference_openai/success": (None, None, None),
@@ -472,23 +465,6 @@ ROOT_CAUSES: dict[str, tuple[str | None, str | None, str | None]] = {
     "traceloop/model_error": ("dependency_unavailable", "openai.chat", HTTP_500),
     "traceloop/tool_error": ("tool_timeout", TL_TOOL, TIMED_OUT),
 }
-WRONG_ROOT_CAUSE = {
-    "traceloop/tool_error": "issue 12 item 3: the tool's exception propagates out of the @agent and the @workflow, "
-    "whose spans fail with the same message, classified 'timeout'; the run (the @agent span) takes the type and "
-    "span of the @workflow span above it instead of the tool span's tool_timeout",
-    "traceloop/model_error": "issue 12 item 3: the run (the @agent span) blames the @workflow span above it, the "
-    "earliest span failing with the same type, instead of the model call (openai.chat) under it",
-    "openai_agents/model_error": "issue 12 item 3: the run blames the agent span ('Error in agent run', it starts "
-    "first) instead of the failed model response under it that the error came from",
-}
-
-
-def marked(table: dict[str, str]) -> list[Any]:
-    """Every recording, those named in ``table`` marked strict xfail with its reason."""
-    return [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=table[r])) if r in table else r
-        for r in RECORDINGS
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -583,15 +559,18 @@ def test_one_run_with_its_outcome_agent_tools_tokens_and_models(
     assert {c: found.runs[0][c] for c in RUN_COLUMNS} == RUNS[recording]
 
 
-@pytest.mark.parametrize("recording", marked(WRONG_AGENTS))
+@pytest.mark.parametrize("recording", RECORDINGS)
 def test_run_agents(stored: Callable[[str], Stored], recording: str) -> None:
-    """The agents of the run: each agent once, nested ones included (item 2)."""
+    """The agents of the run: each agent once, nested ones included (the handoff's specialist),
+    never the Agents SDK's workflow wrapper, whose name is only derived from its span (item 2)."""
     assert only_run(stored(recording))["agents"] == AGENTS[recording]
 
 
-@pytest.mark.parametrize("recording", marked(WRONG_ROOT_CAUSE))
+@pytest.mark.parametrize("recording", RECORDINGS)
 def test_run_root_cause(stored: Callable[[str], Stored], recording: str) -> None:
-    """The run's failure type, failing span and message are the root cause's (item 3)."""
+    """The run's failure type, failing span and message are the root cause's (item 3): the tool
+    whose exception an agent (and a workflow above it) passed up, the model call an agent's
+    error came from, never a wrapper, even one above the run span."""
     found = stored(recording)
     only = only_run(found)
     assert (only["failure_type"], found.span_name(only["failing_span_id"]), only["error_message"]) == (
