@@ -29,6 +29,8 @@ TOOL_OPERATIONS = ("tool", "mcp")
 """Tool calls: a run's ``tool_calls`` and ``tool_errors``."""
 PROTOCOL_OPERATIONS = ("mcp_protocol",)
 """Protocol traffic: not a tool call, and a trace of nothing else is not a run."""
+WRAPPER_OPERATIONS = ("agent_run", "workflow")
+"""Spans that fail because a span under them did: the last place a run's root cause is looked for."""
 STATUSES = ("ok", "error", "unset")
 
 SPAN_SCHEMA = pa.schema(

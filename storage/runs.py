@@ -47,7 +47,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from core.model import AGENT_OPERATION, LLM_OPERATIONS, PROTOCOL_OPERATIONS, TOOL_OPERATIONS
+from core.model import (
+    AGENT_OPERATION,
+    LLM_OPERATIONS,
+    PROTOCOL_OPERATIONS,
+    TOOL_OPERATIONS,
+    WRAPPER_OPERATIONS,
+)
 from storage.layout import RUN_PARTS
 from storage.message_template import NO_MESSAGE, mask_sql
 
@@ -115,6 +121,7 @@ def _sql_list(values: Iterable[str]) -> str:
 _TOOLS = f"operation IN ({_sql_list(TOOL_OPERATIONS)})"
 _LLMS = f"operation IN ({_sql_list(LLM_OPERATIONS)})"
 _PROTOCOL = f"operation IN ({_sql_list(PROTOCOL_OPERATIONS)})"
+_WRAPPERS = f"operation IN ({_sql_list(WRAPPER_OPERATIONS)})"
 
 
 def _paired(column: str, ends: str) -> str:
@@ -143,11 +150,14 @@ def _unmatched(ends: str) -> str:
 
 
 PARTS_SQL = f"""
-SELECT * EXCLUDE (ends) REPLACE (
+SELECT * EXCLUDE (ends, labels) REPLACE (
         -- A tool call whose client span and server span (its child) are both here counts once.
         {_paired("tool_calls", "ends")},
         {_paired("tool_errors", "ends")}
     ),
+    -- The agents: those named explicitly, else (only then) those named by a derived name.
+    list_sort(coalesce(nullif([a.v FOR a IN labels IF NOT a.derived], []), [a.v FOR a IN labels], []))
+        AS agents,
     -- Ends of such calls whose other end is in another partial: runs_sql pairs them up.
     CASE WHEN coalesce(len(ends), 0) < 2 THEN ends ELSE nullif({_unmatched("ends")}, []) END AS open_calls,
     -- Plain columns to filter by agent (Parquet statistics skip row groups of other agents):
@@ -182,19 +192,23 @@ SELECT __KEYS__,
         'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, '{GENERIC_FAILURE}'),
         'message': coalesce(error_message, status_message), 'template': _template
     }}) FILTER (WHERE _failed)), 1, 2), []) AS failing,
-    -- The two earliest failing spans with a specific failure type (one may be the run span):
-    -- a run with a generic error takes the type of the earliest other.
+    -- The two likeliest root causes among the failing spans (one may be the run span): a
+    -- specific failure type first, then a step that does the work (a model or tool call...)
+    -- before a wrapper (agent, workflow) that fails because a span under it did, then the earliest.
     list_slice(list_sort(list({{
-        'at': start_time, 'span_id': span_id, 'failure_type': failure_type,
+        'generic': NOT coalesce({_SPECIFIC}, false), 'wrapper': {_WRAPPERS},
+        'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, '{GENERIC_FAILURE}'),
         'message': coalesce(error_message, status_message), 'template': _template
-    }}) FILTER (WHERE {_SPECIFIC})), 1, 2) AS causes,
+    }}) FILTER (WHERE _failed)), 1, 2) AS causes,
     -- A failed agent anywhere in the trace fails the run.
     bool_or(_failed) FILTER (WHERE operation = '{AGENT_OPERATION}') AS agent_failed,
     max(CASE WHEN {_PROTOCOL} THEN {PROTOCOL_ONLY} WHEN operation = 'other' THEN {OTHER_ONLY}
              ELSE {WORK} END)::UTINYINT AS work,
     {_SUMS},
     coalesce(list_distinct(list(model) FILTER (WHERE model IS NOT NULL AND {_LLMS})), []) AS models,
-    list_sort(list_distinct(list(coalesce(agent_id, agent_name)))) AS agents,
+    list_distinct(list({{'derived': agent_id IS NULL AND agent_name_derived IS TRUE,
+                        'v': coalesce(agent_id, agent_name)}})
+                  FILTER (WHERE coalesce(agent_id, agent_name) IS NOT NULL)) AS labels,
     coalesce(
         min({{'at': start_time, 'v': agent_id}}) FILTER (WHERE agent_id IS NOT NULL),
         min({{'at': start_time, 'v': agent_name}}) FILTER (WHERE agent_name IS NOT NULL AND {_EXPLICIT})
@@ -250,7 +264,10 @@ MERGE_SQL = f"""
             max(work) AS work,
             {_MERGE_SUMS},
             list_distinct(flatten(list(models))) AS models,
-            list_sort(list_distinct(flatten(list(agents)))) AS agents
+            list_sort(coalesce(
+                nullif(list_distinct(flatten(list(agents) FILTER (WHERE agent IS NOT NULL))), []),
+                list_distinct(flatten(list(agents)))
+            )) AS agents
         FROM parts SEMI JOIN multi USING (trace_hash)
         GROUP BY tenant, trace_id
     )
@@ -272,7 +289,7 @@ judged AS (
         -- (len first: most runs have no failing span, and the list lookups cost on 2 M rows)
         CASE WHEN len(failing) = 0 THEN NULL
              WHEN failing[1].span_id <> run.span_id THEN failing[1] ELSE failing[2] END AS step,
-        -- The earliest one with a specific failure type.
+        -- The likeliest root cause under the run (null in partials written before causes).
         CASE WHEN coalesce(len(causes), 0) = 0 THEN NULL
              WHEN causes[1].span_id <> run.span_id THEN causes[1] ELSE causes[2] END AS cause
     FROM unified
@@ -281,14 +298,14 @@ judged AS (
 ),
 blamed AS (
     -- The span the run's failure type comes from (null: the run span). Root cause, not the
-    -- wrapper: the earliest specifically classified failing step, else the earliest failing
-    -- step. A run span with a specific type of its own keeps it, unless that step's error is
+    -- wrapper: the likeliest root cause under the run (see causes in the partials). A run span
+    -- with a specific type of its own keeps it, unless a specifically classified step's error is
     -- the one it reports (the same type, or its message within the run span's: passed up).
     SELECT *,
         CASE WHEN step IS NULL THEN NULL
              WHEN NOT own_type THEN coalesce(cause, step)
-             WHEN cause.failure_type = run.failure_type
-                  OR contains(coalesce(run.error_message, run.status_message), nullif(cause.message, ''))
+             WHEN NOT cause.generic AND (cause.failure_type = run.failure_type
+                  OR contains(coalesce(run.error_message, run.status_message), nullif(cause.message, '')))
                  THEN cause END AS culprit
     FROM judged
 )

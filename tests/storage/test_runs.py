@@ -284,7 +284,7 @@ def test_a_failed_agent_under_an_ok_workflow_fails_the_run_of_the_explicit_agent
     # The workflow span ends last: exported in a later batch, it can reach another file.
     con = stored(tmp_path, spans[1:], spans[:1]) if split else stored(tmp_path, spans)
     expected = [
-        (None, "Assistant", ["Agent workflow", "Assistant"], "Agent workflow", "failure", "dependency_unavailable",
+        (None, "Assistant", ["Assistant"], "Agent workflow", "failure", "dependency_unavailable",
          "3", "Error code: 500 - upstream overloaded", "Error code: <n> - upstream overloaded", 0, 0),
     ]  # fmt: skip
     assert con.execute(RUN).fetchall() == expected
@@ -302,11 +302,41 @@ def test_a_failed_agent_under_an_ok_workflow_fails_the_run_of_the_explicit_agent
     assert runs_in(con, Scope(WINDOW.since, WINDOW.until, agent="Agent workflow")).count() == 0
 
 
-def test_without_a_specific_type_the_earliest_failing_span_is_blamed(tmp_path: Path) -> None:
+def test_without_a_specific_type_the_step_doing_the_work_is_blamed_not_its_wrapper(tmp_path: Path) -> None:
     con = stored(tmp_path, agents_sdk(None))
-    assert con.execute("SELECT outcome, failure_type, failing_span_id[1:1], error_message FROM runs").fetchall() == [
-        ("failure", "other_error", "2", "Error in agent run")
+    sql = "SELECT outcome, failure_type, failing_span_id[1:1], error_message FROM runs"
+    # The model call under the failed agent span, though the agent span starts first.
+    assert con.execute(sql).fetchall() == [
+        ("failure", "other_error", "3", "Error code: 500 - upstream overloaded")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("drop", "expected"),
+    [
+        # a specific failure of a step doing work, though a specific wrapper and a generic step start first
+        ((), ("tool_error", "4", "ticket 9 not found")),
+        # else a specific wrapper (a sub-agent) before a generic step
+        (("4",), ("dependency_unavailable", "2", "Error in agent run: 500")),
+        # else a generic step doing work before a generic wrapper
+        (("2", "4"), ("other_error", "3", "generic, earliest")),
+    ],
+)
+def test_the_root_cause_is_specific_then_work_then_earliest(
+    tmp_path: Path, drop: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    spans = [
+        row("w", "1", None, "agent_run", 0, 1000, status="error", failure_type="other_error"),  # the run
+        row("w", "2", "1", "agent_run", 10, 900, status="error", failure_type="dependency_unavailable",
+            error_message="Error in agent run: 500"),
+        row("w", "3", "2", "tool", 20, 10, status="error", error_message="generic, earliest"),
+        row("w", "4", "2", "tool", 50, 10, status="error", failure_type="tool_error",
+            error_message="ticket 9 not found"),
+        row("w", "5", "1", "workflow", 5, 10, status="error", error_message="generic wrapper"),
     ]  # fmt: skip
+    con = stored(tmp_path, [s for s in spans if s["span_id"][0] not in drop])
+    sql = "SELECT outcome, failure_type, failing_span_id[1:1], error_message FROM runs"
+    assert con.execute(sql).fetchall() == [("failure", *expected)]
 
 
 def test_the_derived_agent_is_the_run_agent_when_no_span_names_one(tmp_path: Path) -> None:
@@ -321,7 +351,8 @@ def test_the_derived_agent_is_the_run_agent_when_no_span_names_one(tmp_path: Pat
 
 
 def test_an_agent_id_and_the_earliest_explicit_name_make_the_run_agent(tmp_path: Path) -> None:
-    """Handoffs: the run belongs to the agent invoked first; every agent is listed."""
+    """Handoffs: the run belongs to the agent invoked first; every agent named explicitly is
+    listed (a derived name only when no agent is named explicitly)."""
     con = stored(
         tmp_path,
         [
@@ -332,7 +363,7 @@ def test_an_agent_id_and_the_earliest_explicit_name_make_the_run_agent(tmp_path:
         ],
     )  # fmt: skip
     assert con.execute("SELECT agent_id, agent_name, agents FROM runs").fetchall() == [
-        ("billing-v2", "Triage", ["Langfuse trace", "Triage", "billing-v2"])
+        ("billing-v2", "Triage", ["Triage", "billing-v2"])
     ]
 
 
