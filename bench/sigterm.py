@@ -454,8 +454,9 @@ def main() -> int:
     hook = Hook()
     results: list[Result] = []
     try:
-        for stage in args.stages:
-            for iteration in range(args.iterations):
+        # Round by round through every stage, so a run cut short has covered each stage alike.
+        for iteration in range(args.iterations):
+            for stage in args.stages:
                 result = iterate(stage, iteration, root, rng, args.timeout, hook)
                 results.append(result)
                 work = root / f"{stage}-{iteration:03d}"
