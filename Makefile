@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# Compile the columnar decoder once (numba caches it), so the service starts in a second.
-	$(BIN)/python -c "from processors.normalize import processor as p; p.create(p.Config(), None).start()"
+	@# Compile the columnar decoder once (numba caches it), so the service starts fast.
+	$(BIN)/agentwatch warmup
 	touch $(STAMP)
 
 run: setup

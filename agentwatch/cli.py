@@ -248,6 +248,21 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
     )
 
 
+@main.command()
+def warmup() -> None:
+    """Compile the normaliser's kernels into numba's cache now (in an image: RUN agentwatch warmup)."""
+    import time
+
+    from processors.normalize import processor
+
+    started = time.monotonic()
+    processor.create(processor.Config(), None).start()  # type: ignore[arg-type]
+    click.echo(
+        f"agentwatch warmup: the normaliser's kernels are compiled and cached "
+        f"({time.monotonic() - started:.1f} s)"
+    )
+
+
 main.add_command(report)
 main.add_command(cases)
 main.add_command(eval_group)

@@ -134,3 +134,9 @@ def test_serve_demo_feeds_itself(tmp_path: Path) -> None:
         assert "demo: sent 300 runs" in server.log()
     finally:
         server.kill()
+
+
+def test_warmup_compiles_the_kernels() -> None:
+    done = agentwatch("warmup")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("agentwatch warmup: the normaliser's kernels are compiled and cached (")
