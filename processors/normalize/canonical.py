@@ -40,9 +40,8 @@ PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session
                  "eval_case_id")  # fmt: skip
 _OPERATION_INPUTS = ("sig.mcp_method", "sig.gen_ai_operation", "sig.openinference_kind", "sig.traceloop_kind",
                      "sig.llm_request_type", "sig.langfuse_type", "model")  # fmt: skip
-# The output is read for a provider response's usage only on LLM spans without token attributes.
 _USAGE_INPUTS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd",
-                 "sig.usage_details", "sig.cost_details", "sig.output_other")  # fmt: skip
+                 "sig.usage_details", "sig.cost_details")  # fmt: skip
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens")
 # Slots whose values rules read; the others are only copied into columns.
 _RULE_SLOTS = tuple(
@@ -177,8 +176,9 @@ class Rules:
         """Tokens and cost: on LLM spans only (``llm``), and only on leaves (_non_leaf).
 
         Int tokens and int/double costs without Langfuse details (nearly all spans) are
-        computed here as derive.usage would; any other span (string tokens, a usage object, no
-        token attribute but an output that may hold a provider's usage) runs derive.usage itself.
+        computed here as derive.usage would; any other span (string tokens, a usage object) runs
+        derive.usage itself. Spans with neither token attributes nor a usage object take the
+        usage of a provider response in their output (_output_usage).
         """
         n = llm.shape[0]
         values = np.zeros((n, 4), np.int64)
@@ -190,7 +190,6 @@ class Rules:
         raw = pick(self.d.attrs, win, A_INT, 0)
         tokens, sent = raw[:, :4], win[:, :4] >= 0
         fast = (win[:, 5] < 0) & (win[:, 6] < 0)
-        fast &= sent.any(axis=1) | (win[:, 7] < 0)
         fast &= ((kinds[:, :4] == T_INT) | ~sent).all(axis=1)
         fast &= ((tokens > -_SAFE_TOKENS) & (tokens < _SAFE_TOKENS)).all(axis=1)
         fast &= (kinds[:, 4] == T_INT) | (kinds[:, 4] == T_DOUBLE) | (win[:, 4] < 0)
@@ -219,10 +218,27 @@ class Rules:
                     values[s, k], valid[s, k] = count, True
             if amount is not None:
                 cost[s], valid[s, 4] = amount, True
+        self._output_usage(rows[(win[:, :4] < 0).all(axis=1) & (win[:, 5] < 0)], values, valid)
         valid &= ~self._non_leaf(llm)[:, None]
         out = {name: ints(values[:, k], valid[:, k]) for k, name in enumerate(_TOKEN_COLUMNS)}
         out["cost_usd"] = floats(cost, valid[:, 4])
         return out
+
+    def _output_usage(self, rows: np.ndarray, values: np.ndarray, valid: np.ndarray) -> None:
+        """Tokens of the ``rows`` (LLM spans with no token attribute and no usage object) from the
+        usage of a raw provider response in their output (``derive.output_usage``), once per
+        distinct output."""
+        output = self.r.vids(("sig.output_other",))[rows, 0]
+        rows, output = rows[output >= 0], output[output >= 0]
+        if not rows.size:
+            return
+        distinct, group = np.unique(output, return_inverse=True)
+        counts = [derive.output_usage(self.r.value(v)) for v in distinct.tolist()]
+        for k in range(4):
+            column = [None if c is None else c[k] for c in counts]
+            found = np.array([x is not None for x in column], bool)[group]
+            values[rows[found], k] = np.array([x or 0 for x in column], np.int64)[group][found]
+            valid[rows[found], k] = True
 
     def _non_leaf(self, llm: np.ndarray) -> np.ndarray:
         """LLM spans with an LLM child in this batch (same trace): their usage is the child's.

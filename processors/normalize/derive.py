@@ -141,20 +141,15 @@ def request_model(found: dict[str, Any]) -> str | None:
 def usage(found: dict[str, Any]) -> Usage:
     """(input, output, cached, total tokens, cost) of an LLM span.
 
-    Token attributes first; a usage object fills the gaps: Langfuse's usage_details, else, on a
-    span with no token attribute at all, the ``usage`` of a raw provider response in the span's
-    output JSON (``usage_counts`` reads every provider's shape). Without a total, the total is
-    input + output (+ cache reads and writes a provider counts apart from the input)."""
+    Token attributes first; Langfuse's usage_details fill the gaps (``usage_counts`` reads every
+    provider's shape). Without a total, the total is input + output (+ cache reads and writes a
+    provider counts apart from the input). A span with neither takes ``output_usage``."""
     inp = as_int(found.get("input_tokens"))
     out = as_int(found.get("output_tokens"))
     cached = as_int(found.get("cached_tokens"))
     total = as_int(found.get("total_tokens"))
     cost = as_float(found.get("cost_usd"))
     counts = usage_counts(as_json_object(found.get("sig.usage_details")))
-    if counts is None and inp is None and out is None and cached is None and total is None:
-        response = as_json_object(found.get("sig.output_other"))
-        if response is not None:
-            counts = usage_counts(_usage_in(response))
     if counts is not None:
         inp = inp if inp is not None else counts[0]
         out = out if out is not None else counts[1]
@@ -167,12 +162,19 @@ def usage(found: dict[str, Any]) -> Usage:
     return inp, out, cached, total, cost
 
 
-def _usage_in(response: dict[str, Any]) -> dict[str, Any] | None:
-    """The usage object of a raw provider response (``usage``, ``usage_metadata``, ...)."""
+def output_usage(output: Any) -> tuple[int | None, int | None, int | None, int | None] | None:
+    """(input, output, cached, total) tokens of a raw provider response sent as an LLM span's
+    output (its ``usage``, ``usage_metadata`` or ``usageMetadata``), for spans with no token
+    attribute and no usage object; None when the output holds none."""
+    if isinstance(output, str) and not any(key in output for key in conv.USAGE_WRAPPER_KEYS):
+        return None  # not worth parsing
+    response = as_json_object(output)
+    if response is None:
+        return None
     for key in conv.USAGE_WRAPPER_KEYS:
         value = response.get(key)
         if isinstance(value, dict):
-            return value
+            return usage_counts(value)
     return None
 
 
