@@ -57,6 +57,9 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     """An in-memory DuckDB connection with the agentwatch views over ``data_dir``."""
     data_dir = Path(data_dir)
     con = duckdb.connect(":memory:")
+    # Parquet footers read once per connection, not once per query (files are never changed in
+    # place: a new file gets a new name). Readers of runs query the partials three times.
+    con.execute("SET parquet_metadata_cache = true")
     files = live_files(data_dir, SPANS)
     if files:
         con.execute(f"CREATE VIEW spans AS SELECT * FROM {_read(files)}")

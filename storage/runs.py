@@ -187,19 +187,14 @@ SELECT __KEYS__,
            'failed': _failed}})
         FILTER (WHERE {_TOOLS} AND (kind = 'client' OR kind = 'server' AND parent_span_id IS NOT NULL))
         AS ends,
-    -- The two earliest failing spans: one of them may be the run span itself.
-    coalesce(list_slice(list_sort(list({{
-        'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, '{GENERIC_FAILURE}'),
-        'message': coalesce(error_message, status_message), 'template': _template
-    }}) FILTER (WHERE _failed)), 1, 2), []) AS failing,
     -- The two likeliest root causes among the failing spans (one may be the run span): a
     -- specific failure type first, then a step that does the work (a model or tool call...)
     -- before a wrapper (agent, workflow) that fails because a span under it did, then the earliest.
-    list_slice(list_sort(list({{
+    coalesce(list_slice(list_sort(list({{
         'generic': NOT coalesce({_SPECIFIC}, false), 'wrapper': {_WRAPPERS},
         'at': start_time, 'span_id': span_id, 'failure_type': coalesce(failure_type, '{GENERIC_FAILURE}'),
         'message': coalesce(error_message, status_message), 'template': _template
-    }}) FILTER (WHERE _failed)), 1, 2) AS causes,
+    }}) FILTER (WHERE _failed)), 1, 2), []) AS failing,
     -- A failed agent anywhere in the trace fails the run.
     bool_or(_failed) FILTER (WHERE operation = '{AGENT_OPERATION}') AS agent_failed,
     max(CASE WHEN {_PROTOCOL} THEN {PROTOCOL_ONLY} WHEN operation = 'other' THEN {OTHER_ONLY}
@@ -258,8 +253,12 @@ MERGE_SQL = f"""
             sum(tool_calls) AS tool_calls,
             sum(tool_errors) AS tool_errors,
             flatten(list(open_calls)) AS open_calls,
-            list_slice(list_sort(flatten(list(failing))), 1, 2) AS failing,
-            list_slice(list_sort(flatten(list(causes))), 1, 2) AS causes,
+            -- (sorted by explicit keys: partials written before the generic and wrapper
+            -- fields have them last, or null)
+            [f.v FOR f IN list_slice(list_sort([
+                {{'generic': coalesce(x.generic, x.failure_type = '{GENERIC_FAILURE}'),
+                  'wrapper': coalesce(x.wrapper, false), 'at': x.at, 'v': x}}
+                FOR x IN flatten(list(failing))]), 1, 2)] AS failing,
             bool_or(agent_failed) AS agent_failed,
             max(work) AS work,
             {_MERGE_SUMS},
@@ -285,48 +284,54 @@ judged AS (
     SELECT *,
         {span_failed_sql("run.")} OR coalesce(agent_failed, false) AS run_failed,
         run.failure_type IS NOT NULL AND run.failure_type <> '{GENERIC_FAILURE}' AS own_type,
-        -- The earliest failing span under the run (at most one of the two is the run span).
+        -- The likeliest root cause under the run (at most one of the two is the run span).
         -- (len first: most runs have no failing span, and the list lookups cost on 2 M rows)
         CASE WHEN len(failing) = 0 THEN NULL
-             WHEN failing[1].span_id <> run.span_id THEN failing[1] ELSE failing[2] END AS step,
-        -- The likeliest root cause under the run (null in partials written before causes).
-        CASE WHEN coalesce(len(causes), 0) = 0 THEN NULL
-             WHEN causes[1].span_id <> run.span_id THEN causes[1] ELSE causes[2] END AS cause
+             WHEN failing[1].span_id <> run.span_id THEN failing[1] ELSE failing[2] END AS cause
     FROM unified
     -- A trace of protocol traffic only (MCP initialize, tools/list...) is no run.
     WHERE work IS DISTINCT FROM {PROTOCOL_ONLY}
 ),
 blamed AS (
     -- The span the run's failure type comes from (null: the run span). Root cause, not the
-    -- wrapper: the likeliest root cause under the run (see causes in the partials). A run span
+    -- wrapper: the likeliest root cause under the run (see failing in the partials). A run span
     -- with a specific type of its own keeps it, unless a specifically classified step's error is
     -- the one it reports (the same type, or its message within the run span's: passed up).
     SELECT *,
-        CASE WHEN step IS NULL THEN NULL
-             WHEN NOT own_type THEN coalesce(cause, step)
-             WHEN NOT cause.generic AND (cause.failure_type = run.failure_type
-                  OR contains(coalesce(run.error_message, run.status_message), nullif(cause.message, '')))
+        CASE WHEN cause IS NULL THEN NULL
+             WHEN NOT own_type THEN cause
+             WHEN NOT coalesce(cause.generic, cause.failure_type = '{GENERIC_FAILURE}')
+                  AND (cause.failure_type = run.failure_type OR contains(
+                      coalesce(run.error_message, run.status_message), nullif(cause.message, '')))
                  THEN cause END AS culprit
     FROM judged
+),
+own AS (
+    -- A run blamed on its own span: that span's entry among the failing, for its message.
+    SELECT *,
+        CASE WHEN culprit IS NOT NULL OR NOT run_failed THEN NULL
+             WHEN failing[1].span_id = run.span_id THEN failing[1]
+             WHEN failing[2].span_id = run.span_id THEN failing[2] END AS own
+    FROM blamed
 )
 SELECT
     trace_id, run.span_id AS span_id, tenant, {_VALUES},
     run.name AS name, run.start_time AS start_time, run.duration_ms AS duration_ms, run.status AS status,
-    CASE WHEN run_failed THEN '{FAILURE}' WHEN step IS NOT NULL THEN '{DEGRADED}' ELSE '{SUCCESS}' END
+    CASE WHEN run_failed THEN '{FAILURE}' WHEN cause IS NOT NULL THEN '{DEGRADED}' ELSE '{SUCCESS}' END
         AS outcome,
     CASE WHEN culprit IS NOT NULL THEN culprit.failure_type
          WHEN run_failed THEN coalesce(run.failure_type, '{GENERIC_FAILURE}') END AS failure_type,
     CASE WHEN culprit IS NOT NULL THEN culprit.span_id WHEN run_failed THEN run.span_id END
         AS failing_span_id,
-    coalesce(culprit.message, run.error_message, failing[1].message) AS error_message,
+    coalesce(culprit.message, run.error_message, own.message) AS error_message,
     coalesce(CASE WHEN culprit.message IS NOT NULL THEN culprit.template
                   WHEN run.error_message IS NOT NULL THEN run.error_template
-                  ELSE failing[1].template END,
+                  ELSE own.template END,
              '{NO_MESSAGE}') AS error_template,
     tool_calls, tool_errors, span_count,
     input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models,
     coalesce(agents, []) AS agents, synthetic
-FROM blamed
+FROM own
 """
 
 RUN_COLUMNS = (

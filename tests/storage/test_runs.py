@@ -603,3 +603,38 @@ def test_eval_traffic_never_counts_as_production(tmp_path: Path) -> None:
     )
     (cross,) = rules.findings(RuleConfig("cross", "cross_user", threshold=1, window=86400))
     assert (cross.agent, cross.value) == ("expense-bot", 1.0)  # bob; eval@agentwatch is no user
+
+
+NEW_PARTIAL_COLUMNS = ("derived_name", "agents", "agent_failed", "work", "open_calls", "derived_agent")
+
+
+def as_written_before(part: Path) -> None:
+    """Rewrite a partial file as the version before issue 12 wrote it: without the new columns,
+    its failing spans without the generic and wrapper fields."""
+    old = duckdb.sql(
+        f"""SELECT * EXCLUDE ({", ".join(NEW_PARTIAL_COLUMNS)}) REPLACE (
+                [{{'at': f.at, 'span_id': f.span_id, 'failure_type': f.failure_type, 'message': f.message,
+                   'template': f.template}} FOR f IN failing] AS failing)
+            FROM read_parquet('{part}')"""
+    ).to_arrow_table()
+    pq.write_table(old, part)
+
+
+def test_partials_written_before_still_read(tmp_path: Path) -> None:
+    """Old partials beside new ones (the merge unifies their failing spans): the old rules apply
+    to what they lack (the earliest failing step, no agents), the new ones to the rest."""
+    con = stored(
+        tmp_path, GENERIC_OVER_TOOL[:3], [*GENERIC_OVER_TOOL[3:], *agents_sdk("dependency_unavailable")]
+    )
+    con.close()
+    first = sorted((tmp_path / "run_parts").rglob("*.parquet"), key=lambda p: p.stat().st_mtime)[0]
+    as_written_before(first)
+    con = connect(tmp_path)
+    assert set(NEW_PARTIAL_COLUMNS) <= {r[0] for r in con.execute("DESCRIBE run_parts").fetchall()}
+    sql = "SELECT trace_id[1:1], outcome, failure_type, failing_span_id[1:1], agents, tool_calls FROM runs ORDER BY 1"
+    assert con.execute(sql).fetchall() == [
+        ("g", "failure", "dependency_unavailable", "3", ["Assistant"], 0),
+        # h: its old partial's generic tool failure, the new one's tool_error: the specific one
+        # (agents come only from partials that list them: the old one names bot, lists none)
+        ("h", "failure", "tool_error", "4", [], 2),
+    ]
