@@ -3,9 +3,10 @@
 A run's outcome rolls up from every span of its trace, and a trace's spans can land in several
 files. Each span file ``spans/tenant=T/date=D/X.parquet`` gets a partial file
 ``run_parts/tenant=T/date=D/X.parquet``: per trace, the aggregates of that file's spans that
-merge exactly (minimums of ``{at, value}`` structs, counts, sums, the two earliest failing
-spans). Runs merge the partials of the live span files per ``(tenant, trace_id)``: about
-a fifth of the rows of ``spans`` and a handful of columns. What a partial holds and how
+merge exactly (minimums of ``{at, value}`` structs, counts, sums, the two likeliest root causes
+among the failing spans, the ends of remote tool calls not paired in the file). Runs merge the
+partials of the live span files per ``(tenant, trace_id)``: about a fifth of the rows of
+``spans`` and a handful of columns. What a partial holds and how
 partials merge into runs is ``storage.runs`` (``parts_sql``, ``runs_sql``); this module says
 where partials live and writes them.
 

@@ -9,14 +9,22 @@ run that still answered), else ``success``. A judge's mark (``run_marks``) turns
 run degraded.
 
 Root cause, not the wrapper: a run whose own span has no specific failure type (none, or the
-generic ``other_error``) takes the type of the earliest specifically classified failing span of
-the trace, else of the earliest failing one; ``failing_span_id`` and the message are that span's.
+generic ``other_error``) takes the type of the likeliest root cause among the trace's other
+failing spans: a specifically classified one first, then a step doing work (a model or tool
+call) before a wrapper (``agent_run``, ``workflow``) that failed because a span under it did,
+then the earliest; ``failing_span_id`` and the message are that span's. A run span with a
+specific type of its own keeps it, unless that step's error is the one it reports (the same
+type, or its message within the run span's: an exception passed up).
 
 The agent: an agent name attribute (explicit) wins over a name derived from a span, Traceloop
 entity or Langfuse trace name (``agent_name_derived``): the run's ``agent_name`` is the earliest
-explicit one, else the earliest derived one; ``agent_id`` the earliest; ``agents`` every agent of
-the trace (handoffs, sub-agents). Tool calls count a remote call once when both its client span
-and the server span under it arrive (MCP), in any partials. ``models``: the models of LLM calls.
+explicit one, else the earliest derived one; ``agent_id`` the earliest; ``agents`` the agents of
+the trace named explicitly (handoffs, sub-agents), the derived ones only when none is. Tool
+calls count a remote call once when both its client span and the server span under it arrive
+(MCP), in any partials. ``models``: the models of LLM calls (``chat``, ``embedding``).
+
+Readers of windowed runs (``runs_in``) get production runs unless their ``Scope`` asks for
+synthetic ones: eval traffic never counts as production.
 
 Runs are built in two steps, both here:
 
