@@ -332,10 +332,12 @@ SELECT
     CASE WHEN culprit IS NOT NULL THEN culprit.span_id WHEN run_failed THEN run.span_id END
         AS failing_span_id,
     coalesce(culprit.message, run.error_message, own.message) AS error_message,
-    coalesce(CASE WHEN culprit.message IS NOT NULL THEN culprit.template
-                  WHEN run.error_message IS NOT NULL THEN run.error_template
-                  ELSE own.template END,
-             '{NO_MESSAGE}') AS error_template,
+    -- A run that succeeded has no error template (null, not NO_MESSAGE).
+    CASE WHEN run_failed OR cause IS NOT NULL THEN
+        coalesce(CASE WHEN culprit.message IS NOT NULL THEN culprit.template
+                      WHEN run.error_message IS NOT NULL THEN run.error_template
+                      ELSE own.template END,
+                 '{NO_MESSAGE}') END AS error_template,
     tool_calls, tool_errors, span_count,
     input_tokens, output_tokens, cached_tokens, total_tokens, cost_usd, models,
     coalesce(agents, []) AS agents, synthetic
@@ -361,8 +363,11 @@ SELECT r.* REPLACE (
     CASE WHEN {_MARKED} THEN 'judge: ' || m.failure_type ELSE r.error_template END AS error_template
 )
 FROM (__RUNS__) r LEFT JOIN (
-    SELECT tenant, trace_id, min(failure_type) AS failure_type, min(reason) AS reason
-    FROM run_marks GROUP BY tenant, trace_id
+    -- One mark per run: the reason goes with its own failure type (the first by type).
+    SELECT tenant, trace_id, mark.t AS failure_type, mark.r AS reason FROM (
+        SELECT tenant, trace_id, min({{'t': failure_type, 'r': reason}}) AS mark
+        FROM run_marks GROUP BY tenant, trace_id
+    )
 ) m ON m.tenant = r.tenant AND m.trace_id = r.trace_id
 """
 

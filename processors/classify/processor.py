@@ -40,7 +40,7 @@ import yaml
 
 from core.component import BaseComponent, Consumer
 from core.configmodel import STRICT
-from core.model import SPAN_SCHEMA
+from core.model import SPAN_SCHEMA, TOOL_OPERATIONS
 from processors.classify.evaluate import Batch, attribute_values, classify, compile_rule
 from processors.classify.rules import Condition, Leaf, Rule, parse_rule_document, parse_rules
 from processors.classify.taxonomy import FAILURE_TYPES
@@ -49,7 +49,6 @@ TYPE = "classify"
 
 LOOP_RULE = "loop_detected"
 LOOP_ARGUMENTS = "gen_ai.tool.call.arguments"
-_TOOL_OPERATIONS = ("tool", "mcp")
 # Columns loop detection and the processor itself read, whatever the rules say.
 _ALWAYS = ("tenant", "trace_id", "operation", "tool_name", "input_text", "attributes", "failure_type")
 
@@ -172,7 +171,7 @@ class ClassifyProcessor(BaseComponent):
 
 def repeated_tool_calls(frame: pl.DataFrame, threshold: int) -> pl.Series:
     """Tool/MCP spans whose (tenant, trace, tool, arguments) occurs ``threshold`` times or more."""
-    tools = frame.get_column("operation").is_in(_TOOL_OPERATIONS)
+    tools = frame.get_column("operation").is_in(TOOL_OPERATIONS)
     calls = tools & frame.get_column("tool_name").is_not_null()
     found = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     rows = calls.arg_true()

@@ -16,8 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from core.model import as_str
-from processors.normalize import conventions as conv
+from core.model import LLM_OPERATIONS, TOOL_OPERATIONS, as_str
 from processors.normalize import derive, error_text
 from processors.normalize.columns import NULL, Pool, Ranges, choose, floats, ints
 from processors.normalize.decoded import Decoded, col
@@ -59,7 +58,6 @@ _RULE_SLOTS = tuple(
         )
     )
 )
-_TOOL_OPERATIONS = frozenset({"tool", "mcp"})
 _SAFE_TOKENS = 1 << 62  # token counts below this add up without leaving int64
 
 
@@ -100,8 +98,8 @@ class Rules:
         ops, op = self._operation()
         out["operation"] = choose(ops, op)
         out["agent_name"], out["agent_name_derived"], out["tool_name"] = self._names(ops, op)
-        out.update(self._usage(np.isin(op, [i for i, x in enumerate(ops) if x in conv.LLM_OPERATIONS])))
-        tool = np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
+        out.update(self._usage(np.isin(op, [i for i, x in enumerate(ops) if x in LLM_OPERATIONS])))
+        tool = np.isin(op, [i for i, x in enumerate(ops) if x in TOOL_OPERATIONS])
         texts = error_text.columns(self, tool)
         out["error_type"], out["error_message"], out["input_text"], out["output_text"] = texts
         canonical = self.settings.providers.canonical
@@ -137,7 +135,7 @@ class Rules:
         named = agent.source != NULL
         derived = pa.array(~explicit, pa.bool_(), mask=~named)
         tool = attr_strings(self.d, r.attr("tool_name"), self.pool)
-        need = (tool.source == NULL) & np.isin(op, [i for i, x in enumerate(ops) if x in _TOOL_OPERATIONS])
+        need = (tool.source == NULL) & np.isin(op, [i for i, x in enumerate(ops) if x in TOOL_OPERATIONS])
         self._fallback(tool, need, op, ops, ("sig.entity_name",), derive.tool_name)
         return agent, derived, tool
 

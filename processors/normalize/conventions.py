@@ -324,7 +324,6 @@ MCP_METHODS = frozenset(
     }
 )  # fmt: skip
 
-LLM_OPERATIONS = frozenset({"chat", "embedding"})
 
 # Keys of the requested model in request parameters (OpenAI, Anthropic: model; LangChain:
 # model_name; Bedrock: modelId).

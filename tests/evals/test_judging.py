@@ -119,7 +119,7 @@ evals:
         "SELECT outcome, failure_type, error_template FROM runs ORDER BY outcome"
     ) == [
         ("degraded", "groundedness_drop", "judge: groundedness_drop"),
-        ("success", None, "(no message)"),
+        ("success", None, None),
     ]
 
 

@@ -110,8 +110,25 @@ def test_production_judging_marks_a_poor_run_quality_regression(production_data:
         " FROM runs JOIN spans r USING (trace_id, span_id) ORDER BY runs.start_time"
     ).fetchall()
     assert got == [
-        (RUNS[0][2], "success", None, None, "(no message)"),
+        (RUNS[0][2], "success", None, None, None),
         # response_quality terse (3) and hallucination_risk high (0), weights 2 and 2: overall 1.5
         ("Pay 42 or 17.", "degraded", "quality_regression", "overall_score 1.5 < 4 (heuristic)",
          "judge: quality_regression"),
     ]  # fmt: skip
+
+
+def test_a_run_with_two_marks_keeps_each_reason_with_its_own_type(production_data: Path) -> None:
+    from storage.tables import RunMarkRow, write_rows
+
+    con = connect(production_data)
+    trace, span = con.execute("SELECT trace_id, span_id FROM runs ORDER BY start_time LIMIT 1").fetchone()  # type: ignore[misc]
+    write_rows(production_data, "default", WHEN, [
+        RunMarkRow(trace, span, "quality_regression", "a: overall_score 1 < 4", "judge-z", WHEN),
+        RunMarkRow(trace, span, "groundedness_drop", "z: 2 claims not in the sources", "judge-a", WHEN),
+    ])  # fmt: skip
+    got = (
+        connect(production_data)
+        .execute("SELECT outcome, failure_type, error_message FROM runs WHERE trace_id = $t", {"t": trace})
+        .fetchall()
+    )
+    assert got == [("degraded", "groundedness_drop", "z: 2 claims not in the sources")]

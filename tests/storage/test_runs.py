@@ -60,13 +60,13 @@ def summary(runs: RunSet) -> list[tuple[Any, ...]]:
 
 
 ALL = [
-    ("a", "acme", "expense-bot", "success", None, "(no message)"),
+    ("a", "acme", "expense-bot", "success", None, None),
     # The run span has no message: the run takes its failing tool's ("deadline exceeded").
     ("b", "acme", "expense-bot", "failure", "tool_timeout", "deadline exceeded"),
     ("c", "acme", "expense-bot", "degraded", "tool_error", "(no message)"),
     ("d", "globex", "(unknown)", "failure", "other_error", "(no message)"),
     ("e", "acme", "expense-bot", "degraded", "tool_error", "boom <n>"),
-    ("f", "acme", "faq-bot", "success", None, "(no message)"),
+    ("f", "acme", "faq-bot", "success", None, None),
 ]
 PRODUCTION = ALL[:5]
 """Without f, synthetic: a scope's runs unless it asks for eval traffic."""
