@@ -118,15 +118,21 @@ class AgentRegistry:
     def __init__(self, agents: tuple[AgentConfig, ...] = ()) -> None:
         self.agents = agents
 
-    def _entries(self, tenant: str, agent: str) -> list[AgentConfig]:
-        """Matching entries, most specific first."""
-        matches = [a for a in self.agents if a.id == agent and a.tenant in (tenant, None)]
-        return sorted(matches, key=lambda a: a.tenant is None)
+    def _entries(self, tenant: str, agent: str, name: str | None = None) -> list[AgentConfig]:
+        """Matching entries, most specific first: an entry's ``id`` names the agent by its id or
+        by its name (``name``, when the caller knows it), its ``name`` by its name."""
+        keys = {agent, name} - {None}
+        matches = [
+            a for a in self.agents
+            if (a.id in keys or (a.name is not None and a.name in keys)) and a.tenant in (tenant, None)
+        ]  # fmt: skip
+        # By id before by name, then the tenant's own before the global ones.
+        return sorted(matches, key=lambda a: (a.id != agent, a.tenant is None))
 
     def lookup(
         self, tenant: str, agent: str, owner_from_spans: str | None = None, name_from_spans: str | None = None
     ) -> AgentInfo:
-        entries = self._entries(tenant, agent)
+        entries = self._entries(tenant, agent, name_from_spans)
         name = next((e.name for e in entries if e.name), None) or name_from_spans or None
         configured = next((e.owner for e in entries if e.owner), None)
         if configured is not None:

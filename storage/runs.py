@@ -555,6 +555,22 @@ class RunSet:
         return sql, {**dict(self._params), **params}
 
 
+def _agent_label(con: duckdb.DuckDBPyConnection, agent: str, since_date: object) -> str:
+    """The label (``AGENT_SQL``: the id, else the name) of the agent named ``agent``, by id or
+    by name, among the partials since ``since_date``: ``agent`` itself when runs are labelled so
+    (the common case, a filter row-group statistics answer) or when no run names it."""
+    recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
+    params = {"since_date": since_date, "agent": agent}
+    if con.execute(f"SELECT EXISTS (SELECT 1 {recent} AND agent = $agent)", params).fetchall()[0][0]:
+        return agent
+    labels = con.execute(
+        f"SELECT agent, count(*) AS n {recent} AND agent_name.v = $agent AND agent IS NOT NULL"
+        " GROUP BY agent ORDER BY n DESC, agent LIMIT 1",
+        params,
+    ).fetchall()
+    return str(labels[0][0]) if labels else agent
+
+
 def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] = ()) -> RunSet:
     """The runs of ``scope`` on the catalog connection ``con``, loaded once into a ``RunSet``.
 
@@ -585,16 +601,19 @@ def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] =
     if scope.tenant is not None:
         where.append("tenant = $tenant")
         params["tenant"] = scope.tenant
+    agent_label: str | None = None
     if scope.agent is not None:
         # The partials naming the agent, and those of the same traces naming no agent explicitly
         # (spans of a run that reached a file without the span naming the agent): each lookup
         # a one-column filter that row-group statistics skip on (an OR over two columns would
-        # read every row group).
-        params["agent"] = scope.agent
+        # read every row group). The agent is named by its id or its name (its label, the id,
+        # is looked up by name only when no run is labelled so).
+        agent_label = _agent_label(con, scope.agent, params["since_date"])
+        params["agent"] = agent_label
         recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
         traces = f"SELECT trace_id {recent} AND agent = $agent"
         derived = f"{recent} AND derived_agent = $agent"
-        lookup = {"since_date": params["since_date"], "agent": scope.agent}
+        lookup = {"since_date": params["since_date"], "agent": agent_label}
         if con.execute(f"SELECT EXISTS (SELECT 1 {derived})", lookup).fetchall()[0][0]:
             # Traces naming the agent only by a derived name, unless a partial of theirs names
             # one explicitly (the explicit one is the run's agent).

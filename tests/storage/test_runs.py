@@ -638,3 +638,26 @@ def test_partials_written_before_still_read(tmp_path: Path) -> None:
         # (agents come only from partials that list them: the old one names bot, lists none)
         ("h", "failure", "tool_error", "4", [], 2),
     ]
+
+
+def test_an_agent_is_found_by_its_id_or_its_name(tmp_path: Path) -> None:
+    at = T0 + timedelta(hours=1)
+    con = stored(
+        tmp_path,
+        [
+            row("j", "1", None, "agent_run", 0, 1000, agent_id="agt_7f3a9c21", agent_name="expense-bot",
+                agent_name_derived=False),
+            row("k", "1", None, "agent_run", 0, 1000, agent_name="faq-bot", agent_name_derived=False),
+            row("m", "1", None, "agent_run", 0, 1000, agent_id="agt_other", agent_name="other-bot",
+                agent_name_derived=False),
+        ],
+    )  # fmt: skip
+    window = Scope(at - timedelta(days=2), at + timedelta(days=2))
+
+    def traces(agent: str) -> list[tuple[Any, ...]]:
+        scope = Scope(window.since, window.until, agent=agent)
+        return runs_in(con, scope).query("SELECT trace_id[1:1], agent FROM runs ORDER BY ALL")
+
+    assert traces("agt_7f3a9c21") == traces("expense-bot") == [("j", "agt_7f3a9c21")]
+    assert traces("faq-bot") == [("k", "faq-bot")]
+    assert traces("nobody") == []
