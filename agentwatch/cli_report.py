@@ -16,6 +16,7 @@ from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from core.agents import AgentConfig
+    from storage.runs import Scope
 
 _FORMATS = ["text", "json", "markdown", "html"]
 
@@ -57,6 +58,14 @@ def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple
             f"agentwatch: {settings[0]} does not exist: nothing stored there yet (--data-dir?)", err=True
         )
     return settings
+
+
+def _described(scope: Scope, cluster: str | None = None) -> str:
+    """The scope in words: ``(agent expense-bot, tenant acme, 2026-11-23 10:00 → 2026-11-30 10:00 UTC)``."""
+    parts = [f"agent {scope.agent}"] if scope.agent else []
+    parts += [f"tenant {scope.tenant}"] if scope.tenant else []
+    parts.append(f"{scope.since:%Y-%m-%d %H:%M} → {scope.until:%Y-%m-%d %H:%M} UTC")
+    return "(" + ", ".join(parts) + ")"
 
 
 def _scope_options(command: F) -> F:
@@ -164,7 +173,7 @@ def export(
     from core.units import parse_window
     from report.cases import export_cases
     from storage.catalog import connect
-    from storage.runs import TEXTS, Scope, runs_in
+    from storage.runs import TEXTS, UNSUCCESSFUL_SQL, Scope, runs_in
 
     directory, _ = _settings(config_path, data_dir)
     try:
@@ -183,4 +192,23 @@ def export(
     )
     click.echo(f"wrote {result.written} cases to {output}{note}", err=True)
     if result.written == 0:
-        sys.exit(1)
+        ((matched, unsuccessful),) = runs.query(
+            f"SELECT count(*), count(*) FILTER (WHERE {UNSUCCESSFUL_SQL}) FROM runs"
+        )
+        what = _described(scope, cluster)
+        warning = "agentwatch cases export: warning:"
+        if matched == 0:
+            click.echo(f"{warning} no runs matched {what}", err=True)
+        elif cluster and not result.skipped_without_input:
+            click.echo(f"{warning} no run of signal {cluster} among the {matched} runs matched {what}",
+                       err=True)  # fmt: skip
+        elif unsuccessful == 0:
+            click.echo(f"{warning} {matched} runs matched {what}, none failed or degraded", err=True)
+        else:
+            click.echo(
+                f"agentwatch cases export: the {result.skipped_without_input} failed or degraded runs "
+                f"matched {what} recorded no input text (capture_text: false, or an instrumentation "
+                "that records none on the run span): no case can be made of them",
+                err=True,
+            )
+            sys.exit(1)

@@ -78,3 +78,20 @@ def test_cases_export_never_labels_eval_runs_production_failures(data: Path, tmp
         ("eval-", ["eval-failure", "timeout"]),
         ("eval-", ["eval-failure", "timeout"]),
     ]
+
+
+def test_cases_export_says_why_it_wrote_no_case(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cases.jsonl"
+    base = ("cases", "export", "--data-dir", str(data), "--until", UNTIL, "-o", str(out))
+    nothing = CliRunner().invoke(main, [*base, "--since", "1d", "--agent", "nobody"], catch_exceptions=False)
+    assert nothing.exit_code == 0
+    assert nothing.output.splitlines() == [
+        f"wrote 0 cases to {out}",
+        "agentwatch cases export: warning: no runs matched (agent nobody, 2025-11-21 12:00 → 2025-11-22 12:00 UTC)",
+    ]
+    other = CliRunner().invoke(main, [*base, "--since", "1d", "--cluster", "nosuch"], catch_exceptions=False)
+    assert other.exit_code == 0
+    assert other.output.splitlines()[1] == (
+        "agentwatch cases export: warning: no run of signal nosuch among the 3 runs matched "
+        "(2025-11-21 12:00 → 2025-11-22 12:00 UTC)"
+    )
