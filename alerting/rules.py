@@ -67,6 +67,7 @@ class RuleEvaluator:
         self.runs = runs
         self.now = now
         self.registry = AgentRegistry(agents)
+        self._labels: dict[str, str] = {}
         self._below: dict[tuple[str, str, str], str] = {}
         """(rule, tenant, agent) → what was measured, for those under their threshold now."""
 
@@ -74,6 +75,12 @@ class RuleEvaluator:
         method = getattr(self, f"_{rule.kind}")
         found: list[Finding] = method(rule)
         return found
+
+    def _label(self, agent: str) -> str:
+        """A rule's ``agent:`` (an id or a name) as the runs label it (their id, else name)."""
+        if agent not in self._labels:
+            self._labels[agent] = self.runs.agent_label(agent)
+        return self._labels[agent]
 
     def now_text(self, finding: Finding, rule: RuleConfig | None) -> str | None:
         """What ``finding``'s rule measures now for its agent, in words, once it no longer holds
@@ -87,7 +94,8 @@ class RuleEvaluator:
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
         """``sql`` over the rule's runs (``runs``: since ``since``, its agent and tenant, no synthetic)."""
-        runs = self.runs.within(since, self.now, agent=rule.agent, tenant=rule.tenant, synthetic=False)
+        agent = None if rule.agent is None else self._label(rule.agent)
+        runs = self.runs.within(since, self.now, agent=agent, tenant=rule.tenant, synthetic=False)
         return runs.query(sql, params)
 
     def _own(self, tenant: str, agent: str, threshold: str, default: float) -> float:

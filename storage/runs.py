@@ -536,6 +536,11 @@ class RunSet:
         )
         return replace(self, scope=scope, _where=tuple(where), _params=tuple(params.items()))
 
+    def agent_label(self, agent: str) -> str:
+        """The label (``agent``: the id, else the name) of the agent named ``agent`` by its id or
+        its name, among the partials of this set's window (``agent`` when none names it)."""
+        return _agent_label(self.con, agent, (self.scope.since - timedelta(days=1)).date())
+
     def drop(self) -> None:
         """Free the loaded runs (they also go with the connection); this set and those narrowed
         from it cannot be queried after."""

@@ -591,3 +591,41 @@ alerts:
     ]
     config = parse_config(text.rsplit("    - {name: typo", 1)[0], "cfg.yaml", {})
     assert [r.failure_type for r in config.alerts.rules] == ["jira_outage", "quality_regression"]
+
+
+def test_a_rule_scoped_to_an_agent_name_finds_its_runs(tmp_path: Path) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from alerting.rules import RuleEvaluator
+    from storage.runs import USAGE, Scope, runs_in
+
+    config = tmp_path / "agentwatch.yaml"
+    config.write_text(f"storage:\n  data_dir: {tmp_path / 'data'}\n")
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "agents"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("named")
+    for i, (agent_id, name) in enumerate([("agt_1", "Expense Bot")] * 3 + [("agt_2", "FAQ Bot")] * 3):
+        begin = int(at("11:00").timestamp() * 1e9) + i * 10**9
+        attributes = {"gen_ai.agent.id": agent_id, "gen_ai.agent.name": name}
+        span = tracer.start_span("invoke_agent", start_time=begin, attributes=attributes)
+        span.set_status(Status(StatusCode.ERROR, "upstream failed"))
+        span.end(end_time=begin + 10**8)
+    provider.shutdown()
+    store_spans(config, memory.get_finished_spans())
+    rule = RuleConfig("named", "failure_rate", threshold=0.2, window=3600, min_runs=1, agent="Expense Bot")
+    now = at("11:30")
+    con = connect(tmp_path / "data")
+    try:
+        found = RuleEvaluator(runs_in(con, Scope(now - timedelta(hours=1), now), USAGE), now, ()).findings(
+            rule
+        )
+    finally:
+        con.close()
+    assert [(f.agent, f.runs, f.summary) for f in found] == [
+        ("agt_1", 3, "failure rate 100% > 20% (3 of 3 runs in the last 1h)")
+    ]
