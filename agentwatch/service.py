@@ -83,6 +83,8 @@ class Service:
         self.failure: str | None = None
         """Set when an internal thread died: the process must exit (non-zero) and be restarted."""
         self.failed = threading.Event()
+        self._stopping = threading.Event()
+        self._background_lock = threading.Lock()
         self._unwatch = supervision.watch(self._internal_failure)
 
     def _internal_failure(self, where: str, exc: BaseException) -> None:
@@ -114,11 +116,6 @@ class Service:
 
     def start(self) -> None:
         self.ingest.start()  # raises StorageError, starting nothing, when another process writes the log
-        self.compactor.start()
-        if self.config.evals.production.sample_rate > 0:
-            self.judging.start()
-        if self.config.alerts.rules:
-            self.alerting.start()
         self._thread = supervision.start_thread("agentwatch-io", self._loop.run_forever)
         try:
             self._run(self._start_servers())
@@ -129,6 +126,22 @@ class Service:
         http = {r: ports["http"] for r, ports in self.endpoints.receivers.items() if "http" in ports}
         self.ingest.lock.describe(otlp_http=otlp_http_endpoints(self.config, http))
         self._ready = True
+        supervision.start_thread("agentwatch-background-start", self._start_background)
+
+    def _start_background(self) -> None:
+        """Start the background passes (compaction, production judging, alerting) once the
+        converter workers are warm: they would compete with the warm-up for the cores."""
+        while not self.converter.ready():
+            if self._stopping.wait(0.05) or self.failed.is_set():
+                return
+        with self._background_lock:
+            if self._stopping.is_set():
+                return
+            self.compactor.start()
+            if self.config.evals.production.sample_rate > 0:
+                self.judging.start()
+            if self.config.alerts.rules:
+                self.alerting.start()
 
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
@@ -183,6 +196,8 @@ class Service:
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, finish in-flight exports, write everything to Parquet."""
         self._ready = False
+        with self._background_lock:
+            self._stopping.set()  # background passes not started yet never will be
         if self._thread is not None and self._thread.is_alive():
             self._run(self._stop_servers(grace))
         self.compactor.stop()

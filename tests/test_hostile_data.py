@@ -164,7 +164,7 @@ def test_markdown_report_escapes_html_and_table_syntax(hostile: Hostile) -> None
         assert raw not in md, repr(raw)
     agent = (r"bot\[/\] \[bold\]x\[/bold\] &lt;!channel&gt; &lt;http://evil.example\|click here&gt; "
              r"\\x1b\]0;pwned\\x07\\x1b\[2J\\u202e\|&amp;lt;")  # fmt: skip
-    assert f"\n## {agent} (default)\n" in md
+    assert f"\n## {agent}, tenant default\n" in md
     owner = r"\[bold\]boss\[/bold\]\\n\\x1b\]0;pwned\\x07"
     assert f"| default | {agent} | {owner} | 6 | 6 | 100.0% |" in md
     assert r"| \[/\]&lt;script&gt;alert(1)&lt;/script&gt;\\x1b\[2J\\r\\x9b6n0 | 1 | 1 |" in md

@@ -169,7 +169,7 @@ class PartsRoller:
     def __init__(self, memory: int) -> None:
         self._con = duckdb.connect(":memory:")
         self._con.execute(f"SET memory_limit = '{max(memory >> 20, 16)}MiB'")
-        self._con.execute("SET threads = 2")
+        self._con.execute("SET threads = 1")
 
     def parts_of(self, rows: pa.Table) -> pa.Table:
         self._con.register("_rows", rows)
