@@ -48,10 +48,10 @@ pytest: setup browser
 test: lint typecheck pytest
 
 # Every test not marked `process` (a real server, the CLI as a subprocess, Chromium, a killed
-# process: tests/conftest.py fails an unmarked test that starts a process), on every core, with
-# 30 examples per property test instead of 150.
+# process: tests/conftest.py fails an unmarked test that starts a process) or `slow` (compaction
+# passes over many files), on every core, with 30 examples per property test instead of 150.
 test-fast: setup
-	$(BIN)/pytest -q -n auto --dist worksteal -m "not process" --hypothesis-profile fast $(ARGS)
+	$(BIN)/pytest -q -n auto --dist worksteal -m "not process and not slow" --hypothesis-profile fast $(ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py $(ARGS)

@@ -156,6 +156,7 @@ def partials_in_order(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory_mib", [256, 2])
 def test_merge_is_exact_with_the_inputs_types_and_partials(
     tmp_path: Path, memory_mib: int, monkeypatch: pytest.MonkeyPatch
@@ -209,6 +210,7 @@ def test_merge_is_exact_with_the_inputs_types_and_partials(
     assert groups == exporters if memory_mib == 256 else max(groups) < PARTS_ROW_GROUP
 
 
+@pytest.mark.slow
 def test_a_merged_partition_has_the_runs_of_its_spans_without_the_copies(tmp_path: Path) -> None:
     inputs = merge_inputs(tmp_path / "in")
     data, reference = tmp_path / "data", tmp_path / "reference"
@@ -406,6 +408,7 @@ def test_stop_kills_a_running_merge_at_once(tmp_path: Path) -> None:
 
 
 # -- readers, recovery, retention -------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_day_of_small_flushes_leaves_a_handful_of_files(tmp_path: Path) -> None:
     compactor = Compactor(inline(min_files=8, grace=0), tmp_path)
     for hour in range(30):  # 300 flushes in all, compacting as the service would
@@ -417,6 +420,7 @@ def test_a_day_of_small_flushes_leaves_a_handful_of_files(tmp_path: Path) -> Non
     assert connect(tmp_path).execute("SELECT count(*) FROM spans").fetchall() == [(1500,)]
 
 
+@pytest.mark.slow
 def test_readers_never_see_a_span_twice_or_miss_one_while_files_are_swapped(tmp_path: Path) -> None:
     write_files(tmp_path, files=40, per_file=25)
     expected = [(1000,)]
