@@ -76,7 +76,7 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     except AgentwatchError as exc:
         click.echo(f"agentwatch: {exc}", err=True)
         sys.exit(2)
-    if not signals.requested.is_set():
+    if not signals.requested:
         _announce(service, config, demo)
     if signals.wait(service.failed):
         service.stop()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
-import sys
 import threading
+import time
 from types import FrameType
 
 DEFAULT_TIMEOUT = 30.0
@@ -25,10 +25,21 @@ EXIT_INTERNAL_FAILURE = 70
 
 
 class ShutdownSignals:
+    """The handlers of SIGTERM and SIGINT. A handler runs in the main thread between two of its
+    bytecodes, possibly while that thread holds a lock (an ``Event``'s, a stream's): it takes
+    none. It sets a plain flag, writes with ``os.write`` and arms the watchdog; ``wait`` polls
+    the flag (setting an ``Event`` from the handler deadlocked when the signal landed while the
+    main thread was inside that ``Event``'s own ``wait``)."""
+
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.requested = threading.Event()
         self.signals = 0
+        self._signalled = False
+
+    @property
+    def requested(self) -> bool:
+        """Whether a signal asked the process to stop."""
+        return self._signalled
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,22 +51,23 @@ class ShutdownSignals:
             os.write(2, b"agentwatch: second signal; exiting now (the write-ahead log keeps the rest)\n")
             os._exit(EXIT_FORCED)
         self.arm_watchdog()
-        self.requested.set()
+        self._signalled = True
 
     def arm_watchdog(self) -> None:
         """From now on the process ends within ``timeout`` seconds, whatever happens."""
-        sys.stderr.write(
+        os.write(
+            2,
             f"agentwatch: shutting down, flushing to Parquet (at most {self.timeout:g}s; past that it "
-            "exits 1 and the write-ahead log replays the rest at the next start)...\n"
+            "exits 1 and the write-ahead log replays the rest at the next start)...\n".encode(),
         )
-        sys.stderr.flush()
         faulthandler.dump_traceback_later(self.timeout, exit=True)
 
-    def wait(self, failed: threading.Event, poll: float = 0.2) -> bool:
+    def wait(self, failed: threading.Event, poll: float = 0.05) -> bool:
         """Until a signal or an internal failure; True when it was a signal."""
-        while not self.requested.wait(poll):
+        while not self._signalled:
             if failed.is_set():
                 return False
+            time.sleep(poll)  # a signal interrupts the sleep; its handler only sets the flag
         return True
 
 
