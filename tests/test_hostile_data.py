@@ -101,6 +101,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Hostile:
 
 def agentwatch(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env["COLUMNS"] = "200"  # wide enough that query's table shows each value on one line
     return subprocess.run(
         [sys.executable, "-m", "agentwatch", *args], capture_output=True, text=True, check=False, env=env
     )
