@@ -37,6 +37,11 @@ class Stored:
     spans: list[Row]
     runs: list[Row]
 
+    @property
+    def traces(self) -> int:
+        """How many traces the recording's spans belong to."""
+        return len({s["trace_id"] for s in self.spans})
+
     def span_name(self, span_id: str | None) -> str | None:
         """The name of the stored span ``span_id`` (a run's failing span), None if none."""
         names = [s["name"] for s in self.spans if s["span_id"] == span_id]

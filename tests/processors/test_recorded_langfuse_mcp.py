@@ -14,18 +14,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from storage.catalog import connect
-from tests.helpers.store import store_request
-
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "instrumentations" / "recorded"
+from tests.helpers.recorded import RECORDED, Stored, store_recording
 
 SPAN_COLUMNS = (
     "service_name", "name", "kind", "operation", "agent_name", "agent_id", "tool_name", "model", "provider",
@@ -428,40 +423,6 @@ ROOT_CAUSES: dict[str, tuple[str | None, str | None, str | None]] = {
 }
 
 # -- storing a recording ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stored:
-    data_dir: Path
-    spans: list[dict[str, Any]]
-    runs: list[dict[str, Any]]
-    traces: int
-
-    def span_name(self, span_id: str | None) -> str | None:
-        names = [s["name"] for s in self.spans if s["span_id"] == span_id]
-        return names[0] if names else None
-
-
-def store_recording(root: Path, recording: str, capture_text: bool = True) -> Stored:
-    body = (RECORDED / f"{recording}.pb").read_bytes()
-    request = ExportTraceServiceRequest.FromString(body)
-    count = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-    config = root / "agentwatch.yaml"
-    text = "" if capture_text else "processors:\n  normalize:\n    capture_text: false\n"
-    config.write_text(f"storage:\n  data_dir: {root / 'data'}\n{text}")
-    assert store_request(config, body, count) == count
-    con = connect(root / "data")
-    try:
-        spans = _dicts(con.execute("SELECT * FROM spans ORDER BY start_time_unix_nano"))
-        runs = _dicts(con.execute("SELECT * FROM runs"))
-    finally:
-        con.close()
-    return Stored(root / "data", spans, runs, len({s["trace_id"] for s in spans}))
-
-
-def _dicts(cursor: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 @pytest.fixture(scope="module")
