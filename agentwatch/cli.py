@@ -215,7 +215,11 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
 @click.option("--protocol", default="grpc", type=click.Choice(["grpc", "http"]))
 @click.option("--runs", default=200, show_default=True, help="Agent runs to send.")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--tenant", default=None)
+@click.option(
+    "--tenant",
+    default=None,
+    help="File every run under this tenant (default: each demo agent's own, acme or globex).",
+)
 def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None) -> None:
     """Send realistic agent traffic to a running receiver with the OpenTelemetry SDK."""
     from rich.progress import Progress
@@ -239,7 +243,8 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
             sys.exit(1)
     click.echo(
         f"sent {summary.runs} runs, {summary.spans} spans to {endpoint} ({protocol}); "
-        f"{summary.failed_runs} failed, {summary.degraded_runs} degraded"
+        f"{summary.failed_runs} failed, {summary.degraded_runs} degraded; "
+        f"agents {', '.join(summary.agents)}; tenants {', '.join(summary.tenants)}"
     )
     click.echo(
         f"see them: {_self_command()} query "

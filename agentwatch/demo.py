@@ -68,6 +68,7 @@ class DemoSummary:
     by_failure: dict[str, int]
     agents: tuple[str, ...]
     users: tuple[str, ...]
+    tenants: tuple[str, ...]
 
 
 class DemoExportError(RuntimeError):
@@ -188,6 +189,10 @@ def run_demo(
 ) -> DemoSummary:
     """Send ``runs`` agent runs, spread over the two hours before ``start_time_ns`` (default: now).
 
+    Each agent's spans name its own tenant (``agentwatch.tenant``: ``acme`` or ``globex``) unless
+    ``tenant`` puts them all under one. A receiver with ingest tokens files them under the token's
+    tenant instead, whatever they say.
+
     Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span.
     """
     _validate(protocol, runs, rate_per_s)
@@ -202,7 +207,7 @@ def run_demo(
     try:
         for agent in _agents_of(plans):
             exporter = _make_exporter(endpoint, protocol, headers)
-            services[agent.name] = _open_service(agent, tenant, ids, exporter)
+            services[agent.name] = _open_service(agent, tenant or agent.tenant, ids, exporter)
         _send(plans, services, rate_per_s, progress, endpoint, capture)
         _close(services, endpoint, capture)
     except BaseException:
@@ -210,7 +215,7 @@ def run_demo(
         raise
     finally:
         exporter_logger.removeHandler(capture)
-    return _summarise(plans, sum(s.spans for s in services.values()))
+    return _summarise(plans, sum(s.spans for s in services.values()), tenant)
 
 
 def _check_reachable(endpoint: str, timeout_s: float = 3.0) -> None:
@@ -258,7 +263,7 @@ def _make_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None)
     return HttpSpanExporter(endpoint=url, headers=headers)
 
 
-def _open_service(agent: Agent, tenant: str | None, ids: IdGenerator, exporter: SpanExporter) -> _Service:
+def _open_service(agent: Agent, tenant: str, ids: IdGenerator, exporter: SpanExporter) -> _Service:
     attributes: dict[str, AttributeValue] = {
         "service.name": agent.name,
         "service.version": agent.version,
@@ -267,9 +272,8 @@ def _open_service(agent: Agent, tenant: str | None, ids: IdGenerator, exporter: 
         "telemetry.sdk.language": "python",
         "telemetry.sdk.version": sdk_version,
         "agentwatch.demo": True,  # lets a user find (and delete) the demo's data later
+        "agentwatch.tenant": tenant,
     }
-    if tenant is not None:
-        attributes["agentwatch.tenant"] = tenant
     # Resource(...) rather than Resource.create(...), and an explicit sampler: OTEL_SERVICE_NAME,
     # OTEL_RESOURCE_ATTRIBUTES or OTEL_TRACES_SAMPLER in the user's shell must not change the demo.
     provider = TracerProvider(
@@ -389,7 +393,7 @@ def _abort(services: dict[str, _Service]) -> None:
         service.provider.shutdown()
 
 
-def _summarise(plans: Sequence[RunPlan], spans: int) -> DemoSummary:
+def _summarise(plans: Sequence[RunPlan], spans: int, tenant: str | None) -> DemoSummary:
     kinds = Counter(plan.failure for plan in plans if plan.failure is not None)
     degraded = sum(count for kind, count in kinds.items() if kind in DEGRADING)
     return DemoSummary(
@@ -400,4 +404,5 @@ def _summarise(plans: Sequence[RunPlan], spans: int) -> DemoSummary:
         by_failure=dict(sorted(kinds.items())),
         agents=tuple(agent.name for agent in _agents_of(plans)),
         users=tuple(sorted({plan.user for plan in plans})),
+        tenants=tuple(sorted({tenant or plan.agent.tenant for plan in plans})),
     )

@@ -22,10 +22,15 @@ DEGRADING: frozenset[str] = frozenset({"tool_error", "empty_response", "blocked_
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 
-USERS: tuple[str, ...] = tuple(
-    f"{name}@acme.com"
-    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
-)
+# Two companies share the demo's agentwatch: each agent belongs to one tenant, and its users are
+# that company's people.
+USERS_BY_TENANT: dict[str, tuple[str, ...]] = {
+    "acme": tuple(
+        f"{name}@acme.com"
+        for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
+    ),
+    "globex": tuple(f"{name}@globex.com" for name in ("hank", "kim", "lena", "marge", "nina", "otto")),
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class Task:
 @dataclass(frozen=True)
 class Agent:
     name: str
-    agent_id: str
+    agent_id: str  # empty: the instrumentation reports no id (the name is the agent's id)
+    tenant: str  # the company it belongs to (the resource's agentwatch.tenant)
     owner: str
     version: str
     convention: Convention
@@ -104,6 +110,7 @@ AGENTS: tuple[Agent, ...] = (
     Agent(
         name="expense-bot",
         agent_id="agt_7f3a9c21",
+        tenant="acme",
         owner="alice@acme.com",
         version="3",
         convention="glean",
@@ -143,6 +150,7 @@ AGENTS: tuple[Agent, ...] = (
     Agent(
         name="it-helpdesk",
         agent_id="agt_1b44e0d8",
+        tenant="acme",
         owner="bob@acme.com",
         version="12",
         convention="genai",
@@ -180,7 +188,8 @@ AGENTS: tuple[Agent, ...] = (
     Agent(
         name="sales-research",
         agent_id="agt_c9d2f613",
-        owner="carol@acme.com",
+        tenant="globex",
+        owner="hank@globex.com",
         version="5",
         convention="openinference",
         planner=_SONNET,
@@ -188,11 +197,11 @@ AGENTS: tuple[Agent, ...] = (
         tool_server="",
         tasks=(
             _task(
-                "Summarise recent news about Globex before my call",
+                "Summarise recent news about Hooli before my call",
                 "news_search",
-                {"company": "Globex", "days": 30},
-                '{"items": ["Globex opens Austin plant", "Globex CFO steps down"]}',
-                "Two things: Globex opened a plant in Austin, and its CFO stepped down last week.",
+                {"company": "Hooli", "days": 30},
+                '{"items": ["Hooli opens Austin plant", "Hooli CFO steps down"]}',
+                "Two things: Hooli opened a plant in Austin, and its CFO stepped down last week.",
             ),
             _task(
                 "Which DACH accounts renewed last quarter?",
@@ -216,6 +225,7 @@ AGENTS: tuple[Agent, ...] = (
     Agent(
         name="hr-policy",
         agent_id="agt_52e8b0aa",
+        tenant="acme",
         owner="dave@acme.com",
         version="2",
         convention="genai",

@@ -29,7 +29,7 @@ class GleanShape:
             "glean.agent.creator": agent.owner,
             "glean.agent.version": agent.version,
             "glean.run.trigger": "chat",
-            "glean.run.input": ctx.question,
+            "gen_ai.prompt": ctx.question,  # the run's input: what cases export turns into a case
             "user.id": ctx.plan.user,
             "session.id": ctx.plan.session_id,
         }
@@ -74,5 +74,5 @@ class GleanShape:
             root.attributes |= {"glean.run.status": "ERROR"} | error_attributes(outcome.error)
             root.error = status_only(outcome.error)
         else:
-            root.attributes |= {"glean.run.status": "SUCCESS", "glean.run.output": outcome.answer or ""}
+            root.attributes |= {"glean.run.status": "SUCCESS", "gen_ai.completion": outcome.answer or ""}
             root.status_ok = True

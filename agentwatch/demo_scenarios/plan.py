@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from agentwatch.demo_scenarios.catalog import AGENTS, USERS, Agent, FailureKind, Task
+from agentwatch.demo_scenarios.catalog import AGENTS, USERS_BY_TENANT, Agent, FailureKind, Task
 
 WINDOW_NS = 2 * 3600 * 1_000_000_000
 # The last run starts this long before the end of the window, so even a 30 s timeout ends in it.
@@ -59,7 +59,7 @@ def plan_runs(runs: int, seed: int, end_ns: int) -> list[RunPlan]:
 
 
 def _others(agent: Agent) -> list[str]:
-    return [u for u in USERS if u != agent.owner]
+    return [u for u in USERS_BY_TENANT[agent.tenant] if u != agent.owner]
 
 
 def _session_for(
