@@ -10,6 +10,7 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
+from core.agents import agent_label
 from core.errors import ConfigError
 from core.safetext import cell, printable
 
@@ -43,12 +44,15 @@ def list_command(
         raise click.BadParameter(str(exc).removeprefix("--since: "), param_hint="--since") from None
     where = ["time >= $since"]
     params: dict[str, object] = {"since": datetime.now(UTC) - window}
-    for column, value in (("rule", rule), ("agent", agent)):
-        if value is not None:
-            where.append(f"{column} = ${column}")
-            params[column] = value
+    if rule is not None:
+        where.append("rule = $rule")
+        params["rule"] = rule
+    if agent is not None:  # an agent's id or its name
+        where.append("(agent = $agent OR agent_name = $agent)")
+        params["agent"] = agent
     cursor = connect(config.storage.data_dir).execute(
-        f"""SELECT time, state, rule, kind, tenant, agent, value, threshold, summary, delivered, failed
+        f"""SELECT time, state, rule, kind, tenant, agent, agent_name, value, threshold, summary, delivered,
+                   failed
             FROM alert_events WHERE {" AND ".join(where)} ORDER BY time DESC, rule, agent""",
         params,
     )
@@ -65,7 +69,7 @@ def list_command(
     table = Table("time", "state", "rule", "tenant", "agent", "what", "delivered", "failed")
     for row in rows:
         cells = (row["time"].strftime("%Y-%m-%d %H:%M:%S"), row["state"], row["rule"], row["tenant"],
-                 row["agent"], row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
+                 agent_label(row["agent"], row["agent_name"]), row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
                  ", ".join(orjson.loads(row["failed"])) or "-")  # fmt: skip
         table.add_row(*map(cell, cells))
     Console(width=200).print(table)

@@ -88,12 +88,17 @@ class Alerting:
                     )
                     continue
                 evaluated.add(rule.name)
+            evaluator.load_names()
         finally:
             con.close()
         transitions = [
-            replace(t, now_text=evaluator.now_text(t.finding, self.config.rule(t.finding.rule)))
-            if t.state == RESOLVED
-            else t
+            replace(
+                t,
+                finding=replace(t.finding, agent_name=evaluator.agent_name(t.finding.tenant, t.finding.agent)),
+                now_text=evaluator.now_text(t.finding, self.config.rule(t.finding.rule))
+                if t.state == RESOLVED
+                else None,
+            )
             for t in self.state.step(findings, now, self._cooldown, evaluated)
         ]
         rows = [self._deliver(t, now) for t in transitions]
@@ -137,6 +142,7 @@ class Alerting:
             repeats=f.repeats, resolves=f.resolves,
             delivered=orjson.dumps([d.notifier for d in deliveries if d.ok]).decode(),
             failed=orjson.dumps({d.notifier: d.error for d in deliveries if not d.ok}).decode(),
+            agent_name=f.agent_name,
         )  # fmt: skip
 
     def _cooldown(self, rule_name: str) -> float:

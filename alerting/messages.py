@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from alerting.rules import Finding
+from core.agents import agent_label
 
 _HEADS = {"firing": ":rotating_light: FIRING", "repeat": ":rotating_light: STILL FIRING",
           "resolved": ":white_check_mark: RESOLVED", "test": ":test_tube: TEST"}  # fmt: skip
@@ -36,8 +37,13 @@ def headline(message: Message) -> str:
     f = message.finding
     if message.state == "resolved":
         now = message.now_text or f"no longer {f.summary.split(' (')[0]}"
-        return f"{_HEADS['resolved']} [{f.rule}] {f.agent} ({f.tenant}): {now}"
-    return f"{_HEADS[message.state]} [{f.rule}] {f.agent} ({f.tenant}): {f.summary}"
+        return f"{_HEADS['resolved']} [{f.rule}] {_agent(f)}: {now}"
+    return f"{_HEADS[message.state]} [{f.rule}] {_agent(f)}: {f.summary}"
+
+
+def _agent(f: Finding) -> str:
+    """``expense-bot (agt_7f3a9c21) in acme``: the agent's name beside its id, and its tenant."""
+    return f"{agent_label(f.agent, f.agent_name)} in {f.tenant}"
 
 
 def lines(message: Message) -> list[str]:
@@ -57,7 +63,7 @@ def lines(message: Message) -> list[str]:
     if message.state in ("repeat", "resolved"):
         out.append(f"*Since:* {message.fired_at.isoformat(timespec='seconds')}")
     if message.url:
-        out.append(f"<{message.url}|Open {f.agent} in agentwatch>")
+        out.append(f"<{message.url}|Open {f.agent_name or f.agent} in agentwatch>")
     return out
 
 
@@ -70,6 +76,7 @@ def _slack_safe(f: Finding) -> Finding:
     """Every text of the finding escaped for Slack (the message's own link, ``url``, stays live)."""
     return replace(
         f, rule=_mrkdwn(f.rule), kind=_mrkdwn(f.kind), tenant=_mrkdwn(f.tenant), agent=_mrkdwn(f.agent),
+        agent_name=None if f.agent_name is None else _mrkdwn(f.agent_name),
         summary=_mrkdwn(f.summary), top_failure_types=tuple((_mrkdwn(t), n) for t, n in f.top_failure_types),
         example_trace_ids=tuple(map(_mrkdwn, f.example_trace_ids)),
     )  # fmt: skip
@@ -93,7 +100,7 @@ def webhook_payload(message: Message) -> dict[str, Any]:
     f = message.finding
     payload: dict[str, Any] = {
         "schema": "agentwatch.alert/v1", "state": message.state, "rule": f.rule, "kind": f.kind,
-        "tenant": f.tenant, "agent": f.agent, "value": f.value, "threshold": f.threshold,
+        "tenant": f.tenant, "agent": f.agent, "agent_name": f.agent_name, "value": f.value, "threshold": f.threshold,
         "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
         "top_failure_types": [{"failure_type": t, "count": n} for t, n in f.top_failure_types],
         "example_trace_ids": list(f.example_trace_ids), "url": message.url,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerting.config import RuleConfig
-from core.agents import OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
+from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from core.units import format_duration
 from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet
 
@@ -37,6 +37,8 @@ class Finding:
     affected_users: int = 0
     top_failure_types: tuple[tuple[str, int], ...] = ()
     example_trace_ids: tuple[str, ...] = ()
+    agent_name: str | None = field(default=None, compare=False)
+    """The agent's name, shown beside its id (``RuleEvaluator.agent_name``); None when it has none."""
     repeats: bool = True
     """False: one message only (a budget level, an eval regression event)."""
     resolves: bool = True
@@ -68,6 +70,7 @@ class RuleEvaluator:
         self.now = now
         self.registry = AgentRegistry(agents)
         self._labels: dict[str, str] = {}
+        self._names: dict[tuple[str, str], str | None] | None = None
         self._below: dict[tuple[str, str, str], str] = {}
         """(rule, tenant, agent) → what was measured, for those under their threshold now."""
 
@@ -81,6 +84,21 @@ class RuleEvaluator:
         if agent not in self._labels:
             self._labels[agent] = self.runs.agent_label(agent)
         return self._labels[agent]
+
+    def load_names(self) -> None:
+        """Read the names the runs report for their agents (while the runs can still be read)."""
+        span_name = NAME_FROM_SPANS_SQL if "agent_name" in self.runs.columns else "NULL"
+        rows = self.runs.query(f"SELECT tenant, agent, {span_name} FROM runs GROUP BY ALL")
+        self._names = {(str(t), str(a)): n for t, a, n in rows}
+
+    def agent_name(self, tenant: str, agent: str) -> str | None:
+        """The name shown beside ``agent``'s id: its ``agents:`` entry's, else the one its runs
+        report most (as in the report); None when it has no name besides its id."""
+        if self._names is None:
+            self.load_names()
+        assert self._names is not None
+        info = self.registry.lookup(tenant, agent, name_from_spans=self._names.get((tenant, agent)))
+        return info.name if info.name != agent else None
 
     def now_text(self, finding: Finding, rule: RuleConfig | None) -> str | None:
         """What ``finding``'s rule measures now for its agent, in words, once it no longer holds

@@ -93,12 +93,12 @@ def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, sche
     """A view over a small append-only table (eval runs, scores...), typed even when empty."""
     root = table_dir(data_dir, table)
     files = sorted(str(p) for p in root.glob("tenant=*/date=*/*.parquet")) if root.is_dir() else []
-    if files:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {_read(files)}")
-    else:
-        con.register(f"_empty_{table}", schema.empty_table())
-        partition = "NULL::VARCHAR AS tenant, NULL::DATE AS date"
-        con.execute(f"CREATE VIEW {table} AS SELECT *, {partition} FROM _empty_{table}")
+    con.register(f"_empty_{table}", schema.empty_table())
+    partition = "NULL::VARCHAR AS tenant, NULL::DATE AS date"
+    typed = f"SELECT *, {partition} FROM _empty_{table}"
+    # By name with the typed empty table: a column added later reads null in older files.
+    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    con.execute(f"CREATE VIEW {table} AS {typed}{read}")
 
 
 def _read(files: list[str]) -> str:

@@ -450,8 +450,8 @@ BASE_COLUMNS = (
     "outcome", "failure_type", "error_message", "error_template", "failing_span_id", "synthetic",
 )  # fmt: skip
 """The columns every ``RunSet`` has (``agent``: ``AGENT_SQL``; ``synthetic`` is never null)."""
-USAGE = ("cost_usd",)
-"""Extra columns for alerting and judging."""
+USAGE = ("cost_usd", "agent_name")
+"""Extra columns for alerting and judging (``agent_name``: the name shown beside an agent's id)."""
 TEXTS = ("input_text", "output_text")
 """Extra columns for the case export: the run span's texts, for runs that did not succeed."""
 

@@ -147,6 +147,8 @@ class AlertEventRow(Row):
     """JSON: the notifiers that delivered the message."""
     failed: str
     """JSON: ``{notifier: error}``."""
+    agent_name: str | None = None
+    """The agent's name shown beside its id (None: it has none; rows written before it: null)."""
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def test_slack_payload_escapes_data_and_keeps_its_own_link(hostile: Hostile) -> 
     assert agent.endswith("|&amp;lt;")
     assert agent.startswith("bot[/] [bold]x[/bold] &lt;!channel&gt; &lt;http://evil.example|click here&gt; ")
     what = "failure rate 100% &gt; 20% (6 of 6 runs in the last 1h)"
-    head = f":rotating_light: FIRING [failing] {agent} (default): {what}"
+    head = f":rotating_light: FIRING [failing] {agent} in default: {what}"
     assert slack["text"] == head
     assert slack["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": f"*{head}*"}}
     body = slack["blocks"][1]["text"]["text"].splitlines()

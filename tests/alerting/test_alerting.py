@@ -19,7 +19,7 @@ import pytest
 from agentwatch.config import parse_config
 from alerting.alerting import Alerting
 from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
-from alerting.messages import headline
+from alerting.messages import Message, headline, lines, webhook_payload
 from core.agents import AgentConfig
 from core.errors import ConfigError
 from storage.catalog import connect
@@ -90,7 +90,7 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
     hooks = [s.body for s in fake.seen if s.path == "/hook"]
     assert [h["state"] for h in hooks] == ["firing", "repeat", "resolved"]
     assert len(slack) == 3
-    head = "[failing-agents] expense-bot (default): failure rate 50% &gt; 20% (4 of 8 runs in the last 3h)"
+    head = "[failing-agents] expense-bot in default: failure rate 50% &gt; 20% (4 of 8 runs in the last 3h)"
     assert slack[0] == {
         "text": f":rotating_light: FIRING {head}",
         "blocks": [
@@ -106,12 +106,12 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
         ],
     }  # fmt: skip
     assert slack[1]["text"] == (
-        ":rotating_light: STILL FIRING [failing-agents] expense-bot (default): failure rate 44% &gt; 20% "
+        ":rotating_light: STILL FIRING [failing-agents] expense-bot in default: failure rate 44% &gt; 20% "
         "(4 of 9 runs in the last 3h)"
     )
     # Resolved with what holds now, not the value it last fired with.
     assert slack[2]["text"] == (
-        ":white_check_mark: RESOLVED [failing-agents] expense-bot (default): 2 runs in the last 3h, "
+        ":white_check_mark: RESOLVED [failing-agents] expense-bot in default: 2 runs in the last 3h, "
         "fewer than min_runs 5"
     )
     assert slack[2]["blocks"][1]["text"]["text"].splitlines()[:2] == [
@@ -122,7 +122,7 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
     assert "now" not in hooks[0]
     assert hooks[0] == {
         "schema": "agentwatch.alert/v1", "state": "firing", "rule": "failing-agents", "kind": "failure_rate",
-        "tenant": "default", "agent": "expense-bot", "value": 0.5, "threshold": 0.2,
+        "tenant": "default", "agent": "expense-bot", "agent_name": None, "value": 0.5, "threshold": 0.2,
         "summary": "failure rate 50% > 20% (4 of 8 runs in the last 3h)", "runs": 8, "affected_users": 3,
         "top_failure_types": [{"failure_type": "timeout", "count": 3}, {"failure_type": "rate_limit", "count": 1}],
         "example_trace_ids": [trace_hex(6), trace_hex(5), trace_hex(4)],
@@ -213,7 +213,7 @@ def test_rule_kinds_on_the_fixture(data: Path) -> None:
     slow = next(t for t in transitions if t.finding.rule == "slow")
     assert slow.now_text == "p99 latency 6,940 ms ≤ 7,000 ms in the last 3h (7 runs)"
     assert headline(alerting.message(slow, at("11:41"))) == (
-        ":white_check_mark: RESOLVED [slow] expense-bot (default): p99 latency 6,940 ms ≤ 7,000 ms in the last 3h (7 runs)"
+        ":white_check_mark: RESOLVED [slow] expense-bot in default: p99 latency 6,940 ms ≤ 7,000 ms in the last 3h (7 runs)"
     )
     assert next(t for t in alerting.state.active.values() if t.finding.rule == "down").finding.value == 0.0
     clock.now = at("12:45")  # the canary event left its window: resolved without a message
@@ -294,7 +294,7 @@ alerts:
     assert result.stdout.splitlines() == ["slack: delivered (1 attempt)",
                                           'hook: FAILED: HTTP 503: {"busy": true} (2 attempts)']  # fmt: skip
     assert fake.seen[0].body["text"] == (
-        ":test_tube: TEST [failing-agents] expense-bot (default): this is a test of rule failing-agents "
+        ":test_tube: TEST [failing-agents] expense-bot in default: this is a test of rule failing-agents "
         "(failure_rate); nothing crossed a threshold"
     )
     assert (
@@ -415,7 +415,7 @@ alerts:
         finally:
             assert server.stop() == 0
     assert [s.body["text"] for s in fake.seen] == [
-        ":rotating_light: FIRING [failing-agents] live-bot (default): failure rate 100% &gt; 20% "
+        ":rotating_light: FIRING [failing-agents] live-bot in default: failure rate 100% &gt; 20% "
         "(5 of 5 runs in the last 15m)"
     ]
     assert "agentwatch_alert_messages_total 1.0" in metrics
@@ -621,11 +621,23 @@ def test_a_rule_scoped_to_an_agent_name_finds_its_runs(tmp_path: Path) -> None:
     now = at("11:30")
     con = connect(tmp_path / "data")
     try:
-        found = RuleEvaluator(runs_in(con, Scope(now - timedelta(hours=1), now), USAGE), now, ()).findings(
-            rule
-        )
+        runs = runs_in(con, Scope(now - timedelta(hours=1), now), USAGE)
+        found = RuleEvaluator(runs, now, ()).findings(rule)
+        # The message shows the name beside the id: the spans' name, else the agents: entry's.
+        evaluator = RuleEvaluator(runs, now, (AgentConfig(id="agt_2", name="FAQ helper"),))
+        evaluator.load_names()
     finally:
         con.close()
     assert [(f.agent, f.runs, f.summary) for f in found] == [
         ("agt_1", 3, "failure rate 100% > 20% (3 of 3 runs in the last 1h)")
     ]
+    names = [evaluator.agent_name("default", a) for a in ("agt_1", "agt_2", "agt_3")]
+    assert names == ["Expense Bot", "FAQ helper", None]
+    named = replace(found[0], agent_name=names[0])
+    message = Message("firing", named, now, now, "https://aw/agents/agt_1?tenant=default")
+    assert headline(message) == (
+        ":rotating_light: FIRING [named] Expense Bot (agt_1) in default: "
+        "failure rate 100% > 20% (3 of 3 runs in the last 1h)"
+    )
+    assert webhook_payload(message)["agent_name"] == "Expense Bot"
+    assert lines(message)[-1] == "<https://aw/agents/agt_1?tenant=default|Open Expense Bot in agentwatch>"

@@ -41,7 +41,7 @@ STORED: dict[str, list[tuple[str, pa.DataType]]] = {
         ("time", TS), ("state", S), ("rule", S), ("kind", S), ("agent", S), ("alert_key", S),
         ("fired_at", TS), ("value", F), ("threshold", F), ("summary", S), ("runs", N),
         ("affected_users", N), ("top_failure_types", S), ("example_trace_ids", S), ("repeats", B),
-        ("resolves", B), ("delivered", S), ("failed", S),
+        ("resolves", B), ("delivered", S), ("failed", S), ("agent_name", S),
     ],
     "eval_baselines": [("agent", S), ("kind", S), ("run_id", S), ("pinned_at", TS)],
 }  # fmt: skip
@@ -83,3 +83,17 @@ def test_nothing_to_write_writes_nothing_and_tables_are_never_mixed(tmp_path: Pa
     mixed = [EvalBaselineRow("bot", "baseline", "r", when), RunMarkRow("t", "s", "x", "y", "z", when)]
     with pytest.raises(TypeError, match="rows of eval_baselines mixed with rows of other tables"):
         write_rows(tmp_path, "acme", when, mixed)
+
+
+def test_a_column_added_later_reads_null_in_older_files(tmp_path: Path) -> None:
+    """alert_events gained ``agent_name``: a file written before it still reads, as null."""
+    when = datetime(2025, 3, 4, 5, 6, tzinfo=UTC)
+    older = SCHEMAS["alert_events"].remove(SCHEMAS["alert_events"].get_field_index("agent_name"))
+    row = {name: None for name in older.names} | {"time": when, "rule": "r", "agent": "agt_1"}
+    directory = tmp_path / "alert_events" / "tenant=acme" / "date=2025-03-04"
+    directory.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=older), directory / "part-old.parquet")
+    con = connect(tmp_path)
+    assert con.execute("SELECT tenant, agent, agent_name FROM alert_events").fetchall() == [
+        ("acme", "agt_1", None)
+    ]
