@@ -69,7 +69,8 @@ def list_command(
     table = Table("time", "state", "rule", "tenant", "agent", "what", "delivered", "failed")
     for row in rows:
         cells = (row["time"].strftime("%Y-%m-%d %H:%M:%S"), row["state"], row["rule"], row["tenant"],
-                 agent_label(row["agent"], row["agent_name"]), row["summary"], ", ".join(orjson.loads(row["delivered"])) or "-",
+                 agent_label(row["agent"], row["agent_name"]), row["summary"],
+                 ", ".join(orjson.loads(row["delivered"])) or "-",
                  ", ".join(orjson.loads(row["failed"])) or "-")  # fmt: skip
         table.add_row(*map(cell, cells))
     Console(width=200).print(table)

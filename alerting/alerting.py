@@ -94,7 +94,7 @@ class Alerting:
         transitions = [
             replace(
                 t,
-                finding=replace(t.finding, agent_name=evaluator.agent_name(t.finding.tenant, t.finding.agent)),
+                finding=replace(t.finding, agent_name=evaluator.agent_name(*_who(t.finding))),
                 now_text=evaluator.now_text(t.finding, self.config.rule(t.finding.rule))
                 if t.state == RESOLVED
                 else None,
@@ -157,6 +157,10 @@ class Alerting:
         self._loop.stop()
         for notifier in self.notifiers.values():
             notifier.close()
+
+
+def _who(finding: Finding) -> tuple[str, str]:
+    return finding.tenant, finding.agent
 
 
 def _failed(exc: Exception) -> None:

@@ -100,8 +100,8 @@ def webhook_payload(message: Message) -> dict[str, Any]:
     f = message.finding
     payload: dict[str, Any] = {
         "schema": "agentwatch.alert/v1", "state": message.state, "rule": f.rule, "kind": f.kind,
-        "tenant": f.tenant, "agent": f.agent, "agent_name": f.agent_name, "value": f.value, "threshold": f.threshold,
-        "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
+        "tenant": f.tenant, "agent": f.agent, "agent_name": f.agent_name, "value": f.value,
+        "threshold": f.threshold, "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
         "top_failure_types": [{"failure_type": t, "count": n} for t, n in f.top_failure_types],
         "example_trace_ids": list(f.example_trace_ids), "url": message.url,
         "time": message.time.isoformat(), "fired_at": message.fired_at.isoformat(),
