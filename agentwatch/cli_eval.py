@@ -152,22 +152,30 @@ def baseline() -> None:
 
 
 @baseline.command("pin")
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@click.option("--agent", help="Pin this agent's latest eval run (instead of naming RUN_ID).")
 @click.option("--canary", is_flag=True, help="Pin as the canary baseline instead.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--data-dir")
-def pin(run_id: str, canary: bool, config_path: str | None, data_dir: str | None) -> None:
-    """Pin RUN_ID as its agent's baseline."""
-    from evals.diff import EvalDiffError, run_agent
+def pin(
+    run_id: str | None, agent: str | None, canary: bool, config_path: str | None, data_dir: str | None
+) -> None:
+    """Pin RUN_ID (or --agent's latest run) as its agent's baseline."""
+    from evals.diff import EvalDiffError, latest_run, run_agent
     from storage.catalog import connect
     from storage.tables import EvalBaselineRow, write_rows
 
+    if (run_id is None) == (agent is None):
+        raise click.UsageError("name the run to pin (RUN_ID), or --agent to pin its latest run")
     config = load_or_exit(config_path, data_dir)
     con = connect(config.storage.data_dir)
     try:
+        if run_id is None:
+            assert agent is not None
+            run_id = latest_run(con, agent, "canary" if canary else None)
         agent = run_agent(con, run_id)
     except EvalDiffError as exc:
-        raise click.BadParameter(str(exc), param_hint="RUN_ID") from None
+        raise click.BadParameter(str(exc), param_hint="--agent" if agent else "RUN_ID") from None
     tenant = str(
         con.execute("SELECT tenant FROM eval_runs WHERE run_id = $r", {"r": run_id}).fetchall()[0][0]
     )

@@ -87,6 +87,7 @@ def pinned(con: duckdb.DuckDBPyConnection, agent: str, kind: str = "baseline") -
     if not rows:
         raise EvalDiffError(
             f"agent {agent!r} has no pinned {kind}: pin one with agentwatch eval baseline pin RUN_ID"
+            f" (or --agent {agent} for its latest run)"
         )
     return str(rows[0]["run_id"])
 

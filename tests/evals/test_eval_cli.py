@@ -62,6 +62,9 @@ def test_drop_on_every_case_is_a_regression(history: tuple[Path, dict[str, str]]
     assert coverage == {"dimension": "topical_coverage", "cases": 8, "baseline": 10.0, "candidate": 0.0,
                         "delta": -10.0, "p_value": 0.003906, "regressed": True}  # fmt: skip  # 1/2**8
     assert len(doc["worse_cases"]) == 8
+    latest = agentwatch("eval", "baseline", "pin", "--agent", "expense-bot", "--data-dir", str(data))
+    assert latest.stdout.strip() == f"pinned {runs['jitter']} as the baseline of expense-bot"
+    pinned = agentwatch("eval", "baseline", "pin", runs["good"], "--data-dir", str(data))
     failing = agentwatch(
         "eval", "diff", "--agent", "expense-bot", "--data-dir", str(data), "--fail-on-regression"
     )
@@ -91,7 +94,14 @@ def test_diff_errors_are_clear(history: tuple[Path, dict[str, str]], tmp_path: P
     empty = agentwatch("eval", "diff", "--agent", "x", "--data-dir", str(tmp_path))
     assert empty.stderr.strip() == (
         "agentwatch eval diff: agent 'x' has no pinned baseline: pin one with agentwatch eval baseline pin RUN_ID"
+        " (or --agent x for its latest run)"
     )
+    neither = agentwatch("eval", "baseline", "pin", "--data-dir", str(data))
+    assert neither.returncode == 2
+    assert "name the run to pin (RUN_ID), or --agent to pin its latest run" in neither.stderr
+    no_runs = agentwatch("eval", "baseline", "pin", "--agent", "x", "--data-dir", str(data))
+    assert no_runs.returncode == 2
+    assert "Invalid value for --agent: agent 'x' has no eval runs" in no_runs.stderr
     bad = agentwatch("eval", "run", "--agent", "a", "--dataset", str(tmp_path / "none.csv"), "--target", "python:x:y",
                      "--data-dir", str(tmp_path))  # fmt: skip
     assert bad.returncode == 2
