@@ -220,12 +220,29 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
     default=None,
     help="File every run under this tenant (default: each demo agent's own, acme or globex).",
 )
-def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="The server's config: its OTLP endpoint, and each tenant's ingest token when it has auth.",
+)
+def demo(
+    endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None, config_path: str | None
+) -> None:
     """Send realistic agent traffic to a running receiver with the OpenTelemetry SDK."""
     from rich.progress import Progress
 
     from agentwatch.demo import run_demo
+    from agentwatch.demo_target import DemoTargetError, demo_target
 
+    tenant_headers = None
+    if config_path is not None:
+        try:
+            found, tenant_headers = demo_target(load_or_exit(config_path, None), protocol, tenant)
+        except DemoTargetError as exc:
+            click.echo(f"agentwatch demo: {exc}", err=True)
+            sys.exit(1)
+        endpoint = endpoint or found
     endpoint = endpoint or ("http://127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318")
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("sending demo runs", total=runs)
@@ -236,6 +253,7 @@ def demo(endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str 
                 runs=runs,
                 seed=seed,
                 tenant=tenant,
+                tenant_headers=tenant_headers,
                 progress=lambda n: progress.update(task, completed=n),
             )
         except RuntimeError as exc:

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -183,6 +183,7 @@ def run_demo(
     seed: int = 7,
     tenant: str | None = None,
     headers: dict[str, str] | None = None,
+    tenant_headers: Mapping[str, Mapping[str, str]] | None = None,
     rate_per_s: float | None = None,
     start_time_ns: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -191,7 +192,8 @@ def run_demo(
 
     Each agent's spans name its own tenant (``agentwatch.tenant``: ``acme`` or ``globex``) unless
     ``tenant`` puts them all under one. A receiver with ingest tokens files them under the token's
-    tenant instead, whatever they say.
+    tenant instead, whatever they say: ``tenant_headers`` gives the headers (the ingest token)
+    each tenant's agents send, beside ``headers``.
 
     Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span.
     """
@@ -206,8 +208,10 @@ def run_demo(
     services: dict[str, _Service] = {}
     try:
         for agent in _agents_of(plans):
-            exporter = _make_exporter(endpoint, protocol, headers)
-            services[agent.name] = _open_service(agent, tenant or agent.tenant, ids, exporter)
+            own = tenant or agent.tenant
+            sent = {**(headers or {}), **(tenant_headers or {}).get(own, {})} or None
+            exporter = _make_exporter(endpoint, protocol, sent)
+            services[agent.name] = _open_service(agent, own, ids, exporter)
         _send(plans, services, rate_per_s, progress, endpoint, capture)
         _close(services, endpoint, capture)
     except BaseException:

@@ -522,3 +522,44 @@ def test_no_server_listening_is_said_as_such() -> None:
         f"no server is reachable at {endpoint} (connection refused): start one with "
         "`agentwatch serve` (or `make run`) first, or pass --endpoint"
     )
+
+
+def test_demo_target_reads_the_endpoint_and_each_tenants_token() -> None:
+    from agentwatch.config import parse_config
+    from agentwatch.demo_target import DemoTargetError, demo_target
+
+    config = parse_config(
+        """
+receivers:
+  otlp:
+    auth:
+      tokens:
+        - {token: acme-token-0123456789abcdef, tenant: acme}
+        - {token: globex-token-0123456789abcdef, tenant: globex}
+    protocols:
+      grpc: {endpoint: "0.0.0.0:14317"}
+      http: {endpoint: "127.0.0.1:14318"}
+""",
+        "agentwatch.yaml",
+    )
+    assert demo_target(config, "grpc", None) == (
+        "http://127.0.0.1:14317",
+        {
+            "acme": {"Authorization": "Bearer acme-token-0123456789abcdef"},
+            "globex": {"Authorization": "Bearer globex-token-0123456789abcdef"},
+        },
+    )
+    assert demo_target(config, "http", "globex") == (
+        "http://127.0.0.1:14318",
+        {"globex": {"Authorization": "Bearer globex-token-0123456789abcdef"}},
+    )
+    with pytest.raises(DemoTargetError) as missing:
+        demo_target(config, "grpc", "initech")
+    assert str(missing.value) == (
+        "receivers.otlp.auth has no ingest token for tenant 'initech': "
+        "add one, or pass --tenant with a tenant that has one"
+    )
+    open_config = parse_config("receivers:\n  otlp:\n    protocols:\n      http: {}\n", "open.yaml")
+    assert demo_target(open_config, "http", None) == ("http://127.0.0.1:4318", {})
+    with pytest.raises(DemoTargetError, match=r"no OTLP receiver with grpc enabled"):
+        demo_target(open_config, "grpc", None)
