@@ -67,14 +67,23 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     tune_malloc()  # freed request bodies go back to the system: RSS follows the memory in use
     config = _load(config_path, data_dir)
     signals.timeout = config.storage.shutdown_timeout
+    converter = None
+    if config.storage.converter == "process":
+        # The workers warm up (imports, compiled kernels) while this process imports the rest
+        # and opens its ports: /readyz is 200 as soon as one of them is warm.
+        from agentwatch.converter import ProcessConverter
+
+        converter = ProcessConverter(config)
+        converter.start()
 
     from agentwatch.service import Service
 
-    service = Service(config)
+    service = Service(config, converter)
     try:
         service.start()
     except AgentwatchError as exc:
         click.echo(f"agentwatch: {exc}", err=True)
+        service.converter.shutdown()  # the workers started above (a no-op when it never started)
         sys.exit(2)
     if not signals.requested:
         _announce(service, config, demo)

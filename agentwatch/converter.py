@@ -122,7 +122,7 @@ class ProcessConverter:
     """Converts in ``storage.converter_workers`` spawned worker processes.
 
     ``start`` returns at once: the workers import and warm up (numba kernels, the pipelines)
-    while the receivers already accept and log exports; ``ready`` says when they are warm. A
+    while the receivers already accept and log exports; ``ready`` says when one is warm. A
     worker that fails to start is reported like any dying internal thread
     (``core.supervision``): the service says not ready and exits for a restart.
     """
@@ -153,10 +153,14 @@ class ProcessConverter:
         return pool
 
     def start(self) -> None:
-        self._pool = self._new_pool(wait=False)
+        """Start the workers (once: a second call does nothing)."""
+        if self._pool is None:
+            self._pool = self._new_pool(wait=False)
 
     def ready(self) -> bool:
-        return all(w.done() and not w.cancelled() and w.exception() is None for w in self._warming)
+        """One warm worker converts: the service is ready (the others join as they warm up; one
+        that fails to start stops the service, ``_report_failed_start``)."""
+        return any(w.done() and not w.cancelled() and w.exception() is None for w in self._warming)
 
     def _report_failed_start(self, warm: Future[bool]) -> None:
         if self._stopping or warm.cancelled() or (exc := warm.exception()) is None:

@@ -53,14 +53,12 @@ class Endpoints:
 
 
 class Service:
-    def __init__(self, config: AgentwatchConfig) -> None:
+    def __init__(self, config: AgentwatchConfig, converter: Converter | None = None) -> None:
+        """``converter``: one already started (``serve`` starts its workers before it imports
+        the rest, so they warm up meanwhile); by default the one ``storage.converter`` names."""
         self.config = config
         self.data_dir = Path(config.storage.data_dir)
-        self.converter: Converter = (
-            ProcessConverter(config)
-            if config.storage.converter == "process"
-            else InlineConverter(assemble(config), config.storage.max_batch_spans)
-        )
+        self.converter: Converter = converter or make_converter(config)
         # The durable ingest path (log, drain, converter, dedup index), and its parts by name.
         self.ingest = Ingest(config, self.converter, "serve")
         self.admission = self.ingest.admission
@@ -209,3 +207,10 @@ class Service:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._unwatch()
+
+
+def make_converter(config: AgentwatchConfig) -> Converter:
+    """The converter ``storage.converter`` names: worker processes, or in this process."""
+    if config.storage.converter == "process":
+        return ProcessConverter(config)
+    return InlineConverter(assemble(config), config.storage.max_batch_spans)
