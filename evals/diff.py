@@ -9,11 +9,11 @@ paired by case id; ``overall`` is compared like a dimension.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 
 from core.errors import AgentwatchError
+from evals.signedrank import signed_rank_p_less
 from storage.catalog import rows_of
 
 
@@ -111,12 +111,7 @@ def _values(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, dict[str, 
 
 def one_sided_p(deltas: list[float]) -> float:
     """p of "the candidate is lower" from the signed-rank test; 1.0 when nothing changed."""
-    if not any(deltas):
-        return 1.0
-    from scipy.stats import wilcoxon  # a second or so to import: only when runs are compared
-
-    result: Any = wilcoxon(deltas, alternative="less", zero_method="wilcox")
-    return float(result.pvalue)
+    return signed_rank_p_less(deltas)
 
 
 def diff(

@@ -136,7 +136,7 @@ def run_and_record(
         provider.force_flush()
         provider.shutdown()
     store(run, data_dir, tenant, groundedness_threshold, quality_thresholds)
-    from evals.regressions import check_regression  # duckdb and scipy: only once a run exists
+    from evals.regressions import check_regression  # duckdb: only once a run exists
 
     regression = check_regression(run, data_dir, tenant, regression_threshold, alpha)
     spans = sum(1 + len(o.result.tool_calls) for o in run.outcomes)
