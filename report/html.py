@@ -1,10 +1,11 @@
 """The health report as one self-contained HTML file: inline CSS and inline SVG charts drawn by
-matplotlib, no script and no network access, so it can be mailed or attached to a ticket."""
+pygal, no script and no network access, so it can be mailed or attached to a ticket."""
 
 from __future__ import annotations
 
 import html
-from io import StringIO
+import re
+from datetime import datetime
 from typing import Any
 
 from core.safetext import printable
@@ -32,57 +33,66 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .loud { font-weight: 700; }
 .quiet { color: #4a5568; }
 .charts { display: flex; gap: 1rem; flex-wrap: wrap; }
+.charts svg { width: 520px; height: 250px; }
+.charts svg .guides .line, .charts svg .axis .guides .line { stroke: #e2e8f0 !important; }
+.charts svg .guides .line { stroke-dasharray: none !important; }
 """
 
 
-def _charts(agent: AgentHealth) -> str:
-    """Two SVG charts: failure rate per bucket, and latency p50/p90/p99 per bucket."""
-    import matplotlib
+def _charts(agent: AgentHealth, index: int) -> str:
+    """Two SVG charts drawn by pygal: failure rate per bucket, and latency p50/p90/p99 per bucket.
+    They hold numbers and fixed labels only (no span data), no script, and the same bytes for
+    the same report (``index`` names their element ids; pygal's dated comments and its tooltip
+    script are dropped)."""
+    import pygal
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    starts: list[Any] = [b.start for b in agent.buckets]  # matplotlib plots datetimes as dates
-    svgs = []
-    fig, ax = plt.subplots(figsize=(5.2, 2.4), dpi=96)
-    width = (starts[1] - starts[0]) * 0.9 if len(starts) > 1 else 0.02
-    ax.bar(
-        starts,
-        [100 * (b.failure_rate or 0) for b in agent.buckets],
-        width=width,
-        color="#c81e1e",
-        align="edge",
-    )
-    ax.set_title("failure rate (%)", fontsize=9)
-    ax.set_ylim(0, 100)
-    svgs.append(_svg(fig, plt))
-    fig, ax = plt.subplots(figsize=(5.2, 2.4), dpi=96)
-    for label, values, color in (
-        ("p50", [b.p50_ms for b in agent.buckets], "#2b6cb0"),
-        ("p90", [b.p90_ms for b in agent.buckets], "#d69e2e"),
-        ("p99", [b.p99_ms for b in agent.buckets], "#c81e1e"),
+    labels = [_bucket_label(b.start, agent) for b in agent.buckets]
+    common: dict[str, Any] = {
+        "width": 520, "height": 250, "js": [], "disable_xml_declaration": True,
+        "x_label_rotation": 30, "show_minor_x_labels": False, "truncate_label": -1,
+        "x_labels_major_every": max(1, len(labels) // 8), "legend_at_bottom": True,
+        "legend_at_bottom_columns": 3, "y_labels_major_count": 6, "show_minor_y_labels": False,
+    }  # fmt: skip
+    rate = pygal.Bar(
+        title="failure rate (%)", range=(0, 100), show_legend=False,
+        style=_style("#c81e1e"), **common,
+    )  # fmt: skip
+    rate.x_labels = labels
+    rate.add("failure rate", [None if b.failure_rate is None else round(100 * b.failure_rate, 1)
+                              for b in agent.buckets])  # fmt: skip
+    latency = pygal.Line(title="run latency (ms)", style=_style("#2b6cb0", "#d69e2e", "#c81e1e"), **common)
+    latency.x_labels = labels
+    for name, values in (
+        ("p50", [b.p50_ms for b in agent.buckets]),
+        ("p90", [b.p90_ms for b in agent.buckets]),
+        ("p99", [b.p99_ms for b in agent.buckets]),
     ):
-        ax.plot(
-            starts, [float("nan") if v is None else v for v in values], marker=".", label=label, color=color
-        )
-    if len(starts) > 1:  # the whole window, empty buckets included, as in the rate chart
-        ax.set_xlim(starts[0], starts[-1] + (starts[1] - starts[0]))
-    ax.set_title("run latency (ms)", fontsize=9)
-    ax.legend(fontsize=7)
-    svgs.append(_svg(fig, plt))
+        latency.add(name, [None if v is None else round(v, 1) for v in values])
+    svgs = []
+    for name, chart in (("rate", rate), ("latency", latency)):
+        chart.uuid = f"agent{index}-{name}"
+        svgs.append(_COMMENT.sub("", chart.render(is_unicode=True)))
     return f'<div class="charts">{"".join(svgs)}</div>'
 
 
-def _svg(fig: object, plt: object) -> str:
-    out = StringIO()
-    fig.autofmt_xdate()  # type: ignore[attr-defined]
-    fig.tight_layout()  # type: ignore[attr-defined]
-    # No RDF metadata block (dates, creator): the page stays byte-stable for the same data.
-    metadata = {"Date": None, "Creator": None, "Format": None, "Type": None}
-    fig.savefig(out, format="svg", metadata=metadata)  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[attr-defined]
-    text = out.getvalue()
-    return text[text.index("<svg") :]  # drop the XML prolog and doctype: inline SVG
+# pygal's dated comments, and the script it always adds (its tooltip config): the report has none.
+_COMMENT = re.compile(r"<!--.*?-->|<script\b[^>]*?(?:/>|>.*?</script>)", re.S)
+
+
+def _style(*colors: str) -> Any:
+    from pygal.style import Style
+
+    return Style(
+        background="white", plot_background="white", foreground="#1d2433", foreground_strong="#1d2433",
+        foreground_subtle="#d8dde6", colors=colors, font_family="system-ui, sans-serif",
+        title_font_size=12, label_font_size=9, major_label_font_size=9, legend_font_size=10,
+    )  # fmt: skip
+
+
+def _bucket_label(start: datetime, agent: AgentHealth) -> str:
+    """A bucket's start: the time of day when every bucket is on one day, else date and time."""
+    days = {b.start.date() for b in agent.buckets}
+    return start.strftime("%H:%M" if len(days) == 1 else "%m-%d %H:%M")
 
 
 def _text(value: str) -> str:
@@ -120,12 +130,12 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
         parts.append(
             _table(list(SUMMARY_COLUMNS), [summary_cells(a) for a in report.agents], {3, 4, 5, 6, 11})
         )
-    for a in report.agents:
+    for index, a in enumerate(report.agents):
         parts.append(f"<h2 id='agent-{_text(a.agent)}'>{_text(section_title(a))}</h2>")
         css = "loud" if a.cross_user.loud else "quiet"
         flag = str(a.cross_user.flag).lower()
         parts.append(f'<p class="{css}" data-cross-user="{flag}">{_text(a.cross_user.message)}</p>')
-        parts.append(_charts(a))
+        parts.append(_charts(a, index))
         if a.failure_types:
             parts.append(
                 _table(
