@@ -236,7 +236,7 @@ def _check_failure_types(
 ) -> None:
     """An alert rule's ``failure_type`` is one spans can get: built in, or given by a classify
     rule of this config (the taxonomy is open, so a typo would otherwise never fire)."""
-    from processors.classify.processor import failure_types
+    from processors.classify.config import failure_types
 
     wanted = [(i, r.failure_type) for i, r in enumerate(alerts.rules) if r.failure_type is not None]
     if not wanted:

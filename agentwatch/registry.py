@@ -10,7 +10,7 @@ RECEIVERS = {
     "synthetic": "receiver.synthetic.receiver",
     "memory": "receiver.memory",
 }
-PROCESSORS = {"normalize": "processors.normalize.factory", "classify": "processors.classify.processor"}
+PROCESSORS = {"normalize": "processors.normalize.factory", "classify": "processors.classify.factory"}
 EXPORTERS = {"parquet": "exporters.parquet", "memory": "exporters.memory"}
 
 SECTIONS: dict[str, dict[str, str]] = {

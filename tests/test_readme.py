@@ -188,7 +188,9 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
             assert rows and all(r["outcome"] != "success" for r in rows)
             assert {r["tenant"] for r in rows} == {"acme", "globex"}
         elif "csv" in argv:
-            assert out.startswith("trace_id,name,operation,model,duration_ms\n") and len(out.splitlines()) == 21
+            assert (
+                out.startswith("trace_id,name,operation,model,duration_ms\n") and len(out.splitlines()) == 21
+            )
         else:
             assert "agt_7f3a9c21" in out and "auth_failed" in out
     elif command.verb == "report":

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 import orjson
 import polars as pl
 
-from processors.classify.rules import COLUMN_TYPES, Condition, Leaf, Node, Rule, Source, Test
+from core.model import SPAN_SCHEMA
+from processors.classify.rules import Condition, Leaf, Node, Rule, Source, Test
+
+# Each span column's polars type (the rules check theirs against the Arrow schema).
+COLUMN_TYPES: dict[str, pl.DataType] = dict(pl.DataFrame(SPAN_SCHEMA.empty_table()).schema)
 
 # A stage whose rows are fewer than this share of its batch runs on those rows alone, unless
 # the batch is so small that the calls to gather them cost more than scanning everything.

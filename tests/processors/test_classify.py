@@ -788,3 +788,34 @@ def test_runs_outcome_and_decisive_failure_type(tmp_path: Path) -> None:
         (trace_id(20), "degraded", "loop_detected", span_id(20, 2), 3),
         (trace_id(22), "success", None, None, 0),
     ]
+
+
+def _patterns(condition: Any) -> list[str]:
+    from processors.classify.rules import Leaf
+
+    if isinstance(condition, Leaf):
+        return [str(t.value) for t in condition.tests if t.op == "matches"]
+    return [p for child in condition.children for p in _patterns(child)]
+
+
+def test_every_builtin_pattern_is_a_regex_polars_accepts() -> None:
+    """The shipped rules are parsed without checking their patterns (reading a config must not
+    load polars); this is where they are checked."""
+    from processors.classify.rules import regex_problem
+
+    patterns = [p for rule in classify.builtin_rules() for p in _patterns(rule.when)]
+    assert len(patterns) >= 10
+    assert [(p, regex_problem(p)) for p in patterns if regex_problem(p) is not None] == []
+
+
+def test_a_configured_pattern_is_still_checked() -> None:
+    config, problems = build_config(
+        classify.Config,
+        {
+            "rules": [
+                {"name": "x", "failure_type": "other_error", "when": {"column": "name", "matches": "a("}}
+            ]
+        },
+    )
+    assert config is None or problems
+    assert any("rules.0.when.matches: invalid regex 'a('" in p for p in problems), problems
