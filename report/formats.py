@@ -50,7 +50,7 @@ def agent_dict(agent: AgentHealth) -> dict[str, Any]:
             "failures": a["failures"],
             "degraded": a["degraded"],
             "failure_rate": a["failure_rate"],
-            "latency_ms": {"p50": a["p50_ms"], "p90": a["p90_ms"], "p99": a["p99_ms"]},
+            "latency_ms": {"p50": a["p50_ms"], "p90": a["p90_ms"], "p95": a["p95_ms"], "p99": a["p99_ms"]},
             "last_failure_at": a["last_failure_at"],
             "last_run_at": a["last_run_at"],
             "failure_types": a["failure_types"],

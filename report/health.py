@@ -98,6 +98,8 @@ class AgentHealth:
     top_affected_users: list[UserFailures]
     cross_user: CrossUser
     buckets: list[Bucket] = field(default_factory=list)
+    p95_ms: float | None = None
+    """Run latency p95 (the dashboard's headline latency); with p50/p90/p99 from one query."""
 
     @property
     def label(self) -> str:
@@ -174,7 +176,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
         f"""SELECT tenant, agent, count(*) AS runs,
                 count(*) FILTER (WHERE {FAILED_SQL}) AS failures,
                 count(*) FILTER (WHERE {DEGRADED_SQL}) AS degraded,
-                quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
+                quantile_cont(duration_ms, [0.5, 0.9, 0.99, 0.95]) AS q,
                 max(start_time) FILTER (WHERE {FAILED_SQL}) AS last_failure_at,
                 max(start_time) AS last_run_at,
                 {OWNER_FROM_SPANS_SQL} AS span_owner, {span_name} AS span_name
@@ -237,6 +239,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
                 p50_ms=float(s["q"][0]),
                 p90_ms=float(s["q"][1]),
                 p99_ms=float(s["q"][2]),
+                p95_ms=float(s["q"][3]),
                 last_failure_at=s["last_failure_at"],
                 last_run_at=s["last_run_at"],
                 failure_types=[FailureTypeCount(t, n, n / failures) for t, n in types.get(key, [])],

@@ -73,7 +73,8 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
         "failures": 4,
         "degraded": 1,
         "failure_rate": 0.5,
-        "latency_ms": {"p50": 4500.0, "p90": 7300.0, "p99": 7930.0},
+        # quantile_cont: linear between closest ranks (p95 of 8 runs: 6.65 of the way, 7000 → 8000)
+        "latency_ms": {"p50": 4500.0, "p90": 7300.0, "p95": pytest.approx(7650.0, abs=1e-9), "p99": 7930.0},
         "last_failure_at": "2025-11-22T11:30:00Z",
         "last_run_at": "2025-11-22T11:50:00Z",
         "failure_types": [
@@ -118,7 +119,7 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
     assert faq["owner_source"] == "spans"
     assert (faq["runs"], faq["failures"], faq["degraded"]) == (3, 2, 0)
     assert faq["failure_rate"] == 2 / 3
-    assert faq["latency_ms"] == {"p50": 1500.0, "p90": 2300.0, "p99": 2480.0}
+    assert faq["latency_ms"] == {"p50": 1500.0, "p90": 2300.0, "p95": pytest.approx(2400.0), "p99": 2480.0}
     assert faq["failure_types"] == [
         {"failure_type": "rate_limit", "count": 1, "share": 0.5},
         {"failure_type": "timeout", "count": 1, "share": 0.5},
