@@ -1,4 +1,4 @@
-"""The API port (default 8080): health, readiness, and the JSON API as it grows."""
+"""The API port (default 8080): health, readiness, metrics, and the dashboard with its JSON API."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from agentwatch.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -16,7 +16,10 @@ def create_api(
     readiness: Callable[[], tuple[bool, str]],
     stats: Callable[[], dict[str, object]],
     metrics: Callable[[], bytes],
+    dashboard: list[BaseRoute] | None = None,
 ) -> Starlette:
+    """Health, readiness, metrics and stats; and the dashboard's pages and JSON API
+    (``dashboard.app.routes``) when given."""
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -36,5 +39,6 @@ def create_api(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/api/v1/stats", stats_endpoint, methods=["GET"]),
+            *(dashboard or []),
         ]
     )

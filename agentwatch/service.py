@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
@@ -144,7 +146,7 @@ class Service:
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
         registry = registry_for(self)
-        app = create_api(self.readiness, self.stats, lambda: render(registry))
+        app = create_api(self.readiness, self.stats, lambda: render(registry), dashboard_routes(self.config))
         self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
         self.endpoints.api = self._api.port
@@ -214,3 +216,19 @@ def make_converter(config: AgentwatchConfig) -> Converter:
     if config.storage.converter == "process":
         return ProcessConverter(config)
     return InlineConverter(assemble(config), config.storage.max_batch_spans)
+
+
+def dashboard_routes(config: AgentwatchConfig) -> list[BaseRoute]:
+    """The dashboard over the data directory, with read tokens required when ingest tokens are."""
+    from dashboard.access import Access
+    from dashboard.app import Dashboard, routes
+    from dashboard.reader import Reader
+
+    ingest_auth = any(getattr(r.config, "auth", None) is not None for r in config.receivers.values())
+    access = Access(list(config.api.auth.tokens), required=ingest_auth)
+    note = None
+    if not access.required:
+        note = (f"No read tokens: anyone who can reach {config.api.endpoint} reads every tenant's data "
+                "(api.endpoint binds to loopback by default; configure receivers.otlp.auth and "
+                "api.auth.tokens before exposing it).")  # fmt: skip
+    return routes(Dashboard(Reader(Path(config.storage.data_dir), config.agents), access, note))

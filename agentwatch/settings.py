@@ -8,6 +8,7 @@ from typing import Literal
 from core.configmodel import STRICT, parse_endpoint
 from core.shutdown import DEFAULT_TIMEOUT
 from core.units import Duration
+from dashboard.access import ApiAuthConfig
 from storage.compaction.compactor import CompactionConfig
 
 
@@ -91,11 +92,15 @@ class StorageConfig:
 class ApiConfig:
     __pydantic_config__ = STRICT
     endpoint: str = "127.0.0.1:8080"
-    """Serves /healthz, /readyz and the JSON API."""
+    """Serves /healthz, /readyz, the dashboard and the JSON API."""
+    auth: ApiAuthConfig = field(default_factory=ApiAuthConfig)
+    """Read tokens for the dashboard and the API (``dashboard.access``): needed, and only then,
+    when the OTLP receivers have ingest tokens."""
 
     def validate(self) -> list[str]:
+        problems = [f"auth.{p}" for p in self.auth.validate()]
         try:
             parse_endpoint(self.endpoint)
         except ValueError as exc:
-            return [f"endpoint: {exc}"]
-        return []
+            problems.append(f"endpoint: {exc}")
+        return problems

@@ -20,6 +20,7 @@ FLOORS: dict[str, int] = {
     "report": 4,
     "alerting": 4,
     "receiver": 5,
+    "dashboard": 5,
     "agentwatch": 6,
 }
 

@@ -1,0 +1,163 @@
+"""The agent page (for its owner): the report's health of one agent, and what it adds: failure
+types over time, every affected user with the owner marked, failure signals, recent failed runs,
+the steps that fail most, and the agent's eval runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+import orjson
+
+from dashboard.overview import health
+from dashboard.reader import Reader
+from dashboard.window import Window
+from report.formats import agent_dict
+from report.signals import clusters
+from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
+
+RECENT_RUNS = 50
+STEPS = 15
+
+
+class NotFound(LookupError):
+    """No run of this agent (of this tenant) in the window, and no eval run of it."""
+
+
+def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
+    with reader.connection() as con:
+        runs = reader.runs(con, window, agent)
+        report = health(reader, con, window)
+        mine = [a for a in report.agents if agent in (a.agent, a.agent_name)]
+        evals = _evals(con, window, agent, mine[0].agent_name if mine else None)
+        if not mine and not evals["runs"]:
+            raise NotFound(agent)
+        if not mine:
+            return {"window": window.as_dict(), "agent": None, "evals": evals}
+        found = mine[0]
+        narrowed = runs.within(tenant=found.tenant)
+        doc = agent_dict(found)
+        doc["bucket_seconds"] = report.bucket_seconds
+        return {
+            "window": window.as_dict(),
+            "agent": doc,
+            "failure_types_over_time": _types_over_time(narrowed, window, report.bucket_seconds),
+            "users": _users(narrowed, found.owner),
+            "signals": [_signal(s) for s in clusters(narrowed, 10)],
+            "recent_failures": _recent(narrowed),
+            "steps": _steps(con, narrowed, window),
+            "evals": evals,
+        }
+
+
+def _types_over_time(runs: RunSet, window: Window, size: int) -> dict[str, Any]:
+    """Failed and degraded runs per bucket and failure type (a stacked chart's series)."""
+    rows = runs.query(
+        f"""SELECT (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
+                   {FAILURE_TYPE_SQL} AS t, count(*) FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL""",
+        {"since": window.since, "size": size * 1_000_000},
+    )
+    count = -(-int(window.length.total_seconds()) // size)
+    series: dict[str, list[int]] = {}
+    for b, t, n in rows:
+        series.setdefault(str(t), [0] * count)[int(b)] = int(n)
+    starts = [window.since + timedelta(seconds=i * size) for i in range(count)]
+    return {"starts": starts, "series": dict(sorted(series.items(), key=lambda kv: -sum(kv[1])))}
+
+
+def _users(runs: RunSet, owner: str | None) -> list[dict[str, Any]]:
+    rows = runs.rows(
+        f"""SELECT user_id, count(*) AS runs, count(*) FILTER (WHERE {UNSUCCESSFUL_SQL}) AS failures,
+                   max(start_time) FILTER (WHERE {UNSUCCESSFUL_SQL}) AS last_failure_at
+            FROM runs GROUP BY user_id ORDER BY failures DESC, runs DESC, user_id NULLS LAST"""
+    )
+    return [dict(r, is_owner=owner is not None and r["user_id"] == owner) for r in rows]
+
+
+def _signal(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "failure_type": s.failure_type,
+        "template": s.template,
+        "count": s.count,
+        "first_seen": s.first_seen,
+        "last_seen": s.last_seen,
+        "affected_users": s.affected_users,
+        "example_trace_ids": s.example_trace_ids,
+    }
+
+
+def _recent(runs: RunSet) -> list[dict[str, Any]]:
+    return runs.rows(
+        f"""SELECT trace_id, start_time, duration_ms, outcome, {FAILURE_TYPE_SQL} AS failure_type,
+                   error_message, user_id, failing_span_id
+            FROM runs WHERE {UNSUCCESSFUL_SQL} ORDER BY start_time DESC, trace_id LIMIT {RECENT_RUNS}"""
+    )
+
+
+def _steps(con: duckdb.DuckDBPyConnection, runs: RunSet, window: Window) -> list[dict[str, Any]]:
+    """The steps of the agent's runs (span name, tool, model) by how often they failed."""
+    rows = runs.rows(
+        """SELECT s.operation, coalesce(s.tool_name, s.name) AS step, s.model, count(*) AS spans,
+                  count(*) FILTER (WHERE s.status = 'error' OR s.failure_type IS NOT NULL) AS failed,
+                  mode(s.failure_type) FILTER (WHERE s.failure_type IS NOT NULL) AS failure_type,
+                  quantile_cont(s.duration_ms, 0.95) AS p95_ms
+           FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
+           WHERE s.date >= $since_date
+           GROUP BY ALL ORDER BY failed DESC, spans DESC, step LIMIT $steps""",
+        {"since_date": (window.since - timedelta(days=1)).date(), "steps": STEPS},
+    )
+    return [dict(r, failure_rate=r["failed"] / r["spans"] if r["spans"] else None) for r in rows]
+
+
+def _evals(con: duckdb.DuckDBPyConnection, window: Window, agent: str, name: str | None) -> dict[str, Any]:
+    """The agent's eval runs (scheduled, canary, manual) of the window, newest first, with the
+    pinned baselines and the regression events (eval runs name the agent as ``eval run`` got it)."""
+    names = [n for n in (agent, name) if n]
+    tenant = "" if window.tenant is None else " AND tenant = $tenant"
+    params: dict[str, Any] = {"names": names, "since": window.since, "until": window.until}
+    if window.tenant is not None:
+        params["tenant"] = window.tenant
+    runs = con.execute(
+        f"""SELECT run_id, agent, kind, dataset, target, judge, started_at, cases, errors, overall_score,
+                   dimension_scores FROM eval_runs
+            WHERE list_contains($names, agent) AND started_at >= $since AND started_at < $until{tenant}
+            ORDER BY started_at DESC LIMIT 100""",
+        params,
+    ).fetchall()
+    keys = (
+        "run_id",
+        "agent",
+        "kind",
+        "dataset",
+        "target",
+        "judge",
+        "started_at",
+        "cases",
+        "errors",
+        "overall_score",
+        "dimension_scores",
+    )
+    docs = [dict(zip(keys, r, strict=True)) for r in runs]
+    for d in docs:
+        d["dimension_scores"] = orjson.loads(d["dimension_scores"] or "{}")
+    pins = con.execute(
+        f"""SELECT kind, run_id, pinned_at FROM eval_baselines WHERE list_contains($names, agent){tenant}
+            QUALIFY row_number() OVER (PARTITION BY kind ORDER BY pinned_at DESC) = 1""",
+        {k: v for k, v in params.items() if k in ("names", "tenant")},
+    ).fetchall()
+    events = con.execute(
+        f"""SELECT time, event, run_id, baseline_run, dimensions FROM eval_events
+            WHERE list_contains($names, agent) AND time >= $since AND time < $until{tenant}
+            ORDER BY time DESC""",
+        params,
+    ).fetchall()
+    return {
+        "runs": docs,
+        "baselines": {k: {"run_id": r, "pinned_at": p} for k, r, p in pins},
+        "events": [
+            {"time": t, "event": e, "run_id": r, "baseline_run": b, "dimensions": orjson.loads(d or "{}")}
+            for t, e, r, b, d in events
+        ],
+    }

@@ -1,0 +1,272 @@
+"""The dashboard's routes on the API port: pages (``templates/``, filled in by ``static/app.js``
+from the JSON API), the JSON API itself (``/api/v1/...``), the static files and plotly.js from
+the installed ``plotly`` package, and the login page when read tokens are configured."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib import resources
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from dashboard.access import ANYONE, COOKIE, Access, Viewer
+from dashboard.agent import NotFound, agent_view
+from dashboard.operations import alerts_view, evals_view, operations_view
+from dashboard.overview import agents_view, overview_view
+from dashboard.reader import Reader
+from dashboard.trace import TraceNotFound, trace_view
+from dashboard.window import RANGES, BadRequest, Window, window_of
+
+PAGES = {
+    "overview": ("/", "Overview"),
+    "agents": ("/agents", "Agents"),
+    "operations": ("/operations", "Operations"),
+    "evals": ("/evals", "Evals"),
+    "alerts": ("/alerts", "Alerts"),
+}
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+_JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc, option=_JSON_OPTIONS), status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+class Dashboard:
+    def __init__(self, reader: Reader, access: Access, open_note: str | None = None) -> None:
+        self.reader = reader
+        self.access = access
+        self.open_note = open_note
+        """Shown on every page when no read token is needed (who can reach the port)."""
+        self.templates = Environment(
+            loader=PackageLoader("dashboard", "templates"), autoescape=select_autoescape(default=True)
+        )
+
+    # -- who is asking ----------------------------------------------------------------------
+    def _viewer(self, request: Request) -> Viewer | None:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+        return self.access.viewer(token)
+
+    def _window(self, request: Request, viewer: Viewer) -> Window:
+        window = window_of(request.query_params)
+        if viewer.tenants is None:
+            return window
+        if window.tenant is None:  # a tenant's token reads its own tenant only
+            (only,) = viewer.tenants
+            return Window(window.since, window.until, only, window.label)
+        if window.tenant not in viewer.tenants:
+            raise NotFound(window.tenant)
+        return window
+
+    def api(self, name: str, compute: Callable[[Window, Request], Any]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            viewer = self._viewer(request)
+            if viewer is None:
+                return _error(401, self._unauthorized())
+            try:
+                window = self._window(request, viewer)
+                key = (
+                    name,
+                    tuple(sorted(request.query_params.items())),
+                    tuple(request.path_params.items()),
+                    window.tenant,
+                    window.label != "custom" and window.label,
+                )
+                doc = await run_in_threadpool(
+                    self.reader.cached, (*key, _minute()), lambda: compute(window, request)
+                )
+            except BadRequest as exc:
+                return _error(400, str(exc))
+            except (NotFound, TraceNotFound):
+                return _error(404, f"no such {name.split('/')[0].rstrip('s')} in this window and tenant")
+            return json_response(doc)
+
+        return endpoint
+
+    def _unauthorized(self) -> str:
+        if self.access.open_but_locked:
+            return (
+                "ingest tokens are configured (receivers.otlp.auth) but no read token: add api.auth.tokens "
+                "(a tenant's, or admin: true) to read the dashboard and the API"
+            )
+        return "a read token is needed: Authorization: Bearer <token> (api.auth.tokens)"
+
+    def page(self, name: str, title: str) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            viewer = self._viewer(request)
+            if viewer is None:
+                return RedirectResponse(f"/login?next={request.url.path}", 303)
+            body = self.templates.get_template("page.html").render(
+                page=name,
+                title=title,
+                pages=PAGES,
+                ranges=RANGES,
+                note=self.open_note,
+                params=dict(request.path_params),
+                signed_in=viewer is not ANYONE or self.access.required,
+            )
+            return Response(body, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+        return endpoint
+
+    async def login(self, request: Request) -> Response:
+        message = None
+        if request.method == "POST":
+            form = await request.form()
+            token = str(form.get("token") or "")
+            if self.access.viewer(token) is not None:
+                target = str(request.query_params.get("next") or "/")
+                response = RedirectResponse(
+                    target if target.startswith("/") and not target.startswith("//") else "/", 303
+                )
+                response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+                return response
+            message = "That token is not a read token of this agentwatch."
+        body = self.templates.get_template("login.html").render(
+            message=message, locked=self.access.open_but_locked
+        )
+        return Response(
+            body,
+            media_type="text/html; charset=utf-8",
+            headers=_PAGE_HEADERS,
+            status_code=401 if message else 200,
+        )
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    async def cases(self, request: Request) -> Response:
+        """The agent's failed runs as eval cases (JSONL), as ``agentwatch cases export`` writes."""
+        viewer = self._viewer(request)
+        if viewer is None:
+            return _error(401, self._unauthorized())
+        try:
+            window = self._window(request, viewer)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except NotFound:
+            return _error(404, "no such agent in this window and tenant")
+        agent = request.path_params["agent"]
+        data = await run_in_threadpool(self._cases, window, agent, request.query_params.get("cluster"))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", agent)
+        return Response(
+            data,
+            media_type="application/x-ndjson",
+            headers={"content-disposition": f'attachment; filename="cases-{name}.jsonl"'},
+        )
+
+    def _cases(self, window: Window, agent: str, cluster: str | None) -> bytes:
+        from report.cases import export_cases
+        from storage.runs import TEXTS
+
+        out = BytesIO()
+        with self.reader.connection() as con:
+            export_cases(self.reader.runs(con, window, agent, TEXTS), out, cluster)
+        return out.getvalue()
+
+    async def tenants(self, request: Request) -> Response:
+        viewer = self._viewer(request)
+        if viewer is None:
+            return _error(401, self._unauthorized())
+        root = self.reader.data_dir / "spans"
+        found = sorted(p.name.removeprefix("tenant=") for p in root.glob("tenant=*")) if root.is_dir() else []
+        if viewer.tenants is not None:
+            found = [t for t in found if t in viewer.tenants] or sorted(viewer.tenants)
+        return json_response({"tenants": found, "restricted": viewer.tenants is not None})
+
+
+_PAGE_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+def _minute() -> str:
+    """Part of every cache key: a relative window ("last 24h") moves on even without new data."""
+    return datetime.now(UTC).strftime("%Y%m%d%H%M")
+
+
+def _plotly_js() -> Path:
+    return Path(str(resources.files("plotly").joinpath("package_data", "plotly.min.js")))
+
+
+def routes(dashboard: Dashboard) -> list[BaseRoute]:
+    d = dashboard
+    static = Path(__file__).parent / "static"
+
+    async def static_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return FileResponse(_plotly_js(), media_type="text/javascript", headers=_CACHE)
+        path = static / name
+        if "/" in name or not path.is_file():
+            return _error(404, "no such file")
+        return FileResponse(path, headers=_CACHE)
+
+    api = [
+        ("overview", "/api/v1/overview", lambda w, r: overview_view(d.reader, w)),
+        ("agents", "/api/v1/agents", lambda w, r: agents_view(d.reader, w)),
+        (
+            "agents/agent",
+            "/api/v1/agents/{agent}",
+            lambda w, r: agent_view(d.reader, w, r.path_params["agent"]),
+        ),
+        ("operations", "/api/v1/operations", lambda w, r: operations_view(d.reader, w)),
+        ("evals", "/api/v1/evals", lambda w, r: evals_view(d.reader, w)),
+        ("alerts", "/api/v1/alerts", lambda w, r: alerts_view(d.reader, w)),
+    ]
+    out: list[BaseRoute] = [Route(path, d.api(name, compute), methods=["GET"]) for name, path, compute in api]
+
+    async def trace_api(request: Request) -> Response:
+        viewer = d._viewer(request)
+        if viewer is None:
+            return _error(401, d._unauthorized())
+        trace_id = request.path_params["trace_id"]
+        if not _TRACE_ID.fullmatch(trace_id):
+            return _error(400, "trace_id: must be 32 hex digits")
+        try:
+            doc = await run_in_threadpool(
+                d.reader.cached,
+                ("trace", trace_id.lower(), viewer.tenants and tuple(sorted(viewer.tenants))),
+                lambda: trace_view(d.reader, trace_id, viewer.tenants),
+            )
+        except TraceNotFound:
+            return _error(404, "no such trace")
+        return json_response(doc)
+
+    out += [
+        Route("/api/v1/traces/{trace_id}", trace_api, methods=["GET"]),
+        Route("/api/v1/agents/{agent}/cases.jsonl", d.cases, methods=["GET"]),
+        Route("/api/v1/tenants", d.tenants, methods=["GET"]),
+        Route("/login", d.login, methods=["GET", "POST"]),
+        Route("/logout", d.logout, methods=["GET", "POST"]),
+        Route("/static/{name}", static_file, methods=["GET"]),
+        Route("/agents/{agent}", d.page("agent", "Agent"), methods=["GET"]),
+        Route("/traces/{trace_id}", d.page("trace", "Trace"), methods=["GET"]),
+    ]
+    out += [Route(path, d.page(name, title), methods=["GET"]) for name, (path, title) in PAGES.items()]
+    return out
+
+
+_CACHE = {"cache-control": "public, max-age=3600"}

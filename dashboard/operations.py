@@ -1,0 +1,217 @@
+"""The SRE's views: runs and failures per minute, a heatmap of failing steps by agent, span
+latency by model, tool and provider, the error taxonomy, retry storms; and the history pages'
+data (eval runs, alert events)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from dashboard.reader import Reader
+from dashboard.window import Window
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL
+
+MAX_POINTS = 180
+STORM_PER_MINUTE = 5
+"""Failed spans of one tool or model within one minute that make a retry storm."""
+LATENCY_GROUPS = 8
+
+
+def _step_seconds(window: Window) -> int:
+    return max(60, -(-int(window.length.total_seconds()) // MAX_POINTS // 60) * 60)
+
+
+def _tenant(window: Window) -> tuple[str, dict[str, Any]]:
+    if window.tenant is None:
+        return "", {}
+    return " AND tenant = $tenant", {"tenant": window.tenant}
+
+
+def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
+    step = _step_seconds(window)
+    tenant_sql, tenant_params = _tenant(window)
+    span_params = {
+        "since": window.since,
+        "until": window.until,
+        "since_date": (window.since - timedelta(days=1)).date(),
+        **tenant_params,
+    }
+    spans = f"""FROM spans WHERE date >= $since_date AND start_time >= $since AND start_time < $until
+                AND NOT coalesce(synthetic, false){tenant_sql}"""
+    with reader.connection() as con:
+        runs = reader.runs(con, window)
+        per_step = {
+            int(b): (int(n), int(f))
+            for b, n, f in runs.query(
+                f"""SELECT (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b, count(*),
+                           count(*) FILTER (WHERE {FAILED_SQL}) FROM runs GROUP BY b""",
+                {"since": window.since, "size": step * 1_000_000},
+            )
+        }
+        taxonomy = runs.rows(
+            f"""SELECT {FAILURE_TYPE_SQL} AS failure_type, count(*) AS runs, count(DISTINCT agent) AS agents,
+                       list(DISTINCT agent ORDER BY agent)[1:5] AS agent_list,
+                       list(trace_id ORDER BY start_time DESC)[1:3] AS example_trace_ids
+                FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL ORDER BY runs DESC, failure_type"""
+        )
+        heat = con.execute(
+            f"""SELECT coalesce(agent_id, agent_name, service_name, '(unknown)') AS agent,
+                       coalesce(tool_name, operation) AS step, count(*) AS failed
+                {spans} AND (status = 'error' OR failure_type IS NOT NULL) AND operation <> 'agent_run'
+                GROUP BY ALL ORDER BY failed DESC LIMIT 400""",
+            span_params,
+        ).fetchall()
+        latency = con.execute(
+            f"""SELECT kind, key, count(*) AS n, quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
+                       histogram(round(duration_ms / 100) * 100) AS bins
+                FROM (SELECT 'model' AS kind, model AS key, duration_ms {spans} AND model IS NOT NULL
+                      UNION ALL SELECT 'tool', tool_name, duration_ms {spans} AND tool_name IS NOT NULL
+                      UNION ALL SELECT 'provider', provider, duration_ms {spans} AND provider IS NOT NULL)
+                GROUP BY kind, key
+                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY n DESC, key) <= {LATENCY_GROUPS}
+                ORDER BY kind, n DESC, key""",
+            span_params,
+        ).fetchall()
+        storms = con.execute(
+            f"""SELECT coalesce(tool_name, model) AS target, date_trunc('minute', start_time) AS minute,
+                       count(*) AS failed, count(DISTINCT trace_id) AS traces,
+                       mode(coalesce(failure_type, error_type)) AS failure_type
+                {spans} AND (status = 'error' OR failure_type IS NOT NULL)
+                    AND coalesce(tool_name, model) IS NOT NULL
+                GROUP BY ALL HAVING count(*) >= {STORM_PER_MINUTE}
+                ORDER BY minute DESC, failed DESC LIMIT 50""",
+            span_params,
+        ).fetchall()
+    count = -(-int(window.length.total_seconds()) // step)
+    return {
+        "window": window.as_dict(),
+        "step_seconds": step,
+        "per_step": [
+            {
+                "start": window.since + timedelta(seconds=b * step),
+                "runs": per_step.get(b, (0, 0))[0],
+                "failures": per_step.get(b, (0, 0))[1],
+            }
+            for b in range(count)
+        ],
+        "taxonomy": taxonomy,
+        "heatmap": [{"agent": a, "step": s, "failed": int(n)} for a, s, n in heat],
+        "latency": [
+            {
+                "kind": k,
+                "key": key,
+                "spans": int(n),
+                "p50_ms": q[0],
+                "p90_ms": q[1],
+                "p99_ms": q[2],
+                "histogram": sorted(
+                    ({"ms": float(ms), "spans": int(c)} for ms, c in bins.items()), key=lambda b: b["ms"]
+                ),
+            }
+            for k, key, n, q, bins in latency
+        ],
+        "retry_storms": [
+            {"target": t, "minute": m, "failed": int(n), "traces": int(tr), "failure_type": ft}
+            for t, m, n, tr, ft in storms
+        ],
+        "storm_threshold_per_minute": STORM_PER_MINUTE,
+    }
+
+
+def evals_view(reader: Reader, window: Window) -> dict[str, Any]:
+    tenant_sql, params = _tenant(window)
+    params |= {"since": window.since, "until": window.until}
+    with reader.connection() as con:
+        runs = con.execute(
+            f"""SELECT run_id, tenant, agent, kind, dataset, target, judge, started_at, cases, errors,
+                       overall_score, dimension_scores FROM eval_runs
+                WHERE started_at >= $since AND started_at < $until{tenant_sql}
+                ORDER BY started_at DESC LIMIT 500""",
+            params,
+        ).fetchall()
+        pins = con.execute(
+            f"""SELECT tenant, agent, kind, run_id, pinned_at FROM eval_baselines WHERE true{tenant_sql}
+                QUALIFY row_number() OVER (PARTITION BY tenant, agent, kind ORDER BY pinned_at DESC) = 1
+                ORDER BY tenant, agent, kind""",
+            {k: v for k, v in params.items() if k == "tenant"},
+        ).fetchall()
+        events = con.execute(
+            f"""SELECT time, event, tenant, agent, run_id, baseline_run, dimensions FROM eval_events
+                WHERE time >= $since AND time < $until{tenant_sql} ORDER BY time DESC LIMIT 200""",
+            params,
+        ).fetchall()
+    keys = (
+        "run_id",
+        "tenant",
+        "agent",
+        "kind",
+        "dataset",
+        "target",
+        "judge",
+        "started_at",
+        "cases",
+        "errors",
+        "overall_score",
+        "dimension_scores",
+    )
+    docs = [dict(zip(keys, r, strict=True)) for r in runs]
+    for d in docs:
+        d["dimension_scores"] = orjson.loads(d["dimension_scores"] or "{}")
+    return {
+        "window": window.as_dict(),
+        "runs": docs,
+        "baselines": [
+            {"tenant": t, "agent": a, "kind": k, "run_id": r, "pinned_at": p} for t, a, k, r, p in pins
+        ],
+        "events": [
+            {
+                "time": t,
+                "event": e,
+                "tenant": tn,
+                "agent": a,
+                "run_id": r,
+                "baseline_run": b,
+                "dimensions": orjson.loads(d or "{}"),
+            }
+            for t, e, tn, a, r, b, d in events
+        ],
+    }
+
+
+def alerts_view(reader: Reader, window: Window) -> dict[str, Any]:
+    tenant_sql, params = _tenant(window)
+    params |= {"since": window.since, "until": window.until}
+    fields = (
+        "time",
+        "state",
+        "rule",
+        "kind",
+        "tenant",
+        "agent",
+        "agent_name",
+        "value",
+        "threshold",
+        "summary",
+        "runs",
+        "affected_users",
+        "example_trace_ids",
+        "fired_at",
+        "delivered",
+        "failed",
+    )
+    with reader.connection() as con:
+        rows = con.execute(
+            f"""SELECT {", ".join(fields)} FROM alert_events
+                WHERE time >= $since AND time < $until{tenant_sql}
+                ORDER BY time DESC, rule, agent LIMIT 1000""",
+            params,
+        ).fetchall()
+    events = []
+    for row in rows:
+        doc = dict(zip(fields, row, strict=True))
+        for key in ("example_trace_ids", "delivered", "failed"):
+            doc[key] = orjson.loads(doc[key] or ("{}" if key == "failed" else "[]"))
+        events.append(doc)
+    return {"window": window.as_dict(), "events": events}

@@ -1,0 +1,195 @@
+"""The overview and the agents list: the report's per-agent health (``report.health``), ranked
+for a lead, with the period before for comparison, open alerts, regressions and latency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+import orjson
+
+from dashboard.reader import Reader
+from dashboard.window import Window
+from report.formats import agent_dict
+from report.health import HealthReport, bucket_seconds, build_report
+from storage.runs import FAILED_SQL, SUCCEEDED_SQL
+
+FAILING_NOW = 10
+
+
+def health(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> HealthReport:
+    return build_report(reader.runs(con, window), reader.agents)
+
+
+def agents_view(reader: Reader, window: Window) -> dict[str, Any]:
+    """Every agent of the window with the report's numbers and its failure-rate trend."""
+    with reader.connection() as con:
+        report = health(reader, con, window)
+    agents = []
+    for a in report.agents:
+        doc = agent_dict(a)
+        doc["trend"] = [b["failure_rate"] for b in doc.pop("buckets")]
+        agents.append(doc)
+    return {"window": window.as_dict(), "bucket_seconds": report.bucket_seconds, "agents": agents}
+
+
+def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
+    with reader.connection() as con:
+        report = health(reader, con, window)
+        previous = _totals(reader, con, window.previous())
+        latency = _p95_trend(reader, con, window)
+        alerts = _open_alerts(con, window)
+        events = _eval_events(con, window)
+        incidents = _incidents(con, window)
+    runs = report.runs
+    failures = sum(a.failures for a in report.agents)
+    succeeded = runs - failures - sum(a.degraded for a in report.agents)
+    failing = sorted(
+        (a for a in report.agents if a.failures),
+        key=lambda a: (-(a.failure_rate * max(a.affected_users, 1)), a.tenant, a.agent),
+    )
+    return {
+        "window": window.as_dict(),
+        "runs": {"now": runs, "previous": previous["runs"]},
+        "success_rate": {"now": succeeded / runs if runs else None, "previous": previous["success_rate"]},
+        "failures": {"now": failures, "previous": previous["failures"]},
+        "failing_agents": [
+            {
+                "tenant": a.tenant,
+                "agent": a.agent,
+                "agent_name": a.agent_name,
+                "runs": a.runs,
+                "failures": a.failures,
+                "failure_rate": a.failure_rate,
+                "affected_users": a.affected_users,
+                "score": a.failure_rate * max(a.affected_users, 1),
+                "top_failure_type": a.failure_types[0].failure_type if a.failure_types else None,
+                "cross_user": a.cross_user.flag,
+            }
+            for a in failing[:FAILING_NOW]
+        ],
+        "cross_user": [
+            {
+                "tenant": a.tenant,
+                "agent": a.agent,
+                "agent_name": a.agent_name,
+                "owner": a.owner,
+                "loud": a.cross_user.loud,
+                "message": a.cross_user.message,
+            }
+            for a in report.agents
+            if a.cross_user.flag
+        ],
+        "open_alerts": alerts,
+        "regressions": events,
+        "incidents": incidents,
+        "latency_p95": latency,
+        "bucket_seconds": report.bucket_seconds,
+    }
+
+
+def _totals(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
+    runs = reader.runs(con, window)
+    ((total, failed, succeeded),) = runs.query(
+        f"""SELECT count(*), count(*) FILTER (WHERE {FAILED_SQL}), count(*) FILTER (WHERE {SUCCEEDED_SQL})
+            FROM runs"""
+    )
+    return {"runs": total, "failures": failed, "success_rate": succeeded / total if total else None}
+
+
+def _p95_trend(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+    """Run latency p95 per bucket over all agents (the report's bucket sizes), empty ones null."""
+    size = bucket_seconds(window.length.total_seconds())
+    runs = reader.runs(con, window)
+    found = {
+        int(b): (int(n), q)
+        for b, n, q in runs.query(
+            """SELECT (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b, count(*),
+                      quantile_cont(duration_ms, 0.95) FROM runs GROUP BY b""",
+            {"since": window.since, "size": size * 1_000_000},
+        )
+    }
+    count = -(-int(window.length.total_seconds()) // size)
+    return [
+        {
+            "start": window.since + timedelta(seconds=b * size),
+            "runs": found.get(b, (0, None))[0],
+            "p95_ms": found.get(b, (0, None))[1],
+        }
+        for b in range(count)
+    ]
+
+
+def _tenant_sql(window: Window) -> str:
+    return "" if window.tenant is None else " AND tenant = $tenant"
+
+
+def _params(window: Window, **more: Any) -> dict[str, Any]:
+    params: dict[str, Any] = dict(more)
+    if window.tenant is not None:
+        params["tenant"] = window.tenant
+    return params
+
+
+def _open_alerts(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+    """Alerts whose last message is firing or repeat: they have not resolved."""
+    rows = con.execute(
+        f"""SELECT time, fired_at, state, rule, kind, tenant, agent, agent_name, value, threshold, summary,
+                   example_trace_ids
+            FROM alert_events WHERE true{_tenant_sql(window)}
+            QUALIFY row_number() OVER (PARTITION BY alert_key ORDER BY time DESC) = 1
+            ORDER BY time DESC""",
+        _params(window),
+    ).fetchall()
+    names = (
+        "time",
+        "fired_at",
+        "state",
+        "rule",
+        "kind",
+        "tenant",
+        "agent",
+        "agent_name",
+        "value",
+        "threshold",
+        "summary",
+        "example_trace_ids",
+    )
+    out = []
+    for row in rows:
+        doc = dict(zip(names, row, strict=True))
+        if doc["state"] in ("firing", "repeat") and doc["kind"] not in ("budget", "eval_regression"):
+            doc["example_trace_ids"] = orjson.loads(doc["example_trace_ids"] or "[]")
+            out.append(doc)
+    return out
+
+
+def _eval_events(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+    rows = con.execute(
+        f"""SELECT time, event, tenant, agent, run_id, baseline_run, dimensions FROM eval_events
+            WHERE time >= $since AND time < $until{_tenant_sql(window)} ORDER BY time DESC LIMIT 20""",
+        _params(window, since=window.since, until=window.until),
+    ).fetchall()
+    return [
+        {
+            "time": t,
+            "event": e,
+            "tenant": tn,
+            "agent": a,
+            "run_id": r,
+            "baseline_run": b,
+            "dimensions": orjson.loads(d or "{}"),
+        }
+        for t, e, tn, a, r, b, d in rows
+    ]
+
+
+def _incidents(con: duckdb.DuckDBPyConnection, window: Window) -> int:
+    """Alerts that fired in the window (a repeat or resolution of one is the same incident)."""
+    ((count,),) = con.execute(
+        f"""SELECT count(*) FROM alert_events WHERE state = 'firing' AND time >= $since AND time < $until
+            {_tenant_sql(window)}""",
+        _params(window, since=window.since, until=window.until),
+    ).fetchall()
+    return int(count)

@@ -1,0 +1,148 @@
+"""One run's trace: its spans in waterfall order (depth-first by start, with their depth and
+offset from the trace's start), the run's outcome and failing span, and its judge scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from dashboard.reader import Reader
+
+SPAN_FIELDS = (
+    "tenant",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "operation",
+    "service_name",
+    "scope_name",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "status",
+    "status_message",
+    "agent_id",
+    "agent_name",
+    "agent_version",
+    "agent_owner",
+    "user_id",
+    "session_id",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "cost_usd",
+    "tool_name",
+    "error_type",
+    "error_message",
+    "failure_type",
+    "input_text",
+    "output_text",
+    "synthetic",
+    "eval_run_id",
+    "eval_case_id",
+    "attributes",
+    "resource_attributes",
+    "events",
+)
+RUN_FIELDS = (
+    "tenant",
+    "agent_id",
+    "agent_name",
+    "user_id",
+    "start_time",
+    "duration_ms",
+    "outcome",
+    "failure_type",
+    "failing_span_id",
+    "error_message",
+    "span_count",
+    "tool_calls",
+    "models",
+)
+
+
+class TraceNotFound(LookupError):
+    """No span of this trace id in the tenants the caller may read."""
+
+
+def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) -> dict[str, Any]:
+    """The trace ``trace_id`` (32 hex digits) among ``tenants`` (None: every tenant)."""
+    trace_id = trace_id.lower()
+    where = "trace_id = $t" + ("" if tenants is None else " AND list_contains($tenants, tenant)")
+    params: dict[str, Any] = {"t": trace_id}
+    if tenants is not None:
+        params["tenants"] = sorted(tenants)
+    with reader.connection() as con:
+        cursor = con.execute(f"SELECT {', '.join(SPAN_FIELDS)} FROM spans WHERE {where}", params)
+        spans = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+        if not spans:
+            raise TraceNotFound(trace_id)
+        runs = con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {where}", params).fetchall()
+        scores = con.execute(
+            "SELECT span_id, evaluator, dimension, value, label, explanation, judge_model, time FROM scores"
+            f" WHERE {where} ORDER BY time, evaluator, dimension",
+            params,
+        ).fetchall()
+    for span in spans:
+        for key in ("attributes", "resource_attributes", "events"):
+            span[key] = orjson.loads(span[key]) if span[key] else ({} if key != "events" else [])
+    ordered = _waterfall(spans)
+    start = min(s["start_time"] for s in spans)
+    for s in ordered:
+        s["offset_ms"] = (s["start_time"] - start).total_seconds() * 1000
+    run = dict(zip(RUN_FIELDS, runs[0], strict=True)) if runs else None
+    return {
+        "trace_id": trace_id,
+        "tenant": spans[0]["tenant"],
+        "run": run,
+        "duration_ms": max((s["end_time"] - start).total_seconds() * 1000 for s in spans),
+        "spans": ordered,
+        "scores": [
+            dict(
+                zip(
+                    (
+                        "span_id",
+                        "evaluator",
+                        "dimension",
+                        "value",
+                        "label",
+                        "explanation",
+                        "judge_model",
+                        "time",
+                    ),
+                    row,
+                    strict=True,
+                )
+            )
+            for row in scores
+        ],
+    }
+
+
+def _waterfall(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Depth-first, children by start time; a span whose parent is not in the trace is a root."""
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for s in spans:
+        parent = s["parent_span_id"] if s["parent_span_id"] in ids else None
+        children.setdefault(parent, []).append(s)
+    for group in children.values():
+        group.sort(key=lambda s: (s["start_time"], s["span_id"]))
+    out: list[dict[str, Any]] = []
+    stack = [(s, 0) for s in reversed(children.get(None, []))]
+    seen: set[str] = set()
+    while stack:
+        span, depth = stack.pop()
+        if span["span_id"] in seen:  # a span listed twice (a duplicate id) is drawn once
+            continue
+        seen.add(span["span_id"])
+        span["depth"] = depth
+        out.append(span)
+        stack.extend((c, depth + 1) for c in reversed(children.get(span["span_id"], [])))
+    out += [dict(s, depth=0) for s in spans if s["span_id"] not in seen]  # cycles: still shown
+    return out
