@@ -11,6 +11,7 @@ from importlib import resources
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -129,8 +130,8 @@ class Dashboard:
     async def login(self, request: Request) -> Response:
         message = None
         if request.method == "POST":
-            form = await request.form()
-            token = str(form.get("token") or "")
+            form = parse_qs((await request.body()).decode("utf-8", "replace"))  # one field: no multipart
+            token = (form.get("token") or [""])[0]
             if self.access.viewer(token) is not None:
                 target = str(request.query_params.get("next") or "/")
                 response = RedirectResponse(
