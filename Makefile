@@ -33,14 +33,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Debian's chromium, for the test that opens the HTML report headless. Installed when missing
-# and the machine can (root with apt-get); otherwise that one test is skipped and says why.
+# Debian's chromium, for the browser tests (the dashboard, the HTML report): installed when
+# missing and the machine can (root with apt-get). They fail, never skip, without it.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "make browser: could not install chromium; the HTML report test will be skipped"; \
-	  else echo "make browser: no chromium and no root apt-get; the HTML report test will be skipped"; fi; }
+	      || echo "make browser: could not install chromium; the browser tests will fail"; \
+	  else echo "make browser: no chromium and no root apt-get to install it; the browser tests will fail"; fi; }
 
 pytest: setup browser
 	$(BIN)/pytest -q $(ARGS)

@@ -231,7 +231,7 @@ def test_html_report_is_self_contained(stored: ServerProcess, tmp_path: Path) ->
 def test_html_report_in_headless_chromium(stored: ServerProcess, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make browser installs it where apt-get is root)")
+        pytest.fail("Debian's chromium is not installed: make browser installs it (root with apt-get)")
     out = tmp_path / "report.html"
     report(stored, "--format", "html", "-o", str(out))
     artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
