@@ -10,10 +10,10 @@ from typing import Any
 import duckdb
 import orjson
 
-from dashboard.overview import health
 from dashboard.reader import Reader
 from dashboard.window import Window
 from report.formats import agent_dict
+from report.health import build_report
 from report.signals import clusters
 from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
 
@@ -28,8 +28,8 @@ class NotFound(LookupError):
 def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
     with reader.connection() as con:
         runs = reader.runs(con, window, agent)
-        report = health(reader, con, window)
-        mine = [a for a in report.agents if agent in (a.agent, a.agent_name)]
+        report = build_report(runs, reader.agents)
+        mine = [a for a in report.agents if agent in (a.agent, a.agent_name)] or report.agents[:1]
         evals = _evals(con, window, agent, mine[0].agent_name if mine else None)
         if not mine and not evals["runs"]:
             raise NotFound(agent)

@@ -56,32 +56,37 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
                        list(trace_id ORDER BY start_time DESC)[1:3] AS example_trace_ids
                 FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL ORDER BY runs DESC, failure_type"""
         )
+        # The failing spans once (few), for the heatmap and the retry storms.
+        con.execute(
+            f"""CREATE TEMP TABLE failing AS
+                SELECT coalesce(agent_id, agent_name, service_name, '(unknown)') AS agent, operation,
+                       tool_name, model, start_time, trace_id, coalesce(failure_type, error_type) AS kind
+                {spans} AND (status = 'error' OR failure_type IS NOT NULL)""",
+            span_params,
+        )
         heat = con.execute(
-            f"""SELECT coalesce(agent_id, agent_name, service_name, '(unknown)') AS agent,
-                       coalesce(tool_name, operation) AS step, count(*) AS failed
-                {spans} AND (status = 'error' OR failure_type IS NOT NULL) AND operation <> 'agent_run'
-                GROUP BY ALL ORDER BY failed DESC LIMIT 400""",
-            span_params,
-        ).fetchall()
-        latency = con.execute(
-            f"""SELECT kind, key, count(*) AS n, quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
-                       histogram(round(duration_ms / 100) * 100) AS bins
-                FROM (SELECT 'model' AS kind, model AS key, duration_ms {spans} AND model IS NOT NULL
-                      UNION ALL SELECT 'tool', tool_name, duration_ms {spans} AND tool_name IS NOT NULL
-                      UNION ALL SELECT 'provider', provider, duration_ms {spans} AND provider IS NOT NULL)
-                GROUP BY kind, key
-                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY n DESC, key) <= {LATENCY_GROUPS}
-                ORDER BY kind, n DESC, key""",
-            span_params,
+            """SELECT agent, coalesce(tool_name, operation) AS step, count(*) AS failed FROM failing
+               WHERE operation <> 'agent_run' GROUP BY ALL ORDER BY failed DESC, agent, step LIMIT 400"""
         ).fetchall()
         storms = con.execute(
             f"""SELECT coalesce(tool_name, model) AS target, date_trunc('minute', start_time) AS minute,
-                       count(*) AS failed, count(DISTINCT trace_id) AS traces,
-                       mode(coalesce(failure_type, error_type)) AS failure_type
-                {spans} AND (status = 'error' OR failure_type IS NOT NULL)
-                    AND coalesce(tool_name, model) IS NOT NULL
+                       count(*) AS failed, count(DISTINCT trace_id) AS traces, mode(kind) AS failure_type
+                FROM failing WHERE coalesce(tool_name, model) IS NOT NULL
                 GROUP BY ALL HAVING count(*) >= {STORM_PER_MINUTE}
-                ORDER BY minute DESC, failed DESC LIMIT 50""",
+                ORDER BY minute DESC, failed DESC LIMIT 50"""
+        ).fetchall()
+        # Span latency by model, tool and provider in one pass over the window's spans.
+        latency = con.execute(
+            f"""SELECT g.kind, g.key, count(*) AS n, quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
+                       histogram(round(duration_ms / 100) * 100) AS bins
+                FROM (SELECT duration_ms, unnest([{{'kind': 'model', 'key': model}},
+                                                 {{'kind': 'tool', 'key': tool_name}},
+                                                 {{'kind': 'provider', 'key': provider}}]) AS g
+                      {spans} AND coalesce(model, tool_name, provider) IS NOT NULL)
+                WHERE g.key IS NOT NULL
+                GROUP BY g.kind, g.key
+                QUALIFY row_number() OVER (PARTITION BY g.kind ORDER BY n DESC, g.key) <= {LATENCY_GROUPS}
+                ORDER BY g.kind, n DESC, g.key""",
             span_params,
         ).fetchall()
     count = -(-int(window.length.total_seconds()) // step)

@@ -13,7 +13,7 @@ from dashboard.reader import Reader
 from dashboard.window import Window
 from report.formats import agent_dict
 from report.health import HealthReport, bucket_seconds, build_report
-from storage.runs import FAILED_SQL, SUCCEEDED_SQL
+from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet
 
 FAILING_NOW = 10
 
@@ -36,9 +36,12 @@ def agents_view(reader: Reader, window: Window) -> dict[str, Any]:
 
 def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
     with reader.connection() as con:
-        report = health(reader, con, window)
-        previous = _totals(reader, con, window.previous())
-        latency = _p95_trend(reader, con, window)
+        # Both periods' runs loaded once; the report and the trend read this window's.
+        both = reader.runs(con, Window(window.previous().since, window.until, window.tenant, window.label))
+        runs_now = both.within(window.since, window.until)
+        report = build_report(runs_now, reader.agents)
+        previous = _totals(both.within(window.previous().since, window.since))
+        latency = _p95_trend(runs_now, window)
         alerts = _open_alerts(con, window)
         events = _eval_events(con, window)
         incidents = _incidents(con, window)
@@ -89,8 +92,7 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
     }
 
 
-def _totals(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
-    runs = reader.runs(con, window)
+def _totals(runs: RunSet) -> dict[str, Any]:
     ((total, failed, succeeded),) = runs.query(
         f"""SELECT count(*), count(*) FILTER (WHERE {FAILED_SQL}), count(*) FILTER (WHERE {SUCCEEDED_SQL})
             FROM runs"""
@@ -98,10 +100,9 @@ def _totals(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> d
     return {"runs": total, "failures": failed, "success_rate": succeeded / total if total else None}
 
 
-def _p95_trend(reader: Reader, con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+def _p95_trend(runs: RunSet, window: Window) -> list[dict[str, Any]]:
     """Run latency p95 per bucket over all agents (the report's bucket sizes), empty ones null."""
     size = bucket_seconds(window.length.total_seconds())
-    runs = reader.runs(con, window)
     found = {
         int(b): (int(n), q)
         for b, n, q in runs.query(

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from dashboard.reader import Reader
+from storage.runs import runs_of_trace
 
 SPAN_FIELDS = (
     "tenant",
@@ -78,11 +79,20 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
     if tenants is not None:
         params["tenants"] = sorted(tenants)
     with reader.connection() as con:
-        cursor = con.execute(f"SELECT {', '.join(SPAN_FIELDS)} FROM spans WHERE {where}", params)
+        # The run partials say which tenant and day partitions hold the trace: the spans are read
+        # from those alone, not looked for in every file.
+        places = con.execute(f"SELECT DISTINCT tenant, date FROM run_parts WHERE {where}", params).fetchall()
+        pruned = where
+        if places:
+            pruned += " AND list_contains($places, {'tenant': tenant, 'date': date})"
+            params_spans = {**params, "places": [{"tenant": t, "date": d} for t, d in places]}
+        else:  # spans whose partials are not written yet (or never are): every file is read
+            params_spans = params
+        cursor = con.execute(f"SELECT {', '.join(SPAN_FIELDS)} FROM spans WHERE {pruned}", params_spans)
         spans = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in cursor.fetchall()]
         if not spans:
             raise TraceNotFound(trace_id)
-        runs = con.execute(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {where}", params).fetchall()
+        runs = [r for r in runs_of_trace(con, trace_id) if tenants is None or r["tenant"] in tenants]
         scores = con.execute(
             "SELECT span_id, evaluator, dimension, value, label, explanation, judge_model, time FROM scores"
             f" WHERE {where} ORDER BY time, evaluator, dimension",
@@ -95,7 +105,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
     start = min(s["start_time"] for s in spans)
     for s in ordered:
         s["offset_ms"] = (s["start_time"] - start).total_seconds() * 1000
-    run = dict(zip(RUN_FIELDS, runs[0], strict=True)) if runs else None
+    run = {k: runs[0][k] for k in RUN_FIELDS} if runs else None
     return {
         "trace_id": trace_id,
         "tenant": spans[0]["tenant"],
