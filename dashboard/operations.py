@@ -17,6 +17,10 @@ MAX_POINTS = 180
 STORM_PER_MINUTE = 5
 """Failed spans of one tool or model within one minute that make a retry storm."""
 LATENCY_GROUPS = 8
+_LABEL = (  # an agent as the UI writes it: "expense-bot (agt_7f3a9c21)", or its id alone
+    "CASE WHEN r.agent_name IS NOT NULL AND r.agent_name <> r.agent"
+    " THEN r.agent_name || ' (' || r.agent || ')' ELSE r.agent END"
+)
 
 
 def _step_seconds(window: Window) -> int:
@@ -52,22 +56,25 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
         }
         taxonomy = runs.rows(
             f"""SELECT {FAILURE_TYPE_SQL} AS failure_type, count(*) AS runs, count(DISTINCT agent) AS agents,
-                       list(DISTINCT agent ORDER BY agent)[1:5] AS agent_list,
+                       list(DISTINCT {{'tenant': tenant, 'agent': agent, 'name': agent_name}})[1:5]
+                           AS agent_list,
                        list(trace_id ORDER BY start_time DESC)[1:3] AS example_trace_ids
                 FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL ORDER BY runs DESC, failure_type"""
         )
         # The failing spans once (few), for the heatmap and the retry storms.
         con.execute(
             f"""CREATE TEMP TABLE failing AS
-                SELECT coalesce(agent_id, agent_name, service_name, '(unknown)') AS agent, operation,
-                       tool_name, model, start_time, trace_id, coalesce(failure_type, error_type) AS kind
+                SELECT tenant, operation, tool_name, model, start_time, trace_id,
+                       coalesce(failure_type, error_type) AS kind
                 {spans} AND (status = 'error' OR failure_type IS NOT NULL)""",
             span_params,
         )
-        heat = con.execute(
-            """SELECT agent, coalesce(tool_name, operation) AS step, count(*) AS failed FROM failing
-               WHERE operation <> 'agent_run' GROUP BY ALL ORDER BY failed DESC, agent, step LIMIT 400"""
-        ).fetchall()
+        # Each failing span under its run's agent (a span names its agent only sometimes).
+        heat = runs.query(
+            f"""SELECT {_LABEL} AS agent, coalesce(f.tool_name, f.operation) AS step, count(*) AS failed
+                FROM failing f JOIN runs r ON f.trace_id = r.trace_id AND f.tenant = r.tenant
+                WHERE f.operation <> 'agent_run' GROUP BY ALL ORDER BY failed DESC, agent, step LIMIT 400"""
+        )
         storms = con.execute(
             f"""SELECT coalesce(tool_name, model) AS target, date_trunc('minute', start_time) AS minute,
                        count(*) AS failed, count(DISTINCT trace_id) AS traces, mode(kind) AS failure_type

@@ -57,6 +57,7 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
         "runs": {"now": runs, "previous": previous["runs"]},
         "success_rate": {"now": succeeded / runs if runs else None, "previous": previous["success_rate"]},
         "failures": {"now": failures, "previous": previous["failures"]},
+        "degraded": {"now": sum(a.degraded for a in report.agents), "previous": previous["degraded"]},
         "failing_agents": [
             {
                 "tenant": a.tenant,
@@ -69,6 +70,7 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
                 "score": a.failure_rate * max(a.affected_users, 1),
                 "top_failure_type": a.failure_types[0].failure_type if a.failure_types else None,
                 "cross_user": a.cross_user.flag,
+                "cross_user_loud": a.cross_user.loud,
             }
             for a in failing[:FAILING_NOW]
         ],
@@ -80,6 +82,8 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
                 "owner": a.owner,
                 "loud": a.cross_user.loud,
                 "message": a.cross_user.message,
+                "others": a.cross_user.other_users_failing,
+                "owner_runs": a.cross_user.owner_runs,
             }
             for a in report.agents
             if a.cross_user.flag
@@ -97,7 +101,13 @@ def _totals(runs: RunSet) -> dict[str, Any]:
         f"""SELECT count(*), count(*) FILTER (WHERE {FAILED_SQL}), count(*) FILTER (WHERE {SUCCEEDED_SQL})
             FROM runs"""
     )
-    return {"runs": total, "failures": failed, "success_rate": succeeded / total if total else None}
+    degraded = total - failed - succeeded
+    return {
+        "runs": total,
+        "failures": failed,
+        "degraded": degraded,
+        "success_rate": succeeded / total if total else None,
+    }
 
 
 def _p95_trend(runs: RunSet, window: Window) -> list[dict[str, Any]]:

@@ -84,8 +84,8 @@ function empty(message, ...more) {
 function noData() {
   return empty(
     "No agent runs in this window yet.",
-    el("p", {}, "Send OTLP traces to ", el("code", { text: "127.0.0.1:4317" }), " (gRPC) or ",
-      el("code", { text: "http://127.0.0.1:4318/v1/traces" }), ", or feed the demo: ",
+    el("p", {}, "Send OTLP traces to this server's receivers (by default ", el("code", { text: "127.0.0.1:4317" }), " gRPC, ",
+      el("code", { text: "http://127.0.0.1:4318/v1/traces" }), " HTTP), or feed the demo: ",
       el("code", { text: "agentwatch demo" }), " (", el("code", { text: "make demo" }), "). A wider range may show older runs.")
   );
 }
@@ -97,9 +97,9 @@ function theme() {
     bad: css.getPropertyValue("--bad").trim(), accent: css.getPropertyValue("--accent").trim(),
     warn: css.getPropertyValue("--warn").trim(), ok: css.getPropertyValue("--ok").trim() };
 }
-function chart(title, traces, layout) {
+function chart(title, traces, layout, className) {
   const t = theme();
-  const node = el("div", { class: "chart", role: "img", "aria-label": title });
+  const node = el("div", { class: className || "chart", role: "img", "aria-label": title });
   const base = {
     title: { text: title, font: { size: 13 } }, margin: { l: 50, r: 15, t: 36, b: 40 },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: t.text, size: 11 },
@@ -111,16 +111,23 @@ function chart(title, traces, layout) {
   });
   return node;
 }
+const FAILURE_COLORS = ["#c81e1e", "#dd6b20", "#b7791f", "#9b2c2c", "#d53f8c", "#805ad5", "#718096"];
+
 function sparkline(values) {
-  const w = 90, h = 22, max = Math.max(0.0001, ...values.filter((v) => v !== null));
+  // One bar per bucket on a fixed 0-100% scale (rows compare), a bucket without runs left empty.
+  const w = 96, h = 22, step = w / Math.max(values.length, 1), t = theme();
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("class", "spark");
-  const step = values.length > 1 ? w / (values.length - 1) : w;
-  let d = "";
-  values.forEach((v, i) => { if (v !== null) d += `${d ? "L" : "M"}${(i * step).toFixed(1)},${(h - 2 - (v / max) * (h - 4)).toFixed(1)}`; });
-  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  path.setAttribute("d", d); path.setAttribute("fill", "none"); path.setAttribute("stroke", theme().bad); path.setAttribute("stroke-width", "1.5");
-  svg.append(path);
+  svg.setAttribute("aria-label", "failure rate per bucket");
+  values.forEach((v, i) => {
+    if (v === null) return;
+    const bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const height = Math.max(1, v * (h - 2));
+    bar.setAttribute("x", (i * step).toFixed(1)); bar.setAttribute("width", Math.max(1, step - 1).toFixed(1));
+    bar.setAttribute("y", (h - height).toFixed(1)); bar.setAttribute("height", height.toFixed(1));
+    bar.setAttribute("fill", v > 0 ? t.bad : t.line);
+    svg.append(bar);
+  });
   return svg;
 }
 
@@ -131,6 +138,11 @@ async function api(path) {
   if (!response.ok) throw new Error(doc.error || `${response.status}`);
   return doc;
 }
+function crossPill(loud, flag) {
+  if (loud) return el("span", { class: "pill bad", text: "fails for others only", title: "the owner's runs all succeeded while other users' failed" });
+  return flag ? el("span", { class: "pill", text: "others failing too", title: "users other than the owner saw failures (the owner did too)" }) : "";
+}
+
 function card(title, value, delta, worse) {
   return el("div", { class: "card" }, el("div", { class: "label", text: title }), el("div", { class: "value", text: value }),
     delta ? el("div", { class: `delta ${worse === null ? "" : worse ? "worse" : "better"}`, text: delta }) : null);
@@ -150,10 +162,10 @@ async function overview() {
   parts.push(el("div", { class: "cards" },
     card("runs", num(d.runs.now), runsDelta, null),
     card("success rate", pct(d.success_rate.now), rateDelta, rateWorse),
-    card("failed runs", num(d.failures.now), `previous period: ${num(d.failures.previous)}`, d.failures.now > d.failures.previous),
+    card("failed runs", num(d.failures.now), `${num(d.degraded.now)} more degraded · ${d.runs.previous ? `previous period: ${num(d.failures.previous)}` : "previous: no runs"}`, d.runs.previous ? d.failures.now > d.failures.previous : null),
     card("agents failing", num(d.failing_agents.length), null, null),
     card("open alerts", num(d.open_alerts.length), `${num(d.incidents)} fired in the window`, d.open_alerts.length > 0 ? true : null),
-    card("cross-user flags", num(d.cross_user.length), "fails for others, not the owner", d.cross_user.length > 0 ? true : null)));
+    card("fails for others only", num(d.cross_user.filter((c) => c.loud).length), "works for the owner, fails for others", d.cross_user.some((c) => c.loud) ? true : null)));
   parts.push(el("div", { class: "panel" }, el("h2", { text: "Agents failing now (by failure rate × affected users)" }),
     d.failing_agents.length ? table([
       { title: "agent", value: (a) => agentLink(a.tenant, a.agent, a.agent_name) },
@@ -162,7 +174,7 @@ async function overview() {
       { title: "failed / runs", value: (a) => `${num(a.failures)} / ${num(a.runs)}`, numeric: true },
       { title: "affected users", value: (a) => num(a.affected_users), numeric: true },
       { title: "top failure type", value: (a) => a.top_failure_type || "–" },
-      { title: "cross-user", value: (a) => a.cross_user ? el("span", { class: "pill bad", text: "fails for others" }) : "" },
+      { title: "cross-user", value: (a) => crossPill(a.cross_user_loud, a.cross_user) },
     ], d.failing_agents, { class: "failing-agents" }) : el("p", { class: "muted", text: "No agent has failed runs in this window." })));
   const t = theme();
   parts.push(el("div", { class: "grid2" },
@@ -176,7 +188,8 @@ async function overview() {
       ], d.open_alerts) : el("p", { class: "muted", text: "No alert is firing." }))));
   parts.push(el("div", { class: "grid2" },
     el("div", { class: "panel" }, el("h2", { text: "Works for the owner, fails for others" }),
-      d.cross_user.length ? el("ul", {}, d.cross_user.map((c) => el("li", {}, agentLink(c.tenant, c.agent, c.agent_name), ": ", c.message))) : el("p", { class: "muted", text: "No agent fails only for users other than its owner." })),
+      d.cross_user.some((c) => c.loud) ? el("ul", {}, d.cross_user.filter((c) => c.loud).map((c) => el("li", {}, agentLink(c.tenant, c.agent, c.agent_name), `: ${c.others} other user(s) had failures; all ${c.owner_runs} of the owner's (${c.owner}) runs succeeded`))) : el("p", { class: "muted", text: "No agent fails only for users other than its owner." }),
+      d.cross_user.some((c) => !c.loud) ? el("p", { class: "muted" }, "Others failing too (the owner also failed): ", d.cross_user.filter((c) => !c.loud).map((c, i) => [i ? ", " : "", agentLink(c.tenant, c.agent, c.agent_name)])) : null),
     el("div", { class: "panel" }, el("h2", { text: "Eval regressions and canary drops" }),
       d.regressions.length ? table([
         { title: "when", value: (e) => when(e.time) },
@@ -201,8 +214,8 @@ async function agents() {
     { title: "affected users", value: (a) => num(a.affected_users.count), sort: (a) => a.affected_users.count, numeric: true },
     { title: "last failure", value: (a) => when(a.last_failure_at), sort: (a) => a.last_failure_at },
     { title: "owner", value: (a) => a.owner || "–", sort: (a) => a.owner },
-    { title: "cross-user", value: (a) => a.cross_user.flag ? el("span", { class: a.cross_user.loud ? "pill bad" : "pill", text: a.cross_user.loud ? "fails for others only" : "others failing" }) : "", sort: (a) => a.cross_user.flag ? 1 : 0 },
-  ], d.agents, { class: "agents" });
+    { title: "cross-user", value: (a) => crossPill(a.cross_user.loud, a.cross_user.flag), sort: (a) => (a.cross_user.loud ? 2 : a.cross_user.flag ? 1 : 0) },
+  ], d.agents.slice().sort((x, y) => y.failure_rate * Math.max(y.affected_users.count, 1) - x.failure_rate * Math.max(x.affected_users.count, 1)), { class: "agents" });
   const search = el("input", { type: "search", class: "search", placeholder: "Search agents, owners, tenants", "aria-label": "search agents" });
   const failingOnly = el("input", { type: "checkbox", id: "failing-only" });
   const apply = () => {
@@ -223,10 +236,11 @@ async function agentPage() {
   const parts = [];
   if (!a) { parts.push(el("h1", { text: agent }), empty("No production runs of this agent in this window; its eval runs are below.")); parts.push(evalSection(d.evals)); return parts; }
   parts.push(el("h1", {}, label(a.agent, a.agent_name), el("span", { class: "muted", text: ` · tenant ${a.tenant} · owner ${a.owner || "unknown"}` })));
-  if (a.cross_user.flag) parts.push(el("div", { class: a.cross_user.loud ? "loud" : "panel", id: "cross-user", text: (a.cross_user.loud ? "Works for the owner, fails for others: " : "") + a.cross_user.message }));
+  if (a.cross_user.loud) parts.push(el("div", { class: "loud", id: "cross-user", text: `Works for the owner, fails for others: ${a.cross_user.other_users_failing} other user(s) had ${a.cross_user.other_user_failures} failed run(s) while all ${a.cross_user.owner_runs} of the owner's runs succeeded.` }));
+  else if (a.cross_user.flag) parts.push(el("div", { class: "panel", id: "cross-user", text: `Other users are failing too: ${a.cross_user.other_users_failing} user(s) besides the owner had ${a.cross_user.other_user_failures} failed run(s); the owner had ${a.cross_user.owner_failures} of ${a.cross_user.owner_runs}.` }));
   parts.push(el("div", { class: "cards" },
     card("runs", num(a.runs)), card("failure rate", pct(a.failure_rate)), card("degraded", num(a.degraded)),
-    card("p50 / p90 / p99", `${ms(a.latency_ms.p50)} / ${ms(a.latency_ms.p90)} / ${ms(a.latency_ms.p99)}`),
+    card("latency p50 / p90 / p99 (s)", [a.latency_ms.p50, a.latency_ms.p90, a.latency_ms.p99].map((v) => (v / 1000).toFixed(1)).join(" / ")),
     card("affected users", num(a.affected_users.count))));
   const t = theme();
   const x = a.buckets.map((b) => b.start);
@@ -234,7 +248,7 @@ async function agentPage() {
   parts.push(el("div", { class: "grid2" },
     el("div", { class: "panel" }, chart("failure rate per bucket", [{ x, y: a.buckets.map((b) => b.failure_rate === null ? null : 100 * b.failure_rate), type: "bar", marker: { color: t.bad }, name: "failure rate %" }], { yaxis: { range: [0, 100], title: { text: "%" }, gridcolor: t.line } })),
     el("div", { class: "panel" }, chart("run latency (ms)", ["p50_ms", "p90_ms", "p99_ms"].map((k, i) => ({ x, y: a.buckets.map((b) => b[k]), type: "scatter", mode: "lines+markers", name: k.replace("_ms", ""), line: { color: [t.accent, t.warn, t.bad][i] } })))),
-    el("div", { class: "panel" }, chart("failed and degraded runs by failure type", Object.entries(types.series).map(([name, values]) => ({ x: types.starts, y: values, type: "bar", name })), { barmode: "stack" }))));
+    el("div", { class: "panel" }, chart("failed and degraded runs by failure type", Object.entries(types.series).map(([name, values], i) => ({ x: types.starts, y: values, type: "bar", name, marker: { color: FAILURE_COLORS[i % FAILURE_COLORS.length] } })), { barmode: "stack" }))));
   parts.push(el("div", { class: "grid2" },
     el("div", { class: "panel" }, el("h2", { text: "Users" }), table([
       { title: "user", value: (u) => u.is_owner ? el("span", {}, u.user_id || "(unknown)", " ", el("span", { class: "pill ok", text: "owner" })) : (u.user_id || "(unknown)") },
@@ -300,7 +314,7 @@ async function tracePage() {
   const rows = d.spans.map((s) => {
     const bad = s.status === "error" || s.failure_type;
     const row = el("div", { class: `row${s.span_id === failing ? " failing" : ""}`, "data-span": s.span_id, tabindex: 0 },
-      el("div", { class: "name", style: `padding-left:${s.depth * 16}px`, title: s.name }, s.name, s.failure_type ? el("span", { class: "pill bad", text: s.failure_type }) : ""),
+      el("div", { class: "name", style: `padding-left:${s.depth * 16}px`, title: s.name }, s.name, s.tool_name || s.model ? el("span", { class: "muted", text: ` ${s.tool_name || s.model}` }) : "", s.failure_type ? el("span", { class: "pill bad", text: s.failure_type }) : ""),
       el("div", { class: "track" }, el("div", { class: `bar${bad ? " error" : ""}`, style: `left:${(100 * s.offset_ms / total).toFixed(3)}%;width:${(100 * s.duration_ms / total).toFixed(3)}%` })),
       el("div", { class: "n", text: ms(s.duration_ms) }));
     const show = () => { document.querySelectorAll(".wf .row.selected").forEach((r) => r.classList.remove("selected")); row.classList.add("selected"); detail.replaceChildren(...nodes(spanDetail(s, d.scores))); };
@@ -342,16 +356,16 @@ async function operations() {
   const agentsList = [...new Set(d.heatmap.map((h) => h.agent))], steps = [...new Set(d.heatmap.map((h) => h.step))];
   const z = agentsList.map((a) => steps.map((s) => (d.heatmap.find((h) => h.agent === a && h.step === s) || { failed: null }).failed));
   parts.push(el("div", { class: "grid2" },
-    el("div", { class: "panel" }, d.heatmap.length ? chart("failing spans: agent × step", [{ type: "heatmap", x: steps, y: agentsList, z, colorscale: "Reds" }], { margin: { l: 110, r: 15, t: 36, b: 90 } }) : el("p", { class: "muted", text: "No failing span in this window." })),
+    el("div", { class: "panel" }, d.heatmap.length ? chart("failing spans: agent × step", [{ type: "heatmap", x: steps, y: agentsList, z, colorscale: [[0, "#fcd9d9"], [1, "#b91c1c"]], hoverongaps: false }], { margin: { l: 20, r: 15, t: 36, b: 90 }, yaxis: { automargin: true }, xaxis: { automargin: true } }) : el("p", { class: "muted", text: "No failing span in this window." })),
     el("div", { class: "panel" }, el("h2", { text: "Error taxonomy" }), d.taxonomy.length ? table([
       { title: "failure type", value: (r) => r.failure_type }, { title: "runs", value: (r) => num(r.runs), numeric: true },
-      { title: "agents", value: (r) => el("span", {}, r.agent_list.map((a) => [agentLink(Q.get("tenant"), a, null), " "])) },
+      { title: "agents", value: (r) => el("span", {}, r.agent_list.map((a, i) => [i ? ", " : "", agentLink(a.tenant, a.agent, a.name)])) },
       { title: "examples", value: (r) => el("span", {}, r.example_trace_ids.map((id) => [traceLink(id), " "])) },
     ], d.taxonomy, { class: "taxonomy" }) : el("p", { class: "muted", text: "No failed or degraded run." }))));
   const kinds = ["model", "tool", "provider"];
   parts.push(el("div", { class: "grid2" }, kinds.map((k) => {
     const groups = d.latency.filter((l) => l.kind === k);
-    return el("div", { class: "panel" }, groups.length ? chart(`span latency by ${k} (ms)`, groups.map((g) => ({ x: g.histogram.map((b) => b.ms), y: g.histogram.map((b) => b.spans), type: "bar", name: g.key, opacity: 0.7 })), { barmode: "overlay", xaxis: { title: { text: "ms" }, gridcolor: t.line } }) : el("p", { class: "muted", text: `No ${k} spans.` }));
+    return el("div", { class: "panel" }, groups.length ? chart(`span duration by ${k} (ms, log scale)`, groups.map((g) => ({ x: g.histogram.map((b) => Math.max(b.ms, 50)), y: g.histogram.map((b) => b.spans), type: "scatter", mode: "lines", line: { shape: "hvh", width: 1.5 }, name: `${g.key} (p50 ${ms(g.p50_ms)}, p99 ${ms(g.p99_ms)})` })), { legend: { orientation: "h", y: -0.15 }, margin: { l: 50, r: 15, t: 36, b: 30 }, xaxis: { type: "log", gridcolor: t.line }, yaxis: { gridcolor: t.line, title: { text: "spans" }, rangemode: "tozero" } }, "chart tall") : el("p", { class: "muted", text: `No ${k} spans.` }));
   })));
   parts.push(el("div", { class: "panel" }, el("h2", { text: `Retry storms (≥ ${d.storm_threshold_per_minute} failures of one tool or model in a minute)` }), d.retry_storms.length ? table([
     { title: "minute", value: (s) => when(s.minute) }, { title: "tool or model", value: (s) => s.target },
@@ -429,7 +443,10 @@ async function controls() {
     e.preventDefault();
     if (from.value) go({ since: null, from: new Date(from.value).toISOString(), to: to.value ? new Date(to.value).toISOString() : null });
   });
-  document.getElementById("api-link").textContent = `/api/v1/${PAGE === "agent" ? "agents/…" : PAGE === "trace" ? "traces/…" : PAGE}${location.search}`;
+  const apiPath = PAGE === "agent" ? `/api/v1/agents/${encodeURIComponent(document.body.dataset.agent)}${location.search}`
+    : PAGE === "trace" ? `/api/v1/traces/${encodeURIComponent(document.body.dataset.trace_id)}` : `/api/v1/${PAGE}${location.search}`;
+  const link = document.getElementById("api-link");
+  link.replaceChildren(el("a", { href: apiPath, text: apiPath }));
   try {
     const d = await api("/api/v1/tenants");
     for (const t of d.tenants) tenant.append(el("option", { value: t, text: t }));
