@@ -113,7 +113,8 @@ class Alerting:
     def message(self, transition: Transition, now: datetime) -> Message:
         f = transition.finding
         url = agent_url(self.config.public_url, f.tenant, f.agent) if f.agent != "*" else None
-        return Message(transition.state, f, now, transition.fired_at, url, transition.now_text)
+        return Message(transition.state, f, now, transition.fired_at, url, transition.now_text,
+                       self.config.public_url)  # fmt: skip
 
     def send(self, message: Message, targets: tuple[str, ...]) -> list[Delivery]:
         deliveries = []

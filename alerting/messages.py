@@ -25,12 +25,20 @@ class Message:
     """The agent's page, when ``alerts.public_url`` is set."""
     now_text: str | None = None
     """For ``resolved``: what the rule measures now (``failure rate 8% ≤ 20% in the last 15m``)."""
+    public_url: str | None = None
+    """``alerts.public_url``: example traces link to their page there (``/traces/{trace_id}``)."""
 
 
 def agent_url(public_url: str | None, tenant: str, agent: str) -> str | None:
     if not public_url:
         return None
     return f"{public_url.rstrip('/')}/agents/{quote(agent, safe='')}?tenant={quote(tenant, safe='')}"
+
+
+def trace_url(public_url: str | None, trace_id: str) -> str | None:
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/traces/{quote(trace_id, safe='')}"
 
 
 def headline(message: Message) -> str:
@@ -59,7 +67,8 @@ def lines(message: Message) -> list[str]:
     if f.top_failure_types:
         out.append("*Top failure types:* " + ", ".join(f"{t} x{n}" for t, n in f.top_failure_types))
     if f.example_trace_ids:
-        out.append("*Example traces:* " + ", ".join(f"`{t}`" for t in f.example_trace_ids))
+        links = [(t, trace_url(message.public_url, t)) for t in f.example_trace_ids]
+        out.append("*Example traces:* " + ", ".join(f"<{u}|{t}>" if u else f"`{t}`" for t, u in links))
     if message.state in ("repeat", "resolved"):
         out.append(f"*Since:* {message.fired_at.isoformat(timespec='seconds')}")
     if message.url:
@@ -104,6 +113,7 @@ def webhook_payload(message: Message) -> dict[str, Any]:
         "threshold": f.threshold, "summary": f.summary, "runs": f.runs, "affected_users": f.affected_users,
         "top_failure_types": [{"failure_type": t, "count": n} for t, n in f.top_failure_types],
         "example_trace_ids": list(f.example_trace_ids), "url": message.url,
+        "trace_urls": [u for t in f.example_trace_ids if (u := trace_url(message.public_url, t))],
         "time": message.time.isoformat(), "fired_at": message.fired_at.isoformat(),
     }  # fmt: skip
     if message.state == "resolved" and message.now_text:

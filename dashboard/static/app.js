@@ -280,12 +280,23 @@ async function agentPage() {
   return parts;
 }
 
+function vsBaseline(run, base) {
+  // Per dimension, the change of the mean from the pinned baseline run (points of 10).
+  if (!base) return "no baseline in range";
+  if (run.run_id === base.run_id) return el("span", { class: "pill ok", text: "baseline" });
+  const parts = Object.entries(run.dimension_scores).filter(([k]) => k in base.dimension_scores)
+    .map(([k, v]) => `${k} ${v - base.dimension_scores[k] >= 0 ? "+" : ""}${(v - base.dimension_scores[k]).toFixed(1)}`);
+  return parts.join(", ") || "–";
+}
+
 function evalSection(evals) {
   const runs = evals.runs;
   const pinned = Object.entries(evals.baselines).map(([k, v]) => `${k}: ${v.run_id}`).join(" · ");
   const section = el("div", { class: "panel" }, el("h2", { text: "Eval runs" }), pinned ? el("p", { class: "muted", text: `pinned ${pinned}` }) : null);
   if (!runs.length) { section.append(el("p", { class: "muted", text: "No eval run in this window (agentwatch eval run, or a synthetic receiver)." })); return section; }
   const flagged = new Set(evals.events.map((e) => e.run_id));
+  const pin = evals.baselines.baseline;
+  const base = pin ? runs.find((r) => r.run_id === pin.run_id) : null;
   const dims = [...new Set(runs.flatMap((r) => Object.keys(r.dimension_scores)))].sort();
   section.append(chart("scores per dimension", dims.map((dim) => ({ x: runs.map((r) => r.started_at), y: runs.map((r) => r.dimension_scores[dim] ?? null), type: "scatter", mode: "lines+markers", name: dim }))));
   section.append(table([
@@ -293,6 +304,7 @@ function evalSection(evals) {
     { title: "dataset", value: (r) => r.dataset }, { title: "started", value: (r) => when(r.started_at) },
     { title: "cases", value: (r) => num(r.cases), numeric: true },
     { title: "overall", value: (r) => r.overall_score === null ? "–" : Number(r.overall_score).toFixed(2), numeric: true },
+    { title: "vs baseline", value: (r) => vsBaseline(r, base) },
     { title: "", value: (r) => flagged.has(r.run_id) ? el("span", { class: "pill bad", text: r.kind === "canary" ? "canary drop" : "regression" }) : "" },
   ], runs, { class: "eval-runs" }));
   return section;

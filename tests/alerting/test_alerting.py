@@ -100,7 +100,8 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
                 "*Runs:* 8",
                 "*Affected users:* 3",
                 "*Top failure types:* timeout x3, rate_limit x1",
-                f"*Example traces:* `{trace_hex(6)}`, `{trace_hex(5)}`, `{trace_hex(4)}`",
+                "*Example traces:* "  # each links to its trace page under alerts.public_url
+                + ", ".join(f"<https://aw.acme.com/traces/{trace_hex(n)}|{trace_hex(n)}>" for n in (6, 5, 4)),
                 "<https://aw.acme.com/agents/expense-bot?tenant=default|Open expense-bot in agentwatch>",
             ])}},
         ],
@@ -127,6 +128,7 @@ def test_fire_hold_repeat_resolve(data: Path) -> None:
         "top_failure_types": [{"failure_type": "timeout", "count": 3}, {"failure_type": "rate_limit", "count": 1}],
         "example_trace_ids": [trace_hex(6), trace_hex(5), trace_hex(4)],
         "url": "https://aw.acme.com/agents/expense-bot?tenant=default",
+        "trace_urls": [f"https://aw.acme.com/traces/{trace_hex(n)}" for n in (6, 5, 4)],
         "time": "2025-11-22T12:00:00+00:00", "fired_at": "2025-11-22T12:00:00+00:00",
     }  # fmt: skip
     assert (
