@@ -135,7 +135,11 @@ def run(
 def _compared(recorded: RecordedRun) -> str:
     kind, regression = recorded.baseline_kind, recorded.regression
     if regression is None:
-        return f"no {kind} pinned: pin one with agentwatch eval baseline pin RUN_ID"
+        canary = " --canary" if kind == "canary" else ""
+        return (
+            f"no {kind} pinned: pin this run with agentwatch eval baseline pin {recorded.run.run_id}{canary}"
+            f" (or --agent {recorded.run.agent}{canary} for the agent's latest run)"
+        )
     if regression.regression:
         dimensions = ", ".join(regression.regressed_dimensions)
         return f"REGRESSION against the {kind} {regression.baseline_run}: {dimensions}"

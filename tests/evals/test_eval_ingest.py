@@ -79,7 +79,11 @@ def test_cli_run_goes_through_the_write_ahead_log(tmp_path: Path, monkeypatch: p
     assert lines[-2] == f"spans: {CASES} of {CASES} stored through the write-ahead log {data / 'wal'} " + (
         "(deduplicated; no server is running on it)"
     )
-    assert lines[-1] == "no baseline pinned: pin one with agentwatch eval baseline pin RUN_ID"
+    run_id = re.findall(r"\d{8}T\d{6}Z-[0-9a-f]{8}", result.output)[0]
+    assert lines[-1] == (
+        f"no baseline pinned: pin this run with agentwatch eval baseline pin {run_id}"
+        " (or --agent expense-bot for the agent's latest run)"
+    )
     # Every eval span was logged (as the OTLP receiver's, for the default config's pipeline)...
     assert sum(spans for _, _, spans in logged) == CASES
     assert {(receiver, tenant) for receiver, tenant, _ in logged} == {("otlp", "default")}
