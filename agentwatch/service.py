@@ -231,4 +231,5 @@ def dashboard_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         note = (f"No read tokens: anyone who can reach {config.api.endpoint} reads every tenant's data "
                 "(api.endpoint binds to loopback by default; configure receivers.otlp.auth and "
                 "api.auth.tokens before exposing it).")  # fmt: skip
-    return routes(Dashboard(Reader(Path(config.storage.data_dir), config.agents), access, note))
+    reader = Reader(Path(config.storage.data_dir), config.agents, config.api.query_memory_mib)
+    return routes(Dashboard(reader, access, note))

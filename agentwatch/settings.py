@@ -96,9 +96,14 @@ class ApiConfig:
     auth: ApiAuthConfig = field(default_factory=ApiAuthConfig)
     """Read tokens for the dashboard and the API (``dashboard.access``): needed, and only then,
     when the OTLP receivers have ingest tokens."""
+    query_memory_mib: int = 512
+    """DuckDB's memory per dashboard view (past it, it spills to disk or answers 503); two views
+    run at once, so the dashboard holds at most twice this in the server process."""
 
     def validate(self) -> list[str]:
         problems = [f"auth.{p}" for p in self.auth.validate()]
+        if self.query_memory_mib < 64:
+            problems.append("query_memory_mib: must be at least 64")
         try:
             parse_endpoint(self.endpoint)
         except ValueError as exc:

@@ -4,6 +4,7 @@ the installed ``plotly`` package, and the login page when read tokens are config
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import duckdb
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +29,8 @@ from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import TraceNotFound, trace_view
 from dashboard.window import RANGES, BadRequest, Window, window_of
+
+log = logging.getLogger("agentwatch.dashboard")
 
 PAGES = {
     "overview": ("/", "Overview"),
@@ -47,6 +51,14 @@ def json_response(doc: Any, status: int = 200) -> Response:
 
 def _error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
+
+
+def _query_failed(exc: duckdb.Error) -> Response:
+    """A query that could not finish (out of its memory limit, a file gone mid-read): said in
+    one line, logged, and the server goes on."""
+    log.warning("dashboard query failed: %s", exc)
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _error(503, f"the query could not finish ({first}); try a shorter range")
 
 
 class Dashboard:
@@ -97,6 +109,8 @@ class Dashboard:
                 return _error(400, str(exc))
             except (NotFound, TraceNotFound):
                 return _error(404, f"no such {name.split('/')[0].rstrip('s')} in this window and tenant")
+            except duckdb.Error as exc:
+                return _query_failed(exc)
             return json_response(doc)
 
         return endpoint
@@ -167,7 +181,10 @@ class Dashboard:
         except NotFound:
             return _error(404, "no such agent in this window and tenant")
         agent = request.path_params["agent"]
-        data = await run_in_threadpool(self._cases, window, agent, request.query_params.get("cluster"))
+        try:
+            data = await run_in_threadpool(self._cases, window, agent, request.query_params.get("cluster"))
+        except duckdb.Error as exc:
+            return _query_failed(exc)
         name = re.sub(r"[^A-Za-z0-9._-]", "_", agent)
         return Response(
             data,
@@ -254,6 +271,8 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
             )
         except TraceNotFound:
             return _error(404, "no such trace")
+        except duckdb.Error as exc:
+            return _query_failed(exc)
         return json_response(doc)
 
     out += [

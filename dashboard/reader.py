@@ -29,9 +29,16 @@ class Reader:
     until a file is added to or removed from the data directory (a flush, a compaction, an
     alert or eval row)."""
 
-    def __init__(self, data_dir: Path, agents: tuple[AgentConfig, ...] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, agents: tuple[AgentConfig, ...] = (), memory_mib: int = 512, concurrent: int = 2
+    ) -> None:
+        """``memory_mib``: DuckDB's memory limit per view (it spills to ``<data_dir>/.dashboard-tmp``
+        past it); ``concurrent``: views computed at once (others wait), so the dashboard holds at
+        most ``memory_mib * concurrent`` in the server process whatever the window asked."""
         self.data_dir = Path(data_dir)
         self.agents = agents
+        self.memory_mib = memory_mib
+        self._slots = threading.BoundedSemaphore(concurrent)
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -39,11 +46,14 @@ class Reader:
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         from storage.catalog import connect
 
-        con = connect(self.data_dir)
-        try:
-            yield con
-        finally:
-            con.close()
+        with self._slots:
+            con = connect(self.data_dir)
+            try:
+                con.execute(f"SET memory_limit = '{int(self.memory_mib)}MB'")
+                con.execute("SET temp_directory = ?", [str(self.data_dir / ".dashboard-tmp")])
+                yield con
+            finally:
+                con.close()
 
     def runs(
         self,

@@ -234,3 +234,14 @@ def test_ingest_tokens_without_read_tokens_lock_everything(data_dir: Path) -> No
             "ingest tokens are configured (receivers.otlp.auth) but no read token"
         )
         assert "no read token" in c.get("/login").text
+
+
+def test_a_query_over_its_memory_limit_is_one_line_and_the_server_goes_on(data_dir: Path) -> None:
+    tiny = Reader(data_dir, memory_mib=1)
+    with TestClient(Starlette(routes=routes(Dashboard(tiny, Access([], required=False), None)))) as c:
+        answer = c.get(f"/api/v1/operations?{WINDOW}")
+        assert answer.status_code == 503
+        assert answer.json()["error"].startswith("the query could not finish (Out of Memory Error")
+        assert answer.json()["error"].endswith("try a shorter range")
+        tiny.memory_mib = 512
+        assert c.get(f"/api/v1/operations?{WINDOW}").status_code == 200
