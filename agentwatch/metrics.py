@@ -26,6 +26,7 @@ COMPONENT_COUNTERS = {
     "attribute_keys_truncated": "Attribute keys cut to normalize's max_attribute_key_length.",
     "array_values_dropped": "Array elements dropped past normalize's max_array_length.",
     "span_events_dropped": "Span events dropped past normalize's max_events_per_span.",
+    "cost_unknown_model_spans": "LLM spans with tokens whose model has no known price (cost_source unknown).",
 }
 """Counters the pipeline components report (``component.Counted``), exported as
 ``agentwatch_<name>_total`` whether or not anything happened yet."""

@@ -10,7 +10,11 @@ RECEIVERS = {
     "synthetic": "receiver.synthetic.receiver",
     "memory": "receiver.memory",
 }
-PROCESSORS = {"normalize": "processors.normalize.factory", "classify": "processors.classify.factory"}
+PROCESSORS = {
+    "normalize": "processors.normalize.factory",
+    "classify": "processors.classify.factory",
+    "cost": "processors.cost.factory",
+}
 EXPORTERS = {"parquet": "exporters.parquet", "memory": "exporters.memory"}
 
 SECTIONS: dict[str, dict[str, str]] = {

@@ -65,6 +65,7 @@ SPAN_SCHEMA = pa.schema(
         pa.field("cached_tokens", pa.int64()),
         pa.field("total_tokens", pa.int64()),
         pa.field("cost_usd", pa.float64()),
+        pa.field("cost_source", pa.string()),  # reported | computed | unknown (processors/cost)
         pa.field("tool_name", pa.string()),
         pa.field("error_type", pa.string()),
         pa.field("error_message", pa.string()),

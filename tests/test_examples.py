@@ -22,7 +22,8 @@ def test_the_example_config_is_valid_and_complete() -> None:
     assert [r.name for r in config.alerts.rules] == ["failing-agents", "works-for-the-owner-only", "slow"]
     assert config.alerts.notifiers["local-hook"].webhook_url == "http://127.0.0.1:9999/agentwatch"
     assert config.evals.production.sample_rate == 0.05
-    assert list(config.pipelines["traces"].processors) == ["normalize", "classify"]
+    assert list(config.pipelines["traces"].processors) == ["normalize", "classify", "cost"]
+    assert config.processors["cost"].config.tenant_multipliers == {"globex": 1.1}
 
 
 def test_the_example_dataset_is_seers_csv_and_the_sample_agent_answers_it(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS, as_str
 from processors.normalize import derive, error_text
@@ -220,6 +221,8 @@ class Rules:
         valid &= ~self._non_leaf(llm)[:, None]
         out = {name: ints(values[:, k], valid[:, k]) for k, name in enumerate(_TOKEN_COLUMNS)}
         out["cost_usd"] = floats(cost, valid[:, 4])
+        # A cost the span carries is the reported one; the cost processor prices the others.
+        out["cost_source"] = pc.if_else(pa.array(valid[:, 4]), "reported", pa.scalar(None, pa.string()))
         return out
 
     def _output_usage(self, rows: np.ndarray, values: np.ndarray, valid: np.ndarray) -> None:

@@ -100,7 +100,7 @@ def test_validate(tmp_path: Path) -> None:
     ok = agentwatch("validate", str(good))
     assert (ok.returncode, ok.stdout) == (
         0,
-        f"{good}: valid (1 receivers, 2 processors, 1 exporters; pipelines: traces)\n",
+        f"{good}: valid (1 receivers, 3 processors, 1 exporters; pipelines: traces)\n",
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text("receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: localhost:http\n")

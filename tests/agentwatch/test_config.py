@@ -25,7 +25,7 @@ def test_builtin_default_is_the_one_top_level_collector_config() -> None:
     assert list(config.receivers) == ["otlp"]
     assert config.receivers["otlp"].config.protocols.grpc.endpoint == "127.0.0.1:4317"
     assert config.receivers["otlp"].config.protocols.http.endpoint == "127.0.0.1:4318"
-    assert config.pipelines["traces"].processors == ("normalize", "classify")
+    assert config.pipelines["traces"].processors == ("normalize", "classify", "cost")
     assert config.pipelines["traces"].exporters == ("parquet",)
     assert config.storage.data_dir == "./agentwatch-data"
     assert config.storage.flush_interval == 1.0
@@ -219,7 +219,7 @@ service:
     traces: {receivers: [otlp], processors: [normalize, classify], exporters: [memory]}
 """
     config = parse_config(text, "cfg.yaml", {})
-    assert list(config.processors) == ["normalize", "classify"]
+    assert list(config.processors) == ["normalize", "classify", "cost"]  # the default's others stay defined
     assert config.processors["normalize"].config.attributes == {"user_id": ["glean.user.email"]}
     assert config.processors["classify"].config.loop_threshold == 3  # the default's classify
     assert _stored_failure_types(text, tmp_path) == (
@@ -228,14 +228,14 @@ service:
     )
     # Without a pipeline of its own, the file gets the default pipeline, classify included.
     only_processors = parse_config(text.split("exporters:")[0], "cfg.yaml", {})
-    assert only_processors.pipelines["traces"].processors == ("normalize", "classify")
+    assert only_processors.pipelines["traces"].processors == ("normalize", "classify", "cost")
 
 
 def test_a_component_of_the_file_replaces_the_default_of_its_id() -> None:
     config = parse_config("processors:\n  classify:\n    loop_threshold: 5\n", "cfg.yaml", {})
     assert config.processors["classify"].config.loop_threshold == 5
     assert config.processors["normalize"].config.max_text_length == 8192  # still the default's
-    assert config.pipelines["traces"].processors == ("normalize", "classify")
+    assert config.pipelines["traces"].processors == ("normalize", "classify", "cost")
 
 
 def test_a_pipeline_that_leaves_classify_out_removes_it(tmp_path: Path) -> None:
