@@ -37,10 +37,12 @@ def agents_view(reader: Reader, window: Window) -> dict[str, Any]:
 def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
     with reader.connection() as con:
         # Both periods' runs loaded once; the report and the trend read this window's.
-        both = reader.runs(con, Window(window.previous().since, window.until, window.tenant, window.label))
+        both_periods = Window(window.previous().since, window.until, window.tenant, window.label)
+        both = reader.runs(con, both_periods, extra=("cost_usd",))
         runs_now = both.within(window.since, window.until)
         report = build_report(runs_now, reader.agents)
         previous = _totals(both.within(window.previous().since, window.since))
+        now = _totals(runs_now)
         latency = _p95_trend(runs_now, window)
         alerts = _open_alerts(con, window)
         events = _eval_events(con, window)
@@ -58,6 +60,7 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
         "success_rate": {"now": succeeded / runs if runs else None, "previous": previous["success_rate"]},
         "failures": {"now": failures, "previous": previous["failures"]},
         "degraded": {"now": sum(a.degraded for a in report.agents), "previous": previous["degraded"]},
+        "spend_usd": {"now": now["spend_usd"], "previous": previous["spend_usd"]},
         "failing_agents": [
             {
                 "tenant": a.tenant,
@@ -97,15 +100,15 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
 
 
 def _totals(runs: RunSet) -> dict[str, Any]:
-    ((total, failed, succeeded),) = runs.query(
-        f"""SELECT count(*), count(*) FILTER (WHERE {FAILED_SQL}), count(*) FILTER (WHERE {SUCCEEDED_SQL})
-            FROM runs"""
+    ((total, failed, succeeded, spend),) = runs.query(
+        f"""SELECT count(*), count(*) FILTER (WHERE {FAILED_SQL}), count(*) FILTER (WHERE {SUCCEEDED_SQL}),
+                   sum(cost_usd) FROM runs"""
     )
-    degraded = total - failed - succeeded
     return {
         "runs": total,
         "failures": failed,
-        "degraded": degraded,
+        "degraded": total - failed - succeeded,
+        "spend_usd": spend,
         "success_rate": succeeded / total if total else None,
     }
 

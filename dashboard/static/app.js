@@ -23,6 +23,7 @@ function el(tag, attrs, ...children) {
   }
   return node;
 }
+const usd = (v) => (v === null || v === undefined ? "–" : `$${Number(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`);
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
 const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
 const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
@@ -157,12 +158,13 @@ async function overview() {
   const d = await api(`/api/v1/overview${location.search}`);
   const parts = [el("h1", { text: "Overview" })];
   if (!d.runs.now) { parts.push(noData()); return parts; }
-  const [runsDelta] = change(d.runs.now, d.runs.previous, num, false);
+  const runsDelta = d.runs.previous ? `previous period: ${num(d.runs.previous)}` : "previous: no runs";
   const [rateDelta, rateWorse] = change(d.success_rate.now, d.success_rate.previous, pct, false);
   parts.push(el("div", { class: "cards" },
     card("runs", num(d.runs.now), runsDelta, null),
     card("success rate", pct(d.success_rate.now), rateDelta, rateWorse),
     card("failed runs", num(d.failures.now), `${num(d.degraded.now)} more degraded · ${d.runs.previous ? `previous period: ${num(d.failures.previous)}` : "previous: no runs"}`, d.runs.previous ? d.failures.now > d.failures.previous : null),
+    card("spend", usd(d.spend_usd.now), d.runs.previous ? `previous period: ${usd(d.spend_usd.previous)}` : "previous: no runs", null),
     card("agents failing", num(d.failing_agents.length), null, null),
     card("open alerts", num(d.open_alerts.length), `${num(d.incidents)} fired in the window`, d.open_alerts.length > 0 ? true : null),
     card("fails for others only", num(d.cross_user.filter((c) => c.loud).length), "works for the owner, fails for others", d.cross_user.some((c) => c.loud) ? true : null)));

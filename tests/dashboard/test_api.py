@@ -83,6 +83,8 @@ def test_overview_numbers(api: TestClient) -> None:
     # In the window: expense-bot R1-R8 (4 failed, 1 degraded), faq-bot F1-F3 (2 failed).
     assert d["runs"] == {"now": 11, "previous": 1}  # the day before: R10, failed
     assert d["failures"] == {"now": 6, "previous": 1}
+    assert d["degraded"] == {"now": 1, "previous": 0}  # R7
+    assert d["spend_usd"] == {"now": None, "previous": None}  # the fixture's runs have no model calls
     assert d["success_rate"] == {"now": pytest.approx(4 / 11), "previous": 0.0}
     # Ranked by failure rate x affected users: expense-bot 0.5 x 3 (bob, carol, dave) = 1.5,
     # faq-bot 2/3 x 2 (frank, gina) = 1.33.
