@@ -16,7 +16,7 @@ from rich.console import Console
 from agentwatch.cli_alerts import alerts_group
 from agentwatch.cli_common import load_or_exit
 from agentwatch.cli_eval import eval_group
-from agentwatch.cli_report import cases, report
+from agentwatch.cli_report import cases, cost, report
 from core.errors import AgentwatchError
 
 if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config
@@ -297,5 +297,6 @@ def warmup() -> None:
 
 main.add_command(report)
 main.add_command(cases)
+main.add_command(cost)
 main.add_command(eval_group)
 main.add_command(alerts_group)

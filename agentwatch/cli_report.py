@@ -212,3 +212,51 @@ def export(
                 err=True,
             )
             sys.exit(1)
+
+
+@click.command("cost")
+@_scope_options
+@click.option("--by", "by", default="agent", show_default=True,
+              type=click.Choice(["tenant", "agent", "user", "model", "provider"]))  # fmt: skip
+@click.option(
+    "--format", "fmt", default="text", type=click.Choice(["text", "json", "csv"]), show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+def cost(
+    config_path: str | None,
+    data_dir: str | None,
+    agent: str | None,
+    tenant: str | None,
+    since: str,
+    until_text: str | None,
+    include_synthetic: bool,
+    by: str,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Spend by tenant, agent, user, model or provider: runs, cost per run and per successful
+    run, tokens, cache hits, and the models with no known price."""
+    from core.units import parse_window
+    from report.cost import COST_COLUMNS, cost_report, render_cost_csv, render_cost_text, report_dict
+    from storage.catalog import connect
+    from storage.runs import Scope, runs_in
+
+    directory, _ = _settings(config_path, data_dir)
+    try:
+        scope = Scope.last(
+            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    found = cost_report(runs_in(connect(directory), scope, COST_COLUMNS), by)
+    if fmt == "json":
+        text = orjson.dumps(report_dict(found), option=orjson.OPT_INDENT_2).decode() + "\n"
+    elif fmt == "csv":
+        text = render_cost_csv(found)
+    else:
+        text = render_cost_text(found, _described(scope))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({len(found.rows)} rows, ${found.total_usd:,.2f})", err=True)

@@ -1,0 +1,190 @@
+"""Spend by a dimension: the cost report behind ``agentwatch cost``.
+
+By ``tenant``, ``agent`` or ``user`` it reads the runs (``storage.runs``: a run's ``cost_usd`` is
+the sum of its spans', so nothing is counted twice): spend, runs, spend per run and per
+successful run, tokens and the cache-hit ratio. By ``model`` or ``provider`` it reads the model
+calls themselves (spans), with the calls counted. Either way it lists the models with no known
+price (``cost_source = 'unknown'``) and how many calls each had: never a silent zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+
+from core.agents import NAME_FROM_SPANS_SQL, agent_label
+from core.model import LLM_OPERATIONS
+from storage.runs import SUCCEEDED_SQL, RunSet
+
+RUN_DIMENSIONS = {"tenant": "tenant", "agent": "agent", "user": "coalesce(user_id, '(unknown)')"}
+_NAMES = {"agent": NAME_FROM_SPANS_SQL}
+"""Per dimension, the name shown beside the key (an agent's name beside its id)."""
+SPAN_DIMENSIONS = {"model": "model", "provider": "coalesce(provider, '(unknown)')"}
+DIMENSIONS = (*RUN_DIMENSIONS, *SPAN_DIMENSIONS)
+COST_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "cached_tokens", "agent_name")
+"""The columns of runs the cost report reads beyond the base ones (``runs_in``'s ``extra``)."""
+
+
+@dataclass(frozen=True)
+class CostRow:
+    key: str
+    spend_usd: float
+    share: float | None
+    count: int
+    """Runs (by tenant, agent, user) or model calls (by model, provider)."""
+    spend_per_count: float | None
+    spend_per_successful_run: float | None
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_hit_ratio: float | None
+    """Cached input tokens over input tokens."""
+
+
+@dataclass(frozen=True)
+class CostReport:
+    by: str
+    total_usd: float
+    rows: list[CostRow]
+    unknown_models: list[tuple[str, int]]
+    """(model, calls) of the model calls with tokens and no known price."""
+
+
+def cost_report(runs: RunSet, by: str) -> CostReport:
+    """Spend of ``runs`` (loaded with ``COST_COLUMNS``) by ``by`` (one of ``DIMENSIONS``)."""
+    if by not in DIMENSIONS:
+        raise ValueError(f"by: one of {', '.join(DIMENSIONS)}, not {by!r}")
+    if by in RUN_DIMENSIONS:
+        rows = runs.rows(
+            f"""SELECT {RUN_DIMENSIONS[by]} AS key, {_NAMES.get(by, "NULL")} AS name,
+                       coalesce(sum(cost_usd), 0) AS spend, count(*) AS n,
+                       count(*) FILTER (WHERE {SUCCEEDED_SQL}) AS succeeded,
+                       coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o,
+                       coalesce(sum(cached_tokens), 0) AS c
+                FROM runs GROUP BY key ORDER BY spend DESC, key"""
+        )
+    else:
+        rows = runs.rows(
+            f"""SELECT {SPAN_DIMENSIONS[by]} AS key, NULL AS name, coalesce(sum(s.cost_usd), 0) AS spend,
+                       count(*) AS n,
+                       NULL AS succeeded, coalesce(sum(s.input_tokens), 0) AS i,
+                       coalesce(sum(s.output_tokens), 0) AS o, coalesce(sum(s.cached_tokens), 0) AS c
+                FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
+                WHERE s.date >= $since_date AND s.operation IN {LLM_OPERATIONS} AND s.model IS NOT NULL
+                GROUP BY key ORDER BY spend DESC, key""",
+            {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+        )
+    total = float(sum(r["spend"] for r in rows))
+    out = [
+        CostRow(
+            key=agent_label(str(r["key"]), r["name"]),
+            spend_usd=float(r["spend"]),
+            share=float(r["spend"]) / total if total else None,
+            count=int(r["n"]),
+            spend_per_count=float(r["spend"]) / r["n"] if r["n"] else None,
+            spend_per_successful_run=(float(r["spend"]) / r["succeeded"]) if r["succeeded"] else None,
+            input_tokens=int(r["i"]),
+            output_tokens=int(r["o"]),
+            cached_tokens=int(r["c"]),
+            cache_hit_ratio=int(r["c"]) / int(r["i"]) if r["i"] else None,
+        )
+        for r in rows
+    ]
+    return CostReport(by, total, out, _unknown_models(runs))
+
+
+def _unknown_models(runs: RunSet) -> list[tuple[str, int]]:
+    if not has_cost_columns(runs.con):
+        return []
+    found = runs.query(
+        """SELECT s.model, count(*) AS n
+           FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
+           WHERE s.date >= $since_date AND s.cost_source = 'unknown'
+           GROUP BY s.model ORDER BY n DESC, s.model""",
+        {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+    )
+    return [(str(model), int(n)) for model, n in found]
+
+
+def report_dict(report: CostReport) -> dict[str, Any]:
+    """The JSON form (``agentwatch.cost/v1``)."""
+    return {
+        "schema": "agentwatch.cost/v1",
+        "by": report.by,
+        "total_usd": report.total_usd,
+        "rows": [dict(row.__dict__) for row in report.rows],
+        "cost_unknown_model": [{"model": m, "calls": n} for m, n in report.unknown_models],
+    }
+
+
+def has_cost_columns(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the stored spans have ``cost_source`` (files written before it: none is unknown)."""
+    names = {row[0] for row in con.execute("DESCRIBE spans").fetchall()}
+    return "cost_source" in names
+
+
+def render_cost_csv(report: CostReport) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    fields = list(CostRow.__dataclass_fields__)
+    writer.writerow([report.by if f == "key" else f for f in fields])
+    for row in report.rows:
+        writer.writerow([printable_cell(getattr(row, f)) for f in fields])
+    return out.getvalue()
+
+
+def printable_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return csv_safe(str(value))
+
+
+def csv_safe(text: str) -> str:
+    """Data, never a spreadsheet formula (``=``, ``+``, ``-``, ``@`` lead a formula)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
+def render_cost_text(report: CostReport, described: str) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.safetext import cell
+
+    table = Table(title=f"spend by {report.by} {described}: ${report.total_usd:,.2f}")
+    per = "per run" if report.by in RUN_DIMENSIONS else "per call"
+    for name in (report.by, "spend", "share", "runs" if report.by in RUN_DIMENSIONS else "calls", per,
+                 "per successful run", "input tokens", "output tokens", "cache hits"):  # fmt: skip
+        table.add_column(name, justify="left" if name == report.by else "right")
+    for r in report.rows:
+        table.add_row(
+            cell(r.key), f"${r.spend_usd:,.4f}", _pct(r.share), f"{r.count:,}", _usd(r.spend_per_count),
+            _usd(r.spend_per_successful_run), f"{r.input_tokens:,}", f"{r.output_tokens:,}",
+            _pct(r.cache_hit_ratio),
+        )  # fmt: skip
+    out = StringIO()
+    console = Console(file=out, width=160, force_terminal=False, color_system=None)
+    console.print(table)
+    if report.unknown_models:
+        listed = ", ".join(f"{cell(m)} ({n} calls)" for m, n in report.unknown_models)
+        console.print(f"cost_unknown_model: {listed}: no price known (processors.cost.models can give one)")
+    if not report.rows:
+        console.print("no runs in this window")
+    return out.getvalue()
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"

@@ -1,0 +1,71 @@
+"""``agentwatch cost`` on the cost processor's fixture (tests/processors/test_cost.py): spend by
+model and by tenant, hand-computed, reconciling with each other; unknown models listed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.store import store_spans
+from tests.processors.test_cost import recorded
+
+pytestmark = pytest.mark.process  # the CLI as a subprocess
+
+GPT_4O = 0.0075 + 0.007 + 0.123 + 0.0075  # plain, cached, reported, the agent's child
+OPUS = 3.0375 + 1.525  # before and after its price change
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("cost")
+    path = workdir / "agentwatch.yaml"
+    path.write_text(f"storage:\n  data_dir: {workdir / 'data'}\n")
+    store_spans(path, recorded())
+    return path
+
+
+def cost(config: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "agentwatch", "cost", "--config", str(config), "--since", "30d",
+         "--until", "2026-03-25T00:00:00Z", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_spend_by_model_and_by_tenant_reconcile(config: Path) -> None:
+    # The window (2026-02-23 to 2026-03-25) holds the two claude-opus-4-6 calls only.
+    by_model = json.loads(cost(config, "--by", "model", "--format", "json"))
+    assert [(r["key"], round(r["spend_usd"], 10), r["count"]) for r in by_model["rows"]] == [
+        ("claude-opus-4-6", OPUS, 2)
+    ]
+    by_tenant = json.loads(cost(config, "--by", "tenant", "--format", "json"))
+    assert [(r["key"], round(r["spend_usd"], 10)) for r in by_tenant["rows"]] == [("acme", OPUS)]
+    assert by_tenant["total_usd"] == pytest.approx(by_model["total_usd"], abs=1e-12)
+
+
+def test_a_year_lists_every_model_and_the_unknown_one(config: Path) -> None:
+    doc = json.loads(cost(config, "--by", "model", "--format", "json", "--since", "400d"))
+    rows = {
+        r["key"]: (round(r["spend_usd"], 10), r["count"], r["input_tokens"], r["cached_tokens"])
+        for r in doc["rows"]
+    }
+    assert rows == {
+        "claude-opus-4-6": (OPUS, 2, 600_000, 0),
+        "gpt-4o": (round(GPT_4O, 10), 4, 4000, 400),
+        "our-private-model": (0.0, 1, 1000, 0),
+    }
+    assert doc["cost_unknown_model"] == [{"model": "our-private-model", "calls": 1}]
+    assert doc["total_usd"] == pytest.approx(OPUS + GPT_4O)
+    table = list(csv.reader(io.StringIO(cost(config, "--by", "model", "--format", "csv", "--since", "400d"))))
+    assert table[0][:4] == ["model", "spend_usd", "share", "count"]
+    assert table[1][0] == "claude-opus-4-6" and float(table[1][1]) == pytest.approx(OPUS)
+    text = cost(config, "--by", "model", "--since", "400d")
+    assert "cost_unknown_model: our-private-model (1 calls)" in text
