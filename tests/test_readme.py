@@ -218,6 +218,12 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
         assert out == "local-hook: delivered (1 attempt)\n"
     elif command.verb == "alerts":
         assert "expense-bot (agt_7f3a9c21)" in out and "firing" in out
+    elif command.verb == "cost":
+        if "json" in argv:
+            doc = json.loads(out)
+            assert doc["total_usd"] > 0 and doc["rows"] and doc["cost_unknown_model"] == []
+        else:
+            assert "expense-bot (agt_7f3a9c21)" in out and "$" in out
     elif command.verb == "validate":
         assert out.startswith("examples/agentwatch.yaml: valid")
 
