@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -221,6 +221,11 @@ def export(
 @click.option(
     "--format", "fmt", default="text", type=click.Choice(["text", "json", "csv"]), show_default=True
 )
+@click.option(
+    "--forecast",
+    is_flag=True,
+    help="Add this month's spend to date and its month-end forecast (by tenant, agent or user).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 def cost(
     config_path: str | None,
@@ -232,6 +237,7 @@ def cost(
     include_synthetic: bool,
     by: str,
     fmt: str,
+    forecast: bool,
     output: Path | None,
 ) -> None:
     """Spend by tenant, agent, user, model or provider: runs, cost per run and per successful
@@ -248,7 +254,26 @@ def cost(
         )
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    found = cost_report(runs_in(connect(directory), scope, COST_COLUMNS), by)
+    con = connect(directory)
+    found = cost_report(runs_in(con, scope, COST_COLUMNS), by)
+    if forecast:
+        from dataclasses import replace
+
+        from report.cost import forecasts
+        from report.forecast import HISTORY_DAYS, ForecastUnavailable
+
+        if by not in ("tenant", "agent", "user"):
+            raise click.BadParameter("a forecast is by tenant, agent or user", param_hint="--forecast")
+        today = scope.until.date()
+        month = Scope(
+            datetime.combine(min(today.replace(day=1), today - timedelta(days=HISTORY_DAYS)), time(), UTC),
+            scope.until, agent, tenant, scope.synthetic,
+        )  # fmt: skip
+        try:
+            found = replace(found, forecasts=forecasts(runs_in(con, month, COST_COLUMNS), by, today))
+        except ForecastUnavailable as exc:
+            click.echo(f"agentwatch cost: {exc}", err=True)
+            sys.exit(1)
     if fmt == "json":
         text = orjson.dumps(report_dict(found), option=orjson.OPT_INDENT_2).decode() + "\n"
     elif fmt == "csv":

@@ -10,13 +10,14 @@ price (``cost_source = 'unknown'``) and how many calls each had: never a silent 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 
 from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
+from report.forecast import Forecast, month_end_forecast
 from storage.runs import SUCCEEDED_SQL, RunSet
 
 RUN_DIMENSIONS = {"tenant": "tenant", "agent": "agent", "user": "coalesce(user_id, '(unknown)')"}
@@ -51,6 +52,8 @@ class CostReport:
     rows: list[CostRow]
     unknown_models: list[tuple[str, int]]
     """(model, calls) of the model calls with tokens and no known price."""
+    forecasts: dict[str, Forecast] | None = None
+    """Per row key, this month's spend to date and where it will end (``--forecast``)."""
 
 
 def cost_report(runs: RunSet, by: str) -> CostReport:
@@ -96,6 +99,23 @@ def cost_report(runs: RunSet, by: str) -> CostReport:
     return CostReport(by, total, out, _unknown_models(runs))
 
 
+def forecasts(runs: RunSet, by: str, today: date) -> dict[str, Forecast]:
+    """Each key's month-end forecast from its daily spend (``runs``: at least the month so far
+    and ``HISTORY_DAYS`` before today, loaded with ``COST_COLUMNS``); run dimensions only."""
+    if by not in RUN_DIMENSIONS:
+        raise ValueError(f"by: a forecast is by tenant, agent or user, not {by!r}")
+    key_sql = RUN_DIMENSIONS[by]
+    name_sql = _NAMES.get(by, "NULL")
+    names = {str(k): n for k, n in runs.query(f"SELECT {key_sql} AS key, {name_sql} FROM runs GROUP BY key")}
+    daily: dict[str, dict[date, float]] = {}
+    for key, day, spend in runs.query(
+        f"""SELECT {key_sql} AS key, CAST(timezone('UTC', start_time) AS DATE) AS day, sum(cost_usd)
+            FROM runs WHERE cost_usd IS NOT NULL GROUP BY ALL"""
+    ):
+        daily.setdefault(agent_label(str(key), names.get(str(key))), {})[day] = float(spend)
+    return {key: month_end_forecast(days, today) for key, days in daily.items()}
+
+
 def _unknown_models(runs: RunSet) -> list[tuple[str, int]]:
     if not has_cost_columns(runs.con):
         return []
@@ -117,6 +137,11 @@ def report_dict(report: CostReport) -> dict[str, Any]:
         "total_usd": report.total_usd,
         "rows": [dict(row.__dict__) for row in report.rows],
         "cost_unknown_model": [{"model": m, "calls": n} for m, n in report.unknown_models],
+        **(
+            {}
+            if report.forecasts is None
+            else {"forecast": {k: dict(f.__dict__) for k, f in sorted(report.forecasts.items())}}
+        ),
     }
 
 
@@ -179,6 +204,16 @@ def render_cost_text(report: CostReport, described: str) -> str:
         console.print(f"cost_unknown_model: {listed}: no price known (processors.cost.models can give one)")
     if not report.rows:
         console.print("no runs in this window")
+    if report.forecasts:
+        month = Table(title="this month: spend to date and where it will end (90% interval)")
+        for name in (report.by, "to date", "month end", "interval"):
+            month.add_column(name, justify="left" if name == report.by else "right")
+        for key, f in sorted(report.forecasts.items(), key=lambda kv: -kv[1].month_end):
+            month.add_row(cell(key), f"${f.month_to_date:,.2f}", f"${f.month_end:,.2f}",
+                          f"${f.low:,.2f} to ${f.high:,.2f}")  # fmt: skip
+        console.print(month)
+        methods = sorted({f.method for f in report.forecasts.values()})
+        console.print(f"forecast: {'; '.join(methods)} (report/forecast.py)")
     return out.getvalue()
 
 

@@ -219,7 +219,9 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
     elif command.verb == "alerts":
         assert "expense-bot (agt_7f3a9c21)" in out and "firing" in out
     elif command.verb == "cost":
-        if "json" in argv:
+        if "--forecast" in argv:
+            assert "this month: spend to date and where it will end" in out and "acme" in out
+        elif "json" in argv:
             doc = json.loads(out)
             assert doc["total_usd"] > 0 and doc["rows"] and doc["cost_unknown_model"] == []
         else:

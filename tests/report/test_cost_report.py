@@ -69,3 +69,18 @@ def test_a_year_lists_every_model_and_the_unknown_one(config: Path) -> None:
     assert table[1][0] == "claude-opus-4-6" and float(table[1][1]) == pytest.approx(OPUS)
     text = cost(config, "--by", "model", "--since", "400d")
     assert "cost_unknown_model: our-private-model (1 calls)" in text
+
+
+def test_month_end_forecast_per_tenant(config: Path) -> None:
+    doc = json.loads(cost(config, "--by", "tenant", "--format", "json", "--forecast"))
+    (acme,) = doc["forecast"].items()
+    tenant, f = acme
+    assert tenant == "acme"
+    assert f["month_to_date"] == pytest.approx(OPUS)  # March 1 and March 20, before "today" (the 25th)
+    assert f["method"] == "Holt-Winters, additive trend and weekly season"  # 24 days since the first spend
+    assert f["low"] <= f["month_end"] <= f["high"] and f["month_end"] >= f["month_to_date"]
+    bad = subprocess.run(
+        [sys.executable, "-m", "agentwatch", "cost", "--config", str(config), "--by", "model", "--forecast"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "a forecast is by tenant, agent or user" in bad.stderr
