@@ -226,6 +226,7 @@ def export(
     is_flag=True,
     help="Add this month's spend to date and its month-end forecast (by tenant, agent or user).",
 )
+@click.option("--budgets", "show_budgets", is_flag=True, help="Also each budget (the config's budgets:).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 def cost(
     config_path: str | None,
@@ -238,12 +239,20 @@ def cost(
     by: str,
     fmt: str,
     forecast: bool,
+    show_budgets: bool,
     output: Path | None,
 ) -> None:
     """Spend by tenant, agent, user, model or provider: runs, cost per run and per successful
     run, tokens, cache hits, and the models with no known price."""
     from core.units import parse_window
-    from report.cost import COST_COLUMNS, cost_report, render_cost_csv, render_cost_text, report_dict
+    from report.cost import (
+        COST_COLUMNS,
+        cost_report,
+        render_budgets,
+        render_cost_csv,
+        render_cost_text,
+        report_dict,
+    )
     from storage.catalog import connect
     from storage.runs import Scope, runs_in
 
@@ -274,12 +283,24 @@ def cost(
         except ForecastUnavailable as exc:
             click.echo(f"agentwatch cost: {exc}", err=True)
             sys.exit(1)
+    budgets = None
+    if show_budgets:
+        from report.budgets import budget_states, state_dict
+        from report.forecast import available
+
+        config = load_or_exit(config_path, data_dir)
+        if not config.budgets:
+            click.echo("agentwatch cost: no budgets configured (the config's budgets: section)", err=True)
+            sys.exit(1)
+        states = budget_states(con, config.budgets, scope.until, forecast=available())
+        budgets = [state_dict(b) for b in states]
     if fmt == "json":
-        text = orjson.dumps(report_dict(found), option=orjson.OPT_INDENT_2).decode() + "\n"
+        doc = report_dict(found) | ({} if budgets is None else {"budgets": budgets})
+        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
     elif fmt == "csv":
         text = render_cost_csv(found)
     else:
-        text = render_cost_text(found, _described(scope))
+        text = render_cost_text(found, _described(scope)) + (render_budgets(budgets) if budgets else "")
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -29,6 +29,7 @@ from core.errors import ConfigError
 from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
 from processors.classify.taxonomy import FAILURE_TYPES
+from report.budgets import Budget, build_budgets
 
 TOP_LEVEL = (
     "receivers",
@@ -40,6 +41,7 @@ TOP_LEVEL = (
     "agents",
     "evals",
     "alerts",
+    "budgets",
 )
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
@@ -72,6 +74,7 @@ class AgentwatchConfig:
     agents: tuple[AgentConfig, ...] = ()
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    budgets: dict[str, Budget] = field(default_factory=dict)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -205,6 +208,8 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     _check_eval_references(sections["receivers"], evals, problems)
     alerts = _section(AlertsConfig, "alerts", merged.get("alerts"), problems)
     _check_failure_types(sections["processors"], alerts, problems)
+    budgets, budget_problems = build_budgets(merged.get("budgets"))
+    problems.add_relative(("budgets",), budget_problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(
@@ -218,6 +223,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         agents,
         evals,
         alerts,
+        budgets,
     )
 
 

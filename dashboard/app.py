@@ -29,6 +29,8 @@ from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import TraceNotFound, trace_view
 from dashboard.window import RANGES, BadRequest, Window, window_of
+from report.budgets import Budget, budget_states, state_dict
+from report.forecast import available as forecast_available
 
 log = logging.getLogger("agentwatch.dashboard")
 
@@ -62,7 +64,15 @@ def _query_failed(exc: duckdb.Error) -> Response:
 
 
 class Dashboard:
-    def __init__(self, reader: Reader, access: Access, open_note: str | None = None) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        access: Access,
+        open_note: str | None = None,
+        budgets: dict[str, Budget] | None = None,
+    ) -> None:
+        self.budgets = budgets or {}
+        """The config's budgets, for ``/api/v1/budgets``."""
         self.reader = reader
         self.access = access
         self.open_note = open_note
@@ -201,6 +211,31 @@ class Dashboard:
             export_cases(self.reader.runs(con, window, agent, TEXTS), out, cluster)
         return out.getvalue()
 
+    async def budget_states(self, request: Request) -> Response:
+        """Each budget the caller may read: this month's spend, its share of the budget, the
+        forecast, and ``over_budget`` (a hard budget spent: a state to act on)."""
+        viewer = self._viewer(request)
+        if viewer is None:
+            return _error(401, self._unauthorized())
+        mine = {
+            name: b
+            for name, b in self.budgets.items()
+            if viewer.tenants is None or b.tenant in viewer.tenants
+        }
+
+        def compute() -> list[dict[str, Any]]:
+            with self.reader.connection() as con:
+                states = budget_states(con, mine, datetime.now(UTC), forecast=forecast_available())
+            return [state_dict(s) for s in states]
+
+        try:
+            states = await run_in_threadpool(
+                self.reader.cached, ("budgets", tuple(sorted(mine)), _minute()), compute
+            )
+        except duckdb.Error as exc:
+            return _query_failed(exc)
+        return json_response({"budgets": states})
+
     async def tenants(self, request: Request) -> Response:
         viewer = self._viewer(request)
         if viewer is None:
@@ -279,6 +314,7 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
         Route("/api/v1/traces/{trace_id}", trace_api, methods=["GET"]),
         Route("/api/v1/agents/{agent}/cases.jsonl", d.cases, methods=["GET"]),
         Route("/api/v1/tenants", d.tenants, methods=["GET"]),
+        Route("/api/v1/budgets", d.budget_states, methods=["GET"]),
         Route("/login", d.login, methods=["GET", "POST"]),
         Route("/logout", d.logout, methods=["GET", "POST"]),
         Route("/static/{name}", static_file, methods=["GET"]),

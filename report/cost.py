@@ -223,3 +223,30 @@ def _pct(value: float | None) -> str:
 
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}"
+
+
+def render_budgets(budgets: list[dict[str, Any]]) -> str:
+    """The ``--budgets`` table: spend this month against each budget, and the forecast."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.safetext import cell
+
+    table = Table(title=f"budgets, {budgets[0]['month']}")
+    for name in ("budget", "scope", "monthly", "spent", "used", "month end (forecast)", "state"):
+        table.add_column(name, justify="left" if name in ("budget", "scope", "state") else "right")
+    for b in budgets:
+        scope = " ".join(f"{k} {b[k]}" for k in ("tenant", "agent") if b[k]) or "all runs"
+        f = b["forecast"]
+        state = ["OVER BUDGET (hard)"] if b["over_budget"] else []
+        state += ["forecast over"] if b["forecast_over"] else []
+        table.add_row(
+            cell(b["name"]), cell(scope), f"${b['monthly_usd']:,.2f}", f"${b['spend_usd']:,.2f}",
+            f"{100 * b['used']:.1f}%", "-" if f is None else f"${f['month_end']:,.2f}",
+            ", ".join(x for x in state if x) or "ok",
+        )  # fmt: skip
+    out = StringIO()
+    Console(file=out, width=160, force_terminal=False, color_system=None).print(table)
+    return out.getvalue()

@@ -30,6 +30,13 @@ class ForecastUnavailable(RuntimeError):
     """statsmodels is not installed."""
 
 
+def available() -> bool:
+    """Whether statsmodels (the ``forecast`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("statsmodels") is not None
+
+
 @dataclass(frozen=True)
 class Forecast:
     month_to_date: float

@@ -24,6 +24,7 @@ from core.agents import AgentConfig
 from dashboard.access import Access, ReadToken
 from dashboard.app import Dashboard, routes
 from dashboard.reader import Reader
+from report.budgets import Budget
 from tests.helpers.health_fixture import AGENTS_CONFIG, store_fixture, trace_hex
 from tests.helpers.store import store_spans
 
@@ -60,10 +61,17 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir / "data"
 
 
+BUDGETS = {
+    "default-hard": Budget(monthly_usd=100.0, tenant="default", hard=True),
+    "globex": Budget(monthly_usd=50.0, tenant="globex"),
+    "everything": Budget(monthly_usd=1000.0),
+}
+
+
 def client(data_dir: Path, tokens: list[ReadToken] | None = None, ingest_auth: bool = False) -> TestClient:
     access = Access(tokens or [], required=ingest_auth)
     reader = Reader(data_dir, (AgentConfig(id="expense-bot", owner="alice@acme.com"),))
-    return TestClient(Starlette(routes=routes(Dashboard(reader, access, None))))
+    return TestClient(Starlette(routes=routes(Dashboard(reader, access, None, BUDGETS))))
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +217,8 @@ def test_a_tenants_token_reads_that_tenant_only(data_dir: Path) -> None:
             "error": "no such trace"
         }  # unknown id
         assert get(c, "/api/v1/tenants", **globex) == {"tenants": ["globex"], "restricted": True}
+        # A tenant's token reads its tenant's budgets only (a budget of every run is the admin's).
+        assert [b["name"] for b in get(c, "/api/v1/budgets", **globex)["budgets"]] == ["globex"]
         overview = get(c, f"/api/v1/overview?{WINDOW}", **globex)
         assert overview["runs"]["now"] == 1 and overview["window"]["tenant"] == "globex"
         cases = c.get(f"/api/v1/agents/expense-bot/cases.jsonl?{WINDOW}&tenant=default", headers=globex)
@@ -216,6 +226,9 @@ def test_a_tenants_token_reads_that_tenant_only(data_dir: Path) -> None:
         admin = {"authorization": f"Bearer {TOKENS['admin']}"}
         assert len(get(c, f"/api/v1/agents?{WINDOW}", **admin)["agents"]) == 3
         assert get(c, f"/api/v1/traces/{trace_hex(3)}", **admin)["tenant"] == "default"
+        states = {b["name"]: b for b in get(c, "/api/v1/budgets", **admin)["budgets"]}
+        assert sorted(states) == ["default-hard", "everything", "globex"]
+        assert (states["default-hard"]["hard"], states["default-hard"]["over_budget"]) == (True, False)
         # The login page sets the cookie the pages and the API then accept.
         login = c.post("/login?next=/agents", data={"token": TOKENS["default"]}, follow_redirects=False)
         assert (login.status_code, login.headers["location"]) == (303, "/agents")

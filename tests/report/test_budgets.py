@@ -1,0 +1,61 @@
+"""Budgets on the cost processor's fixture (tests/processors/test_cost.py): this month's spend
+against each budget, ``over_budget`` for a hard one, and the config's errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agentwatch.config import parse_config
+from core.errors import ConfigError
+from report.budgets import Budget, budget_states, state_dict
+from storage.catalog import connect
+from tests.helpers.store import store_spans
+from tests.processors.test_cost import recorded
+
+NOW = datetime(2026, 3, 25, tzinfo=UTC)  # March: the two claude-opus-4-6 calls, 3.0375 and 1.525
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("budgets")
+    path = workdir / "agentwatch.yaml"
+    path.write_text(f"storage:\n  data_dir: {workdir / 'data'}\n")
+    store_spans(path, recorded())
+    return workdir / "data"
+
+
+def test_spend_against_each_budget(data_dir: Path) -> None:
+    budgets = {
+        "acme": Budget(monthly_usd=10.0, tenant="acme"),
+        "acme-hard": Budget(monthly_usd=4.0, tenant="acme", hard=True),
+        "globex": Budget(monthly_usd=1.0, tenant="globex", hard=True),
+    }
+    states = {s.name: state_dict(s) for s in budget_states(connect(data_dir), budgets, NOW, forecast=False)}
+    assert {
+        n: (round(s["spend_usd"], 10), round(s["used"], 10), s["over_budget"]) for n, s in states.items()
+    } == {
+        "acme": (4.5625, 0.45625, False),
+        "acme-hard": (4.5625, round(4.5625 / 4.0, 10), True),  # a hard budget, spent: act on it
+        "globex": (0.0, 0.0, False),
+    }
+    assert states["acme"]["month"] == "2026-03" and states["acme"]["forecast"] is None
+
+
+def test_the_forecast_says_whether_the_month_ends_over(data_dir: Path) -> None:
+    (state,) = budget_states(connect(data_dir), {"acme": Budget(monthly_usd=4.0, tenant="acme")}, NOW)
+    assert state.forecast is not None and state.forecast.month_to_date == pytest.approx(4.5625)
+    assert state.forecast_over is True  # already past it before the month ends
+
+
+def test_budget_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config("budgets:\n  acme: {tenant: acme, monthly_usd: 0, soft: true}\n", "cfg.yaml", {})
+    assert str(raised.value).splitlines() == [
+        "cfg.yaml:2: budgets.acme.soft: unknown key",
+        "cfg.yaml:2: budgets.acme.monthly_usd: must be more than 0",
+    ]
+    ok = parse_config("budgets:\n  acme: {tenant: acme, monthly_usd: 500, hard: true}\n", "cfg.yaml", {})
+    assert ok.budgets == {"acme": Budget(monthly_usd=500.0, tenant="acme", hard=True)}
