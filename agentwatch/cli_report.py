@@ -269,7 +269,7 @@ def cost(
         from dataclasses import replace
 
         from report.cost import forecasts
-        from report.forecast import HISTORY_DAYS, ForecastUnavailable
+        from spend.forecast import HISTORY_DAYS, ForecastUnavailable
 
         if by not in ("tenant", "agent", "user"):
             raise click.BadParameter("a forecast is by tenant, agent or user", param_hint="--forecast")
@@ -285,8 +285,8 @@ def cost(
             sys.exit(1)
     budgets = None
     if show_budgets:
-        from report.budgets import budget_states, state_dict
-        from report.forecast import available
+        from spend.budgets import budget_states, state_dict
+        from spend.forecast import available
 
         config = load_or_exit(config_path, data_dir)
         if not config.budgets:

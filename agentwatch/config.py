@@ -29,7 +29,7 @@ from core.errors import ConfigError
 from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
 from processors.classify.taxonomy import FAILURE_TYPES
-from report.budgets import Budget, build_budgets
+from spend.budgets import Budget, build_budgets
 
 TOP_LEVEL = (
     "receivers",

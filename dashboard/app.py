@@ -29,8 +29,8 @@ from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import TraceNotFound, trace_view
 from dashboard.window import RANGES, BadRequest, Window, window_of
-from report.budgets import Budget, budget_states, state_dict
-from report.forecast import available as forecast_available
+from spend.budgets import Budget, budget_states, state_dict
+from spend.forecast import available as forecast_available
 
 log = logging.getLogger("agentwatch.dashboard")
 

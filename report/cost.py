@@ -17,7 +17,7 @@ import duckdb
 
 from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
-from report.forecast import Forecast, month_end_forecast
+from spend.forecast import Forecast, month_end_forecast
 from storage.runs import SUCCEEDED_SQL, RunSet
 
 RUN_DIMENSIONS = {"tenant": "tenant", "agent": "agent", "user": "coalesce(user_id, '(unknown)')"}
@@ -213,7 +213,7 @@ def render_cost_text(report: CostReport, described: str) -> str:
                           f"${f.low:,.2f} to ${f.high:,.2f}")  # fmt: skip
         console.print(month)
         methods = sorted({f.method for f in report.forecasts.values()})
-        console.print(f"forecast: {'; '.join(methods)} (report/forecast.py)")
+        console.print(f"forecast: {'; '.join(methods)} (spend/forecast.py)")
     return out.getvalue()
 
 

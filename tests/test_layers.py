@@ -17,6 +17,7 @@ FLOORS: dict[str, int] = {
     "processors": 2,
     "exporters": 2,
     "evals": 3,
+    "spend": 3,
     "report": 4,
     "alerting": 4,
     "receiver": 5,

@@ -24,7 +24,7 @@ from core.agents import AgentConfig
 from dashboard.access import Access, ReadToken
 from dashboard.app import Dashboard, routes
 from dashboard.reader import Reader
-from report.budgets import Budget
+from spend.budgets import Budget
 from tests.helpers.health_fixture import AGENTS_CONFIG, store_fixture, trace_hex
 from tests.helpers.store import store_spans
 

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from core.configmodel import STRICT, build_config
-from report.forecast import HISTORY_DAYS, Forecast, month_end_forecast
+from spend.forecast import HISTORY_DAYS, Forecast, month_end_forecast
 from storage.runs import Scope, runs_in
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from agentwatch.config import parse_config
 from core.errors import ConfigError
-from report.budgets import Budget, budget_states, state_dict
+from spend.budgets import Budget, budget_states, state_dict
 from storage.catalog import connect
 from tests.helpers.store import store_spans
 from tests.processors.test_cost import recorded

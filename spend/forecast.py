@@ -7,7 +7,7 @@ over) is fitted with ``ExponentialSmoothing(trend="add", seasonal="add", seasona
 rest of the month (today included) is the fitted model's forecast, and the month-end total is
 the month to date plus that. The interval is the 5th to 95th percentile of 500 simulated
 futures (the model's own residual errors, bootstrapped), floored at zero spend per day.
-``tests/report/test_forecast.py`` measures its error on generated histories with a known
+``tests/spend/test_forecast.py`` measures its error on generated histories with a known
 answer (a trend, a weekly season, a step change mid-month).
 
 statsmodels (with pandas and scipy) is an optional dependency (``pip install

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from report.forecast import month_end_forecast
+from spend.forecast import month_end_forecast
 
 TODAY = date(2026, 3, 15)  # mid-month: 14 days spent, 17 ahead (today included)
 MONTH_END = date(2026, 3, 31)
