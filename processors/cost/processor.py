@@ -48,16 +48,18 @@ PROVIDERS = {
     "az.ai.inference": "azure", "openai": "openai", "anthropic": "anthropic", "mistral_ai": "mistral",
     "cohere": "cohere", "deepseek": "deepseek", "groq": "groq", "x_ai": "x-ai", "perplexity": "perplexity",
 }  # fmt: skip
-_SEP = "\x1f"
+CACHE_APART = ("anthropic", "aws.bedrock", "bedrock")
+"""Providers whose input token count leaves out the cache reads (counted on their own)."""
 
 
 @dataclass(frozen=True)
 class UnitPrice:
-    """US dollars per token."""
+    """US dollars per token, and per request (a fixed fee some providers charge)."""
 
     input: float
     output: float
     cached: float
+    request: float = 0.0
 
 
 class CostProcessor(BaseComponent):
@@ -90,17 +92,39 @@ class CostProcessor(BaseComponent):
             ["tenant", "provider", "model", "start_time", "input_tokens", "output_tokens", "cached_tokens"]
         )
         day = pc.strftime(pc.cast(sub["start_time"], pa.timestamp("us", "UTC")), "%Y-%m-%d")
-        keys = pc.binary_join_element_wise(pc.fill_null(sub["provider"], ""), sub["model"], day, _SEP)
-        encoded = pc.dictionary_encode(keys).combine_chunks()
-        units = [self._unit(*str(k).split(_SEP)) for k in encoded.dictionary.to_pylist()]
-        per_key = np.array([[u.input, u.output, u.cached] if u else [np.nan] * 3 for u in units])
-        price = per_key[encoded.indices.to_numpy()]
+        # The distinct (provider, model, day) keys, each column encoded on its own (names are
+        # data: no separator can be assumed absent from them).
+        columns = [pc.dictionary_encode(pc.fill_null(c, "")).combine_chunks() for c in
+                   (sub["provider"], sub["model"], day)]  # fmt: skip
+        codes = [c.indices.to_numpy().astype(np.int64) for c in columns]
+        sizes = [len(c.dictionary) for c in columns]
+        combined = (codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]
+        distinct, row_key = np.unique(combined, return_inverse=True)
+        names = [c.dictionary.to_pylist() for c in columns]
+        keys = [
+            (
+                names[0][int(k) // (sizes[1] * sizes[2])],
+                names[1][int(k) // sizes[2] % sizes[1]],
+                names[2][int(k) % sizes[2]],
+            )
+            for k in distinct
+        ]
+        units = [self._unit(*k) for k in keys]
+        per_key = np.array([[u.input, u.output, u.cached, u.request] if u else [np.nan] * 4 for u in units])
+        price = per_key[row_key]
         inp = _counts(sub["input_tokens"])
         out = _counts(sub["output_tokens"])
-        cached = np.minimum(_counts(sub["cached_tokens"]), inp)
-        cost = (inp - cached) * price[:, 0] + cached * price[:, 2] + out * price[:, 1]
+        cached = _counts(sub["cached_tokens"])
+        # Anthropic and Bedrock count cache reads apart from the input (the normaliser keeps each
+        # provider's meaning): their input is both, so the cached tokens are priced once.
+        apart = pc.is_in(pc.fill_null(sub["provider"], ""), pa.array(CACHE_APART)).to_numpy(
+            zero_copy_only=False
+        )
+        inp = np.where(apart, inp + cached, inp)
+        cached = np.minimum(cached, inp)
+        cost = (inp - cached) * price[:, 0] + cached * price[:, 2] + out * price[:, 1] + price[:, 3]
         for i in np.flatnonzero(inp > TIER_TOKENS):  # long prompts: the library's tiers apply
-            provider, model, when = str(keys[int(i)]).split(_SEP)
+            provider, model, when = keys[int(row_key[i])]
             if self._override(model, provider) is None:
                 single = self._library(provider, model, when, int(inp[i]), int(out[i]), int(cached[i]))
                 if single is not None:
@@ -124,11 +148,20 @@ class CostProcessor(BaseComponent):
                 return self._prices[key]
         unit = self._override(model, provider)
         if unit is None:
-            usages = ((PROBE, 0, 0), (0, PROBE, 0), (PROBE, 0, PROBE))  # input, output, all cached
+            # The price of no tokens is the per-request fee; each probe less it, per token.
+            usages = (
+                (0, 0, 0),
+                (PROBE, 0, 0),
+                (0, PROBE, 0),
+                (PROBE, 0, PROBE),
+            )  # fee, input, output, cached
             probe = [self._library(provider, model, day, *usage) for usage in usages]
             found = [p for p in probe if p is not None]
             if len(found) == len(probe):
-                unit = UnitPrice(*(p / PROBE for p in found))
+                fee, per_input, per_output, per_cached = found
+                unit = UnitPrice(
+                    (per_input - fee) / PROBE, (per_output - fee) / PROBE, (per_cached - fee) / PROBE, fee
+                )
         with self._lock:
             self._prices[key] = unit
             while len(self._prices) > CACHE_SIZE:
@@ -171,7 +204,8 @@ class CostProcessor(BaseComponent):
 
 
 def _counts(column: pa.ChunkedArray) -> np.ndarray:
-    counts: np.ndarray = pc.fill_null(column, 0).to_numpy().astype(np.float64)
+    """Token counts as floats, a missing or negative one 0 (a count below 0 is no count)."""
+    counts: np.ndarray = np.maximum(pc.fill_null(column, 0).to_numpy().astype(np.float64), 0.0)
     return counts
 
 

@@ -53,6 +53,10 @@ def recorded(tenant: str = "acme") -> list[ReadableSpan]:
     chat(tracer, "cached", "gpt-4o", "openai", input=1000, output=500, cached=400)
     chat(tracer, "reported", "gpt-4o", "openai", input=1000, output=500, cost=0.123)
     chat(tracer, "unknown", "our-private-model", "openai", input=1000, output=500)
+    # Anthropic counts cache reads apart from the input: 200 input + 50,000 cache reads.
+    chat(tracer, "anthropic cached", "claude-sonnet-4", "anthropic", input=200, output=100, cached=50_000)
+    chat(tracer, "negative", "gpt-4o", "openai", input=-1000, output=500)  # a broken count is no count
+    chat(tracer, "per request", "sonar", "perplexity", input=1000, output=1000)  # a fixed fee per request
     chat(tracer, "before", "claude-opus-4-6", "anthropic", "2026-03-01 10:00", input=300_000, output=1000)
     chat(tracer, "after", "claude-opus-4-6", "anthropic", "2026-03-20 10:00", input=300_000, output=1000)
     # An agent span that repeats its child's totals: only the child is priced.
@@ -85,6 +89,9 @@ def test_every_pricing_case(tmp_path: Path) -> None:
         "cached": (0.007, "computed"),  # 600 x 2.50 + 400 x 1.25 (cached once, at its rate) + 500 x 10
         "reported": (0.123, "reported"),  # the span's own cost wins
         "unknown": (None, "unknown"),  # never a silent zero
+        "anthropic cached": (0.0171, "computed"),  # 200 x 3 + 50,000 x 0.30 + 100 x 15, per million
+        "negative": (0.005, "computed"),  # 500 x 10 per million: the input counts as none
+        "per request": (0.014, "computed"),  # 1000 x 1 + 1000 x 1 per million + $0.012 a request
         "before": (3.0375, "computed"),  # 300k x 10 + 1000 x 37.50: the long-context tier
         "after": (1.525, "computed"),  # 300k x 5 + 1000 x 25: no tier after 2026-03-13
         "agent": (None, None),  # not a model call: its totals are its child's

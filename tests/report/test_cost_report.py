@@ -17,7 +17,8 @@ from tests.processors.test_cost import recorded
 
 pytestmark = pytest.mark.process  # the CLI as a subprocess
 
-GPT_4O = 0.0075 + 0.007 + 0.123 + 0.0075  # plain, cached, reported, the agent's child
+GPT_4O = 0.0075 + 0.007 + 0.123 + 0.0075 + 0.005  # plain, cached, reported, the agent's child, negative
+OTHERS = 0.0171 + 0.014  # claude-sonnet-4 with cache reads apart, sonar with its per-request fee
 OPUS = 3.0375 + 1.525  # before and after its price change
 
 
@@ -59,11 +60,13 @@ def test_a_year_lists_every_model_and_the_unknown_one(config: Path) -> None:
     }
     assert rows == {
         "claude-opus-4-6": (OPUS, 2, 600_000, 0),
-        "gpt-4o": (round(GPT_4O, 10), 4, 4000, 400),
+        "claude-sonnet-4": (0.0171, 1, 200, 50_000),  # tokens as the provider counts them
+        "gpt-4o": (round(GPT_4O, 10), 5, 3000, 400),  # the negative count is stored as sent
         "our-private-model": (0.0, 1, 1000, 0),
+        "sonar": (0.014, 1, 1000, 0),
     }
     assert doc["cost_unknown_model"] == [{"model": "our-private-model", "calls": 1}]
-    assert doc["total_usd"] == pytest.approx(OPUS + GPT_4O)
+    assert doc["total_usd"] == pytest.approx(OPUS + GPT_4O + OTHERS)
     table = list(csv.reader(io.StringIO(cost(config, "--by", "model", "--format", "csv", "--since", "400d"))))
     assert table[0][:4] == ["model", "spend_usd", "share", "count"]
     assert table[1][0] == "claude-opus-4-6" and float(table[1][1]) == pytest.approx(OPUS)
