@@ -4,6 +4,7 @@ the steps that fail most, and the agent's eval runs."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -58,7 +59,7 @@ def _types_over_time(runs: RunSet, window: Window, size: int) -> dict[str, Any]:
                    {FAILURE_TYPE_SQL} AS t, count(*) FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL""",
         {"since": window.since, "size": size * 1_000_000},
     )
-    count = -(-int(window.length.total_seconds()) // size)
+    count = math.ceil(window.length.total_seconds() / size)
     series: dict[str, list[int]] = {}
     for b, t, n in rows:
         series.setdefault(str(t), [0] * count)[int(b)] = int(n)

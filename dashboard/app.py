@@ -12,7 +12,7 @@ from importlib import resources
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import duckdb
 import orjson
@@ -47,8 +47,16 @@ _JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZ
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=_JSON_OPTIONS)
+
+
 def json_response(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc, option=_JSON_OPTIONS), status, media_type="application/json")
+    return json_bytes(dumps(doc), status)
+
+
+def json_bytes(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, media_type="application/json")
 
 
 def _error(status: int, message: str) -> Response:
@@ -112,8 +120,8 @@ class Dashboard:
                     window.tenant,
                     window.label != "custom" and window.label,
                 )
-                doc = await run_in_threadpool(
-                    self.reader.cached, (*key, _minute()), lambda: compute(window, request)
+                body = await run_in_threadpool(
+                    self.reader.cached, (*key, _minute()), lambda: dumps(compute(window, request))
                 )
             except BadRequest as exc:
                 return _error(400, str(exc))
@@ -121,7 +129,7 @@ class Dashboard:
                 return _error(404, f"no such {name.split('/')[0].rstrip('s')} in this window and tenant")
             except duckdb.Error as exc:
                 return _query_failed(exc)
-            return json_response(doc)
+            return json_bytes(body)
 
         return endpoint
 
@@ -137,7 +145,8 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             viewer = self._viewer(request)
             if viewer is None:
-                return RedirectResponse(f"/login?next={request.url.path}", 303)
+                here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?{urlencode({'next': here})}", 303)
             body = self.templates.get_template("page.html").render(
                 page=name,
                 title=title,
@@ -154,6 +163,8 @@ class Dashboard:
     async def login(self, request: Request) -> Response:
         message = None
         if request.method == "POST":
+            if not _same_origin(request):
+                return _error(403, "sign in from this server's own login page")
             form = parse_qs((await request.body()).decode("utf-8", "replace"))  # one field: no multipart
             token = (form.get("token") or [""])[0]
             if self.access.viewer(token) is not None:
@@ -161,7 +172,10 @@ class Dashboard:
                 response = RedirectResponse(
                     target if target.startswith("/") and not target.startswith("//") else "/", 303
                 )
-                response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+                response.set_cookie(
+                    COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400,
+                    secure=request.url.scheme == "https",
+                )  # fmt: skip
                 return response
             message = "That token is not a read token of this agentwatch."
         body = self.templates.get_template("login.html").render(
@@ -175,6 +189,8 @@ class Dashboard:
         )
 
     async def logout(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return _error(403, "sign out from this server's own pages")
         response = RedirectResponse("/login", 303)
         response.delete_cookie(COOKIE)
         return response
@@ -223,18 +239,18 @@ class Dashboard:
             if viewer.tenants is None or b.tenant in viewer.tenants
         }
 
-        def compute() -> list[dict[str, Any]]:
+        def compute() -> bytes:
             with self.reader.connection() as con:
                 states = budget_states(con, mine, datetime.now(UTC), forecast=forecast_available())
-            return [state_dict(s) for s in states]
+            return dumps({"budgets": [state_dict(s) for s in states]})
 
         try:
-            states = await run_in_threadpool(
+            body = await run_in_threadpool(
                 self.reader.cached, ("budgets", tuple(sorted(mine)), _minute()), compute
             )
         except duckdb.Error as exc:
             return _query_failed(exc)
-        return json_response({"budgets": states})
+        return json_bytes(body)
 
     async def tenants(self, request: Request) -> Response:
         viewer = self._viewer(request)
@@ -253,6 +269,16 @@ _PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted from this server's own pages (``Origin``, else ``Referer``, names this host);
+    a request that sends neither (not a browser) is let through."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return True
+    sent = urlsplit(origin)
+    return (sent.scheme, sent.netloc) == (request.url.scheme, request.url.netloc)
 
 
 def _minute() -> str:
@@ -299,16 +325,16 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
         if not _TRACE_ID.fullmatch(trace_id):
             return _error(400, "trace_id: must be 32 hex digits")
         try:
-            doc = await run_in_threadpool(
+            body = await run_in_threadpool(
                 d.reader.cached,
                 ("trace", trace_id.lower(), viewer.tenants and tuple(sorted(viewer.tenants))),
-                lambda: trace_view(d.reader, trace_id, viewer.tenants),
+                lambda: dumps(trace_view(d.reader, trace_id, viewer.tenants)),
             )
         except TraceNotFound:
             return _error(404, "no such trace")
         except duckdb.Error as exc:
             return _query_failed(exc)
-        return json_response(doc)
+        return json_bytes(body)
 
     out += [
         Route("/api/v1/traces/{trace_id}", trace_api, methods=["GET"]),
@@ -316,7 +342,7 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
         Route("/api/v1/tenants", d.tenants, methods=["GET"]),
         Route("/api/v1/budgets", d.budget_states, methods=["GET"]),
         Route("/login", d.login, methods=["GET", "POST"]),
-        Route("/logout", d.logout, methods=["GET", "POST"]),
+        Route("/logout", d.logout, methods=["POST"]),
         Route("/static/{name}", static_file, methods=["GET"]),
         Route("/agents/{agent}", d.page("agent", "Agent"), methods=["GET"]),
         Route("/traces/{trace_id}", d.page("trace", "Trace"), methods=["GET"]),

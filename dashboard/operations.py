@@ -4,6 +4,7 @@ data (eval runs, alert events)."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -96,7 +97,7 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
                 ORDER BY g.kind, n DESC, g.key""",
             span_params,
         ).fetchall()
-    count = -(-int(window.length.total_seconds()) // step)
+    count = math.ceil(window.length.total_seconds() / step)
     return {
         "window": window.as_dict(),
         "step_seconds": step,

@@ -3,6 +3,7 @@ for a lead, with the period before for comparison, open alerts, regressions and 
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -124,7 +125,7 @@ def _p95_trend(runs: RunSet, window: Window) -> list[dict[str, Any]]:
             {"since": window.since, "size": size * 1_000_000},
         )
     }
-    count = -(-int(window.length.total_seconds()) // size)
+    count = math.ceil(window.length.total_seconds() / size)
     return [
         {
             "start": window.since + timedelta(seconds=b * size),

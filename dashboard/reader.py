@@ -21,7 +21,8 @@ from storage.layout import table_dir
 from storage.runs import RunSet, Scope, runs_in
 from storage.tables import SCHEMAS
 
-CACHE_ENTRIES = 256
+CACHE_BYTES = 64 * 1024 * 1024
+"""Answers (JSON bytes) kept for repeated views."""
 
 
 class Reader:
@@ -39,7 +40,8 @@ class Reader:
         self.agents = agents
         self.memory_mib = memory_mib
         self._slots = threading.BoundedSemaphore(concurrent)
-        self._cache: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     @contextmanager
@@ -76,7 +78,9 @@ class Reader:
                     digest.update(str(path).encode())
         return digest.hexdigest()
 
-    def cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def cached(self, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
+        """``compute()``'s answer (a JSON document's bytes), from the cache while the data files
+        are the same; the cache holds at most ``CACHE_BYTES`` (the least recently used go)."""
         version = self.version()
         with self._lock:
             hit = self._cache.get(key)
@@ -84,9 +88,14 @@ class Reader:
                 self._cache.move_to_end(key)
                 return hit[1]
         value = compute()
+        if len(value) > CACHE_BYTES // 4:
+            return value  # one answer never takes most of the cache
         with self._lock:
+            old = self._cache.pop(key, None)
+            self._bytes -= len(old[1]) if old else 0
             self._cache[key] = (version, value)
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            self._bytes += len(value)
+            while self._bytes > CACHE_BYTES:
+                _, (_, dropped) = self._cache.popitem(last=False)
+                self._bytes -= len(dropped)
         return value

@@ -50,8 +50,12 @@ SPAN_FIELDS = (
     "resource_attributes",
     "events",
 )
+MAX_SPANS = 2000
+"""Spans of one trace a page shows (the first by start time); ``spans_total`` says how many
+there are, so a trace of a hundred thousand spans cannot fill the server's memory."""
 RUN_FIELDS = (
     "tenant",
+    "agent",
     "agent_id",
     "agent_name",
     "user_id",
@@ -88,7 +92,12 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
             params_spans = {**params, "places": [{"tenant": t, "date": d} for t, d in places]}
         else:  # spans whose partials are not written yet (or never are): every file is read
             params_spans = params
-        cursor = con.execute(f"SELECT {', '.join(SPAN_FIELDS)} FROM spans WHERE {pruned}", params_spans)
+        ((total,),) = con.execute(f"SELECT count(*) FROM spans WHERE {pruned}", params_spans).fetchall()
+        cursor = con.execute(
+            f"SELECT {', '.join(SPAN_FIELDS)} FROM spans WHERE {pruned}"
+            f" ORDER BY start_time, span_id LIMIT {MAX_SPANS}",
+            params_spans,
+        )
         spans = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in cursor.fetchall()]
         if not spans:
             raise TraceNotFound(trace_id)
@@ -112,6 +121,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         "run": run,
         "duration_ms": max((s["end_time"] - start).total_seconds() * 1000 for s in spans),
         "spans": ordered,
+        "spans_total": int(total),
         "scores": [
             dict(
                 zip(

@@ -72,6 +72,8 @@ def _time(text: str | None, key: str) -> datetime:
         value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{key}: not an ISO 8601 time: {text!r}") from None
+    if not 1970 <= value.year <= 9000:
+        raise BadRequest(f"{key}: {text!r} is outside the years 1970 to 9000")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

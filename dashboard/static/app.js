@@ -92,6 +92,9 @@ function noData() {
 }
 
 // -- charts (plotly.js, from the installed plotly package) ---------------------------------------
+// Plotly reads a subset of HTML in labels and legend names: data going there is escaped first.
+const esc = (v) => (typeof v === "string" ? v.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;") : v);
+const escAll = (values) => values.map(esc);
 function theme() {
   const css = getComputedStyle(document.documentElement);
   return { text: css.getPropertyValue("--text").trim(), line: css.getPropertyValue("--line").trim(),
@@ -250,7 +253,7 @@ async function agentPage() {
   parts.push(el("div", { class: "grid2" },
     el("div", { class: "panel" }, chart("failure rate per bucket", [{ x, y: a.buckets.map((b) => b.failure_rate === null ? null : 100 * b.failure_rate), type: "bar", marker: { color: t.bad }, name: "failure rate %" }], { yaxis: { range: [0, 100], title: { text: "%" }, gridcolor: t.line } })),
     el("div", { class: "panel" }, chart("run latency (ms)", ["p50_ms", "p90_ms", "p99_ms"].map((k, i) => ({ x, y: a.buckets.map((b) => b[k]), type: "scatter", mode: "lines+markers", name: k.replace("_ms", ""), line: { color: [t.accent, t.warn, t.bad][i] } })))),
-    el("div", { class: "panel" }, chart("failed and degraded runs by failure type", Object.entries(types.series).map(([name, values], i) => ({ x: types.starts, y: values, type: "bar", name, marker: { color: FAILURE_COLORS[i % FAILURE_COLORS.length] } })), { barmode: "stack" }))));
+    el("div", { class: "panel" }, chart("failed and degraded runs by failure type", Object.entries(types.series).map(([name, values], i) => ({ x: types.starts, y: values, type: "bar", name: esc(name), marker: { color: FAILURE_COLORS[i % FAILURE_COLORS.length] } })), { barmode: "stack" }))));
   parts.push(el("div", { class: "grid2" },
     el("div", { class: "panel" }, el("h2", { text: "Users" }), table([
       { title: "user", value: (u) => u.is_owner ? el("span", {}, u.user_id || "(unknown)", " ", el("span", { class: "pill ok", text: "owner" })) : (u.user_id || "(unknown)") },
@@ -300,7 +303,7 @@ function evalSection(evals) {
   const pin = evals.baselines.baseline;
   const base = pin ? runs.find((r) => r.run_id === pin.run_id) : null;
   const dims = [...new Set(runs.flatMap((r) => Object.keys(r.dimension_scores)))].sort();
-  section.append(chart("scores per dimension", dims.map((dim) => ({ x: runs.map((r) => r.started_at), y: runs.map((r) => r.dimension_scores[dim] ?? null), type: "scatter", mode: "lines+markers", name: dim }))));
+  section.append(chart("scores per dimension", dims.map((dim) => ({ x: runs.map((r) => r.started_at), y: runs.map((r) => r.dimension_scores[dim] ?? null), type: "scatter", mode: "lines+markers", name: esc(dim) }))));
   section.append(table([
     { title: "run", value: (r) => el("span", { class: "mono", text: r.run_id }) }, { title: "kind", value: (r) => r.kind },
     { title: "dataset", value: (r) => r.dataset }, { title: "started", value: (r) => when(r.started_at) },
@@ -318,7 +321,7 @@ async function tracePage() {
   const run = d.run;
   const parts = [el("h1", {}, "Trace ", el("span", { class: "mono", text: d.trace_id }))];
   if (run) {
-    parts.push(el("p", {}, agentLink(run.tenant, run.agent_id || run.agent_name, run.agent_name), ` · ${when(run.start_time)} · ${ms(run.duration_ms)} · user ${run.user_id || "unknown"} · `,
+    parts.push(el("p", {}, agentLink(run.tenant, run.agent, run.agent_name), ` · ${when(run.start_time)} · ${ms(run.duration_ms)} · user ${run.user_id || "unknown"} · `,
       el("span", { class: run.outcome === "success" ? "pill ok" : "pill bad", text: run.outcome }), run.failure_type ? ` ${run.failure_type}` : ""));
     if (run.error_message) parts.push(el("p", { class: "error", text: run.error_message }));
   }
@@ -336,6 +339,7 @@ async function tracePage() {
     row.addEventListener("keydown", (e) => { if (e.key === "Enter") show(); });
     return row;
   });
+  if (d.spans_total > d.spans.length) parts.push(el("p", { class: "muted", text: `The first ${d.spans.length} of ${d.spans_total} spans, by start time.` }));
   parts.push(el("div", { class: "panel wf" }, rows), detail);
   const first = d.spans.find((s) => s.span_id === failing) || d.spans[0];
   detail.replaceChildren(...nodes(spanDetail(first, d.scores)));
@@ -370,7 +374,7 @@ async function operations() {
   const agentsList = [...new Set(d.heatmap.map((h) => h.agent))], steps = [...new Set(d.heatmap.map((h) => h.step))];
   const z = agentsList.map((a) => steps.map((s) => (d.heatmap.find((h) => h.agent === a && h.step === s) || { failed: null }).failed));
   parts.push(el("div", { class: "grid2" },
-    el("div", { class: "panel" }, d.heatmap.length ? chart("failing spans: agent × step", [{ type: "heatmap", x: steps, y: agentsList, z, colorscale: [[0, "#fcd9d9"], [1, "#b91c1c"]], hoverongaps: false }], { margin: { l: 20, r: 15, t: 36, b: 90 }, yaxis: { automargin: true }, xaxis: { automargin: true } }) : el("p", { class: "muted", text: "No failing span in this window." })),
+    el("div", { class: "panel" }, d.heatmap.length ? chart("failing spans: agent × step", [{ type: "heatmap", x: escAll(steps), y: escAll(agentsList), z, colorscale: [[0, "#fcd9d9"], [1, "#b91c1c"]], hoverongaps: false }], { margin: { l: 20, r: 15, t: 36, b: 90 }, yaxis: { automargin: true }, xaxis: { automargin: true } }) : el("p", { class: "muted", text: "No failing span in this window." })),
     el("div", { class: "panel" }, el("h2", { text: "Error taxonomy" }), d.taxonomy.length ? table([
       { title: "failure type", value: (r) => r.failure_type }, { title: "runs", value: (r) => num(r.runs), numeric: true },
       { title: "agents", value: (r) => el("span", {}, r.agent_list.map((a, i) => [i ? ", " : "", agentLink(a.tenant, a.agent, a.name)])) },
@@ -379,7 +383,7 @@ async function operations() {
   const kinds = ["model", "tool", "provider"];
   parts.push(el("div", { class: "grid2" }, kinds.map((k) => {
     const groups = d.latency.filter((l) => l.kind === k);
-    return el("div", { class: "panel" }, groups.length ? chart(`span duration by ${k} (ms, log scale)`, groups.map((g) => ({ x: g.histogram.map((b) => Math.max(b.ms, 50)), y: g.histogram.map((b) => b.spans), type: "scatter", mode: "lines", line: { shape: "hvh", width: 1.5 }, name: `${g.key} (p50 ${ms(g.p50_ms)}, p99 ${ms(g.p99_ms)})` })), { legend: { orientation: "h", y: -0.15 }, margin: { l: 50, r: 15, t: 36, b: 30 }, xaxis: { type: "log", gridcolor: t.line }, yaxis: { gridcolor: t.line, title: { text: "spans" }, rangemode: "tozero" } }, "chart tall") : el("p", { class: "muted", text: `No ${k} spans.` }));
+    return el("div", { class: "panel" }, groups.length ? chart(`span duration by ${k} (ms, log scale)`, groups.map((g) => ({ x: g.histogram.map((b) => Math.max(b.ms, 50)), y: g.histogram.map((b) => b.spans), type: "scatter", mode: "lines", line: { shape: "hvh", width: 1.5 }, name: esc(`${g.key} (p50 ${ms(g.p50_ms)}, p99 ${ms(g.p99_ms)})`) })), { legend: { orientation: "h", y: -0.15 }, margin: { l: 50, r: 15, t: 36, b: 30 }, xaxis: { type: "log", gridcolor: t.line }, yaxis: { gridcolor: t.line, title: { text: "spans" }, rangemode: "tozero" } }, "chart tall") : el("p", { class: "muted", text: `No ${k} spans.` }));
   })));
   parts.push(el("div", { class: "panel" }, el("h2", { text: `Retry storms (≥ ${d.storm_threshold_per_minute} failures of one tool or model in a minute)` }), d.retry_storms.length ? table([
     { title: "minute", value: (s) => when(s.minute) }, { title: "tool or model", value: (s) => s.target },
@@ -426,6 +430,8 @@ async function alertsPage() {
 const PAGES = { overview, agents, agent: agentPage, trace: tracePage, operations, evals: evalsPage, alerts: alertsPage };
 
 async function render() {
+  // Plotly keeps a resize listener per chart until it is purged: purge before redrawing.
+  if (window.Plotly) document.querySelectorAll(".js-plotly-plot").forEach((n) => window.Plotly.purge(n));
   try {
     const parts = await PAGES[PAGE]();
     main.replaceChildren(...nodes(parts));

@@ -163,6 +163,7 @@ def test_trace_waterfall(api: TestClient) -> None:
     assert d["run"]["outcome"] == "degraded" and d["run"]["failure_type"] == "tool_error"
     assert d["run"]["failing_span_id"] == d["spans"][1]["span_id"]
     assert d["duration_ms"] == 7000.0 and d["tenant"] == "default"
+    assert (d["spans_total"], d["run"]["agent"]) == (2, "expense-bot")
     assert get(api, f"/api/v1/traces/{'f' * 32}", 404) == {"error": "no such trace"}
     assert get(api, "/api/v1/traces/not-hex", 400) == {"error": "trace_id: must be 32 hex digits"}
 
@@ -173,6 +174,15 @@ def test_cases_download_is_the_cases_export(api: TestClient) -> None:
     assert response.headers["content-disposition"] == 'attachment; filename="cases-expense-bot.jsonl"'
     ids = [line.split('"id":"')[1].split('"')[0] for line in response.text.splitlines()]
     assert sorted(ids) == [f"prod-{trace_hex(n)}" for n in (3, 4, 5, 6, 7)]
+
+
+def test_odd_windows(api: TestClient) -> None:
+    # Fractional seconds: the last, partial bucket (15 min buckets: 4 and a half second) is counted.
+    odd = "from=2025-11-22T10:40:00Z&to=2025-11-22T11:40:00.5Z&tenant=default"
+    assert len(get(api, f"/api/v1/agents/expense-bot?{odd}")["failure_types_over_time"]["starts"]) == 5
+    assert get(api, "/api/v1/overview?from=0001-01-01T00:00:00Z&to=0001-01-02T00:00:00Z", 400) == {
+        "error": "from: '0001-01-01T00:00:00Z' is outside the years 1970 to 9000"
+    }
 
 
 def test_bad_parameters_name_the_key(api: TestClient) -> None:
@@ -205,7 +215,9 @@ def test_a_tenants_token_reads_that_tenant_only(data_dir: Path) -> None:
             == 401
         )
         page = c.get("/agents", follow_redirects=False)
-        assert (page.status_code, page.headers["location"]) == (303, "/login?next=/agents")
+        assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fagents")
+        shared = c.get("/agents?since=7d", follow_redirects=False)  # the view's state survives the sign-in
+        assert shared.headers["location"] == "/login?next=%2Fagents%3Fsince%3D7d"
         globex = {"authorization": f"Bearer {TOKENS['globex']}"}
         agents = get(c, f"/api/v1/agents?{WINDOW}", **globex)["agents"]
         assert [(a["tenant"], a["agent"]) for a in agents] == [("globex", "globex-bot")]
@@ -239,6 +251,12 @@ def test_a_tenants_token_reads_that_tenant_only(data_dir: Path) -> None:
         ]
         bad = c.post("/login", data={"token": "nope"}, follow_redirects=False)
         assert bad.status_code == 401 and "not a read token" in bad.text
+        # Another site cannot sign a browser in (or out) with its own token; sign-out is a POST.
+        forged = c.post(
+            "/login", data={"token": TOKENS["globex"]}, headers={"origin": "https://evil.example"}
+        )
+        assert forged.status_code == 403
+        assert c.get("/logout").status_code == 405
 
 
 def test_ingest_tokens_without_read_tokens_lock_everything(data_dir: Path) -> None:
