@@ -210,6 +210,13 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
     _check_failure_types(sections["processors"], alerts, problems)
     budgets, budget_problems = build_budgets(merged.get("budgets"))
     problems.add_relative(("budgets",), budget_problems)
+    for i, rule in enumerate(alerts.rules):
+        reads_budgets = rule.kind == "forecast_overrun" or (rule.kind == "budget" and rule.threshold is None)
+        if reads_budgets and not budgets:
+            problems.add(
+                ("alerts", "rules", str(i), "kind"),
+                f"a {rule.kind} rule without a threshold reads the config's budgets: and there are none",
+            )
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(

@@ -73,7 +73,7 @@ class Service:
         self.tenant_keys = self.ingest.tenant_keys
         self.compactor = Compactor(config.storage.compaction, self.data_dir)
         self.judging = ProductionJudge(config.evals, self.data_dir)
-        self.alerting = Alerting(config.alerts, config.agents, self.data_dir)
+        self.alerting = Alerting(config.alerts, config.agents, self.data_dir, budgets=config.budgets)
         self.receivers: dict[str, Receiver] = {}
         self.endpoints = Endpoints()
         self._loop = asyncio.new_event_loop()

@@ -26,6 +26,7 @@ from alerting.rules import Finding, RuleEvaluator, lookback
 from alerting.state import RESOLVED, AlertState, Transition
 from core.agents import AgentConfig
 from core.periodic import Periodic
+from spend.budgets import Budget
 from storage.tables import AlertEventRow, write_rows
 
 log = logging.getLogger("agentwatch.alerts")
@@ -43,10 +44,11 @@ class Alerting:
     def __init__(
         self, config: AlertsConfig, agents: tuple[AgentConfig, ...], data_dir: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        notifiers: dict[str, Notifier] | None = None,
+        notifiers: dict[str, Notifier] | None = None, budgets: dict[str, Budget] | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.agents = agents
+        self.budgets = budgets or {}
         self.data_dir = data_dir
         self.clock = clock
         self.notifiers = notifiers if notifiers is not None else {
@@ -73,7 +75,7 @@ class Alerting:
                 return []
             longest = max(lookback(rule, now) for rule in self.config.rules)
             runs = runs_in(con, Scope(now - timedelta(seconds=longest), now), USAGE)
-            evaluator = RuleEvaluator(runs, now, self.agents)
+            evaluator = RuleEvaluator(runs, now, self.agents, self.budgets)
             findings: list[Finding] = []
             evaluated: set[str] = set()
             for rule in self.config.rules:

@@ -29,7 +29,7 @@ from core.units import Duration
 
 Kind = Literal[
     "failure_rate", "success_rate", "failure_type_spike", "p99_latency", "cross_user", "spend_spike",
-    "budget", "eval_regression",
+    "budget", "eval_regression", "forecast_overrun",
 ]  # fmt: skip
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 
@@ -41,8 +41,12 @@ THRESHOLDS: dict[str, tuple[str, float | None]] = {
     "p99_latency": ("p99 run latency in milliseconds", None),
     "cross_user": ("users other than the owner who saw failures", 1.0),
     "spend_spike": ("percent over the trailing daily average", 50.0),
-    "budget": ("budget in USD for the calendar month", None),
+    "budget": ("budget in USD for the calendar month; left out, each of the config's budgets:", 0.0),
     "eval_regression": ("(unused: every regression or canary drop event fires)", 0.0),
+    "forecast_overrun": (
+        "(unused: each of the config's budgets: whose forecast's lower bound is over it)",
+        0.0,
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from alerting.config import RuleConfig
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from core.units import format_duration
+from spend.budgets import Budget, budget_states
 from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet
 
 DAY = 86400.0
@@ -65,9 +66,17 @@ def lookback(rule: RuleConfig, now: datetime) -> float:
 class RuleEvaluator:
     """Findings of rules over ``runs`` (loaded with the ``USAGE`` columns) at ``now``."""
 
-    def __init__(self, runs: RunSet, now: datetime, agents: tuple[AgentConfig, ...]):
+    def __init__(
+        self,
+        runs: RunSet,
+        now: datetime,
+        agents: tuple[AgentConfig, ...],
+        budgets: dict[str, Budget] | None = None,
+    ):
         self.runs = runs
         self.now = now
+        self.budgets = budgets or {}
+        """The config's ``budgets:``: a ``budget`` rule without a threshold, and ``forecast_overrun``."""
         self.registry = AgentRegistry(agents)
         self._labels: dict[str, str] = {}
         self._names: dict[tuple[str, str], str | None] | None = None
@@ -305,6 +314,8 @@ class RuleEvaluator:
         return found
 
     def _budget(self, rule: RuleConfig) -> list[Finding]:
+        if rule.threshold is None:
+            return self._configured_budgets(rule)
         since = self.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         rows = self._query(
             "SELECT tenant, coalesce(sum(cost_usd), 0) FROM runs GROUP BY ALL ORDER BY ALL", rule, since
@@ -322,6 +333,48 @@ class RuleEvaluator:
                 found.append(Finding(rule.name, rule.kind, tenant, rule.agent or "*", share, level, summary,
                                      key_extra=f"{month}@{level:g}", repeats=False,
                                      resolves=False))  # fmt: skip
+        return found
+
+    def _scoped_budgets(self, rule: RuleConfig) -> dict[str, Budget]:
+        return {
+            name: b for name, b in self.budgets.items()
+            if rule.tenant in (None, b.tenant) and rule.agent in (None, b.agent)
+        }  # fmt: skip
+
+    def _configured_budgets(self, rule: RuleConfig) -> list[Finding]:
+        """Each budget of the config (of the rule's tenant and agent) past each of the levels."""
+        found = []
+        for state in budget_states(self.runs.con, self._scoped_budgets(rule), self.now, forecast=False):
+            b = state.budget
+            for level in sorted(rule.levels):
+                if state.used < level:
+                    continue
+                summary = (
+                    f"budget {state.name}: spend ${state.spend_usd:,.2f} this month ({state.month}) has "
+                    f"reached {level:.0%} of ${b.monthly_usd:,.2f}" + (" (a hard budget)" if b.hard else "")
+                )
+                key = f"{state.name}@{state.month}@{level:g}"
+                tenant, agent, used = b.tenant or "*", b.agent or "*", round(state.used, 4)
+                found.append(Finding(rule.name, rule.kind, tenant, agent, used, level, summary, key_extra=key,
+                                     repeats=False, resolves=False))  # fmt: skip
+        return found
+
+    def _forecast_overrun(self, rule: RuleConfig) -> list[Finding]:
+        """A budget whose month-end forecast's lower bound (the 5th percentile) is over it: once
+        a month per budget."""
+        found = []
+        states = budget_states(self.runs.con, self._scoped_budgets(rule), self.now, forecast=True)
+        for state in states:
+            f, b = state.forecast, state.budget
+            if f is None or f.low <= b.monthly_usd:
+                continue
+            summary = (
+                f"budget {state.name}: the month ({state.month}) is forecast to end at ${f.month_end:,.2f} "
+                f"(at least ${f.low:,.2f}) against ${b.monthly_usd:,.2f}; ${state.spend_usd:,.2f} spent"
+            )
+            found.append(Finding(rule.name, rule.kind, b.tenant or "*", b.agent or "*", round(f.low, 2),
+                                 b.monthly_usd, summary, key_extra=f"{state.name}@{state.month}",
+                                 repeats=False, resolves=False))  # fmt: skip
         return found
 
     def _eval_regression(self, rule: RuleConfig) -> list[Finding]:

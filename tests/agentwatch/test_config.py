@@ -83,10 +83,13 @@ def test_unknown_keys_are_named_with_line() -> None:
     assert problems("storagge:\n  data_dir: x\n")[0].startswith("cfg.yaml:1: storagge: unknown section")
 
 
-def test_budgets_is_not_a_section_yet() -> None:
+def test_budgets_is_a_mapping_of_named_budgets() -> None:
     assert problems("storage:\n  data_dir: x\nbudgets:\n  monthly_usd: 100\n") == [
-        "cfg.yaml:3: budgets: unknown section (known: receivers, processors, exporters, service, storage, "
-        "api, agents, evals, alerts)"
+        "cfg.yaml:4: budgets.monthly_usd: Input should be a dictionary or an instance of Budget"
+    ]
+    assert problems("alerts:\n  rules:\n    - {name: over, kind: forecast_overrun}\n") == [
+        "cfg.yaml:3: alerts.rules.0.kind: a forecast_overrun rule without a threshold reads the config's "
+        "budgets: and there are none"
     ]
 
 

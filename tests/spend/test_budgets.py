@@ -59,3 +59,28 @@ def test_budget_config_errors_name_the_key() -> None:
     ]
     ok = parse_config("budgets:\n  acme: {tenant: acme, monthly_usd: 500, hard: true}\n", "cfg.yaml", {})
     assert ok.budgets == {"acme": Budget(monthly_usd=500.0, tenant="acme", hard=True)}
+
+
+def test_budget_levels_and_the_forecast_overrun_fire_once(data_dir: Path) -> None:
+    from alerting.alerting import Alerting
+    from alerting.config import AlertsConfig, RuleConfig
+
+    rules = (
+        RuleConfig("burn", "budget"),  # no threshold: each of the config's budgets, at 50/80/100%
+        RuleConfig("overrun", "forecast_overrun"),
+    )
+    budgets = {
+        "acme": Budget(monthly_usd=4.0, tenant="acme"),
+        "roomy": Budget(monthly_usd=1000.0, tenant="acme"),
+    }
+    alerting = Alerting(AlertsConfig(rules=rules), (), data_dir, lambda: NOW, notifiers={}, budgets=budgets)
+    first = [(t.state, t.finding.rule, t.finding.key_extra) for t in alerting.run_once()]
+    # acme spent 4.5625 of 4 (114%): every level; the forecast's lower bound is past it too.
+    # roomy (1,000) is neither.
+    assert sorted(first) == [
+        ("firing", "burn", "acme@2026-03@0.5"),
+        ("firing", "burn", "acme@2026-03@0.8"),
+        ("firing", "burn", "acme@2026-03@1"),
+        ("firing", "overrun", "acme@2026-03"),
+    ]
+    assert alerting.run_once() == []  # once per level and month
