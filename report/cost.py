@@ -43,6 +43,8 @@ class CostRow:
     cached_tokens: int
     cache_hit_ratio: float | None
     """Cached input tokens over input tokens."""
+    id: str = ""
+    """The key as stored (an agent's id, where ``key`` reads ``name (id)``)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def cost_report(runs: RunSet, by: str) -> CostReport:
             output_tokens=int(r["o"]),
             cached_tokens=int(r["c"]),
             cache_hit_ratio=int(r["c"]) / int(r["i"]) if r["i"] else None,
+            id=str(r["key"]),
         )
         for r in rows
     ]

@@ -24,6 +24,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 const usd = (v) => (v === null || v === undefined ? "–" : `$${Number(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`);
+const usd4 = (v) => (v === null || v === undefined ? "–" : `$${Number(v).toFixed(4)}`);
 const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
 const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
 const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${Math.round(v)} ms`);
@@ -115,6 +116,7 @@ function chart(title, traces, layout, className) {
   });
   return node;
 }
+const SPEND_COLORS = ["#2b6cb0", "#38a169", "#d69e2e", "#805ad5", "#dd6b20"];
 const FAILURE_COLORS = ["#c81e1e", "#dd6b20", "#b7791f", "#9b2c2c", "#d53f8c", "#805ad5", "#718096"];
 
 function sparkline(values) {
@@ -426,8 +428,42 @@ async function alertsPage() {
   return parts;
 }
 
+async function costPage() {
+  const by = Q.get("by") || "agent";
+  const params = new URLSearchParams(location.search);
+  params.set("by", by);
+  const [d, b] = await Promise.all([api(`/api/v1/cost?${params}`), api("/api/v1/budgets")]);
+  const pick = el("select", { id: "cost-by", "aria-label": "spend by" }, ["agent", "tenant", "user", "model", "provider"].map((k) => el("option", { value: k, text: k })));
+  pick.value = by;
+  pick.addEventListener("change", () => { const params = new URLSearchParams(location.search); params.set("by", pick.value); location.search = params.toString(); });
+  const parts = [el("h1", {}, "Cost ", el("span", { class: "muted", text: `· ${usd(d.total_usd)} in the window` })), el("div", { class: "toolbar" }, el("label", {}, "spend by ", pick))];
+  if (!d.rows.length) { parts.push(noData()); return parts; }
+  parts.push(el("div", { class: "panel" }, chart(`spend per bucket, the ${Object.keys(d.series).length} largest by ${by} (USD)`,
+    Object.entries(d.series).map(([name, values], i) => ({ x: d.starts, y: values, type: "bar", name: esc(name), marker: { color: SPEND_COLORS[i % SPEND_COLORS.length] } })), { barmode: "stack" })));
+  const runDim = ["agent", "tenant", "user"].includes(by);
+  parts.push(el("div", { class: "panel" }, el("h2", { text: `Spend by ${by}` }), table([
+    { title: by, value: (r) => by === "agent" ? agentLink(Q.get("tenant"), r.id, r.key !== r.id ? r.key.slice(0, r.key.lastIndexOf(" (")) : null) : r.key, sort: (r) => r.key },
+    { title: "spend", value: (r) => usd(r.spend_usd), sort: (r) => r.spend_usd, numeric: true },
+    { title: "share", value: (r) => pct(r.share), sort: (r) => r.share, numeric: true },
+    { title: runDim ? "runs" : "calls", value: (r) => num(r.count), sort: (r) => r.count, numeric: true },
+    { title: runDim ? "per run" : "per call", value: (r) => usd4(r.spend_per_count), numeric: true },
+    { title: "per successful run", value: (r) => usd4(r.spend_per_successful_run), numeric: true },
+    { title: "tokens in / out", value: (r) => `${num(r.input_tokens)} / ${num(r.output_tokens)}`, numeric: true },
+    { title: "cache hits", value: (r) => pct(r.cache_hit_ratio), numeric: true },
+  ], d.rows, { class: "cost-rows" })));
+  if (d.cost_unknown_model.length) parts.push(el("p", { class: "error", text: `No price known for: ${d.cost_unknown_model.map((m) => `${m.model} (${m.calls} calls)`).join(", ")}; give one in processors.cost.models.` }));
+  parts.push(el("div", { class: "panel" }, el("h2", { text: "Budgets this month" }), b.budgets.length ? table([
+    { title: "budget", value: (x) => x.name }, { title: "scope", value: (x) => [x.tenant, x.agent].filter(Boolean).join(" / ") || "all runs" },
+    { title: "monthly", value: (x) => usd(x.monthly_usd), numeric: true }, { title: "spent", value: (x) => usd(x.spend_usd), numeric: true },
+    { title: "used", value: (x) => pct(x.used), numeric: true },
+    { title: "month end (forecast)", value: (x) => x.forecast ? `${usd(x.forecast.month_end)} (${usd(x.forecast.low)} – ${usd(x.forecast.high)})` : "–", numeric: true },
+    { title: "state", value: (x) => x.over_budget ? el("span", { class: "pill bad", text: "over budget (hard)" }) : x.forecast_over ? el("span", { class: "pill bad", text: "forecast over" }) : el("span", { class: "pill ok", text: "ok" }) },
+  ], b.budgets, { class: "budgets" }) : el("p", { class: "muted" }, "No budgets: add them in the config's ", el("code", { text: "budgets:" }), " section (README, Cost).")));
+  return parts;
+}
+
 // -- controls and start ------------------------------------------------------------------------
-const PAGES = { overview, agents, agent: agentPage, trace: tracePage, operations, evals: evalsPage, alerts: alertsPage };
+const PAGES = { overview, agents, agent: agentPage, trace: tracePage, operations, cost: costPage, evals: evalsPage, alerts: alertsPage };
 
 async function render() {
   // Plotly keeps a resize listener per chart until it is purged: purge before redrawing.

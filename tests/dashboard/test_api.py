@@ -185,6 +185,25 @@ def test_odd_windows(api: TestClient) -> None:
     }
 
 
+def test_cost_endpoint(api: TestClient) -> None:
+    d = get(api, f"/api/v1/cost?{WINDOW}&tenant=default&by=agent")
+    # The fixture's runs made no model call: every agent at $0, counted, none unknown.
+    assert [(r["key"], r["count"], r["spend_usd"]) for r in d["rows"]] == [
+        ("expense-bot", 8, 0.0),
+        ("faq-bot", 3, 0.0),
+    ]
+    assert (d["total_usd"], d["cost_unknown_model"], d["bucket_seconds"], len(d["starts"])) == (
+        0.0,
+        [],
+        3600,
+        24,
+    )
+    assert d["series"] == {"expense-bot": [0.0] * 24, "faq-bot": [0.0] * 24}
+    assert get(api, f"/api/v1/cost?{WINDOW}&by=color", 400) == {
+        "error": "by: one of tenant, agent, user, model, provider"
+    }
+
+
 def test_bad_parameters_name_the_key(api: TestClient) -> None:
     assert get(api, "/api/v1/overview?since=soon", 400)["error"].startswith("since: ")
     assert get(api, "/api/v1/overview?from=yesterday", 400) == {

@@ -226,6 +226,30 @@ def test_operations(open_tab: OpenTab) -> None:
     tab.assert_clean()
 
 
+def test_cost(open_tab: OpenTab) -> None:
+    tab = open_tab()
+    tab.goto("/cost")
+    tab.shot("cost")
+    assert tab.page.locator("h1").inner_text().startswith("Cost · $")  # the demo's model calls are priced
+    agents = texts(tab, "table.cost-rows tbody td:first-child")
+    assert sorted(agents) == sorted(
+        [
+            "expense-bot (agt_7f3a9c21)",
+            "it-helpdesk (agt_1b44e0d8)",
+            "hr-policy (agt_52e8b0aa)",
+            "sales-research",
+        ]
+    )
+    assert tab.page.locator("#main .chart").count() == 1  # spend over time, the five largest
+    tab.page.select_option("#cost-by", "model")
+    tab.page.wait_for_url("**/cost?by=model")
+    tab.settle()
+    models = texts(tab, "table.cost-rows tbody td:first-child")
+    assert "gpt-4o-2024-08-06" in models and "claude-sonnet-4" in models
+    assert tab.page.locator("#main .error").count() == 0  # every demo model has a price
+    tab.assert_clean()
+
+
 @pytest.mark.parametrize(
     ("name", "heading", "message"),
     [
