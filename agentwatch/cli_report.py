@@ -39,6 +39,21 @@ def _synthetic(include: bool) -> bool | None:
     return None if include else False
 
 
+def _scope(
+    since: str, agent: str | None, tenant: str | None, until_text: str | None, include_synthetic: bool
+) -> Scope:
+    """The runs the scope options ask for; a bad ``--since`` is a usage error naming it."""
+    from core.units import parse_window
+    from storage.runs import Scope
+
+    try:
+        return Scope.last(
+            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
     """(data directory, agents) for a reading command.
 
@@ -109,20 +124,14 @@ def report(
 ) -> None:
     """Agent health: failure rate over time, failure types, latency, affected users, cross-user
     failures and the top failure signals."""
-    from core.units import parse_window
     from report import formats as report_formats
     from report.health import NAME_COLUMNS, build_report
     from report.signals import clusters
     from storage.catalog import connect
-    from storage.runs import Scope, runs_in
+    from storage.runs import runs_in
 
     directory, agents = _settings(config_path, data_dir)
-    try:
-        scope = Scope.last(
-            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
-        )
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
+    scope = _scope(since, agent, tenant, until_text, include_synthetic)
     runs = runs_in(connect(directory), scope, NAME_COLUMNS)
     health = build_report(runs, agents, top)
     signals = clusters(runs, signal_count)
@@ -170,18 +179,12 @@ def export(
     output: Path,
 ) -> None:
     """Write failed runs as dataset cases (JSONL) the eval runner reads."""
-    from core.units import parse_window
     from report.cases import export_cases
     from storage.catalog import connect
-    from storage.runs import TEXTS, UNSUCCESSFUL_SQL, Scope, runs_in
+    from storage.runs import TEXTS, UNSUCCESSFUL_SQL, runs_in
 
     directory, _ = _settings(config_path, data_dir)
-    try:
-        scope = Scope.last(
-            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
-        )
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
+    scope = _scope(since, agent, tenant, until_text, include_synthetic)
     runs = runs_in(connect(directory), scope, TEXTS)
     with output.open("wb") as handle:
         result = export_cases(runs, handle, cluster)
@@ -244,7 +247,6 @@ def cost(
 ) -> None:
     """Spend by tenant, agent, user, model or provider: runs, cost per run and per successful
     run, tokens, cache hits, and the models with no known price."""
-    from core.units import parse_window
     from report.cost import (
         COST_COLUMNS,
         cost_report,
@@ -257,12 +259,7 @@ def cost(
     from storage.runs import Scope, runs_in
 
     directory, _ = _settings(config_path, data_dir)
-    try:
-        scope = Scope.last(
-            parse_window(since), agent, tenant, _until(until_text), _synthetic(include_synthetic)
-        )
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
+    scope = _scope(since, agent, tenant, until_text, include_synthetic)
     con = connect(directory)
     found = cost_report(runs_in(con, scope, COST_COLUMNS), by)
     if forecast:

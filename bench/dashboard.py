@@ -13,13 +13,13 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report_data import generate
+from bench.report import history
 from dashboard.agent import agent_view
 from dashboard.app import dumps
 from dashboard.operations import alerts_view, evals_view, operations_view
@@ -27,7 +27,6 @@ from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import trace_view
 from dashboard.window import Window, window_of
-from storage.compaction.compactor import CompactionConfig, Compactor
 
 
 def best_of(repeat: int, make: Callable[[Reader], Any], data_dir: Path) -> tuple[float, float]:
@@ -52,14 +51,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/agentwatch-report-bench"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    marker = args.data_dir / f".generated-{args.spans}"
-    if not marker.exists():
-        now = datetime.now(UTC).replace(microsecond=0)
-        print(f"generating {args.spans:,} spans into {args.data_dir} ...", flush=True)
-        generate(args.data_dir, args.spans, days=8, end_us=int(now.timestamp() * 1e6))
-        Compactor(CompactionConfig(), args.data_dir).sync_parts()
-        marker.write_text(now.isoformat())
-    until = datetime.fromisoformat(marker.read_text().strip())
+    until = history(args.data_dir, args.spans)
     week = window_of({"from": (until.replace(microsecond=0) - _days(7)).isoformat(), "to": until.isoformat()})
     tenant = Window(week.since, week.until, "acme", week.label)
     probe = Reader(args.data_dir)

@@ -50,6 +50,21 @@ def one_report(data_dir: Path, scope: Scope, fmt: str) -> tuple[float, dict[str,
     return time.perf_counter() - start, times, count
 
 
+def history(data_dir: Path, spans: int) -> datetime:
+    """The benchmark's history of ``spans`` spans in ``data_dir`` (8 days ending when first
+    generated, kept for later runs); returns its end."""
+    marker = data_dir / f".generated-{spans}"
+    if not marker.exists():
+        now = datetime.now(UTC).replace(microsecond=0)
+        print(f"generating {spans:,} spans into {data_dir} ...", flush=True)
+        t = time.perf_counter()
+        written = generate(data_dir, spans, days=8, end_us=int(now.timestamp() * 1e6))
+        Compactor(CompactionConfig(), data_dir).sync_parts()  # as the exporter would have
+        marker.write_text(now.isoformat())
+        print(f"  {written:,} spans in {time.perf_counter() - t:.0f} s")
+    return datetime.fromisoformat(marker.read_text().strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,16 +74,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--format", default="text", choices=["text", "json"])
     args = parser.parse_args()
-    now = datetime.now(UTC).replace(microsecond=0)
-    marker = args.data_dir / f".generated-{args.spans}"
-    if not marker.exists():
-        print(f"generating {args.spans:,} spans into {args.data_dir} ...", flush=True)
-        t = time.perf_counter()
-        written = generate(args.data_dir, args.spans, days=8, end_us=int(now.timestamp() * 1e6))
-        Compactor(CompactionConfig(), args.data_dir).sync_parts()  # as the exporter would have
-        marker.write_text(now.isoformat())
-        print(f"  {written:,} spans in {time.perf_counter() - t:.0f} s")
-    until = datetime.fromisoformat(marker.read_text().strip())
+    until = history(args.data_dir, args.spans)
     for label, agent in (("one agent", "agent-07"), ("all agents", None)):
         scope = Scope(until - timedelta(days=7), until, agent)
         best: tuple[float, dict[str, float], int] | None = None

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import duckdb
-import orjson
 
+from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
 from report.formats import agent_dict
@@ -116,49 +116,14 @@ def _evals(con: duckdb.DuckDBPyConnection, window: Window, agent: str, name: str
     """The agent's eval runs (scheduled, canary, manual) of the window, newest first, with the
     pinned baselines and the regression events (eval runs name the agent as ``eval run`` got it)."""
     names = [n for n in (agent, name) if n]
-    tenant = "" if window.tenant is None else " AND tenant = $tenant"
-    params: dict[str, Any] = {"names": names, "since": window.since, "until": window.until}
-    if window.tenant is not None:
-        params["tenant"] = window.tenant
-    runs = con.execute(
-        f"""SELECT run_id, agent, kind, dataset, target, judge, started_at, cases, errors, overall_score,
-                   dimension_scores FROM eval_runs
-            WHERE list_contains($names, agent) AND started_at >= $since AND started_at < $until{tenant}
-            ORDER BY started_at DESC LIMIT 100""",
-        params,
-    ).fetchall()
-    keys = (
-        "run_id",
-        "agent",
-        "kind",
-        "dataset",
-        "target",
-        "judge",
-        "started_at",
-        "cases",
-        "errors",
-        "overall_score",
-        "dimension_scores",
-    )
-    docs = [dict(zip(keys, r, strict=True)) for r in runs]
-    for d in docs:
-        d["dimension_scores"] = orjson.loads(d["dimension_scores"] or "{}")
+    tenant, params = window.tenant_clause()
     pins = con.execute(
         f"""SELECT kind, run_id, pinned_at FROM eval_baselines WHERE list_contains($names, agent){tenant}
             QUALIFY row_number() OVER (PARTITION BY kind ORDER BY pinned_at DESC) = 1""",
-        {k: v for k, v in params.items() if k in ("names", "tenant")},
-    ).fetchall()
-    events = con.execute(
-        f"""SELECT time, event, run_id, baseline_run, dimensions FROM eval_events
-            WHERE list_contains($names, agent) AND time >= $since AND time < $until{tenant}
-            ORDER BY time DESC""",
-        params,
+        params | {"names": names},
     ).fetchall()
     return {
-        "runs": docs,
+        "runs": eval_runs(con, window, names, 100),
         "baselines": {k: {"run_id": r, "pinned_at": p} for k, r, p in pins},
-        "events": [
-            {"time": t, "event": e, "run_id": r, "baseline_run": b, "dimensions": orjson.loads(d or "{}")}
-            for t, e, r, b, d in events
-        ],
+        "events": eval_events(con, window, names),
     }

@@ -10,8 +10,10 @@ from typing import Any
 
 import orjson
 
+from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
+from storage.catalog import rows_of
 from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL
 
 MAX_POINTS = 180
@@ -28,15 +30,9 @@ def _step_seconds(window: Window) -> int:
     return max(60, -(-int(window.length.total_seconds()) // MAX_POINTS // 60) * 60)
 
 
-def _tenant(window: Window) -> tuple[str, dict[str, Any]]:
-    if window.tenant is None:
-        return "", {}
-    return " AND tenant = $tenant", {"tenant": window.tenant}
-
-
 def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
     step = _step_seconds(window)
-    tenant_sql, tenant_params = _tenant(window)
+    tenant_sql, tenant_params = window.tenant_clause()
     span_params = {
         "since": window.since,
         "until": window.until,
@@ -134,97 +130,32 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
 
 
 def evals_view(reader: Reader, window: Window) -> dict[str, Any]:
-    tenant_sql, params = _tenant(window)
-    params |= {"since": window.since, "until": window.until}
+    tenant_sql, params = window.tenant_clause()
     with reader.connection() as con:
-        runs = con.execute(
-            f"""SELECT run_id, tenant, agent, kind, dataset, target, judge, started_at, cases, errors,
-                       overall_score, dimension_scores FROM eval_runs
-                WHERE started_at >= $since AND started_at < $until{tenant_sql}
-                ORDER BY started_at DESC LIMIT 500""",
-            params,
-        ).fetchall()
-        pins = con.execute(
+        runs = eval_runs(con, window, None, 500)
+        pins = rows_of(
+            con,
             f"""SELECT tenant, agent, kind, run_id, pinned_at FROM eval_baselines WHERE true{tenant_sql}
                 QUALIFY row_number() OVER (PARTITION BY tenant, agent, kind ORDER BY pinned_at DESC) = 1
                 ORDER BY tenant, agent, kind""",
-            {k: v for k, v in params.items() if k == "tenant"},
-        ).fetchall()
-        events = con.execute(
-            f"""SELECT time, event, tenant, agent, run_id, baseline_run, dimensions FROM eval_events
-                WHERE time >= $since AND time < $until{tenant_sql} ORDER BY time DESC LIMIT 200""",
             params,
-        ).fetchall()
-    keys = (
-        "run_id",
-        "tenant",
-        "agent",
-        "kind",
-        "dataset",
-        "target",
-        "judge",
-        "started_at",
-        "cases",
-        "errors",
-        "overall_score",
-        "dimension_scores",
-    )
-    docs = [dict(zip(keys, r, strict=True)) for r in runs]
-    for d in docs:
-        d["dimension_scores"] = orjson.loads(d["dimension_scores"] or "{}")
-    return {
-        "window": window.as_dict(),
-        "runs": docs,
-        "baselines": [
-            {"tenant": t, "agent": a, "kind": k, "run_id": r, "pinned_at": p} for t, a, k, r, p in pins
-        ],
-        "events": [
-            {
-                "time": t,
-                "event": e,
-                "tenant": tn,
-                "agent": a,
-                "run_id": r,
-                "baseline_run": b,
-                "dimensions": orjson.loads(d or "{}"),
-            }
-            for t, e, tn, a, r, b, d in events
-        ],
-    }
+        )
+        events = eval_events(con, window, None, 200)
+    return {"window": window.as_dict(), "runs": runs, "baselines": pins, "events": events}
 
 
 def alerts_view(reader: Reader, window: Window) -> dict[str, Any]:
-    tenant_sql, params = _tenant(window)
-    params |= {"since": window.since, "until": window.until}
-    fields = (
-        "time",
-        "state",
-        "rule",
-        "kind",
-        "tenant",
-        "agent",
-        "agent_name",
-        "value",
-        "threshold",
-        "summary",
-        "runs",
-        "affected_users",
-        "example_trace_ids",
-        "fired_at",
-        "delivered",
-        "failed",
-    )
+    tenant_sql, params = window.tenant_clause()
     with reader.connection() as con:
-        rows = con.execute(
-            f"""SELECT {", ".join(fields)} FROM alert_events
+        events = rows_of(
+            con,
+            f"""SELECT time, state, rule, kind, tenant, agent, agent_name, value, threshold, summary, runs,
+                       affected_users, example_trace_ids, fired_at, delivered, failed FROM alert_events
                 WHERE time >= $since AND time < $until{tenant_sql}
                 ORDER BY time DESC, rule, agent LIMIT 1000""",
-            params,
-        ).fetchall()
-    events = []
-    for row in rows:
-        doc = dict(zip(fields, row, strict=True))
+            params | {"since": window.since, "until": window.until},
+        )
+    for doc in events:
         for key in ("example_trace_ids", "delivered", "failed"):
             doc[key] = orjson.loads(doc[key] or ("{}" if key == "failed" else "[]"))
-        events.append(doc)
     return {"window": window.as_dict(), "events": events}

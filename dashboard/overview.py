@@ -10,10 +10,12 @@ from typing import Any
 import duckdb
 import orjson
 
+from dashboard.history import eval_events
 from dashboard.reader import Reader
 from dashboard.window import Window
 from report.formats import agent_dict
 from report.health import HealthReport, bucket_seconds, build_report
+from storage.catalog import rows_of
 from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet
 
 FAILING_NOW = 10
@@ -46,7 +48,7 @@ def overview_view(reader: Reader, window: Window) -> dict[str, Any]:
         now = _totals(runs_now)
         latency = _p95_trend(runs_now, window)
         alerts = _open_alerts(con, window)
-        events = _eval_events(con, window)
+        events = eval_events(con, window, None, 20)
         incidents = _incidents(con, window)
     runs = report.runs
     failures = sum(a.failures for a in report.agents)
@@ -136,75 +138,32 @@ def _p95_trend(runs: RunSet, window: Window) -> list[dict[str, Any]]:
     ]
 
 
-def _tenant_sql(window: Window) -> str:
-    return "" if window.tenant is None else " AND tenant = $tenant"
-
-
-def _params(window: Window, **more: Any) -> dict[str, Any]:
-    params: dict[str, Any] = dict(more)
-    if window.tenant is not None:
-        params["tenant"] = window.tenant
-    return params
-
-
 def _open_alerts(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
     """Alerts whose last message is firing or repeat: they have not resolved."""
-    rows = con.execute(
+    tenant, params = window.tenant_clause()
+    rows = rows_of(
+        con,
         f"""SELECT time, fired_at, state, rule, kind, tenant, agent, agent_name, value, threshold, summary,
                    example_trace_ids
-            FROM alert_events WHERE true{_tenant_sql(window)}
+            FROM alert_events WHERE true{tenant}
             QUALIFY row_number() OVER (PARTITION BY alert_key ORDER BY time DESC) = 1
             ORDER BY time DESC""",
-        _params(window),
-    ).fetchall()
-    names = (
-        "time",
-        "fired_at",
-        "state",
-        "rule",
-        "kind",
-        "tenant",
-        "agent",
-        "agent_name",
-        "value",
-        "threshold",
-        "summary",
-        "example_trace_ids",
+        params,
     )
     out = []
-    for row in rows:
-        doc = dict(zip(names, row, strict=True))
+    for doc in rows:
         if doc["state"] in ("firing", "repeat") and doc["kind"] not in ("budget", "eval_regression"):
             doc["example_trace_ids"] = orjson.loads(doc["example_trace_ids"] or "[]")
             out.append(doc)
     return out
 
 
-def _eval_events(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
-    rows = con.execute(
-        f"""SELECT time, event, tenant, agent, run_id, baseline_run, dimensions FROM eval_events
-            WHERE time >= $since AND time < $until{_tenant_sql(window)} ORDER BY time DESC LIMIT 20""",
-        _params(window, since=window.since, until=window.until),
-    ).fetchall()
-    return [
-        {
-            "time": t,
-            "event": e,
-            "tenant": tn,
-            "agent": a,
-            "run_id": r,
-            "baseline_run": b,
-            "dimensions": orjson.loads(d or "{}"),
-        }
-        for t, e, tn, a, r, b, d in rows
-    ]
-
-
 def _incidents(con: duckdb.DuckDBPyConnection, window: Window) -> int:
     """Alerts that fired in the window (a repeat or resolution of one is the same incident)."""
+    tenant, params = window.tenant_clause()
     ((count,),) = con.execute(
         f"""SELECT count(*) FROM alert_events WHERE state = 'firing' AND time >= $since AND time < $until
-            {_tenant_sql(window)}""",
-        _params(window, since=window.since, until=window.until),
+            {tenant}""",
+        params | {"since": window.since, "until": window.until},
     ).fetchall()
     return int(count)

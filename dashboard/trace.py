@@ -7,49 +7,18 @@ from typing import Any
 
 import orjson
 
+from core.model import SPAN_COLUMNS
 from dashboard.reader import Reader
+from storage.catalog import rows_of
 from storage.runs import runs_of_trace
 
-SPAN_FIELDS = (
-    "tenant",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "operation",
-    "service_name",
-    "scope_name",
-    "start_time",
-    "end_time",
-    "duration_ms",
-    "status",
-    "status_message",
-    "agent_id",
-    "agent_name",
-    "agent_version",
-    "agent_owner",
-    "user_id",
-    "session_id",
-    "model",
-    "provider",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "total_tokens",
-    "cost_usd",
-    "tool_name",
-    "error_type",
-    "error_message",
-    "failure_type",
-    "input_text",
-    "output_text",
-    "synthetic",
-    "eval_run_id",
-    "eval_case_id",
-    "attributes",
-    "resource_attributes",
-    "events",
+SPAN_FIELDS = tuple(
+    c
+    for c in SPAN_COLUMNS
+    if c not in ("trace_id", "start_time_unix_nano", "end_time_unix_nano", "agent_name_derived")
 )
+"""The canonical columns a span shows (the trace id is the page's; nanosecond times repeat
+``start_time``/``end_time``)."""
 MAX_SPANS = 2000
 """Spans of one trace a page shows (the first by start time); ``spans_total`` says how many
 there are, so a trace of a hundred thousand spans cannot fill the server's memory."""
@@ -102,11 +71,12 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         if not spans:
             raise TraceNotFound(trace_id)
         runs = [r for r in runs_of_trace(con, trace_id) if tenants is None or r["tenant"] in tenants]
-        scores = con.execute(
+        scores = rows_of(
+            con,
             "SELECT span_id, evaluator, dimension, value, label, explanation, judge_model, time FROM scores"
             f" WHERE {where} ORDER BY time, evaluator, dimension",
             params,
-        ).fetchall()
+        )
     for span in spans:
         for key in ("attributes", "resource_attributes", "events"):
             span[key] = orjson.loads(span[key]) if span[key] else ({} if key != "events" else [])
@@ -122,25 +92,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         "duration_ms": max((s["end_time"] - start).total_seconds() * 1000 for s in spans),
         "spans": ordered,
         "spans_total": int(total),
-        "scores": [
-            dict(
-                zip(
-                    (
-                        "span_id",
-                        "evaluator",
-                        "dimension",
-                        "value",
-                        "label",
-                        "explanation",
-                        "judge_model",
-                        "time",
-                    ),
-                    row,
-                    strict=True,
-                )
-            )
-            for row in scores
-        ],
+        "scores": scores,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.errors import ConfigError
 from core.units import parse_window
@@ -34,6 +35,12 @@ class Window:
     def previous(self) -> Window:
         """The window of the same length just before this one."""
         return Window(self.since - self.length, self.since, self.tenant, self.label)
+
+    def tenant_clause(self) -> tuple[str, dict[str, Any]]:
+        """`` AND tenant = $tenant`` and its parameter, or nothing for every tenant."""
+        if self.tenant is None:
+            return "", {}
+        return " AND tenant = $tenant", {"tenant": self.tenant}
 
     def as_dict(self) -> dict[str, object]:
         return {
