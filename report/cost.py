@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import duckdb
-
 from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
 from spend.forecast import Forecast, month_end_forecast
@@ -120,8 +118,6 @@ def forecasts(runs: RunSet, by: str, today: date) -> dict[str, Forecast]:
 
 
 def _unknown_models(runs: RunSet) -> list[tuple[str, int]]:
-    if not has_cost_columns(runs.con):
-        return []
     found = runs.query(
         """SELECT s.model, count(*) AS n
            FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
@@ -146,12 +142,6 @@ def report_dict(report: CostReport) -> dict[str, Any]:
             else {"forecast": {k: dict(f.__dict__) for k, f in sorted(report.forecasts.items())}}
         ),
     }
-
-
-def has_cost_columns(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the stored spans have ``cost_source`` (files written before it: none is unknown)."""
-    names = {row[0] for row in con.execute("DESCRIBE spans").fetchall()}
-    return "cost_source" in names
 
 
 def render_cost_csv(report: CostReport) -> str:

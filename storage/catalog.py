@@ -61,14 +61,12 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     # place: a new file gets a new name). Readers of runs query the partials three times.
     con.execute("SET parquet_metadata_cache = true")
     files = live_files(data_dir, SPANS)
-    if files:
-        con.execute(f"CREATE VIEW spans AS SELECT * FROM {_read(files)}")
-    else:
-        # No data yet: the same columns, no rows, so queries and tools still work.
-        con.register("_empty_spans", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
-        con.execute(
-            "CREATE VIEW spans AS SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans"
-        )
+    # Every span column, typed, whatever the files hold: no data yet, or only files written before
+    # a column existed (it reads null), and queries and tools still work.
+    con.register("_empty_spans", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
+    typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans"
+    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    con.execute(f"CREATE VIEW spans AS {typed}{read}")
     parts: list[str] = []
     missing: list[str] = []
     for name in files:

@@ -160,3 +160,21 @@ def test_views_work_before_any_data(tmp_path: Path) -> None:
     con = connect(tmp_path / "empty")
     assert con.execute("SELECT count(*) FROM spans").fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
+
+
+def test_span_files_written_before_a_column_existed_read_it_as_null(tmp_path: Path) -> None:
+    """Files without ``cost_source`` (written before the cost processor) still answer queries
+    naming it: the view has every span column, typed."""
+    import pyarrow.parquet as pq
+
+    older = SPAN_SCHEMA.remove(SPAN_SCHEMA.get_field_index("cost_source")).remove(0)  # and no tenant
+    directory = tmp_path / "spans" / "tenant=acme" / "date=2025-03-04"
+    directory.mkdir(parents=True)
+    pq.write_table(older.empty_table(), directory / "part-old.parquet")
+    con = connect(tmp_path)
+    assert con.execute("SELECT count(cost_source), count(*) FROM spans").fetchall() == [(0, 0)]
+    assert [name for (name, *_) in con.execute("DESCRIBE spans").fetchall()][-3:] == [
+        "events",
+        "tenant",
+        "date",
+    ]
