@@ -64,6 +64,7 @@ SPAN_SCHEMA = pa.schema(
         pa.field("output_tokens", pa.int64()),
         pa.field("cached_tokens", pa.int64()),
         pa.field("total_tokens", pa.int64()),
+        pa.field("cache_write_tokens", pa.int64()),  # prompt-cache writes (Anthropic, Bedrock)
         pa.field("cost_usd", pa.float64()),
         pa.field("cost_source", pa.string()),  # reported | computed | unknown (processors/cost)
         pa.field("tool_name", pa.string()),

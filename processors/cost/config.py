@@ -17,11 +17,18 @@ class ModelPrice:
     output: float
     cached_input: float | None = None
     """Cache reads; default: the input price."""
+    cache_write_input: float | None = None
+    """Cache writes; default: the input price."""
     provider: str | None = None
     """Only spans of this provider (``gen_ai.provider.name`` as normalised); default: any."""
 
     def validate(self) -> list[str]:
-        prices = {"input": self.input, "output": self.output, "cached_input": self.cached_input}
+        prices = {
+            "input": self.input,
+            "output": self.output,
+            "cached_input": self.cached_input,
+            "cache_write_input": self.cache_write_input,
+        }
         return [f"{k}: must be at least 0" for k, v in prices.items() if v is not None and v < 0]
 
 

@@ -6,10 +6,13 @@ that repeats its children's totals is never priced twice). Their distinct (provi
 day) keys are priced once each, from the config's ``models`` if it names the model, else from
 the ``genai-prices`` library at the price in force that day; the cost is then
 
-    (input - cached) x input price + cached x cache-read price + output x output price
+    (input - cached - written) x input price + cached x cache-read price
+        + written x cache-write price + output x output price
 
-(``input_tokens`` counts the cached ones, as OpenAI and the GenAI conventions report them;
-cached tokens are priced once, at the cache-read rate), times the tenant's multiplier.
+(``input_tokens`` counts the cache reads and writes, as OpenAI and the GenAI conventions report
+them; Anthropic and Bedrock count them apart, so theirs are added first: every token is priced
+once, cache reads at the cache-read rate, cache writes at the cache-write rate), times the
+tenant's multiplier.
 ``cost_source`` is ``reported`` (the span carried its cost; kept as it is), ``computed``, or
 ``unknown`` (no price for the model: ``cost_usd`` stays null, and the span is counted in
 ``agentwatch_cost_unknown_model_spans_total``). A request whose prompt is over
@@ -60,6 +63,8 @@ class UnitPrice:
     output: float
     cached: float
     request: float = 0.0
+    cache_write: float | None = None
+    """Per token written to a prompt cache; None: the input price."""
 
 
 class CostProcessor(BaseComponent):
@@ -89,7 +94,16 @@ class CostProcessor(BaseComponent):
         if not rows.size:
             return table
         sub = table.take(pa.array(rows)).select(
-            ["tenant", "provider", "model", "start_time", "input_tokens", "output_tokens", "cached_tokens"]
+            [
+                "tenant",
+                "provider",
+                "model",
+                "start_time",
+                "input_tokens",
+                "output_tokens",
+                "cached_tokens",
+                "cache_write_tokens",
+            ]
         )
         day = pc.strftime(pc.cast(sub["start_time"], pa.timestamp("us", "UTC")), "%Y-%m-%d")
         # The distinct (provider, model, day) keys, each column encoded on its own (names are
@@ -110,23 +124,37 @@ class CostProcessor(BaseComponent):
             for k in distinct
         ]
         units = [self._unit(*k) for k in keys]
-        per_key = np.array([[u.input, u.output, u.cached, u.request] if u else [np.nan] * 4 for u in units])
+        per_key = np.array(
+            [
+                [u.input, u.output, u.cached, u.request, u.input if u.cache_write is None else u.cache_write]
+                if u
+                else [np.nan] * 5
+                for u in units
+            ]
+        ).reshape(len(units), 5)
         price = per_key[row_key]
         inp = _counts(sub["input_tokens"])
         out = _counts(sub["output_tokens"])
         cached = _counts(sub["cached_tokens"])
-        # Anthropic and Bedrock count cache reads apart from the input (the normaliser keeps each
-        # provider's meaning): their input is both, so the cached tokens are priced once.
+        written = _counts(sub["cache_write_tokens"])
+        # Anthropic and Bedrock count cache reads and writes apart from the input (the normaliser
+        # keeps each provider's meaning): their input is all three, so each token is priced once.
         apart = pc.is_in(pc.fill_null(sub["provider"], ""), pa.array(CACHE_APART)).to_numpy(
             zero_copy_only=False
         )
-        inp = np.where(apart, inp + cached, inp)
+        inp = np.where(apart, inp + cached + written, inp)
         cached = np.minimum(cached, inp)
-        cost = (inp - cached) * price[:, 0] + cached * price[:, 2] + out * price[:, 1] + price[:, 3]
+        written = np.minimum(written, inp - cached)
+        cost = (
+            (inp - cached - written) * price[:, 0] + cached * price[:, 2] + written * price[:, 4]
+            + out * price[:, 1] + price[:, 3]
+        )  # fmt: skip
         for i in np.flatnonzero(inp > TIER_TOKENS):  # long prompts: the library's tiers apply
             provider, model, when = keys[int(row_key[i])]
             if self._override(model, provider) is None:
-                single = self._library(provider, model, when, int(inp[i]), int(out[i]), int(cached[i]))
+                single = self._library(
+                    provider, model, when, int(inp[i]), int(out[i]), int(cached[i]), int(written[i])
+                )
                 if single is not None:
                     cost[i] = single
         cost *= self._multipliers(sub["tenant"])
@@ -150,18 +178,18 @@ class CostProcessor(BaseComponent):
         if unit is None:
             # The price of no tokens is the per-request fee; each probe less it, per token.
             usages = (
-                (0, 0, 0),
-                (PROBE, 0, 0),
-                (0, PROBE, 0),
-                (PROBE, 0, PROBE),
-            )  # fee, input, output, cached
+                (0, 0, 0, 0),
+                (PROBE, 0, 0, 0),
+                (0, PROBE, 0, 0),
+                (PROBE, 0, PROBE, 0),
+                (PROBE, 0, 0, PROBE),
+            )  # fee, input, output, cache read, cache write
             probe = [self._library(provider, model, day, *usage) for usage in usages]
             found = [p for p in probe if p is not None]
             if len(found) == len(probe):
-                fee, per_input, per_output, per_cached = found
-                unit = UnitPrice(
-                    (per_input - fee) / PROBE, (per_output - fee) / PROBE, (per_cached - fee) / PROBE, fee
-                )
+                fee = found[0]
+                _, per_input, per_output, per_cached, per_written = ((p - fee) / PROBE for p in found)
+                unit = UnitPrice(per_input, per_output, per_cached, fee, per_written)
         with self._lock:
             self._prices[key] = unit
             while len(self._prices) > CACHE_SIZE:
@@ -175,14 +203,20 @@ class CostProcessor(BaseComponent):
         if price is None or (price.provider is not None and price.provider != provider):
             return None
         cached = price.input if price.cached_input is None else price.cached_input
-        return UnitPrice(price.input / 1e6, price.output / 1e6, cached / 1e6)
+        written = price.input if price.cache_write_input is None else price.cache_write_input
+        return UnitPrice(price.input / 1e6, price.output / 1e6, cached / 1e6, 0.0, written / 1e6)
 
-    def _library(self, provider: str, model: str, day: str, inp: int, out: int, cached: int) -> float | None:
-        """The price library's price of one request, in dollars; None when it knows no price."""
+    def _library(
+        self, provider: str, model: str, day: str, inp: int, out: int, cached: int, written: int = 0
+    ) -> float | None:
+        """The price library's price of one request, in dollars; None when it knows no price.
+        ``inp`` counts the cache reads and writes (``cached``, ``written``), as the library does."""
         from genai_prices import Usage, calc_price
 
         when = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
-        usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached)
+        usage = Usage(
+            input_tokens=inp, output_tokens=out, cache_read_tokens=cached, cache_write_tokens=written
+        )
         for provider_id in dict.fromkeys((PROVIDERS.get(provider, provider or None), None)):
             try:
                 with warnings.catch_warnings():

@@ -40,9 +40,10 @@ PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session
                  "eval_case_id")  # fmt: skip
 _OPERATION_INPUTS = ("sig.mcp_method", "sig.gen_ai_operation", "sig.openinference_kind", "sig.traceloop_kind",
                      "sig.llm_request_type", "sig.langfuse_type", "model")  # fmt: skip
-_USAGE_INPUTS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd",
-                 "sig.usage_details", "sig.cost_details")  # fmt: skip
-_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens")
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cache_write_tokens")
+_USAGE_INPUTS = (*_TOKEN_COLUMNS, "cost_usd", "sig.usage_details", "sig.cost_details")
+_T = len(_TOKEN_COLUMNS)
+"""Token slots of ``_USAGE_INPUTS``; the cost is slot ``_T``, the Langfuse details the two after."""
 # Slots whose values rules read; the others are only copied into columns.
 _RULE_SLOTS = tuple(
     dict.fromkeys(
@@ -180,18 +181,18 @@ class Rules:
         usage of a provider response in their output (_output_usage).
         """
         n = llm.shape[0]
-        values = np.zeros((n, 4), np.int64)
-        valid = np.zeros((n, 5), bool)
+        values = np.zeros((n, _T), np.int64)
+        valid = np.zeros((n, _T + 1), bool)
         cost = np.zeros(n, np.float64)
         rows = np.flatnonzero(llm)
         win = self.r.attrs(_USAGE_INPUTS)[rows]
         kinds = pick(self.d.attrs, win, A_TYPE, T_NONE)
         raw = pick(self.d.attrs, win, A_INT, 0)
-        tokens, sent = raw[:, :4], win[:, :4] >= 0
-        fast = (win[:, 5] < 0) & (win[:, 6] < 0)
-        fast &= ((kinds[:, :4] == T_INT) | ~sent).all(axis=1)
+        tokens, sent = raw[:, :_T], win[:, :_T] >= 0
+        fast = (win[:, _T + 1] < 0) & (win[:, _T + 2] < 0)
+        fast &= ((kinds[:, :_T] == T_INT) | ~sent).all(axis=1)
         fast &= ((tokens > -_SAFE_TOKENS) & (tokens < _SAFE_TOKENS)).all(axis=1)
-        fast &= (kinds[:, 4] == T_INT) | (kinds[:, 4] == T_DOUBLE) | (win[:, 4] < 0)
+        fast &= (kinds[:, _T] == T_INT) | (kinds[:, _T] == T_DOUBLE) | (win[:, _T] < 0)
         sent &= fast[:, None]
         total = ~sent[:, 3] & (sent[:, 0] | sent[:, 1])  # derive.usage: total = input + output
         tokens[total, 3] = np.where(sent[total, 0], tokens[total, 0], 0) + np.where(
@@ -199,11 +200,11 @@ class Rules:
         )
         sent[total, 3] = True
         values[rows] = tokens
-        valid[rows, :4] = sent
-        as_int, as_double = fast & (kinds[:, 4] == T_INT), fast & (kinds[:, 4] == T_DOUBLE)
-        cost[rows[as_int]] = raw[as_int, 4].astype(np.float64)
-        cost[rows[as_double]] = raw[as_double, 4].view(np.float64)
-        valid[rows, 4] = as_int | as_double
+        valid[rows, :_T] = sent
+        as_int, as_double = fast & (kinds[:, _T] == T_INT), fast & (kinds[:, _T] == T_DOUBLE)
+        cost[rows[as_int]] = raw[as_int, _T].astype(np.float64)
+        cost[rows[as_double]] = raw[as_double, _T].view(np.float64)
+        valid[rows, _T] = as_int | as_double
         for i in np.flatnonzero(~fast).tolist():  # string tokens, Langfuse details, ...
             found = {
                 slot: self.d.value(a)
@@ -216,13 +217,13 @@ class Rules:
                 if count is not None:
                     values[s, k], valid[s, k] = count, True
             if amount is not None:
-                cost[s], valid[s, 4] = amount, True
-        self._output_usage(rows[(win[:, :4] < 0).all(axis=1) & (win[:, 5] < 0)], values, valid)
+                cost[s], valid[s, _T] = amount, True
+        self._output_usage(rows[(win[:, :_T] < 0).all(axis=1) & (win[:, _T + 1] < 0)], values, valid)
         valid &= ~self._non_leaf(llm)[:, None]
         out = {name: ints(values[:, k], valid[:, k]) for k, name in enumerate(_TOKEN_COLUMNS)}
-        out["cost_usd"] = floats(cost, valid[:, 4])
+        out["cost_usd"] = floats(cost, valid[:, _T])
         # A cost the span carries is the reported one; the cost processor prices the others.
-        out["cost_source"] = pc.if_else(pa.array(valid[:, 4]), "reported", pa.scalar(None, pa.string()))
+        out["cost_source"] = pc.if_else(pa.array(valid[:, _T]), "reported", pa.scalar(None, pa.string()))
         return out
 
     def _output_usage(self, rows: np.ndarray, values: np.ndarray, valid: np.ndarray) -> None:
@@ -235,7 +236,7 @@ class Rules:
             return
         distinct, group = np.unique(output, return_inverse=True)
         counts = [derive.output_usage(self.r.value(v)) for v in distinct.tolist()]
-        for k in range(4):
+        for k in range(_T):
             column = [None if c is None else c[k] for c in counts]
             found = np.array([x is not None for x in column], bool)[group]
             values[rows[found], k] = np.array([x or 0 for x in column], np.int64)[group][found]

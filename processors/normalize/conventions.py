@@ -48,6 +48,7 @@ MAPPABLE_COLUMNS: tuple[str, ...] = (
     "output_tokens",
     "cached_tokens",
     "total_tokens",
+    "cache_write_tokens",
     "cost_usd",
     "eval_run_id",
     "eval_case_id",
@@ -124,6 +125,13 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
         "llm.usage.cache_read_input_tokens",
     ),
     "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
+    # Tokens written to a prompt cache (Anthropic's and Bedrock's cache creation), priced apart.
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.usage.cache_creation_input_tokens",
+    ),
     "cost_usd": ("gen_ai.usage.cost", "llm.usage.cost", "llm.cost.total"),
     "eval_run_id": ("agentwatch.eval_run_id",),
     "eval_case_id": ("agentwatch.eval_case_id",),
@@ -158,10 +166,13 @@ USAGE_CACHE_READ_PATHS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("cachedContentTokenCount",), False),  # Gemini / Vertex AI (REST)
     (("cached_content_token_count",), False),  # Gemini / Vertex AI (Python SDK)
 )
-# Cache writes counted apart from the input (they only matter to a total the object lacks).
-USAGE_CACHE_WRITE_PATHS: tuple[tuple[str, ...], ...] = (
-    ("cache_creation_input_tokens",),  # Anthropic
-    ("cacheWriteInputTokens",),  # Bedrock Converse
+# Cache writes: (path in the object, whether the provider counts them apart from the input).
+USAGE_CACHE_WRITE_PATHS: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("cache_creation_input_tokens",), True),  # Anthropic, Langfuse
+    (("input_cache_creation",), True),  # Langfuse
+    (("cache_creation",), True),  # Langfuse
+    (("cacheWriteInputTokens",), True),  # Bedrock Converse
+    (("input_token_details", "cache_creation"), False),  # LangChain
 )
 
 # --- text ------------------------------------------------------------------------------

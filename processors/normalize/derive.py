@@ -14,8 +14,8 @@ from processors.normalize import conventions as conv
 from processors.normalize.message_text import text_of, tool_call_text
 from processors.normalize.resolve import as_float, as_int, as_json_object
 
-Usage = tuple[int | None, int | None, int | None, int | None, float | None]
-NO_USAGE: Usage = (None, None, None, None, None)
+Usage = tuple[int | None, int | None, int | None, int | None, int | None, float | None]
+NO_USAGE: Usage = (None, None, None, None, None, None)
 
 
 def operation(name: str, found: dict[str, Any], overrides: dict[str, str]) -> str:
@@ -139,7 +139,7 @@ def request_model(found: dict[str, Any]) -> str | None:
 
 
 def usage(found: dict[str, Any]) -> Usage:
-    """(input, output, cached, total tokens, cost) of an LLM span.
+    """(input, output, cached, total, cache-write tokens, cost) of an LLM span.
 
     Token attributes first; Langfuse's usage_details fill the gaps (``usage_counts`` reads every
     provider's shape). Without a total, the total is input + output (+ cache reads and writes a
@@ -148,6 +148,7 @@ def usage(found: dict[str, Any]) -> Usage:
     out = as_int(found.get("output_tokens"))
     cached = as_int(found.get("cached_tokens"))
     total = as_int(found.get("total_tokens"))
+    written = as_int(found.get("cache_write_tokens"))
     cost = as_float(found.get("cost_usd"))
     counts = usage_counts(as_json_object(found.get("sig.usage_details")))
     if counts is not None:
@@ -155,17 +156,22 @@ def usage(found: dict[str, Any]) -> Usage:
         out = out if out is not None else counts[1]
         cached = cached if cached is not None else counts[2]
         total = total if total is not None else counts[3]
+        written = written if written is not None else counts[4]
     if cost is None:
         cost = _total_cost(as_json_object(found.get("sig.cost_details")))
     if total is None and (inp is not None or out is not None):
         total = (inp or 0) + (out or 0)
-    return inp, out, cached, total, cost
+    return inp, out, cached, total, written, cost
 
 
-def output_usage(output: Any) -> tuple[int | None, int | None, int | None, int | None] | None:
-    """(input, output, cached, total) tokens of a raw provider response sent as an LLM span's
-    output (its ``usage``, ``usage_metadata`` or ``usageMetadata``), for spans with no token
-    attribute and no usage object; None when the output holds none."""
+Counts = tuple[int | None, int | None, int | None, int | None, int | None]
+"""(input, output, cached, total, cache-write) tokens, each as the provider counts it."""
+
+
+def output_usage(output: Any) -> Counts | None:
+    """The token counts of a raw provider response sent as an LLM span's output (its ``usage``,
+    ``usage_metadata`` or ``usageMetadata``), for spans with no token attribute and no usage
+    object; None when the output holds none."""
     if isinstance(output, str) and not any(key in output for key in conv.USAGE_WRAPPER_KEYS):
         return None  # not worth parsing
     response = as_json_object(output)
@@ -178,31 +184,31 @@ def output_usage(output: Any) -> tuple[int | None, int | None, int | None, int |
     return None
 
 
-def usage_counts(obj: dict[str, Any] | None) -> tuple[int | None, int | None, int | None, int | None] | None:
-    """(input, output, cached, total) of a usage object in any provider's shape
-    (``conventions.USAGE_*``), each as the provider counts it; None when it has none of them."""
+def usage_counts(obj: dict[str, Any] | None) -> Counts | None:
+    """The token counts of a usage object in any provider's shape (``conventions.USAGE_*``);
+    None when it has none of them."""
     if not obj:
         return None
     inp = _first_int(obj, *conv.USAGE_INPUT_KEYS)
     out = _first_int(obj, *conv.USAGE_OUTPUT_KEYS)
     total = _first_int(obj, *conv.USAGE_TOTAL_KEYS)
-    cached = None
     apart = 0  # cache tokens the provider counts apart from the input
+    cached = written = None
     for path, separate in conv.USAGE_CACHE_READ_PATHS:
         cached = _int_at(obj, path)
         if cached is not None:
             apart = cached if separate else 0
             break
-    for path in conv.USAGE_CACHE_WRITE_PATHS:
+    for path, separate in conv.USAGE_CACHE_WRITE_PATHS:
         written = _int_at(obj, path)
         if written is not None:
-            apart += written
+            apart += written if separate else 0
             break
     if inp is None and out is None and total is None and cached is None:
         return None
     if total is None and (inp is not None or out is not None):
         total = (inp or 0) + (out or 0) + apart
-    return inp, out, cached, total
+    return inp, out, cached, total, written
 
 
 def _int_at(obj: dict[str, Any], path: tuple[str, ...]) -> int | None:

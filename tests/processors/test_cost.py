@@ -37,7 +37,8 @@ def chat(tracer: trace.Tracer, name: str, model: str, provider: str, when: str =
         "test.case": name,
     }  # fmt: skip
     keys = {"input": "gen_ai.usage.input_tokens", "output": "gen_ai.usage.output_tokens",
-            "cached": "gen_ai.usage.cache_read.input_tokens", "cost": "gen_ai.usage.cost"}  # fmt: skip
+            "cached": "gen_ai.usage.cache_read.input_tokens", "cost": "gen_ai.usage.cost",
+            "written": "gen_ai.usage.cache_creation.input_tokens"}  # fmt: skip
     attributes |= {keys[k]: v for k, v in usage.items()}
     context = trace.set_span_in_context(parent) if parent is not None else None
     span = tracer.start_span(f"chat {model}", context=context, start_time=_ns(when), attributes=attributes)
@@ -55,6 +56,9 @@ def recorded(tenant: str = "acme") -> list[ReadableSpan]:
     chat(tracer, "unknown", "our-private-model", "openai", input=1000, output=500)
     # Anthropic counts cache reads apart from the input: 200 input + 50,000 cache reads.
     chat(tracer, "anthropic cached", "claude-sonnet-4", "anthropic", input=200, output=100, cached=50_000)
+    # ... and cache writes apart too, priced at the cache-write rate.
+    chat(tracer, "anthropic cache write", "claude-sonnet-4", "anthropic", input=200, output=100,
+         cached=1000, written=10_000)  # fmt: skip
     chat(tracer, "negative", "gpt-4o", "openai", input=-1000, output=500)  # a broken count is no count
     chat(tracer, "per request", "sonar", "perplexity", input=1000, output=1000)  # a fixed fee per request
     chat(tracer, "before", "claude-opus-4-6", "anthropic", "2026-03-01 10:00", input=300_000, output=1000)
@@ -90,6 +94,8 @@ def test_every_pricing_case(tmp_path: Path) -> None:
         "reported": (0.123, "reported"),  # the span's own cost wins
         "unknown": (None, "unknown"),  # never a silent zero
         "anthropic cached": (0.0171, "computed"),  # 200 x 3 + 50,000 x 0.30 + 100 x 15, per million
+        # 200 x 3 + 1,000 x 0.30 + 10,000 x 3.75 + 100 x 15, per million
+        "anthropic cache write": (0.0399, "computed"),
         "negative": (0.005, "computed"),  # 500 x 10 per million: the input counts as none
         "per request": (0.014, "computed"),  # 1000 x 1 + 1000 x 1 per million + $0.012 a request
         "before": (3.0375, "computed"),  # 300k x 10 + 1000 x 37.50: the long-context tier
@@ -105,9 +111,12 @@ processors:
   cost:
     models:
       gpt-4o: {input: 2.0, output: 8.0, cached_input: 0.5}
+      claude-sonnet-4: {input: 2.0, output: 10.0, cached_input: 0.2, cache_write_input: 2.5}
     tenant_multipliers: {acme: 0.8}
 """
     found = costs(tmp_path, config)
+    written = 0.8 * (200 * 2.0 + 1000 * 0.2 + 10_000 * 2.5 + 100 * 10.0) / 1e6
+    assert found["anthropic cache write"] == (round(written, 10), "computed")
     assert found["plain"] == (round(0.8 * (1000 * 2.0 + 500 * 8.0) / 1e6, 10), "computed")
     assert found["cached"] == (round(0.8 * (600 * 2.0 + 400 * 0.5 + 500 * 8.0) / 1e6, 10), "computed")
     assert found["reported"] == (0.123, "reported")  # a reported cost is never adjusted

@@ -43,7 +43,12 @@ def test_to_table_equals_the_golden_table(config: str) -> None:
     records = read_records()
     assert len(batches(records)) > 1
     actual = convert(CONFIGS[config], records)
-    expected = pq.read_table(table_path(config)).cast(SPAN_SCHEMA)
+    golden = pq.read_table(table_path(config))
+    # Columns added after the golden was captured; none of its spans carries them.
+    for name in ("cache_write_tokens",):
+        if name not in golden.column_names:
+            golden = golden.append_column(name, pa.nulls(golden.num_rows, SPAN_SCHEMA.field(name).type))
+    expected = golden.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
     assert actual.schema.equals(SPAN_SCHEMA)
     assert actual.equals(expected), first_difference(actual, expected)
 

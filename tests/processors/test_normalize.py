@@ -577,6 +577,24 @@ def test_usage_details_in_every_providers_shape(
     assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"], row["total_tokens"]) == tokens
 
 
+@pytest.mark.parametrize(
+    ("attrs", "written"),
+    [
+        ({"gen_ai.usage.cache_creation.input_tokens": 2048}, 2048),  # GenAI conventions
+        ({"gen_ai.usage.cache_creation_input_tokens": 1024}, 1024),  # OpenLLMetry
+        ({"llm.token_count.prompt_details.cache_write": 512}, 512),  # OpenInference
+        ({"langfuse.observation.usage_details": orjson.dumps(
+            {"input_tokens": 12, "output_tokens": 30, "cache_creation_input_tokens": 200}).decode()}, 200),
+        ({"langfuse.observation.usage_details": orjson.dumps(
+            {"inputTokens": 5, "outputTokens": 1, "cacheWriteInputTokens": 64}).decode()}, 64),  # Bedrock
+        ({"langfuse.observation.usage_details": orjson.dumps(OPENAI_CHAT_USAGE).decode()}, None),
+    ],
+)  # fmt: skip
+def test_cache_writes_are_read_in_every_convention(attrs: dict[str, Any], written: int | None) -> None:
+    row = one_row({"langfuse.observation.type": "generation", "gen_ai.usage.input_tokens": 10, **attrs})
+    assert row["cache_write_tokens"] == written
+
+
 def test_token_attributes_win_and_the_usage_object_fills_gaps() -> None:
     row = one_row(
         {
