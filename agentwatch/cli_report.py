@@ -220,14 +220,15 @@ def export(
 @click.command("cost")
 @_scope_options
 @click.option("--by", "by", default="agent", show_default=True,
-              type=click.Choice(["tenant", "agent", "user", "model", "provider"]))  # fmt: skip
+              type=click.Choice(["tenant", "agent", "user", "team", "org", "workspace", "project", "workflow",
+                                 "model", "provider"]))  # fmt: skip
 @click.option(
     "--format", "fmt", default="text", type=click.Choice(["text", "json", "csv"]), show_default=True
 )
 @click.option(
     "--forecast",
     is_flag=True,
-    help="Add this month's spend to date and its month-end forecast (by tenant, agent or user).",
+    help="Add this month's spend to date and its month-end forecast (not by model or provider).",
 )
 @click.option("--budgets", "show_budgets", is_flag=True, help="Also each budget (the config's budgets:).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
@@ -245,10 +246,11 @@ def cost(
     show_budgets: bool,
     output: Path | None,
 ) -> None:
-    """Spend by tenant, agent, user, model or provider: runs, cost per run and per successful
-    run, tokens, cache hits, and the models with no known price."""
+    """Spend by tenant, agent, user, team, org, workspace, project, workflow, model or provider:
+    runs, cost per run and per successful run, tokens, cache hits, and the models with no known
+    price."""
     from report.cost import (
-        COST_COLUMNS,
+        cost_columns,
         cost_report,
         render_budgets,
         render_cost_csv,
@@ -261,22 +263,22 @@ def cost(
     directory, _ = _settings(config_path, data_dir)
     scope = _scope(since, agent, tenant, until_text, include_synthetic)
     con = connect(directory)
-    found = cost_report(runs_in(con, scope, COST_COLUMNS), by)
+    found = cost_report(runs_in(con, scope, cost_columns(by)), by)
     if forecast:
         from dataclasses import replace
 
         from report.cost import forecasts
         from spend.forecast import HISTORY_DAYS, ForecastUnavailable
 
-        if by not in ("tenant", "agent", "user"):
-            raise click.BadParameter("a forecast is by tenant, agent or user", param_hint="--forecast")
+        if by in ("model", "provider"):
+            raise click.BadParameter("a forecast is not by model or provider", param_hint="--forecast")
         today = scope.until.date()
         month = Scope(
             datetime.combine(min(today.replace(day=1), today - timedelta(days=HISTORY_DAYS)), time(), UTC),
             scope.until, agent, tenant, scope.synthetic,
         )  # fmt: skip
         try:
-            found = replace(found, forecasts=forecasts(runs_in(con, month, COST_COLUMNS), by, today))
+            found = replace(found, forecasts=forecasts(runs_in(con, month, cost_columns(by)), by, today))
         except ForecastUnavailable as exc:
             click.echo(f"agentwatch cost: {exc}", err=True)
             sys.exit(1)

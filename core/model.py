@@ -58,6 +58,12 @@ SPAN_SCHEMA = pa.schema(
         pa.field("agent_owner", pa.string()),
         pa.field("user_id", pa.string()),
         pa.field("session_id", pa.string()),
+        # Who pays (processors/normalize/conventions.py: "team", "org", ...; mapped in config).
+        pa.field("team", pa.string()),
+        pa.field("org", pa.string()),
+        pa.field("workspace", pa.string()),
+        pa.field("project", pa.string()),
+        pa.field("workflow", pa.string()),
         pa.field("model", pa.string()),
         pa.field("provider", pa.string()),
         pa.field("input_tokens", pa.int64()),

@@ -1,6 +1,7 @@
 """Spend by a dimension: the cost report behind ``agentwatch cost``.
 
-By ``tenant``, ``agent`` or ``user`` it reads the runs (``storage.runs``: a run's ``cost_usd`` is
+By ``tenant``, ``agent``, ``user`` or an organisational dimension (``team``, ``org``, ``workspace``,
+``project``, ``workflow``: see ``storage.usage``) it reads the runs (``storage.runs``: a run's ``cost_usd`` is
 the sum of its spans', so nothing is counted twice): spend, runs, spend per run and per
 successful run, tokens and the cache-hit ratio. By ``model`` or ``provider`` it reads the model
 calls themselves (spans), with the calls counted. Either way it lists the models with no known
@@ -17,14 +18,24 @@ from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
 from spend.forecast import Forecast, month_end_forecast
 from storage.runs import SUCCEEDED_SQL, RunSet
+from storage.usage import DIMENSIONS as ORG_DIMENSIONS
 
-RUN_DIMENSIONS = {"tenant": "tenant", "agent": "agent", "user": "coalesce(user_id, '(unknown)')"}
+RUN_DIMENSIONS = {
+    "tenant": "tenant", "agent": "agent", "user": "coalesce(user_id, '(unknown)')",
+    **{d: f"coalesce({d}, '(none)')" for d in ORG_DIMENSIONS},
+}  # fmt: skip
 _NAMES = {"agent": NAME_FROM_SPANS_SQL}
 """Per dimension, the name shown beside the key (an agent's name beside its id)."""
 SPAN_DIMENSIONS = {"model": "model", "provider": "coalesce(provider, '(unknown)')"}
 DIMENSIONS = (*RUN_DIMENSIONS, *SPAN_DIMENSIONS)
 COST_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "cached_tokens", "agent_name")
 """The columns of runs the cost report reads beyond the base ones (``runs_in``'s ``extra``)."""
+
+
+def cost_columns(by: str) -> tuple[str, ...]:
+    """The columns of runs the cost report by ``by`` reads beyond the base ones (an
+    organisational dimension only when it is the one asked for: each costs on millions of runs)."""
+    return (*COST_COLUMNS, by) if by in ORG_DIMENSIONS else COST_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ class CostReport:
 
 
 def cost_report(runs: RunSet, by: str) -> CostReport:
-    """Spend of ``runs`` (loaded with ``COST_COLUMNS``) by ``by`` (one of ``DIMENSIONS``)."""
+    """Spend of ``runs`` (loaded with ``cost_columns(by)``) by ``by`` (one of ``DIMENSIONS``)."""
     if by not in DIMENSIONS:
         raise ValueError(f"by: one of {', '.join(DIMENSIONS)}, not {by!r}")
     if by in RUN_DIMENSIONS:
@@ -102,9 +113,9 @@ def cost_report(runs: RunSet, by: str) -> CostReport:
 
 def forecasts(runs: RunSet, by: str, today: date) -> dict[str, Forecast]:
     """Each key's month-end forecast from its daily spend (``runs``: at least the month so far
-    and ``HISTORY_DAYS`` before today, loaded with ``COST_COLUMNS``); run dimensions only."""
+    and ``HISTORY_DAYS`` before today, loaded with ``cost_columns(by)``); run dimensions only."""
     if by not in RUN_DIMENSIONS:
-        raise ValueError(f"by: a forecast is by tenant, agent or user, not {by!r}")
+        raise ValueError(f"by: a forecast is by {', '.join(RUN_DIMENSIONS)}, not {by!r}")
     key_sql = RUN_DIMENSIONS[by]
     name_sql = _NAMES.get(by, "NULL")
     names = {str(k): n for k, n in runs.query(f"SELECT {key_sql} AS key, {name_sql} FROM runs GROUP BY key")}

@@ -5,9 +5,10 @@ gateway or the agent itself can act on, on ``/api/v1/budgets``).
     budgets:
       acme:            {tenant: acme, monthly_usd: 500}
       expense-bot:     {tenant: acme, agent: expense-bot, monthly_usd: 100, hard: true}
+      search-team:     {tenant: acme, team: search, monthly_usd: 250}
 
-A budget covers the runs of its tenant and agent (an agent by its id or its name); with neither,
-every run.
+A budget covers the runs of its tenant, team and agent (an agent by its id or its name; a team as
+the ``team`` column of runs holds it); with none of them, every run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Budget:
     tenant: str | None = None
     agent: str | None = None
     """An agent's id or its name."""
+    team: str | None = None
+    """A team (the runs' ``team``: a resource attribute, see the normalize processor)."""
     hard: bool = False
     """A hard budget is a limit to enforce: ``over_budget`` once the month's spend reaches it."""
 
@@ -81,12 +84,13 @@ def budget_states(
     out = []
     for name, budget in sorted(budgets.items()):
         scope = Scope(datetime.combine(since, time(), UTC), now, budget.agent, budget.tenant)
-        runs = runs_in(con, scope, ("cost_usd",))
+        runs = runs_in(con, scope, ("cost_usd", "team"))
         daily: dict[date, float] = {
             day: float(spend)
             for day, spend in runs.query(
                 """SELECT CAST(timezone('UTC', start_time) AS DATE) AS day, sum(cost_usd) FROM runs
-                   WHERE cost_usd IS NOT NULL GROUP BY day"""
+                   WHERE cost_usd IS NOT NULL AND ($team IS NULL OR team = $team) GROUP BY day""",
+                {"team": budget.team},
             )
         }
         runs.drop()
@@ -105,7 +109,8 @@ def budget_states(
 def state_dict(state: BudgetState) -> dict[str, Any]:
     f = state.forecast
     return {
-        "name": state.name, "tenant": state.budget.tenant, "agent": state.budget.agent,
+        "name": state.name, "tenant": state.budget.tenant, "team": state.budget.team,
+        "agent": state.budget.agent,
         "monthly_usd": state.budget.monthly_usd, "hard": state.budget.hard, "month": state.month,
         "spend_usd": state.spend_usd, "used": state.used, "over_budget": state.over_budget,
         "forecast": None if f is None else {"month_end": f.month_end, "low": f.low, "high": f.high,

@@ -23,6 +23,7 @@ from storage.layout import RUN_PARTS, SPANS, table_dir
 from storage.runparts import parts_path
 from storage.runs import create_runs_view, parts_sql
 from storage.tables import SCHEMAS as EVAL_SCHEMAS
+from storage.usage import create_usage_views
 
 
 def live_files(data_dir: Path, table: str) -> list[str]:
@@ -84,6 +85,7 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
     create_runs_view(con)
+    create_usage_views(con)
     return con
 
 

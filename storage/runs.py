@@ -100,7 +100,7 @@ AGENT_SQL = f"coalesce(agent_id, agent_name, '{UNKNOWN_AGENT}')"
 # explicit one (an agent name attribute); ``derived_name`` holds the first derived one.
 FIRST_SEEN = (
     "agent_id", "agent_name", "agent_version", "agent_owner", "user_id", "session_id", "service_name",
-    "eval_run_id", "eval_case_id",
+    "eval_run_id", "eval_case_id", "team", "org", "workspace", "project", "workflow",
 )  # fmt: skip
 SUMS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cost_usd")
 

@@ -433,14 +433,14 @@ async function costPage() {
   const params = new URLSearchParams(location.search);
   params.set("by", by);
   const [d, b] = await Promise.all([api(`/api/v1/cost?${params}`), api("/api/v1/budgets")]);
-  const pick = el("select", { id: "cost-by", "aria-label": "spend by" }, ["agent", "tenant", "user", "model", "provider"].map((k) => el("option", { value: k, text: k })));
+  const pick = el("select", { id: "cost-by", "aria-label": "spend by" }, ["agent", "tenant", "user", "team", "org", "workspace", "project", "workflow", "model", "provider"].map((k) => el("option", { value: k, text: k })));
   pick.value = by;
   pick.addEventListener("change", () => { const params = new URLSearchParams(location.search); params.set("by", pick.value); location.search = params.toString(); });
   const parts = [el("h1", {}, "Cost ", el("span", { class: "muted", text: `· ${usd(d.total_usd)} in the window` })), el("div", { class: "toolbar" }, el("label", {}, "spend by ", pick))];
   if (!d.rows.length) { parts.push(noData()); return parts; }
   parts.push(el("div", { class: "panel" }, chart(`spend per bucket, the ${Object.keys(d.series).length} largest by ${by} (USD)`,
     Object.entries(d.series).map(([name, values], i) => ({ x: d.starts, y: values, type: "bar", name: esc(name), marker: { color: SPEND_COLORS[i % SPEND_COLORS.length] } })), { barmode: "stack" })));
-  const runDim = ["agent", "tenant", "user"].includes(by);
+  const runDim = !["model", "provider"].includes(by);
   parts.push(el("div", { class: "panel" }, el("h2", { text: `Spend by ${by}` }), table([
     { title: by, value: (r) => by === "agent" ? agentLink(Q.get("tenant"), r.id, r.key !== r.id ? r.key.slice(0, r.key.lastIndexOf(" (")) : null) : r.key, sort: (r) => r.key },
     { title: "spend", value: (r) => usd(r.spend_usd), sort: (r) => r.spend_usd, numeric: true },

@@ -36,8 +36,8 @@ from processors.normalize.wire import (
     T_NONE,
 )
 
-PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session_id", "model", "eval_run_id",
-                 "eval_case_id")  # fmt: skip
+PLAIN_COLUMNS = ("agent_id", "agent_version", "agent_owner", "user_id", "session_id", "team", "org",
+                 "workspace", "project", "workflow", "model", "eval_run_id", "eval_case_id")  # fmt: skip
 _OPERATION_INPUTS = ("sig.mcp_method", "sig.gen_ai_operation", "sig.openinference_kind", "sig.traceloop_kind",
                      "sig.llm_request_type", "sig.langfuse_type", "model")  # fmt: skip
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_tokens", "total_tokens", "cache_write_tokens")

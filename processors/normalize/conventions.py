@@ -37,6 +37,11 @@ MAPPABLE_COLUMNS: tuple[str, ...] = (
     "agent_owner",
     "user_id",
     "session_id",
+    "team",
+    "org",
+    "workspace",
+    "project",
+    "workflow",
     "model",
     "provider",
     "tool_name",
@@ -76,6 +81,19 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
         "langfuse.session.id",
         "traceloop.association.properties.session_id",
         "glean.session.id",
+    ),
+    # Who pays: the organisational dimensions spend is charged back to, usually resource
+    # attributes (map a deployment's own names in the normalize config's ``attributes``).
+    "team": ("team.name", "team.id", "team", "glean.team", "agentwatch.team"),
+    "org": ("org.id", "org_id", "organization.id", "organization.name", "org", "glean.org"),
+    "workspace": ("workspace.id", "workspace_id", "workspace", "glean.workspace"),
+    "project": ("project.id", "project_id", "project", "glean.project"),
+    "workflow": (
+        "gen_ai.workflow.name",
+        "workflow.name",
+        "workflow.id",
+        "workflow_id",
+        "traceloop.workflow.name",
     ),
     # The response model is what actually served the call (e.g. a dated snapshot), so it is
     # preferred: a silent model change under an agent is exactly what must show up.

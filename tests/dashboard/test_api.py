@@ -200,7 +200,7 @@ def test_cost_endpoint(api: TestClient) -> None:
     )
     assert d["series"] == {"expense-bot": [0.0] * 24, "faq-bot": [0.0] * 24}
     assert get(api, f"/api/v1/cost?{WINDOW}&by=color", 400) == {
-        "error": "by: one of tenant, agent, user, model, provider"
+        "error": "by: one of tenant, agent, user, team, org, workspace, project, workflow, model, provider"
     }
 
 

@@ -45,7 +45,7 @@ def test_to_table_equals_the_golden_table(config: str) -> None:
     actual = convert(CONFIGS[config], records)
     golden = pq.read_table(table_path(config))
     # Columns added after the golden was captured; none of its spans carries them.
-    for name in ("cache_write_tokens",):
+    for name in ("team", "org", "workspace", "project", "workflow", "cache_write_tokens"):
         if name not in golden.column_names:
             golden = golden.append_column(name, pa.nulls(golden.num_rows, SPAN_SCHEMA.field(name).type))
     expected = golden.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
