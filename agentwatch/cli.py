@@ -15,8 +15,9 @@ from rich.console import Console
 
 from agentwatch.cli_alerts import alerts_group
 from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_cost import cost
 from agentwatch.cli_eval import eval_group
-from agentwatch.cli_report import cases, cost, report
+from agentwatch.cli_report import cases, report
 from core.errors import AgentwatchError
 
 if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config

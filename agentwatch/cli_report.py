@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -215,93 +215,3 @@ def export(
                 err=True,
             )
             sys.exit(1)
-
-
-@click.command("cost")
-@_scope_options
-@click.option("--by", "by", default="agent", show_default=True,
-              type=click.Choice(["tenant", "agent", "user", "team", "org", "workspace", "project", "workflow",
-                                 "model", "provider"]))  # fmt: skip
-@click.option(
-    "--format", "fmt", default="text", type=click.Choice(["text", "json", "csv"]), show_default=True
-)
-@click.option(
-    "--forecast",
-    is_flag=True,
-    help="Add this month's spend to date and its month-end forecast (not by model or provider).",
-)
-@click.option("--budgets", "show_budgets", is_flag=True, help="Also each budget (the config's budgets:).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
-def cost(
-    config_path: str | None,
-    data_dir: str | None,
-    agent: str | None,
-    tenant: str | None,
-    since: str,
-    until_text: str | None,
-    include_synthetic: bool,
-    by: str,
-    fmt: str,
-    forecast: bool,
-    show_budgets: bool,
-    output: Path | None,
-) -> None:
-    """Spend by tenant, agent, user, team, org, workspace, project, workflow, model or provider:
-    runs, cost per run and per successful run, tokens, cache hits, and the models with no known
-    price."""
-    from report.cost import (
-        cost_columns,
-        cost_report,
-        render_budgets,
-        render_cost_csv,
-        render_cost_text,
-        report_dict,
-    )
-    from storage.catalog import connect
-    from storage.runs import Scope, runs_in
-
-    directory, _ = _settings(config_path, data_dir)
-    scope = _scope(since, agent, tenant, until_text, include_synthetic)
-    con = connect(directory)
-    found = cost_report(runs_in(con, scope, cost_columns(by)), by)
-    if forecast:
-        from dataclasses import replace
-
-        from report.cost import forecasts
-        from spend.forecast import HISTORY_DAYS, ForecastUnavailable
-
-        if by in ("model", "provider"):
-            raise click.BadParameter("a forecast is not by model or provider", param_hint="--forecast")
-        today = scope.until.date()
-        month = Scope(
-            datetime.combine(min(today.replace(day=1), today - timedelta(days=HISTORY_DAYS)), time(), UTC),
-            scope.until, agent, tenant, scope.synthetic,
-        )  # fmt: skip
-        try:
-            found = replace(found, forecasts=forecasts(runs_in(con, month, cost_columns(by)), by, today))
-        except ForecastUnavailable as exc:
-            click.echo(f"agentwatch cost: {exc}", err=True)
-            sys.exit(1)
-    budgets = None
-    if show_budgets:
-        from spend.budgets import budget_states, state_dict
-        from spend.forecast import available
-
-        config = load_or_exit(config_path, data_dir)
-        if not config.budgets:
-            click.echo("agentwatch cost: no budgets configured (the config's budgets: section)", err=True)
-            sys.exit(1)
-        states = budget_states(con, config.budgets, scope.until, forecast=available())
-        budgets = [state_dict(b) for b in states]
-    if fmt == "json":
-        doc = report_dict(found) | ({} if budgets is None else {"budgets": budgets})
-        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
-    elif fmt == "csv":
-        text = render_cost_csv(found)
-    else:
-        text = render_cost_text(found, _described(scope)) + (render_budgets(budgets) if budgets else "")
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output} ({len(found.rows)} rows, ${found.total_usd:,.2f})", err=True)

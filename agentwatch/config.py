@@ -30,6 +30,7 @@ from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
 from processors.classify.taxonomy import FAILURE_TYPES
 from spend.budgets import Budget, build_budgets
+from spend.ledger import ChargebackConfig
 
 TOP_LEVEL = (
     "receivers",
@@ -42,6 +43,7 @@ TOP_LEVEL = (
     "evals",
     "alerts",
     "budgets",
+    "chargeback",
 )
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
@@ -75,6 +77,7 @@ class AgentwatchConfig:
     evals: EvalsConfig = field(default_factory=EvalsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     budgets: dict[str, Budget] = field(default_factory=dict)
+    chargeback: ChargebackConfig = field(default_factory=ChargebackConfig)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -217,6 +220,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
                 ("alerts", "rules", str(i), "kind"),
                 f"a {rule.kind} rule without a threshold reads the config's budgets: and there are none",
             )
+    chargeback = _section(ChargebackConfig, "chargeback", merged.get("chargeback"), problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(
@@ -231,6 +235,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         evals,
         alerts,
         budgets,
+        chargeback,
     )
 
 

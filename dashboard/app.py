@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.access import ANYONE, COOKIE, Access, Viewer
 from dashboard.agent import NotFound, agent_view
-from dashboard.costview import cost_view
+from dashboard.costview import cost_view, leaks_view
 from dashboard.operations import alerts_view, evals_view, operations_view
 from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
@@ -317,6 +317,7 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
         ("evals", "/api/v1/evals", lambda w, r: evals_view(d.reader, w)),
         ("alerts", "/api/v1/alerts", lambda w, r: alerts_view(d.reader, w)),
         ("cost", "/api/v1/cost", lambda w, r: cost_view(d.reader, w, r.query_params.get("by", "agent"))),
+        ("cost/leaks", "/api/v1/cost/leaks", lambda w, r: leaks_view(d.reader, w)),
     ]
     out: list[BaseRoute] = [Route(path, d.api(name, compute), methods=["GET"]) for name, path, compute in api]
 

@@ -1,5 +1,5 @@
-"""The cost page: spend by a dimension (``report.cost``, as ``agentwatch cost`` computes it) and
-the spend of its five largest keys over time."""
+"""The cost page: spend by a dimension (``report.cost``, as ``agentwatch cost`` computes it), the
+spend of its five largest keys over time, and where money leaks (``spend.leaks``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dashboard.reader import Reader
 from dashboard.window import BadRequest, Window
 from report.cost import DIMENSIONS, RUN_DIMENSIONS, SPAN_DIMENSIONS, cost_columns, cost_report, report_dict
 from report.health import bucket_seconds
+from spend.leaks import leak_dict, leaks
 
 TOP = 5
 
@@ -52,3 +53,10 @@ def cost_view(reader: Reader, window: Window, by: str) -> dict[str, Any]:
         series=series,
     )
     return doc
+
+
+def leaks_view(reader: Reader, window: Window) -> dict[str, Any]:
+    """Where money leaks per agent in the window (``spend.leaks``), most wasted first."""
+    with reader.connection() as con:
+        found = leaks(reader.runs(con, window))
+    return {"window": window.as_dict(), "leaks": [leak_dict(x) for x in found]}

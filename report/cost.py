@@ -254,3 +254,32 @@ def render_budgets(budgets: list[dict[str, Any]]) -> str:
     out = StringIO()
     Console(file=out, width=160, force_terminal=False, color_system=None).print(table)
     return out.getvalue()
+
+
+def render_leaks(leaks: list[dict[str, Any]]) -> str:
+    """The ``--leaks`` table (``spend.leaks``): per agent, most wasted first."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.safetext import cell
+
+    table = Table(title="where money leaks (spend that bought nothing; unused tool output is an estimate)")
+    for name in ("tenant", "agent", "spend", "wasted", "share", "failed runs", "retries", "loops",
+                 "oversized", "unused tool output"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("tenant", "agent") else "right")
+    for x in leaks:
+        table.add_row(
+            cell(x["tenant"]), cell(x["agent"]), _usd(x["spend_usd"]), _usd(x["wasted_usd"]),
+            _pct(x["wasted_share"]), _usd(x["failed_runs_usd"]),
+            f"{_usd(x['retries_usd'])} ({x['retried_calls']})", _usd(x["loops_usd"]),
+            f"{_usd(x['oversized_usd'])} ({x['oversized_calls']})",
+            f"{_usd(x['unused_tool_output_usd'])} ({x['unused_tool_calls']})",
+        )  # fmt: skip
+    out = StringIO()
+    console = Console(file=out, width=160, force_terminal=False, color_system=None)
+    console.print(table)
+    if not leaks:
+        console.print("no model or tool calls in this window")
+    return out.getvalue()

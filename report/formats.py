@@ -217,13 +217,13 @@ _MD_ESCAPES = str.maketrans({"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;
                              "]": "\\]", "`": "\\`"})  # fmt: skip
 
 
-def _md_text(value: str) -> str:
+def md_text(value: str) -> str:
     """Data as literal Markdown text, on one line (control characters and newlines escaped)."""
     return printable(value).translate(_MD_ESCAPES)
 
 
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(_md_text(c) for c in cells) + " |"
+def md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(md_text(c) for c in cells) + " |"
 
 
 def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
@@ -236,31 +236,31 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
         "",
     ]
     if note := synthetic_note(report):
-        lines += [_md_text(note), ""]
+        lines += [md_text(note), ""]
     if report.agents:
-        lines += [_md_row(list(SUMMARY_COLUMNS)), _md_row(["---"] * len(SUMMARY_COLUMNS))]
-        lines += [_md_row(summary_cells(a, loud="**LOUD**")) for a in report.agents]
+        lines += [md_row(list(SUMMARY_COLUMNS)), md_row(["---"] * len(SUMMARY_COLUMNS))]
+        lines += [md_row(summary_cells(a, loud="**LOUD**")) for a in report.agents]
     else:
         lines.append("No agent runs in this window.")
     for a in report.agents:
-        lines += ["", f"## {_md_text(section_title(a))}", ""]
-        message = _md_text(a.cross_user.message)
+        lines += ["", f"## {md_text(section_title(a))}", ""]
+        message = md_text(a.cross_user.message)
         lines.append(f"> **{message}**" if a.cross_user.loud else f"Cross-user: {message}")
         lines += ["", f"Failure rate over time: `{sparkline([b.failure_rate for b in a.buckets])}`", ""]
         if a.failure_types:
-            lines += [_md_row(["failure type", "count", "share"]), _md_row(["---"] * 3)]
-            lines += [_md_row([t.failure_type, str(t.count), pct(t.share)]) for t in a.failure_types]
+            lines += [md_row(["failure type", "count", "share"]), md_row(["---"] * 3)]
+            lines += [md_row([t.failure_type, str(t.count), pct(t.share)]) for t in a.failure_types]
             lines.append("")
         if a.top_affected_users:
-            lines += [_md_row(["user", "failed runs", "runs"]), _md_row(["---"] * 3)]
-            lines += [_md_row([u.user_id, str(u.failures), str(u.runs)]) for u in a.top_affected_users]
+            lines += [md_row(["user", "failed runs", "runs"]), md_row(["---"] * 3)]
+            lines += [md_row([u.user_id, str(u.failures), str(u.runs)]) for u in a.top_affected_users]
     if signals:
         lines += ["", "## Failure signals", ""]
         header = ["id", "type", "template", "count", "first seen", "last seen", "agents", "users", "examples"]
-        lines += [_md_row(header), _md_row(["---"] * len(header))]
+        lines += [md_row(header), md_row(["---"] * len(header))]
         for s in signals:
             lines.append(
-                _md_row(
+                md_row(
                     [
                         s.id,
                         s.failure_type,

@@ -432,7 +432,7 @@ async function costPage() {
   const by = Q.get("by") || "agent";
   const params = new URLSearchParams(location.search);
   params.set("by", by);
-  const [d, b] = await Promise.all([api(`/api/v1/cost?${params}`), api("/api/v1/budgets")]);
+  const [d, b, w] = await Promise.all([api(`/api/v1/cost?${params}`), api("/api/v1/budgets"), api(`/api/v1/cost/leaks${location.search}`)]);
   const pick = el("select", { id: "cost-by", "aria-label": "spend by" }, ["agent", "tenant", "user", "team", "org", "workspace", "project", "workflow", "model", "provider"].map((k) => el("option", { value: k, text: k })));
   pick.value = by;
   pick.addEventListener("change", () => { const params = new URLSearchParams(location.search); params.set("by", pick.value); location.search = params.toString(); });
@@ -451,9 +451,23 @@ async function costPage() {
     { title: "tokens in / out", value: (r) => `${num(r.input_tokens)} / ${num(r.output_tokens)}`, numeric: true },
     { title: "cache hits", value: (r) => pct(r.cache_hit_ratio), numeric: true },
   ], d.rows, { class: "cost-rows" })));
+  parts.push(el("div", { class: "panel" }, el("h2", { text: "Where money leaks" }),
+    el("p", { class: "muted", text: "Spend that bought nothing, per agent: failed runs, retried calls, loops, prompts over 3× the agent's median, and tool output the answer never used (an estimate). Each call counts once in wasted." }),
+    w.leaks.length ? table([
+      { title: "agent", value: (x) => agentLink(x.tenant, x.agent), sort: (x) => x.agent },
+      { title: "tenant", value: (x) => x.tenant },
+      { title: "spend", value: (x) => usd4(x.spend_usd), sort: (x) => x.spend_usd, numeric: true },
+      { title: "wasted", value: (x) => usd4(x.wasted_usd), sort: (x) => x.wasted_usd, numeric: true },
+      { title: "share", value: (x) => pct(x.wasted_share), sort: (x) => x.wasted_share, numeric: true },
+      { title: "failed runs", value: (x) => usd4(x.failed_runs_usd), sort: (x) => x.failed_runs_usd, numeric: true },
+      { title: "retries", value: (x) => `${usd4(x.retries_usd)} (${num(x.retried_calls)})`, sort: (x) => x.retries_usd, numeric: true },
+      { title: "loops", value: (x) => usd4(x.loops_usd), sort: (x) => x.loops_usd, numeric: true },
+      { title: "oversized prompts", value: (x) => `${usd4(x.oversized_usd)} (${num(x.oversized_calls)})`, sort: (x) => x.oversized_usd, numeric: true },
+      { title: "unused tool output", value: (x) => `${usd4(x.unused_tool_output_usd)} (${num(x.unused_tool_calls)})`, sort: (x) => x.unused_tool_output_usd, numeric: true },
+    ], w.leaks, { class: "leaks" }) : el("p", { class: "muted", text: "No model or tool calls in this window." })));
   if (d.cost_unknown_model.length) parts.push(el("p", { class: "error", text: `No price known for: ${d.cost_unknown_model.map((m) => `${m.model} (${m.calls} calls)`).join(", ")}; give one in processors.cost.models.` }));
   parts.push(el("div", { class: "panel" }, el("h2", { text: "Budgets this month" }), b.budgets.length ? table([
-    { title: "budget", value: (x) => x.name }, { title: "scope", value: (x) => [x.tenant, x.agent].filter(Boolean).join(" / ") || "all runs" },
+    { title: "budget", value: (x) => x.name }, { title: "scope", value: (x) => [x.tenant, x.team && `team ${x.team}`, x.agent].filter(Boolean).join(" / ") || "all runs" },
     { title: "monthly", value: (x) => usd(x.monthly_usd), numeric: true }, { title: "spent", value: (x) => usd(x.spend_usd), numeric: true },
     { title: "used", value: (x) => pct(x.used), numeric: true },
     { title: "month end (forecast)", value: (x) => x.forecast ? `${usd(x.forecast.month_end)} (${usd(x.forecast.low)} – ${usd(x.forecast.high)})` : "–", numeric: true },

@@ -199,6 +199,11 @@ def test_cost_endpoint(api: TestClient) -> None:
         24,
     )
     assert d["series"] == {"expense-bot": [0.0] * 24, "faq-bot": [0.0] * 24}
+    leaks = get(api, f"/api/v1/cost/leaks?{WINDOW}&tenant=default")["leaks"]
+    # No model call, no spend: the one run with a tool call is listed, with nothing wasted.
+    assert [(x["agent"], x["runs"], x["spend_usd"], x["wasted_usd"], x["wasted_share"]) for x in leaks] == [
+        ("expense-bot", 1, 0.0, 0.0, None)
+    ]
     assert get(api, f"/api/v1/cost?{WINDOW}&by=color", 400) == {
         "error": "by: one of tenant, agent, user, team, org, workspace, project, workflow, model, provider"
     }
@@ -248,6 +253,8 @@ def test_a_tenants_token_reads_that_tenant_only(data_dir: Path) -> None:
             "error": "no such trace"
         }  # unknown id
         assert get(c, "/api/v1/tenants", **globex) == {"tenants": ["globex"], "restricted": True}
+        assert {x["tenant"] for x in get(c, f"/api/v1/cost/leaks?{WINDOW}", **globex)["leaks"]} <= {"globex"}
+        assert get(c, f"/api/v1/cost/leaks?{WINDOW}&tenant=default", 404, **globex)["error"]
         # A tenant's token reads its tenant's budgets only (a budget of every run is the admin's).
         assert [b["name"] for b in get(c, "/api/v1/budgets", **globex)["budgets"]] == ["globex"]
         overview = get(c, f"/api/v1/overview?{WINDOW}", **globex)

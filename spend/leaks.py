@@ -1,0 +1,145 @@
+"""Where money leaks, per agent: spend that bought nothing, ranked.
+
+Over the model calls of a window's production runs (``storage.usage``'s ``usage`` view, so every
+figure reconciles with the cost report), each agent's spend on:
+
+- **failed runs**: every call of a run whose outcome is ``failure``;
+- **retries**: a call repeated identically in one run (the same model or tool and the same
+  input text): every copy after the first;
+- **loops**: the calls of runs with a span classified ``loop_detected`` (the classify
+  processor's loop rule);
+- **oversized contexts**: calls whose input is over ``OVERSIZED_FACTOR`` times the agent's
+  median input in the window (and at least ``OVERSIZED_MIN_TOKENS``): the input beyond the
+  median, at the call's own price per input token;
+- **unused tool output**: tool calls whose output shares no word of ``WORD_LETTERS`` or more
+  letters with the run's answer (runs with an answer only). A tool call costs no tokens itself;
+  what its output costs is the input it fed the model: ``len(output) / CHARS_PER_TOKEN`` tokens
+  at the run's average price per input token (an estimate, said as such).
+
+``wasted_usd`` counts each call once, whichever of failed, retried, looping or oversized it is
+(the oversized part only, for a call that is only oversized), plus the unused tool output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
+from storage.runs import FAILED_SQL, RunSet
+
+OVERSIZED_FACTOR = 3.0
+OVERSIZED_MIN_TOKENS = 1000
+WORD_LETTERS = 5
+CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class Leak:
+    tenant: str
+    agent: str
+    runs: int
+    spend_usd: float
+    failed_runs_usd: float
+    retries_usd: float
+    retried_calls: int
+    loops_usd: float
+    oversized_usd: float
+    oversized_calls: int
+    unused_tool_calls: int
+    unused_tool_output_usd: float
+    """An estimate (see the module's doc)."""
+    wasted_usd: float
+
+    @property
+    def wasted_share(self) -> float | None:
+        return self.wasted_usd / self.spend_usd if self.spend_usd else None
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+_WORDS = (
+    "list_distinct([w FOR w IN regexp_split_to_array(lower({t}), '[^[:alnum:]]+') "
+    f"IF length(w) >= {WORD_LETTERS}])"
+)
+
+LEAKS_SQL = f"""
+WITH window_runs AS (
+    SELECT tenant, trace_id, span_id AS run_span_id, {FAILED_SQL} AS failed, agent FROM runs
+),
+spans_in AS (
+    SELECT s.tenant, s.trace_id, s.span_id, s.operation, s.model, s.tool_name, s.name, s.input_text,
+           s.output_text, coalesce(s.input_tokens, 0) AS input_tokens, coalesce(s.cost_usd, 0) AS cost,
+           s.failure_type, r.agent, r.failed, r.run_span_id
+    FROM spans s JOIN window_runs r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
+    WHERE s.date >= $since_date
+),
+loops AS (SELECT DISTINCT tenant, trace_id FROM spans_in WHERE failure_type = 'loop_detected'),
+calls AS (
+    SELECT c.*,
+        row_number() OVER (
+            PARTITION BY c.tenant, c.trace_id, c.operation, coalesce(c.model, c.tool_name, c.name),
+                         c.input_text
+            ORDER BY c.span_id) > 1 AND c.input_text IS NOT NULL AS retried,
+        l.trace_id IS NOT NULL AS looping
+    FROM spans_in c LEFT JOIN loops l USING (tenant, trace_id)
+    WHERE c.operation IN {_in((*LLM_OPERATIONS, *TOOL_OPERATIONS))}
+),
+usual AS (
+    SELECT tenant, agent, median(input_tokens) AS median_input FROM calls
+    WHERE operation IN {_in(LLM_OPERATIONS)} AND input_tokens > 0 GROUP BY tenant, agent
+),
+priced AS (
+    SELECT c.*,
+        CASE WHEN c.operation IN {_in(LLM_OPERATIONS)} AND c.input_tokens >= {OVERSIZED_MIN_TOKENS}
+                  AND c.input_tokens > {OVERSIZED_FACTOR} * u.median_input
+             THEN c.cost * (c.input_tokens - u.median_input) / c.input_tokens END AS oversized
+    FROM calls c LEFT JOIN usual u USING (tenant, agent)
+),
+answers AS (
+    SELECT tenant, trace_id, {_WORDS.format(t="output_text")} AS words FROM spans_in
+    WHERE span_id = run_span_id AND output_text IS NOT NULL
+),
+run_price AS (
+    SELECT tenant, trace_id, sum(cost) / nullif(sum(input_tokens), 0) AS per_input_token
+    FROM calls WHERE operation IN {_in(LLM_OPERATIONS)} GROUP BY tenant, trace_id
+),
+unused AS (
+    SELECT t.tenant, t.agent,
+           count(*) AS calls,
+           coalesce(sum(length(t.output_text) / {CHARS_PER_TOKEN} * p.per_input_token), 0) AS usd
+    FROM calls t JOIN answers a USING (tenant, trace_id) LEFT JOIN run_price p USING (tenant, trace_id)
+    WHERE t.operation IN {_in(TOOL_OPERATIONS)} AND t.output_text IS NOT NULL AND t.output_text <> ''
+      AND len(list_intersect({_WORDS.format(t="t.output_text")}, a.words)) = 0
+    GROUP BY t.tenant, t.agent
+),
+per_agent AS (
+    SELECT tenant, agent, count(DISTINCT trace_id) AS runs, sum(cost) AS spend,
+           sum(cost) FILTER (WHERE failed) AS failed_usd,
+           sum(cost) FILTER (WHERE retried) AS retries_usd, count(*) FILTER (WHERE retried) AS retried_calls,
+           sum(cost) FILTER (WHERE looping) AS loops_usd,
+           sum(oversized) AS oversized_usd, count(oversized) AS oversized_calls,
+           sum(CASE WHEN failed OR retried OR looping THEN cost ELSE coalesce(oversized, 0) END) AS wasted
+    FROM priced GROUP BY tenant, agent
+)
+SELECT p.tenant, p.agent, p.runs, coalesce(p.spend, 0), coalesce(p.failed_usd, 0), coalesce(p.retries_usd, 0),
+       p.retried_calls, coalesce(p.loops_usd, 0), coalesce(p.oversized_usd, 0), p.oversized_calls,
+       coalesce(u.calls, 0), coalesce(u.usd, 0), coalesce(p.wasted, 0) + coalesce(u.usd, 0) AS wasted
+FROM per_agent p LEFT JOIN unused u USING (tenant, agent)
+ORDER BY wasted DESC, p.tenant, p.agent
+"""
+
+
+def leaks(runs: RunSet) -> list[Leak]:
+    """Each agent's leaks among ``runs`` (``storage.runs.runs_in``: its window, tenant and agent),
+    most wasted first."""
+    since_date = (runs.scope.since - timedelta(days=1)).date()
+    rows = runs.query(LEAKS_SQL, {"since_date": since_date})
+    return [Leak(*row) for row in rows]
+
+
+def leak_dict(leak: Leak) -> dict[str, Any]:
+    return {**leak.__dict__, "wasted_share": leak.wasted_share}
