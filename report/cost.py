@@ -271,7 +271,8 @@ def render_leaks(leaks: list[dict[str, Any]]) -> str:
         table.add_column(name, justify="left" if name in ("tenant", "agent") else "right")
     for x in leaks:
         table.add_row(
-            cell(x["tenant"]), cell(x["agent"]), _usd(x["spend_usd"]), _usd(x["wasted_usd"]),
+            cell(x["tenant"]), cell(agent_label(x["agent"], x["agent_name"])), _usd(x["spend_usd"]),
+            _usd(x["wasted_usd"]),
             _pct(x["wasted_share"]), _usd(x["failed_runs_usd"]),
             f"{_usd(x['retries_usd'])} ({x['retried_calls']})", _usd(x["loops_usd"]),
             f"{_usd(x['oversized_usd'])} ({x['oversized_calls']})",

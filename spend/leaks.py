@@ -39,6 +39,8 @@ CHARS_PER_TOKEN = 4.0
 class Leak:
     tenant: str
     agent: str
+    agent_name: str | None
+    """The name shown beside an agent's id (``agent`` is the id when it has one)."""
     runs: int
     spend_usd: float
     failed_runs_usd: float
@@ -68,8 +70,9 @@ _WORDS = (
 
 LEAKS_SQL = f"""
 WITH window_runs AS (
-    SELECT tenant, trace_id, span_id AS run_span_id, {FAILED_SQL} AS failed, agent FROM runs
+    SELECT tenant, trace_id, span_id AS run_span_id, {FAILED_SQL} AS failed, agent, agent_name FROM runs
 ),
+names AS (SELECT tenant, agent, min(agent_name) AS agent_name FROM window_runs GROUP BY ALL),
 spans_in AS (
     SELECT s.tenant, s.trace_id, s.span_id, s.operation, s.model, s.tool_name, s.name, s.input_text,
            s.output_text, coalesce(s.input_tokens, 0) AS input_tokens, coalesce(s.cost_usd, 0) AS cost,
@@ -125,17 +128,18 @@ per_agent AS (
            sum(CASE WHEN failed OR retried OR looping THEN cost ELSE coalesce(oversized, 0) END) AS wasted
     FROM priced GROUP BY tenant, agent
 )
-SELECT p.tenant, p.agent, p.runs, coalesce(p.spend, 0), coalesce(p.failed_usd, 0), coalesce(p.retries_usd, 0),
-       p.retried_calls, coalesce(p.loops_usd, 0), coalesce(p.oversized_usd, 0), p.oversized_calls,
+SELECT p.tenant, p.agent, n.agent_name, p.runs, coalesce(p.spend, 0), coalesce(p.failed_usd, 0),
+       coalesce(p.retries_usd, 0), p.retried_calls, coalesce(p.loops_usd, 0), coalesce(p.oversized_usd, 0),
+       p.oversized_calls,
        coalesce(u.calls, 0), coalesce(u.usd, 0), coalesce(p.wasted, 0) + coalesce(u.usd, 0) AS wasted
-FROM per_agent p LEFT JOIN unused u USING (tenant, agent)
+FROM per_agent p LEFT JOIN unused u USING (tenant, agent) LEFT JOIN names n USING (tenant, agent)
 ORDER BY wasted DESC, p.tenant, p.agent
 """
 
 
 def leaks(runs: RunSet) -> list[Leak]:
-    """Each agent's leaks among ``runs`` (``storage.runs.runs_in``: its window, tenant and agent),
-    most wasted first."""
+    """Each agent's leaks among ``runs`` (``storage.runs.runs_in``, loaded with ``agent_name``: its
+    window, tenant and agent), most wasted first."""
     since_date = (runs.scope.since - timedelta(days=1)).date()
     rows = runs.query(LEAKS_SQL, {"since_date": since_date})
     return [Leak(*row) for row in rows]

@@ -454,7 +454,7 @@ async function costPage() {
   parts.push(el("div", { class: "panel" }, el("h2", { text: "Where money leaks" }),
     el("p", { class: "muted", text: "Spend that bought nothing, per agent: failed runs, retried calls, loops, prompts over 3× the agent's median, and tool output the answer never used (an estimate). Each call counts once in wasted." }),
     w.leaks.length ? table([
-      { title: "agent", value: (x) => agentLink(x.tenant, x.agent), sort: (x) => x.agent },
+      { title: "agent", value: (x) => agentLink(x.tenant, x.agent, x.agent_name), sort: (x) => x.agent_name || x.agent },
       { title: "tenant", value: (x) => x.tenant },
       { title: "spend", value: (x) => usd4(x.spend_usd), sort: (x) => x.spend_usd, numeric: true },
       { title: "wasted", value: (x) => usd4(x.wasted_usd), sort: (x) => x.wasted_usd, numeric: true },

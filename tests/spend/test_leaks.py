@@ -92,10 +92,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_each_kind_of_leak_per_agent(data: Path) -> None:
     con = connect(data)
     scope = Scope(START, datetime(2026, 6, 2, tzinfo=UTC))
-    (found,) = leaks(runs_in(con, scope))
+    (found,) = leaks(runs_in(con, scope, ("agent_name",)))
     doc = {k: round(v, 9) if isinstance(v, float) else v for k, v in leak_dict(found).items()}
     assert doc == {
-        "tenant": "acme", "agent": "bot", "runs": 5,
+        "tenant": "acme", "agent": "bot", "agent_name": "bot", "runs": 5,
         "spend_usd": 0.0155,  # 0.001 + 0.002 + 0.002 + 0.01 + 0.0005
         "failed_runs_usd": 0.002,
         "retries_usd": 0.001, "retried_calls": 3,  # R2's model call, R5's two repeated tool calls
@@ -109,8 +109,10 @@ def test_each_kind_of_leak_per_agent(data: Path) -> None:
 
 def test_another_window_or_tenant_has_none(data: Path) -> None:
     con = connect(data)
-    assert leaks(runs_in(con, Scope(START, datetime(2026, 6, 2, tzinfo=UTC), tenant="globex"))) == []
-    assert leaks(runs_in(con, Scope(datetime(2026, 6, 3, tzinfo=UTC), datetime(2026, 6, 4, tzinfo=UTC)))) == []
+    globex = Scope(START, datetime(2026, 6, 2, tzinfo=UTC), tenant="globex")
+    assert leaks(runs_in(con, globex, ("agent_name",))) == []
+    later = Scope(datetime(2026, 6, 3, tzinfo=UTC), datetime(2026, 6, 4, tzinfo=UTC))
+    assert leaks(runs_in(con, later, ("agent_name",))) == []
 
 
 def test_cost_leaks_on_the_command_line(data: Path) -> None:
