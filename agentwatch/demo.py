@@ -278,6 +278,8 @@ def _open_service(agent: Agent, tenant: str, ids: IdGenerator, exporter: SpanExp
         "agentwatch.demo": True,  # lets a user find (and delete) the demo's data later
         "agentwatch.tenant": tenant,
     }
+    if agent.team:
+        attributes["team.name"] = agent.team
     # Resource(...) rather than Resource.create(...), and an explicit sampler: OTEL_SERVICE_NAME,
     # OTEL_RESOURCE_ATTRIBUTES or OTEL_TRACES_SAMPLER in the user's shell must not change the demo.
     provider = TracerProvider(

@@ -191,6 +191,10 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
             assert (
                 out.startswith("trace_id,name,operation,model,duration_ms\n") and len(out.splitlines()) == 21
             )
+        elif "spend_hourly" in command.line:  # the demo's teams are resource attributes
+            assert all(team in out for team in ("finance", "it", "people", "sales")), out
+        elif "run_costs" in command.line:
+            assert "per_success" in out and "agt_7f3a9c21" in out
         else:
             assert "agt_7f3a9c21" in out and "auth_failed" in out
     elif command.verb == "report":
@@ -221,6 +225,8 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
     elif command.verb == "cost":
         if "--forecast" in argv:
             assert "this month: spend to date and where it will end" in out and "acme" in out
+        elif "--leaks" in argv:
+            assert "where money leaks" in out and "expense-bot (agt_7f3a9c21)" in out
         elif "json" in argv:
             doc = json.loads(out)
             assert doc["total_usd"] > 0 and doc["rows"] and doc["cost_unknown_model"] == []

@@ -69,6 +69,7 @@ class Agent:
     failures: tuple[tuple[FailureKind, float], ...]  # probability of each kind, per run
     owner_failures: tuple[tuple[FailureKind, float], ...] | None = None  # None: same as everyone's
     blocked_question: str = ""
+    team: str = ""  # who pays (the resource's team.name); empty: none
 
 
 _GPT4O = Model("gpt-4o", "gpt-4o-2024-08-06", "openai", "openai", "RateLimitError", "api.openai.com")
@@ -109,6 +110,7 @@ def _task(question: str, tool: str, arguments: dict[str, object], result: str, a
 AGENTS: tuple[Agent, ...] = (
     Agent(
         name="expense-bot",
+        team="finance",
         agent_id="agt_7f3a9c21",
         tenant="acme",
         owner="alice@acme.com",
@@ -149,6 +151,7 @@ AGENTS: tuple[Agent, ...] = (
     ),
     Agent(
         name="it-helpdesk",
+        team="it",
         agent_id="agt_1b44e0d8",
         tenant="acme",
         owner="bob@acme.com",
@@ -187,6 +190,7 @@ AGENTS: tuple[Agent, ...] = (
     ),
     Agent(
         name="sales-research",
+        team="sales",
         agent_id="agt_c9d2f613",
         tenant="globex",
         owner="hank@globex.com",
@@ -224,6 +228,7 @@ AGENTS: tuple[Agent, ...] = (
     ),
     Agent(
         name="hr-policy",
+        team="people",
         agent_id="agt_52e8b0aa",
         tenant="acme",
         owner="dave@acme.com",
