@@ -193,7 +193,7 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
         )
         sys.exit(1)
     try:
-        con = connect(directory)
+        con = connect(directory, analyst_views=True)
         cursor = con.execute(sql)
         rows = cursor.fetchall() if cursor.description else []
     except duckdb.Error as exc:

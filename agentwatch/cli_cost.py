@@ -64,6 +64,7 @@ def cost(
     if ctx.invoked_subcommand is not None:
         return
     from report.cost import (
+        COST_BASE,
         cost_columns,
         cost_report,
         render_budgets,
@@ -78,7 +79,8 @@ def cost(
     directory, _ = _settings(config_path, data_dir)
     scope = _scope(since, agent, tenant, until_text, include_synthetic)
     con = connect(directory)
-    runs = runs_in(con, scope, cost_columns(by))
+    # The leaks read the run span too; the cost report alone needs no more than COST_BASE.
+    runs = runs_in(con, scope, cost_columns(by), (*COST_BASE, "span_id") if show_leaks else COST_BASE)
     found = cost_report(runs, by)
     leaked = None
     if show_leaks:
@@ -102,7 +104,8 @@ def cost(
             scope.synthetic,
         )
         try:
-            found = replace(found, forecasts=forecasts(runs_in(con, month, cost_columns(by)), by, today))
+            month_runs = runs_in(con, month, cost_columns(by), COST_BASE)
+            found = replace(found, forecasts=forecasts(month_runs, by, today))
         except ForecastUnavailable as exc:
             click.echo(f"agentwatch cost: {exc}", err=True)
             sys.exit(1)
@@ -182,7 +185,7 @@ def export(
         credits = list(config.chargeback.credits)
     else:
         directory, _ = _settings(None, data_dir)
-    lines = ledger(connect(directory), month, multipliers, credits, tenant)
+    lines = ledger(connect(directory, analyst_views=True), month, multipliers, credits, tenant)
     if fmt == "parquet":
         assert output is not None
         write_ledger_parquet(lines, output)

@@ -17,7 +17,7 @@ from typing import Any
 from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
 from spend.forecast import Forecast, month_end_forecast
-from storage.runs import SUCCEEDED_SQL, RunSet
+from storage.runs import KEY_COLUMNS, SUCCEEDED_SQL, RunSet
 from storage.usage import DIMENSIONS as ORG_DIMENSIONS
 
 RUN_DIMENSIONS = {
@@ -30,6 +30,8 @@ SPAN_DIMENSIONS = {"model": "model", "provider": "coalesce(provider, '(unknown)'
 DIMENSIONS = (*RUN_DIMENSIONS, *SPAN_DIMENSIONS)
 COST_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "cached_tokens", "agent_name")
 """The columns of runs the cost report reads beyond the base ones (``runs_in``'s ``extra``)."""
+COST_BASE = (*KEY_COLUMNS, "user_id", "outcome")
+"""The base columns of runs the cost report reads (``runs_in``'s ``base``): no error columns."""
 
 
 def cost_columns(by: str) -> tuple[str, ...]:

@@ -138,8 +138,8 @@ ORDER BY wasted DESC, p.tenant, p.agent
 
 
 def leaks(runs: RunSet) -> list[Leak]:
-    """Each agent's leaks among ``runs`` (``storage.runs.runs_in``, loaded with ``agent_name``: its
-    window, tenant and agent), most wasted first."""
+    """Each agent's leaks among ``runs`` (``storage.runs.runs_in``, loaded with ``span_id``,
+    ``outcome`` and ``agent_name``: its window, tenant and agent), most wasted first."""
     since_date = (runs.scope.since - timedelta(days=1)).date()
     rows = runs.query(LEAKS_SQL, {"since_date": since_date})
     return [Leak(*row) for row in rows]

@@ -115,7 +115,8 @@ def ledger(
     tenant: str | None = None,
 ) -> list[LedgerLine]:
     """The month's ledger lines (of ``tenant``, when given), each tenant's usage lines then its
-    credits. ``multipliers``: the cost processor's ``tenant_multipliers``."""
+    credits; ``con`` is a catalog connection with the analyst views (``connect(...,
+    analyst_views=True)``). ``multipliers``: the cost processor's ``tenant_multipliers``."""
     start, end = month_bounds(month)
     multipliers = multipliers or {}
     lines: list[LedgerLine] = []

@@ -54,8 +54,14 @@ def _replaced_by(sidecar: Path) -> list[str]:
         return []  # the merge finished while we listed: its inputs are gone too
 
 
-def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the agentwatch views over ``data_dir``."""
+def connect(
+    data_dir: Path | str, *, read_only: bool = True, analyst_views: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the agentwatch views over ``data_dir``.
+
+    ``analyst_views``: the usage and cost views too (``storage.usage``: ``agentwatch query`` and
+    the ledger read them); binding them costs about 0.1 s, which the report, the dashboard and
+    alerting do not pay."""
     data_dir = Path(data_dir)
     con = duckdb.connect(":memory:")
     # Parquet footers read once per connection, not once per query (files are never changed in
@@ -85,7 +91,8 @@ def connect(data_dir: Path | str, *, read_only: bool = True) -> duckdb.DuckDBPyC
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
     create_runs_view(con)
-    create_usage_views(con)
+    if analyst_views:
+        create_usage_views(con)
     return con
 
 

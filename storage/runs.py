@@ -449,7 +449,9 @@ BASE_COLUMNS = (
     "tenant", "agent", "agent_owner", "user_id", "trace_id", "span_id", "start_time", "duration_ms",
     "outcome", "failure_type", "error_message", "error_template", "failing_span_id", "synthetic",
 )  # fmt: skip
-"""The columns every ``RunSet`` has (``agent``: ``AGENT_SQL``; ``synthetic`` is never null)."""
+"""The columns a ``RunSet`` has by default (``agent``: ``AGENT_SQL``; ``synthetic`` is never null)."""
+KEY_COLUMNS = ("tenant", "agent", "trace_id", "start_time", "synthetic")
+"""The columns every ``RunSet`` has (``runs_in``'s ``base`` may leave the others out)."""
 USAGE = ("cost_usd", "agent_name")
 """Extra columns for alerting and judging (``agent_name``: the name shown beside an agent's id)."""
 TEXTS = ("input_text", "output_text")
@@ -582,13 +584,18 @@ def _agent_label(
     return str(labels[0][0]) if labels else agent
 
 
-def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] = ()) -> RunSet:
+def runs_in(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    extra: Iterable[str] = (),
+    base: tuple[str, ...] = BASE_COLUMNS,
+) -> RunSet:
     """The runs of ``scope`` on the catalog connection ``con``, loaded once into a ``RunSet``.
 
-    Columns: ``BASE_COLUMNS`` and ``extra``: any other column of ``runs`` (``USAGE`` for alerting
-    and judging: the report leaves them out, every column costs on millions of runs) or
-    ``TEXTS``, read from ``spans`` for runs that did not succeed (run partials do not carry
-    them; only the case export needs them).
+    Columns: ``base`` (``BASE_COLUMNS``, or fewer: at least ``KEY_COLUMNS``) and ``extra``: any
+    other column of ``runs`` (``USAGE`` for alerting and judging: the report leaves them out,
+    every column costs on millions of runs) or ``TEXTS``, read from ``spans`` for runs that did
+    not succeed (run partials do not carry them; only the case export needs them).
 
     The window and agent filters apply to the run partials before they are merged, so one
     agent's runs never merge the other agents' partials: an agent's runs read the partials that
@@ -597,11 +604,13 @@ def runs_in(con: duckdb.DuckDBPyConnection, scope: Scope, extra: Iterable[str] =
     ``scope.synthetic`` (``RunSet.synthetic_left_out`` counts the others).
     """
     extra = tuple(dict.fromkeys(extra))
-    unknown = [c for c in extra if c not in (*RUN_COLUMNS, *TEXTS) or c in BASE_COLUMNS]
+    unknown = [c for c in extra if c not in (*RUN_COLUMNS, *TEXTS) or c in base]
     if unknown:
         raise ValueError(f"not an extra column of runs: {', '.join(unknown)}")
+    if missing := [c for c in KEY_COLUMNS if c not in base] + [c for c in base if c not in BASE_COLUMNS]:
+        raise ValueError(f"base: not the key columns or a base column of runs: {', '.join(missing)}")
     texts = [c for c in extra if c in TEXTS]
-    selected = [c for c in (*BASE_COLUMNS, *extra) if c not in TEXTS]
+    selected = [c for c in (*base, *extra) if c not in TEXTS]
     params: dict[str, object] = {
         "since": scope.since,
         "until": scope.until,

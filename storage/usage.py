@@ -1,11 +1,11 @@
 """Usage and cost views for analysts: who spends what, when, and on what, in plain SQL.
 
-Every catalog connection has them (``storage.catalog.connect``). Each money column is the sum
-of the model calls' ``cost_usd`` (the cost processor's, or the one a span reported), so every
-view reconciles with every other and with ``runs.cost_usd``. Times are UTC. A call or a run is
-attributed to its run's agent, user, session and organisational dimensions (``team``, ``org``,
-``workspace``, ``project``, ``workflow``: resource or span attributes, mapped in the normalize
-processor's ``attributes``), the call's own value first.
+``agentwatch query`` has them (``storage.catalog.connect(..., analyst_views=True)``). Each money
+column is the sum of the model calls' ``cost_usd`` (the cost processor's, or the one a span
+reported), so every view reconciles with every other and with ``runs.cost_usd``. Times are UTC.
+A call or a run is attributed to its run's agent, user, session and organisational dimensions
+(``team``, ``org``, ``workspace``, ``project``, ``workflow``: resource or span attributes, mapped
+in the normalize processor's ``attributes``), the call's own value first.
 
 =====================  ==============================================================================
 view                   one row per

@@ -58,7 +58,7 @@ def test_ledger_lines_and_reconciliation(config: Path) -> None:
     ]  # fmt: skip
     # Each tenant's net is what the usage views say it spent that month, exactly.
     views = dict(
-        connect(config.parent / "data")
+        connect(config.parent / "data", analyst_views=True)
         .execute("SELECT tenant, coalesce(sum(cost_usd), 0) FROM usage WHERE month = '2026-05-01' GROUP BY ALL")
         .fetchall()
     )

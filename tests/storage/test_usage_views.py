@@ -29,7 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
-    rows = connect(data).execute(sql).fetchall()
+    rows = connect(data, analyst_views=True).execute(sql).fetchall()
     return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
 
 
@@ -99,7 +99,7 @@ def test_cost_report_and_budgets_by_team(data: Path) -> None:
     from spend.budgets import Budget, budget_states
     from storage.runs import Scope, runs_in
 
-    con = connect(data)
+    con = connect(data, analyst_views=True)
     scope = Scope(datetime(2026, 5, 4, tzinfo=UTC), datetime(2026, 5, 5, tzinfo=UTC))
     report = cost_report(runs_in(con, scope, cost_columns("team")), "team")
     assert [(r.key, round(r.spend_usd, 9), r.count, r.spend_per_successful_run) for r in report.rows] == [
