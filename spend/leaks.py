@@ -72,24 +72,30 @@ LEAKS_SQL = f"""
 WITH window_runs AS (
     SELECT tenant, trace_id, span_id AS run_span_id, {FAILED_SQL} AS failed, agent, agent_name FROM runs
 ),
-names AS (SELECT tenant, agent, min(agent_name) AS agent_name FROM window_runs GROUP BY ALL),
-spans_in AS (
-    SELECT s.tenant, s.trace_id, s.span_id, s.operation, s.model, s.tool_name, s.name, s.input_text,
-           s.output_text, coalesce(s.input_tokens, 0) AS input_tokens, coalesce(s.cost_usd, 0) AS cost,
-           s.failure_type, r.agent, r.failed, r.run_span_id
-    FROM spans s JOIN window_runs r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
-    WHERE s.date >= $since_date
+agents AS (
+    SELECT tenant, agent, min(agent_name) AS agent_name, count(*) AS runs FROM window_runs GROUP BY ALL
 ),
-loops AS (SELECT DISTINCT tenant, trace_id FROM spans_in WHERE failure_type = 'loop_detected'),
 calls AS (
-    SELECT c.*,
-        row_number() OVER (
-            PARTITION BY c.tenant, c.trace_id, c.operation, coalesce(c.model, c.tool_name, c.name),
-                         c.input_text
-            ORDER BY c.span_id) > 1 AND c.input_text IS NOT NULL AS retried,
-        l.trace_id IS NOT NULL AS looping
-    FROM spans_in c LEFT JOIN loops l USING (tenant, trace_id)
-    WHERE c.operation IN {_in((*LLM_OPERATIONS, *TOOL_OPERATIONS))}
+    SELECT s.tenant, s.trace_id, s.span_id, s.operation, coalesce(s.model, s.tool_name, s.name) AS callee,
+           CASE WHEN s.input_text IS NOT NULL THEN hash(s.input_text) END AS input_hash,
+           CASE WHEN s.operation IN {_in(TOOL_OPERATIONS)} AND s.output_text <> '' THEN s.output_text END
+               AS tool_output,
+           coalesce(s.input_tokens, 0) AS input_tokens, coalesce(s.cost_usd, 0) AS cost, r.agent, r.failed
+    FROM spans s JOIN window_runs r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
+    WHERE s.date >= $since_date AND s.operation IN {_in((*LLM_OPERATIONS, *TOOL_OPERATIONS))}
+),
+loops AS (
+    SELECT DISTINCT tenant, trace_id FROM spans WHERE date >= $since_date AND failure_type = 'loop_detected'
+),
+-- A call repeated with the same input in one run: every copy after the first is a retry.
+repeated AS (
+    SELECT tenant, trace_id, operation, callee, input_hash, min(span_id) AS first FROM calls
+    WHERE input_hash IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+),
+flagged AS (
+    SELECT c.*, coalesce(c.span_id <> d.first, false) AS retried, l.trace_id IS NOT NULL AS looping
+    FROM calls c LEFT JOIN repeated d USING (tenant, trace_id, operation, callee, input_hash)
+    LEFT JOIN loops l USING (tenant, trace_id)
 ),
 usual AS (
     SELECT tenant, agent, median(input_tokens) AS median_input FROM calls
@@ -100,27 +106,29 @@ priced AS (
         CASE WHEN c.operation IN {_in(LLM_OPERATIONS)} AND c.input_tokens >= {OVERSIZED_MIN_TOKENS}
                   AND c.input_tokens > {OVERSIZED_FACTOR} * u.median_input
              THEN c.cost * (c.input_tokens - u.median_input) / c.input_tokens END AS oversized
-    FROM calls c LEFT JOIN usual u USING (tenant, agent)
+    FROM flagged c LEFT JOIN usual u USING (tenant, agent)
 ),
+-- The answers of runs with tool output only (the run span's output text).
 answers AS (
-    SELECT tenant, trace_id, {_WORDS.format(t="output_text")} AS words FROM spans_in
-    WHERE span_id = run_span_id AND output_text IS NOT NULL
+    SELECT s.tenant, s.trace_id, {_WORDS.format(t="s.output_text")} AS words
+    FROM spans s JOIN window_runs r
+        ON r.tenant = s.tenant AND r.trace_id = s.trace_id AND r.run_span_id = s.span_id
+    WHERE s.date >= $since_date AND s.output_text IS NOT NULL
+      AND (s.tenant, s.trace_id) IN (SELECT (tenant, trace_id) FROM calls WHERE tool_output IS NOT NULL)
 ),
 run_price AS (
     SELECT tenant, trace_id, sum(cost) / nullif(sum(input_tokens), 0) AS per_input_token
     FROM calls WHERE operation IN {_in(LLM_OPERATIONS)} GROUP BY tenant, trace_id
 ),
 unused AS (
-    SELECT t.tenant, t.agent,
-           count(*) AS calls,
-           coalesce(sum(length(t.output_text) / {CHARS_PER_TOKEN} * p.per_input_token), 0) AS usd
+    SELECT t.tenant, t.agent, count(*) AS calls,
+           coalesce(sum(length(t.tool_output) / {CHARS_PER_TOKEN} * p.per_input_token), 0) AS usd
     FROM calls t JOIN answers a USING (tenant, trace_id) LEFT JOIN run_price p USING (tenant, trace_id)
-    WHERE t.operation IN {_in(TOOL_OPERATIONS)} AND t.output_text IS NOT NULL AND t.output_text <> ''
-      AND len(list_intersect({_WORDS.format(t="t.output_text")}, a.words)) = 0
+    WHERE t.tool_output IS NOT NULL AND len(list_intersect({_WORDS.format(t="t.tool_output")}, a.words)) = 0
     GROUP BY t.tenant, t.agent
 ),
 per_agent AS (
-    SELECT tenant, agent, count(DISTINCT trace_id) AS runs, sum(cost) AS spend,
+    SELECT tenant, agent, sum(cost) AS spend,
            sum(cost) FILTER (WHERE failed) AS failed_usd,
            sum(cost) FILTER (WHERE retried) AS retries_usd, count(*) FILTER (WHERE retried) AS retried_calls,
            sum(cost) FILTER (WHERE looping) AS loops_usd,
@@ -128,12 +136,12 @@ per_agent AS (
            sum(CASE WHEN failed OR retried OR looping THEN cost ELSE coalesce(oversized, 0) END) AS wasted
     FROM priced GROUP BY tenant, agent
 )
-SELECT p.tenant, p.agent, n.agent_name, p.runs, coalesce(p.spend, 0), coalesce(p.failed_usd, 0),
-       coalesce(p.retries_usd, 0), p.retried_calls, coalesce(p.loops_usd, 0), coalesce(p.oversized_usd, 0),
-       p.oversized_calls,
-       coalesce(u.calls, 0), coalesce(u.usd, 0), coalesce(p.wasted, 0) + coalesce(u.usd, 0) AS wasted
-FROM per_agent p LEFT JOIN unused u USING (tenant, agent) LEFT JOIN names n USING (tenant, agent)
-ORDER BY wasted DESC, p.tenant, p.agent
+SELECT g.tenant, g.agent, g.agent_name, g.runs, coalesce(p.spend, 0), coalesce(p.failed_usd, 0),
+       coalesce(p.retries_usd, 0), coalesce(p.retried_calls, 0), coalesce(p.loops_usd, 0),
+       coalesce(p.oversized_usd, 0), coalesce(p.oversized_calls, 0), coalesce(u.calls, 0), coalesce(u.usd, 0),
+       coalesce(p.wasted, 0) + coalesce(u.usd, 0) AS wasted
+FROM agents g LEFT JOIN per_agent p USING (tenant, agent) LEFT JOIN unused u USING (tenant, agent)
+ORDER BY wasted DESC, g.tenant, g.agent
 """
 
 

@@ -200,9 +200,10 @@ def test_cost_endpoint(api: TestClient) -> None:
     )
     assert d["series"] == {"expense-bot": [0.0] * 24, "faq-bot": [0.0] * 24}
     leaks = get(api, f"/api/v1/cost/leaks?{WINDOW}&tenant=default")["leaks"]
-    # No model call, no spend: the one run with a tool call is listed, with nothing wasted.
+    # No model call, no spend: every agent with its runs, nothing wasted.
     assert [(x["agent"], x["runs"], x["spend_usd"], x["wasted_usd"], x["wasted_share"]) for x in leaks] == [
-        ("expense-bot", 1, 0.0, 0.0, None)
+        ("expense-bot", 8, 0.0, 0.0, None),
+        ("faq-bot", 3, 0.0, 0.0, None),
     ]
     assert get(api, f"/api/v1/cost?{WINDOW}&by=color", 400) == {
         "error": "by: one of tenant, agent, user, team, org, workspace, project, workflow, model, provider"
