@@ -231,6 +231,11 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}"
 
 
+def _signed(value: float) -> str:
+    """A variance: under budget positive, over budget negative."""
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
 def render_budgets(budgets: list[dict[str, Any]]) -> str:
     """The ``--budgets`` table: spend this month against each budget, and the forecast."""
     from io import StringIO
@@ -241,16 +246,19 @@ def render_budgets(budgets: list[dict[str, Any]]) -> str:
     from core.safetext import cell
 
     table = Table(title=f"budgets, {budgets[0]['month']}")
-    for name in ("budget", "scope", "monthly", "spent", "used", "month end (forecast)", "state"):
+    for name in ("budget", "scope", "monthly", "spent", "used", "variance", "month end (forecast)",
+                 "forecast variance", "state"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("budget", "scope", "state") else "right")
     for b in budgets:
-        scope = " ".join(f"{k} {b[k]}" for k in ("tenant", "agent") if b[k]) or "all runs"
+        scope = " ".join(f"{k} {b[k]}" for k in ("tenant", "team", "agent") if b[k]) or "all runs"
         f = b["forecast"]
         state = ["OVER BUDGET (hard)"] if b["over_budget"] else []
         state += ["forecast over"] if b["forecast_over"] else []
         table.add_row(
             cell(b["name"]), cell(scope), f"${b['monthly_usd']:,.2f}", f"${b['spend_usd']:,.2f}",
-            f"{100 * b['used']:.1f}%", "-" if f is None else f"${f['month_end']:,.2f}",
+            f"{100 * b['used']:.1f}%", _signed(b["variance_usd"]),
+            "-" if f is None else f"${f['month_end']:,.2f}",
+            "-" if f is None else _signed(b["forecast_variance_usd"]),
             ", ".join(x for x in state if x) or "ok",
         )  # fmt: skip
     out = StringIO()

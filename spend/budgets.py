@@ -113,6 +113,9 @@ def state_dict(state: BudgetState) -> dict[str, Any]:
         "agent": state.budget.agent,
         "monthly_usd": state.budget.monthly_usd, "hard": state.budget.hard, "month": state.month,
         "spend_usd": state.spend_usd, "used": state.used, "over_budget": state.over_budget,
+        # Variance: the budget less the spend (left to spend), and less the forecast month end.
+        "variance_usd": state.budget.monthly_usd - state.spend_usd,
+        "forecast_variance_usd": None if f is None else state.budget.monthly_usd - f.month_end,
         "forecast": None if f is None else {"month_end": f.month_end, "low": f.low, "high": f.high,
                                             "method": f.method},
         "forecast_over": state.forecast_over,

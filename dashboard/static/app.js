@@ -470,6 +470,7 @@ async function costPage() {
     { title: "budget", value: (x) => x.name }, { title: "scope", value: (x) => [x.tenant, x.team && `team ${x.team}`, x.agent].filter(Boolean).join(" / ") || "all runs" },
     { title: "monthly", value: (x) => usd(x.monthly_usd), numeric: true }, { title: "spent", value: (x) => usd(x.spend_usd), numeric: true },
     { title: "used", value: (x) => pct(x.used), numeric: true },
+    { title: "left (variance)", value: (x) => x.variance_usd < 0 ? `−${usd(-x.variance_usd)}` : usd(x.variance_usd), numeric: true },
     { title: "month end (forecast)", value: (x) => x.forecast ? `${usd(x.forecast.month_end)} (${usd(x.forecast.low)} – ${usd(x.forecast.high)})` : "–", numeric: true },
     { title: "state", value: (x) => x.over_budget ? el("span", { class: "pill bad", text: "over budget (hard)" }) : x.forecast_over ? el("span", { class: "pill bad", text: "forecast over" }) : el("span", { class: "pill ok", text: "ok" }) },
   ], b.budgets, { class: "budgets" }) : el("p", { class: "muted" }, "No budgets: add them in the config's ", el("code", { text: "budgets:" }), " section (README, Cost).")));

@@ -42,12 +42,18 @@ def test_spend_against_each_budget(data_dir: Path) -> None:
         "globex": (0.0, 0.0, False),
     }
     assert states["acme"]["month"] == "2026-03" and states["acme"]["forecast"] is None
+    # Variance: what is left to spend (negative: over).
+    assert round(states["acme"]["variance_usd"], 10) == 5.4375
+    assert round(states["acme-hard"]["variance_usd"], 10) == -0.5625
+    assert states["acme"]["forecast_variance_usd"] is None
 
 
 def test_the_forecast_says_whether_the_month_ends_over(data_dir: Path) -> None:
     (state,) = budget_states(connect(data_dir), {"acme": Budget(monthly_usd=4.0, tenant="acme")}, NOW)
     assert state.forecast is not None and state.forecast.month_to_date == pytest.approx(4.5625)
     assert state.forecast_over is True  # already past it before the month ends
+    doc = state_dict(state)
+    assert doc["forecast_variance_usd"] == pytest.approx(4.0 - state.forecast.month_end)
 
 
 def test_budget_config_errors_name_the_key() -> None:
