@@ -71,6 +71,8 @@ class BudgetState:
     """A hard budget whose month's spend reached it."""
     forecast_over: bool
     """The month-end forecast is over the budget."""
+    burn: tuple[tuple[date, float], ...] = ()
+    """Spend to date at the end of each day of the month so far (cumulative)."""
 
 
 def budget_states(
@@ -96,11 +98,15 @@ def budget_states(
         runs.drop()
         spend = sum(v for d, v in daily.items() if d >= first)
         predicted = month_end_forecast(daily, today) if forecast else None
+        burn, total = [], 0.0
+        for day in (first + timedelta(days=i) for i in range((today - first).days + 1)):
+            total += daily.get(day, 0.0)
+            burn.append((day, total))
         out.append(
             BudgetState(
                 name, budget, first.strftime("%Y-%m"), spend, spend / budget.monthly_usd, predicted,
                 budget.hard and spend >= budget.monthly_usd,
-                predicted is not None and predicted.month_end > budget.monthly_usd,
+                predicted is not None and predicted.month_end > budget.monthly_usd, tuple(burn),
             )
         )  # fmt: skip
     return out
@@ -119,4 +125,5 @@ def state_dict(state: BudgetState) -> dict[str, Any]:
         "forecast": None if f is None else {"month_end": f.month_end, "low": f.low, "high": f.high,
                                             "method": f.method},
         "forecast_over": state.forecast_over,
+        "burn": [{"day": day.isoformat(), "spend_usd": spent} for day, spent in state.burn],
     }  # fmt: skip

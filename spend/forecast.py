@@ -5,10 +5,12 @@ Method: the daily spend of the history (up to 8 weeks before today, today exclud
 over) is fitted with ``ExponentialSmoothing(trend="add", seasonal="add", seasonal_periods=7)``
 (with fewer than two weeks of history, no season; with fewer than a week, the mean day); the
 rest of the month (today included) is the fitted model's forecast, and the month-end total is
-the month to date plus that. The interval is the 5th to 95th percentile of 500 simulated
-futures (the model's own residual errors, bootstrapped), floored at zero spend per day.
-``tests/spend/test_forecast.py`` measures its error on generated histories with a known
-answer (a trend, a weekly season, a step change mid-month).
+the month to date plus that, never below what is spent already (today's spend so far included).
+With no earlier day at all, today's spend so far stands for a day (a lower bound). The interval
+is the 5th to 95th percentile of 500 simulated futures (the model's own residual errors,
+bootstrapped), floored at zero spend per day. ``tests/spend/test_forecast.py`` measures its
+error on generated histories with a known answer (a trend, a weekly season, a step change mid-
+month).
 
 statsmodels (with pandas and scipy) is an optional dependency (``pip install
 'agentwatch[forecast]'``, in the dev set): only the forecast needs it.
@@ -56,12 +58,20 @@ def month_end_forecast(daily: dict[date, float], today: date) -> Forecast:
     ahead = (last - today).days + 1
     known = np.flatnonzero(history)  # the first day with spend starts the history
     history = history[known[0] :] if known.size else history[:0]
+    # Spent already, today's spend so far included: the month can end no lower.
+    spent = month_to_date + daily.get(today, 0.0)
+    if not len(history):
+        # No earlier day: today's spend so far stands for a day (a lower bound: today is not over).
+        per_day = daily.get(today, 0.0)
+        point = month_to_date + per_day * ahead
+        return Forecast(month_to_date, max(point, spent), spent, max(point * 2, spent),
+                        "today's spend so far per day (no earlier day with spend)")  # fmt: skip
     if len(history) < 7:
-        per_day = float(history.mean()) if len(history) else 0.0
+        per_day = float(history.mean())
         spread = float(history.std()) * np.sqrt(ahead) if len(history) > 1 else per_day * ahead
         point = month_to_date + per_day * ahead
-        return Forecast(month_to_date, point, max(month_to_date, point - 1.645 * spread),
-                        point + 1.645 * spread, "mean of the days so far")  # fmt: skip
+        return Forecast(month_to_date, max(point, spent), max(spent, point - 1.645 * spread),
+                        max(point + 1.645 * spread, spent), "mean of the days so far")  # fmt: skip
     try:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
     except ImportError as exc:
@@ -85,6 +95,6 @@ def month_end_forecast(daily: dict[date, float], today: date) -> Forecast:
     low, high = np.percentile(totals, [5, 95])
     method = "Holt-Winters, additive trend" + (" and weekly season" if seasonal else "")
     return Forecast(
-        month_to_date, month_to_date + float(point_days.sum()), month_to_date + float(low),
-        month_to_date + float(high), method,
+        month_to_date, max(spent, month_to_date + float(point_days.sum())),
+        max(spent, month_to_date + float(low)), max(spent, month_to_date + float(high)), method,
     )  # fmt: skip

@@ -428,6 +428,29 @@ async function alertsPage() {
   return parts;
 }
 
+function burnChart(budgets) {
+  // Each budget's spend to date as a share of it, day by day, and the forecast to the month's
+  // end with its interval (a band); 100% is the budget.
+  const traces = [];
+  budgets.forEach((x, i) => {
+    const color = SPEND_COLORS[i % SPEND_COLORS.length];
+    const days = x.burn.map((p) => p.day), used = x.burn.map((p) => p.spend_usd / x.monthly_usd);
+    traces.push({ x: days, y: used, type: "scatter", mode: "lines+markers", name: esc(x.name), line: { color } });
+    if (x.forecast && days.length) {
+      const [y, m] = x.month.split("-").map(Number);
+      const end = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10);
+      const last = days[days.length - 1], now = used[used.length - 1];
+      traces.push({ x: [last, end, end, last], y: [now, x.forecast.high / x.monthly_usd, x.forecast.low / x.monthly_usd, now],
+        type: "scatter", mode: "lines", fill: "toself", fillcolor: color + "22", line: { width: 0 }, hoverinfo: "skip", showlegend: false });
+      traces.push({ x: [last, end], y: [now, x.forecast.month_end / x.monthly_usd], type: "scatter", mode: "lines",
+        line: { color, dash: "dash" }, name: `${esc(x.name)} forecast`, showlegend: false });
+    }
+  });
+  return chart("Budget burn this month: spend to date and the forecast to month end (share of budget)", traces,
+    { yaxis: { tickformat: ".0%", rangemode: "tozero", gridcolor: theme().line },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 1, y1: 1, line: { color: "#c81e1e", width: 1, dash: "dot" } }] });
+}
+
 async function costPage() {
   const by = Q.get("by") || "agent";
   const params = new URLSearchParams(location.search);
@@ -466,6 +489,7 @@ async function costPage() {
       { title: "unused tool output", value: (x) => `${usd4(x.unused_tool_output_usd)} (${num(x.unused_tool_calls)})`, sort: (x) => x.unused_tool_output_usd, numeric: true },
     ], w.leaks, { class: "leaks" }) : el("p", { class: "muted", text: "No model or tool calls in this window." })));
   if (d.cost_unknown_model.length) parts.push(el("p", { class: "error", text: `No price known for: ${d.cost_unknown_model.map((m) => `${m.model} (${m.calls} calls)`).join(", ")}; give one in processors.cost.models.` }));
+  if (b.budgets.length) parts.push(el("div", { class: "panel" }, burnChart(b.budgets)));
   parts.push(el("div", { class: "panel" }, el("h2", { text: "Budgets this month" }), b.budgets.length ? table([
     { title: "budget", value: (x) => x.name }, { title: "scope", value: (x) => [x.tenant, x.team && `team ${x.team}`, x.agent].filter(Boolean).join(" / ") || "all runs" },
     { title: "monthly", value: (x) => usd(x.monthly_usd), numeric: true }, { title: "spent", value: (x) => usd(x.spend_usd), numeric: true },

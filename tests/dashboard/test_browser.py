@@ -49,7 +49,9 @@ ColorScheme = Literal["light", "dark"]
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the module, holding the demo's 200 runs."""
-    server = ServerProcess(tmp_path_factory.mktemp("dashboard")).start()
+    # Budgets the demo's spend shows on the Cost page (the burn chart, its forecast band).
+    budgets = "budgets:\n  acme: {tenant: acme, monthly_usd: 50}\n  finance: {tenant: acme, team: finance, monthly_usd: 5}\n"
+    server = ServerProcess(tmp_path_factory.mktemp("dashboard"), extra_config=budgets).start()
     try:
         sent = subprocess.run(
             [sys.executable, "-m", "agentwatch", "demo", "--endpoint", server.grpc_endpoint, "--runs", "200"],
@@ -240,7 +242,13 @@ def test_cost(open_tab: OpenTab) -> None:
             "sales-research",
         ]
     )
-    assert tab.page.locator("#main .chart").count() == 1  # spend over time, the five largest
+    assert tab.page.locator("#main .chart").count() == 2  # spend over time, the budgets' burn
+    leaking = texts(tab, "table.leaks tbody td:first-child")
+    assert sorted(leaking) == sorted(DEMO_AGENTS)  # every agent, with what it wasted
+    budgets = texts(tab, "table.budgets tbody td:first-child")
+    assert budgets == ["acme", "finance"]
+    scopes = texts(tab, "table.budgets tbody td:nth-child(2)")
+    assert scopes == ["acme", "acme / team finance"]
     tab.page.select_option("#cost-by", "model")
     tab.page.wait_for_url("**/cost?by=model")
     tab.settle()

@@ -46,6 +46,11 @@ def test_spend_against_each_budget(data_dir: Path) -> None:
     assert round(states["acme"]["variance_usd"], 10) == 5.4375
     assert round(states["acme-hard"]["variance_usd"], 10) == -0.5625
     assert states["acme"]["forecast_variance_usd"] is None
+    # The burn: spend to date at the end of each day of March up to the 25th.
+    burn = states["acme"]["burn"]
+    assert (len(burn), burn[0]["day"], burn[-1]["day"]) == (25, "2026-03-01", "2026-03-25")
+    assert [round(p["spend_usd"], 10) for p in burn if p["day"] in ("2026-03-01", "2026-03-02", "2026-03-25")] == [
+        3.0375, 3.0375, 4.5625]
 
 
 def test_the_forecast_says_whether_the_month_ends_over(data_dir: Path) -> None:

@@ -3,6 +3,7 @@ the bound the README states, and the truth falls in the interval."""
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -61,3 +62,16 @@ def test_a_new_tenant_with_a_few_days() -> None:
     f = month_end_forecast(spend, TODAY)
     assert (f.month_to_date, f.month_end, f.method) == (30.0, 30.0 + 10.0 * 17, "mean of the days so far")
     assert f.low == f.high == f.month_end  # three identical days: no spread
+
+
+def test_the_month_never_ends_below_what_is_spent() -> None:
+    # The first day of a month, nothing before it: today's spend so far stands for a day.
+    first = TODAY.replace(day=1)
+    f = month_end_forecast({first: 1.5}, first)
+    days = calendar.monthrange(first.year, first.month)[1]
+    assert (f.month_to_date, f.month_end, f.low) == (0.0, 1.5 * days, 1.5)
+    assert f.method == "today's spend so far per day (no earlier day with spend)"
+    # A spike today above everything the history predicts: the month ends at least there.
+    spend = {TODAY - timedelta(days=n): 1.0 for n in range(1, 4)} | {TODAY: 500.0}
+    g = month_end_forecast(spend, TODAY)
+    assert g.month_end >= g.low >= 3.0 + 500.0
