@@ -9,10 +9,9 @@ the ``genai-prices`` library at the price in force that day; the cost is then
     (input - cached - written) x input price + cached x cache-read price
         + written x cache-write price + output x output price
 
-(``input_tokens`` counts the cache reads and writes, as OpenAI and the GenAI conventions report
-them; Anthropic and Bedrock count them apart, so theirs are added first: every token is priced
-once, cache reads at the cache-read rate, cache writes at the cache-write rate), times the
-tenant's multiplier.
+(``input_tokens`` counts the cache reads and writes, as the GenAI conventions do and the
+normaliser stores them for every source: every token is priced once, cache reads at the
+cache-read rate, cache writes at the cache-write rate), times the tenant's multiplier.
 ``cost_source`` is ``reported`` (the span carried its cost; kept as it is), ``computed``, or
 ``unknown`` (no price for the model: ``cost_usd`` stays null, and the span is counted in
 ``agentwatch_cost_unknown_model_spans_total``). A request whose prompt is over
@@ -51,8 +50,6 @@ PROVIDERS = {
     "az.ai.inference": "azure", "openai": "openai", "anthropic": "anthropic", "mistral_ai": "mistral",
     "cohere": "cohere", "deepseek": "deepseek", "groq": "groq", "x_ai": "x-ai", "perplexity": "perplexity",
 }  # fmt: skip
-CACHE_APART = ("anthropic", "aws.bedrock", "bedrock")
-"""Providers whose input token count leaves out the cache reads (counted on their own)."""
 
 
 @dataclass(frozen=True)
@@ -137,12 +134,8 @@ class CostProcessor(BaseComponent):
         out = _counts(sub["output_tokens"])
         cached = _counts(sub["cached_tokens"])
         written = _counts(sub["cache_write_tokens"])
-        # Anthropic and Bedrock count cache reads and writes apart from the input (the normaliser
-        # keeps each provider's meaning): their input is all three, so each token is priced once.
-        apart = pc.is_in(pc.fill_null(sub["provider"], ""), pa.array(CACHE_APART)).to_numpy(
-            zero_copy_only=False
-        )
-        inp = np.where(apart, inp + cached + written, inp)
+        # The input counts the cache reads and writes (the GenAI conventions' meaning, which the
+        # normaliser gives usage objects that count them apart): each token is priced once.
         cached = np.minimum(cached, inp)
         written = np.minimum(written, inp - cached)
         cost = (

@@ -164,8 +164,9 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
 # cache_creation_input_tokens), Bedrock Converse (inputTokens, cacheReadInputTokens), Gemini and
 # Vertex (promptTokenCount, cachedContentTokenCount, as the REST API and the Python SDK spell
 # them), LangChain (input_token_details.cache_read) and Langfuse's own (input, output, total).
-# Each count keeps the provider's meaning: OpenAI's and Gemini's input include the cached tokens,
-# Anthropic's and Bedrock's do not (their cache reads and writes are separate counts).
+# The input is stored as the GenAI conventions count it (cache reads and writes included, as
+# OpenAI's and Gemini's input already is): Anthropic's, Bedrock's and Langfuse's cache reads and
+# writes are separate counts, added to their input.
 USAGE_WRAPPER_KEYS = ("usage", "usage_metadata", "usageMetadata")
 USAGE_INPUT_KEYS = ("input", "prompt_tokens", "input_tokens", "inputTokens", "promptTokenCount",
                     "prompt_token_count")  # fmt: skip

@@ -185,8 +185,10 @@ def output_usage(output: Any) -> Counts | None:
 
 
 def usage_counts(obj: dict[str, Any] | None) -> Counts | None:
-    """The token counts of a usage object in any provider's shape (``conventions.USAGE_*``);
-    None when it has none of them."""
+    """The token counts of a usage object in any provider's shape (``conventions.USAGE_*``), the
+    input as the GenAI conventions count it (cache reads and writes included: added to the input
+    of shapes that count them apart, Anthropic's, Bedrock's and Langfuse's); None when it has
+    none of them."""
     if not obj:
         return None
     inp = _first_int(obj, *conv.USAGE_INPUT_KEYS)
@@ -208,6 +210,8 @@ def usage_counts(obj: dict[str, Any] | None) -> Counts | None:
         return None
     if total is None and (inp is not None or out is not None):
         total = (inp or 0) + (out or 0) + apart
+    if inp is not None:
+        inp += apart  # the GenAI conventions' input: cache reads and writes included
     return inp, out, cached, total, written
 
 

@@ -54,10 +54,10 @@ def recorded(tenant: str = "acme") -> list[ReadableSpan]:
     chat(tracer, "cached", "gpt-4o", "openai", input=1000, output=500, cached=400)
     chat(tracer, "reported", "gpt-4o", "openai", input=1000, output=500, cost=0.123)
     chat(tracer, "unknown", "our-private-model", "openai", input=1000, output=500)
-    # Anthropic counts cache reads apart from the input: 200 input + 50,000 cache reads.
-    chat(tracer, "anthropic cached", "claude-sonnet-4", "anthropic", input=200, output=100, cached=50_000)
-    # ... and cache writes apart too, priced at the cache-write rate.
-    chat(tracer, "anthropic cache write", "claude-sonnet-4", "anthropic", input=200, output=100,
+    # The GenAI conventions' input counts the cache reads: 200 uncached + 50,000 cache reads.
+    chat(tracer, "anthropic cached", "claude-sonnet-4", "anthropic", input=50_200, output=100, cached=50_000)
+    # ... and the cache writes, priced at the cache-write rate: 200 + 1,000 read + 10,000 written.
+    chat(tracer, "anthropic cache write", "claude-sonnet-4", "anthropic", input=11_200, output=100,
          cached=1000, written=10_000)  # fmt: skip
     chat(tracer, "negative", "gpt-4o", "openai", input=-1000, output=500)  # a broken count is no count
     chat(tracer, "per request", "sonar", "perplexity", input=1000, output=1000)  # a fixed fee per request

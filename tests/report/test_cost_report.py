@@ -18,7 +18,7 @@ from tests.processors.test_cost import recorded
 pytestmark = pytest.mark.process  # the CLI as a subprocess
 
 GPT_4O = 0.0075 + 0.007 + 0.123 + 0.0075 + 0.005  # plain, cached, reported, the agent's child, negative
-OTHERS = 0.0171 + 0.014  # claude-sonnet-4 with cache reads apart, sonar with its per-request fee
+OTHERS = 0.0171 + 0.0399 + 0.014  # claude-sonnet-4 with cache reads, and writes; sonar with its fee
 OPUS = 3.0375 + 1.525  # before and after its price change
 
 
@@ -60,7 +60,7 @@ def test_a_year_lists_every_model_and_the_unknown_one(config: Path) -> None:
     }
     assert rows == {
         "claude-opus-4-6": (OPUS, 2, 600_000, 0),
-        "claude-sonnet-4": (0.0171, 1, 200, 50_000),  # tokens as the provider counts them
+        "claude-sonnet-4": (0.057, 2, 61_400, 51_000),  # inputs count their cache reads and writes
         "gpt-4o": (round(GPT_4O, 10), 5, 3000, 400),  # the negative count is stored as sent
         "our-private-model": (0.0, 1, 1000, 0),
         "sonar": (0.014, 1, 1000, 0),
@@ -86,4 +86,4 @@ def test_month_end_forecast_per_tenant(config: Path) -> None:
         [sys.executable, "-m", "agentwatch", "cost", "--config", str(config), "--by", "model", "--forecast"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert bad.returncode == 2 and "a forecast is by tenant, agent or user" in bad.stderr
+    assert bad.returncode == 2 and "a forecast is not by model or provider" in bad.stderr
