@@ -18,8 +18,15 @@ DAY_US = 86_400_000_000
 
 
 def template() -> pa.Table:
-    """The golden spans without the partition column, sorted by start."""
-    return pq.read_table(GOLDEN).drop_columns(["tenant"]).sort_by("start_time")
+    """The golden spans without the partition column, sorted by start, with every column of
+    today's ``SPAN_SCHEMA`` (those added after the golden was captured: null)."""
+    from core.model import SPAN_SCHEMA
+
+    golden = pq.read_table(GOLDEN)
+    for name in SPAN_SCHEMA.names:
+        if name not in golden.column_names:
+            golden = golden.append_column(name, pa.nulls(golden.num_rows, SPAN_SCHEMA.field(name).type))
+    return golden.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA).drop_columns(["tenant"]).sort_by("start_time")
 
 
 def replica(base: pa.Table, number: int, day_start_us: int) -> pa.Table:
