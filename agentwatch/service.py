@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
+from agentwatch.feedback_api import feedback_routes
 from agentwatch.ingest import Ingest, otlp_http_endpoints
 from agentwatch.metrics import registry_for, render
 from agentwatch.pipeline import assemble
@@ -146,7 +147,8 @@ class Service:
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
         registry = registry_for(self)
-        app = create_api(self.readiness, self.stats, lambda: render(registry), dashboard_routes(self.config))
+        routes = feedback_routes(self.config) + dashboard_routes(self.config)
+        app = create_api(self.readiness, self.stats, lambda: render(registry), routes)
         self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
         self.endpoints.api = self._api.port

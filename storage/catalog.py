@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from core.model import SPAN_SCHEMA
+from storage.feedback import create_feedback_view
 from storage.layout import RUN_PARTS, SPANS, table_dir
 from storage.runparts import parts_path
 from storage.runs import create_runs_view, parts_sql
@@ -91,6 +92,7 @@ def connect(
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
     create_runs_view(con)
+    create_feedback_view(con)
     if analyst_views:
         create_usage_views(con)
     return con

@@ -11,6 +11,7 @@ eval events, run marks and alert events, as Parquet.
                                                           ``runs`` applies them
     <data_dir>/alert_events/tenant=<t>/date=<d>/*.parquet one row per alert message (fired, repeated,
                                                           resolved), with its deliveries
+    <data_dir>/feedback_events/tenant=<t>/date=<d>/*.parquet  users' feedback on runs, as posted
 
 Every table has one typed row: a frozen dataclass whose fields, in order, are the table's
 columns; its Arrow schema (``SCHEMAS``) is derived from the field types (``str`` → string,
@@ -161,7 +162,39 @@ class EvalBaselineRow(Row):
     pinned_at: datetime
 
 
+@dataclass(frozen=True)
+class FeedbackRow(Row):
+    """One piece of a user's feedback on a run (``POST /api/v1/feedback``); read it through the
+    ``feedback`` view (deduplicated, with the GenAI evaluation events of spans)."""
+
+    TABLE: ClassVar[str] = "feedback_events"
+    feedback_id: str
+    """Deterministic: the client's ``id``, else a digest of the item, hashed with the tenant."""
+    trace_id: str
+    span_id: str | None
+    user_id: str | None
+    name: str
+    """What was rated (``user`` for a user's own feedback; an evaluation's name)."""
+    kind: str
+    """``thumbs``, ``rating`` (1-5) or ``score`` (0-1)."""
+    value: float
+    """As sent: 1/0 for thumbs up/down, the stars, the score."""
+    score: float
+    """On 0-1: thumbs 1/0, a rating (stars - 1) / 4, a score as it is."""
+    negative: bool
+    """Thumbs down, a rating of 1 or 2, a score under 0.5."""
+    label: str | None
+    comment: str | None
+    time: datetime
+    received_at: datetime
+    source: str
+    """``api`` (the JSON endpoint)."""
+    metadata: str | None
+    """JSON."""
+
+
 ROWS: tuple[type[Row], ...] = (
+    FeedbackRow,
     EvalRunRow,
     EvalResultRow,
     ScoreRow,

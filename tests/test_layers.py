@@ -15,6 +15,7 @@ FLOORS: dict[str, int] = {
     "core": 0,
     "storage": 1,
     "processors": 2,
+    "feedback": 2,
     "exporters": 2,
     "evals": 3,
     "spend": 3,

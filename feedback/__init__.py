@@ -1,0 +1,1 @@
+"""Users' feedback on runs: the items clients post (``items.py``)."""

@@ -1,0 +1,147 @@
+"""Feedback items as clients post them (``POST /api/v1/feedback``), checked and made rows.
+
+    {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+     "user_id": "u-42", "value": "down", "comment": "wrong receipt total",
+     "time": "2026-11-30T10:00:00Z", "metadata": {"app": "slack"}}
+
+One object or a list of them. ``value`` is thumbs (``"up"``/``"down"``, ``true``/``false``), a
+rating (an integer 1-5) or a score (a number in 0-1 written with a decimal point, or ``0``);
+``kind`` (``thumbs``, ``rating``, ``score``) says which when the value alone would not (a score of
+exactly 1: ``{"value": 1, "kind": "score"}``). Optional: ``span_id``, ``user_id``, ``name`` (what
+was rated; default ``user``), ``label``, ``comment``, ``time`` (ISO 8601 or Unix seconds; default:
+when received), ``metadata`` (an object), ``id`` (the client's idempotency key: an item posted
+twice with one id is stored once; without it, identical items are one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from storage.tables import FeedbackRow
+
+MAX_ITEMS = 1000
+MAX_COMMENT = 10_000
+"""Characters of a comment kept (the rest cut)."""
+KINDS = ("thumbs", "rating", "score")
+_TRACE = re.compile(r"[0-9a-fA-F]{32}")
+_SPAN = re.compile(r"[0-9a-fA-F]{16}")
+_UP = ("up", "thumbs_up", "thumbsup", "positive", "+1", "yes", "👍")
+_DOWN = ("down", "thumbs_down", "thumbsdown", "negative", "-1", "no", "👎")
+_KEYS = (
+    "id", "trace_id", "span_id", "user_id", "name", "value", "kind", "label", "comment", "time", "metadata",
+)  # fmt: skip
+
+
+def parse(body: bytes, tenant: str, received_at: datetime) -> tuple[list[FeedbackRow], list[str]]:
+    """The rows of a request body (one item or a list), and the problems of the items refused
+    (``[index].key: message``); a body that is not JSON, or is neither, is one problem."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [], [f"body: not JSON ({exc})"]
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        return [], ["body: no feedback item"]
+    if len(items) > MAX_ITEMS:
+        return [], [f"body: {len(items)} items, at most {MAX_ITEMS} a request"]
+    rows, problems = [], []
+    for i, item in enumerate(items):
+        row, found = _row(item, tenant, received_at)
+        problems += [f"[{i}].{p}" for p in found]
+        if row is not None:
+            rows.append(row)
+    return rows, problems
+
+
+def _row(item: Any, tenant: str, received_at: datetime) -> tuple[FeedbackRow | None, list[str]]:
+    if not isinstance(item, dict):
+        return None, ["(item): must be an object"]
+    problems = [f"{k}: unknown key (known: {', '.join(_KEYS)})" for k in item if k not in _KEYS]
+    trace_id = item.get("trace_id")
+    if not isinstance(trace_id, str) or not _TRACE.fullmatch(trace_id):
+        problems.append("trace_id: must be 32 hex digits")
+    span_id = item.get("span_id")
+    if span_id is not None and (not isinstance(span_id, str) or not _SPAN.fullmatch(span_id)):
+        problems.append("span_id: must be 16 hex digits")
+    texts = {k: item.get(k) for k in ("id", "user_id", "name", "label", "comment")}
+    problems += [f"{k}: must be a string" for k, v in texts.items() if not isinstance(v, str | None)]
+    metadata = item.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.append("metadata: must be an object")
+    valued = _value(item.get("value"), item.get("kind"))
+    if isinstance(valued, str):
+        problems.append(valued)
+    when = _time(item.get("time"), received_at)
+    if isinstance(when, str):
+        problems.append(when)
+    if problems or isinstance(valued, str) or isinstance(when, str):
+        return None, problems
+    kind, value, score = valued
+    negative = score < 0.5 if kind != "rating" else value <= 2
+    comment = texts["comment"]
+    trace, span = str(trace_id).lower(), span_id.lower() if isinstance(span_id, str) else None
+    name = texts["name"] or "user"
+    identity = (
+        ["id", texts["id"]] if texts["id"] else
+        ["item", trace, span, texts["user_id"], name, kind, repr(value), when.isoformat()]
+    )  # fmt: skip
+    digest = hashlib.sha256(orjson.dumps([tenant, *identity])).hexdigest()[:32]
+    return FeedbackRow(
+        digest, trace, span, texts["user_id"], name, kind, value, score, negative, texts["label"],
+        comment[:MAX_COMMENT] if comment else comment, when, received_at, "api",
+        orjson.dumps(metadata).decode() if metadata is not None else None,
+    ), []  # fmt: skip
+
+
+def _value(value: Any, kind: Any) -> tuple[str, float, float] | str:
+    """(kind, value, score on 0-1), or the problem."""
+    if kind is not None and kind not in KINDS:
+        return f"kind: one of {', '.join(KINDS)}"
+    if value is None:
+        return "value: required (thumbs up/down, a rating 1-5 or a score 0-1)"
+    if isinstance(value, bool | str):
+        if kind not in (None, "thumbs"):
+            return f"value: {kind} must be a number"
+        text = str(value).lower() if isinstance(value, str) else ("up" if value else "down")
+        if text in _UP:
+            return "thumbs", 1.0, 1.0
+        if text in _DOWN:
+            return "thumbs", 0.0, 0.0
+        return "value: thumbs must be up or down (or true/false)"
+    if not isinstance(value, int | float) or value != value or value in (float("inf"), float("-inf")):
+        return "value: must be up/down, a rating 1-5 or a score 0-1"
+    if kind == "thumbs":
+        if value in (0, 1):
+            return "thumbs", float(value), float(value)
+        return "value: thumbs must be up or down (or 1/0)"
+    if kind == "rating" or (kind is None and isinstance(value, int) and value != 0):
+        if value != int(value) or not 1 <= value <= 5:
+            return "value: a rating is an integer 1-5 (send kind: score for a score)"
+        return "rating", float(value), (float(value) - 1) / 4
+    if not 0 <= value <= 1:
+        return "value: a score is between 0 and 1"
+    return "score", float(value), float(value)
+
+
+def _time(value: Any, default: datetime) -> datetime | str:
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return "time: not a Unix time in seconds"
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return f"time: not an ISO 8601 time: {value[:40]!r}"
+        if not 1970 <= parsed.year <= 9000:
+            return "time: years 1970-9000"
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return "time: an ISO 8601 string or Unix seconds"

@@ -1,0 +1,127 @@
+"""``POST /api/v1/feedback`` on a real ``agentwatch serve``: items stored durably under the
+token's tenant, once however often posted, bad items refused by index and key, feedback that
+arrives before its trace joining the run later, and the GenAI evaluation events of spans in the
+same ``feedback`` view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from tests.helpers.auth import ACME, AUTH, GLOBEX
+from tests.helpers.server import ServerProcess
+
+pytestmark = pytest.mark.process
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("feedback")
+    tokens = workdir / "tokens.yaml"
+    tokens.write_text(f"- token: {GLOBEX}\n  tenant: globex\n")
+    started = ServerProcess(workdir, otlp_extra=AUTH.replace("TOKENS_FILE", str(tokens))).start()
+    yield started
+    started.stop()
+
+
+def post(server: ServerProcess, body: Any, token: str | None = ACME) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"http://127.0.0.1:{server.api_port}/api/v1/feedback", json=body, headers=headers)
+
+
+def test_items_are_stored_once_under_the_tokens_tenant(server: ServerProcess) -> None:
+    items = [
+        {"trace_id": TRACE, "user_id": "u1", "value": "down", "comment": "wrong total", "time": "2026-11-30T10:00:00Z",
+         "id": "fb-1"},
+        {"trace_id": TRACE, "span_id": "00f067aa0ba902b7", "user_id": "u2", "value": 4,
+         "time": "2026-11-30T10:01:00Z", "metadata": {"app": "slack"}},
+        {"trace_id": TRACE.upper(), "user_id": "u3", "value": 0.25, "time": 1764496920},
+        {"trace_id": TRACE, "user_id": "u4", "value": 1, "kind": "score", "time": "2026-11-30T10:03:00Z"},
+    ]  # fmt: skip
+    first = post(server, items)
+    assert (first.status_code, first.json()) == (200, {"accepted": 4, "tenant": "acme"})
+    # The same items again (a client retrying), one of them by its id with another comment.
+    again = [dict(items[0], comment="retried"), items[1]]
+    assert post(server, again).json() == {"accepted": 2, "tenant": "acme"}
+    rows = server.query(
+        "SELECT tenant, user_id, kind, value, score, negative, comment, span_id, metadata, source FROM feedback "
+        "ORDER BY user_id"
+    )
+    assert rows == [
+        ("acme", "u1", "thumbs", 0.0, 0.0, True, "wrong total", None, None, "api"),
+        ("acme", "u2", "rating", 4.0, 0.75, False, None, "00f067aa0ba902b7", '{"app":"slack"}', "api"),
+        ("acme", "u3", "score", 0.25, 0.25, True, None, None, None, "api"),
+        ("acme", "u4", "score", 1.0, 1.0, False, None, None, None, "api"),
+    ]  # fmt: skip
+    # A token writes its own tenant only: globex's feedback on the same trace id stays globex's.
+    assert post(server, {"trace_id": TRACE, "value": "up"}, GLOBEX).json()["tenant"] == "globex"
+    assert server.query("SELECT tenant, count(*) FROM feedback GROUP BY ALL ORDER BY 1") == [
+        ("acme", 4),
+        ("globex", 1),
+    ]
+
+
+def test_refusals_name_the_item_and_key_and_store_nothing(server: ServerProcess) -> None:
+    before = server.query("SELECT count(*) FROM feedback")
+    assert post(server, {"trace_id": TRACE, "value": "up"}, token=None).status_code == 401
+    assert post(server, {"trace_id": TRACE, "value": "up"}, token="not-a-token-0000000000").status_code == 401
+    bad = post(server, [
+        {"trace_id": TRACE, "value": "up"},
+        {"trace_id": "xyz", "value": 7, "colour": "red"},
+        {"trace_id": TRACE, "value": 0.5, "kind": "rating", "time": "yesterday"},
+    ])  # fmt: skip
+    assert bad.status_code == 400
+    assert bad.json()["problems"] == [
+        "[1].colour: unknown key (known: id, trace_id, span_id, user_id, name, value, kind, label, comment, time, "
+        "metadata)",
+        "[1].trace_id: must be 32 hex digits",
+        "[1].value: a rating is an integer 1-5 (send kind: score for a score)",
+        "[2].value: a rating is an integer 1-5 (send kind: score for a score)",
+        "[2].time: not an ISO 8601 time: 'yesterday'",
+    ]  # fmt: skip
+    raw = httpx.post(f"http://127.0.0.1:{server.api_port}/api/v1/feedback", content=b"{not json",
+                     headers={"authorization": f"Bearer {ACME}"})  # fmt: skip
+    assert raw.status_code == 400 and raw.json()["error"].startswith("body: not JSON")
+    big = httpx.post(f"http://127.0.0.1:{server.api_port}/api/v1/feedback", content=b" " * (2 << 20),
+                     headers={"authorization": f"Bearer {ACME}"})  # fmt: skip
+    assert big.status_code == 413
+    assert server.query("SELECT count(*) FROM feedback") == before
+
+
+def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    assert post(server, {"trace_id": trace_id, "user_id": "u9", "value": 2}).status_code == 200
+    exporter = OTLPSpanExporter(endpoint=server.http_url, headers={"authorization": f"Bearer {ACME}"})
+    provider = TracerProvider(resource=Resource.create({"service.name": "bot"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("feedback-test")
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    parent = set_span_in_context(NonRecordingSpan(SpanContext(int(trace_id, 16), 1, False, TraceFlags(1))))
+    with tracer.start_as_current_span("invoke_agent bot", context=parent, attributes={
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bot", "user.id": "u9"}) as span:  # fmt: skip
+        span.add_event("gen_ai.evaluation.result", {
+            "gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.2,
+            "gen_ai.evaluation.score.label": "irrelevant", "gen_ai.evaluation.explanation": "off topic"})  # fmt: skip
+    provider.shutdown()
+    server.wait_for_count(f"SELECT count(*) FROM runs WHERE trace_id = '{trace_id}'", 1)
+    joined = server.query(
+        f"""SELECT r.agent_name, f.source, f.name, f.kind, f.value, f.negative, f.label, f.comment, f.user_id
+            FROM runs r JOIN feedback f USING (tenant, trace_id) WHERE trace_id = '{trace_id}' ORDER BY f.source"""
+    )
+    assert joined == [
+        ("bot", "api", "user", "rating", 2.0, True, None, None, "u9"),
+        ("bot", "otel_event", "relevance", "score", 0.2, True, "irrelevant", "off topic", "u9"),
+    ]
