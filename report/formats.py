@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.safetext import cell, printable
-from report.health import AgentHealth, HealthReport
+from report.health import AgentHealth, FeedbackSummary, HealthReport
 from report.signals import Signal
 
 SCHEMA = "agentwatch.report/v1"
@@ -35,6 +35,19 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def feedback_line(f: FeedbackSummary) -> str:
+    """``12 pieces on 10 runs, 4 negative (33.3%), mean rating 3.2; negative on failed runs 80.0%,
+    on successful runs 10.0%``."""
+    parts = [f"{f.pieces} pieces on {f.runs_with_feedback} runs"]
+    parts[0] += f", {f.negative} negative ({pct(f.negative_rate)})"
+    if f.mean_rating is not None:
+        parts[0] += f", mean rating {f.mean_rating:.1f}"
+    if f.negative_rate_failed is not None or f.negative_rate_succeeded is not None:
+        failed, succeeded = pct(f.negative_rate_failed), pct(f.negative_rate_succeeded)
+        parts.append(f"negative on failed runs {failed}, on successful runs {succeeded}")
+    return "; ".join(parts)
 
 
 def agent_dict(agent: AgentHealth) -> dict[str, Any]:
@@ -56,6 +69,7 @@ def agent_dict(agent: AgentHealth) -> dict[str, Any]:
             "failure_types": a["failure_types"],
             "affected_users": {"count": a["affected_users"], "top": a["top_affected_users"]},
             "cross_user": a["cross_user"],
+            "feedback": a["feedback"],
             "buckets": a["buckets"],
         }
     )
@@ -176,6 +190,8 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
         if a.top_affected_users:
             users = ", ".join(f"{u.user_id} ({u.failures}/{u.runs} failed)" for u in a.top_affected_users)
             lines.append(f"most affected users: {users}")
+        if a.feedback is not None:
+            lines.append(f"feedback: {feedback_line(a.feedback)}")
         out.write("".join(f"\n{printable(line)}" for line in lines) + "\n")
     if signals:
         table = Table(title="\nFailure signals", title_justify="left")
@@ -254,6 +270,8 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
         if a.top_affected_users:
             lines += [md_row(["user", "failed runs", "runs"]), md_row(["---"] * 3)]
             lines += [md_row([u.user_id, str(u.failures), str(u.runs)]) for u in a.top_affected_users]
+        if a.feedback is not None:
+            lines += ["", f"Feedback: {md_text(feedback_line(a.feedback))}"]
     if signals:
         lines += ["", "## Failure signals", ""]
         header = ["id", "type", "template", "count", "first seen", "last seen", "agents", "users", "examples"]

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry, agent_label
-from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, RunSet, Scope
+from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, Scope
 
 NAME_COLUMNS = ("agent_name",)
 """The columns of runs ``build_report`` reads beyond the base ones (``runs_in``'s ``extra``)."""
@@ -75,6 +75,24 @@ class CrossUser:
 
 
 @dataclass(frozen=True)
+class FeedbackSummary:
+    """Users' feedback on an agent's runs of the window (the ``feedback`` view)."""
+
+    pieces: int
+    negative: int
+    negative_rate: float
+    """Negative pieces over pieces."""
+    mean_rating: float | None
+    """Mean of the 1-5 ratings; None without any."""
+    runs_with_feedback: int
+    runs_with_negative: int
+    negative_rate_failed: float | None
+    """Negative pieces over pieces, on failed runs only (None: no feedback on one)."""
+    negative_rate_succeeded: float | None
+    """The same on successful runs: how much feedback follows what spans say."""
+
+
+@dataclass(frozen=True)
 class AgentHealth:
     tenant: str
     agent: str
@@ -100,6 +118,8 @@ class AgentHealth:
     buckets: list[Bucket] = field(default_factory=list)
     p95_ms: float | None = None
     """Run latency p95 (the dashboard's headline latency); with p50/p90/p99 from one query."""
+    feedback: FeedbackSummary | None = None
+    """Users' feedback on its runs; None when there is none."""
 
     @property
     def label(self) -> str:
@@ -209,6 +229,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
     ):
         types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
     buckets = _buckets(runs, size)
+    feedback = _feedback(runs)
 
     out = []
     for s in summary:
@@ -247,10 +268,36 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
                 top_affected_users=top.get(key, []),
                 cross_user=_cross_user(owner, users),
                 buckets=buckets.get(key, []),
+                feedback=feedback.get(key),
             )
         )
     total = sum(a.runs for a in out)
     return HealthReport(scope, size, total, out, runs.synthetic_left_out())
+
+
+def _feedback(runs: RunSet) -> dict[tuple[str, str], FeedbackSummary]:
+    """Per agent, the feedback on its runs (``storage.feedback``: joined on tenant and trace)."""
+    def negative_share(outcome: str) -> str:
+        negative = f"count(*) FILTER (WHERE r.{outcome} AND f.negative)"
+        return f"{negative} / nullif(count(*) FILTER (WHERE r.{outcome}), 0)"
+
+    found = runs.query(
+        f"""SELECT r.tenant, r.agent, count(*), count(*) FILTER (WHERE f.negative),
+                   avg(f.value) FILTER (WHERE f.kind = 'rating'), count(DISTINCT r.trace_id),
+                   count(DISTINCT r.trace_id) FILTER (WHERE f.negative),
+                   {negative_share(FAILED_SQL)}, {negative_share(SUCCEEDED_SQL)}
+            FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
+            WHERE f.date >= $since_date
+            GROUP BY ALL""",
+        {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+    )
+    out = {}
+    for t, a, n, negative, mean, with_feedback, with_negative, on_failed, on_succeeded in found:
+        out[(t, a)] = FeedbackSummary(
+            int(n), int(negative), int(negative) / int(n), mean, int(with_feedback), int(with_negative),
+            on_failed, on_succeeded,
+        )  # fmt: skip
+    return out
 
 
 def _buckets(runs: RunSet, size: int) -> dict[tuple[str, str], list[Bucket]]:

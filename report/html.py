@@ -12,6 +12,7 @@ from core.safetext import printable
 from report.formats import (
     SUMMARY_COLUMNS,
     _when,
+    feedback_line,
     pct,
     section_title,
     signal_agents,
@@ -135,6 +136,8 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
         css = "loud" if a.cross_user.loud else "quiet"
         flag = str(a.cross_user.flag).lower()
         parts.append(f'<p class="{css}" data-cross-user="{flag}">{_text(a.cross_user.message)}</p>')
+        if a.feedback is not None:
+            parts.append(f'<p class="feedback">Feedback: {_text(feedback_line(a.feedback))}</p>')
         parts.append(_charts(a, index))
         if a.failure_types:
             parts.append(

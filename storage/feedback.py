@@ -12,7 +12,8 @@ Columns: ``tenant``, ``feedback_id``, ``trace_id``, ``span_id``, ``user_id``, ``
 (``thumbs``, ``rating``, ``score``), ``value`` (as sent), ``score`` (on 0-1; null for an
 evaluation score outside it), ``negative`` (thumbs down, a rating of 1 or 2, a score under 0.5,
 or an evaluation label saying so: ``NEGATIVE_LABELS``), ``label``, ``comment``, ``time``,
-``received_at``, ``source``, ``metadata``. Feedback may arrive before its trace: it is kept and
+``received_at``, ``source``, ``metadata``, ``date`` (the partition: the feedback's UTC day, an
+evaluation event's span's). Feedback may arrive before its trace: it is kept and
 joins the run when the run is stored (the join is at read time).
 """
 
@@ -36,12 +37,12 @@ def _attr(name: str) -> str:
 
 COLUMNS = (
     "tenant", "feedback_id", "trace_id", "span_id", "user_id", "name", "kind", "value", "score", "negative",
-    "label", "comment", "time", "received_at", "source", "metadata",
+    "label", "comment", "time", "received_at", "source", "metadata", "date",
 )  # fmt: skip
 
 FEEDBACK_SQL = f"""
 SELECT {", ".join(COLUMNS)} FROM (
-SELECT * EXCLUDE (date) FROM feedback_events
+SELECT * FROM feedback_events
 QUALIFY row_number() OVER (PARTITION BY tenant, feedback_id ORDER BY received_at, time) = 1
 UNION ALL BY NAME
 SELECT tenant, md5(concat_ws('|', tenant, trace_id, span_id, name, CAST(time AS VARCHAR))) AS feedback_id,
@@ -49,16 +50,16 @@ SELECT tenant, md5(concat_ws('|', tenant, trace_id, span_id, name, CAST(time AS 
        CASE WHEN value BETWEEN 0 AND 1 THEN value END AS score,
        coalesce(lower(label) IN ({", ".join(f"'{x}'" for x in NEGATIVE_LABELS)}), false)
            OR coalesce(value BETWEEN 0 AND 1 AND value < 0.5, false) AS negative,
-       label, comment, time, time AS received_at, 'otel_event' AS source, NULL::VARCHAR AS metadata
+       label, comment, time, time AS received_at, 'otel_event' AS source, NULL::VARCHAR AS metadata, date
 FROM (
-    SELECT tenant, trace_id, span_id, user_id,
+    SELECT tenant, date, trace_id, span_id, user_id,
            coalesce({_attr("gen_ai.evaluation.name")}, 'evaluation') AS name,
            TRY_CAST({_attr("gen_ai.evaluation.score.value")} AS DOUBLE) AS value,
            {_attr("gen_ai.evaluation.score.label")} AS label,
            {_attr("gen_ai.evaluation.explanation")} AS comment,
            to_timestamp(e.time_unix_nano / 1e9) AS time
     FROM (
-        SELECT tenant, trace_id, span_id, user_id, unnest(from_json(events, '{_EVENT_SHAPE}')) AS e
+        SELECT tenant, date, trace_id, span_id, user_id, unnest(from_json(events, '{_EVENT_SHAPE}')) AS e
         FROM spans WHERE contains(events, '{_EVENT}')
     )
     WHERE e.name = '{_EVENT}'

@@ -125,3 +125,23 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
         ("bot", "api", "user", "rating", 2.0, True, None, None, "u9"),
         ("bot", "otel_event", "relevance", "score", 0.2, True, "irrelevant", "off topic", "u9"),
     ]
+    # The report counts both pieces for the agent (a rating of 2 and the 0.2 score: negative).
+    from datetime import UTC, datetime, timedelta
+
+    from report.formats import agent_dict, feedback_line
+    from report.health import NAME_COLUMNS, build_report
+    from storage.catalog import connect
+    from storage.runs import Scope, runs_in
+
+    now = datetime.now(UTC)
+    runs = runs_in(connect(server.data_dir), Scope(now - timedelta(hours=1), now + timedelta(minutes=1), "bot"),
+                   NAME_COLUMNS)  # fmt: skip
+    (bot,) = build_report(runs, ()).agents
+    assert agent_dict(bot)["feedback"] == {
+        "pieces": 2, "negative": 2, "negative_rate": 1.0, "mean_rating": 2.0, "runs_with_feedback": 1,
+        "runs_with_negative": 1, "negative_rate_failed": None, "negative_rate_succeeded": 1.0,
+    }  # fmt: skip
+    assert feedback_line(bot.feedback) == (  # type: ignore[arg-type]
+        "2 pieces on 1 runs, 2 negative (100.0%), mean rating 2.0; negative on failed runs -, "
+        "on successful runs 100.0%"
+    )

@@ -17,6 +17,11 @@ TS = pa.timestamp("us", tz="UTC")
 S, N, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 STORED: dict[str, list[tuple[str, pa.DataType]]] = {
+    "feedback_events": [
+        ("feedback_id", S), ("trace_id", S), ("span_id", S), ("user_id", S), ("name", S), ("kind", S),
+        ("value", F), ("score", F), ("negative", B), ("label", S), ("comment", S), ("time", TS),
+        ("received_at", TS), ("source", S), ("metadata", S),
+    ],
     "eval_runs": [
         ("run_id", S), ("agent", S), ("kind", S), ("dataset", S), ("target", S), ("judge", S),
         ("started_at", TS), ("finished_at", TS), ("cases", N), ("errors", N), ("overall_score", F),
