@@ -29,7 +29,7 @@ from core.units import Duration
 
 Kind = Literal[
     "failure_rate", "success_rate", "failure_type_spike", "p99_latency", "cross_user", "spend_spike",
-    "budget", "eval_regression", "forecast_overrun",
+    "budget", "eval_regression", "forecast_overrun", "negative_feedback_rate",
 ]  # fmt: skip
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 
@@ -47,6 +47,7 @@ THRESHOLDS: dict[str, tuple[str, float | None]] = {
         "(unused: each of the config's budgets: whose forecast's lower bound is over it)",
         0.0,
     ),
+    "negative_feedback_rate": ("share of feedback on the window's runs that is negative (0-1)", None),
 }
 
 
@@ -72,7 +73,8 @@ class RuleConfig:
     failure_type: str | None = None
     """failure_type_spike: one type (default: every type)."""
     min_count: int = 3
-    """failure_type_spike: failures of the type the window needs before a ratio means anything."""
+    """failure_type_spike: failures of the type the window needs before a ratio means anything;
+    negative_feedback_rate: pieces of feedback it needs."""
     baseline_days: int = 7
     """failure_type_spike and spend_spike: trailing days compared with (same hour of day)."""
     levels: tuple[float, ...] = (0.5, 0.8, 1.0)
@@ -89,7 +91,8 @@ class RuleConfig:
         meaning, default = THRESHOLDS[self.kind]
         if self.threshold is None and default is None:
             problems.append(f"threshold: a {self.kind} rule needs one ({meaning})")
-        if self.kind in ("failure_rate", "success_rate") and self.threshold is not None:
+        shares = ("failure_rate", "success_rate", "negative_feedback_rate")
+        if self.kind in shares and self.threshold is not None:
             if not 0 <= self.threshold <= 1:
                 problems.append(f"threshold: must be between 0 and 1 ({meaning})")
         elif self.threshold is not None and self.threshold < 0:

@@ -171,6 +171,32 @@ class RuleEvaluator:
                                  runs=runs, **self._details(tenant, agent, since)))  # fmt: skip
         return found
 
+    def _negative_feedback_rate(self, rule: RuleConfig) -> list[Finding]:
+        """The share of negative feedback (``storage.feedback``) on the runs of the window, per
+        agent with at least ``min_count`` pieces."""
+        since = self.now - timedelta(seconds=rule.window)
+        rows = self._query(
+            """SELECT r.tenant, r.agent, count(*), count(*) FILTER (WHERE f.negative),
+                      count(DISTINCT f.user_id) FILTER (WHERE f.negative),
+                      list(DISTINCT r.trace_id ORDER BY r.trace_id) FILTER (WHERE f.negative)
+               FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
+               WHERE f.date >= $since_date GROUP BY ALL ORDER BY ALL""",
+            rule, since, since_date=(since - timedelta(days=1)).date(),
+        )  # fmt: skip
+        found = []
+        window = format_duration(rule.window)
+        for tenant, agent, pieces, negative, users, traces in rows:
+            rate = negative / pieces
+            threshold = self._own(tenant, agent, "negative_feedback_rate", rule.threshold_value())
+            if pieces < rule.min_count or rate <= threshold:
+                continue
+            summary = (f"negative feedback {rate:.0%} > {threshold:.0%} ({negative} of {pieces} pieces on "
+                       f"runs of the last {window})")  # fmt: skip
+            found.append(Finding(rule.name, rule.kind, tenant, agent, round(rate, 4), threshold, summary,
+                                 runs=int(pieces), affected_users=int(users),
+                                 example_trace_ids=tuple((traces or [])[:3])))  # fmt: skip
+        return found
+
     def _success_rate(self, rule: RuleConfig) -> list[Finding]:
         """Every one of the last ``minutes`` whole minutes had a success rate under the threshold.
         A minute without runs keeps the rate of the last minute that had runs, up to ``window``

@@ -269,6 +269,12 @@ async function agentPage() {
       { title: "failure type", value: (s) => s.failure_type || "" }, { title: "p95", value: (s) => ms(s.p95_ms), numeric: true },
     ], d.steps, { class: "steps" }) : el("p", { class: "muted", text: "No spans in this window." }))));
   const casesHref = (cluster) => `/api/v1/agents/${encodeURIComponent(a.agent)}/cases.jsonl${keep({ tenant: a.tenant, cluster })}`;
+  const f = a.feedback;
+  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), f ? el("p", {},
+    `${num(f.pieces)} piece(s) on ${num(f.runs_with_feedback)} run(s): `, el("strong", { text: `${pct(f.negative_rate)} negative` }),
+    f.mean_rating === null ? "" : `, mean rating ${f.mean_rating.toFixed(1)} of 5`,
+    f.negative_rate_failed === null && f.negative_rate_succeeded === null ? "" : `; negative on failed runs ${pct(f.negative_rate_failed)}, on successful runs ${pct(f.negative_rate_succeeded)}.`)
+    : el("p", { class: "muted" }, "No feedback on these runs: post thumbs, ratings or scores to ", el("code", { text: "POST /api/v1/feedback" }), " (README, Feedback), or send gen_ai.evaluation.result span events.")));
   parts.push(el("div", { class: "panel" }, el("h2", {}, "Failure signals ", el("a", { href: casesHref(null), download: "", class: "pill", text: "export all as eval cases" })),
     d.signals.length ? table([
       { title: "signal", value: (s) => el("span", { class: "mono", text: s.id }) }, { title: "failure type", value: (s) => s.failure_type },

@@ -145,3 +145,17 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
         "2 pieces on 1 runs, 2 negative (100.0%), mean rating 2.0; negative on failed runs -, "
         "on successful runs 100.0%"
     )
+    # The negative_feedback_rate rule fires for it, once it has enough pieces.
+    from alerting.config import RuleConfig
+    from alerting.rules import RuleEvaluator
+    from storage.runs import USAGE
+
+    usage = runs_in(connect(server.data_dir), Scope(now - timedelta(hours=1), now + timedelta(minutes=1)), USAGE)
+    evaluator = RuleEvaluator(usage, now + timedelta(minutes=1), ())
+    rule = RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600, min_count=2)
+    (finding,) = evaluator.findings(rule)
+    assert (finding.tenant, finding.agent, finding.value, finding.runs, finding.affected_users) == (
+        "acme", "bot", 1.0, 2, 1)  # fmt: skip
+    assert finding.summary == "negative feedback 100% > 50% (2 of 2 pieces on runs of the last 1h)"
+    assert finding.example_trace_ids == (trace_id,)
+    assert evaluator.findings(RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600)) == []
