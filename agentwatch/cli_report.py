@@ -161,6 +161,11 @@ def cases() -> None:
 @_scope_options
 @click.option("--cluster", help="Only runs of this failure signal (its id in the report).")
 @click.option(
+    "--feedback",
+    type=click.Choice(["negative"]),
+    help="The runs users rated down instead (failed or not), their comments as the guidance.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -176,15 +181,28 @@ def export(
     until_text: str | None,
     include_synthetic: bool,
     cluster: str | None,
+    feedback: str | None,
     output: Path,
 ) -> None:
-    """Write failed runs as dataset cases (JSONL) the eval runner reads."""
-    from report.cases import export_cases
+    """Write failed runs (or those users rated down) as dataset cases (JSONL) the eval runner reads."""
+    from report.cases import export_cases, export_feedback_cases
     from storage.catalog import connect
     from storage.runs import TEXTS, UNSUCCESSFUL_SQL, runs_in
 
     directory, _ = _settings(config_path, data_dir)
     scope = _scope(since, agent, tenant, until_text, include_synthetic)
+    if feedback is not None:
+        if cluster is not None:
+            raise click.BadParameter("--cluster and --feedback do not go together", param_hint="--feedback")
+        with output.open("wb") as handle:
+            rated = export_feedback_cases(runs_in(connect(directory), scope), handle)
+        left = rated.skipped_without_input
+        skipped = f"; {left} skipped (no input recorded)" if left else ""
+        click.echo(f"wrote {rated.written} cases of runs rated down to {output}{skipped}", err=True)
+        if rated.written == 0 and not rated.skipped_without_input:
+            click.echo(f"agentwatch cases export: warning: no negative feedback on runs {_described(scope)}",
+                       err=True)  # fmt: skip
+        return
     runs = runs_in(connect(directory), scope, TEXTS)
     with output.open("wb") as handle:
         result = export_cases(runs, handle, cluster)

@@ -111,7 +111,8 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
 
     parent = set_span_in_context(NonRecordingSpan(SpanContext(int(trace_id, 16), 1, False, TraceFlags(1))))
     with tracer.start_as_current_span("invoke_agent bot", context=parent, attributes={
-        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bot", "user.id": "u9"}) as span:  # fmt: skip
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "bot", "user.id": "u9",
+        "gen_ai.input.messages": "book a trip"}) as span:  # fmt: skip
         span.add_event("gen_ai.evaluation.result", {
             "gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.2,
             "gen_ai.evaluation.score.label": "irrelevant", "gen_ai.evaluation.explanation": "off topic"})  # fmt: skip
@@ -159,3 +160,23 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
     assert finding.summary == "negative feedback 100% > 50% (2 of 2 pieces on runs of the last 1h)"
     assert finding.example_trace_ids == (trace_id,)
     assert evaluator.findings(RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600)) == []
+    # Runs users rated down become eval cases, their comments the guidance.
+    import json
+
+    from click.testing import CliRunner
+
+    from agentwatch.cli import main
+
+    out = tmp_path / "rated-down.jsonl"
+    assert post(server, {"trace_id": trace_id, "user_id": "u9", "value": "down", "comment": "missed the receipt"},
+                ).status_code == 200  # fmt: skip
+    result = CliRunner().invoke(main, ["cases", "export", "--data-dir", str(server.data_dir), "--since", "1h",
+                                       "--feedback", "negative", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (case,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (case["id"], case["query"], case["tags"]) == (f"feedback-{trace_id}", "book a trip", ["negative-feedback",
+                                                                                                  "success"])  # fmt: skip
+    assert case["eval_guidance"] == (
+        "Answers the request so the user would not rate it down; the user said: off topic; missed the receipt"
+    )
+    assert (case["metadata"]["feedback_pieces"], case["metadata"]["comments"]) == (3, ["off topic", "missed the receipt"])
