@@ -541,7 +541,8 @@ class RunSet:
     def agent_label(self, agent: str) -> str:
         """The label (``agent``: the id, else the name) of the agent named ``agent`` by its id or
         its name, among the partials of this set's window (``agent`` when none names it)."""
-        return _agent_label(self.con, agent, (self.scope.since - timedelta(days=1)).date(), self.scope.tenant)
+        since_date = (self.scope.since - timedelta(days=1)).date()
+        return _agent_label(self.con, agent, since_date, self.scope.tenant, self.scope.synthetic)
 
     def drop(self) -> None:
         """Free the loaded runs (they also go with the connection); this set and those narrowed
@@ -563,17 +564,25 @@ class RunSet:
 
 
 def _agent_label(
-    con: duckdb.DuckDBPyConnection, agent: str, since_date: object, tenant: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    agent: str,
+    since_date: object,
+    tenant: str | None = None,
+    synthetic: bool | None = None,
 ) -> str:
     """The label (``AGENT_SQL``: the id, else the name) of the agent named ``agent``, by id or
     by name, among the partials since ``since_date`` (of ``tenant``, when given: one tenant's
-    names never resolve to another's agents): ``agent`` itself when runs are labelled so (the
-    common case, a filter row-group statistics answer) or when no run names it."""
+    names never resolve to another's agents; of production or eval traffic as ``synthetic``
+    says, so eval runs labelled by a name never hide the production runs labelled by the id):
+    ``agent`` itself when runs are labelled so (the common case, a filter row-group statistics
+    answer) or when no run names it."""
     recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
     params: dict[str, object] = {"since_date": since_date, "agent": agent}
     if tenant is not None:
         recent += " AND tenant = $tenant"
         params["tenant"] = tenant
+    if synthetic is not None:
+        recent += " AND coalesce(synthetic, false)" if synthetic else " AND NOT coalesce(synthetic, false)"
     if con.execute(f"SELECT EXISTS (SELECT 1 {recent} AND agent = $agent)", params).fetchall()[0][0]:
         return agent
     labels = con.execute(
@@ -628,7 +637,7 @@ def runs_in(
         # a one-column filter that row-group statistics skip on (an OR over two columns would
         # read every row group). The agent is named by its id or its name (its label, the id,
         # is looked up by name only when no run is labelled so).
-        agent_label = _agent_label(con, scope.agent, params["since_date"], scope.tenant)
+        agent_label = _agent_label(con, scope.agent, params["since_date"], scope.tenant, scope.synthetic)
         params["agent"] = agent_label
         recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
         traces = f"SELECT trace_id {recent} AND agent = $agent"

@@ -212,6 +212,8 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
     elif command.verb == "cases":
         written = (cwd / argv[argv.index("-o") + 1]).read_text().splitlines()
         assert written and all(json.loads(line)["metadata"]["agent"] == "agt_7f3a9c21" for line in written)
+        if "--feedback" in argv:
+            assert len(written) == 2 and "it never filed my expense" in written[0]
     elif command.verb == "eval":
         if argv[1] == "run":
             assert "spans: " in out and "through the running server's receiver" in out
@@ -242,6 +244,8 @@ def test_every_readme_command_works_on_the_demo_data(setup: Setup) -> None:
     assert "sent 200 runs" in setup.demo.stdout and "tenants acme, globex" in setup.demo.stdout
     # serve and demo ran first (the fixture); the others run in the README's order.
     for command in [c for c in commands if c.verb not in ("demo", "serve")]:
+        if command.verb == "cases" and "--feedback" in command.argv:
+            _rate_down(setup)  # the demo sends no feedback: a user rates two failed runs down
         if command.verb == "alerts" and command.argv[1] == "list":
             # The alert loop evaluates every 30 s (the example's alerts.interval).
             _wait(lambda: _alerted(setup), 90, "the first alert event")
@@ -254,6 +258,22 @@ def test_every_readme_command_works_on_the_demo_data(setup: Setup) -> None:
             raise AssertionError(f"{command.line}\n{result.stdout[:3000]}\n{result.stderr}") from exc
     sample = [seen.body for seen in setup.hook.seen if seen.body and seen.body.get("state") == "test"]
     assert sample and sample[0]["rule"] == "failing-agents", "alerts test sent no sample message"
+
+
+def _rate_down(setup: Setup) -> None:
+    """Thumbs down on two of expense-bot's runs, with acme's demo ingest token."""
+    con = duckdb.connect()
+    spans = str(setup.cwd / "agentwatch-data" / "spans" / "**" / "*.parquet")
+    traces = [t for (t,) in con.execute(
+        "SELECT DISTINCT trace_id FROM read_parquet(?, hive_partitioning = true) "
+        "WHERE agent_id = 'agt_7f3a9c21' AND status = 'error' ORDER BY trace_id LIMIT 2", [spans]).fetchall()]  # fmt: skip
+    assert len(traces) == 2
+    answer = httpx.post(
+        f"{setup.api}/api/v1/feedback",
+        json=[{"trace_id": t, "value": "down", "comment": "it never filed my expense"} for t in traces],
+        headers={"authorization": "Bearer acme-demo-token-0123456789"},
+    )
+    assert answer.json() == {"accepted": 2, "tenant": "acme"}
 
 
 def _alerted(setup: Setup) -> bool:
