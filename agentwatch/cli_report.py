@@ -125,15 +125,19 @@ def report(
     """Agent health: failure rate over time, failure types, latency, affected users, cross-user
     failures and the top failure signals."""
     from report import formats as report_formats
-    from report.health import NAME_COLUMNS, build_report
+    from report.health import IMPLICIT_COLUMNS, NAME_COLUMNS, build_report
     from report.signals import clusters
     from storage.catalog import connect
     from storage.runs import runs_in
 
     directory, agents = _settings(config_path, data_dir)
     scope = _scope(since, agent, tenant, until_text, include_synthetic)
-    runs = runs_in(connect(directory), scope, NAME_COLUMNS)
-    health = build_report(runs, agents, top)
+    # One agent's report reads its implicit feedback too (the input texts of its runs: too slow
+    # for every agent of a big window).
+    columns = (*NAME_COLUMNS, *IMPLICIT_COLUMNS) if agent else NAME_COLUMNS
+    implicit = load_or_exit(config_path, data_dir).feedback if config_path and agent else None
+    runs = runs_in(connect(directory), scope, columns)
+    health = build_report(runs, agents, top, implicit)
     signals = clusters(runs, signal_count)
     if fmt == "json":
         text = orjson.dumps(report_formats.to_json_dict(health, signals), option=orjson.OPT_INDENT_2).decode()

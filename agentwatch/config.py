@@ -28,6 +28,7 @@ from core.configmodel import build_config
 from core.errors import ConfigError
 from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
+from feedback.implicit import ImplicitConfig
 from processors.classify.taxonomy import FAILURE_TYPES
 from spend.budgets import Budget, build_budgets
 from spend.ledger import ChargebackConfig
@@ -44,6 +45,7 @@ TOP_LEVEL = (
     "alerts",
     "budgets",
     "chargeback",
+    "feedback",
 )
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
@@ -78,6 +80,7 @@ class AgentwatchConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     budgets: dict[str, Budget] = field(default_factory=dict)
     chargeback: ChargebackConfig = field(default_factory=ChargebackConfig)
+    feedback: ImplicitConfig = field(default_factory=ImplicitConfig)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -221,6 +224,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
                 f"a {rule.kind} rule without a threshold reads the config's budgets: and there are none",
             )
     chargeback = _section(ChargebackConfig, "chargeback", merged.get("chargeback"), problems)
+    feedback = _section(ImplicitConfig, "feedback", merged.get("feedback"), problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(
@@ -236,6 +240,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         alerts,
         budgets,
         chargeback,
+        feedback,
     )
 
 

@@ -234,4 +234,4 @@ def dashboard_routes(config: AgentwatchConfig) -> list[BaseRoute]:
                 "(api.endpoint binds to loopback by default; configure receivers.otlp.auth and "
                 "api.auth.tokens before exposing it).")  # fmt: skip
     reader = Reader(Path(config.storage.data_dir), config.agents, config.api.query_memory_mib)
-    return routes(Dashboard(reader, access, note, config.budgets))
+    return routes(Dashboard(reader, access, note, config.budgets, config.feedback))

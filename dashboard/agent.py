@@ -13,8 +13,9 @@ import duckdb
 from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
+from feedback.implicit import ImplicitConfig, implicit_signals
 from report.formats import agent_dict
-from report.health import build_report
+from report.health import IMPLICIT_COLUMNS, build_report
 from report.signals import clusters
 from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
 
@@ -50,6 +51,18 @@ def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
             "steps": _steps(con, narrowed, window),
             "evals": evals,
         }
+
+
+def implicit_view(reader: Reader, window: Window, agent: str, config: ImplicitConfig) -> dict[str, Any]:
+    """The agent's implicit feedback in the window (``feedback.implicit``): its own endpoint, so
+    the agent page's main answer never waits for the input texts it reads."""
+    with reader.connection() as con:
+        runs = reader.runs(con, window, agent, IMPLICIT_COLUMNS)
+        found = implicit_signals(runs, config)
+    if not found:
+        raise NotFound(agent)
+    (tenant, label), summary = sorted(found.items())[0]
+    return {"window": window.as_dict(), "tenant": tenant, "agent": label, "implicit": summary.__dict__}
 
 
 def _types_over_time(runs: RunSet, window: Window, size: int) -> dict[str, Any]:

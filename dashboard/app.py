@@ -23,13 +23,14 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dashboard.access import ANYONE, COOKIE, Access, Viewer
-from dashboard.agent import NotFound, agent_view
+from dashboard.agent import NotFound, agent_view, implicit_view
 from dashboard.costview import cost_view, leaks_view
 from dashboard.operations import alerts_view, evals_view, operations_view
 from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import TraceNotFound, trace_view
 from dashboard.window import RANGES, BadRequest, Window, window_of
+from feedback.implicit import ImplicitConfig
 from spend.budgets import Budget, budget_states, state_dict
 from spend.forecast import available as forecast_available
 
@@ -80,9 +81,12 @@ class Dashboard:
         access: Access,
         open_note: str | None = None,
         budgets: dict[str, Budget] | None = None,
+        implicit: ImplicitConfig | None = None,
     ) -> None:
         self.budgets = budgets or {}
         """The config's budgets, for ``/api/v1/budgets``."""
+        self.implicit = implicit or ImplicitConfig()
+        """How implicit feedback is read (the config's ``feedback:``)."""
         self.reader = reader
         self.access = access
         self.open_note = open_note
@@ -312,6 +316,11 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
             "agents/agent",
             "/api/v1/agents/{agent}",
             lambda w, r: agent_view(d.reader, w, r.path_params["agent"]),
+        ),
+        (
+            "agents/agent/implicit",
+            "/api/v1/agents/{agent}/implicit",
+            lambda w, r: implicit_view(d.reader, w, r.path_params["agent"], d.implicit),
         ),
         ("operations", "/api/v1/operations", lambda w, r: operations_view(d.reader, w)),
         ("evals", "/api/v1/evals", lambda w, r: evals_view(d.reader, w)),

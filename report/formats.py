@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.safetext import cell, printable
+from feedback.implicit import ImplicitSummary
 from report.health import AgentHealth, FeedbackSummary, HealthReport
 from report.signals import Signal
 
@@ -50,6 +51,19 @@ def feedback_line(f: FeedbackSummary) -> str:
     return "; ".join(parts)
 
 
+def implicit_line(i: ImplicitSummary) -> str:
+    """``3 of 40 runs requeried (7.5%); 2 of 9 sessions abandoned (22.2%); 1 cancelled; 2 users
+    on failure streaks (longest 4)``."""
+    parts = [f"{i.requeried_runs} of {i.runs} runs requeried ({pct(i.requery_rate)})"]
+    if i.sessions:
+        parts.append(f"{i.abandoned_sessions} of {i.sessions} sessions abandoned ({pct(i.abandonment_rate)})")
+    if i.cancelled_runs:
+        parts.append(f"{i.cancelled_runs} cancelled")
+    streaks = f"{i.users_on_failure_streaks} users on failure streaks"
+    parts.append(f"{streaks} (longest {i.longest_failure_streak})")
+    return "; ".join(parts)
+
+
 def agent_dict(agent: AgentHealth) -> dict[str, Any]:
     a = dataclasses.asdict(agent)
     out: dict[str, Any] = _plain(
@@ -70,6 +84,7 @@ def agent_dict(agent: AgentHealth) -> dict[str, Any]:
             "affected_users": {"count": a["affected_users"], "top": a["top_affected_users"]},
             "cross_user": a["cross_user"],
             "feedback": a["feedback"],
+            "implicit_feedback": a["implicit"],
             "buckets": a["buckets"],
         }
     )
@@ -192,6 +207,8 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
             lines.append(f"most affected users: {users}")
         if a.feedback is not None:
             lines.append(f"feedback: {feedback_line(a.feedback)}")
+        if a.implicit is not None:
+            lines.append(f"implicit feedback: {implicit_line(a.implicit)}")
         out.write("".join(f"\n{printable(line)}" for line in lines) + "\n")
     if signals:
         table = Table(title="\nFailure signals", title_justify="left")
@@ -272,6 +289,8 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
             lines += [md_row([u.user_id, str(u.failures), str(u.runs)]) for u in a.top_affected_users]
         if a.feedback is not None:
             lines += ["", f"Feedback: {md_text(feedback_line(a.feedback))}"]
+        if a.implicit is not None:
+            lines += ["", f"Implicit feedback: {md_text(implicit_line(a.implicit))}"]
     if signals:
         lines += ["", "## Failure signals", ""]
         header = ["id", "type", "template", "count", "first seen", "last seen", "agents", "users", "examples"]

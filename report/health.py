@@ -22,10 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry, agent_label
+from feedback.implicit import ImplicitConfig, ImplicitSummary, implicit_signals
 from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, Scope
 
 NAME_COLUMNS = ("agent_name",)
 """The columns of runs ``build_report`` reads beyond the base ones (``runs_in``'s ``extra``)."""
+IMPLICIT_COLUMNS = ("session_id",)
+"""With these too, the report has each agent's implicit feedback (``feedback.implicit``)."""
 
 # Window length → bucket size: 12 to 48 buckets for the usual windows.
 _BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
@@ -120,6 +123,8 @@ class AgentHealth:
     """Run latency p95 (the dashboard's headline latency); with p50/p90/p99 from one query."""
     feedback: FeedbackSummary | None = None
     """Users' feedback on its runs; None when there is none."""
+    implicit: ImplicitSummary | None = None
+    """Requeries, abandoned sessions, failure streaks (runs loaded with ``IMPLICIT_COLUMNS``)."""
 
     @property
     def label(self) -> str:
@@ -186,9 +191,12 @@ FROM judged GROUP BY tenant, agent
 """
 
 
-def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int = 5) -> HealthReport:
+def build_report(
+    runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int = 5, implicit: ImplicitConfig | None = None
+) -> HealthReport:
     """The report over ``runs`` (``storage.runs.runs_in``: its base columns, and ``agent_name``
-    for the names the spans give agents; ``NAME_COLUMNS``)."""
+    for the names the spans give agents; ``NAME_COLUMNS``; with ``IMPLICIT_COLUMNS`` too, the
+    implicit feedback, read as ``implicit`` says)."""
     scope = runs.scope
     size = bucket_seconds(scope.seconds)
     span_name = NAME_FROM_SPANS_SQL if "agent_name" in runs.columns else "NULL"
@@ -230,6 +238,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
         types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
     buckets = _buckets(runs, size)
     feedback = _feedback(runs)
+    signals = implicit_signals(runs, implicit) if set(IMPLICIT_COLUMNS) <= set(runs.columns) else {}
 
     out = []
     for s in summary:
@@ -269,6 +278,7 @@ def build_report(runs: RunSet, agents: tuple[AgentConfig, ...], top_users: int =
                 cross_user=_cross_user(owner, users),
                 buckets=buckets.get(key, []),
                 feedback=feedback.get(key),
+                implicit=signals.get(key),
             )
         )
     total = sum(a.runs for a in out)

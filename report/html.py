@@ -13,6 +13,7 @@ from report.formats import (
     SUMMARY_COLUMNS,
     _when,
     feedback_line,
+    implicit_line,
     pct,
     section_title,
     signal_agents,
@@ -138,6 +139,8 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
         parts.append(f'<p class="{css}" data-cross-user="{flag}">{_text(a.cross_user.message)}</p>')
         if a.feedback is not None:
             parts.append(f'<p class="feedback">Feedback: {_text(feedback_line(a.feedback))}</p>')
+        if a.implicit is not None:
+            parts.append(f'<p class="feedback">Implicit feedback: {_text(implicit_line(a.implicit))}</p>')
         parts.append(_charts(a, index))
         if a.failure_types:
             parts.append(

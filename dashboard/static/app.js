@@ -270,7 +270,15 @@ async function agentPage() {
     ], d.steps, { class: "steps" }) : el("p", { class: "muted", text: "No spans in this window." }))));
   const casesHref = (cluster) => `/api/v1/agents/${encodeURIComponent(a.agent)}/cases.jsonl${keep({ tenant: a.tenant, cluster })}`;
   const f = a.feedback;
-  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), f ? el("p", {},
+  const implicit = el("p", { class: "muted", id: "implicit", text: "Reading requeries, abandoned sessions and failure streaks…" });
+  api(`/api/v1/agents/${encodeURIComponent(agent)}/implicit${location.search}`).then((r) => {
+    const i = r.implicit;
+    implicit.className = "";
+    implicit.replaceChildren(`Implicit: ${num(i.requeried_runs)} of ${num(i.runs)} runs asked again (${pct(i.requery_rate)}), `,
+      i.sessions ? `${num(i.abandoned_sessions)} of ${num(i.sessions)} sessions abandoned (${pct(i.abandonment_rate)}), ` : "no sessions, ",
+      `${num(i.cancelled_runs)} cancelled, ${num(i.users_on_failure_streaks)} user(s) on failure streaks (longest ${num(i.longest_failure_streak)}).`);
+  }).catch((error) => { implicit.textContent = `Implicit feedback could not be read: ${error.message}`; });
+  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, f ? el("p", {},
     `${num(f.pieces)} piece(s) on ${num(f.runs_with_feedback)} run(s): `, el("strong", { text: `${pct(f.negative_rate)} negative` }),
     f.mean_rating === null ? "" : `, mean rating ${f.mean_rating.toFixed(1)} of 5`,
     f.negative_rate_failed === null && f.negative_rate_succeeded === null ? "" : `; negative on failed runs ${pct(f.negative_rate_failed)}, on successful runs ${pct(f.negative_rate_succeeded)}.`)

@@ -210,6 +210,18 @@ def test_cost_endpoint(api: TestClient) -> None:
     }
 
 
+def test_implicit_feedback_endpoint(api: TestClient) -> None:
+    d = get(api, f"/api/v1/agents/expense-bot/implicit?{WINDOW}&tenant=default")
+    # Every run asks the same question. erin asked again exactly 10 minutes after R7 (the window
+    # holds): R7 is requeried; alice's and bob's next asks came 15 and 60 minutes later. bob
+    # failed twice in a row (R3, R6): under the streak of 3. No sessions, nothing cancelled.
+    assert (d["tenant"], d["agent"], d["implicit"]) == ("default", "expense-bot", {
+        "runs": 8, "requeried_runs": 1, "requery_rate": 0.125, "sessions": 0, "abandoned_sessions": 0,
+        "abandonment_rate": None, "cancelled_runs": 0, "users_on_failure_streaks": 0, "longest_failure_streak": 2,
+    })  # fmt: skip
+    assert get(api, f"/api/v1/agents/nobody/implicit?{WINDOW}", 404)["error"]
+
+
 def test_bad_parameters_name_the_key(api: TestClient) -> None:
     assert get(api, "/api/v1/overview?since=soon", 400)["error"].startswith("since: ")
     assert get(api, "/api/v1/overview?from=yesterday", 400) == {

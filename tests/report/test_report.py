@@ -99,6 +99,8 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
             "message": "FAILING FOR OTHERS ONLY: 3 user(s) besides the owner had 4 failed run(s) "
             "while all 2 of the owner's runs succeeded",
         },
+        "feedback": None,  # no user said anything
+        "implicit_feedback": None,  # read for one agent's report only
     }
     assert len(buckets) == 24
     assert [b["runs"] for b in buckets[:22]] == [0] * 22
