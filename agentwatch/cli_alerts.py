@@ -103,7 +103,10 @@ def test_command(rule_name: str, config_path: str | None) -> None:
         f"this is a test of rule {rule.name} ({rule.kind}); nothing crossed a threshold", runs=0,
         affected_users=0, top_failure_types=(("timeout", 1),), example_trace_ids=("0" * 32,),
     )  # fmt: skip
-    alerting = Alerting(config.alerts, config.agents, Path(config.storage.data_dir), budgets=config.budgets)
+    alerting = Alerting(
+        config.alerts, config.agents, Path(config.storage.data_dir), budgets=config.budgets,
+        implicit=config.feedback,
+    )  # fmt: skip
     url = agent_url(config.alerts.public_url, tenant, agent)
     try:
         deliveries = alerting.send(Message("test", finding, now, now, url), rule.notify)

@@ -74,7 +74,8 @@ class Service:
         self.tenant_keys = self.ingest.tenant_keys
         self.compactor = Compactor(config.storage.compaction, self.data_dir)
         self.judging = ProductionJudge(config.evals, self.data_dir)
-        self.alerting = Alerting(config.alerts, config.agents, self.data_dir, budgets=config.budgets)
+        self.alerting = Alerting(config.alerts, config.agents, self.data_dir, budgets=config.budgets,
+                                 implicit=config.feedback)  # fmt: skip
         self.receivers: dict[str, Receiver] = {}
         self.endpoints = Endpoints()
         self._loop = asyncio.new_event_loop()

@@ -26,6 +26,7 @@ from alerting.rules import Finding, RuleEvaluator, lookback
 from alerting.state import RESOLVED, AlertState, Transition
 from core.agents import AgentConfig
 from core.periodic import Periodic
+from feedback.implicit import ImplicitConfig
 from spend.budgets import Budget
 from storage.tables import AlertEventRow, write_rows
 
@@ -45,10 +46,13 @@ class Alerting:
         self, config: AlertsConfig, agents: tuple[AgentConfig, ...], data_dir: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifiers: dict[str, Notifier] | None = None, budgets: dict[str, Budget] | None = None,
+        implicit: ImplicitConfig | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.agents = agents
         self.budgets = budgets or {}
+        self.implicit = implicit or ImplicitConfig()
+        """How requeries are read (the config's ``feedback:``), for ``requery_rate`` rules."""
         self.data_dir = data_dir
         self.clock = clock
         self.notifiers = notifiers if notifiers is not None else {
@@ -74,8 +78,11 @@ class Alerting:
             if not self.config.rules:
                 return []
             longest = max(lookback(rule, now) for rule in self.config.rules)
-            runs = runs_in(con, Scope(now - timedelta(seconds=longest), now), USAGE)
-            evaluator = RuleEvaluator(runs, now, self.agents, self.budgets)
+            # requery_rate reads the sessions too (the implicit feedback's columns).
+            requery = any(rule.kind == "requery_rate" for rule in self.config.rules)
+            extra = (*USAGE, "session_id") if requery else USAGE
+            runs = runs_in(con, Scope(now - timedelta(seconds=longest), now), extra)
+            evaluator = RuleEvaluator(runs, now, self.agents, self.budgets, self.implicit)
             findings: list[Finding] = []
             evaluated: set[str] = set()
             for rule in self.config.rules:

@@ -29,7 +29,7 @@ from core.units import Duration
 
 Kind = Literal[
     "failure_rate", "success_rate", "failure_type_spike", "p99_latency", "cross_user", "spend_spike",
-    "budget", "eval_regression", "forecast_overrun", "negative_feedback_rate",
+    "budget", "eval_regression", "forecast_overrun", "negative_feedback_rate", "requery_rate",
 ]  # fmt: skip
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 
@@ -48,6 +48,7 @@ THRESHOLDS: dict[str, tuple[str, float | None]] = {
         0.0,
     ),
     "negative_feedback_rate": ("share of feedback on the window's runs that is negative (0-1)", None),
+    "requery_rate": ("share of the window's runs their user asked again, similarly (0-1)", None),
 }
 
 
@@ -91,7 +92,7 @@ class RuleConfig:
         meaning, default = THRESHOLDS[self.kind]
         if self.threshold is None and default is None:
             problems.append(f"threshold: a {self.kind} rule needs one ({meaning})")
-        shares = ("failure_rate", "success_rate", "negative_feedback_rate")
+        shares = ("failure_rate", "success_rate", "negative_feedback_rate", "requery_rate")
         if self.kind in shares and self.threshold is not None:
             if not 0 <= self.threshold <= 1:
                 problems.append(f"threshold: must be between 0 and 1 ({meaning})")

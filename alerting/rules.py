@@ -17,6 +17,7 @@ from typing import Any
 from alerting.config import RuleConfig
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry
 from core.units import format_duration
+from feedback.implicit import ImplicitConfig, implicit_signals
 from spend.budgets import Budget, budget_states
 from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet
 
@@ -72,10 +73,13 @@ class RuleEvaluator:
         now: datetime,
         agents: tuple[AgentConfig, ...],
         budgets: dict[str, Budget] | None = None,
+        implicit: ImplicitConfig | None = None,
     ):
         self.runs = runs
         self.now = now
         self.budgets = budgets or {}
+        self.implicit = implicit or ImplicitConfig()
+        """How requeries are read (``requery_rate``: the runs loaded with ``session_id`` too)."""
         """The config's ``budgets:``: a ``budget`` rule without a threshold, and ``forecast_overrun``."""
         self.registry = AgentRegistry(agents)
         self._labels: dict[str, str] = {}
@@ -195,6 +199,25 @@ class RuleEvaluator:
             found.append(Finding(rule.name, rule.kind, tenant, agent, round(rate, 4), threshold, summary,
                                  runs=int(pieces), affected_users=int(users),
                                  example_trace_ids=tuple((traces or [])[:3])))  # fmt: skip
+        return found
+
+    def _requery_rate(self, rule: RuleConfig) -> list[Finding]:
+        """The share of the window's runs their user asked again, similarly (``feedback.implicit``),
+        per agent with at least ``min_runs`` runs."""
+        since = self.now - timedelta(seconds=rule.window)
+        agent = None if rule.agent is None else self._label(rule.agent)
+        runs = self.runs.within(since, self.now, agent=agent, tenant=rule.tenant, synthetic=False)
+        found = []
+        window = format_duration(rule.window)
+        for (tenant, label), seen in sorted(implicit_signals(runs, self.implicit).items()):
+            threshold = self._own(tenant, label, "requery_rate", rule.threshold_value())
+            rate = seen.requery_rate
+            if seen.runs < self._own(tenant, label, "min_runs", rule.min_runs) or rate <= threshold:
+                continue
+            said = (f"requery rate {rate:.0%} > {threshold:.0%} ({seen.requeried_runs} of {seen.runs} runs "
+                    f"asked again in the last {window})")  # fmt: skip
+            found.append(Finding(rule.name, rule.kind, tenant, label, round(rate, 4), threshold, said,
+                                 runs=seen.runs))  # fmt: skip
         return found
 
     def _success_rate(self, rule: RuleConfig) -> list[Finding]:

@@ -29,6 +29,8 @@ class Thresholds:
     """Runs a window needs before a rate means anything."""
     negative_feedback_rate: float | None = None
     """Share of feedback that is negative (0-1) above which the agent is unhealthy."""
+    requery_rate: float | None = None
+    """Share of runs their user asked again (0-1) above which the agent is unhealthy."""
 
     def validate(self) -> list[str]:
         problems = []
@@ -36,6 +38,8 @@ class Thresholds:
             problems.append("failure_rate: must be between 0 and 1 (a share of runs)")
         if self.negative_feedback_rate is not None and not 0 <= self.negative_feedback_rate <= 1:
             problems.append("negative_feedback_rate: must be between 0 and 1 (a share of feedback)")
+        if self.requery_rate is not None and not 0 <= self.requery_rate <= 1:
+            problems.append("requery_rate: must be between 0 and 1 (a share of runs)")
         if self.p99_latency_ms is not None and self.p99_latency_ms <= 0:
             problems.append("p99_latency_ms: must be positive")
         if self.min_runs is not None and self.min_runs < 1:

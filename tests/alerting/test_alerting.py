@@ -243,7 +243,7 @@ def test_alert_config_errors_name_the_key() -> None:
         parse_config(text, "cfg.yaml", env)
     assert caught.value.problems == [
         "cfg.yaml:9: alerts.rules.1.kind: Input should be 'failure_rate', 'success_rate', 'failure_type_spike', "
-        "'p99_latency', 'cross_user', 'spend_spike', 'budget', 'eval_regression', 'forecast_overrun' or 'negative_feedback_rate'",
+        "'p99_latency', 'cross_user', 'spend_spike', 'budget', 'eval_regression', 'forecast_overrun', 'negative_feedback_rate' or 'requery_rate'",
     ]
     with pytest.raises(ConfigError) as caught:  # then every rule's meaning
         parse_config(text.replace("kind: latency", "kind: p99_latency"), "cfg.yaml", env)

@@ -109,3 +109,18 @@ def test_in_the_report(data: Path) -> None:
     )
     plain = runs_in(connect(data), Scope(T, T + timedelta(hours=1), "bot"), NAME_COLUMNS)
     assert build_report(plain, ()).agents[0].implicit is None  # not asked for: not computed
+
+
+def test_the_requery_rate_rule(data: Path) -> None:
+    from alerting.config import RuleConfig
+    from alerting.rules import RuleEvaluator
+    from storage.runs import USAGE
+
+    now = T + timedelta(minutes=30)
+    runs = runs_in(connect(data), Scope(now - timedelta(hours=1), now), (*USAGE, "session_id"))
+    evaluator = RuleEvaluator(runs, now, ())
+    rule = RuleConfig("asked-again", "requery_rate", threshold=0.15, window=3600)
+    (finding,) = evaluator.findings(rule)  # bot: 2 of 10 (20%); other: 1 run, under min_runs
+    assert (finding.agent, finding.value, finding.runs) == ("bot", 0.2, 10)
+    assert finding.summary == "requery rate 20% > 15% (2 of 10 runs asked again in the last 1h)"
+    assert evaluator.findings(RuleConfig("asked-again", "requery_rate", threshold=0.2, window=3600)) == []
