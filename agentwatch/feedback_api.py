@@ -1,4 +1,7 @@
-"""``POST /api/v1/feedback`` on the API port: users' feedback on runs (``feedback.items``).
+"""``POST /api/v1/feedback`` on the API port: users' feedback on runs (``feedback.items``), and
+the score and annotation endpoints of Langfuse and Phoenix clients (``feedback.shapes``):
+``POST /api/public/scores``, ``POST /api/public/ingestion`` (``score-create`` events),
+``POST /v1/span_annotations``, ``POST /v1/trace_annotations``.
 
 Authenticated with the ingest tokens (``receivers.<otlp>.auth``) and stored under the token's
 tenant; without ingest tokens, under ``default`` (the API binds to loopback). A request is
@@ -8,10 +11,13 @@ item refuses the whole request (400, every problem named by index and key) and s
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,7 +26,8 @@ from starlette.routing import BaseRoute, Route
 from agentwatch.config import AgentwatchConfig
 from core.errors import Unauthenticated
 from core.model import DEFAULT_TENANT
-from feedback.items import parse
+from feedback.items import MAX_ITEMS, item_row, parse
+from feedback.shapes import langfuse_item, phoenix_item
 from receiver.otlp.auth import TokenAuthenticator
 from storage.tables import FeedbackRow, write_rows
 
@@ -37,19 +44,26 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
     data_dir = Path(config.storage.data_dir)
 
     def tenant_of(request: Request) -> str | None:
+        """The ingest token's tenant: ``Bearer <token>``, or HTTP Basic with the token as the user
+        or the password (Langfuse clients send their key pair so)."""
         if not authenticators:
             return DEFAULT_TENANT
-        for authenticator in authenticators:
+        header = request.headers.get("authorization") or ""
+        candidates = [header]
+        if header.lower().startswith("basic "):
             try:
-                return authenticator.tenant_for(request.headers.get("authorization"))
+                user, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            candidates = [f"Bearer {user}", f"Bearer {password}"]
+        for authenticator, candidate in ((a, c) for a in authenticators for c in candidates):
+            try:
+                return authenticator.tenant_for(candidate)
             except Unauthenticated:
                 continue
         return None
 
-    async def post(request: Request) -> JSONResponse:
-        tenant = tenant_of(request)
-        if tenant is None:
-            return JSONResponse({"error": "send an ingest token: 'Authorization: Bearer <token>'"}, 401)
+    async def body_of(request: Request) -> bytes | JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
             return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, 413)
@@ -58,13 +72,128 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
             body += chunk
             if len(body) > MAX_BODY:
                 return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, 413)
-        rows, problems = parse(bytes(body), tenant, datetime.now(UTC))
+        return bytes(body)
+
+    async def accepted(request: Request) -> tuple[str, Any] | JSONResponse:
+        """(tenant, the JSON body), or the answer refusing the request."""
+        tenant = tenant_of(request)
+        if tenant is None:
+            return JSONResponse({"error": "send an ingest token: 'Authorization: Bearer <token>'"}, 401)
+        body = await body_of(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            return tenant, orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return JSONResponse({"error": f"body: not JSON ({exc})"}, 400)
+
+    async def post(request: Request) -> JSONResponse:
+        tenant = tenant_of(request)
+        if tenant is None:
+            return JSONResponse({"error": "send an ingest token: 'Authorization: Bearer <token>'"}, 401)
+        body = await body_of(request)
+        if isinstance(body, JSONResponse):
+            return body
+        rows, problems = parse(body, tenant, datetime.now(UTC))
         if problems:
             return JSONResponse({"error": "; ".join(problems[:20]), "problems": problems}, 400)
         await run_in_threadpool(_store, data_dir, tenant, rows)
         return JSONResponse({"accepted": len(rows), "tenant": tenant})
 
-    return [Route("/api/v1/feedback", post, methods=["POST"])]
+    async def langfuse_score(request: Request) -> JSONResponse:
+        got = await accepted(request)
+        if isinstance(got, JSONResponse):
+            return got
+        tenant, doc = got
+        item = langfuse_item(doc)
+        row, problems = _row(item, tenant, "langfuse")
+        if row is None:
+            return JSONResponse({"message": "; ".join(problems), "problems": problems}, 400)
+        await run_in_threadpool(_store, data_dir, tenant, [row])
+        return JSONResponse({"id": row.feedback_id})
+
+    async def langfuse_ingestion(request: Request) -> JSONResponse:
+        """Langfuse's batch ingestion: its ``score-create`` events are feedback (207, per event)."""
+        got = await accepted(request)
+        if isinstance(got, JSONResponse):
+            return got
+        tenant, doc = got
+        batch = doc.get("batch") if isinstance(doc, dict) else None
+        if not isinstance(batch, list):
+            return JSONResponse({"message": "batch: must be a list of events"}, 400)
+        rows, successes, errors = [], [], []
+        for event in batch[:MAX_ITEMS]:
+            event_id = event.get("id") if isinstance(event, dict) else None
+            if not isinstance(event, dict) or event.get("type") != "score-create":
+                refused = "only score-create events are taken here; send traces over OTLP"
+                errors.append({"id": event_id, "status": 400, "message": refused})
+                continue
+            item = langfuse_item(event.get("body"))
+            row, problems = _row(item, tenant, "langfuse")
+            if row is None:
+                errors.append({"id": event_id, "status": 400, "message": "; ".join(problems)})
+            else:
+                rows.append(row)
+                successes.append({"id": event_id, "status": 201})
+        if rows:
+            await run_in_threadpool(_store, data_dir, tenant, rows)
+        return JSONResponse({"successes": successes, "errors": errors}, 207)
+
+    async def phoenix_annotations(request: Request) -> JSONResponse:
+        got = await accepted(request)
+        if isinstance(got, JSONResponse):
+            return got
+        tenant, doc = got
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, list) or not data or len(data) > MAX_ITEMS:
+            return JSONResponse({"error": f"data: a list of 1 to {MAX_ITEMS} annotations"}, 400)
+        spans = [
+            a["span_id"].lower()
+            for a in data
+            if isinstance(a, dict) and isinstance(a.get("span_id"), str) and not a.get("trace_id")
+        ]
+        trace_of = await run_in_threadpool(_traces_of, data_dir, tenant, spans) if spans else {}
+        rows, problems = [], []
+        for i, annotation in enumerate(data):
+            item = phoenix_item(annotation, trace_of)
+            row, found = _row(item, tenant, "phoenix")
+            problems += [f"[{i}].{p}" for p in found]
+            if row is not None:
+                rows.append(row)
+        if problems:
+            return JSONResponse({"error": "; ".join(problems[:20]), "problems": problems}, 400)
+        await run_in_threadpool(_store, data_dir, tenant, rows)
+        return JSONResponse({"data": [{"id": row.feedback_id} for row in rows]})
+
+    return [
+        Route("/api/v1/feedback", post, methods=["POST"]),
+        Route("/api/public/scores", langfuse_score, methods=["POST"]),
+        Route("/api/public/ingestion", langfuse_ingestion, methods=["POST"]),
+        Route("/v1/span_annotations", phoenix_annotations, methods=["POST"]),
+        Route("/v1/trace_annotations", phoenix_annotations, methods=["POST"]),
+    ]
+
+
+def _row(item: dict[str, Any] | str, tenant: str, source: str) -> tuple[FeedbackRow | None, list[str]]:
+    """A translated item's row, or its problems (``item`` is one when it could not translate)."""
+    if isinstance(item, str):
+        return None, [item]
+    return item_row(item, tenant, datetime.now(UTC), source)
+
+
+def _traces_of(data_dir: Path, tenant: str, span_ids: list[str]) -> dict[str, str]:
+    """span id → trace id of the tenant's stored spans among ``span_ids``."""
+    from storage.catalog import connect
+
+    con = connect(data_dir)
+    try:
+        rows = con.execute(
+            "SELECT span_id, trace_id FROM spans WHERE tenant = ? AND span_id IN (SELECT unnest(?))",
+            [tenant, span_ids],
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(s): str(t) for s, t in rows}
 
 
 def _store(data_dir: Path, tenant: str, rows: list[FeedbackRow]) -> None:

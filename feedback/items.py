@@ -6,11 +6,13 @@
 
 One object or a list of them. ``value`` is thumbs (``"up"``/``"down"``, ``true``/``false``), a
 rating (an integer 1-5) or a score (a number in 0-1 written with a decimal point, or ``0``);
-``kind`` (``thumbs``, ``rating``, ``score``) says which when the value alone would not (a score of
-exactly 1: ``{"value": 1, "kind": "score"}``). Optional: ``span_id``, ``user_id``, ``name`` (what
-was rated; default ``user``), ``label``, ``comment``, ``time`` (ISO 8601 or Unix seconds; default:
-when received), ``metadata`` (an object), ``id`` (the client's idempotency key: an item posted
-twice with one id is stored once; without it, identical items are one).
+``kind`` (``thumbs``, ``rating``, ``score``) says which when the value alone would not (a score
+of exactly 1: ``{"value": 1, "kind": "score"}``); ``"kind": "label"`` takes a category
+(``"correct"``, ``"incorrect"``: negative when ``storage.feedback.NEGATIVE_LABELS`` has it).
+Optional: ``span_id``, ``user_id``, ``name`` (what was rated; default ``user``), ``label``,
+``comment``, ``time`` (ISO 8601 or Unix seconds; default: when received), ``metadata`` (an
+object), ``id`` (the client's idempotency key: an item posted twice with one id is stored once;
+without it, identical items are one).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 
 import orjson
 
+from storage.feedback import NEGATIVE_LABELS
 from storage.tables import FeedbackRow
 
 MAX_ITEMS = 1000
 MAX_COMMENT = 10_000
 """Characters of a comment kept (the rest cut)."""
-KINDS = ("thumbs", "rating", "score")
+KINDS = ("thumbs", "rating", "score", "label")
 _TRACE = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN = re.compile(r"[0-9a-fA-F]{16}")
 _UP = ("up", "thumbs_up", "thumbsup", "positive", "+1", "yes", "👍")
@@ -51,14 +54,18 @@ def parse(body: bytes, tenant: str, received_at: datetime) -> tuple[list[Feedbac
         return [], [f"body: {len(items)} items, at most {MAX_ITEMS} a request"]
     rows, problems = [], []
     for i, item in enumerate(items):
-        row, found = _row(item, tenant, received_at)
+        row, found = item_row(item, tenant, received_at)
         problems += [f"[{i}].{p}" for p in found]
         if row is not None:
             rows.append(row)
     return rows, problems
 
 
-def _row(item: Any, tenant: str, received_at: datetime) -> tuple[FeedbackRow | None, list[str]]:
+def item_row(
+    item: Any, tenant: str, received_at: datetime, source: str = "api"
+) -> tuple[FeedbackRow | None, list[str]]:
+    """One item's row, or the problems that refuse it (``key: message``); ``source`` names the
+    shape it came in (``api``, ``langfuse``, ``phoenix``)."""
     if not isinstance(item, dict):
         return None, ["(item): must be an object"]
     problems = [f"{k}: unknown key (known: {', '.join(_KEYS)})" for k in item if k not in _KEYS]
@@ -83,6 +90,7 @@ def _row(item: Any, tenant: str, received_at: datetime) -> tuple[FeedbackRow | N
         return None, problems
     kind, value, score = valued
     negative = score < 0.5 if kind != "rating" else value <= 2
+    label = texts["label"] if kind != "label" else str(item["value"]).strip()
     comment = texts["comment"]
     trace, span = str(trace_id).lower(), span_id.lower() if isinstance(span_id, str) else None
     name = texts["name"] or "user"
@@ -92,8 +100,8 @@ def _row(item: Any, tenant: str, received_at: datetime) -> tuple[FeedbackRow | N
     )  # fmt: skip
     digest = hashlib.sha256(orjson.dumps([tenant, *identity])).hexdigest()[:32]
     return FeedbackRow(
-        digest, trace, span, texts["user_id"], name, kind, value, score, negative, texts["label"],
-        comment[:MAX_COMMENT] if comment else comment, when, received_at, "api",
+        digest, trace, span, texts["user_id"], name, kind, value, score, negative, label,
+        comment[:MAX_COMMENT] if comment else comment, when, received_at, source,
         orjson.dumps(metadata).decode() if metadata is not None else None,
     ), []  # fmt: skip
 
@@ -104,6 +112,11 @@ def _value(value: Any, kind: Any) -> tuple[str, float, float] | str:
         return f"kind: one of {', '.join(KINDS)}"
     if value is None:
         return "value: required (thumbs up/down, a rating 1-5 or a score 0-1)"
+    if kind == "label":
+        if not isinstance(value, str) or not value.strip():
+            return "value: a label is a string"
+        bad = value.strip().lower() in NEGATIVE_LABELS
+        return "label", 0.0 if bad else 1.0, 0.0 if bad else 1.0
     if isinstance(value, bool | str):
         if kind not in (None, "thumbs"):
             return f"value: {kind} must be a number"

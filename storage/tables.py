@@ -176,7 +176,7 @@ class FeedbackRow(Row):
     name: str
     """What was rated (``user`` for a user's own feedback; an evaluation's name)."""
     kind: str
-    """``thumbs``, ``rating`` (1-5) or ``score`` (0-1)."""
+    """``thumbs``, ``rating`` (1-5), ``score`` (0-1) or ``label`` (a category)."""
     value: float
     """As sent: 1/0 for thumbs up/down, the stars, the score."""
     score: float
@@ -188,7 +188,7 @@ class FeedbackRow(Row):
     time: datetime
     received_at: datetime
     source: str
-    """``api`` (the JSON endpoint)."""
+    """``api`` (the JSON endpoint), ``langfuse`` or ``phoenix`` (their clients' shapes)."""
     metadata: str | None
     """JSON."""
 

@@ -180,3 +180,76 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
         "Answers the request so the user would not rate it down; the user said: off topic; missed the receipt"
     )
     assert (case["metadata"]["feedback_pieces"], case["metadata"]["comments"]) == (3, ["off topic", "missed the receipt"])
+
+
+def test_langfuse_scores_and_phoenix_annotations(server: ServerProcess) -> None:
+    import base64
+
+    api = f"http://127.0.0.1:{server.api_port}"
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    exporter = OTLPSpanExporter(endpoint=server.http_url, headers={"authorization": f"Bearer {GLOBEX}"})
+    provider = TracerProvider(resource=Resource.create({"service.name": "bot"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    parent = set_span_in_context(NonRecordingSpan(SpanContext(int(trace_id, 16), 1, False, TraceFlags(1))))
+    with provider.get_tracer("t").start_as_current_span("invoke_agent helper", context=parent) as span:
+        span_id = f"{span.get_span_context().span_id:016x}"
+    provider.shutdown()
+    server.wait_for_count(f"SELECT count(*) FROM spans WHERE trace_id = '{trace_id}'", 1)
+    # Langfuse's REST API, with its key pair as HTTP Basic (the ingest token as the public key).
+    basic = {"authorization": "Basic " + base64.b64encode(f"{GLOBEX}:sk-lf-anything".encode()).decode()}
+    scores = [
+        {"traceId": trace_id, "name": "accuracy", "value": 0.2, "dataType": "NUMERIC", "comment": "made up"},
+        {"traceId": trace_id, "observationId": span_id, "name": "verdict", "value": "incorrect",
+         "dataType": "CATEGORICAL", "id": "lf-2"},
+        {"traceId": trace_id, "name": "helpful", "value": 1, "dataType": "BOOLEAN"},
+    ]  # fmt: skip
+    for score in scores:
+        answer = httpx.post(f"{api}/api/public/scores", json=score, headers=basic)
+        assert answer.status_code == 200 and len(answer.json()["id"]) == 32
+    assert httpx.post(f"{api}/api/public/scores", json=scores[0]).status_code == 401
+    bad = httpx.post(f"{api}/api/public/scores", json={"traceId": "nope", "value": 3}, headers=basic)
+    assert bad.status_code == 400 and bad.json()["problems"] == ["trace_id: must be 32 hex digits"]
+    # Langfuse's batch ingestion (its SDKs): score-create events taken, anything else refused.
+    batch = {"batch": [
+        {"id": "e1", "type": "score-create", "timestamp": "2026-12-01T00:00:00Z",
+         "body": {"traceId": trace_id, "name": "stars", "value": 2}},
+        {"id": "e2", "type": "trace-create", "body": {"id": trace_id}},
+        {"id": "e3", "type": "score-create", "body": {"traceId": trace_id, "value": 9}},
+    ]}  # fmt: skip
+    answer = httpx.post(f"{api}/api/public/ingestion", json=batch, headers=basic)
+    assert answer.status_code == 207
+    assert answer.json() == {
+        "successes": [{"id": "e1", "status": 201}],
+        "errors": [
+            {"id": "e2", "status": 400, "message": "only score-create events are taken here; send traces over OTLP"},
+            {"id": "e3", "status": 400, "message": "value: a rating is an integer 1-5 (send kind: score for a score)"},
+        ],
+    }  # fmt: skip
+    # Phoenix: a trace annotation, and a span annotation whose trace is looked up.
+    bearer = {"authorization": f"Bearer {GLOBEX}"}
+    trace_note = {"data": [{"trace_id": trace_id, "name": "qa", "annotator_kind": "HUMAN",
+                            "result": {"label": "correct", "score": 0.9, "explanation": "fine"}}]}  # fmt: skip
+    assert httpx.post(f"{api}/v1/trace_annotations", json=trace_note, headers=bearer).status_code == 200
+    span_note = {"data": [{"span_id": span_id, "name": "hallucination", "annotator_kind": "LLM",
+                           "result": {"label": "hallucinated"}, "identifier": "px-1"}]}  # fmt: skip
+    assert httpx.post(f"{api}/v1/span_annotations", json=span_note, headers=bearer).status_code == 200
+    unknown = {"data": [{"span_id": "00000000000000aa", "name": "x", "result": {"score": 1}}]}
+    missing = httpx.post(f"{api}/v1/span_annotations", json=unknown, headers=bearer)
+    assert missing.status_code == 400
+    assert missing.json()["problems"] == [
+        "[0].span_id: no stored span 00000000000000aa (send the trace first, or annotate the trace)"
+    ]
+    rows = server.query(
+        f"""SELECT source, name, kind, value, score, negative, label, comment, span_id IS NOT NULL, metadata
+            FROM feedback WHERE tenant = 'globex' AND trace_id = '{trace_id}' ORDER BY source, name"""
+    )
+    assert rows == [
+        ("langfuse", "accuracy", "score", 0.2, 0.2, True, None, "made up", False, None),
+        ("langfuse", "helpful", "thumbs", 1.0, 1.0, False, None, None, False, None),
+        ("langfuse", "stars", "rating", 2.0, 0.25, True, None, None, False, None),
+        ("langfuse", "verdict", "label", 0.0, 0.0, True, "incorrect", None, True, None),
+        ("phoenix", "hallucination", "label", 0.0, 0.0, True, "hallucinated", None, True, '{"annotator_kind":"LLM"}'),
+        ("phoenix", "qa", "score", 0.9, 0.9, False, "correct", "fine", False, '{"annotator_kind":"HUMAN"}'),
+    ]  # fmt: skip
