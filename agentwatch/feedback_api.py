@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from storage.tables import FeedbackRow, write_rows
 
 MAX_BODY = 1 << 20
 """Bytes of a feedback request at most (1 MiB)."""
+LOOKUP_DAYS = 30
+"""Days of spans a Phoenix span annotation's trace is looked up in."""
 
 
 def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
@@ -121,8 +123,11 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         batch = doc.get("batch") if isinstance(doc, dict) else None
         if not isinstance(batch, list):
             return JSONResponse({"message": "batch: must be a list of events"}, 400)
+        if len(batch) > MAX_ITEMS:
+            too_many = f"batch: {len(batch)} events, at most {MAX_ITEMS} a request"
+            return JSONResponse({"message": too_many}, 413)
         rows, successes, errors = [], [], []
-        for event in batch[:MAX_ITEMS]:
+        for event in batch:
             event_id = event.get("id") if isinstance(event, dict) else None
             if not isinstance(event, dict) or event.get("type") != "score-create":
                 refused = "only score-create events are taken here; send traces over OTLP"
@@ -182,14 +187,16 @@ def _row(item: dict[str, Any] | str, tenant: str, source: str) -> tuple[Feedback
 
 
 def _traces_of(data_dir: Path, tenant: str, span_ids: list[str]) -> dict[str, str]:
-    """span id → trace id of the tenant's stored spans among ``span_ids``."""
+    """span id → trace id of the tenant's spans among ``span_ids``, stored in the last
+    ``LOOKUP_DAYS`` days (older spans are not looked for: annotate their trace)."""
     from storage.catalog import connect
 
     con = connect(data_dir)
     try:
         rows = con.execute(
-            "SELECT span_id, trace_id FROM spans WHERE tenant = ? AND span_id IN (SELECT unnest(?))",
-            [tenant, span_ids],
+            "SELECT span_id, trace_id FROM spans"
+            " WHERE tenant = ? AND date >= ? AND span_id IN (SELECT unnest(?))",
+            [tenant, (datetime.now(UTC) - timedelta(days=LOOKUP_DAYS)).date(), span_ids],
         ).fetchall()
     finally:
         con.close()

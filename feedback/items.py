@@ -11,15 +11,15 @@ of exactly 1: ``{"value": 1, "kind": "score"}``); ``"kind": "label"`` takes a ca
 (``"correct"``, ``"incorrect"``: negative when ``storage.feedback.NEGATIVE_LABELS`` has it).
 Optional: ``span_id``, ``user_id``, ``name`` (what was rated; default ``user``), ``label``,
 ``comment``, ``time`` (ISO 8601 or Unix seconds; default: when received), ``metadata`` (an
-object), ``id`` (the client's idempotency key: an item posted twice with one id is stored once;
-without it, identical items are one).
+object), ``id`` (the client's idempotency key: an item posted twice with one id is stored once, the
+latest copy read; without it, identical items are one, a client's retry included).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -30,6 +30,10 @@ from storage.tables import FeedbackRow
 MAX_ITEMS = 1000
 MAX_COMMENT = 10_000
 """Characters of a comment kept (the rest cut)."""
+MAX_TEXT = 1_000
+"""Characters of an id, user id, name or label at most."""
+MAX_METADATA = 16_384
+"""Bytes of metadata (as JSON) at most."""
 KINDS = ("thumbs", "rating", "score", "label")
 _TRACE = re.compile(r"[0-9a-fA-F]{32}")
 _SPAN = re.compile(r"[0-9a-fA-F]{16}")
@@ -77,9 +81,22 @@ def item_row(
         problems.append("span_id: must be 16 hex digits")
     texts = {k: item.get(k) for k in ("id", "user_id", "name", "label", "comment")}
     problems += [f"{k}: must be a string" for k, v in texts.items() if not isinstance(v, str | None)]
+    problems += [
+        f"{k}: at most {MAX_TEXT} characters"
+        for k, v in texts.items()
+        if k != "comment" and isinstance(v, str) and len(v) > MAX_TEXT
+    ]
     metadata = item.get("metadata")
+    metadata_json = None
     if metadata is not None and not isinstance(metadata, dict):
         problems.append("metadata: must be an object")
+    elif metadata is not None:
+        try:
+            metadata_json = orjson.dumps(metadata).decode()
+        except orjson.JSONEncodeError:
+            problems.append("metadata: nested too deeply")
+        if metadata_json is not None and len(metadata_json) > MAX_METADATA:
+            problems.append(f"metadata: at most {MAX_METADATA} bytes as JSON")
     valued = _value(item.get("value"), item.get("kind"))
     if isinstance(valued, str):
         problems.append(valued)
@@ -94,15 +111,17 @@ def item_row(
     comment = texts["comment"]
     trace, span = str(trace_id).lower(), span_id.lower() if isinstance(span_id, str) else None
     name = texts["name"] or "user"
+    # The item's identity: the client's id, else everything the item says (its own time if it
+    # gave one; never when it was received, so a client's retry is the same item).
     identity = (
         ["id", texts["id"]] if texts["id"] else
-        ["item", trace, span, texts["user_id"], name, kind, repr(value), when.isoformat()]
+        ["item", trace, span, texts["user_id"], name, kind, repr(value), label, comment, metadata_json,
+         item.get("time") is not None and when.isoformat()]
     )  # fmt: skip
     digest = hashlib.sha256(orjson.dumps([tenant, *identity])).hexdigest()[:32]
     return FeedbackRow(
         digest, trace, span, texts["user_id"], name, kind, value, score, negative, label,
-        comment[:MAX_COMMENT] if comment else comment, when, received_at, source,
-        orjson.dumps(metadata).decode() if metadata is not None else None,
+        comment[:MAX_COMMENT] if comment else comment, when, received_at, source, metadata_json,
     ), []  # fmt: skip
 
 
@@ -141,20 +160,23 @@ def _value(value: Any, kind: Any) -> tuple[str, float, float] | str:
     return "score", float(value), float(value)
 
 
-def _time(value: Any, default: datetime) -> datetime | str:
+def _time(value: Any, received_at: datetime) -> datetime | str:
+    """When the feedback was given: 1970 at the earliest, a day after it was received at the latest."""
     if value is None:
-        return default
+        return received_at
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value, UTC)
+            when = datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             return "time: not a Unix time in seconds"
-    if isinstance(value, str):
+    elif isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return f"time: not an ISO 8601 time: {value[:40]!r}"
-        if not 1970 <= parsed.year <= 9000:
-            return "time: years 1970-9000"
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return "time: an ISO 8601 string or Unix seconds"
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    else:
+        return "time: an ISO 8601 string or Unix seconds"
+    if when.year < 1970 or when > received_at + timedelta(days=1):
+        return "time: between 1970 and a day from now"
+    return when

@@ -179,8 +179,9 @@ def printable_cell(value: object) -> str:
 
 
 def csv_safe(text: str) -> str:
-    """Data, never a spreadsheet formula (``=``, ``+``, ``-``, ``@`` lead a formula)."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+    """Data, never a spreadsheet formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    lead a formula)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def render_cost_text(report: CostReport, described: str) -> str:

@@ -1,7 +1,7 @@
 """Where money leaks, per agent: spend that bought nothing, ranked.
 
-Over the model calls of a window's production runs (``storage.usage``'s ``usage`` view, so every
-figure reconciles with the cost report), each agent's spend on:
+Over the model and tool calls (spans) of a window's production runs (the same calls and costs as
+the ``usage`` view and the cost report), each agent's spend on:
 
 - **failed runs**: every call of a run whose outcome is ``failure``;
 - **retries**: a call repeated identically in one run (the same model or tool and the same
@@ -12,9 +12,10 @@ figure reconciles with the cost report), each agent's spend on:
   median input in the window (and at least ``OVERSIZED_MIN_TOKENS``): the input beyond the
   median, at the call's own price per input token;
 - **unused tool output**: tool calls whose output shares no word of ``WORD_LETTERS`` or more
-  letters with the run's answer (runs with an answer only). A tool call costs no tokens itself;
-  what its output costs is the input it fed the model: ``len(output) / CHARS_PER_TOKEN`` tokens
-  at the run's average price per input token (an estimate, said as such).
+  letters with the run's answer (runs with an answer only, neither failed nor looping: those count
+  whole already). A tool call costs no tokens itself; what its output costs is the input it fed
+  the model: ``len(output) / CHARS_PER_TOKEN`` tokens at the run's average price per input token,
+  at most the run's model spend (an estimate, said as such).
 
 ``wasted_usd`` counts each call once, whichever of failed, retried, looping or oversized it is
 (the oversized part only, for a call that is only oversized), plus the unused tool output.
@@ -117,15 +118,23 @@ answers AS (
       AND (s.tenant, s.trace_id) IN (SELECT (tenant, trace_id) FROM calls WHERE tool_output IS NOT NULL)
 ),
 run_price AS (
-    SELECT tenant, trace_id, sum(cost) / nullif(sum(input_tokens), 0) AS per_input_token
+    SELECT tenant, trace_id, sum(cost) / nullif(sum(input_tokens), 0) AS per_input_token,
+           sum(cost) AS input_cost
     FROM calls WHERE operation IN {_in(LLM_OPERATIONS)} GROUP BY tenant, trace_id
 ),
-unused AS (
-    SELECT t.tenant, t.agent, count(*) AS calls,
-           coalesce(sum(length(t.tool_output) / {CHARS_PER_TOKEN} * p.per_input_token), 0) AS usd
+-- Unused tool output of runs not already wasted whole (failed, looping), at most the run's input cost.
+unused_per_run AS (
+    SELECT t.tenant, t.agent, t.trace_id, count(*) AS calls,
+           least(coalesce(sum(length(t.tool_output) / {CHARS_PER_TOKEN} * p.per_input_token), 0),
+                 any_value(p.input_cost)) AS usd
     FROM calls t JOIN answers a USING (tenant, trace_id) LEFT JOIN run_price p USING (tenant, trace_id)
-    WHERE t.tool_output IS NOT NULL AND len(list_intersect({_WORDS.format(t="t.tool_output")}, a.words)) = 0
-    GROUP BY t.tenant, t.agent
+    WHERE t.tool_output IS NOT NULL AND NOT t.failed
+      AND (t.tenant, t.trace_id) NOT IN (SELECT (tenant, trace_id) FROM loops)
+      AND len(list_intersect({_WORDS.format(t="t.tool_output")}, a.words)) = 0
+    GROUP BY ALL
+),
+unused AS (
+    SELECT tenant, agent, sum(calls) AS calls, coalesce(sum(usd), 0) AS usd FROM unused_per_run GROUP BY ALL
 ),
 per_agent AS (
     SELECT tenant, agent, sum(cost) AS spend,

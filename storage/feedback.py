@@ -43,10 +43,15 @@ COLUMNS = (
 FEEDBACK_SQL = f"""
 SELECT {", ".join(COLUMNS)} FROM (
 SELECT * FROM feedback_events
-QUALIFY row_number() OVER (PARTITION BY tenant, feedback_id ORDER BY received_at, time) = 1
+-- One row per piece: the first copy of the API's (an idempotent retry), the latest of Langfuse's
+-- and Phoenix's (a re-post updates a score or an annotation there).
+QUALIFY row_number() OVER (
+    PARTITION BY tenant, feedback_id
+    ORDER BY CASE WHEN source = 'api' THEN epoch_us(received_at) ELSE -epoch_us(received_at) END, time
+) = 1
 UNION ALL BY NAME
 SELECT tenant, md5(concat_ws('|', tenant, trace_id, span_id, name, CAST(time AS VARCHAR))) AS feedback_id,
-       trace_id, span_id, user_id, name, 'score' AS kind, value,
+       trace_id, span_id, user_id, name, CASE WHEN value IS NULL THEN 'label' ELSE 'score' END AS kind, value,
        CASE WHEN value BETWEEN 0 AND 1 THEN value END AS score,
        coalesce(lower(label) IN ({", ".join(f"'{x}'" for x in NEGATIVE_LABELS)}), false)
            OR coalesce(value BETWEEN 0 AND 1 AND value < 0.5, false) AS negative,

@@ -253,3 +253,21 @@ def test_langfuse_scores_and_phoenix_annotations(server: ServerProcess) -> None:
         ("phoenix", "hallucination", "label", 0.0, 0.0, True, "hallucinated", None, True, '{"annotator_kind":"LLM"}'),
         ("phoenix", "qa", "score", 0.9, 0.9, False, "correct", "fine", False, '{"annotator_kind":"HUMAN"}'),
     ]  # fmt: skip
+
+
+def test_hostile_bodies_are_refused_not_crashed_on(server: ServerProcess) -> None:
+    api = f"http://127.0.0.1:{server.api_port}"
+    deep: dict[str, Any] = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    answer = post(server, {"trace_id": TRACE, "value": "up", "metadata": deep})
+    assert (answer.status_code, answer.json()["problems"]) == (400, ["[0].metadata: nested too deeply"])
+    basic = {"authorization": f"Bearer {ACME}"}
+    events = [{"id": f"e{i}", "type": "score-create", "body": {"traceId": TRACE, "value": 1}} for i in range(1001)]
+    too_many = httpx.post(f"{api}/api/public/ingestion", json={"batch": events}, headers=basic)
+    assert (too_many.status_code, too_many.json()) == (413, {"message": "batch: 1001 events, at most 1000 a request"})
+    # A Phoenix re-post of one (name, trace, identifier) updates it: the latest label is read.
+    for label in ("correct", "incorrect"):
+        note = {"data": [{"trace_id": TRACE, "name": "review", "identifier": "r-1", "result": {"label": label}}]}
+        assert httpx.post(f"{api}/v1/trace_annotations", json=note, headers=basic).status_code == 200
+    assert server.query("SELECT label, negative FROM feedback WHERE name = 'review'") == [("incorrect", True)]

@@ -8,7 +8,7 @@ Five runs of ``bot`` (inputs 1,000 / 1,000 + 1,000 / 2,000 / 10,000 / 500: media
 - R2 succeeds but calls the model twice with the same input (a retry: $0.001) and its
   tool's output ("sunny skies tomorrow", 20 characters = 5 tokens at R2's $1e-6 per input token)
   shares no word with the answer;
-- R3 fails ($0.002);
+- R3 fails ($0.002; its unused tool output is not counted again);
 - R4's 10,000-token prompt is over 3x the median: 9,000 tokens too many, $0.009;
 - R5 calls one tool three times with the same arguments (loop_detected): its $0.0005 leaks,
   and the two repeats are retried calls (tool calls cost nothing themselves).
@@ -73,7 +73,9 @@ def _recorded() -> list[ReadableSpan]:
     _run(tracer, 0, "The invoice total is approved", [1000], [("search", '{"q": "inv"}', "invoice approved")])
     _run(tracer, 1, "Hello there friend", ["1000:same question", "1000:same question"],
          [("weather", '{"city": "Oslo"}', "sunny skies tomorrow")])  # fmt: skip
-    _run(tracer, 2, None, [2000], [], failed=True)
+    # A failed run counts whole: its unused tool output is not counted again.
+    _run(tracer, 2, "Sorry, something broke", [2000], [("weather", '{"city": "Rome"}', "sunny skies tomorrow")],
+         failed=True)  # fmt: skip
     _run(tracer, 3, "A long answer", [10_000], [])
     _run(tracer, 4, None, [500], [("lookup", '{"id": 7}', "")] * 3)
     provider.shutdown()
