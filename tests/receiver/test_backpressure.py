@@ -107,7 +107,9 @@ def test_sdk_burst_against_a_tiny_queue_loses_nothing_and_memory_stays_bounded(t
         assert results == [SpanExportResult.SUCCESS] * 8
         assert server.wait_for_count("SELECT count(*) FROM spans", 8000, timeout=30) == 8000
         assert server.query("SELECT count(DISTINCT span_id) FROM spans") == [(8000,)]
-        assert stats(server)["refused_overloaded"] == 7
+        # Each request after an admitted one finds the queue full unless the flush drained it
+        # first: 7 refusals on an idle machine, fewer when the drain is quick; never none.
+        assert 1 <= stats(server)["refused_overloaded"] <= 7
     finally:
         done.set()
         sampler.join()
