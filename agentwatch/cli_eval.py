@@ -231,8 +231,8 @@ def diff_command(
     else:
         lines = [f"{result.agent}: {result.candidate_run} vs baseline {result.baseline_run}"]
         for d in result.dimensions:
-            flag = "  REGRESSED" if d.regressed else ""
-            change = f"({d.delta:+.2f}, p={d.p_value:.4f})"
+            flag = f"  REGRESSED: {d.reason}" if d.regressed else ""
+            change = f"({d.delta:+.2f}, p={d.p_value:.4f}, {d.rule})"
             lines.append(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}")
         for c in result.worse_cases[:10]:
             lines.append(f"  worse: {c.case_id} {c.baseline:.2f} → {c.candidate:.2f}")

@@ -4,6 +4,19 @@ A dimension **regressed** when its mean over the cases both runs share dropped b
 ``threshold`` points (of 10) **and** a one-sided Wilcoxon signed-rank test over the paired
 per-case values says a drop this consistent is unlikely to be noise (p < ``alpha``). Cases are
 paired by case id; ``overall`` is compared like a dimension.
+
+With few cases the test cannot say so: its smallest p is 1/2^n, 0.0625 at n = 4 and 0.03 at n = 5
+only when every case dropped. A canary of two cases falling from 9.3 to 2.9 would never be
+flagged. So a dimension with at most ``SmallSampleRule.max_cases`` (5) shared cases is judged by
+the **small-sample rule** instead; it regressed when any of these holds:
+
+- its mean dropped by more than ``mean_drop`` (2.0 points);
+- one case dropped by more than ``case_drop`` (3.0 points);
+- one case went from pass to fail: from at least ``pass_mark`` (7.0) to under it, dropping by more
+  than ``threshold`` (so jitter around the mark is not a failure).
+
+Jitter (every case within a point or so) triggers none of them. ``rule`` says which judged a
+dimension (``signed-rank`` or ``small-sample``) and ``reason`` why it regressed.
 """
 
 from __future__ import annotations
@@ -22,6 +35,28 @@ class EvalDiffError(AgentwatchError):
 
 
 @dataclass(frozen=True)
+class SmallSampleRule:
+    """How dimensions with few shared cases are judged (see the module's doc)."""
+
+    max_cases: int = 5
+    mean_drop: float = 2.0
+    case_drop: float = 3.0
+    pass_mark: float = 7.0
+
+    def reason(self, pairs: list[tuple[str, float, float]], threshold: float) -> str | None:
+        """Why ``pairs`` (case, baseline, candidate) regressed, or None."""
+        mean_drop = sum(a - b for _, a, b in pairs) / len(pairs)
+        if mean_drop > self.mean_drop:
+            return f"the mean fell {mean_drop:.2f} points (more than {self.mean_drop:g})"
+        for case, a, b in sorted(pairs, key=lambda p: (p[2] - p[1], p[0])):
+            if a - b > self.case_drop:
+                return f"case {case} fell {a - b:.2f} points (more than {self.case_drop:g})"
+            if a >= self.pass_mark > b and a - b > threshold:
+                return f"case {case} went from pass to fail ({a:g} to {b:g}; the mark is {self.pass_mark:g})"
+        return None
+
+
+@dataclass(frozen=True)
 class DimensionDelta:
     dimension: str
     cases: int
@@ -30,6 +65,10 @@ class DimensionDelta:
     delta: float
     p_value: float
     regressed: bool
+    rule: str = "signed-rank"
+    """``signed-rank`` (the Wilcoxon test) or ``small-sample`` (at most ``max_cases`` cases)."""
+    reason: str | None = None
+    """Why it regressed, in words; None when it did not."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +154,12 @@ def one_sided_p(deltas: list[float]) -> float:
 
 
 def diff(
-    con: duckdb.DuckDBPyConnection, baseline: str, candidate: str, threshold: float = 1.0, alpha: float = 0.05
+    con: duckdb.DuckDBPyConnection,
+    baseline: str,
+    candidate: str,
+    threshold: float = 1.0,
+    alpha: float = 0.05,
+    small: SmallSampleRule = SmallSampleRule(),
 ) -> EvalDiff:
     agent = run_agent(con, baseline)
     if run_agent(con, candidate) != agent:
@@ -131,8 +175,15 @@ def diff(
         mean_b = sum(b[dimension][c] for c in shared) / len(shared)
         p = one_sided_p(deltas)
         delta = round(mean_b - mean_a, 4)
+        if len(shared) <= small.max_cases:
+            rule = "small-sample"
+            reason = small.reason([(c, a[dimension][c], b[dimension][c]) for c in shared], threshold)
+        else:
+            rule = "signed-rank"
+            reason = (f"the mean fell {-delta:.2f} points (more than {threshold:g}), p = {p:.4f} < {alpha:g}"
+                      if delta < -threshold and p < alpha else None)  # fmt: skip
         dimensions.append(DimensionDelta(dimension, len(shared), round(mean_a, 4), round(mean_b, 4), delta,
-                                         round(p, 6), delta < -threshold and p < alpha))  # fmt: skip
+                                         round(p, 6), reason is not None, rule, reason))  # fmt: skip
     overall_a, overall_b = a.get("overall", {}), b.get("overall", {})
     worse = sorted(
         (CaseDelta(c, overall_a[c], overall_b[c], round(overall_b[c] - overall_a[c], 4))
