@@ -160,7 +160,7 @@ function change(now, before, fmt, higherIsWorse) {
 }
 
 async function overview() {
-  const d = await api(`/api/v1/overview${location.search}`);
+  const [d, b] = await Promise.all([api(`/api/v1/overview${location.search}`), api("/api/v1/budgets")]);
   const parts = [el("h1", { text: "Overview" })];
   if (!d.runs.now) { parts.push(noData()); return parts; }
   const runsDelta = d.runs.previous ? `previous period: ${num(d.runs.previous)}` : "previous: no runs";
@@ -173,6 +173,18 @@ async function overview() {
     card("agents failing", num(d.failing_agents.length), null, null),
     card("open alerts", num(d.open_alerts.length), `${num(d.incidents)} fired in the window`, d.open_alerts.length > 0 ? true : null),
     card("fails for others only", num(d.cross_user.filter((c) => c.loud).length), "works for the owner, fails for others", d.cross_user.some((c) => c.loud) ? true : null)));
+  if (b.budgets.length) {
+    const today = (x) => x.burn.length ? x.burn[x.burn.length - 1].spend_usd - (x.burn.length > 1 ? x.burn[x.burn.length - 2].spend_usd : 0) : 0;
+    parts.push(el("div", { class: "panel", id: "budgets" }, el("h2", {}, "Spend against budgets this month ", el("a", { href: `/cost${location.search}`, class: "pill", text: "cost page" })), table([
+      { title: "budget", value: (x) => x.name },
+      { title: "scope", value: (x) => [x.tenant, x.team && `team ${x.team}`, x.agent].filter(Boolean).join(" / ") || "all runs" },
+      { title: "today", value: (x) => usd(today(x)), numeric: true },
+      { title: "month to date", value: (x) => `${usd(x.spend_usd)} of ${usd(x.monthly_usd)}`, numeric: true },
+      { title: "used", value: (x) => pct(x.used), numeric: true },
+      { title: "month end (forecast)", value: (x) => x.forecast ? usd(x.forecast.month_end) : "–", numeric: true },
+      { title: "state", value: (x) => x.over_budget ? el("span", { class: "pill bad", text: "over budget (hard)" }) : x.forecast_over ? el("span", { class: "pill bad", text: "forecast over" }) : el("span", { class: "pill ok", text: "ok" }) },
+    ], b.budgets, { class: "overview-budgets" })));
+  }
   parts.push(el("div", { class: "panel" }, el("h2", { text: "Agents failing now (by failure rate × affected users)" }),
     d.failing_agents.length ? table([
       { title: "agent", value: (a) => agentLink(a.tenant, a.agent, a.agent_name) },

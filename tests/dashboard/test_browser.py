@@ -167,6 +167,10 @@ def test_overview(open_tab: OpenTab) -> None:
         zip(tab.page.locator(".card .label").all_text_contents(), texts(tab, ".card .value"), strict=True)
     )
     assert cards["runs"] == "200"  # all the demo's runs, sent over the last two hours
+    # Spend against the configured budgets (the demo's spend is all this month's).
+    assert texts(tab, "table.overview-budgets td:first-child") == ["acme", "finance"]
+    spent = texts(tab, "table.overview-budgets td:nth-child(4)")
+    assert spent[0].endswith(" of $50.00") and spent[1].endswith(" of $5.00")
     panel = tab.page.locator(".panel", has=tab.page.locator("h2", has_text="Agents failing now"))
     assert "expense-bot (agt_7f3a9c21)" in texts(tab, "table.failing-agents td:first-child")
     assert panel.locator(f'table.failing-agents a[data-agent="{EXPENSE_BOT}"]').inner_text() == (
