@@ -20,13 +20,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import history
-from dashboard.agent import agent_view
+from dashboard.agent import agent_view, implicit_view
 from dashboard.app import dumps
+from dashboard.costview import cost_view, leaks_view
 from dashboard.operations import alerts_view, evals_view, operations_view
 from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
 from dashboard.trace import trace_view
 from dashboard.window import Window, window_of
+from feedback.implicit import ImplicitConfig
 
 
 def best_of(repeat: int, make: Callable[[Reader], Any], data_dir: Path) -> tuple[float, float]:
@@ -64,6 +66,9 @@ def main() -> None:
         ("/api/v1/operations (7d)", lambda r: operations_view(r, week)),
         ("/api/v1/evals (7d)", lambda r: evals_view(r, week)),
         ("/api/v1/alerts (7d)", lambda r: alerts_view(r, week)),
+        ("/api/v1/cost (7d, by agent)", lambda r: cost_view(r, week, "agent")),
+        ("/api/v1/cost/leaks (7d)", lambda r: leaks_view(r, week)),
+        ("/api/v1/agents/agent-07/implicit (7d)", lambda r: implicit_view(r, tenant, "agent-07", ImplicitConfig())),
     ]
     for label, make in views:
         uncached, cached = best_of(args.repeat, make, args.data_dir)

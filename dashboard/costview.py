@@ -9,7 +9,15 @@ from typing import Any
 
 from dashboard.reader import Reader
 from dashboard.window import BadRequest, Window
-from report.cost import DIMENSIONS, RUN_DIMENSIONS, SPAN_DIMENSIONS, cost_columns, cost_report, report_dict
+from report.cost import (
+    COST_BASE,
+    DIMENSIONS,
+    RUN_DIMENSIONS,
+    SPAN_DIMENSIONS,
+    cost_columns,
+    cost_report,
+    report_dict,
+)
 from report.health import bucket_seconds
 from spend.leaks import leak_dict, leaks
 
@@ -21,7 +29,7 @@ def cost_view(reader: Reader, window: Window, by: str) -> dict[str, Any]:
         raise BadRequest(f"by: one of {', '.join(DIMENSIONS)}")
     size = bucket_seconds(window.length.total_seconds())
     with reader.connection() as con:
-        runs = reader.runs(con, window, extra=cost_columns(by))
+        runs = reader.runs(con, window, extra=cost_columns(by), base=COST_BASE)
         report = cost_report(runs, by)
         if by in RUN_DIMENSIONS:
             sql = f"""SELECT {RUN_DIMENSIONS[by]} AS key,

@@ -18,7 +18,7 @@ from core.agents import AgentConfig
 from dashboard.window import Window
 from report.health import NAME_COLUMNS
 from storage.layout import table_dir
-from storage.runs import RunSet, Scope, runs_in
+from storage.runs import BASE_COLUMNS, RunSet, Scope, runs_in
 from storage.tables import SCHEMAS
 
 CACHE_BYTES = 64 * 1024 * 1024
@@ -63,10 +63,12 @@ class Reader:
         window: Window,
         agent: str | None = None,
         extra: tuple[str, ...] = (),
+        base: tuple[str, ...] = BASE_COLUMNS,
     ) -> RunSet:
-        """Production runs of ``window`` (its tenant), with the agents' names."""
+        """Production runs of ``window`` (its tenant), with the agents' names (``base``: fewer
+        base columns for a view that needs no more, ``storage.runs.runs_in``)."""
         scope = Scope(window.since, window.until, agent, window.tenant)
-        return runs_in(con, scope, (*NAME_COLUMNS, *extra))
+        return runs_in(con, scope, (*NAME_COLUMNS, *extra), base)
 
     def version(self) -> str:
         """Changes whenever a data file is added or removed (names only: files never change)."""
