@@ -68,7 +68,10 @@ def main() -> None:
         ("/api/v1/alerts (7d)", lambda r: alerts_view(r, week)),
         ("/api/v1/cost (7d, by agent)", lambda r: cost_view(r, week, "agent")),
         ("/api/v1/cost/leaks (7d)", lambda r: leaks_view(r, week)),
-        ("/api/v1/agents/agent-07/implicit (7d)", lambda r: implicit_view(r, tenant, "agent-07", ImplicitConfig())),
+        (
+            "/api/v1/agents/agent-07/implicit (7d)",
+            lambda r: implicit_view(r, tenant, "agent-07", ImplicitConfig()),
+        ),
     ]
     for label, make in views:
         uncached, cached = best_of(args.repeat, make, args.data_dir)
