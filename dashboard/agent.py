@@ -14,6 +14,7 @@ from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
 from feedback.implicit import ImplicitConfig, implicit_signals
+from report.fallbacks import fallbacks
 from report.formats import agent_dict
 from report.health import IMPLICIT_COLUMNS, build_report
 from report.signals import clusters
@@ -54,15 +55,19 @@ def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
 
 
 def implicit_view(reader: Reader, window: Window, agent: str, config: ImplicitConfig) -> dict[str, Any]:
-    """The agent's implicit feedback in the window (``feedback.implicit``): its own endpoint, so
-    the agent page's main answer never waits for the input texts it reads."""
+    """The agent's implicit feedback and fallbacks in the window (``feedback.implicit``,
+    ``report.fallbacks``): their own endpoint, so the agent page's main answer never waits for
+    the spans they read."""
     with reader.connection() as con:
         runs = reader.runs(con, window, agent, IMPLICIT_COLUMNS)
         found = implicit_signals(runs, config)
+        fell_back = fallbacks(runs)
     if not found:
         raise NotFound(agent)
     (tenant, label), summary = sorted(found.items())[0]
-    return {"window": window.as_dict(), "tenant": tenant, "agent": label, "implicit": summary.__dict__}
+    f = fell_back.get((tenant, label))
+    return {"window": window.as_dict(), "tenant": tenant, "agent": label, "implicit": summary.__dict__,
+            "fallbacks": None if f is None else f.__dict__}  # fmt: skip
 
 
 def _types_over_time(runs: RunSet, window: Window, size: int) -> dict[str, Any]:

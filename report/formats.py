@@ -17,6 +17,7 @@ from rich.table import Table
 
 from core.safetext import cell, printable
 from feedback.implicit import ImplicitSummary
+from report.fallbacks import FallbackSummary
 from report.health import AgentHealth, FeedbackSummary, HealthReport
 from report.signals import Signal
 
@@ -64,6 +65,14 @@ def implicit_line(i: ImplicitSummary) -> str:
     return "; ".join(parts)
 
 
+def fallback_line(f: FallbackSummary) -> str:
+    """``2 of 5 runs fell back (40.0%: rate_limit 1, search_down 1); 50.0% of them succeeded,
+    33.3% of the others``."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in f.reasons.items())
+    helped = f"{pct(f.success_rate_with)} of them succeeded, {pct(f.success_rate_without)} of the others"
+    return f"{f.fell_back} of {f.runs} runs fell back ({pct(f.activation_rate)}: {reasons}); {helped}"
+
+
 def agent_dict(agent: AgentHealth) -> dict[str, Any]:
     a = dataclasses.asdict(agent)
     out: dict[str, Any] = _plain(
@@ -85,6 +94,7 @@ def agent_dict(agent: AgentHealth) -> dict[str, Any]:
             "cross_user": a["cross_user"],
             "feedback": a["feedback"],
             "implicit_feedback": a["implicit"],
+            "fallbacks": a["fallbacks"],
             "buckets": a["buckets"],
         }
     )
@@ -209,6 +219,8 @@ def render_text(report: HealthReport, signals: list[Signal], width: int = 160) -
             lines.append(f"feedback: {feedback_line(a.feedback)}")
         if a.implicit is not None:
             lines.append(f"implicit feedback: {implicit_line(a.implicit)}")
+        if a.fallbacks is not None and a.fallbacks.fell_back:
+            lines.append(f"fallbacks: {fallback_line(a.fallbacks)}")
         out.write("".join(f"\n{printable(line)}" for line in lines) + "\n")
     if signals:
         table = Table(title="\nFailure signals", title_justify="left")
@@ -291,6 +303,8 @@ def render_markdown(report: HealthReport, signals: list[Signal]) -> str:
             lines += ["", f"Feedback: {md_text(feedback_line(a.feedback))}"]
         if a.implicit is not None:
             lines += ["", f"Implicit feedback: {md_text(implicit_line(a.implicit))}"]
+        if a.fallbacks is not None and a.fallbacks.fell_back:
+            lines += ["", f"Fallbacks: {md_text(fallback_line(a.fallbacks))}"]
     if signals:
         lines += ["", "## Failure signals", ""]
         header = ["id", "type", "template", "count", "first seen", "last seen", "agents", "users", "examples"]

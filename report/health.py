@@ -23,12 +23,14 @@ from typing import Any
 
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry, agent_label
 from feedback.implicit import ImplicitConfig, ImplicitSummary, implicit_signals
+from report.fallbacks import FallbackSummary, fallbacks
 from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, Scope
 
 NAME_COLUMNS = ("agent_name",)
 """The columns of runs ``build_report`` reads beyond the base ones (``runs_in``'s ``extra``)."""
 IMPLICIT_COLUMNS = ("session_id",)
-"""With these too, the report has each agent's implicit feedback (``feedback.implicit``)."""
+"""With these too, the report has each agent's implicit feedback (``feedback.implicit``) and its
+fallbacks (``report.fallbacks``): both read spans, so only one agent's report asks for them."""
 
 # Window length → bucket size: 12 to 48 buckets for the usual windows.
 _BUCKETS = ((3600, 300), (6 * 3600, 900), (86400, 3600), (7 * 86400, 6 * 3600), (31 * 86400, 86400))
@@ -125,6 +127,8 @@ class AgentHealth:
     """Users' feedback on its runs; None when there is none."""
     implicit: ImplicitSummary | None = None
     """Requeries, abandoned sessions, failure streaks (runs loaded with ``IMPLICIT_COLUMNS``)."""
+    fallbacks: FallbackSummary | None = None
+    """How often it fell back and whether that helped (with ``IMPLICIT_COLUMNS`` too)."""
 
     @property
     def label(self) -> str:
@@ -238,7 +242,9 @@ def build_report(
         types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
     buckets = _buckets(runs, size)
     feedback = _feedback(runs)
-    signals = implicit_signals(runs, implicit) if set(IMPLICIT_COLUMNS) <= set(runs.columns) else {}
+    one_agent = set(IMPLICIT_COLUMNS) <= set(runs.columns)  # the costly span reads: asked for
+    signals = implicit_signals(runs, implicit) if one_agent else {}
+    fell_back = fallbacks(runs) if one_agent else {}
 
     out = []
     for s in summary:
@@ -279,6 +285,7 @@ def build_report(
                 buckets=buckets.get(key, []),
                 feedback=feedback.get(key),
                 implicit=signals.get(key),
+                fallbacks=fell_back.get(key),
             )
         )
     total = sum(a.runs for a in out)

@@ -12,6 +12,7 @@ from core.safetext import printable
 from report.formats import (
     SUMMARY_COLUMNS,
     _when,
+    fallback_line,
     feedback_line,
     implicit_line,
     pct,
@@ -141,6 +142,8 @@ def render_html(report: HealthReport, signals: list[Signal]) -> str:
             parts.append(f'<p class="feedback">Feedback: {_text(feedback_line(a.feedback))}</p>')
         if a.implicit is not None:
             parts.append(f'<p class="feedback">Implicit feedback: {_text(implicit_line(a.implicit))}</p>')
+        if a.fallbacks is not None and a.fallbacks.fell_back:
+            parts.append(f'<p class="feedback">Fallbacks: {_text(fallback_line(a.fallbacks))}</p>')
         parts.append(_charts(a, index))
         if a.failure_types:
             parts.append(

@@ -219,6 +219,10 @@ def test_implicit_feedback_endpoint(api: TestClient) -> None:
         "runs": 8, "requeried_runs": 1, "requery_rate": 0.125, "sessions": 0, "abandoned_sessions": 0,
         "abandonment_rate": None, "cancelled_runs": 0, "users_on_failure_streaks": 0, "longest_failure_streak": 2,
     })  # fmt: skip
+    assert d["fallbacks"] == {  # no run of the fixture fell back
+        "runs": 8, "fell_back": 0, "activation_rate": 0.0, "reasons": {}, "success_rate_with": None,
+        "success_rate_without": 0.375,
+    }  # fmt: skip
     assert get(api, f"/api/v1/agents/nobody/implicit?{WINDOW}", 404)["error"]
 
 

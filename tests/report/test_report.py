@@ -101,6 +101,7 @@ def test_json_report_numbers(stored: ServerProcess) -> None:
         },
         "feedback": None,  # no user said anything
         "implicit_feedback": None,  # read for one agent's report only
+        "fallbacks": None,  # the same
     }
     assert len(buckets) == 24
     assert [b["runs"] for b in buckets[:22]] == [0] * 22

@@ -1,0 +1,82 @@
+"""Fallbacks, traced and judged: how often an agent fell back, why, and whether it helped.
+
+A run fell back when any of its spans records the decision: an event named
+``agent.fallback.triggered``, or the attributes ``agent.fallback.reason`` / ``agent.fallback.from``
+/ ``agent.fallback.to`` (an event's own attributes of those names give the reason). Per agent:
+how many runs fell back (the activation rate), the count per reason, and the success rate of the
+runs that fell back beside that of the runs that did not: whether falling back helped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from storage.runs import SUCCEEDED_SQL, RunSet
+
+EVENT = "agent.fallback.triggered"
+NO_REASON = "(no reason given)"
+
+
+@dataclass(frozen=True)
+class FallbackSummary:
+    runs: int
+    fell_back: int
+    activation_rate: float
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Runs per reason (a run with two reasons counts under each)."""
+    success_rate_with: float | None = None
+    """Success rate of the runs that fell back (None: none did)."""
+    success_rate_without: float | None = None
+    """Success rate of the other runs (None: every run fell back)."""
+
+
+def _attr(json: str, name: str) -> str:
+    return f"""json_extract_string({json}, '$."{name}"')"""
+
+
+_SQL = f"""
+WITH decisions AS (
+    SELECT tenant, trace_id,
+           coalesce({_attr("attributes", "agent.fallback.reason")}, '{NO_REASON}') AS reason
+    FROM spans
+    WHERE date >= $since_date AND contains(attributes, '"agent.fallback.')
+      AND ({_attr("attributes", "agent.fallback.reason")} IS NOT NULL
+           OR {_attr("attributes", "agent.fallback.from")} IS NOT NULL
+           OR {_attr("attributes", "agent.fallback.to")} IS NOT NULL)
+    UNION ALL
+    SELECT tenant, trace_id, coalesce({_attr("e.attributes", "agent.fallback.reason")}, '{NO_REASON}')
+    FROM (
+        SELECT tenant, trace_id,
+               unnest(from_json(events, '[{{"name": "VARCHAR", "attributes": "JSON"}}]')) AS e
+        FROM spans WHERE date >= $since_date AND contains(events, '{EVENT}')
+    )
+    WHERE e.name = '{EVENT}'
+),
+per_run AS (
+    SELECT r.tenant, r.agent, r.trace_id, {SUCCEEDED_SQL.replace("outcome", "r.outcome")} AS succeeded,
+           coalesce(list(DISTINCT d.reason) FILTER (WHERE d.reason IS NOT NULL), []) AS reasons
+    FROM runs r LEFT JOIN decisions d ON d.tenant = r.tenant AND d.trace_id = r.trace_id
+    GROUP BY ALL
+)
+SELECT tenant, agent, count(*) AS runs, count(*) FILTER (WHERE len(reasons) > 0) AS fell_back,
+       avg(succeeded::INT) FILTER (WHERE len(reasons) > 0) AS with_rate,
+       avg(succeeded::INT) FILTER (WHERE len(reasons) = 0) AS without_rate,
+       flatten(list(reasons)) AS all_reasons
+FROM per_run GROUP BY ALL
+"""
+
+
+def fallbacks(runs: RunSet) -> dict[tuple[str, str], FallbackSummary]:
+    """Per (tenant, agent), the fallbacks of ``runs`` (base columns)."""
+    found = runs.query(_SQL, {"since_date": (runs.scope.since - timedelta(days=1)).date()})
+    out = {}
+    for tenant, agent, n, fell_back, with_rate, without_rate, reasons in found:
+        counts: dict[str, int] = {}
+        for reason in reasons or []:
+            counts[reason] = counts.get(reason, 0) + 1
+        ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        out[(tenant, agent)] = FallbackSummary(
+            int(n), int(fell_back), int(fell_back) / int(n), ranked, with_rate, without_rate
+        )
+    return out
