@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,10 @@ def test_metrics_count_accepted_rejected_refused_and_written(server: ServerProce
         httpx.post(server.http_url, content=b"x", headers={"content-type": "text/plain"}).status_code == 415
     )
     assert server.wait_for_count("SELECT count(*) FROM spans", 2) == 2
+    # The files are readable a moment before the drain counts the batch written: wait for it.
+    deadline = time.monotonic() + 15
+    while scrape(server)[("agentwatch_spans_written_total", ())] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     m = scrape(server)
     otlp = (("receiver", "otlp"),)
     assert m[("agentwatch_receiver_accepted_spans_total", otlp)] == 2
