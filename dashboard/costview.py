@@ -19,7 +19,7 @@ from report.cost import (
     report_dict,
 )
 from report.health import bucket_seconds
-from spend.leaks import leak_dict, leaks
+from spend.leaks import LEAK_BASE, leak_dict, leaks
 
 TOP = 5
 
@@ -66,5 +66,5 @@ def cost_view(reader: Reader, window: Window, by: str) -> dict[str, Any]:
 def leaks_view(reader: Reader, window: Window) -> dict[str, Any]:
     """Where money leaks per agent in the window (``spend.leaks``), most wasted first."""
     with reader.connection() as con:
-        found = leaks(reader.runs(con, window))
+        found = leaks(reader.runs(con, window, base=LEAK_BASE))
     return {"window": window.as_dict(), "leaks": [leak_dict(x) for x in found]}

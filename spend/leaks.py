@@ -30,6 +30,8 @@ from typing import Any
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
 from storage.runs import FAILED_SQL, RunSet
 
+LEAK_BASE = ("tenant", "agent", "trace_id", "start_time", "synthetic", "span_id", "outcome")
+"""The base columns of runs the leaks read (``runs_in``'s ``base``; with ``agent_name`` as extra)."""
 OVERSIZED_FACTOR = 3.0
 OVERSIZED_MIN_TOKENS = 1000
 WORD_LETTERS = 5
