@@ -19,7 +19,7 @@ from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, 
 from core.units import format_duration
 from feedback.implicit import ImplicitConfig, implicit_signals
 from spend.budgets import Budget, budget_states
-from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, since_date
 
 DAY = 86400.0
 
@@ -185,7 +185,7 @@ class RuleEvaluator:
                       list(DISTINCT r.trace_id ORDER BY r.trace_id) FILTER (WHERE f.negative)
                FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
                WHERE f.date >= $since_date GROUP BY ALL ORDER BY ALL""",
-            rule, since, since_date=(since - timedelta(days=1)).date(),
+            rule, since, since_date=since_date(since),
         )  # fmt: skip
         found = []
         window = format_duration(rule.window)

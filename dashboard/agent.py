@@ -18,7 +18,7 @@ from report.fallbacks import fallbacks
 from report.formats import agent_dict
 from report.health import IMPLICIT_COLUMNS, build_report
 from report.signals import clusters
-from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
+from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet, since_date
 
 RECENT_RUNS = 50
 STEPS = 15
@@ -125,7 +125,7 @@ def _steps(con: duckdb.DuckDBPyConnection, runs: RunSet, window: Window) -> list
            FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
            WHERE s.date >= $since_date
            GROUP BY ALL ORDER BY failed DESC, spans DESC, step LIMIT $steps""",
-        {"since_date": (window.since - timedelta(days=1)).date(), "steps": STEPS},
+        {"since_date": since_date(window.since), "steps": STEPS},
     )
     return [dict(r, failure_rate=r["failed"] / r["spans"] if r["spans"] else None) for r in rows]
 

@@ -20,6 +20,7 @@ from report.cost import (
 )
 from report.health import bucket_seconds
 from spend.leaks import LEAK_BASE, leak_dict, leaks
+from storage.runs import since_date
 
 TOP = 5
 
@@ -44,7 +45,7 @@ def cost_view(reader: Reader, window: Window, by: str) -> dict[str, Any]:
         rows = runs.query(
             sql,
             {"since": window.since, "size": size * 1_000_000,
-             **({"since_date": (window.since - timedelta(days=1)).date()} if by in SPAN_DIMENSIONS else {})},
+             **({"since_date": since_date(window.since)} if by in SPAN_DIMENSIONS else {})},
         )  # fmt: skip
     count = math.ceil(window.length.total_seconds() / size)
     label = {row.id: row.key for row in report.rows[:TOP]}

@@ -14,7 +14,7 @@ from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
 from storage.catalog import rows_of
-from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, since_date
 
 MAX_POINTS = 180
 STORM_PER_MINUTE = 5
@@ -36,7 +36,7 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
     span_params = {
         "since": window.since,
         "until": window.until,
-        "since_date": (window.since - timedelta(days=1)).date(),
+        "since_date": since_date(window.since),
         **tenant_params,
     }
     spans = f"""FROM spans WHERE date >= $since_date AND start_time >= $since AND start_time < $until

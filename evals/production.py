@@ -28,6 +28,7 @@ from evals.judges.factory import build_judge
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, score_rows
 from evals.targets import TargetResult, ToolCall
+from storage.runs import since_date
 from storage.tables import RunMarkRow, ScoreRow, write_rows
 
 log = logging.getLogger("agentwatch.judge")
@@ -92,7 +93,7 @@ class ProductionJudge:
             if picked.num_rows == 0:
                 return 0
             con.register("_picked", picked)
-            texts = con.execute(_TEXTS, {"since_date": (since - timedelta(days=1)).date()}).fetchall()
+            texts = con.execute(_TEXTS, {"since_date": since_date(since)}).fetchall()
         finally:
             con.close()
         judge = build_judge(c.judge, self.evals)

@@ -17,11 +17,10 @@ Per agent, over a window's runs (``storage.runs.RunSet``, base columns):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from core.configmodel import STRICT
 from core.units import Duration
-from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet
+from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet, since_date
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ def implicit_signals(
             "window": config.requery_window,
             "similarity": config.requery_similarity,
             "streak": config.failure_streak,
-            "since_date": (runs.scope.since - timedelta(days=1)).date(),
+            "since_date": since_date(runs.scope.since),
         },
     )
     out = {}

@@ -28,13 +28,12 @@ runs sets leave them out unless their scope includes them, and then their cases 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import IO, Any
 
 import orjson
 
 from report.signals import CLUSTERED_SQL
-from storage.runs import RunSet
+from storage.runs import RunSet, since_date
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,7 @@ def feedback_case(row: dict[str, Any]) -> dict[str, Any]:
 def export_feedback_cases(runs: RunSet, out: IO[bytes]) -> ExportResult:
     """The runs of ``runs`` (base columns) with negative feedback as cases, oldest first."""
     written = skipped = 0
-    since_date = (runs.scope.since - timedelta(days=1)).date()
-    for row in runs.rows(_NEGATIVE_SQL, {"since_date": since_date}):
+    for row in runs.rows(_NEGATIVE_SQL, {"since_date": since_date(runs.scope.since)}):
         if not row["input_text"] or not row["input_text"].strip():
             skipped += 1
             continue

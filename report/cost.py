@@ -11,13 +11,13 @@ price (``cost_source = 'unknown'``) and how many calls each had: never a silent 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from core.agents import NAME_FROM_SPANS_SQL, agent_label
 from core.model import LLM_OPERATIONS
 from spend.forecast import Forecast, month_end_forecast
-from storage.runs import KEY_COLUMNS, SUCCEEDED_SQL, RunSet
+from storage.runs import KEY_COLUMNS, SUCCEEDED_SQL, RunSet, since_date
 from storage.usage import DIMENSIONS as ORG_DIMENSIONS
 
 RUN_DIMENSIONS = {
@@ -91,7 +91,7 @@ def cost_report(runs: RunSet, by: str) -> CostReport:
                 FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
                 WHERE s.date >= $since_date AND s.operation IN {LLM_OPERATIONS} AND s.model IS NOT NULL
                 GROUP BY key ORDER BY spend DESC, key""",
-            {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+            {"since_date": since_date(runs.scope.since)},
         )
     total = float(sum(r["spend"] for r in rows))
     out = [
@@ -136,7 +136,7 @@ def _unknown_models(runs: RunSet) -> list[tuple[str, int]]:
            FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
            WHERE s.date >= $since_date AND s.cost_source = 'unknown'
            GROUP BY s.model ORDER BY n DESC, s.model""",
-        {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+        {"since_date": since_date(runs.scope.since)},
     )
     return [(str(model), int(n)) for model, n in found]
 

@@ -10,9 +10,8 @@ runs that fell back beside that of the runs that did not: whether falling back h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from storage.runs import SUCCEEDED_SQL, RunSet
+from storage.runs import SUCCEEDED_SQL, RunSet, since_date
 
 EVENT = "agent.fallback.triggered"
 NO_REASON = "(no reason given)"
@@ -69,7 +68,7 @@ FROM per_run GROUP BY ALL
 
 def fallbacks(runs: RunSet) -> dict[tuple[str, str], FallbackSummary]:
     """Per (tenant, agent), the fallbacks of ``runs`` (base columns)."""
-    found = runs.query(_SQL, {"since_date": (runs.scope.since - timedelta(days=1)).date()})
+    found = runs.query(_SQL, {"since_date": since_date(runs.scope.since)})
     out = {}
     for tenant, agent, n, fell_back, with_rate, without_rate, reasons in found:
         counts: dict[str, int] = {}

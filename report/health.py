@@ -24,7 +24,7 @@ from typing import Any
 from core.agents import NAME_FROM_SPANS_SQL, OWNER_FROM_SPANS_SQL, AgentConfig, AgentRegistry, agent_label
 from feedback.implicit import ImplicitConfig, ImplicitSummary, implicit_signals
 from report.fallbacks import FallbackSummary, fallbacks
-from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, Scope
+from storage.runs import DEGRADED_SQL, FAILED_SQL, FAILURE_TYPE_SQL, SUCCEEDED_SQL, RunSet, Scope, since_date
 
 NAME_COLUMNS = ("agent_name",)
 """The columns of runs ``build_report`` reads beyond the base ones (``runs_in``'s ``extra``)."""
@@ -306,7 +306,7 @@ def _feedback(runs: RunSet) -> dict[tuple[str, str], FeedbackSummary]:
             FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
             WHERE f.date >= $since_date
             GROUP BY ALL""",
-        {"since_date": (runs.scope.since - timedelta(days=1)).date()},
+        {"since_date": since_date(runs.scope.since)},
     )
     out = {}
     for t, a, n, negative, mean, with_feedback, with_negative, on_failed, on_succeeded in found:

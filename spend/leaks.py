@@ -24,11 +24,10 @@ the ``usage`` view and the cost report), each agent's spend on:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
-from storage.runs import FAILED_SQL, RunSet
+from storage.runs import FAILED_SQL, RunSet, since_date, sql_list
 
 LEAK_BASE = ("tenant", "agent", "trace_id", "start_time", "synthetic", "span_id", "outcome")
 """The base columns of runs the leaks read (``runs_in``'s ``base``; with ``agent_name`` as extra)."""
@@ -62,10 +61,6 @@ class Leak:
         return self.wasted_usd / self.spend_usd if self.spend_usd else None
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 _WORDS = (
     "list_distinct([w FOR w IN regexp_split_to_array(lower({t}), '[^[:alnum:]]+') "
     f"IF length(w) >= {WORD_LETTERS}])"
@@ -81,11 +76,11 @@ agents AS (
 calls AS (
     SELECT s.tenant, s.trace_id, s.span_id, s.operation, coalesce(s.model, s.tool_name, s.name) AS callee,
            CASE WHEN s.input_text IS NOT NULL THEN hash(s.input_text) END AS input_hash,
-           CASE WHEN s.operation IN {_in(TOOL_OPERATIONS)} AND s.output_text <> '' THEN s.output_text END
-               AS tool_output,
+           CASE WHEN s.operation IN ({sql_list(TOOL_OPERATIONS)}) AND s.output_text <> ''
+                THEN s.output_text END AS tool_output,
            coalesce(s.input_tokens, 0) AS input_tokens, coalesce(s.cost_usd, 0) AS cost, r.agent, r.failed
     FROM spans s JOIN window_runs r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
-    WHERE s.date >= $since_date AND s.operation IN {_in((*LLM_OPERATIONS, *TOOL_OPERATIONS))}
+    WHERE s.date >= $since_date AND s.operation IN ({sql_list((*LLM_OPERATIONS, *TOOL_OPERATIONS))})
 ),
 loops AS (
     SELECT DISTINCT tenant, trace_id FROM spans WHERE date >= $since_date AND failure_type = 'loop_detected'
@@ -102,11 +97,11 @@ flagged AS (
 ),
 usual AS (
     SELECT tenant, agent, median(input_tokens) AS median_input FROM calls
-    WHERE operation IN {_in(LLM_OPERATIONS)} AND input_tokens > 0 GROUP BY tenant, agent
+    WHERE operation IN ({sql_list(LLM_OPERATIONS)}) AND input_tokens > 0 GROUP BY tenant, agent
 ),
 priced AS (
     SELECT c.*,
-        CASE WHEN c.operation IN {_in(LLM_OPERATIONS)} AND c.input_tokens >= {OVERSIZED_MIN_TOKENS}
+        CASE WHEN c.operation IN ({sql_list(LLM_OPERATIONS)}) AND c.input_tokens >= {OVERSIZED_MIN_TOKENS}
                   AND c.input_tokens > {OVERSIZED_FACTOR} * u.median_input
              THEN c.cost * (c.input_tokens - u.median_input) / c.input_tokens END AS oversized
     FROM flagged c LEFT JOIN usual u USING (tenant, agent)
@@ -122,7 +117,7 @@ answers AS (
 run_price AS (
     SELECT tenant, trace_id, sum(cost) / nullif(sum(input_tokens), 0) AS per_input_token,
            sum(cost) AS input_cost
-    FROM calls WHERE operation IN {_in(LLM_OPERATIONS)} GROUP BY tenant, trace_id
+    FROM calls WHERE operation IN ({sql_list(LLM_OPERATIONS)}) GROUP BY tenant, trace_id
 ),
 -- Unused tool output of runs not already wasted whole (failed, looping), at most the run's input cost.
 unused_per_run AS (
@@ -159,8 +154,7 @@ ORDER BY wasted DESC, g.tenant, g.agent
 def leaks(runs: RunSet) -> list[Leak]:
     """Each agent's leaks among ``runs`` (``storage.runs.runs_in``, loaded with ``span_id``,
     ``outcome`` and ``agent_name``: its window, tenant and agent), most wasted first."""
-    since_date = (runs.scope.since - timedelta(days=1)).date()
-    rows = runs.query(LEAKS_SQL, {"since_date": since_date})
+    rows = runs.query(LEAKS_SQL, {"since_date": since_date(runs.scope.since)})
     return [Leak(*row) for row in rows]
 
 

@@ -48,7 +48,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -122,14 +122,21 @@ _SUMS = ",\n    ".join(f"sum({c}) AS {c}" for c in SUMS)
 _SPECIFIC = f"failure_type IS NOT NULL AND failure_type <> '{GENERIC_FAILURE}'"
 
 
-def _sql_list(values: Iterable[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
+    """SQL: ``'a', 'b'``, the values quoted (constants of the code, never data)."""
     return ", ".join(f"'{v}'" for v in values)
 
 
-_TOOLS = f"operation IN ({_sql_list(TOOL_OPERATIONS)})"
-_LLMS = f"operation IN ({_sql_list(LLM_OPERATIONS)})"
-_PROTOCOL = f"operation IN ({_sql_list(PROTOCOL_OPERATIONS)})"
-_WRAPPERS = f"operation IN ({_sql_list(WRAPPER_OPERATIONS)})"
+def since_date(since: datetime) -> date:
+    """The first file date holding spans of the runs started since ``since``: a trace can start
+    the day before its spans' file date (one day of slack)."""
+    return (since - timedelta(days=1)).date()
+
+
+_TOOLS = f"operation IN ({sql_list(TOOL_OPERATIONS)})"
+_LLMS = f"operation IN ({sql_list(LLM_OPERATIONS)})"
+_PROTOCOL = f"operation IN ({sql_list(PROTOCOL_OPERATIONS)})"
+_WRAPPERS = f"operation IN ({sql_list(WRAPPER_OPERATIONS)})"
 
 
 def _paired(column: str, ends: str) -> str:
@@ -541,8 +548,8 @@ class RunSet:
     def agent_label(self, agent: str) -> str:
         """The label (``agent``: the id, else the name) of the agent named ``agent`` by its id or
         its name, among the partials of this set's window (``agent`` when none names it)."""
-        since_date = (self.scope.since - timedelta(days=1)).date()
-        return _agent_label(self.con, agent, since_date, self.scope.tenant, self.scope.synthetic)
+        first = since_date(self.scope.since)
+        return _agent_label(self.con, agent, first, self.scope.tenant, self.scope.synthetic)
 
     def drop(self) -> None:
         """Free the loaded runs (they also go with the connection); this set and those narrowed
@@ -624,7 +631,7 @@ def runs_in(
         "since": scope.since,
         "until": scope.until,
         # A trace can start the day before its partials' file date: one day of slack.
-        "since_date": (scope.since - timedelta(days=1)).date(),
+        "since_date": since_date(scope.since),
     }
     where = ["date >= $since_date"]
     if scope.tenant is not None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import duckdb
 
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
-from storage.runs import AGENT_SQL, FAILED_SQL, SUCCEEDED_SQL
+from storage.runs import AGENT_SQL, FAILED_SQL, SUCCEEDED_SQL, sql_list
 
 DIMENSIONS = ("team", "org", "workspace", "project", "workflow")
 """The organisational dimensions: a call's own value, else its run's."""
@@ -48,10 +48,6 @@ def _buckets(column: str) -> str:
     return ", ".join(
         f"date_trunc('{unit}', {at}) AS {unit}" for unit in ("minute", "hour", "day", "week", "month")
     )
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 # The run of each trace, with the columns calls take from it (one row per tenant and trace).
@@ -75,7 +71,7 @@ VIEWS: dict[str, str] = {
                coalesce(s.total_tokens, 0) AS total_tokens, s.cost_usd, s.cost_source,
                r.outcome AS run_outcome, s.synthetic
         FROM spans s LEFT JOIN ({_RUN_OF_TRACE}) r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
-        WHERE s.operation IN {_in(LLM_OPERATIONS)}
+        WHERE s.operation IN ({sql_list(LLM_OPERATIONS)})
     """,
     "spend_hourly": f"""
         SELECT hour, tenant, {", ".join(DIMENSIONS)}, agent, model, provider, user_id, synthetic,
@@ -122,7 +118,7 @@ VIEWS: dict[str, str] = {
                s.operation, s.kind, (s.status = 'error' OR s.failure_type IS NOT NULL) AS failed,
                s.failure_type, s.duration_ms, s.trace_id, s.span_id, s.synthetic
         FROM spans s LEFT JOIN ({_RUN_OF_TRACE}) r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
-        WHERE s.operation IN {_in(TOOL_OPERATIONS)}
+        WHERE s.operation IN ({sql_list(TOOL_OPERATIONS)})
     """,
     "concurrency": f"""
         WITH edges AS (
