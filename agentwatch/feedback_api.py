@@ -87,16 +87,15 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         try:
             return tenant, orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return JSONResponse({"error": f"body: not JSON ({exc})"}, 400)
+            problem = f"body: not JSON ({exc})"
+            return JSONResponse({"error": problem, "problems": [problem]}, 400)
 
     async def post(request: Request) -> JSONResponse:
-        tenant = tenant_of(request)
-        if tenant is None:
-            return JSONResponse({"error": "send an ingest token: 'Authorization: Bearer <token>'"}, 401)
-        body = await body_of(request)
-        if isinstance(body, JSONResponse):
-            return body
-        rows, problems = parse(body, tenant, datetime.now(UTC))
+        got = await accepted(request)
+        if isinstance(got, JSONResponse):
+            return got
+        tenant, doc = got
+        rows, problems = parse(doc, tenant, datetime.now(UTC))
         if problems:
             return JSONResponse({"error": "; ".join(problems[:20]), "problems": problems}, 400)
         await run_in_threadpool(_store, data_dir, tenant, rows)

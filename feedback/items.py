@@ -44,13 +44,9 @@ _KEYS = (
 )  # fmt: skip
 
 
-def parse(body: bytes, tenant: str, received_at: datetime) -> tuple[list[FeedbackRow], list[str]]:
-    """The rows of a request body (one item or a list), and the problems of the items refused
-    (``[index].key: message``); a body that is not JSON, or is neither, is one problem."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return [], [f"body: not JSON ({exc})"]
+def parse(doc: Any, tenant: str, received_at: datetime) -> tuple[list[FeedbackRow], list[str]]:
+    """The rows of a request's decoded JSON body (one item or a list), and the problems of the
+    items refused (``[index].key: message``)."""
     items = doc if isinstance(doc, list) else [doc]
     if not items:
         return [], ["body: no feedback item"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 
 from feedback.items import MAX_METADATA, item_row, parse
@@ -51,10 +50,10 @@ def test_refusals_name_the_key(item: dict[str, Any], problem: str) -> None:
 
 def test_a_retry_is_the_same_item_and_a_different_comment_is_another() -> None:
     item = {"trace_id": TRACE, "user_id": "u1", "value": "down", "comment": "wrong"}
-    first, _ = parse(orjson.dumps(item), "acme", NOW)
-    retry, _ = parse(orjson.dumps(item), "acme", NOW.replace(minute=5))  # received later, no time given
-    other, _ = parse(orjson.dumps({**item, "comment": "still wrong"}), "acme", NOW)
-    elsewhere, _ = parse(orjson.dumps(item), "globex", NOW)
+    first, _ = parse(item, "acme", NOW)
+    retry, _ = parse(item, "acme", NOW.replace(minute=5))  # received later, no time given
+    other, _ = parse({**item, "comment": "still wrong"}, "acme", NOW)
+    elsewhere, _ = parse(item, "globex", NOW)
     assert first[0].feedback_id == retry[0].feedback_id
     assert len({first[0].feedback_id, other[0].feedback_id, elsewhere[0].feedback_id}) == 3
 
