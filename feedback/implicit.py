@@ -59,10 +59,11 @@ class ImplicitSummary:
     longest_failure_streak: int
 
 
-def words_sql(text: str) -> str:
-    """SQL: the distinct words of ``text`` (lower case, letters and digits, two or more long)."""
+def words_sql(text: str, min_length: int = 2) -> str:
+    """SQL: the distinct words of ``text`` (lower case, letters and digits, ``min_length`` or more
+    long)."""
     split = f"regexp_split_to_array(lower({text}), '[^[:alnum:]]+')"
-    return f"list_distinct([w FOR w IN {split} IF length(w) > 1])"
+    return f"list_distinct([w FOR w IN {split} IF length(w) >= {min_length}])"
 
 
 def similarity_sql(a: str, b: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
+from feedback.implicit import words_sql
 from storage.runs import FAILED_SQL, RunSet, since_date, sql_list
 
 LEAK_BASE = ("tenant", "agent", "trace_id", "start_time", "synthetic", "span_id", "outcome")
@@ -60,11 +61,6 @@ class Leak:
     def wasted_share(self) -> float | None:
         return self.wasted_usd / self.spend_usd if self.spend_usd else None
 
-
-_WORDS = (
-    "list_distinct([w FOR w IN regexp_split_to_array(lower({t}), '[^[:alnum:]]+') "
-    f"IF length(w) >= {WORD_LETTERS}])"
-)
 
 LEAKS_SQL = f"""
 WITH window_runs AS (
@@ -108,7 +104,7 @@ priced AS (
 ),
 -- The answers of runs with tool output only (the run span's output text).
 answers AS (
-    SELECT s.tenant, s.trace_id, {_WORDS.format(t="s.output_text")} AS words
+    SELECT s.tenant, s.trace_id, {words_sql("s.output_text", WORD_LETTERS)} AS words
     FROM spans s JOIN window_runs r
         ON r.tenant = s.tenant AND r.trace_id = s.trace_id AND r.run_span_id = s.span_id
     WHERE s.date >= $since_date AND s.output_text IS NOT NULL
@@ -127,7 +123,7 @@ unused_per_run AS (
     FROM calls t JOIN answers a USING (tenant, trace_id) LEFT JOIN run_price p USING (tenant, trace_id)
     WHERE t.tool_output IS NOT NULL AND NOT t.failed
       AND (t.tenant, t.trace_id) NOT IN (SELECT (tenant, trace_id) FROM loops)
-      AND len(list_intersect({_WORDS.format(t="t.tool_output")}, a.words)) = 0
+      AND len(list_intersect({words_sql("t.tool_output", WORD_LETTERS)}, a.words)) = 0
     GROUP BY ALL
 ),
 unused AS (
