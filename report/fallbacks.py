@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storage.runs import SUCCEEDED_SQL, RunSet, since_date
+from storage.spanevents import attr_sql, events_sql
 
 EVENT = "agent.fallback.triggered"
 NO_REASON = "(no reason given)"
@@ -30,27 +31,18 @@ class FallbackSummary:
     """Success rate of the other runs (None: every run fell back)."""
 
 
-def _attr(json: str, name: str) -> str:
-    return f"""json_extract_string({json}, '$."{name}"')"""
-
-
 _SQL = f"""
 WITH decisions AS (
     SELECT tenant, trace_id,
-           coalesce({_attr("attributes", "agent.fallback.reason")}, '{NO_REASON}') AS reason
+           coalesce({attr_sql("attributes", "agent.fallback.reason")}, '{NO_REASON}') AS reason
     FROM spans
     WHERE date >= $since_date AND contains(attributes, '"agent.fallback.')
-      AND ({_attr("attributes", "agent.fallback.reason")} IS NOT NULL
-           OR {_attr("attributes", "agent.fallback.from")} IS NOT NULL
-           OR {_attr("attributes", "agent.fallback.to")} IS NOT NULL)
+      AND ({attr_sql("attributes", "agent.fallback.reason")} IS NOT NULL
+           OR {attr_sql("attributes", "agent.fallback.from")} IS NOT NULL
+           OR {attr_sql("attributes", "agent.fallback.to")} IS NOT NULL)
     UNION ALL
-    SELECT tenant, trace_id, coalesce({_attr("e.attributes", "agent.fallback.reason")}, '{NO_REASON}')
-    FROM (
-        SELECT tenant, trace_id,
-               unnest(from_json(events, '[{{"name": "VARCHAR", "attributes": "JSON"}}]')) AS e
-        FROM spans WHERE date >= $since_date AND contains(events, '{EVENT}')
-    )
-    WHERE e.name = '{EVENT}'
+    SELECT tenant, trace_id, coalesce({attr_sql("e.attributes", "agent.fallback.reason")}, '{NO_REASON}')
+    FROM ({events_sql(EVENT, "tenant, trace_id", "date >= $since_date")})
 ),
 per_run AS (
     SELECT r.tenant, r.agent, r.trace_id, {SUCCEEDED_SQL.replace("outcome", "r.outcome")} AS succeeded,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import duckdb
 
+from storage.spanevents import attr_sql, events_sql
+
 NEGATIVE_LABELS = (
     "bad", "fail", "failed", "failure", "incorrect", "wrong", "negative", "no", "false", "thumbs_down",
     "down", "unhelpful", "not_helpful", "hallucinated", "irrelevant",
@@ -28,11 +30,10 @@ NEGATIVE_LABELS = (
 """Evaluation labels (case-insensitive) that make a piece of feedback negative."""
 
 _EVENT = "gen_ai.evaluation.result"
-_EVENT_SHAPE = '[{"name": "VARCHAR", "time_unix_nano": "UBIGINT", "attributes": "JSON"}]'
 
 
 def _attr(name: str) -> str:
-    return f"""json_extract_string(e.attributes, '$."{name}"')"""
+    return attr_sql("e.attributes", name)
 
 
 COLUMNS = (
@@ -63,11 +64,7 @@ FROM (
            {_attr("gen_ai.evaluation.score.label")} AS label,
            {_attr("gen_ai.evaluation.explanation")} AS comment,
            to_timestamp(e.time_unix_nano / 1e9) AS time
-    FROM (
-        SELECT tenant, date, trace_id, span_id, user_id, unnest(from_json(events, '{_EVENT_SHAPE}')) AS e
-        FROM spans WHERE contains(events, '{_EVENT}')
-    )
-    WHERE e.name = '{_EVENT}'
+    FROM ({events_sql(_EVENT, "tenant, date, trace_id, span_id, user_id")})
 )
 )
 """
