@@ -18,7 +18,7 @@ from report.fallbacks import fallbacks
 from report.formats import agent_dict
 from report.health import IMPLICIT_COLUMNS, build_report
 from report.signals import clusters
-from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet, since_date
+from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet, since_date, span_failed_sql
 
 RECENT_RUNS = 50
 STEPS = 15
@@ -118,8 +118,8 @@ def _recent(runs: RunSet) -> list[dict[str, Any]]:
 def _steps(con: duckdb.DuckDBPyConnection, runs: RunSet, window: Window) -> list[dict[str, Any]]:
     """The steps of the agent's runs (span name, tool, model) by how often they failed."""
     rows = runs.rows(
-        """SELECT s.operation, coalesce(s.tool_name, s.name) AS step, s.model, count(*) AS spans,
-                  count(*) FILTER (WHERE s.status = 'error' OR s.failure_type IS NOT NULL) AS failed,
+        f"""SELECT s.operation, coalesce(s.tool_name, s.name) AS step, s.model, count(*) AS spans,
+                  count(*) FILTER (WHERE {span_failed_sql("s.")}) AS failed,
                   mode(s.failure_type) FILTER (WHERE s.failure_type IS NOT NULL) AS failure_type,
                   quantile_cont(s.duration_ms, 0.95) AS p95_ms
            FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant

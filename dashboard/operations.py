@@ -14,7 +14,7 @@ from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
 from storage.catalog import rows_of
-from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, since_date
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, since_date, span_failed_sql
 
 MAX_POINTS = 180
 STORM_PER_MINUTE = 5
@@ -63,7 +63,7 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
             f"""CREATE TEMP TABLE failing AS
                 SELECT tenant, operation, tool_name, model, start_time, trace_id,
                        coalesce(failure_type, error_type) AS kind
-                {spans} AND (status = 'error' OR failure_type IS NOT NULL)""",
+                {spans} AND {span_failed_sql()}""",
             span_params,
         )
         # Each failing span under its run's agent (a span names its agent only sometimes).

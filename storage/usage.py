@@ -33,7 +33,7 @@ from __future__ import annotations
 import duckdb
 
 from core.model import LLM_OPERATIONS, TOOL_OPERATIONS
-from storage.runs import AGENT_SQL, FAILED_SQL, SUCCEEDED_SQL, sql_list
+from storage.runs import AGENT_SQL, FAILED_SQL, SUCCEEDED_SQL, span_failed_sql, sql_list
 
 DIMENSIONS = ("team", "org", "workspace", "project", "workflow")
 """The organisational dimensions: a call's own value, else its run's."""
@@ -56,12 +56,15 @@ _RUN_OF_TRACE = f"""
            {", ".join(DIMENSIONS)}
     FROM runs
 """
+_CALL_AGENT = "coalesce(r.agent, coalesce(s.agent_id, s.agent_name))"
+"""A call's agent: its run's (``AGENT_SQL``), else the span's own id or name, else null (not
+``UNKNOWN_AGENT``: a call the join finds no run for keeps no label)."""
 
 VIEWS: dict[str, str] = {
     "usage": f"""
         SELECT s.start_time AS time, {_buckets("s.start_time")}, s.tenant,
                {", ".join(f"coalesce(s.{d}, r.{d}) AS {d}" for d in DIMENSIONS)},
-               coalesce(r.agent, coalesce(s.agent_id, s.agent_name)) AS agent,
+               {_CALL_AGENT} AS agent,
                coalesce(r.agent_name, s.agent_name) AS agent_name,
                coalesce(s.user_id, r.user_id) AS user_id, coalesce(s.session_id, r.session_id) AS session_id,
                s.model, s.provider, s.operation, s.trace_id, s.span_id,
@@ -114,8 +117,8 @@ VIEWS: dict[str, str] = {
     "tool_calls": f"""
         SELECT s.start_time AS time, date_trunc('minute', {_UTC.format(t="s.start_time")}) AS minute,
                s.tenant,
-               coalesce(r.agent, coalesce(s.agent_id, s.agent_name)) AS agent, s.tool_name, s.name,
-               s.operation, s.kind, (s.status = 'error' OR s.failure_type IS NOT NULL) AS failed,
+               {_CALL_AGENT} AS agent, s.tool_name, s.name,
+               s.operation, s.kind, {span_failed_sql("s.")} AS failed,
                s.failure_type, s.duration_ms, s.trace_id, s.span_id, s.synthetic
         FROM spans s LEFT JOIN ({_RUN_OF_TRACE}) r ON r.tenant = s.tenant AND r.trace_id = s.trace_id
         WHERE s.operation IN ({sql_list(TOOL_OPERATIONS)})

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from storage.runs import GENERIC_FAILURE
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -143,7 +145,9 @@ TAXONOMY: tuple[FailureType, ...] = (
         "judge: a score under `evals.quality_thresholds` (`run_marks`)",
     ),
     FailureType(
-        "other_error", "a span failed and no rule names why", "rule `other_error` (any error status)"
+        GENERIC_FAILURE,
+        "a span failed and no rule names why",
+        f"rule `{GENERIC_FAILURE}` (any error status)",
     ),
 )
 
