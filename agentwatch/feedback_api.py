@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from agentwatch.config import AgentwatchConfig
-from core.errors import Unauthenticated
+from core.errors import DecodeError, PayloadTooLarge, RequestError, Unauthenticated
 from core.model import DEFAULT_TENANT
 from feedback.items import MAX_ITEMS, item_row, parse
 from feedback.shapes import langfuse_item, phoenix_item
@@ -68,19 +68,19 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
     async def body_of(request: Request) -> bytes | JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-            return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, 413)
+            return _refusal(PayloadTooLarge(f"body over {MAX_BODY} bytes"))
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return JSONResponse({"error": f"body over {MAX_BODY} bytes"}, 413)
+                return _refusal(PayloadTooLarge(f"body over {MAX_BODY} bytes"))
         return bytes(body)
 
     async def accepted(request: Request) -> tuple[str, Any] | JSONResponse:
         """(tenant, the JSON body), or the answer refusing the request."""
         tenant = tenant_of(request)
         if tenant is None:
-            return JSONResponse({"error": "send an ingest token: 'Authorization: Bearer <token>'"}, 401)
+            return _refusal(Unauthenticated("send an ingest token: 'Authorization: Bearer <token>'"))
         body = await body_of(request)
         if isinstance(body, JSONResponse):
             return body
@@ -88,7 +88,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
             return tenant, orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             problem = f"body: not JSON ({exc})"
-            return JSONResponse({"error": problem, "problems": [problem]}, 400)
+            return _refusal(DecodeError(problem), problems=[problem])
 
     async def post(request: Request) -> JSONResponse:
         got = await accepted(request)
@@ -97,7 +97,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         tenant, doc = got
         rows, problems = parse(doc, tenant, datetime.now(UTC))
         if problems:
-            return JSONResponse({"error": "; ".join(problems[:20]), "problems": problems}, 400)
+            return _refusal(RequestError("; ".join(problems[:20])), problems=problems)
         await run_in_threadpool(_store, data_dir, tenant, rows)
         return JSONResponse({"accepted": len(rows), "tenant": tenant})
 
@@ -109,7 +109,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         item = langfuse_item(doc)
         row, problems = _row(item, tenant, "langfuse")
         if row is None:
-            return JSONResponse({"message": "; ".join(problems), "problems": problems}, 400)
+            return _refusal(RequestError("; ".join(problems)), "message", problems)
         await run_in_threadpool(_store, data_dir, tenant, [row])
         return JSONResponse({"id": row.feedback_id})
 
@@ -121,21 +121,23 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         tenant, doc = got
         batch = doc.get("batch") if isinstance(doc, dict) else None
         if not isinstance(batch, list):
-            return JSONResponse({"message": "batch: must be a list of events"}, 400)
+            return _refusal(RequestError("batch: must be a list of events"), "message")
         if len(batch) > MAX_ITEMS:
             too_many = f"batch: {len(batch)} events, at most {MAX_ITEMS} a request"
-            return JSONResponse({"message": too_many}, 413)
+            return _refusal(PayloadTooLarge(too_many), "message")
         rows, successes, errors = [], [], []
         for event in batch:
             event_id = event.get("id") if isinstance(event, dict) else None
             if not isinstance(event, dict) or event.get("type") != "score-create":
                 refused = "only score-create events are taken here; send traces over OTLP"
-                errors.append({"id": event_id, "status": 400, "message": refused})
+                errors.append({"id": event_id, "status": RequestError.http_status, "message": refused})
                 continue
             item = langfuse_item(event.get("body"))
             row, problems = _row(item, tenant, "langfuse")
             if row is None:
-                errors.append({"id": event_id, "status": 400, "message": "; ".join(problems)})
+                errors.append(
+                    {"id": event_id, "status": RequestError.http_status, "message": "; ".join(problems)}
+                )
             else:
                 rows.append(row)
                 successes.append({"id": event_id, "status": 201})
@@ -150,7 +152,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         tenant, doc = got
         data = doc.get("data") if isinstance(doc, dict) else None
         if not isinstance(data, list) or not data or len(data) > MAX_ITEMS:
-            return JSONResponse({"error": f"data: a list of 1 to {MAX_ITEMS} annotations"}, 400)
+            return _refusal(RequestError(f"data: a list of 1 to {MAX_ITEMS} annotations"))
         spans = [
             a["span_id"].lower()
             for a in data
@@ -165,7 +167,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
             if row is not None:
                 rows.append(row)
         if problems:
-            return JSONResponse({"error": "; ".join(problems[:20]), "problems": problems}, 400)
+            return _refusal(RequestError("; ".join(problems[:20])), problems=problems)
         await run_in_threadpool(_store, data_dir, tenant, rows)
         return JSONResponse({"data": [{"id": row.feedback_id} for row in rows]})
 
@@ -176,6 +178,16 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         Route("/v1/span_annotations", phoenix_annotations, methods=["POST"]),
         Route("/v1/trace_annotations", phoenix_annotations, methods=["POST"]),
     ]
+
+
+def _refusal(error: RequestError, key: str = "error", problems: list[str] | None = None) -> JSONResponse:
+    """The answer refusing a request: the HTTP status of ``error``'s class (``core.errors``, one
+    place for every endpoint's wire codes), its message under ``key`` (``message`` in Langfuse's
+    shape) and, when given, every problem."""
+    body: dict[str, Any] = {key: str(error)}
+    if problems is not None:
+        body["problems"] = problems
+    return JSONResponse(body, error.http_status)
 
 
 def _row(item: dict[str, Any] | str, tenant: str, source: str) -> tuple[FeedbackRow | None, list[str]]:

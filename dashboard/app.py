@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.errors import RequestError, Unauthenticated, Unavailable
 from dashboard.access import ANYONE, COOKIE, Access, Viewer
 from dashboard.agent import NotFound, agent_view, implicit_view
 from dashboard.costview import cost_view, leaks_view
@@ -66,12 +67,17 @@ def _error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
+def _refused(error: RequestError) -> Response:
+    """A refused request, answered with the HTTP status of ``error``'s class (``core.errors``)."""
+    return _error(error.http_status, str(error))
+
+
 def _query_failed(exc: duckdb.Error) -> Response:
     """A query that could not finish (out of its memory limit, a file gone mid-read): said in
     one line, logged, and the server goes on."""
     log.warning("dashboard query failed: %s", exc)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return _error(503, f"the query could not finish ({first}); try a shorter range")
+    return _refused(Unavailable(f"the query could not finish ({first}); try a shorter range"))
 
 
 class Dashboard:
@@ -116,7 +122,7 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             viewer = self._viewer(request)
             if viewer is None:
-                return _error(401, self._unauthorized())
+                return _refused(self._unauthenticated())
             try:
                 window = self._window(request, viewer)
                 key = (
@@ -130,7 +136,7 @@ class Dashboard:
                     self.reader.cached, (*key, _minute()), lambda: dumps(compute(window, request))
                 )
             except BadRequest as exc:
-                return _error(400, str(exc))
+                return _refused(exc)
             except (NotFound, TraceNotFound):
                 return _error(404, f"no such {name.split('/')[0].rstrip('s')} in this window and tenant")
             except duckdb.Error as exc:
@@ -139,13 +145,13 @@ class Dashboard:
 
         return endpoint
 
-    def _unauthorized(self) -> str:
+    def _unauthenticated(self) -> Unauthenticated:
         if self.access.open_but_locked:
-            return (
+            return Unauthenticated(
                 "ingest tokens are configured (receivers.otlp.auth) but no read token: add api.auth.tokens "
                 "(a tenant's, or admin: true) to read the dashboard and the API"
             )
-        return "a read token is needed: Authorization: Bearer <token> (api.auth.tokens)"
+        return Unauthenticated("a read token is needed: Authorization: Bearer <token> (api.auth.tokens)")
 
     def page(self, name: str, title: str) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -191,7 +197,7 @@ class Dashboard:
             body,
             media_type="text/html; charset=utf-8",
             headers=_PAGE_HEADERS,
-            status_code=401 if message else 200,
+            status_code=Unauthenticated.http_status if message else 200,
         )
 
     async def logout(self, request: Request) -> Response:
@@ -205,11 +211,11 @@ class Dashboard:
         """The agent's failed runs as eval cases (JSONL), as ``agentwatch cases export`` writes."""
         viewer = self._viewer(request)
         if viewer is None:
-            return _error(401, self._unauthorized())
+            return _refused(self._unauthenticated())
         try:
             window = self._window(request, viewer)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return _refused(exc)
         except NotFound:
             return _error(404, "no such agent in this window and tenant")
         agent = request.path_params["agent"]
@@ -238,7 +244,7 @@ class Dashboard:
         forecast, and ``over_budget`` (a hard budget spent: a state to act on)."""
         viewer = self._viewer(request)
         if viewer is None:
-            return _error(401, self._unauthorized())
+            return _refused(self._unauthenticated())
         mine = {
             name: b
             for name, b in self.budgets.items()
@@ -261,7 +267,7 @@ class Dashboard:
     async def tenants(self, request: Request) -> Response:
         viewer = self._viewer(request)
         if viewer is None:
-            return _error(401, self._unauthorized())
+            return _refused(self._unauthenticated())
         root = self.reader.data_dir / "spans"
         found = sorted(p.name.removeprefix("tenant=") for p in root.glob("tenant=*")) if root.is_dir() else []
         if viewer.tenants is not None:
@@ -333,10 +339,10 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
     async def trace_api(request: Request) -> Response:
         viewer = d._viewer(request)
         if viewer is None:
-            return _error(401, d._unauthorized())
+            return _refused(d._unauthenticated())
         trace_id = request.path_params["trace_id"]
         if not _TRACE_ID.fullmatch(trace_id):
-            return _error(400, "trace_id: must be 32 hex digits")
+            return _refused(BadRequest("trace_id: must be 32 hex digits"))
         try:
             body = await run_in_threadpool(
                 d.reader.cached,

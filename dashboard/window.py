@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, RequestError
 from core.units import parse_window
 
 RANGES = ("15m", "1h", "24h", "7d", "30d")
@@ -16,8 +16,9 @@ DEFAULT_RANGE = "24h"
 MAX_WINDOW = timedelta(days=366)
 
 
-class BadRequest(ValueError):
-    """A query parameter the dashboard cannot use; the message names it."""
+class BadRequest(RequestError, ValueError):
+    """A query parameter the dashboard cannot use; the message names it (answered with
+    ``RequestError``'s status, 400)."""
 
 
 @dataclass(frozen=True)
