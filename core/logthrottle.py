@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.periodic import Periodic
+
 SUMMARY_ATTR = "agentwatch_throttle_summary"
 """Set on the summary records, which the filter always lets through."""
 
@@ -136,27 +138,26 @@ class LogThrottle(logging.Filter):
 
 @dataclass
 class Throttling:
-    """The filters ``install_log_throttle`` put on, and the thread writing their summaries."""
+    """The filters ``install_log_throttle`` put on, and the loop writing their summaries (a
+    ``core.periodic`` loop every ``period`` seconds, on a supervised thread)."""
 
     filters: list[LogThrottle]
     period: float
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _loop: Periodic | None = field(default=None, init=False)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="log-throttle", daemon=True)
-        self._thread.start()
+        self._loop = Periodic("log-throttle", self.period, self._tick)
+        self._loop.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            for throttle in self.filters:
-                throttle.tick()
+    def _tick(self) -> None:
+        for throttle in self.filters:
+            throttle.tick()
 
     def stop(self) -> None:
         """Remove the filters and write what they still hold."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
         for throttle in self.filters:
             throttle.handler.removeFilter(throttle)
             throttle.flush()

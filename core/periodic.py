@@ -1,9 +1,11 @@
-"""A pass repeated every ``interval`` seconds on a daemon thread, for the background stages of
-``serve`` (compaction, production judging, alerting).
+"""A pass repeated every ``interval`` seconds on a supervised daemon thread, for the background
+stages of ``serve`` (compaction, production judging, alerting, the eval scheduler's ticks) and
+the log throttle's summaries.
 
-A pass that raises one of the ``retryable`` exceptions is handed to ``on_error`` and the next
-pass tries again; anything else is a bug: the thread ends and reports it through
-``core.supervision`` (``serve`` then exits non-zero for a restart).
+A pass that raises one of the ``retryable`` exceptions (none by default) is handed to
+``on_error`` (by default, logged) and the next pass tries again; anything else is a bug: the
+thread ends and reports it through ``core.supervision`` (``serve`` then exits non-zero for a
+restart).
 
 ``stop`` waits for a running pass at most ``stop_timeout`` seconds: a pass stuck on a slow
 webhook or model must not hold up shutdown. An abandoned pass is a daemon thread that ends with
@@ -24,14 +26,14 @@ log = logging.getLogger("core.periodic")
 class Periodic:
     def __init__(
         self, name: str, interval: float, work: Callable[[], object],
-        retryable: tuple[type[Exception], ...], on_error: Callable[[Exception], None],
+        retryable: tuple[type[Exception], ...] = (), on_error: Callable[[Exception], None] | None = None,
         stop_timeout: float = 5.0,
     ) -> None:  # fmt: skip
         self.name = name
         self.interval = interval
         self.work = work
         self.retryable = retryable
-        self.on_error = on_error
+        self.on_error = on_error or self._failed
         self.stop_timeout = stop_timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -45,6 +47,9 @@ class Periodic:
                 self.work()
             except self.retryable as exc:
                 self.on_error(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        log.warning("%s: a pass failed (%s); the next pass tries again", self.name, exc)
 
     @property
     def stopping(self) -> threading.Event:

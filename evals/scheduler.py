@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
-from core import supervision
 from core.errors import Cancelled
+from core.periodic import Periodic
 
 log = logging.getLogger("agentwatch.scheduler")
 
@@ -52,7 +52,8 @@ class Job:
 
 
 class Scheduler:
-    """Runs due jobs one at a time on its own thread; ``tick(now)`` is the whole logic."""
+    """Runs due jobs one at a time on its own thread (a ``core.periodic`` loop waking every
+    ``interval`` seconds to ``tick``); ``tick(now)`` is the whole logic."""
 
     def __init__(self, jobs: list[Job], clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  interval: float = 1.0) -> None:  # fmt: skip
@@ -61,8 +62,9 @@ class Scheduler:
         self.interval = interval
         self.runs = 0
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # A failing job is caught in ``run``; anything else raised is a bug: the supervised thread
+        # ends and reports it.
+        self._loop = Periodic("agentwatch-scheduler", interval, lambda: self.tick(self.clock()))
 
     def tick(self, now: datetime) -> list[str]:
         """Run every job due at ``now``; the names of those run."""
@@ -84,23 +86,15 @@ class Scheduler:
             log.exception("scheduled job %s failed", job.name)
 
     def start(self) -> None:
-        self._thread = supervision.start_thread("agentwatch-scheduler", self._loop)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.tick(self.clock())
+        self._loop.start()
 
     @property
     def stopping(self) -> threading.Event:
         """Set by ``stop``: a running job checks it between cases and gives up."""
-        return self._stop
+        return self._loop.stopping
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop scheduling; wait at most ``timeout`` for a running job to notice and give up
         (an eval case already calling its target finishes on a daemon thread, unwaited)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("scheduler: abandoning a job still running after %gs", timeout)
-            self._thread = None
+        self._loop.stop_timeout = timeout
+        self._loop.stop()

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.logthrottle import LogThrottle, install_log_throttle
+from core import supervision
+from core.logthrottle import LogThrottle, Throttling, install_log_throttle
 from core.proclimits import FdLimit, raise_fd_limit
 
 
@@ -124,6 +125,25 @@ def test_install_puts_one_filter_per_handler_and_a_ticker_writes_summaries(captu
     assert capture.lines[0] == ("test.throttle.storm", "WARNING", "disk full")
     assert capture.lines[1][2].startswith("disk full ... repeated 49 more times in the last ")
     assert capture.filters == []
+
+
+def test_the_summary_thread_is_supervised() -> None:
+    class Broken(LogThrottle):
+        def tick(self) -> None:
+            raise RuntimeError("handler broke")
+
+    deaths: list[str] = []
+    unwatch = supervision.watch(lambda where, exc: deaths.append(f"{where}: {exc}"))
+    try:
+        throttling = Throttling([Broken(Capture())], period=0.01)
+        throttling.start()
+        deadline = time.monotonic() + 20
+        while not deaths and time.monotonic() < deadline:
+            time.sleep(0.01)
+        throttling.stop()
+    finally:
+        unwatch()
+    assert deaths == ["log-throttle: handler broke"]
 
 
 def test_bad_throttle_settings_are_refused() -> None:
