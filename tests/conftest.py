@@ -1,7 +1,7 @@
 """Shared fixtures, and the guard that keeps the fast loop fast.
 
 A test that starts another process (a server, the CLI, Chromium: anything through
-``subprocess``) must be marked ``process`` (``@pytest.mark.process``, or ``pytestmark`` for a
+``subprocess``; a ``multiprocessing`` worker, such as the process converter's) must be marked ``process`` (``@pytest.mark.process``, or ``pytestmark`` for a
 whole module): ``make test-fast`` (``pytest -m "not process"``) leaves those out. An unmarked
 test that starts one fails, during its fixtures as during its body, saying so.
 
@@ -11,6 +11,7 @@ Property tests take their number of examples from the Hypothesis profile: ``full
 
 from __future__ import annotations
 
+import multiprocessing.process
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker(PROCESS) is not None:
         return (yield)
 
-    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
-        command = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    def refused(command: str) -> None:
         pytest.fail(
             f"{item.nodeid} starts a process ({command[:200]}) but is not marked {PROCESS!r}: "
             f"mark it @pytest.mark.{PROCESS} (or the module with pytestmark) so that "
@@ -51,9 +51,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             pytrace=False,
         )
 
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        refused(args if isinstance(args, str) else " ".join(str(a) for a in args))
+
+    def refuse_worker(self: multiprocessing.process.BaseProcess) -> None:
+        # Every start method (fork, spawn, forkserver) and ProcessPoolExecutor's workers start here.
+        refused(f"multiprocessing worker {self.name}")
+
     previous = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    previous_start = multiprocessing.process.BaseProcess.start
     subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    multiprocessing.process.BaseProcess.start = refuse_worker  # type: ignore[method-assign]
     try:
         return (yield)
     finally:
         subprocess.Popen._execute_child = previous  # type: ignore[attr-defined]
+        multiprocessing.process.BaseProcess.start = previous_start  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 SPAWNING = """
+import multiprocessing
 import subprocess
 import sys
 
@@ -20,6 +21,9 @@ def test_body():
 
 def test_fixture(started):
     pass
+
+def test_worker():
+    multiprocessing.get_context("spawn").Process(target=print).start()
 
 @pytest.mark.process
 def test_marked():
@@ -36,8 +40,9 @@ def test_an_unmarked_test_that_starts_a_process_fails(pytester: pytest.Pytester)
     pytester.makeini("[pytest]\nmarkers =\n    process: starts a process\n")
     pytester.makepyfile(test_spawn=SPAWNING)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1, errors=1)  # test_marked and test_none pass
+    result.assert_outcomes(passed=2, failed=2, errors=1)  # test_marked and test_none pass
     result.stdout.fnmatch_lines([
         "test_spawn.py::test_fixture starts a process (* -c pass) but is not marked 'process'*",
         "test_spawn.py::test_body starts a process (* -c pass) but is not marked 'process'*",
+        "test_spawn.py::test_worker starts a process (multiprocessing worker *) but is not marked 'process'*",
     ])  # fmt: skip

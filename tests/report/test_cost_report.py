@@ -1,21 +1,20 @@
 """``agentwatch cost`` on the cost processor's fixture (tests/processors/test_cost.py): spend by
-model and by tenant, hand-computed, reconciling with each other; unknown models listed."""
+model and by tenant, hand-computed, reconciling with each other; unknown models listed. The CLI
+runs in process (click's runner), so these numbers are checked in ``make test-fast``."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from agentwatch.cli import main
 from tests.helpers.store import store_spans
 from tests.processors.test_cost import recorded
-
-pytestmark = pytest.mark.process  # the CLI as a subprocess
 
 GPT_4O = 0.0075 + 0.007 + 0.123 + 0.0075 + 0.005  # plain, cached, reported, the agent's child, negative
 OTHERS = 0.0171 + 0.0399 + 0.014  # claude-sonnet-4 with cache reads, and writes; sonar with its fee
@@ -31,13 +30,14 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def cli(*args: str) -> Result:
+    """The CLI, in process."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
 def cost(config: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "agentwatch", "cost", "--config", str(config), "--since", "30d",
-         "--until", "2026-03-25T00:00:00Z", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result = cli("cost", "--config", str(config), "--since", "30d", "--until", "2026-03-25T00:00:00Z", *args)
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 
@@ -82,8 +82,5 @@ def test_month_end_forecast_per_tenant(config: Path) -> None:
     assert f["month_to_date"] == pytest.approx(OPUS)  # March 1 and March 20, before "today" (the 25th)
     assert f["method"] == "Holt-Winters, additive trend and weekly season"  # 24 days since the first spend
     assert f["low"] <= f["month_end"] <= f["high"] and f["month_end"] >= f["month_to_date"]
-    bad = subprocess.run(
-        [sys.executable, "-m", "agentwatch", "cost", "--config", str(config), "--by", "model", "--forecast"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert bad.returncode == 2 and "a forecast is not by model or provider" in bad.stderr
+    bad = cli("cost", "--config", str(config), "--by", "model", "--forecast")
+    assert bad.exit_code == 2 and "a forecast is not by model or provider" in bad.stderr

@@ -1,5 +1,8 @@
 """``agentwatch report`` on the health fixture, every format, numbers computed by hand.
 
+The fixture is stored in process and the CLI runs in process (click's runner), so the numbers are
+checked in ``make test-fast``; only the Chromium test starts a process.
+
 Percentiles are linear interpolation between closest ranks: for durations 1000..8000 ms the
 p90 sits at rank 0.9 * 7 = 6.3, so 7000 + 0.3 * 1000 = 7300.
 """
@@ -10,15 +13,14 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from agentwatch.cli import main
 from tests.helpers.health_fixture import AGENTS_CONFIG, ANSWER, QUESTION, UNTIL, store_fixture, trace_hex
 from tests.helpers.server import ServerProcess
-
-pytestmark = pytest.mark.process  # every test runs the CLI (and one Chromium) as a subprocess
 
 TIMEOUT_TEMPLATE = "deadline exceeded after <n> for request <n>"
 RATE_TEMPLATE = "<n> Too Many Requests: retry after <n>"
@@ -40,13 +42,14 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     return server
 
 
+def cli(*args: str) -> Result:
+    """The CLI, in process."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
 def report(server: ServerProcess, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "agentwatch", "report", "--config", str(server.config_path),
-         "--since", "1d", "--until", UNTIL, *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result = cli("report", "--config", str(server.config_path), "--since", "1d", "--until", UNTIL, *args)
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 
@@ -231,6 +234,7 @@ def test_html_report_is_self_contained(stored: ServerProcess, tmp_path: Path) ->
     )
 
 
+@pytest.mark.process  # Chromium
 def test_html_report_in_headless_chromium(stored: ServerProcess, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -258,10 +262,10 @@ def test_html_report_in_headless_chromium(stored: ServerProcess, tmp_path: Path)
 
 def test_cases_export(stored: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "cases.jsonl"
-    command = [sys.executable, "-m", "agentwatch", "cases", "export", "--config", str(stored.config_path),
+    command = ["cases", "export", "--config", str(stored.config_path),
                "--agent", "expense-bot", "--since", "1d", "--until", UNTIL, "-o", str(out)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
+    result = cli(*command)
+    assert result.exit_code == 0, result.stderr
     assert result.stderr.strip() == f"wrote 5 cases to {out}"
     cases = [json.loads(line) for line in out.read_text().splitlines()]
     assert [c["metadata"]["trace_id"] for c in cases] == [trace_hex(n) for n in (3, 4, 5, 6, 7)]
@@ -283,8 +287,8 @@ def test_cases_export(stored: ServerProcess, tmp_path: Path) -> None:
     assert cases[4]["tags"] == ["production-failure", "tool_error"]
     one = tmp_path / "timeouts.jsonl"
     cluster = cluster_id("timeout", TIMEOUT_TEMPLATE)
-    result = subprocess.run([*command[:-1], str(one), "--cluster", cluster], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    result = cli(*command[:-1], str(one), "--cluster", cluster)
+    assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["metadata"]["trace_id"] for line in one.read_text().splitlines()] == [
         trace_hex(3),
         trace_hex(4),
@@ -293,11 +297,8 @@ def test_cases_export(stored: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_bad_since_names_the_option(stored: ServerProcess) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "agentwatch", "report", "--data-dir", str(stored.data_dir), "--since", "7 days"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 2
+    result = cli("report", "--data-dir", str(stored.data_dir), "--since", "7 days")
+    assert result.exit_code == 2
     assert (
         "--since: '7 days' is not a duration: use a number of seconds or e.g. '500ms', '2s', '15m', '7d'"
         in result.stderr
