@@ -20,6 +20,7 @@ def create_api(
 ) -> Starlette:
     """Health, readiness, metrics and stats; and the dashboard's pages and JSON API
     (``dashboard.app.routes``) when given."""
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 

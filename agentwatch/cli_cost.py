@@ -11,11 +11,11 @@ import click
 import orjson
 
 from agentwatch.cli_common import load_or_exit
-from agentwatch.cli_report import _described, _scope, _scope_options, _settings
+from agentwatch.cli_report import described, scope_of, scope_options, settings_of
 
 
 @click.group("cost", invoke_without_command=True)
-@_scope_options
+@scope_options
 @click.option(
     "--by",
     "by",
@@ -76,8 +76,8 @@ def cost(
     from storage.catalog import connect
     from storage.runs import Scope, runs_in
 
-    directory, _ = _settings(config_path, data_dir)
-    scope = _scope(since, agent, tenant, until_text, include_synthetic)
+    directory, _ = settings_of(config_path, data_dir)
+    scope = scope_of(since, agent, tenant, until_text, include_synthetic)
     con = connect(directory)
     # The leaks read the run span too; the cost report alone needs no more than COST_BASE.
     runs = runs_in(con, scope, cost_columns(by), (*COST_BASE, "span_id") if show_leaks else COST_BASE)
@@ -127,7 +127,7 @@ def cost(
     elif fmt == "csv":
         text = render_cost_csv(found)
     else:
-        text = render_cost_text(found, _described(scope)) + (render_budgets(budgets) if budgets else "")
+        text = render_cost_text(found, described(scope)) + (render_budgets(budgets) if budgets else "")
         text += "" if leaked is None else render_leaks(leaked)
     if output is None:
         click.echo(text, nl=False)
@@ -184,7 +184,7 @@ def export(
             multipliers = dict(cost_component.config.tenant_multipliers)
         credits = list(config.chargeback.credits)
     else:
-        directory, _ = _settings(None, data_dir)
+        directory, _ = settings_of(None, data_dir)
     lines = ledger(connect(directory, analyst_views=True), month, multipliers, credits, tenant)
     if fmt == "parquet":
         assert output is not None

@@ -1,4 +1,7 @@
-"""``agentwatch report`` and ``agentwatch cases export``: agent health from the stored runs."""
+"""``agentwatch report`` and ``agentwatch cases export``: agent health from the stored runs.
+
+Their scope options and what they read (``scope_options``, ``scope_of``, ``settings_of``,
+``described``) are ``agentwatch cost``'s too (``agentwatch.cli_cost``)."""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def _synthetic(include: bool) -> bool | None:
     return None if include else False
 
 
-def _scope(
+def scope_of(
     since: str, agent: str | None, tenant: str | None, until_text: str | None, include_synthetic: bool
 ) -> Scope:
     """The runs the scope options ask for; a bad ``--since`` is a usage error naming it."""
@@ -54,7 +57,7 @@ def _scope(
         raise click.BadParameter(str(exc)) from None
 
 
-def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
+def settings_of(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
     """(data directory, agents) for a reading command.
 
     Without --config nothing is parsed: the built-in default has no agents, and validating it
@@ -75,7 +78,7 @@ def _settings(config_path: str | None, data_dir: str | None) -> tuple[str, tuple
     return settings
 
 
-def _described(scope: Scope, cluster: str | None = None) -> str:
+def described(scope: Scope) -> str:
     """The scope in words: ``(agent expense-bot, tenant acme, 2026-11-23 10:00 → 2026-11-30 10:00 UTC)``."""
     parts = [f"agent {scope.agent}"] if scope.agent else []
     parts += [f"tenant {scope.tenant}"] if scope.tenant else []
@@ -83,7 +86,7 @@ def _described(scope: Scope, cluster: str | None = None) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
-def _scope_options(command: F) -> F:
+def scope_options(command: F) -> F:
     for option in reversed(
         [
             click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config."),
@@ -104,7 +107,7 @@ def _scope_options(command: F) -> F:
 
 
 @click.command()
-@_scope_options
+@scope_options
 @click.option("--format", "fmt", default="text", type=click.Choice(_FORMATS), show_default=True)
 @click.option("--top", default=5, show_default=True, help="Affected users listed per agent.")
 @click.option("--signals", "signal_count", default=10, show_default=True, help="Failure signals listed.")
@@ -130,8 +133,8 @@ def report(
     from storage.catalog import connect
     from storage.runs import runs_in
 
-    directory, agents = _settings(config_path, data_dir)
-    scope = _scope(since, agent, tenant, until_text, include_synthetic)
+    directory, agents = settings_of(config_path, data_dir)
+    scope = scope_of(since, agent, tenant, until_text, include_synthetic)
     # One agent's report reads its implicit feedback too (the input texts of its runs: too slow
     # for every agent of a big window).
     columns = (*NAME_COLUMNS, *IMPLICIT_COLUMNS) if agent else NAME_COLUMNS
@@ -162,7 +165,7 @@ def cases() -> None:
 
 
 @cases.command("export")
-@_scope_options
+@scope_options
 @click.option("--cluster", help="Only runs of this failure signal (its id in the report).")
 @click.option(
     "--feedback",
@@ -193,8 +196,8 @@ def export(
     from storage.catalog import connect
     from storage.runs import TEXTS, UNSUCCESSFUL_SQL, runs_in
 
-    directory, _ = _settings(config_path, data_dir)
-    scope = _scope(since, agent, tenant, until_text, include_synthetic)
+    directory, _ = settings_of(config_path, data_dir)
+    scope = scope_of(since, agent, tenant, until_text, include_synthetic)
     if feedback is not None:
         if cluster is not None:
             raise click.BadParameter("--cluster and --feedback do not go together", param_hint="--feedback")
@@ -204,7 +207,7 @@ def export(
         skipped = f"; {left} skipped (no input recorded)" if left else ""
         click.echo(f"wrote {rated.written} cases of runs rated down to {output}{skipped}", err=True)
         if rated.written == 0 and not rated.skipped_without_input:
-            click.echo(f"agentwatch cases export: warning: no negative feedback on runs {_described(scope)}",
+            click.echo(f"agentwatch cases export: warning: no negative feedback on runs {described(scope)}",
                        err=True)  # fmt: skip
         return
     runs = runs_in(connect(directory), scope, TEXTS)
@@ -220,7 +223,7 @@ def export(
         ((matched, unsuccessful),) = runs.query(
             f"SELECT count(*), count(*) FILTER (WHERE {UNSUCCESSFUL_SQL}) FROM runs"
         )
-        what = _described(scope, cluster)
+        what = described(scope)
         warning = "agentwatch cases export: warning:"
         if matched == 0:
             click.echo(f"{warning} no runs matched {what}", err=True)

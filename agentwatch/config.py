@@ -29,6 +29,7 @@ from core.errors import ConfigError
 from core.yamlsource import Source, load_yaml
 from evals.config import EvalsConfig
 from feedback.implicit import ImplicitConfig
+from health.config import HealthConfig
 from processors.classify.taxonomy import FAILURE_TYPES
 from spend.budgets import Budget, build_budgets
 from spend.ledger import ChargebackConfig
@@ -46,6 +47,7 @@ TOP_LEVEL = (
     "budgets",
     "chargeback",
     "feedback",
+    "health",
 )
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
@@ -81,6 +83,7 @@ class AgentwatchConfig:
     budgets: dict[str, Budget] = field(default_factory=dict)
     chargeback: ChargebackConfig = field(default_factory=ChargebackConfig)
     feedback: ImplicitConfig = field(default_factory=ImplicitConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def with_data_dir(self, data_dir: str | None) -> AgentwatchConfig:
         if not data_dir:
@@ -225,6 +228,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
             )
     chargeback = _section(ChargebackConfig, "chargeback", merged.get("chargeback"), problems)
     feedback = _section(ImplicitConfig, "feedback", merged.get("feedback"), problems)
+    health = _section(HealthConfig, "health", merged.get("health"), problems)
     if problems.items:
         raise ConfigError(sorted(problems.items, key=_line_order))
     return AgentwatchConfig(
@@ -241,6 +245,7 @@ def parse_config(text: str, name: str, env: Mapping[str, str] | None = None) -> 
         budgets,
         chargeback,
         feedback,
+        health,
     )
 
 

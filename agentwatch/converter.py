@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Protocol
 
 from agentwatch.config import AgentwatchConfig
@@ -29,6 +30,15 @@ from core.model import OtlpBatch, OtlpRecord
 log = logging.getLogger("agentwatch.converter")
 
 
+@dataclass(frozen=True)
+class Converted:
+    """What a conversion hands back: the components' counters since the last call
+    (``Counted``) and the health digest of what was stored (``health.digest``; None: nothing)."""
+
+    counts: dict[str, int]
+    digest: bytes | None = None
+
+
 class Converter(Protocol):
     def start(self) -> None:
         """Start converting; may return before the converter is warm (``ready``): records handed
@@ -37,9 +47,9 @@ class Converter(Protocol):
     def ready(self) -> bool:
         """Whether the converter is warm: conversions start at once."""
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         """Run ``records`` through pipeline number ``pipeline``; return once exporters committed,
-        with the components' counters since the last call (``Counted``)."""
+        with the components' counters since the last call and the digest of what was stored."""
 
     def shutdown(self) -> None: ...
 
@@ -61,9 +71,9 @@ class InlineConverter:
     def ready(self) -> bool:
         return True
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         consume_in_pieces(self.assembly, pipeline, records, self.max_spans)
-        return self.assembly.take_counts()
+        return Converted(self.assembly.take_counts(), self.assembly.take_digest())
 
     def shutdown(self) -> None:
         self.assembly.shutdown()
@@ -106,11 +116,11 @@ def _ready() -> bool:
     return _worker_assembly is not None
 
 
-def _convert(pipeline: int, wire: Wire) -> dict[str, int]:
+def _convert(pipeline: int, wire: Wire) -> Converted:
     assert _worker_assembly is not None
     records = [OtlpRecord(payload, tenant, receiver, spans) for tenant, receiver, payload, spans in wire]
     consume_in_pieces(_worker_assembly, pipeline, records, _worker_max_spans)
-    return _worker_assembly.take_counts()
+    return Converted(_worker_assembly.take_counts(), _worker_assembly.take_digest())
 
 
 def _shutdown_worker() -> None:
@@ -167,7 +177,7 @@ class ProcessConverter:
             return  # warm, or stopped while warming up (a SIGTERM during start-up)
         supervision.crashed("converter worker start-up", exc)
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         assert self._pool is not None
         wire: Wire = [(r.tenant, r.receiver, r.payload, r.spans) for r in records]
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from agentwatch.converter import Converter
@@ -67,6 +67,8 @@ class Drain:
         self.isolation = IsolationStats()
         self.component_counts: dict[str, int] = {}
         """The pipeline components' own counters (``component.Counted``), added up."""
+        self.on_digest: Callable[[bytes], None] | None = None
+        """Handed the health digest of each stored batch (``health.board.HealthBoard.offer``)."""
 
     @property
     def queued_spans(self) -> int:
@@ -163,10 +165,12 @@ class Drain:
 
     def _convert_until_done(self, index: int, records: list[OtlpRecord]) -> None:
         def convert(group: list[OtlpRecord]) -> None:
-            counts = self._converter.convert(index, group)
+            converted = self._converter.convert(index, group)
             with self._cond:
-                for name, value in counts.items():
+                for name, value in converted.counts.items():
                     self.component_counts[name] = self.component_counts.get(name, 0) + value
+            if converted.digest is not None and self.on_digest is not None:
+                self.on_digest(converted.digest)
 
         def quarantine(record: OtlpRecord, reason: str) -> None:
             if self._dead_letters is None:

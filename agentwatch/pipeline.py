@@ -14,6 +14,7 @@ from typing import Any
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
 from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings
+from health.digest import HealthTap
 
 
 class FanOut(BaseComponent):
@@ -42,11 +43,17 @@ class Pipeline:
 class Assembly:
     pipelines: list[Pipeline]
     exporters: dict[str, Component]
+    tap: HealthTap | None = None
+    """Digests what every pipeline stored, for the health aggregate (``health.enabled``)."""
 
     def components(self) -> list[Component]:
-        """Upstream first: every pipeline's processors, then the shared exporters."""
+        """Upstream first: every pipeline's processors, then the shared exporters (and the tap)."""
         procs = [p for pipe in self.pipelines for p in pipe.processors]
-        return [*procs, *self.exporters.values()]
+        return [*procs, *self.exporters.values(), *([self.tap] if self.tap is not None else [])]
+
+    def take_digest(self) -> bytes | None:
+        """The health digest of what was stored since the last call (None: nothing, or no tap)."""
+        return None if self.tap is None else self.tap.take_digest()
 
     def take_counts(self) -> dict[str, int]:
         """Every ``Counted`` component's counters since the last call, added up by name."""
@@ -74,9 +81,11 @@ def assemble(config: AgentwatchConfig) -> Assembly:
         if any(exp_id in p.exporters for p in config.pipelines.values()):
             module = component_module("exporters", exp.type)
             exporters[exp_id] = module.create(exp.config, ExporterSettings(exp_id, data_dir))
+    # Last in every pipeline: a batch is digested once the exporters have stored it.
+    tap = HealthTap() if config.health.enabled else None
     pipelines = []
     for pipe in config.pipelines.values():
-        consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters])
+        consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters] + ([tap] if tap else []))
         processors: list[Component] = []
         for proc_id in reversed(pipe.processors):
             proc = config.processors[proc_id]
@@ -84,4 +93,4 @@ def assemble(config: AgentwatchConfig) -> Assembly:
             processors.insert(0, component)
             consumer = component
         pipelines.append(Pipeline(pipe.id, frozenset(pipe.receivers), consumer, processors))
-    return Assembly(pipelines, exporters)
+    return Assembly(pipelines, exporters, tap)

@@ -28,6 +28,7 @@ from agentwatch.api import create_api
 from agentwatch.config import AgentwatchConfig
 from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.feedback_api import feedback_routes
+from agentwatch.health_api import health_routes
 from agentwatch.ingest import Ingest, otlp_http_endpoints
 from agentwatch.metrics import registry_for, render
 from agentwatch.pipeline import assemble
@@ -38,6 +39,8 @@ from core.component import Receiver, ReceiverSettings
 from core.configmodel import parse_endpoint
 from core.httpserver import AsgiServer
 from evals.production import ProductionJudge
+from health.board import HealthBoard
+from health.context import HealthContext
 from storage.compaction.compactor import Compactor
 from storage.wal import ReplayStats
 
@@ -76,6 +79,15 @@ class Service:
         self.judging = ProductionJudge(config.evals, self.data_dir)
         self.alerting = Alerting(config.alerts, config.agents, self.data_dir, budgets=config.budgets,
                                  implicit=config.feedback)  # fmt: skip
+        # The health API's in-memory aggregate, fed the digests of what the drain stored.
+        self.health: HealthBoard | None = None
+        self.health_context: HealthContext | None = None
+        if config.health.enabled:
+            self.health = HealthBoard(config.health)
+            self.health_context = HealthContext(
+                config.health, self.data_dir, config.budgets, config.api.query_memory_mib
+            )
+            self.drain.on_digest = self.health.offer
         self.receivers: dict[str, Receiver] = {}
         self.endpoints = Endpoints()
         self._loop = asyncio.new_event_loop()
@@ -117,6 +129,8 @@ class Service:
         return future.result()
 
     def start(self) -> None:
+        if self.health is not None:
+            self.health.start()  # before the log replays: replayed spans count too
         self.ingest.start()  # raises StorageError, starting nothing, when another process writes the log
         self._thread = supervision.start_thread("agentwatch-io", self._loop.run_forever)
         try:
@@ -144,11 +158,16 @@ class Service:
                 self.judging.start()
             if self.config.alerts.rules:
                 self.alerting.start()
+            if self.health_context is not None:
+                self.health_context.start()
 
     async def _start_servers(self) -> None:
         host, port = parse_endpoint(self.config.api.endpoint)
         registry = registry_for(self)
-        routes = feedback_routes(self.config) + dashboard_routes(self.config)
+        routes = feedback_routes(self.config)
+        if self.health is not None and self.health_context is not None:
+            routes += health_routes(self.config, self.health, self.health_context)
+        routes += dashboard_routes(self.config)
         app = create_api(self.readiness, self.stats, lambda: render(registry), routes)
         self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
@@ -206,7 +225,11 @@ class Service:
         self.compactor.stop()
         self.judging.stop()
         self.alerting.stop()
+        if self.health_context is not None:
+            self.health_context.stop()
         self.ingest.stop()  # close the log, drain into Parquet, shut the converter down, unlock
+        if self.health is not None:
+            self.health.stop()
         if self._thread is not None and self._thread.is_alive():
             self._run(self._stop_api())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -9,11 +9,14 @@ agents:
       failure_rate: 0.2
       p99_latency_ms: 30000
       min_runs: 5
+    advice:                        # the health API's advice rules; all optional (``Advice``)
+      fallback_model: gpt-4o-mini
+      avoid_tool_after_failures: 2
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core.configmodel import STRICT, build_config
@@ -48,6 +51,63 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Advice:
+    """The rules that turn an agent's health into advice (``GET /api/v1/agents/{agent}/health``).
+
+    A field left out takes the next matching ``agents:`` entry's, else the default below."""
+
+    __pydantic_config__ = STRICT
+    avoid_tool_after_failures: int | None = None
+    """``avoid_tools``: a tool whose last calls failed this many times in a row (default 3)."""
+    avoid_tool_error_rate: float | None = None
+    """``avoid_tools``: a tool whose calls in the window failed at this share or more (default 0.5),
+    once it has ``min_tool_calls`` calls."""
+    min_tool_calls: int | None = None
+    """Calls of a tool in the window before its error rate counts (default 5)."""
+    fallback_model: str | None = None
+    """The model to switch to when one is rate-limited (named in the advice; none by default)."""
+    rate_limited_calls: int | None = None
+    """``fallback_model``: a model rate-limited this many times in the window, or this many times in
+    a row (default 3)."""
+    latency_factor: float | None = None
+    """``skip_optional_steps``: run latency p95 over this many times the baseline's (default 2.0)."""
+    min_runs: int | None = None
+    """Runs in the window before the latency rule counts (default 5)."""
+    groundedness_below: float | None = None
+    """``add_disclaimer``: mean groundedness score (0-10) of the judged runs under this (default 5)."""
+    hallucination_below: float | None = None
+    """``add_disclaimer``: mean hallucination-risk score (10: low risk, 0: high) under this (default 5)."""
+    human_review_below: float | None = None
+    """``human_review``: mean hallucination-risk score under this (default 2.5)."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name in ("avoid_tool_after_failures", "min_tool_calls", "rate_limited_calls", "min_runs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}: must be at least 1")
+        if self.avoid_tool_error_rate is not None and not 0 < self.avoid_tool_error_rate <= 1:
+            problems.append("avoid_tool_error_rate: must be more than 0 and at most 1 (a share of calls)")
+        if self.latency_factor is not None and self.latency_factor <= 1:
+            problems.append("latency_factor: must be more than 1 (a multiple of the baseline p95)")
+        for name in ("groundedness_below", "hallucination_below", "human_review_below"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 10:
+                problems.append(f"{name}: must be between 0 and 10 (judges score 0-10)")
+        if self.fallback_model is not None and not self.fallback_model.strip():
+            problems.append("fallback_model: must not be empty (leave it out when there is none)")
+        return problems
+
+
+ADVICE_DEFAULTS = Advice(
+    avoid_tool_after_failures=3, avoid_tool_error_rate=0.5, min_tool_calls=5, fallback_model=None,
+    rate_limited_calls=3, latency_factor=2.0, min_runs=5, groundedness_below=5.0, hallucination_below=5.0,
+    human_review_below=2.5,
+)  # fmt: skip
+"""The advice rules of an agent no ``agents:`` entry sets them for."""
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     __pydantic_config__ = STRICT
     id: str
@@ -56,6 +116,7 @@ class AgentConfig:
     owner: str | None = None
     tenant: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    advice: Advice = field(default_factory=Advice)
 
     def validate(self) -> list[str]:
         problems = [] if self.id.strip() else ["id: must not be empty"]
@@ -64,6 +125,7 @@ class AgentConfig:
         if self.owner is not None and not self.owner.strip():
             problems.append("owner: must not be empty (leave it out when unknown)")
         problems.extend(f"thresholds.{p}" for p in self.thresholds.validate())
+        problems.extend(f"advice.{p}" for p in self.advice.validate())
         return problems
 
 
@@ -150,10 +212,23 @@ class AgentRegistry:
         else:
             owner, source = None, None
         values = {
-            name: next((v for e in entries if (v := getattr(e.thresholds, name)) is not None), None)
-            for name in ("failure_rate", "p99_latency_ms", "min_runs")
+            f.name: next((v for e in entries if (v := getattr(e.thresholds, f.name)) is not None), None)
+            for f in fields(Thresholds)
         }
         return AgentInfo(owner, source, Thresholds(**values), name)
+
+    def advice(self, tenant: str, agent: str, name: str | None = None) -> Advice:
+        """The agent's advice rules: key by key, the most specific entry setting it, else
+        ``ADVICE_DEFAULTS``."""
+        entries = self._entries(tenant, agent, name)
+        values = {
+            f.name: next(
+                (v for e in entries if (v := getattr(e.advice, f.name)) is not None),
+                getattr(ADVICE_DEFAULTS, f.name),
+            )
+            for f in fields(Advice)
+        }
+        return Advice(**values)
 
     def threshold(self, tenant: str, agent: str, name: str, default: float) -> float:
         """The agent's own ``thresholds.<name>``, else ``default`` (the rule's)."""

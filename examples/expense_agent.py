@@ -18,8 +18,7 @@ POLICY = {
     "per-diem": "The UK per-diem is 75 GBP a day and covers breakfast, lunch and dinner.",
     "home office": "Home office equipment needs your manager's pre-approval and is capped at "
     "300 USD a year by the equipment policy.",
-    "rejected": "Open the report in Concur to read the rejection reason, fix what it names and "
-    "resubmit it.",
+    "rejected": "Open the report in Concur to read the rejection reason, fix what it names and resubmit it.",
     "approve": "Expenses above 5000 USD need the department head's approval after the manager's.",
 }
 

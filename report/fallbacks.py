@@ -4,17 +4,20 @@ A run fell back when any of its spans records the decision: an event named
 ``agent.fallback.triggered``, or the attributes ``agent.fallback.reason`` / ``agent.fallback.from``
 / ``agent.fallback.to`` (an event's own attributes of those names give the reason). Per agent:
 how many runs fell back (the activation rate), the count per reason, and the success rate of the
-runs that fell back beside that of the runs that did not: whether falling back helped.
+runs that fell back beside that of the runs that did not: whether falling back helped. A
+fallback that carries the id of agentwatch's advice (``agentwatch.advice.id``, on the event or its
+span: ``agentwatch.client.Health.record_fallback``) followed the health API's advice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.selfhealing import ADVICE_ID_ATTRIBUTE, FALLBACK_EVENT, FALLBACK_FROM, FALLBACK_REASON, FALLBACK_TO
 from storage.runs import SUCCEEDED_SQL, RunSet, since_date
 from storage.spanevents import attr_sql, events_sql
 
-EVENT = "agent.fallback.triggered"
+EVENT = FALLBACK_EVENT
 NO_REASON = "(no reason given)"
 
 
@@ -29,31 +32,37 @@ class FallbackSummary:
     """Success rate of the runs that fell back (None: none did)."""
     success_rate_without: float | None = None
     """Success rate of the other runs (None: every run fell back)."""
+    followed_advice: int = 0
+    """Runs that fell back following agentwatch's advice (the advice id on the fallback)."""
 
 
 _SQL = f"""
 WITH decisions AS (
     SELECT tenant, trace_id,
-           coalesce({attr_sql("attributes", "agent.fallback.reason")}, '{NO_REASON}') AS reason
+           coalesce({attr_sql("attributes", FALLBACK_REASON)}, '{NO_REASON}') AS reason,
+           {attr_sql("attributes", ADVICE_ID_ATTRIBUTE)} AS advice
     FROM spans
     WHERE date >= $since_date AND contains(attributes, '"agent.fallback.')
-      AND ({attr_sql("attributes", "agent.fallback.reason")} IS NOT NULL
-           OR {attr_sql("attributes", "agent.fallback.from")} IS NOT NULL
-           OR {attr_sql("attributes", "agent.fallback.to")} IS NOT NULL)
+      AND ({attr_sql("attributes", FALLBACK_REASON)} IS NOT NULL
+           OR {attr_sql("attributes", FALLBACK_FROM)} IS NOT NULL
+           OR {attr_sql("attributes", FALLBACK_TO)} IS NOT NULL)
     UNION ALL
-    SELECT tenant, trace_id, coalesce({attr_sql("e.attributes", "agent.fallback.reason")}, '{NO_REASON}')
+    SELECT tenant, trace_id, coalesce({attr_sql("e.attributes", FALLBACK_REASON)}, '{NO_REASON}'),
+           {attr_sql("e.attributes", ADVICE_ID_ATTRIBUTE)}
     FROM ({events_sql(EVENT, "tenant, trace_id", "date >= $since_date")})
 ),
 per_run AS (
     SELECT r.tenant, r.agent, r.trace_id, {SUCCEEDED_SQL.replace("outcome", "r.outcome")} AS succeeded,
-           coalesce(list(DISTINCT d.reason) FILTER (WHERE d.reason IS NOT NULL), []) AS reasons
+           coalesce(list(DISTINCT d.reason) FILTER (WHERE d.reason IS NOT NULL), []) AS reasons,
+           bool_or(d.advice IS NOT NULL) AS advised
     FROM runs r LEFT JOIN decisions d ON d.tenant = r.tenant AND d.trace_id = r.trace_id
     GROUP BY ALL
 )
 SELECT tenant, agent, count(*) AS runs, count(*) FILTER (WHERE len(reasons) > 0) AS fell_back,
        avg(succeeded::INT) FILTER (WHERE len(reasons) > 0) AS with_rate,
        avg(succeeded::INT) FILTER (WHERE len(reasons) = 0) AS without_rate,
-       flatten(list(reasons)) AS all_reasons
+       flatten(list(reasons)) AS all_reasons,
+       count(*) FILTER (WHERE len(reasons) > 0 AND advised) AS advised
 FROM per_run GROUP BY ALL
 """
 
@@ -62,12 +71,12 @@ def fallbacks(runs: RunSet) -> dict[tuple[str, str], FallbackSummary]:
     """Per (tenant, agent), the fallbacks of ``runs`` (base columns)."""
     found = runs.query(_SQL, {"since_date": since_date(runs.scope.since)})
     out = {}
-    for tenant, agent, n, fell_back, with_rate, without_rate, reasons in found:
+    for tenant, agent, n, fell_back, with_rate, without_rate, reasons, advised in found:
         counts: dict[str, int] = {}
         for reason in reasons or []:
             counts[reason] = counts.get(reason, 0) + 1
         ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         out[(tenant, agent)] = FallbackSummary(
-            int(n), int(fell_back), int(fell_back) / int(n), ranked, with_rate, without_rate
+            int(n), int(fell_back), int(fell_back) / int(n), ranked, with_rate, without_rate, int(advised)
         )
     return out

@@ -70,7 +70,9 @@ def fallback_line(f: FallbackSummary) -> str:
     33.3% of the others``."""
     reasons = ", ".join(f"{reason} {n}" for reason, n in f.reasons.items())
     helped = f"{pct(f.success_rate_with)} of them succeeded, {pct(f.success_rate_without)} of the others"
-    return f"{f.fell_back} of {f.runs} runs fell back ({pct(f.activation_rate)}: {reasons}); {helped}"
+    advised = f"; {f.followed_advice} following agentwatch's advice" if f.followed_advice else ""
+    fell = f"{f.fell_back} of {f.runs} runs fell back ({pct(f.activation_rate)}: {reasons})"
+    return f"{fell}; {helped}{advised}"
 
 
 def agent_dict(agent: AgentHealth) -> dict[str, Any]:

@@ -294,6 +294,7 @@ def build_report(
 
 def _feedback(runs: RunSet) -> dict[tuple[str, str], FeedbackSummary]:
     """Per agent, the feedback on its runs (``storage.feedback``: joined on tenant and trace)."""
+
     def negative_share(outcome: str) -> str:
         negative = f"count(*) FILTER (WHERE r.{outcome} AND f.negative)"
         return f"{negative} / nullif(count(*) FILTER (WHERE r.{outcome}), 0)"

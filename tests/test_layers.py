@@ -21,6 +21,7 @@ FLOORS: dict[str, int] = {
     "spend": 3,
     "report": 4,
     "alerting": 4,
+    "health": 4,
     "receiver": 5,
     "dashboard": 5,
     "agentwatch": 6,

@@ -289,7 +289,7 @@ async function agentPage() {
     implicit.replaceChildren(`Implicit: ${num(i.requeried_runs)} of ${num(i.runs)} runs asked again (${pct(i.requery_rate)}), `,
       i.sessions ? `${num(i.abandoned_sessions)} of ${num(i.sessions)} sessions abandoned (${pct(i.abandonment_rate)}), ` : "no sessions, ",
       `${num(i.cancelled_runs)} cancelled, ${num(i.users_on_failure_streaks)} user(s) on failure streaks (longest ${num(i.longest_failure_streak)}).`,
-      r.fallbacks && r.fallbacks.fell_back ? ` Fallbacks: ${num(r.fallbacks.fell_back)} of ${num(r.fallbacks.runs)} runs fell back (${Object.entries(r.fallbacks.reasons).map(([k, n]) => `${k} ${n}`).join(", ")}); ${pct(r.fallbacks.success_rate_with)} of them succeeded, ${pct(r.fallbacks.success_rate_without)} of the others.` : "");
+      r.fallbacks && r.fallbacks.fell_back ? ` Fallbacks: ${num(r.fallbacks.fell_back)} of ${num(r.fallbacks.runs)} runs fell back (${Object.entries(r.fallbacks.reasons).map(([k, n]) => `${k} ${n}`).join(", ")}); ${pct(r.fallbacks.success_rate_with)} of them succeeded, ${pct(r.fallbacks.success_rate_without)} of the others${r.fallbacks.followed_advice ? `; ${num(r.fallbacks.followed_advice)} following agentwatch's advice` : ""}.` : "");
   }).catch((error) => { implicit.textContent = `Implicit feedback could not be read: ${error.message}`; });
   parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, f ? el("p", {},
     `${num(f.pieces)} piece(s) on ${num(f.runs_with_feedback)} run(s): `, el("strong", { text: `${pct(f.negative_rate)} negative` }),

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from agentwatch.converter import Converted
 from agentwatch.drain import Drain
 from core.admission import Admission
 from core.model import OtlpRecord
@@ -43,7 +44,7 @@ class GatedConverter:
     def start(self) -> None:
         return None
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         names = [name_of(r) for r in records]
         with self._lock:
             self.started.append((pipeline, names))
@@ -52,7 +53,7 @@ class GatedConverter:
             assert gate.wait(10), f"gate {names[0]} never opened"
         with self._lock:
             self.finished.append(names)
-        return {"converted_spans": sum(r.spans for r in records)}
+        return Converted({"converted_spans": sum(r.spans for r in records)})
 
     def shutdown(self) -> None:
         return None

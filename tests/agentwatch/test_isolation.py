@@ -8,6 +8,7 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from agentwatch.converter import Converted
 from agentwatch.drain import Drain
 from agentwatch.isolation import Isolator, split_record
 from core.model import OtlpRecord
@@ -95,9 +96,9 @@ class FakeConverter:
     def start(self) -> None:
         return None
 
-    def convert(self, pipeline: int, records: list[OtlpRecord]) -> dict[str, int]:
+    def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         self.pipeline.convert(records)
-        return {}
+        return Converted({})
 
     def shutdown(self) -> None:
         return None

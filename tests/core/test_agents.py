@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.agents import AgentConfig, AgentRegistry, Thresholds
+from core.agents import ADVICE_DEFAULTS, Advice, AgentConfig, AgentRegistry, Thresholds
 
 
 def test_an_entry_matches_the_agent_by_id_or_by_name() -> None:
@@ -30,3 +30,25 @@ def test_an_entry_for_the_id_beats_one_for_the_name() -> None:
         AgentConfig("agt_7f3a9c21", owner="by-id@acme.com"),
     ))  # fmt: skip
     assert registry.lookup("acme", "agt_7f3a9c21", name_from_spans="expense-bot").owner == "by-id@acme.com"
+
+
+def test_every_threshold_of_an_entry_is_looked_up() -> None:
+    """The feedback thresholds were left out of ``lookup`` (alert rules always used the rule's)."""
+    registry = AgentRegistry((
+        AgentConfig("bot", thresholds=Thresholds(negative_feedback_rate=0.1, requery_rate=0.3)),
+    ))  # fmt: skip
+    assert registry.threshold("acme", "bot", "negative_feedback_rate", 0.5) == 0.1
+    assert registry.threshold("acme", "bot", "requery_rate", 0.5) == 0.3
+    assert registry.threshold("acme", "other", "requery_rate", 0.5) == 0.5
+
+
+def test_advice_rules_merge_key_by_key_over_the_defaults() -> None:
+    registry = AgentRegistry((
+        AgentConfig("bot", advice=Advice(fallback_model="small", avoid_tool_after_failures=2)),
+        AgentConfig("bot", tenant="acme", advice=Advice(avoid_tool_after_failures=5)),
+    ))  # fmt: skip
+    acme = registry.advice("acme", "bot")
+    assert (acme.avoid_tool_after_failures, acme.fallback_model, acme.latency_factor) == (5, "small", 2.0)
+    other = registry.advice("globex", "bot")
+    assert (other.avoid_tool_after_failures, other.fallback_model) == (2, "small")
+    assert registry.advice("acme", "nobody") == ADVICE_DEFAULTS

@@ -41,3 +41,16 @@ def store_request(config_path: Path, body: bytes, span_count: int, receiver: str
     finally:
         converter.shutdown()
     return span_count
+
+
+def digest_spans(config_path: Path, spans: Sequence[ReadableSpan]) -> bytes | None:
+    """Store ``spans`` as ``store_spans`` does and return the health digest the converter hands
+    back of them (``health.digest``), as a server's drain would receive it."""
+    config = load_config(config_path)
+    record = OtlpRecord(encode_spans(spans).SerializePartialToString(), None, "otlp", len(spans))
+    converter = InlineConverter(assemble(config), config.storage.max_batch_spans)
+    converter.start()
+    try:
+        return converter.convert(0, [record]).digest
+    finally:
+        converter.shutdown()

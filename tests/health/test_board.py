@@ -1,0 +1,261 @@
+"""``health.board``: runs and calls counted from the digests of stored spans, hand-computed.
+
+Spans come from the OpenTelemetry SDK with fixed times, are stored through the assembled
+pipelines (normalize, classify, Parquet) and digested as a server's converter does; the board
+absorbs the digests at a fixed ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+
+from health.board import HealthBoard
+from health.config import HealthConfig
+from health.digest import from_ipc
+from tests.helpers.store import digest_spans
+
+NOW = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC).timestamp()
+S = 1_000_000_000
+
+
+class Spans:
+    def __init__(self, tenant: str = "acme") -> None:
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": "bot", "tenant.id": tenant}))
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = provider.get_tracer("test")
+
+    def run(
+        self, start: float, ms: float, *, agent: str = "expense-bot", agent_id: str | None = None,
+        fail: bool = False, tool: tuple[str, bool] | None = None, model: tuple[str, str | None] | None = None,
+        synthetic: bool = False,
+    ) -> None:  # fmt: skip
+        """One run starting ``start`` seconds after ``NOW`` (negative: before) lasting ``ms``; a
+        tool call (name, failed) and a model call (model, error message) under it."""
+        begin = int((NOW + start) * S)
+        attributes: dict[str, str | bool] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent,
+        }
+        if agent_id:
+            attributes["gen_ai.agent.id"] = agent_id
+        if synthetic:
+            attributes["agentwatch.synthetic"] = True
+        root = self.tracer.start_span(f"invoke_agent {agent}", attributes=attributes, start_time=begin)
+        context = trace.set_span_in_context(root)
+        if tool is not None:
+            name, failed = tool
+            span = self.tracer.start_span(
+                f"execute_tool {name}", context, start_time=begin + S // 1000,
+                attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name},
+            )  # fmt: skip
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, f"{name} raised ToolError"))
+            span.end(begin + 2 * S // 1000)
+        if model is not None:
+            name, error = model
+            span = self.tracer.start_span(
+                f"chat {name}", context, start_time=begin + 3 * S // 1000,
+                attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": name,
+                            "gen_ai.system": "openai"},
+            )  # fmt: skip
+            if error:
+                span.set_status(Status(StatusCode.ERROR, error))
+            span.end(begin + 4 * S // 1000)
+        if fail:
+            root.set_status(Status(StatusCode.ERROR, "the agent gave up"))
+        root.end(begin + int(ms * S / 1000))
+
+    def take(self) -> list[ReadableSpan]:
+        spans = list(self.exporter.get_finished_spans())
+        self.exporter.clear()
+        return spans
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "agentwatch.yaml"
+    path.write_text(f"storage:\n  data_dir: {tmp_path / 'data'}\n")
+    yield path
+
+
+def absorb(board: HealthBoard, config_path: Path, spans: list[ReadableSpan], now: float = NOW) -> None:
+    digest = digest_spans(config_path, spans)
+    assert digest is not None
+    board.absorb(from_ipc(digest), now)
+
+
+def test_runs_failures_latency_streaks_and_calls(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-50, 1000, tool=("search", False))
+    spans.run(-40, 2000, tool=("search", False))
+    spans.run(-30, 4000, fail=True, tool=("search", True))
+    spans.run(-20, 8000, fail=True, tool=("search", True))
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, spans.take())
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    assert (facts.runs, facts.failures, facts.degraded, facts.failure_rate) == (4, 2, 0, 0.5)
+    assert facts.consecutive_failures == 2
+    # The failed runs' type is their root cause: the tool's.
+    assert facts.failure_types == {"tool_error": 2}
+    # Nearest rank on a histogram of 10% buckets: within 5% of the exact 2,000 and 8,000 ms.
+    assert facts.p50_ms is not None and abs(facts.p50_ms - 2000) / 2000 < 0.05
+    assert facts.p95_ms is not None and abs(facts.p95_ms - 8000) / 8000 < 0.05
+    (search,) = facts.tools
+    assert (search.name, search.calls, search.errors, search.error_rate, search.consecutive_failures) == (
+        "search", 4, 2, 0.5, 2,
+    )  # fmt: skip
+    assert search.last_failure_type == "tool_error"
+    # Another tenant's agent of the same name is another agent.
+    assert board.facts("globex", "expense-bot", 900, NOW).runs == 0
+
+
+def test_a_success_ends_the_streaks(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-50, 100, fail=True, tool=("search", True))
+    spans.run(-40, 100, fail=True, tool=("search", True))
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, spans.take())
+    assert board.facts("acme", "expense-bot", 900, NOW).consecutive_failures == 2
+    # Streaks go on across digests, and end at the first success.
+    spans.run(-30, 100, fail=True, tool=("search", True))
+    absorb(board, config_path, spans.take())
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    assert (facts.consecutive_failures, facts.tools[0].consecutive_failures) == (3, 3)
+    spans.run(-20, 100, tool=("search", False))
+    absorb(board, config_path, spans.take())
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    assert (facts.consecutive_failures, facts.tools[0].consecutive_failures, facts.tools[0].errors) == (
+        0,
+        0,
+        3,
+    )
+
+
+def test_a_run_is_counted_once_its_root_span_comes_and_never_twice(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-10, 500, tool=("search", True))
+    tool, root = spans.take()  # the SDK ends the tool span first
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, [tool])
+    assert board.facts("acme", "expense-bot", 900, NOW).runs == 0  # waiting for its root
+    absorb(board, config_path, [root])
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    # The read model's run: the tool failed under a run that answered: degraded.
+    assert (facts.runs, facts.failures, facts.degraded) == (1, 0, 1)
+    assert (facts.tools[0].calls, facts.tools[0].errors) == (1, 1)
+    # A span of the trace arriving after its run was counted adds its call, not a run.
+    late = Spans()
+    late.run(-10, 500, model=("gpt-4o", None))
+    extra = [s for s in late.take() if s.name.startswith("chat")]
+    absorb(board, config_path, _reparented(extra, root))
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    assert facts.runs == 1
+    assert [(m.name, m.calls) for m in facts.models] == [("gpt-4o", 1)]
+
+
+def _reparented(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
+    """``spans`` moved under ``parent`` (same trace)."""
+    out = []
+    for span in spans:
+        context = SpanContext(parent.context.trace_id, span.context.span_id, False, TraceFlags(1))
+        out.append(ReadableSpan(
+            name=span.name, context=context, parent=parent.context, resource=span.resource,
+            attributes=span.attributes, events=span.events, links=span.links, kind=span.kind,
+            status=span.status, start_time=span.start_time, end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        ))  # fmt: skip
+    return out
+
+
+def test_a_trace_whose_root_never_comes_counts_after_settle(config_path: Path) -> None:
+    spans = Spans()
+    remote = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(remote)):
+        spans.run(-5, 300, agent="sub-agent")
+    board = HealthBoard(HealthConfig(settle=60))
+    absorb(board, config_path, spans.take())
+    assert board.facts("acme", "sub-agent", 900, NOW).runs == 0
+    board.absorb(from_ipc(_empty_digest(config_path)), NOW + 59)
+    assert board.facts("acme", "sub-agent", 900, NOW + 59).runs == 0
+    board.absorb(from_ipc(_empty_digest(config_path)), NOW + 61)
+    assert board.facts("acme", "sub-agent", 900, NOW + 61).runs == 1
+
+
+def _empty_digest(config_path: Path) -> bytes:
+    """A digest of an unrelated trace (a span of another agent's run that is still going)."""
+    spans = Spans("other")
+    remote = SpanContext(0x123, 0x456, True, TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(remote)):
+        spans.run(0, 10, agent="x")
+    digest = digest_spans(config_path, spans.take())
+    assert digest is not None
+    return digest
+
+
+def test_waiting_traces_are_bounded(config_path: Path) -> None:
+    spans = Spans()
+    for i in range(5):
+        remote = SpanContext(0x1000 + i, 0x2000 + i, True, TraceFlags(1))
+        with trace.use_span(NonRecordingSpan(remote)):
+            spans.run(-30 + i, 100, agent="sub-agent")
+    board = HealthBoard(HealthConfig(max_pending_traces=2))
+    absorb(board, config_path, spans.take())
+    # Past the bound, the oldest are counted at once; two wait for their root.
+    assert board.facts("acme", "sub-agent", 900, NOW).runs == 3
+    assert board._pending is not None and board._pending.num_rows == 2
+
+
+def test_the_window_tenant_name_and_eval_traffic(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-20 * 60, 100, agent="expense-bot", agent_id="agt_1", fail=True)
+    spans.run(-60, 100, agent="expense-bot", agent_id="agt_1")
+    spans.run(-30, 100, agent="expense-bot", agent_id="agt_1", synthetic=True, fail=True)
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, spans.take())
+    # By id or by name; eval traffic never counts.
+    fifteen = board.facts("acme", "expense-bot", 900, NOW)
+    assert (fifteen.agent, fifteen.name, fifteen.runs, fifteen.failures) == ("agt_1", "expense-bot", 1, 0)
+    thirty = board.facts("acme", "agt_1", 1800, NOW)
+    assert (thirty.runs, thirty.failures) == (2, 1)
+    # A streak is of the window: a failure 20 minutes ago is no streak of the last 15.
+    spans.run(-20 * 60, 100, agent="faq-bot", fail=True)
+    absorb(board, config_path, spans.take())
+    assert board.facts("acme", "faq-bot", 900, NOW).consecutive_failures == 0
+    assert board.facts("acme", "faq-bot", 1800, NOW).consecutive_failures == 1
+
+
+def test_rate_limited_model_calls(config_path: Path) -> None:
+    spans = Spans()
+    for i in range(3):
+        spans.run(-30 + i, 100, model=("gpt-4o", "Error code: 429 - Rate limit reached for requests"))
+    spans.run(-20, 100, model=("gpt-4o-mini", None))
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, spans.take())
+    facts = board.facts("acme", "expense-bot", 900, NOW)
+    limited, ok = facts.models
+    assert (limited.name, limited.calls, limited.errors, limited.rate_limited) == ("gpt-4o", 3, 3, 3)
+    assert (limited.consecutive_failures, limited.consecutive_rate_limits) == (3, 3)
+    assert limited.last_failure_type == "rate_limit"
+    assert (ok.name, ok.calls, ok.rate_limited) == ("gpt-4o-mini", 1, 0)
+
+
+def test_old_buckets_are_pruned(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-30, 100, tool=("search", False))
+    board = HealthBoard(HealthConfig(max_window=3600))
+    absorb(board, config_path, spans.take())
+    spans.run(2 * 3600, 100, agent="other")
+    absorb(board, config_path, spans.take(), now=NOW + 2 * 3600 + 60)
+    assert ("acme", "expense-bot") not in board._agents
+    assert board.facts("acme", "other", 900, NOW + 2 * 3600 + 60).runs == 1
