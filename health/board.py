@@ -39,7 +39,7 @@ from core import supervision
 from health.config import HealthConfig
 from health.digest import from_ipc
 from health.latency import BUCKETS, counts_of, percentile
-from storage.runs import AGENT_SQL, DEGRADED, FAILURE, runs_sql
+from storage.runs import AGENT_SQL, DEGRADED, FAILURE, FAILURE_TYPE_SQL, runs_sql
 
 log = logging.getLogger("health.board")
 
@@ -130,7 +130,7 @@ SELECT tenant, agent, any_value(agent_name) AS name, floor(ended / 60)::BIGINT A
        count(*) AS runs, count(*) FILTER (WHERE outcome = '{FAILURE}') AS failures,
        count(*) FILTER (WHERE outcome = '{DEGRADED}') AS degraded,
        list(coalesce(duration_ms, 0)) AS durations,
-       list(coalesce(failure_type, 'other_error')) FILTER (WHERE outcome = '{FAILURE}') AS types
+       list({FAILURE_TYPE_SQL}) FILTER (WHERE outcome = '{FAILURE}') AS types
 FROM _runs WHERE NOT synthetic GROUP BY ALL
 """
 

@@ -37,9 +37,12 @@ Readers get runs three ways:
 - ``create_runs_view``: the ``runs`` view of every catalog connection (``agentwatch query``).
 - ``runs_in(con, scope)``: the runs of a time window, maybe one agent or tenant, loaded once
   with the few columns a reader needs, as a ``RunSet``. The report, signals, case export,
-  alerting and production judging query it as ``runs`` (``run_set.rows("SELECT … FROM runs")``)
-  and never see where it is kept.
+  alerting, production judging, spend, implicit feedback, the dashboard and the health API's
+  baseline query it as ``runs`` (``run_set.rows("SELECT … FROM runs")``) and never see where it
+  is kept.
 - ``runs_of_trace(con, trace_id)``: one run, with every column of the view.
+- ``runs_sql(parts)``: runs of partials held anywhere, e.g. in memory: the health API counts the
+  runs of the spans just stored with it (``health.board``).
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def test_implicit_feedback_endpoint(api: TestClient) -> None:
     })  # fmt: skip
     assert d["fallbacks"] == {  # no run of the fixture fell back
         "runs": 8, "fell_back": 0, "activation_rate": 0.0, "reasons": {}, "success_rate_with": None,
-        "success_rate_without": 0.375,
+        "success_rate_without": 0.375, "followed_advice": 0,
     }  # fmt: skip
     assert get(api, f"/api/v1/agents/nobody/implicit?{WINDOW}", 404)["error"]
 

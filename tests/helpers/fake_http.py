@@ -1,6 +1,6 @@
 """A scripted HTTP server on loopback that stands in for an agent API, an LLM or a webhook.
 
-Each path has a queue of responses (status, JSON body or raw bytes, headers, delay); the last
+Each path (of a GET: without its query string) has a queue of responses (status, JSON body or raw bytes, headers, delay); the last
 one repeats. Every request is recorded (path, headers, JSON body) for assertions.
 """
 
@@ -38,12 +38,16 @@ class FakeServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def do_GET(self) -> None:
+                """A GET is scripted by its path without the query string."""
+                self.do_POST(self.path.split("?")[0])
+
+            def do_POST(self, path: str | None = None) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 data = self.rfile.read(length)
                 with fake._lock:
                     fake.seen.append(Seen(self.path, dict(self.headers), json.loads(data) if data else None))
-                    queue = fake.replies.get(self.path) or [Reply(404, {"error": "no such path"})]
+                    queue = fake.replies.get(path or self.path) or [Reply(404, {"error": "no such path"})]
                     reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 time.sleep(reply.delay)
                 payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()

@@ -135,7 +135,7 @@ def test_unknown_models_are_counted(tmp_path: Path) -> None:
 
     spans = recorded()
     body = encode_spans(spans).SerializePartialToString()
-    counts = converter.convert(0, [OtlpRecord(body, None, "otlp", len(spans))])
+    counts = converter.convert(0, [OtlpRecord(body, None, "otlp", len(spans))]).counts
     converter.shutdown()
     assert counts["cost_unknown_model_spans"] == 1
 
