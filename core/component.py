@@ -133,3 +133,6 @@ class ReceiverSettings:
     tenant_attributes: tuple[str, ...] = ()
     """Attribute names configured for the tenant (``processors.normalize.attributes.tenant``),
     so deduplication keys name the tenant a span will be stored under."""
+    retention: float = 0.0
+    """Seconds spans are kept (``storage.compaction.retention``; 0: forever). Receivers reject
+    spans that started longer ago than this: they would be deleted by the next compaction pass."""

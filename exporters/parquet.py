@@ -6,6 +6,7 @@
         compression_level: 3
 
         max_dates_per_flush: 16  # per tenant; see below
+        max_partitions_per_flush: 256  # in all, except that every tenant gets one; see below
 
 Files land in ``<data_dir>/spans/tenant=<t>/date=<YYYY-MM-DD>/part-*.parquet``; ``tenant``
 and ``date`` are hive partition columns, so they are not repeated inside the files. Each call
@@ -19,6 +20,15 @@ partitions per tenant: the dates with the most spans (ties: the most recent) kee
 partitions, and the spans of the rarer dates are written to the partition of the day they
 arrived. Their ``start_time`` is untouched; only the file they live in differs. Normal traffic
 (a day or two per flush) never reaches the bound.
+
+Many tenants each within their date bound still multiply files, so a flush also opens at most
+``max_partitions_per_flush`` partitions in all: past it, the largest (tenant, date) partitions
+keep theirs and the others' spans go to their tenant's arrival-day partition. Every tenant keeps
+a partition of its own, though: tenants never share a file (readers, read tokens and retention
+select by the tenant directory), and every span handed to the exporter is acknowledged and must
+be written now. So a flush holding more tenants than the bound writes one file per tenant, and
+nothing here can bound that: without ingest tokens a client names any tenant it likes, and only
+the batch size (``storage.max_batch_spans``) bounds the tenants of one flush.
 """
 
 from __future__ import annotations
@@ -47,6 +57,9 @@ class Config:
     """zstd level; higher is smaller and slower."""
     max_dates_per_flush: int = 16
     """Date partitions one flush opens per tenant; spans of rarer dates go to the arrival day's."""
+    max_partitions_per_flush: int = 256
+    """Partitions one flush opens in all, but never fewer than one per tenant: past it, spans of
+    the smaller partitions go to their tenant's arrival-day partition."""
 
     def validate(self) -> list[str]:
         problems = []
@@ -58,12 +71,15 @@ class Config:
             problems.append("compression_level: zstd levels run from 1 to 22")
         if self.max_dates_per_flush < 1:
             problems.append("max_dates_per_flush: must be at least 1")
+        if self.max_partitions_per_flush < 1:
+            problems.append("max_partitions_per_flush: must be at least 1")
         return problems
 
 
-def partition_dates(table: pa.Table, max_dates: int, today: str) -> pa.Array:
+def partition_dates(table: pa.Table, max_dates: int, today: str, max_partitions: int = 1 << 30) -> pa.Array:
     """Each row's date partition: its start date, unless its tenant has too many dates in
-    ``table``, in which case rows of the rarer dates get ``today``."""
+    ``table`` or the table too many (tenant, date) pairs, in which case rows of the rarer dates
+    get ``today``. At most ``max(max_partitions, tenants)`` partitions result."""
     dates = pc.strftime(table["start_time"], format="%Y-%m-%d")
     counts = (
         pa.table({"tenant": table["tenant"], "date": dates})
@@ -75,11 +91,16 @@ def partition_dates(table: pa.Table, max_dates: int, today: str) -> pa.Array:
         counts["tenant"].to_pylist(), counts["date"].to_pylist(), counts["count_all"].to_pylist(), strict=True
     ):
         by_tenant.setdefault(tenant, []).append((count, date))
-    moved: list[tuple[str, str]] = []
-    for tenant, found in by_tenant.items():
-        if len(found) > max_dates:
-            kept = {date for _, date in sorted(found, reverse=True)[:max_dates]}
-            moved += [(tenant, date) for _, date in found if date not in kept and date != today]
+    # Per tenant, the dates that keep their partition: the most spans first, ties the most recent.
+    kept = {
+        tenant: {d for _, d in sorted(found, reverse=True)[:max_dates]} for tenant, found in by_tenant.items()
+    }
+    opened = sum(
+        len(kept[t] | ({today} if len(found) > len(kept[t]) else set())) for t, found in by_tenant.items()
+    )
+    if opened > max_partitions:
+        kept = _fewer_partitions(by_tenant, kept, today, max_partitions)
+    moved = [(t, d) for t, found in by_tenant.items() for _, d in found if d not in kept[t] and d != today]
     if not moved:
         return dates
     tenant_date = pc.binary_join_element_wise(table["tenant"], dates, "\0")
@@ -87,12 +108,33 @@ def partition_dates(table: pa.Table, max_dates: int, today: str) -> pa.Array:
     return pc.if_else(rare, today, dates)
 
 
+def _fewer_partitions(
+    by_tenant: dict[str, list[tuple[int, str]]], kept: dict[str, set[str]], today: str, max_partitions: int
+) -> dict[str, set[str]]:
+    """The dates kept per tenant so that at most ``max(max_partitions, tenants)`` partitions open.
+
+    A tenant with spans of one date keeps that date; one with several dates has its arrival-day
+    partition (``today``) and, while the bound leaves room, its other kept dates, the largest
+    first across tenants. Every tenant opens one partition, and the extra ones fit the bound."""
+    out = {tenant: {found[0][1] if len(found) == 1 else today} for tenant, found in by_tenant.items()}
+    extra = sorted(
+        (count, date, tenant)
+        for tenant, found in by_tenant.items()
+        if len(found) > 1
+        for count, date in found
+        if date in kept[tenant] and date != today
+    )[::-1]
+    for _, date, tenant in extra[: max(max_partitions - len(by_tenant), 0)]:
+        out[tenant].add(date)
+    return out
+
+
 def partitions(
-    table: pa.Table, max_dates: int = 1 << 30, today: str | None = None
+    table: pa.Table, max_dates: int = 1 << 30, today: str | None = None, max_partitions: int = 1 << 30
 ) -> list[tuple[str, str, pa.Table]]:
     """Split a span table into (tenant, date, rows without the partition columns)."""
     today = today or time.strftime("%Y-%m-%d", time.gmtime())
-    keyed = table.append_column("date", partition_dates(table, max_dates, today))
+    keyed = table.append_column("date", partition_dates(table, max_dates, today, max_partitions))
     keys = keyed.group_by(["tenant", "date"]).aggregate([])
     out = []
     for tenant, date in zip(keys["tenant"].to_pylist(), keys["date"].to_pylist(), strict=True):
@@ -114,7 +156,8 @@ class ParquetExporter(BaseComponent):
             return
         compression = "none" if self.config.compression == "none" else self.config.compression
         level = self.config.compression_level if compression == "zstd" else None
-        for tenant, date, rows in partitions(batch, self.config.max_dates_per_flush):
+        dates, most = self.config.max_dates_per_flush, self.config.max_partitions_per_flush
+        for tenant, date, rows in partitions(batch, dates, max_partitions=most):
             written = write_atomically(
                 rows, self.root / f"tenant={tenant}" / f"date={date}", compression, level
             )

@@ -23,7 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from core.component import ReceiverCounters, ReceiverSettings
 from core.configmodel import STRICT
 from core.errors import RequestError
-from receiver.otlp.handler import ExportHandler, ExportResult, TenantKeys
+from core.units import Duration
+from receiver.otlp.handler import ExportHandler, ExportResult, TenantKeys, TimeWindow
 
 TYPE = "memory"
 
@@ -31,19 +32,22 @@ TYPE = "memory"
 @dataclass(frozen=True)
 class Config:
     __pydantic_config__ = STRICT
+    max_future_skew: Duration | None = 3600.0
+    """As ``receivers.otlp.max_future_skew``: spans starting further ahead are rejected."""
 
     def validate(self) -> list[str]:
         return []
 
 
 class InMemoryReceiver:
-    def __init__(self, settings: ReceiverSettings) -> None:
+    def __init__(self, settings: ReceiverSettings, config: Config | None = None) -> None:
         self.handler = ExportHandler(
             settings.sink,
             settings.id,
             settings.stored,
             TenantKeys(settings.tenant_attributes),
             settings.budget,
+            TimeWindow(settings.retention, (config or Config()).max_future_skew),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -76,4 +80,4 @@ class InMemoryReceiver:
 
 
 def create(config: Config, settings: ReceiverSettings) -> InMemoryReceiver:
-    return InMemoryReceiver(settings)
+    return InMemoryReceiver(settings, config)

@@ -4,7 +4,9 @@ An export is answered only once its spans are durable (the sink's future resolve
 cannot be stored (ids of the wrong length, all-zero ids, times past what the int64 time columns
 hold) are dropped from the request and reported back as a partial success, as the OTLP
 specification asks; the rest are kept. Whatever passes here converts: nothing acknowledged may
-fail conversion later and hold other spans up.
+fail conversion later and hold other spans up. So are spans the store would not keep or that
+would scatter it over the calendar (``TimeWindow``): started before the retention window (the
+next compaction pass would delete them) or further in the future than clocks drift.
 
 Decoding and screening a large or JSON body runs on a worker thread, not the event loop every
 port shares. A client that gives up while its export waits for the write-ahead log (a gRPC
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -37,6 +40,7 @@ from core.errors import (
 )
 from core.model import DEFAULT_TENANT, OtlpRecord, as_str
 from core.tenants import TENANT_ATTRIBUTES, sanitize_tenant
+from core.units import format_duration
 from receiver.otlp.otlp_json import parse_json_request
 from storage.dedup import span_key
 
@@ -89,6 +93,43 @@ def _span_problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, en
             f"{MAX_TIME_UNIX_NANO} (2262-04-11) cannot be stored"
         )
     return None
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The span start times the door accepts, around the receiving server's clock.
+
+    Spans are stored in partitions by their start day. One started before the retention window
+    would be acknowledged and then deleted by the next compaction pass; spans dated anywhere on
+    the calendar (1971, 2250) each open a partition of their own. ``max_age`` is the retention
+    (``storage.compaction.retention``; 0 keeps everything, so any age is accepted); spans starting
+    more than ``max_future`` after the server's clock are rejected too (None: no bound).
+    """
+
+    max_age: float = 0.0
+    max_future: float | None = 3600.0
+
+    def bounds(self, now_ns: int) -> tuple[int, int]:
+        """The earliest and latest start times accepted at ``now_ns`` (both inclusive)."""
+        earliest = now_ns - int(self.max_age * 1e9) if self.max_age else 0
+        latest = MAX_TIME_UNIX_NANO if self.max_future is None else now_ns + int(self.max_future * 1e9)
+        return earliest, min(latest, MAX_TIME_UNIX_NANO)
+
+    def problem(self, start: int, now_ns: int) -> str | None:
+        """Why a span starting at ``start`` is outside the window at ``now_ns``; None if it is not."""
+        earliest, latest = self.bounds(now_ns)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(start, MAX_TIME_UNIX_NANO) // 10**9))
+        if start < earliest:
+            return (
+                f"start_time_unix_nano {start} ({when}) is older than the retention window "
+                f"(storage.compaction.retention: {format_duration(self.max_age)}), so it would be deleted"
+            )
+        if start > latest and self.max_future is not None:
+            return (
+                f"start_time_unix_nano {start} ({when}) is more than {format_duration(self.max_future)} "
+                "ahead of the server's clock (the receiver's max_future_skew)"
+            )
+        return None
 
 
 @dataclass
@@ -145,22 +186,30 @@ def screen_spans(
     tenant: str | None = None,
     tenant_keys: TenantKeys | None = None,
     body: bytes = b"",
+    window: TimeWindow | None = None,
 ) -> Screened:
-    """Remove spans that cannot be stored and spans already stored (or repeated in the request)."""
+    """Remove spans that cannot be stored and spans already stored (or repeated in the request).
+    With a ``window`` (at the door, never when replaying the log: what was acknowledged is kept),
+    also spans starting outside it."""
     out = Screened()
     seen: set[bytes] = set()
     fixed = sanitize_tenant(tenant) if tenant is not None else None
     tenants = tenant_keys or TenantKeys()
     look_in_spans = fixed is None and tenants.mentioned_in(body) if body else fixed is None
+    now = time.time_ns()
+    earliest, latest = window.bounds(now) if window is not None else (0, MAX_TIME_UNIX_NANO)
     for rs in request.resource_spans:
         resource_tenant = fixed or tenants.find(rs.resource.attributes)
         for ss in rs.scope_spans:
             drop = []
             for index, span in enumerate(ss.spans):
                 trace_id, span_id = span.trace_id, span.span_id
+                start = span.start_time_unix_nano
                 problem = _span_problem(
-                    trace_id, span_id, span.parent_span_id, span.start_time_unix_nano, span.end_time_unix_nano
+                    trace_id, span_id, span.parent_span_id, start, span.end_time_unix_nano
                 )
+                if problem is None and window is not None and not earliest <= start <= latest:
+                    problem = window.problem(start, now)
                 if problem is not None:
                     drop.append(index)
                     out.rejected += 1
@@ -201,8 +250,10 @@ class ExportHandler:
         recent: StoredIndex | None = None,
         tenant_keys: TenantKeys | None = None,
         budget: DecodeBudget | None = None,
+        window: TimeWindow | None = None,
     ) -> None:
         self._budget = budget
+        self._window = window
         self._sink = sink
         self._receiver_id = receiver_id
         self._recent = recent
@@ -225,7 +276,7 @@ class ExportHandler:
     def _screen(self, body: bytes, encoding: Encoding, tenant: str | None) -> tuple[Screened, bytes]:
         """Decode and screen; the payload to log (the original bytes when nothing changed)."""
         request = decode_request(body, encoding)
-        screened = screen_spans(request, self._recent, tenant, self._tenant_keys, body)
+        screened = screen_spans(request, self._recent, tenant, self._tenant_keys, body, self._window)
         if screened.kept == 0:
             return screened, b""
         unchanged = encoding == "protobuf" and not screened.rejected and not screened.duplicates

@@ -2,6 +2,9 @@
 
 receivers:
   otlp:
+    max_future_skew: 1h               # spans starting further ahead of this server's clock are
+                                      # rejected (partial success); null = no bound. Spans older
+                                      # than storage.compaction.retention are rejected too.
     protocols:
       grpc:                           # present (even empty) = enabled
         endpoint: 127.0.0.1:4317
@@ -38,9 +41,10 @@ from pydantic import BeforeValidator
 from core.component import ReceiverCounters, ReceiverSettings
 from core.configmodel import STRICT, parse_endpoint
 from core.httpserver import AsgiServer, HttpServerLimits
+from core.units import Duration
 from receiver.otlp.auth import AuthConfig, TlsConfig, TokenAuthenticator
 from receiver.otlp.grpc_transport import GrpcServerLimits, GrpcTransport
-from receiver.otlp.handler import ExportHandler, TenantKeys
+from receiver.otlp.handler import ExportHandler, TenantKeys, TimeWindow
 from receiver.otlp.http_transport import create_app
 
 TYPE = "otlp"
@@ -86,6 +90,10 @@ class Config:
     protocols: Protocols = field(default_factory=lambda: Protocols(GrpcConfig(), HttpConfig()))
     auth: AuthConfig | None = None
     """Bearer-token authentication; without it any client may write (to its resource's tenant)."""
+    max_future_skew: Duration | None = 3600.0
+    """Spans starting more than this after the server's clock are rejected (partial success):
+    each far date would open a partition of its own. ``null``: no bound. (Spans older than
+    ``storage.compaction.retention`` are rejected too, when it is set.)"""
 
     def validate(self) -> list[str]:
         problems = [f"auth.{p}" for p in self.auth.validate()] if self.auth else []
@@ -127,6 +135,7 @@ class OtlpReceiver:
             settings.stored,
             TenantKeys(settings.tenant_attributes),
             settings.budget,
+            TimeWindow(settings.retention, config.max_future_skew),
         )
         self.auth = TokenAuthenticator(config.auth) if config.auth else None
         self.grpc: GrpcTransport | None = None
