@@ -58,6 +58,7 @@ def run(
 
     Its spans take the durable ingest path: this process's write-ahead log, or, when a server is
     running on the data directory, that server's OTLP receiver."""
+    from rich.markup import escape
     from rich.progress import Progress
 
     from agentwatch.ingest import eval_span_sink
@@ -85,7 +86,8 @@ def run(
 
     try:
         with eval_span_sink(config, tenant, notice) as (sink, route), Progress(transient=True) as progress:
-            task = progress.add_task(f"{agent}: {len(cases)} cases", total=len(cases))
+            # The description is rich markup: the agent's name is escaped, never styled or dropped.
+            task = progress.add_task(escape(printable(f"{agent}: {len(cases)} cases")), total=len(cases))
             recorded = run_and_record(
                 cases, target, judge_backend, sink, Path(config.storage.data_dir), agent=agent,
                 dataset=str(dataset), tenant=tenant, kind=kind,

@@ -189,10 +189,13 @@ def render_cost_text(report: CostReport, described: str) -> str:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from core.safetext import cell
+    from core.safetext import cell, printable
 
-    table = Table(title=f"spend by {report.by} {described}: ${report.total_usd:,.2f}")
+    # Every line and title holding data is a Text: rich parses a plain string as markup, and a
+    # model (or tenant, or agent) named ``gpt[/]x`` would crash the command.
+    table = Table(title=Text(f"spend by {report.by} {printable(described)}: ${report.total_usd:,.2f}"))
     per = "per run" if report.by in RUN_DIMENSIONS else "per call"
     for name in (report.by, "spend", "share", "runs" if report.by in RUN_DIMENSIONS else "calls", per,
                  "per successful run", "input tokens", "output tokens", "cache hits"):  # fmt: skip
@@ -207,8 +210,10 @@ def render_cost_text(report: CostReport, described: str) -> str:
     console = Console(file=out, width=160, force_terminal=False, color_system=None)
     console.print(table)
     if report.unknown_models:
-        listed = ", ".join(f"{cell(m)} ({n} calls)" for m, n in report.unknown_models)
-        console.print(f"cost_unknown_model: {listed}: no price known (processors.cost.models can give one)")
+        listed = ", ".join(f"{printable(m)} ({n} calls)" for m, n in report.unknown_models)
+        console.print(
+            Text(f"cost_unknown_model: {listed}: no price known (processors.cost.models can give one)")
+        )
     if not report.rows:
         console.print("no runs in this window")
     if report.forecasts:
@@ -220,7 +225,7 @@ def render_cost_text(report: CostReport, described: str) -> str:
                           f"${f.low:,.2f} to ${f.high:,.2f}")  # fmt: skip
         console.print(month)
         methods = sorted({f.method for f in report.forecasts.values()})
-        console.print(f"forecast: {'; '.join(methods)} (spend/forecast.py)")
+        console.print(Text(f"forecast: {'; '.join(methods)} (spend/forecast.py)"))
     return out.getvalue()
 
 
@@ -243,10 +248,11 @@ def render_budgets(budgets: list[dict[str, Any]]) -> str:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from core.safetext import cell
 
-    table = Table(title=f"budgets, {budgets[0]['month']}")
+    table = Table(title=Text(f"budgets, {budgets[0]['month']}"))
     for name in ("budget", "scope", "monthly", "spent", "used", "variance", "month end (forecast)",
                  "forecast variance", "state"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("budget", "scope", "state") else "right")

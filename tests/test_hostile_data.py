@@ -1,9 +1,10 @@
 """Stored span data is data, never markup or terminal control (issue 10, items 7 and 8).
 
-Spans whose agent id, agent name, owner, user id and error message hold rich markup, terminal
-escape sequences, HTML and Slack mrkdwn go through the real pipeline in this process into a data
-directory; then the real CLI (a subprocess, as a user runs it) reports, queries and lists alerts
-on it, and an alert on the hostile agent goes to a fake Slack and a fake JSON webhook.
+Spans whose agent id, agent name, owner, user id, error message and model hold rich markup,
+terminal escape sequences, HTML and Slack mrkdwn go through the real pipeline in this process
+into a data directory; then the real CLI (a subprocess, as a user runs it) reports, queries,
+shows spend (``cost``, by agent and by model, with the leaks) and lists alerts on it, and an
+alert on the hostile agent goes to a fake Slack and a fake JSON webhook.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from agentwatch.config import load_config
 from agentwatch.pipeline import assemble
@@ -42,6 +43,7 @@ AGENT = f"bot[/] [bold]x[/bold] {SLACK_PING} {SLACK_LINK} {TITLE}{CLEAR}\u202e|&
 USER = f"[/]{SCRIPT}{CLEAR}\r\x9b6n"
 OWNER = f"[bold]boss[/bold]\n{TITLE}"
 MESSAGE = f"{SCRIPT} {SLACK_PING} [/] {TITLE}{CLEAR}\nsecond | line\x08"
+MODEL = f"gpt[/]x [bold]y[/bold] {TITLE}"  # no known price: listed as cost_unknown_model
 RUNS = 6
 
 
@@ -58,6 +60,12 @@ def _send(data_dir: Path, start: datetime) -> None:
             attributes = {"gen_ai.agent.id": AGENT, "gen_ai.agent.name": AGENT, "agent.owner": OWNER,
                           "user.id": f"{USER}{n}"}  # fmt: skip
             span = tracer.start_span("agent_run", start_time=begin, attributes=attributes)
+            chat: dict[str, str | int] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": MODEL,
+                                          "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}  # fmt: skip
+            call = tracer.start_span(
+                "chat", set_span_in_context(span), attributes=chat, start_time=begin + 10**6
+            )
+            call.end(end_time=begin + 5 * 10**8)
             span.set_status(Status(StatusCode.ERROR, MESSAGE))
             span.end(end_time=begin + 10**9)
     finally:
@@ -124,7 +132,7 @@ def test_report_text(hostile: Hostile) -> None:
 
 
 def test_query_table(hostile: Hostile) -> None:
-    sql = "SELECT DISTINCT agent_id, agent_name, error_message FROM spans"
+    sql = "SELECT DISTINCT agent_id, agent_name, error_message FROM spans WHERE name = 'agent_run'"
     out = assert_terminal_safe(agentwatch("query", "--data-dir", str(hostile.data_dir), sql))
     assert r"\x1b]0;pwned\x07\x1b[2J\nsecond | line\x08" in out
     assert "(1 row)" in out
@@ -132,11 +140,28 @@ def test_query_table(hostile: Hostile) -> None:
 
 def test_query_json_and_csv_stay_raw(hostile: Hostile) -> None:
     """Machine formats are data for programs: the exact stored value, escaped only by JSON or CSV."""
-    sql = "SELECT DISTINCT agent_id FROM spans"
+    sql = "SELECT DISTINCT agent_id FROM spans WHERE name = 'agent_run'"
     doc = agentwatch("query", "--data-dir", str(hostile.data_dir), "--format", "json", sql)
     assert doc.returncode == 0 and json.loads(doc.stdout) == [{"agent_id": AGENT}]
     table = agentwatch("query", "--data-dir", str(hostile.data_dir), "--format", "csv", sql)
     assert table.returncode == 0 and table.stdout == f"agent_id\n{AGENT}\n"
+
+
+def test_cost_text(hostile: Hostile) -> None:
+    """The unknown model's name went into a rich markup string (a MarkupError: exit 1)."""
+    out = assert_terminal_safe(agentwatch("cost", "--data-dir", str(hostile.data_dir), "--leaks"))
+    model = r"gpt[/]x [bold]y[/bold] \x1b]0;pwned\x07"
+    assert f"cost_unknown_model: {model} (6 calls): no price known" in out
+    assert "where money leaks" in out
+
+
+def test_cost_by_model_and_a_hostile_filter(hostile: Hostile) -> None:
+    """By model, the model is a table cell; the --agent given (here the hostile agent's id) is in
+    the table's title, which is not markup either."""
+    result = agentwatch("cost", "--data-dir", str(hostile.data_dir), "--by", "model", "--agent", AGENT)
+    out = assert_terminal_safe(result)
+    assert r"gpt[/]x [bold]y[/bold] \x1b]0;pwned\x07" in out
+    assert "spend by model (agent bot[/] [bold]x[/bold] <!channel>" in out
 
 
 def test_alerts_list(hostile: Hostile) -> None:
