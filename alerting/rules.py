@@ -10,8 +10,9 @@ to its own window, agent and tenant, without synthetic runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerting.config import RuleConfig
@@ -84,8 +85,8 @@ class RuleEvaluator:
         self.registry = AgentRegistry(agents)
         self._labels: dict[str, str] = {}
         self._names: dict[tuple[str, str], str | None] | None = None
-        self._below: dict[tuple[str, str, str], str] = {}
-        """(rule, tenant, agent) → what was measured, for those under their threshold now."""
+        self._below: dict[tuple[str, str, str, str], str] = {}
+        """(rule, tenant, agent, key_extra) → what was measured, for those under their threshold now."""
 
     def findings(self, rule: RuleConfig) -> list[Finding]:
         method = getattr(self, f"_{rule.kind}")
@@ -114,13 +115,18 @@ class RuleEvaluator:
         return info.name if info.name != agent else None
 
     def now_text(self, finding: Finding, rule: RuleConfig | None) -> str | None:
-        """What ``finding``'s rule measures now for its agent, in words, once it no longer holds
-        (``failure rate 8% ≤ 20% in the last 15m (2 of 25 runs)``); ``None`` for rule kinds that
-        do not say (their resolved message says what no longer holds)."""
-        if rule is None or rule.kind not in ("failure_rate", "p99_latency"):
+        """What ``finding``'s rule measures now for its agent, in words, once it no longer holds:
+        the current value against the threshold (``failure rate 8% ≤ 20% in the last 15m (2 of
+        25 runs)``), or that there was nothing to measure (``no runs in the last 15m``). ``None``
+        for the kinds that never resolve with a message (budget levels, forecasts, eval events)."""
+        if rule is None or rule.kind not in _NOTHING_MEASURED:
             return None
-        said = self._below.get((finding.rule, finding.tenant, finding.agent))
-        return said if said is not None else f"no runs in the last {format_duration(rule.window)}"
+        said = self._below.get((finding.rule, finding.tenant, finding.agent, finding.key_extra))
+        return said if said is not None else _NOTHING_MEASURED[rule.kind](rule, finding)
+
+    def _measured(self, rule: RuleConfig, tenant: str, agent: str, said: str, key_extra: str = "") -> None:
+        """Keep what ``rule`` measured for an agent under its threshold (``now_text``)."""
+        self._below[(rule.name, tenant, agent, key_extra)] = said
 
     # -- helpers ---------------------------------------------------------------------------
     def _query(self, sql: str, rule: RuleConfig, since: datetime, **params: Any) -> list[tuple[Any, ...]]:
@@ -161,13 +167,11 @@ class RuleEvaluator:
             rate = failures / runs
             window = format_duration(rule.window)
             if runs < min_runs:
-                self._below[(rule.name, tenant, agent)] = _too_few(runs, window, min_runs)
+                self._measured(rule, tenant, agent, _too_few(runs, window, min_runs))
                 continue
             if rate <= threshold:
-                self._below[(rule.name, tenant, agent)] = (
-                    f"failure rate {rate:.0%} ≤ {threshold:.0%} in the last {window} "
-                    f"({failures} of {runs} runs)"
-                )
+                self._measured(rule, tenant, agent, f"failure rate {rate:.0%} ≤ {threshold:.0%} in the last "
+                               f"{window} ({failures} of {runs} runs)")  # fmt: skip
                 continue
             summary = (f"failure rate {rate:.0%} > {threshold:.0%} "
                        f"({failures} of {runs} runs in the last {format_duration(rule.window)})")  # fmt: skip
@@ -192,7 +196,13 @@ class RuleEvaluator:
         for tenant, agent, pieces, negative, users, traces in rows:
             rate = negative / pieces
             threshold = self._own(tenant, agent, "negative_feedback_rate", rule.threshold_value())
-            if pieces < rule.min_count or rate <= threshold:
+            if pieces < rule.min_count:
+                few = f"{pieces} piece{'s' if pieces != 1 else ''} of feedback on runs of the last {window}"
+                self._measured(rule, tenant, agent, f"{few}, fewer than min_count {rule.min_count}")
+                continue
+            if rate <= threshold:
+                said = f"negative feedback {rate:.0%} ≤ {threshold:.0%} on runs of the last {window}"
+                self._measured(rule, tenant, agent, f"{said} ({negative} of {pieces} pieces)")
                 continue
             summary = (f"negative feedback {rate:.0%} > {threshold:.0%} ({negative} of {pieces} pieces on "
                        f"runs of the last {window})")  # fmt: skip
@@ -212,7 +222,15 @@ class RuleEvaluator:
         for (tenant, label), seen in sorted(implicit_signals(runs, self.implicit).items()):
             threshold = self._own(tenant, label, "requery_rate", rule.threshold_value())
             rate = seen.requery_rate
-            if seen.runs < self._own(tenant, label, "min_runs", rule.min_runs) or rate <= threshold:
+            min_runs = self._own(tenant, label, "min_runs", rule.min_runs)
+            if seen.runs < min_runs:
+                self._measured(rule, tenant, label, _too_few(seen.runs, window, min_runs))
+                continue
+            if rate <= threshold:
+                said = f"requery rate {rate:.0%} ≤ {threshold:.0%} in the last {window}"
+                self._measured(
+                    rule, tenant, label, f"{said} ({seen.requeried_runs} of {seen.runs} runs asked again)"
+                )
                 continue
             said = (f"requery rate {rate:.0%} > {threshold:.0%} ({seen.requeried_runs} of {seen.runs} runs "
                     f"asked again in the last {window})")  # fmt: skip
@@ -240,8 +258,10 @@ class RuleEvaluator:
         threshold = rule.threshold_value()
         found = []
         for (tenant, agent), minutes in per_agent.items():
-            used = _streak(minutes, start, rule.minutes, carry, threshold)
+            states = _minute_states(minutes, start, rule.minutes, carry)
+            used = _streak(states, threshold)
             if used is None:
+                self._measured(rule, tenant, agent, _streak_broken(states, start, carry, threshold))
                 continue
             best = max(rate for _, _, rate in used)
             with_runs = sum(1 for minute, _, _ in used if minute >= start)
@@ -277,9 +297,17 @@ class RuleEvaluator:
         found = []
         window = timedelta(seconds=rule.window)
         for tenant, agent, failure_type, current, baseline in rows:
-            if current < rule.min_count or current <= factor * baseline:
-                continue
             ratio = current / baseline if baseline else float(current)
+            last = f"in the last {format_duration(rule.window)}"
+            if current < rule.min_count:
+                said = f"{failure_type} failures {current} {last}, fewer than min_count {rule.min_count}"
+                self._measured(rule, tenant, agent, said, str(failure_type))
+                continue
+            if current <= factor * baseline:
+                said = f"{failure_type} x{ratio:.1f} ≤ x{factor:g} {last} ({current} vs {baseline:.2f} a day"
+                said += f" at this hour over {rule.baseline_days} days)"
+                self._measured(rule, tenant, agent, said, str(failure_type))
+                continue
             summary = (
                 f"{failure_type} x{ratio:.1f}: {current} in the last {format_duration(rule.window)} vs "
                 f"{baseline:.2f} a day at this hour over {rule.baseline_days} days (threshold x{factor:g})"
@@ -302,12 +330,11 @@ class RuleEvaluator:
             min_runs = self._own(tenant, agent, "min_runs", rule.min_runs)
             window = format_duration(rule.window)
             if runs < min_runs:
-                self._below[(rule.name, tenant, agent)] = _too_few(runs, window, min_runs)
+                self._measured(rule, tenant, agent, _too_few(runs, window, min_runs))
                 continue
             if p99 <= threshold:
-                self._below[(rule.name, tenant, agent)] = (
-                    f"p99 latency {p99:,.0f} ms ≤ {threshold:,.0f} ms in the last {window} ({runs} runs)"
-                )
+                self._measured(rule, tenant, agent, f"p99 latency {p99:,.0f} ms ≤ {threshold:,.0f} ms in the "
+                               f"last {window} ({runs} runs)")  # fmt: skip
                 continue
             summary = (f"p99 latency {p99:,.0f} ms > {threshold:,.0f} ms over {runs} runs "
                        f"in the last {format_duration(rule.window)}")  # fmt: skip
@@ -328,9 +355,11 @@ class RuleEvaluator:
             owner = self.registry.lookup(tenant, agent, reported).owner
             details = self._details(tenant, agent, since, owner)
             others = details["affected_users"]
-            if others < rule.threshold_value():
-                continue
             who = f"the owner {owner}" if owner else "the owner (unknown)"
+            if others < rule.threshold_value():
+                said = f"users other than {who} who saw failures {others} < {rule.threshold_value():g}"
+                self._measured(rule, tenant, agent, f"{said} in the last {format_duration(rule.window)}")
+                continue
             summary = (f"{others} user{'s' if others != 1 else ''} other than {who} saw failures "
                        f"in the last {format_duration(rule.window)}")  # fmt: skip
             found.append(Finding(rule.name, rule.kind, tenant, agent, float(others), rule.threshold_value(),
@@ -351,10 +380,19 @@ class RuleEvaluator:
         )  # fmt: skip
         percent = rule.threshold_value()
         found = []
+        window = format_duration(rule.window)
         for tenant, agent, spend, baseline in rows:
-            if baseline <= 0 or spend <= baseline * (1 + percent / 100):
+            if baseline <= 0:
+                self._measured(rule, tenant, agent, f"spend ${spend:,.2f} in the last {window}, none at this "
+                               f"hour over the {rule.baseline_days} days before to compare with")  # fmt: skip
                 continue
             over = (spend / baseline - 1) * 100
+            if spend <= baseline * (1 + percent / 100):
+                said = f"spend {over:+.0f}% vs the {rule.baseline_days}-day average ≤ +{percent:g}%"
+                self._measured(
+                    rule, tenant, agent, f"{said} in the last {window} (${spend:,.2f} vs ${baseline:,.2f})"
+                )
+                continue
             summary = (
                 f"spend ${spend:,.2f} in the last {format_duration(rule.window)} is {over:.0f}% over the "
                 f"{rule.baseline_days}-day average ${baseline:,.2f} (threshold {percent:g}%)"
@@ -452,28 +490,76 @@ def _too_few(runs: int, window: str, min_runs: float) -> str:
     return f"{runs} run{'s' if runs != 1 else ''} in the last {window}, fewer than min_runs {min_runs:g}"
 
 
-def _streak(
-    minutes: list[tuple[datetime, int, float]],
-    start: datetime,
-    count: int,
-    carry: timedelta,
-    threshold: float,
-) -> list[tuple[datetime, int, float]] | None:
-    """The minutes with runs (minute, runs, success rate; in order) that the ``count`` minutes from
-    ``start`` each take their rate from, when every one of those rates is under ``threshold``;
-    None when a minute's rate is at or over it, or unknown (no runs within ``carry`` before it)."""
+Minute = tuple[datetime, int, float]
+"""A minute with runs: (the minute, runs, success rate)."""
+
+
+def _minute_states(
+    minutes: list[Minute], start: datetime, count: int, carry: timedelta
+) -> list[Minute | None]:
+    """For each of the ``count`` minutes from ``start``, the minute with runs (of ``minutes``, in
+    order) it takes its success rate from: itself, else the last one before it, up to ``carry``
+    before it; None when unknown (no runs within ``carry`` before it)."""
     by_minute = {minute: (minute, runs, rate) for minute, runs, rate in minutes}
     earlier = [m for m in minutes if m[0] < start]
     state = earlier[-1] if earlier else None
-    used: list[tuple[datetime, int, float]] = []
+    states: list[Minute | None] = []
     for i in range(count):
         minute = start + timedelta(minutes=i)
         state = by_minute.get(minute, state)
-        if state is None or minute - state[0] > carry or state[2] >= threshold:
+        states.append(None if state is None or minute - state[0] > carry else state)
+    return states
+
+
+def _streak(states: list[Minute | None], threshold: float) -> list[Minute] | None:
+    """The minutes with runs the minutes of ``states`` take their rates from (each once, in
+    order), when every one of those rates is under ``threshold``; None when a minute's rate is
+    at or over it, or unknown."""
+    used: list[Minute] = []
+    for state in states:
+        if state is None or state[2] >= threshold:
             return None
         if not used or used[-1] is not state:
             used.append(state)
     return used
+
+
+def _streak_broken(states: list[Minute | None], start: datetime, carry: timedelta, threshold: float) -> str:
+    """Why ``states`` make no streak under ``threshold``: the best minute's success rate at or
+    over it (the latest of equals), else the first minute whose rate is unknown."""
+    known = [s for s in states if s is not None]
+    best = max(known, key=lambda s: (s[2], s[0]), default=None)
+    if best is not None and best[2] >= threshold:
+        minute, runs, rate = best
+        said = (
+            f"success rate {rate:.0%} ≥ {threshold:.0%} in the minute from {minute.astimezone(UTC):%H:%M} UTC"
+        )
+        return f"{said} ({round(rate * runs)} of {runs} runs)"
+    unknown = start + timedelta(minutes=states.index(None))
+    return (f"success rate unknown from {unknown.astimezone(UTC):%H:%M} UTC "
+            f"(no runs in the {format_duration(carry.total_seconds())} before it)")  # fmt: skip
+
+
+def _no_runs(rule: RuleConfig, finding: Finding) -> str:
+    return f"no runs in the last {format_duration(rule.window)}"
+
+
+_NOTHING_MEASURED: dict[str, Callable[[RuleConfig, Finding], str]] = {
+    "failure_rate": _no_runs,
+    "p99_latency": _no_runs,
+    "requery_rate": _no_runs,
+    "success_rate": lambda rule, _: f"no runs in the last {format_duration(rule.minutes * 60 + rule.window)}",
+    "cross_user": lambda rule, _: f"no failed runs in the last {format_duration(rule.window)}",
+    "negative_feedback_rate": lambda rule, _: (
+        f"no feedback on runs of the last {format_duration(rule.window)}"
+    ),
+    "spend_spike": lambda rule, _: f"no spend in the last {format_duration(rule.window)}",
+    "failure_type_spike": lambda rule, f: (
+        f"no {f.key_extra} failures in the last {format_duration(rule.window)}"
+    ),
+}
+"""What a rule that resolves with a message says when it measured nothing for the agent now
+(no row of its own: ``RuleEvaluator.now_text``), per kind."""
 
 
 def _scope(rule: RuleConfig, params: dict[str, Any]) -> list[str]:
