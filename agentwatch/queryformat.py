@@ -3,8 +3,10 @@
 A table only when it fits the terminal: each column as wide as its widest value, at most
 ``MAX_CELL`` characters (longer values are cut with "…"). When even that is wider than the
 terminal (``SELECT * FROM runs``), each row is listed vertically, one ``column │ value`` line per
-field, as psql's expanded display does. What was cut is said under the result, with the way to
-see it whole (``--format json``).
+field, as psql's expanded display does. A table asked for (``--format table``) that does not fit
+shows the leading columns that do, each as wide as it would be, and says under it how many were
+left out: it is never squeezed into columns too narrow to read. What was cut is said under the
+result, with the way to see it whole (``--format json``).
 """
 
 from __future__ import annotations
@@ -77,15 +79,31 @@ def print_result(
     texts = [[_text(v) for v in row] for row in rows]
     names = [printable(c) for c in columns]
     widths = [min(max([len(n), *(len(r[i]) for r in texts)]), MAX_CELL) for i, n in enumerate(names)]
-    table_width = sum(widths) + 3 * len(widths) + 1  # borders and padding
-    if layout == "table" or (layout == "auto" and table_width <= console.width):
+    fits = _fitting(widths, console.width)
+    left_out = ""
+    if layout == "table" or (layout == "auto" and fits == len(names)):
+        if fits < len(names):
+            left_out = f"; {fits} of {len(names)} columns shown, the rest do not fit {console.width} columns:"
+            left_out += " --format vertical shows them"
+            names, texts = names[:fits], [row[:fits] for row in texts]
         cut = _print_table(names, texts, console)
     else:
         cut = _print_vertical(names, texts, console)
-    footer = f"({len(rows)} row{'s' if len(rows) != 1 else ''}"
+    footer = f"({len(rows)} row{'s' if len(rows) != 1 else ''}{left_out}"
     if cut:
         footer += f"; {cut} value{'s' if cut != 1 else ''} cut short: --format json shows them whole"
     console.print(Text(footer + ")"))
+
+
+def _fitting(widths: list[int], width: int) -> int:
+    """How many leading columns of ``widths`` fit a table ``width`` characters wide (at least one:
+    a single column wider than the terminal is folded)."""
+    used = 1  # the left border
+    for count, column in enumerate(widths):
+        used += column + 3  # padding and the border after it
+        if used > width:
+            return max(count, 1)
+    return len(widths)
 
 
 def _print_table(names: list[str], texts: list[list[str]], console: Console) -> int:

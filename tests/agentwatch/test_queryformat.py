@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 
@@ -63,3 +64,58 @@ def test_a_table_cuts_cells_to_the_cell_limit() -> None:
 def test_lists_and_maps_are_json_and_controls_are_escaped() -> None:
     out = render(["models", "msg"], [[["gpt-4o", "claude"], "a\x1b[2Jb\nc"]])
     assert '│ ["gpt-4o","claude"] │ a\\x1b[2Jb\\nc │' in out
+
+
+def test_a_table_asked_for_that_does_not_fit_shows_the_columns_that_do_and_says_so() -> None:
+    columns = [f"column_{i:02d}" for i in range(30)]
+    rows: list[list[object]] = [[f"value-0-{i}" for i in range(30)], [None] * 30]
+    lines = render(columns, rows, layout="table").splitlines()
+    # 9 columns of 11 characters, each with its padding and border: 1 + 9 * 14 = 118 <= 120.
+    assert lines == [
+        "┏" + "┳".join(["━" * 11] * 9) + "┓",
+        "┃" + "┃".join(f" column_{i:02d} " for i in range(9)) + "┃",
+        "┡" + "╇".join(["━" * 11] * 9) + "┩",
+        "│" + "│".join(f" value-0-{i} " for i in range(9)) + "│",
+        "│" + "│".join([" " * 11] * 9) + "│",
+        "└" + "┴".join(["─" * 11] * 9) + "┘",
+        "(2 rows; 9 of 30 columns shown, the rest do not fit 120 columns: --format vertical shows them)",
+    ]
+
+
+def test_one_column_wider_than_the_terminal_is_folded_not_dropped() -> None:
+    lines = render(["id", "note"], [["a" * 60, "b"]], width=40, layout="table").splitlines()
+    assert lines[1] == "┃ id                                   ┃"
+    assert lines[3:5] == ["│ " + "a" * 36 + " │", "│ " + "a" * 24 + " " * 12 + " │"]
+    assert lines[6:] == ["(1 row; 1 of 2 columns shown, the rest ", "do not fit 40 columns: --format vertical",
+                         "shows them)"]  # fmt: skip
+
+
+def test_query_format_table_on_select_star_from_runs_in_120_columns(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agentwatch.cli import main
+    from tests.helpers.health_fixture import store_fixture
+
+    config = tmp_path / "agentwatch.yaml"
+    config.write_text(f"storage:\n  data_dir: {tmp_path / 'data'}\n")
+    assert store_fixture(config) == 14
+    sql = "SELECT * FROM runs WHERE trace_id = '00000000000000000000000000000003'"
+    result = CliRunner(env={"COLUMNS": "120"}).invoke(
+        main,
+        ["query", "--data-dir", str(tmp_path / "data"), "--format", "table", sql],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # The 7th column (agent_owner: 11 characters, 14 with padding and border) would make it 122.
+    assert max(len(line) for line in lines) == 108
+    assert [name.strip() for name in lines[1].strip("┃").split("┃")] == [
+        "trace_id", "span_id", "tenant", "agent_id", "agent_name", "agent_version",
+    ]  # fmt: skip
+    assert [value.strip() for value in lines[3].strip("│").split("│")] == [
+        "00000000000000000000000000000003", "0000000000000004", "default", "expense-bot", "", "",
+    ]  # fmt: skip
+    assert lines[4:] == [
+        "└" + "┴".join("─" * (width + 2) for width in (32, 16, 7, 11, 10, 13)) + "┘",
+        "(1 row; 6 of 37 columns shown, the rest do not fit 120 columns: --format vertical shows them)",
+    ]
