@@ -14,7 +14,7 @@ import duckdb
 from rich.console import Console
 
 from agentwatch.cli_alerts import alerts_group
-from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_common import load_or_exit, usable_data_dir
 from agentwatch.cli_cost import cost
 from agentwatch.cli_eval import eval_group
 from agentwatch.cli_report import cases, report
@@ -67,6 +67,7 @@ def serve(config_path: str | None, data_dir: str | None, demo: bool, log_level: 
     raise_fd_limit()  # many idle clients must not exhaust file descriptors before the limits act
     tune_malloc()  # freed request bodies go back to the system: RSS follows the memory in use
     config = _load(config_path, data_dir)
+    usable_data_dir(config.storage.data_dir, "serve", creates=True)
     signals.timeout = config.storage.shutdown_timeout
     converter = None
     if config.storage.converter == "process":
@@ -175,34 +176,26 @@ def validate(config_file: str) -> None:
 )
 def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
     """Run SQL against the views (spans, runs), also while the server runs."""
-    from agentwatch.cli_common import data_dir_problem, has_spans, terminal_width
+    from agentwatch.cli_common import connect_or_exit, has_spans, listing_or_exit, terminal_width
     from agentwatch.queryformat import print_result, to_csv, to_json
     from core.safetext import printable_lines
-    from storage.catalog import connect
 
-    config = _load(config_path, data_dir)
-    directory = config.storage.data_dir
-    if (problem := data_dir_problem(directory)) is not None:
-        click.echo(f"agentwatch query: {printable_lines(problem)}", err=True)
-        sys.exit(1)
-    if not has_spans(directory):
+    directory = usable_data_dir(_load(config_path, data_dir).storage.data_dir, "query")
+    with listing_or_exit(directory, "query"):
+        stored = has_spans(directory)
+    if not stored:
         click.echo(
             f"agentwatch query: no spans stored in {printable_lines(directory)} yet "
             "(send some with `agentwatch demo`, or pass the server's --data-dir)",
             err=True,
         )
         sys.exit(1)
+    con = connect_or_exit(directory, "query", analyst_views=True)
     try:
-        con = connect(directory, analyst_views=True)
         cursor = con.execute(sql)
         rows = cursor.fetchall() if cursor.description else []
     except duckdb.Error as exc:
         click.echo(printable_lines(f"agentwatch query: {exc}"), err=True)  # it may quote stored values
-        sys.exit(1)
-    except OSError as exc:
-        click.echo(
-            printable_lines(f"agentwatch query: cannot read {directory}: {exc.strerror or exc}"), err=True
-        )
         sys.exit(1)
     columns = [d[0] for d in cursor.description or []]
     if fmt == "json":

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_common import connect_or_exit, load_or_exit
 from core.agents import agent_label
 from core.errors import ConfigError
 from core.safetext import cell, printable
@@ -35,7 +35,6 @@ def list_command(
     from rich.table import Table
 
     from core.units import parse_window
-    from storage.catalog import connect
 
     config = load_or_exit(config_path, data_dir)
     try:
@@ -50,7 +49,7 @@ def list_command(
     if agent is not None:  # an agent's id or its name
         where.append("(agent = $agent OR agent_name = $agent)")
         params["agent"] = agent
-    cursor = connect(config.storage.data_dir).execute(
+    cursor = connect_or_exit(config.storage.data_dir, "alerts list").execute(
         f"""SELECT time, state, rule, kind, tenant, agent, agent_name, value, threshold, summary, delivered,
                    failed
             FROM alert_events WHERE {" AND ".join(where)} ORDER BY time DESC, rule, agent""",

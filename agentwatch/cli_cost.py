@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import orjson
 
-from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_common import connect_or_exit, load_or_exit
 from agentwatch.cli_report import described, scope_of, scope_options, settings_of
 
 
@@ -73,12 +73,11 @@ def cost(
         render_leaks,
         report_dict,
     )
-    from storage.catalog import connect
     from storage.runs import Scope, runs_in
 
-    directory, _ = settings_of(config_path, data_dir)
+    directory, _ = settings_of(config_path, data_dir, "cost")
     scope = scope_of(since, agent, tenant, until_text, include_synthetic)
-    con = connect(directory)
+    con = connect_or_exit(directory, "cost")
     # The leaks read the run span too; the cost report alone needs no more than COST_BASE.
     runs = runs_in(con, scope, cost_columns(by), (*COST_BASE, "span_id") if show_leaks else COST_BASE)
     found = cost_report(runs, by)
@@ -166,7 +165,6 @@ def export(
     markups, credits, billed), as CSV or Parquet, or an invoice preview per tenant (markdown, html)."""
     from report.ledger import invoices_html, invoices_markdown, ledger_csv, write_ledger_parquet
     from spend.ledger import ledger, month_bounds
-    from storage.catalog import connect
 
     try:
         month_bounds(month)
@@ -184,8 +182,9 @@ def export(
             multipliers = dict(cost_component.config.tenant_multipliers)
         credits = list(config.chargeback.credits)
     else:
-        directory, _ = settings_of(None, data_dir)
-    lines = ledger(connect(directory, analyst_views=True), month, multipliers, credits, tenant)
+        directory, _ = settings_of(None, data_dir, "cost export")
+    con = connect_or_exit(directory, "cost export", analyst_views=True)
+    lines = ledger(con, month, multipliers, credits, tenant)
     if fmt == "parquet":
         assert output is not None
         write_ledger_parquet(lines, output)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_common import connect_or_exit, load_or_exit, usable_data_dir
 from core.errors import ConfigError, DatasetError, StorageError, TargetError
 from core.safetext import printable
 
@@ -68,6 +68,7 @@ def run(
     from evals.targets.specs import resolve_target
 
     config = load_or_exit(config_path, data_dir)
+    usable_data_dir(config.storage.data_dir, "eval run", creates=True)
     try:
         cases = load_dataset(dataset)
         target = resolve_target(spec, config.evals)
@@ -168,13 +169,13 @@ def pin(
 ) -> None:
     """Pin RUN_ID (or --agent's latest run) as its agent's baseline."""
     from evals.diff import EvalDiffError, latest_run, run_agent
-    from storage.catalog import connect
     from storage.tables import EvalBaselineRow, write_rows
 
     if (run_id is None) == (agent is None):
         raise click.UsageError("name the run to pin (RUN_ID), or --agent to pin its latest run")
     config = load_or_exit(config_path, data_dir)
-    con = connect(config.storage.data_dir)
+    usable_data_dir(config.storage.data_dir, "eval baseline pin", writes=True)
+    con = connect_or_exit(config.storage.data_dir, "eval baseline pin")
     try:
         if run_id is None:
             assert agent is not None
@@ -207,10 +208,9 @@ def diff_command(
 ) -> None:  # fmt: skip
     """Compare RUN_B (default: the latest run) with RUN_A (default: the pinned baseline)."""
     from evals.diff import EvalDiffError, diff, latest_run, pinned, run_agent
-    from storage.catalog import connect
 
     config = load_or_exit(config_path, data_dir)
-    con = connect(config.storage.data_dir)
+    con = connect_or_exit(config.storage.data_dir, "eval diff")
     try:
         if run_a is None and agent is None:
             raise EvalDiffError("name the runs, or --agent to compare its latest run with its baseline")

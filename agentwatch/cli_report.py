@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 import orjson
 
-from agentwatch.cli_common import load_or_exit
+from agentwatch.cli_common import connect_or_exit, load_or_exit, usable_data_dir
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,8 +57,11 @@ def scope_of(
         raise click.BadParameter(str(exc)) from None
 
 
-def settings_of(config_path: str | None, data_dir: str | None) -> tuple[str, tuple[AgentConfig, ...]]:
-    """(data directory, agents) for a reading command.
+def settings_of(
+    config_path: str | None, data_dir: str | None, command: str
+) -> tuple[str, tuple[AgentConfig, ...]]:
+    """(data directory, agents) for the reading command ``agentwatch <command>``; a data directory
+    it cannot read is one line on stderr and exit status 2 (``cli_common.usable_data_dir``).
 
     Without --config nothing is parsed: the built-in default has no agents, and validating it
     would import every pipeline component (numba, polars) just to read Parquet."""
@@ -71,10 +74,7 @@ def settings_of(config_path: str | None, data_dir: str | None) -> tuple[str, tup
     else:
         config = load_or_exit(config_path, data_dir)
         settings = (config.storage.data_dir, config.agents)
-    if not Path(settings[0]).is_dir():
-        click.echo(
-            f"agentwatch: {settings[0]} does not exist: nothing stored there yet (--data-dir?)", err=True
-        )
+    usable_data_dir(settings[0], command)
     return settings
 
 
@@ -130,16 +130,15 @@ def report(
     from report import formats as report_formats
     from report.health import IMPLICIT_COLUMNS, NAME_COLUMNS, build_report
     from report.signals import clusters
-    from storage.catalog import connect
     from storage.runs import runs_in
 
-    directory, agents = settings_of(config_path, data_dir)
+    directory, agents = settings_of(config_path, data_dir, "report")
     scope = scope_of(since, agent, tenant, until_text, include_synthetic)
     # One agent's report reads its implicit feedback too (the input texts of its runs: too slow
     # for every agent of a big window).
     columns = (*NAME_COLUMNS, *IMPLICIT_COLUMNS) if agent else NAME_COLUMNS
     implicit = load_or_exit(config_path, data_dir).feedback if config_path and agent else None
-    runs = runs_in(connect(directory), scope, columns)
+    runs = runs_in(connect_or_exit(directory, "report"), scope, columns)
     health = build_report(runs, agents, top, implicit)
     signals = clusters(runs, signal_count)
     if fmt == "json":
@@ -193,16 +192,16 @@ def export(
 ) -> None:
     """Write failed runs (or those users rated down) as dataset cases (JSONL) the eval runner reads."""
     from report.cases import export_cases, export_feedback_cases
-    from storage.catalog import connect
     from storage.runs import TEXTS, UNSUCCESSFUL_SQL, runs_in
 
-    directory, _ = settings_of(config_path, data_dir)
+    directory, _ = settings_of(config_path, data_dir, "cases export")
+    con = connect_or_exit(directory, "cases export")
     scope = scope_of(since, agent, tenant, until_text, include_synthetic)
     if feedback is not None:
         if cluster is not None:
             raise click.BadParameter("--cluster and --feedback do not go together", param_hint="--feedback")
         with output.open("wb") as handle:
-            rated = export_feedback_cases(runs_in(connect(directory), scope), handle)
+            rated = export_feedback_cases(runs_in(con, scope), handle)
         left = rated.skipped_without_input
         skipped = f"; {left} skipped (no input recorded)" if left else ""
         click.echo(f"wrote {rated.written} cases of runs rated down to {output}{skipped}", err=True)
@@ -210,7 +209,7 @@ def export(
             click.echo(f"agentwatch cases export: warning: no negative feedback on runs {described(scope)}",
                        err=True)  # fmt: skip
         return
-    runs = runs_in(connect(directory), scope, TEXTS)
+    runs = runs_in(con, scope, TEXTS)
     with output.open("wb") as handle:
         result = export_cases(runs, handle, cluster)
     note = (

@@ -43,7 +43,7 @@ def test_demo_then_query_in_every_format(server: ServerProcess) -> None:
     assert as_csv.stdout == "outcome,n\n" + "".join(f"{o},{n}\n" for o, n in expected)
     as_table = agentwatch("query", "--data-dir", data_dir, sql)
     assert as_table.stdout.rstrip().endswith(f"({len(expected)} rows)")
-    assert all(o in as_table.stdout for o, _ in expected)
+    assert all(str(o) in as_table.stdout for o, _ in expected)
     assert {o for o, _ in expected} == {"success", "failure", "degraded"}
 
 
@@ -61,7 +61,7 @@ def test_query_errors_are_reported_not_raised(server: ServerProcess, tmp_path: P
         "(send some with `agentwatch demo`, or pass the server's --data-dir)\n"
     )
     missing = agentwatch("query", "--data-dir", str(tmp_path / "nope"), "SELECT 1")
-    assert (missing.returncode, missing.stdout) == (1, "")
+    assert (missing.returncode, missing.stdout) == (2, "")  # a usage error, as for every command
     assert missing.stderr == (
         f"agentwatch query: {tmp_path / 'nope'} does not exist: nothing stored there yet "
         "(the server writes elsewhere? --data-dir)\n"
@@ -69,7 +69,7 @@ def test_query_errors_are_reported_not_raised(server: ServerProcess, tmp_path: P
     a_file = tmp_path / "spans.parquet"
     a_file.write_bytes(b"PAR1")
     not_dir = agentwatch("query", "--data-dir", str(a_file), "SELECT 1")
-    assert (not_dir.returncode, not_dir.stdout) == (1, "")
+    assert (not_dir.returncode, not_dir.stdout) == (2, "")
     assert not_dir.stderr == (
         f"agentwatch query: {a_file} is not a directory (--data-dir names the directory `agentwatch serve` writes)\n"
     )
