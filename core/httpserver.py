@@ -285,7 +285,10 @@ class ListeningSocket(socket.socket):
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = ListeningSocket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose
+    # protocol says TCP, and accepted sockets take the listener's. With Nagle on, a response
+    # written as headers then body waits for the client's delayed ACK: 40 ms per keep-alive request.
+    sock = ListeningSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
