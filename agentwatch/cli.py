@@ -121,12 +121,12 @@ def _announce(service: Service, config: AgentwatchConfig, demo: bool) -> None:
     me = _self_command()
     click.echo(f'  see data:  {me} query --data-dir {config.storage.data_dir} "SELECT * FROM runs LIMIT 10"')
     if demo:
-        _start_demo(grpc_port, http_port)
+        _start_demo(grpc_port, http_port, ports.api)
     else:
         click.echo(f"  demo data: {me} demo   (or start with: {me} serve --demo)")
 
 
-def _start_demo(grpc_port: int | None, http_port: int | None) -> None:
+def _start_demo(grpc_port: int | None, http_port: int | None, api_port: int) -> None:
     from agentwatch.demo import run_demo
 
     protocol: Literal["grpc", "http"] = "grpc" if grpc_port else "http"
@@ -134,15 +134,17 @@ def _start_demo(grpc_port: int | None, http_port: int | None) -> None:
     if not port:
         return
     endpoint = f"http://127.0.0.1:{port}"
+    api = f"http://127.0.0.1:{api_port}"
 
     def feed() -> None:
         try:
-            summary = run_demo(endpoint, protocol=protocol, runs=300)
+            summary = run_demo(endpoint, protocol=protocol, runs=300, api=api)
         except RuntimeError as exc:
             logging.getLogger("agentwatch.demo").error("demo traffic failed: %s", exc)
             return
         click.echo(
-            f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed). "
+            f"demo: sent {summary.runs} runs ({summary.spans} spans, {summary.failed_runs} failed) "
+            f"and {summary.feedback} pieces of their users' feedback. "
             f"Try: {_self_command()} query "
             '"SELECT agent_name, outcome, count(*) AS runs FROM runs GROUP BY ALL ORDER BY ALL"'
         )
@@ -227,26 +229,38 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="The server's config: its OTLP endpoint, and each tenant's ingest token when it has auth.",
+    help="The server's config: its OTLP endpoint and API, and each tenant's ingest token when it has auth.",
 )
+@click.option(
+    "--api",
+    default=None,
+    help="The server's API, where the runs' users post their feedback "
+    "(default: the config's api.endpoint, else http://127.0.0.1:8080).",
+)
+@click.option("--no-feedback", is_flag=True, help="Send the runs only, no user feedback.")
 def demo(
-    endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None, config_path: str | None
-) -> None:
-    """Send realistic agent traffic to a running receiver with the OpenTelemetry SDK."""
+    endpoint: str | None, protocol: str, runs: int, seed: int, tenant: str | None, config_path: str | None,
+    api: str | None, no_feedback: bool,
+) -> None:  # fmt: skip
+    """Send realistic agent traffic to a running receiver with the OpenTelemetry SDK, then some of
+    the runs' users' feedback (thumbs, ratings, comments) to its API."""
     from rich.progress import Progress
 
     from agentwatch.demo import run_demo
-    from agentwatch.demo_target import DemoTargetError, demo_target
+    from agentwatch.demo_target import DemoTargetError, api_url, demo_target
 
     tenant_headers = None
     if config_path is not None:
+        config = load_or_exit(config_path, None)
         try:
-            found, tenant_headers = demo_target(load_or_exit(config_path, None), protocol, tenant)
+            found, tenant_headers = demo_target(config, protocol, tenant)
         except DemoTargetError as exc:
             click.echo(f"agentwatch demo: {exc}", err=True)
             sys.exit(1)
         endpoint = endpoint or found
+        api = api or api_url(config)
     endpoint = endpoint or ("http://127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318")
+    api = None if no_feedback else api or "http://127.0.0.1:8080"
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("sending demo runs", total=runs)
         try:
@@ -258,6 +272,7 @@ def demo(
                 tenant=tenant,
                 tenant_headers=tenant_headers,
                 progress=lambda n: progress.update(task, completed=n),
+                api=api,
             )
         except RuntimeError as exc:
             click.echo(f"agentwatch demo: {exc}", err=True)
@@ -267,6 +282,11 @@ def demo(
         f"{summary.failed_runs} failed, {summary.degraded_runs} degraded; "
         f"agents {', '.join(summary.agents)}; tenants {', '.join(summary.tenants)}"
     )
+    if api is not None:
+        click.echo(
+            f"posted {summary.feedback} pieces of the users' feedback on them to {api} "
+            f"({summary.negative_feedback} negative)"
+        )
     click.echo(
         f"see them: {_self_command()} query "
         '"SELECT agent_name, outcome, failure_type, count(*) AS runs '

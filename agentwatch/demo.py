@@ -4,6 +4,8 @@ The traffic goes out through the OpenTelemetry Python SDK's own OTLP exporters (
 same path a real instrumented agent takes, so the demo also proves the receiver end to end. What the
 agents do - the catalog, the failures, the span shapes - lives in ``agentwatch.demo_scenarios``; this
 module only turns those span trees into SDK spans and makes sure every one of them was delivered.
+Then the runs' users say what they thought of some of them (``demo_scenarios.feedback``: thumbs,
+ratings, comments), through the server's own ``POST /api/v1/feedback``, as a client app would.
 
 Everything is deterministic for a given ``seed`` and ``start_time_ns``: span content, timestamps and
 trace/span ids. The ids also depend on ``start_time_ns`` on purpose: the receiver deduplicates on
@@ -22,7 +24,8 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 from opentelemetry import trace
@@ -48,6 +51,7 @@ from agentwatch.demo_scenarios import (
     build_run,
     plan_runs,
 )
+from agentwatch.demo_scenarios.feedback import FeedbackPlan, plan_feedback
 
 BATCH_SIZE = 512
 # Flush a provider once this many spans wait in its queue. It stays well under the SDK's default
@@ -69,6 +73,9 @@ class DemoSummary:
     agents: tuple[str, ...]
     users: tuple[str, ...]
     tenants: tuple[str, ...]
+    feedback: int = 0
+    """Pieces of the users' feedback posted to the API, ``negative_feedback`` of them negative."""
+    negative_feedback: int = 0
 
 
 class DemoExportError(RuntimeError):
@@ -187,6 +194,7 @@ def run_demo(
     rate_per_s: float | None = None,
     start_time_ns: int | None = None,
     progress: Callable[[int], None] | None = None,
+    api: str | None = None,
 ) -> DemoSummary:
     """Send ``runs`` agent runs, spread over the two hours before ``start_time_ns`` (default: now).
 
@@ -195,10 +203,17 @@ def run_demo(
     tenant instead, whatever they say: ``tenant_headers`` gives the headers (the ingest token)
     each tenant's agents send, beside ``headers``.
 
-    Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span.
+    ``api``: the server's API (``http://127.0.0.1:8080``). Once every span is delivered, the users'
+    feedback on some of the runs is posted there (``POST /api/v1/feedback``), each tenant's with
+    that tenant's headers, naming the tenant; None: no feedback.
+
+    Raises ``DemoExportError`` (a ``RuntimeError``) when the endpoint did not take every span, or
+    the API every piece of feedback.
     """
     _validate(protocol, runs, rate_per_s)
     _check_reachable(endpoint)
+    if api is not None:
+        _check_reachable(api, "for the users' feedback", "pass the server's API with --api, or --no-feedback")
     end_ns = time.time_ns() if start_time_ns is None else start_time_ns
     plans = plan_runs(runs, seed, end_ns)
     ids = SeededIdGenerator(f"agentwatch-demo:{seed}:{end_ns}")
@@ -206,23 +221,37 @@ def run_demo(
     exporter_logger = logging.getLogger("opentelemetry.exporter")
     exporter_logger.addHandler(capture)
     services: dict[str, _Service] = {}
+    roots: dict[int, tuple[int, int]] = {}
     try:
         for agent in _agents_of(plans):
             own = tenant or agent.tenant
             sent = {**(headers or {}), **(tenant_headers or {}).get(own, {})} or None
             exporter = _make_exporter(endpoint, protocol, sent)
             services[agent.name] = _open_service(agent, own, ids, exporter)
-        _send(plans, services, rate_per_s, progress, endpoint, capture)
+        _send(plans, services, rate_per_s, progress, endpoint, capture, roots)
         _close(services, endpoint, capture)
     except BaseException:
         _abort(services)
         raise
     finally:
         exporter_logger.removeHandler(capture)
-    return _summarise(plans, sum(s.spans for s in services.values()), tenant)
+    rated: list[FeedbackPlan] = []
+    if api is not None:
+        rated = plan_feedback(plans, seed)
+        _post_feedback(api, rated, plans, roots, end_ns, tenant, headers, tenant_headers)
+    return replace(
+        _summarise(plans, sum(s.spans for s in services.values()), tenant),
+        feedback=len(rated),
+        negative_feedback=sum(piece.negative for piece in rated),
+    )
 
 
-def _check_reachable(endpoint: str, timeout_s: float = 3.0) -> None:
+def _check_reachable(
+    endpoint: str,
+    purpose: str = "",
+    advice: str = "start one with `agentwatch serve` (or `make run`) first, or pass --endpoint",
+    timeout_s: float = 3.0,
+) -> None:
     """Fail at once, saying so, when nothing listens at ``endpoint`` (rather than after the
     exporter's retries, as "spans were rejected")."""
     parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
@@ -232,10 +261,67 @@ def _check_reachable(endpoint: str, timeout_s: float = 3.0) -> None:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        what = f" {purpose}" if purpose else ""
         raise DemoExportError(
-            f"no server is reachable at {endpoint} ({reason.lower()}): start one with "
-            "`agentwatch serve` (or `make run`) first, or pass --endpoint"
+            f"no server is reachable at {endpoint}{what} ({reason.lower()}): {advice}"
         ) from None
+
+
+def _post_feedback(
+    api: str,
+    rated: Sequence[FeedbackPlan],
+    plans: Sequence[RunPlan],
+    roots: Mapping[int, tuple[int, int]],
+    end_ns: int,
+    tenant: str | None,
+    headers: dict[str, str] | None,
+    tenant_headers: Mapping[str, Mapping[str, str]] | None,
+) -> None:
+    """Post the feedback of ``rated`` on the runs sent (``roots``: plan index → (trace id, end)),
+    each tenant's in requests of its own, given no later than ``end_ns``. The item's id is the
+    trace's: the same demo sent again is the same feedback, read once."""
+    import httpx
+    import orjson
+
+    from core.httpclient import CallFailed, RetryPolicy, post
+    from feedback.items import MAX_ITEMS
+
+    by_tenant: dict[str, list[dict[str, object]]] = {}
+    for piece in rated:
+        plan = plans[piece.index]
+        trace_id, ended_ns = roots[piece.index]
+        own = tenant or plan.agent.tenant
+        given = datetime.fromtimestamp(min(ended_ns + _ns(piece.delay_s * 1000), end_ns) / 1e9, UTC)
+        item: dict[str, object] = {
+            "id": f"demo-{trace_id:032x}", "trace_id": f"{trace_id:032x}", "user_id": plan.user,
+            "value": piece.value, "time": given.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "tenant": own, "metadata": {"agentwatch.demo": True},
+        }  # fmt: skip
+        if piece.comment is not None:
+            item["comment"] = piece.comment
+        by_tenant.setdefault(own, []).append(item)
+    url = f"{api if '://' in api else f'http://{api}'}".rstrip("/") + "/api/v1/feedback"
+    policy = RetryPolicy(timeout=30.0, retries=2, backoff=0.5)
+    with httpx.Client() as client:
+        for own, items in sorted(by_tenant.items()):
+            sent = {
+                **(headers or {}),
+                **(tenant_headers or {}).get(own, {}),
+                "Content-Type": "application/json",
+            }
+            for start in range(0, len(items), MAX_ITEMS):
+                batch = items[start : start + MAX_ITEMS]
+                try:
+                    answer, _ = post(client, url, orjson.dumps(batch), policy, sent)
+                    said = answer.json()
+                except (CallFailed, ValueError) as exc:
+                    raise DemoExportError(
+                        f"the spans were sent, but not the users' feedback: {url} answered {exc}"
+                    ) from None
+                if said != {"accepted": len(batch), "tenant": own}:
+                    raise DemoExportError(
+                        f"the spans were sent, but {url} took the users' feedback for tenant {own} as {said}"
+                    )
 
 
 def _validate(protocol: str, runs: int, rate_per_s: float | None) -> None:
@@ -297,7 +383,9 @@ def _send(
     progress: Callable[[int], None] | None,
     endpoint: str,
     capture: _ExporterLogCapture,
+    roots: dict[int, tuple[int, int]],
 ) -> None:
+    """Send each run of ``plans``; ``roots`` gets each run's (trace id, end) by its plan's index."""
     started = time.monotonic()
     for done, plan in enumerate(plans, start=1):
         if rate_per_s is not None:
@@ -305,7 +393,7 @@ def _send(
         service = services[plan.agent.name]
         # An empty Context: each run is a new trace, whatever span the caller may have open.
         root = build_run(plan)
-        _emit(service, root, Context(), plan.start_ns)
+        roots[plan.index] = _emit(service, root, Context(), plan.start_ns)
         count = root.count()
         service.spans += count
         service.pending += count
@@ -324,22 +412,23 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(delay)
 
 
-def _emit(service: _Service, spec: SpanSpec, parent: Context, start_ns: int) -> int:
-    """Create ``spec``'s span and its subtree with explicit timestamps; return the span's end."""
+def _emit(service: _Service, spec: SpanSpec, parent: Context, start_ns: int) -> tuple[int, int]:
+    """Create ``spec``'s span and its subtree with explicit timestamps; return its trace id and
+    the span's end."""
     span = service.tracer(spec.scope).start_span(
         spec.name, context=parent, kind=spec.kind, attributes=spec.attributes, start_time=start_ns
     )
     context = trace.set_span_in_context(span, parent)
     cursor = start_ns + (_ns(spec.own_ms / 2) if spec.children else 0)
     for child in spec.children:
-        cursor = _emit(service, child, context, cursor + _ns(child.gap_ms))
+        _, cursor = _emit(service, child, context, cursor + _ns(child.gap_ms))
     end_ns = cursor + _ns(spec.own_ms / 2 if spec.children else spec.own_ms)
     if spec.error is not None:
         _mark_error(span, spec.error, end_ns)
     elif spec.status_ok:
         span.set_status(Status(StatusCode.OK))
     span.end(end_time=end_ns)
-    return end_ns
+    return span.get_span_context().trace_id, end_ns
 
 
 def _ns(ms: float) -> int:

@@ -1,5 +1,5 @@
-"""Where ``agentwatch demo --config`` sends: the config's OTLP endpoint, and the ingest token of
-each tenant the demo writes when the receiver wants one."""
+"""Where ``agentwatch demo --config`` sends: the config's OTLP endpoint and API, and the ingest
+token of each tenant the demo writes when the receiver wants one."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def demo_target(
     raise DemoTargetError(
         f"the config has no OTLP receiver with {protocol} enabled (receivers.otlp.protocols.{protocol})"
     )
+
+
+def api_url(config: AgentwatchConfig) -> str:
+    """The URL of the config's API (``api.endpoint``), where the demo posts its users' feedback."""
+    host, _, port = config.api.endpoint.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):  # a wildcard listens on loopback too
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
 
 
 def _headers(auth: AuthConfig | None, receiver_id: str, tenant: str | None) -> dict[str, dict[str, str]]:

@@ -4,7 +4,8 @@ the score and annotation endpoints of Langfuse and Phoenix clients (``feedback.s
 ``POST /v1/span_annotations``, ``POST /v1/trace_annotations``.
 
 Authenticated with the ingest tokens (``receivers.<otlp>.auth``) and stored under the token's
-tenant; without ingest tokens, under ``default`` (the API binds to loopback). A request is
+tenant; without ingest tokens, under the tenant ``POST /api/v1/feedback``'s items name (as a
+span's tenant attribute names its tenant), else ``default`` (the API binds to loopback). A request is
 answered 200 only once its items are on disk (written and fsynced, as span files are); a bad
 item refuses the whole request (400, every problem named by index and key) and stores nothing.
 """
@@ -26,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from agentwatch.config import AgentwatchConfig
 from core.errors import DecodeError, PayloadTooLarge, RequestError, Unauthenticated
 from core.model import DEFAULT_TENANT
-from feedback.items import MAX_ITEMS, item_row, parse
+from feedback.items import MAX_ITEMS, item_row, parse, request_tenant
 from feedback.shapes import langfuse_item, phoenix_item
 from receiver.otlp.auth import TokenAuthenticator
 from storage.tables import FeedbackRow, write_rows
@@ -95,7 +96,9 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         if isinstance(got, JSONResponse):
             return got
         tenant, doc = got
-        rows, problems = parse(doc, tenant, datetime.now(UTC))
+        tenant, problems = request_tenant(doc, tenant, bool(authenticators))
+        rows, found = parse(doc, tenant, datetime.now(UTC))
+        problems += found
         if problems:
             return _refusal(RequestError("; ".join(problems[:20])), problems=problems)
         await run_in_threadpool(_store, data_dir, tenant, rows)

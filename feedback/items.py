@@ -12,7 +12,9 @@ of exactly 1: ``{"value": 1, "kind": "score"}``); ``"kind": "label"`` takes a ca
 Optional: ``span_id``, ``user_id``, ``name`` (what was rated; default ``user``), ``label``,
 ``comment``, ``time`` (ISO 8601 or Unix seconds; default: when received), ``metadata`` (an
 object), ``id`` (the client's idempotency key: an item posted twice with one id is stored once, the
-latest copy read; without it, identical items are one, a client's retry included).
+latest copy read; without it, identical items are one, a client's retry included), ``tenant``
+(``request_tenant``: where the request's items are stored when the server has no ingest tokens,
+as a span's tenant attribute says where the span is; with ingest tokens, the token's tenant only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from core.tenants import sanitize_tenant
 from storage.feedback import NEGATIVE_LABELS
 from storage.tables import FeedbackRow
 
@@ -41,7 +44,37 @@ _UP = ("up", "thumbs_up", "thumbsup", "positive", "+1", "yes", "👍")
 _DOWN = ("down", "thumbs_down", "thumbsdown", "negative", "-1", "no", "👎")
 _KEYS = (
     "id", "trace_id", "span_id", "user_id", "name", "value", "kind", "label", "comment", "time", "metadata",
+    "tenant",
 )  # fmt: skip
+
+
+def request_tenant(doc: Any, tenant: str, authenticated: bool) -> tuple[str, list[str]]:
+    """The tenant a request's items (``doc``: one or a list) are stored under, and the problems of
+    their ``tenant`` keys (``[index].tenant: message``).
+
+    ``authenticated`` (the server has ingest tokens): ``tenant`` is the token's, and an item may
+    name that one only. Otherwise the items may name theirs, one for the request, sanitised as a
+    span's tenant attribute is (``core.tenants``); when none does, ``tenant`` (``default``)."""
+    items = doc if isinstance(doc, list) else [doc]
+    named: dict[str, tuple[int, str]] = {}  # sanitised → (first index naming it, as named)
+    problems = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "tenant" not in item:
+            continue
+        value = item["tenant"]
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"[{i}].tenant: must be a non-empty string")
+            continue
+        clean = sanitize_tenant(value.strip())
+        if authenticated and clean != tenant:
+            problems.append(f"[{i}].tenant: {value[:100]!r} is not the ingest token's tenant ({tenant})")
+        named.setdefault(clean, (i, value))
+    if authenticated or not named:
+        return tenant, problems
+    (first, (i, one)), *others = named.items()
+    problems += [f"[{j}].tenant: {other[:100]!r}, but [{i}] names {one[:100]!r}: one tenant a request"
+                 for _, (j, other) in others]  # fmt: skip
+    return first, problems
 
 
 def parse(doc: Any, tenant: str, received_at: datetime) -> tuple[list[FeedbackRow], list[str]]:

@@ -212,8 +212,9 @@ def check(command: Command, result: subprocess.CompletedProcess[str], cwd: Path)
     elif command.verb == "cases":
         written = (cwd / argv[argv.index("-o") + 1]).read_text().splitlines()
         assert written and all(json.loads(line)["metadata"]["agent"] == "agt_7f3a9c21" for line in written)
-        if "--feedback" in argv:
-            assert len(written) == 2 and "it never filed my expense" in written[0]
+        if "--feedback" in argv:  # the runs the demo's users rated down, their comments the guidance
+            cases = [json.loads(line) for line in written]
+            assert [(c["tags"], c["metadata"]["comments"]) for c in cases] == rated_down("expense-bot")
     elif command.verb == "eval":
         if argv[1] == "run":
             assert "spans: " in out and "through the running server's receiver" in out
@@ -242,10 +243,11 @@ def test_every_readme_command_works_on_the_demo_data(setup: Setup) -> None:
     commands, _ = readme_commands()
     assert setup.demo is not None
     assert "sent 200 runs" in setup.demo.stdout and "tenants acme, globex" in setup.demo.stdout
+    assert setup.demo.stdout.splitlines()[1] == (
+        f"posted 29 pieces of the users' feedback on them to {setup.api} (21 negative)"
+    )
     # serve and demo ran first (the fixture); the others run in the README's order.
     for command in [c for c in commands if c.verb not in ("demo", "serve")]:
-        if command.verb == "cases" and "--feedback" in command.argv:
-            _rate_down(setup)  # the demo sends no feedback: a user rates two failed runs down
         if command.verb == "alerts" and command.argv[1] == "list":
             # The alert loop evaluates every 30 s (the example's alerts.interval).
             _wait(lambda: _alerted(setup), 90, "the first alert event")
@@ -260,20 +262,24 @@ def test_every_readme_command_works_on_the_demo_data(setup: Setup) -> None:
     assert sample and sample[0]["rule"] == "failing-agents", "alerts test sent no sample message"
 
 
-def _rate_down(setup: Setup) -> None:
-    """Thumbs down on two of expense-bot's runs, with acme's demo ingest token."""
-    con = duckdb.connect()
-    spans = str(setup.cwd / "agentwatch-data" / "spans" / "**" / "*.parquet")
-    traces = [t for (t,) in con.execute(
-        "SELECT DISTINCT trace_id FROM read_parquet(?, hive_partitioning = true) "
-        "WHERE agent_id = 'agt_7f3a9c21' AND status = 'error' ORDER BY trace_id LIMIT 2", [spans]).fetchall()]  # fmt: skip
-    assert len(traces) == 2
-    answer = httpx.post(
-        f"{setup.api}/api/v1/feedback",
-        json=[{"trace_id": t, "value": "down", "comment": "it never filed my expense"} for t in traces],
-        headers={"authorization": "Bearer acme-demo-token-0123456789"},
-    )
-    assert answer.json() == {"accepted": 2, "tenant": "acme"}
+def rated_down(agent: str) -> list[tuple[list[str], list[str]]]:
+    """(tags, comments) of the cases of ``agent``'s runs the README's demo (200 runs, seed 7) has
+    its users rate down, oldest first: what its plan says they do (11 runs of expense-bot: 10
+    auth failures and one run that succeeded, by its spans)."""
+    from agentwatch.demo_scenarios import DEGRADING, plan_runs
+    from agentwatch.demo_scenarios.feedback import plan_feedback
+
+    plans = plan_runs(200, 7, 0)  # who runs what, and how it ends, does not depend on when
+    cases = []
+    for piece in plan_feedback(plans, 7):
+        plan = plans[piece.index]
+        if plan.agent.name == agent and piece.negative:
+            outcome = (
+                "success" if plan.failure is None else "degraded" if plan.failure in DEGRADING else "failure"
+            )
+            cases.append((["negative-feedback", outcome], [piece.comment] if piece.comment else []))
+    assert len(cases) == 11
+    return cases
 
 
 def _alerted(setup: Setup) -> bool:

@@ -130,8 +130,17 @@ def test_serve_demo_feeds_itself(tmp_path: Path) -> None:
         assert server.wait_for_count("SELECT count(*) FROM runs", 300, timeout=60) == 300
         agents = server.query("SELECT DISTINCT agent_name FROM runs ORDER BY 1")
         assert agents == [("expense-bot",), ("hr-policy",), ("it-helpdesk",), ("sales-research",)]
+        # The users' feedback, posted to its API, joins their runs under each agent's tenant
+        # (no ingest tokens: the items name it, as the spans do): 38 pieces, 26 negative.
+        joined = "SELECT count(*) FROM feedback f JOIN runs r USING (tenant, trace_id)"
+        assert server.wait_for_count(joined, 38) == 38
+        assert server.query(
+            "SELECT r.tenant, count(*), count(*) FILTER (WHERE f.negative) FROM feedback f JOIN runs r "
+            "USING (tenant, trace_id) GROUP BY ALL ORDER BY ALL"
+        ) == [("acme", 30, 22), ("globex", 8, 4)]
         assert server.stop() == 0
-        assert "demo: sent 300 runs" in server.log()
+        assert "demo: sent 300 runs (" in server.log()
+        assert "and 38 pieces of their users' feedback" in server.log()
     finally:
         server.kill()
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -563,3 +564,147 @@ receivers:
     assert demo_target(open_config, "http", None) == ("http://127.0.0.1:4318", {})
     with pytest.raises(DemoTargetError, match=r"no OTLP receiver with grpc enabled"):
         demo_target(open_config, "grpc", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs' users' feedback, posted to the API
+
+
+class _FeedbackApi(ThreadingHTTPServer):
+    """``POST /api/v1/feedback`` as agentwatch answers it: every item accepted under the tenant
+    the items name, or ``status`` with an error."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(("127.0.0.1", 0), _FeedbackHandler)
+        self.status = status
+        self.posts: list[tuple[str, dict[str, str], list[dict[str, Any]]]] = []
+
+
+class _FeedbackHandler(BaseHTTPRequestHandler):
+    server: _FeedbackApi
+
+    def do_POST(self) -> None:
+        items = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, items))
+        ok = self.server.status == 200
+        reply = json.dumps({"accepted": len(items), "tenant": items[0]["tenant"]} if ok else {"error": "no"})
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextmanager
+def feedback_api(status: int = 200) -> Iterator[tuple[str, _FeedbackApi]]:
+    server = _FeedbackApi(status)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_seed_7_feedback_is_pinned() -> None:
+    from agentwatch.demo_scenarios import plan_runs
+    from agentwatch.demo_scenarios.catalog import DEGRADING
+    from agentwatch.demo_scenarios.feedback import plan_feedback
+
+    plans = plan_runs(200, 7, END_NS)
+    rated = plan_feedback(plans, 7)
+    assert plan_feedback(plans, 7) == rated  # from the seed alone
+
+    def outcome(index: int) -> str:
+        failure = plans[index].failure
+        return "success" if failure is None else "degraded" if failure in DEGRADING else "failure"
+
+    # A golden value, as the runs' summary is: 29 pieces on 200 runs, most of them on failures.
+    assert Counter((outcome(f.index), f.value) for f in rated) == {
+        ("failure", "down"): 13, ("failure", 1): 1, ("failure", 2): 1,
+        ("degraded", "down"): 3, ("degraded", 2): 1,
+        ("success", "up"): 5, ("success", 4): 3, ("success", "down"): 2,
+    }  # fmt: skip
+    assert (sum(f.negative for f in rated), sum(f.comment is not None for f in rated)) == (21, 20)
+    assert all(20 <= f.delay_s <= 600 for f in rated)
+    # expense-bot's users rate its auth failures down, and say so.
+    expense = [f for f in rated if plans[f.index].agent.name == "expense-bot" and f.negative]
+    assert Counter(plans[f.index].failure for f in expense) == {"auth_failed": 10, None: 1}
+    assert Counter(f.comment for f in expense) == {
+        None: 3, "failed again, I'll file it by hand": 4, "it never filed my expense": 2,
+        "says it is not authorized to reach Concur - works for Alice though?": 1, "that is not what I asked": 1,
+    }  # fmt: skip
+
+
+def test_feedback_is_posted_for_the_runs_sent_under_each_tenant() -> None:
+    from agentwatch.demo_scenarios import plan_runs
+    from agentwatch.demo_scenarios.feedback import plan_feedback
+
+    tokens = {"acme": {"Authorization": "Bearer a"}, "globex": {"Authorization": "Bearer g"}}
+    with http_endpoint() as (url, sink), feedback_api() as (api, server):
+        summary = run_demo(
+            url, protocol="http", runs=60, seed=11, start_time_ns=END_NS, tenant_headers=tokens, api=api
+        )
+    plans = plan_runs(60, 11, END_NS)
+    rated = plan_feedback(plans, 11)
+    assert (
+        (summary.feedback, summary.negative_feedback)
+        == (8, 6)
+        == (len(rated), sum(f.negative for f in rated))
+    )
+    # One request per tenant, with that tenant's token, every item naming it.
+    assert [(path, headers["authorization"], {i["tenant"] for i in items}, len(items))
+            for path, headers, items in server.posts] == [
+        ("/api/v1/feedback", "Bearer a", {"acme"}, 6), ("/api/v1/feedback", "Bearer g", {"globex"}, 2),
+    ]  # fmt: skip
+    posted = {item["trace_id"]: item for _, _, items in server.posts for item in items}
+    roots = {root.span.trace_id.hex(): root for root in map(root_of, traces_of(spans_of(sink)).values())}
+    for piece in rated:
+        plan = plans[piece.index]
+        (trace_id,) = [t for t, r in roots.items() if r.span.start_time_unix_nano == plan.start_ns]
+        root = roots[trace_id]
+        given = min(root.span.end_time_unix_nano + round(piece.delay_s * 1e9), END_NS)
+        expected = {
+            "id": f"demo-{trace_id}", "trace_id": trace_id, "user_id": plan.user, "value": piece.value,
+            "time": datetime.fromtimestamp(given / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "tenant": root.resource["agentwatch.tenant"], "metadata": {"agentwatch.demo": True},
+        }  # fmt: skip
+        if piece.comment is not None:
+            expected["comment"] = piece.comment
+        assert posted.pop(trace_id) == expected
+        assert root.attrs["user.id"] == plan.user
+    assert posted == {}
+
+
+def test_feedback_the_api_refuses_fails_the_demo_saying_so() -> None:
+    with (
+        http_endpoint() as (url, sink),
+        feedback_api(401) as (api, server),
+        pytest.raises(DemoExportError) as refused,
+    ):
+        run_demo(url, protocol="http", runs=60, seed=11, start_time_ns=END_NS, api=api)
+    assert str(refused.value) == (
+        f'the spans were sent, but not the users\' feedback: {api}/api/v1/feedback answered HTTP 401: {{"error": "no"}}'
+    )
+    assert len(traces_of(spans_of(sink))) == 60
+    assert len(server.posts) == 1  # a 401 is final: not retried
+
+
+def test_no_api_listening_is_said_before_any_span_is_sent() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        api = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with http_endpoint() as (url, sink), pytest.raises(DemoExportError) as refused:
+        run_demo(url, protocol="http", runs=10, seed=1, start_time_ns=END_NS, api=api)
+    assert str(refused.value) == (
+        f"no server is reachable at {api} for the users' feedback (connection refused): "
+        "pass the server's API with --api, or --no-feedback"
+    )
+    assert sink.requests == []

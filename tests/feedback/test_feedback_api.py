@@ -83,7 +83,7 @@ def test_refusals_name_the_item_and_key_and_store_nothing(server: ServerProcess)
     assert bad.status_code == 400
     assert bad.json()["problems"] == [
         "[1].colour: unknown key (known: id, trace_id, span_id, user_id, name, value, kind, label, comment, time, "
-        "metadata)",
+        "metadata, tenant)",
         "[1].trace_id: must be 32 hex digits",
         "[1].value: a rating is an integer 1-5 (send kind: score for a score)",
         "[2].value: a rating is an integer 1-5 (send kind: score for a score)",

@@ -83,3 +83,50 @@ def test_refusal_statuses_come_from_the_error_classes(
     answer = c.post("/api/public/ingestion", json=batch, headers=BEARER)
     assert answer.status_code == 207
     assert [e["status"] for e in answer.json()["errors"]] == [492]
+
+
+OTHER = "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_an_item_may_name_the_tokens_tenant_only(tmp_path: Path) -> None:
+    c = client(tmp_path)
+    items = [
+        {"trace_id": TRACE, "value": "up", "tenant": "acme"},
+        {"trace_id": OTHER, "value": "down", "tenant": "globex"},
+    ]
+    refused = c.post("/api/v1/feedback", json=items, headers=BEARER)
+    problem = "[1].tenant: 'globex' is not the ingest token's tenant (acme)"
+    assert (refused.status_code, refused.json()) == (400, {"error": problem, "problems": [problem]})
+    taken = c.post("/api/v1/feedback", json=items[:1], headers=BEARER)
+    assert (taken.status_code, taken.json()) == (200, {"accepted": 1, "tenant": "acme"})
+
+
+def test_without_ingest_tokens_the_items_name_their_tenant(tmp_path: Path) -> None:
+    """As a span's tenant attribute does without ingest tokens (the demo's feedback joins its
+    runs under acme and globex so); one tenant a request."""
+    from storage.catalog import connect
+
+    config = parse_config(f"storage:\n  data_dir: {tmp_path}\n", "agentwatch.yaml")
+    c = TestClient(Starlette(routes=feedback_routes(config)))
+    named = [
+        {"trace_id": TRACE, "value": "down", "tenant": "globex"},
+        {"trace_id": OTHER, "value": 4, "tenant": "globex"},
+    ]
+    assert c.post("/api/v1/feedback", json=named).json() == {"accepted": 2, "tenant": "globex"}
+    assert c.post("/api/v1/feedback", json={"trace_id": TRACE, "value": "up"}).json() == {
+        "accepted": 1, "tenant": "default",
+    }  # fmt: skip
+    assert c.post("/api/v1/feedback", json={"trace_id": TRACE, "value": 1, "tenant": "acme corp"}).json() == {
+        "accepted": 1, "tenant": "acme_corp",  # sanitised as a span's tenant is
+    }  # fmt: skip
+    mixed = [{"trace_id": TRACE, "value": "up", "tenant": "acme"}, {"trace_id": TRACE, "value": "up", "tenant": "globex"},
+             {"trace_id": TRACE, "value": "up", "tenant": 5}]  # fmt: skip
+    refused = c.post("/api/v1/feedback", json=mixed)
+    assert (refused.status_code, refused.json()["problems"]) == (400, [
+        "[2].tenant: must be a non-empty string", "[1].tenant: 'globex', but [0] names 'acme': one tenant a request",
+    ])  # fmt: skip
+    stored = connect(tmp_path).execute("SELECT tenant, trace_id, value, negative FROM feedback ORDER BY ALL")
+    assert stored.fetchall() == [
+        ("acme_corp", TRACE, 1.0, True), ("default", TRACE, 1.0, False),
+        ("globex", OTHER, 4.0, False), ("globex", TRACE, 0.0, True),
+    ]  # fmt: skip
