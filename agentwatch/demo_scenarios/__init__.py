@@ -23,6 +23,8 @@ The package splits that into:
 * ``spans`` - ``SpanSpec`` and the other span-tree types, the ``Shape`` protocol and shared helpers.
 * ``build`` - ``build_run``: the steps of one run and where its failure shows, dressed by a shape.
 * ``glean``, ``genai``, ``openinference`` - one ``Shape`` per telemetry convention.
+* ``feedback`` - ``plan_feedback``: what the runs' users say of some of them (thumbs, ratings,
+  comments), which ``agentwatch.demo`` posts to the feedback API.
 """
 
 from agentwatch.demo_scenarios.build import build_run
