@@ -74,10 +74,15 @@ class ShutdownSignals:
 _early: ShutdownSignals | None = None
 
 
-def install_early() -> ShutdownSignals:
-    """Install the handlers now (the entry point does, before importing anything heavy)."""
+def install_early(noted: list[int] | None = None) -> ShutdownSignals:
+    """Install the handlers now (the entry point does, before importing anything heavy). ``noted``
+    holds the signals that arrived before, under the entry point's first handler: they are acted
+    on as if they came now (one asks for a stop, a second exits at once)."""
     global _early
     if _early is None:
         _early = ShutdownSignals(DEFAULT_TIMEOUT)
         _early.install()
+        # From here on the real handler takes every signal; those noted before are only read.
+        for signum in list(noted or ()):
+            _early._handle(signum, None)
     return _early

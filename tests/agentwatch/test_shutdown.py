@@ -87,6 +87,67 @@ def test_sigterm_while_starting_exits_zero(tmp_path: Path) -> None:
     assert "agentwatch: stopped cleanly" in server.log()
 
 
+def test_sigterm_as_early_as_it_can_be_caught_exits_zero(tmp_path: Path) -> None:
+    """The entry module's first statements catch SIGTERM: a signal right after pip's wrapper has
+    imported ``main`` (before anything else of agentwatch is imported) is a request to stop, not
+    a kill. Before, the handler came inside ``main``, after ``core.shutdown``'s imports: -15."""
+    server = ServerProcess(tmp_path)
+    server.write_config()
+    child = (
+        "import os, signal, sys\n"
+        f"sys.argv = ['agentwatch', 'serve', '--config', {str(server.config_path)!r}]\n"
+        "from agentwatch.entry import main  # as pip's generated wrapper does\n"
+        "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('agentwatch', 'core'))\n"
+        "assert ours == ['agentwatch', 'agentwatch.entry'], ours\n"
+        "assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "main()\n"
+    )
+    log = open(tmp_path / "server.log", "ab")  # noqa: SIM115 - the child's
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=log, stderr=subprocess.STDOUT)
+    assert proc.wait(TIMEOUT + 10) == 0, server.log()
+    assert "agentwatch: stopped cleanly" in server.log()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (``SigCgt`` of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        mask = next(line for line in status if line.startswith("SigCgt:")).split()[1]
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.parametrize(
+    ("how", "after"),
+    [("command", 0.0), ("module", 0.0), ("command", 0.2)],
+)
+def test_sigterm_at_any_moment_of_start_up_once_caught_exits_zero(
+    tmp_path: Path, how: str, after: float
+) -> None:
+    """The installed command and ``python -m agentwatch``: SIGTERM the moment the process has a
+    handler (polled in /proc), or a little later in its start-up, always ends with exit 0. (The
+    interpreter's own start-up, before any of agentwatch's code runs, cannot be covered.) The
+    converter is inline: stopping is quicker than with workers still warming up."""
+    server = ServerProcess(tmp_path, storage_extra="  converter: inline")
+    server.write_config()
+    command = (
+        [str(Path(sys.executable).parent / "agentwatch")]
+        if how == "command"
+        else [sys.executable, "-m", "agentwatch"]
+    )
+    log = open(tmp_path / "server.log", "ab")  # noqa: SIM115 - the child's
+    proc = subprocess.Popen(
+        [*command, "serve", "--config", str(server.config_path)], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while not _catches_sigterm(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, server.log()
+        time.sleep(0.0005)
+    time.sleep(after)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(TIMEOUT + 10) == 0, server.log()
+    assert "agentwatch: stopped cleanly" in server.log()
+
+
 def test_sigterm_when_idle_exits_zero(server: ServerProcess) -> None:
     code, took = terminate(server)
     assert (code, took < TIMEOUT) == (0, True)
