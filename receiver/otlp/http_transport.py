@@ -3,11 +3,14 @@
 Protobuf (``application/x-protobuf``) and JSON (``application/json``) bodies, optionally gzip;
 the answer uses the request's content type. Error bodies are ``google.rpc.Status`` messages,
 as the OTLP specification asks. The size limit applies after decompression, and inflation
-stops as soon as it is crossed, so a gzip bomb never grows in memory.
+stops as soon as it is crossed, so a gzip bomb never grows in memory. Inflation runs on a worker
+thread (zlib lets go of the interpreter lock meanwhile): a small gzip body may inflate to the
+whole limit, and the event loop every port shares must not wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 import orjson
@@ -89,7 +92,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(chunks) > limit:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     body = bytes(chunks)
-    return inflate(body, limit) if encoding == "gzip" else body
+    return await asyncio.to_thread(inflate, body, limit) if encoding == "gzip" else body
 
 
 def _expected_size(request: Request, max_body: int) -> int:

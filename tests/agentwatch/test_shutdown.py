@@ -19,6 +19,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.helpers.clients import Client
 from tests.helpers.server import ServerProcess
 
 pytestmark = pytest.mark.process  # real servers and signals
@@ -151,6 +152,41 @@ def test_sigterm_at_any_moment_of_start_up_once_caught_exits_zero(
 def test_sigterm_when_idle_exits_zero(server: ServerProcess) -> None:
     code, took = terminate(server)
     assert (code, took < TIMEOUT) == (0, True)
+
+
+def test_sigterm_under_load_stores_every_acknowledged_span_once(tmp_path: Path) -> None:
+    """Four clients (gRPC and HTTP) keep sending while the server is told to stop: exit 0 within
+    the timeout, every request acknowledged before or during the stop stored whole and once, the
+    write-ahead log empty."""
+    server = ServerProcess(tmp_path, flush_interval="100ms").start()
+    clients = [Client(i, server, 2000, "http" if i % 2 else "grpc") for i in range(4)]
+    try:
+        for client in clients:
+            client.start()
+        while sum(len(c.acknowledged) for c in clients) < 100:
+            time.sleep(0.01)
+        code, took = terminate(server)  # the clients are still sending
+        for client in clients:
+            client.halt.set()
+        for client in clients:
+            client.join(timeout=30)
+            assert not client.is_alive()
+        assert code == 0, server.log()
+        assert took < TIMEOUT
+        assert all(len(c.acknowledged) < c.requests for c in clients)  # the stop cut the load short
+        acknowledged = {(c.number, n) for c in clients for n in c.acknowledged}
+        per_request = server.query(
+            "SELECT trace_id, count(*), count(DISTINCT span_id) FROM spans GROUP BY trace_id"
+        )
+        assert all(n == distinct == 50 for _, n, distinct in per_request)  # whole, and once
+        stored = {(int(str(trace)[:2], 16) - 1, int(str(trace)[2:10], 16)) for trace, _, _ in per_request}
+        assert acknowledged <= stored
+        assert len(stored - acknowledged) <= len(clients)  # at most the request each had in flight
+        assert sorted(p.name for p in (server.data_dir / "wal").iterdir()) == []
+    finally:
+        for client in clients:
+            client.halt.set()
+        server.kill()
 
 
 def test_sigterm_mid_alert_pass_with_a_hanging_webhook(tmp_path: Path, hanging_url: str) -> None:
