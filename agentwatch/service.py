@@ -183,6 +183,7 @@ class Service:
                 {"evals": self.config.evals},
                 self.decode_budget,
                 self.tenant_keys.names,
+                retention=self.config.storage.compaction.retention,
             )
             receiver: Receiver = component_module("receivers", rec.type).create(rec.config, settings)
             await receiver.start()

@@ -200,11 +200,6 @@ def test_max_future_skew_is_a_documented_config_key() -> None:
     assert "max_future_skew: 1h" in (otlp.__doc__ or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agentwatch/service.py does not yet pass storage.compaction.retention into ReceiverSettings "
-    "(retention=self.config.storage.compaction.retention); once it does, drop this marker",
-)
 def test_the_service_hands_its_receivers_the_retention(tmp_path: Path) -> None:
     config = parse_config(
         f"""
