@@ -176,6 +176,26 @@ def _service_values(
             "Production runs whose judge calls failed or answered badly.",
             svc.judging.stats.judge_problems,
         ),
+        *(
+            []
+            if (board := svc.health) is None
+            else [
+                (counter, "agentwatch_health_runs", "Runs the health aggregate counted.", board.runs_counted),
+                (
+                    counter,
+                    "agentwatch_health_dropped_digests",
+                    "Digests of stored batches the health aggregate could not count (queue full, or bad).",
+                    board.dropped_digests,
+                ),
+                (gauge, "agentwatch_health_queue_bytes", "Digests to be counted.", board.queued_bytes),
+                (
+                    gauge,
+                    "agentwatch_health_pending_traces",
+                    "Traces the health aggregate holds waiting for their root span.",
+                    board.pending_traces,
+                ),
+            ]
+        ),
     ]
 
 

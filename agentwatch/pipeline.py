@@ -14,7 +14,7 @@ from typing import Any
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
 from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings
-from health.digest import HealthTap
+from health.digest import HealthTap, PartsSource
 
 
 class FanOut(BaseComponent):
@@ -81,8 +81,13 @@ def assemble(config: AgentwatchConfig) -> Assembly:
         if any(exp_id in p.exporters for p in config.pipelines.values()):
             module = component_module("exporters", exp.type)
             exporters[exp_id] = module.create(exp.config, ExporterSettings(exp_id, data_dir))
-    # Last in every pipeline: a batch is digested once the exporters have stored it.
-    tap = HealthTap() if config.health.enabled else None
+    # Last in every pipeline: a batch is digested once the exporters have stored it, from the
+    # run partials the (first) Parquet exporter computed of it.
+    tap = (
+        HealthTap(next((e for e in exporters.values() if isinstance(e, PartsSource)), None))
+        if (config.health.enabled)
+        else None
+    )
     pipelines = []
     for pipe in config.pipelines.values():
         consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters] + ([tap] if tap else []))

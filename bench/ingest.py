@@ -34,7 +34,7 @@ MODELS = ["gpt-4o", "claude-sonnet-4", "gemini-2.5-pro"]
 TOOLS = ["search_docs", "create_ticket", "lookup_user"]
 
 
-def build_request(rng: random.Random, spans: int, t0: int) -> bytes:
+def build_request(rng: random.Random, spans: int, t0: int, spread_ns: int = 3_600_000_000_000) -> bytes:
     """One request: agent runs of 1 agent_run + 2 chat + 1 mcp span, ~10 attributes each."""
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
@@ -45,7 +45,7 @@ def build_request(rng: random.Random, spans: int, t0: int) -> bytes:
         trace = rng.randbytes(16)
         root = rng.randbytes(8)
         user = f"user{rng.randrange(500)}@acme.com"
-        start = t0 + rng.randrange(3_600_000_000_000)
+        start = t0 + rng.randrange(spread_ns)
         for i, kind in enumerate(("agent_run", "chat", "chat", "mcp")):
             span = ss.spans.add()
             span.trace_id = trace
@@ -142,12 +142,14 @@ def send_http(server: ServerProcess, payloads: list[bytes], concurrency: int) ->
 
 
 def run(
-    protocol: str, total_spans: int, batch: int, concurrency: int, seed: int, storage: str
-) -> dict[str, float]:
+    protocol: str, total_spans: int, batch: int, concurrency: int, seed: int, storage: str, extra: str = "",
+    spread: float = 3600.0,
+) -> dict[str, float]:  # fmt: skip
     rng = random.Random(seed)
-    t0 = time.time_ns() - 3_600_000_000_000
+    spread_ns = int(spread * 1e9)
+    t0 = time.time_ns() - spread_ns
     requests = total_spans // batch
-    distinct = [build_request(rng, batch, t0) for _ in range(min(requests, 64))]
+    distinct = [build_request(rng, batch, t0, spread_ns) for _ in range(min(requests, 64))]
     # Distinct ids per request matter for realism, not for cost: reuse a pool of encoded bodies,
     # re-randomising the ids so every span is stored as its own row.
     payloads = []
@@ -159,7 +161,7 @@ def run(
     sent = requests * batch
     with tempfile.TemporaryDirectory(prefix="aw-bench-") as tmp:
         server = ServerProcess(
-            Path(tmp), flush_interval="1s", http_max_body_mib=64, storage_extra=storage
+            Path(tmp), flush_interval="1s", http_max_body_mib=64, storage_extra=storage, extra_config=extra
         ).start()
         sampler = RssSampler(server.proc.pid)  # type: ignore[union-attr]
         sampler.start()
@@ -197,11 +199,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--max-batch-spans", type=int, default=20_000, help="storage.max_batch_spans")
     parser.add_argument("--workers", type=int, default=2, help="storage.converter_workers")
+    parser.add_argument("--no-health", action="store_true", help="health.enabled: false (no digests)")
+    parser.add_argument(
+        "--spread", type=float, default=3600.0,
+        help="seconds the runs' start times spread over, ending now (3600: a backfill of the last hour; "
+        "a few seconds: a live stream)",
+    )  # fmt: skip
     args = parser.parse_args()
+    extra = "health:\n  enabled: false" if args.no_health else ""
     results = {}
     for protocol in ["grpc", "http"] if args.protocol == "both" else [args.protocol]:
         storage = f"  max_batch_spans: {args.max_batch_spans}\n  converter_workers: {args.workers}"
-        results[protocol] = run(protocol, args.spans, args.batch, args.concurrency, args.seed, storage)
+        results[protocol] = run(
+            protocol, args.spans, args.batch, args.concurrency, args.seed, storage, extra, args.spread
+        )
         r = results[protocol]
         print(
             f"{protocol:5} {r['spans']:>9,} spans  ack {r['ack_spans_per_s']:>9,.0f}/s  "

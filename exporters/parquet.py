@@ -150,6 +150,10 @@ class ParquetExporter(BaseComponent):
         self.root = table_dir(data_dir, SPANS)
         self.parts = PartsWriter(data_dir)
         self.files_written = 0
+        self.keep_parts = False
+        """Keep the partials of each batch for ``take_parts`` (the health tap reads them, so the
+        run partials of a batch are computed once)."""
+        self._kept: list[pa.Table] = []
 
     def consume(self, batch: pa.Table) -> None:
         if batch.num_rows == 0:
@@ -161,8 +165,19 @@ class ParquetExporter(BaseComponent):
             written = write_atomically(
                 rows, self.root / f"tenant={tenant}" / f"date={date}", compression, level
             )
-            self.parts.write(rows, written)  # after the file: partials never describe missing spans
+            parts = self.parts.parts_of(rows)
+            self.parts.write(rows, written, parts)  # after the file: partials never describe missing spans
             self.files_written += 1
+            if self.keep_parts:
+                self._kept.append(
+                    parts.append_column("tenant", pa.array([tenant] * parts.num_rows, pa.string()))
+                )
+
+    def take_parts(self) -> pa.Table | None:
+        """The partials (with ``tenant``) of what was written since the last call: one row per
+        trace and file, so a trace split over two dates' files has two."""
+        taken, self._kept = self._kept, []
+        return pa.concat_tables(taken) if taken else None
 
     def shutdown(self) -> None:
         self.parts.close()

@@ -14,8 +14,8 @@ current one included. Memory is bounded: buckets older than ``max_window`` go, a
 ``max_pending_traces`` traces wait for their root span, and the counted traces remembered for
 late spans are capped.
 
-``offer`` never blocks the drain: a digest that finds the queue full is dropped and counted
-(``dropped_digests``); health is advice, the stored spans are the truth.
+``offer`` never blocks the drain: a digest that finds ``QUEUE_BYTES`` waiting is dropped and
+counted (``dropped_digests``); health is advice, the stored spans are the truth.
 """
 
 from __future__ import annotations
@@ -37,17 +37,22 @@ import pyarrow.compute as pc
 
 from core import supervision
 from health.config import HealthConfig
-from health.digest import from_ipc
-from health.latency import BUCKETS, counts_of, percentile
-from storage.runs import AGENT_SQL, DEGRADED, FAILURE, FAILURE_TYPE_SQL, runs_sql
+from health.digest import STEP_TYPE, Digest, run_rows_sql, trace_keys, unpack
+from health.latency import BUCKETS, bucket_sql, percentile
+from storage.runs import DEGRADED, FAILURE, FAILURE_TYPE_SQL
 
 log = logging.getLogger("health.board")
 
 RATE_LIMIT = "rate_limit"
 """The failure type of a rate-limited call (``processors.classify``)."""
-REMEMBERED_TRACES = 200_000
-"""Counted traces remembered, for spans that arrive after their run was counted."""
-QUEUE_DIGESTS = 256
+REMEMBERED_TRACES = 50_000
+"""Counted traces remembered, for spans that arrive after their run was counted (the latest)."""
+QUEUE_BYTES = 64 << 20
+"""Digests waiting to be counted, at most (bytes): past it a digest is dropped and counted."""
+_NO_LATE = pa.table(
+    {"tenant": pa.array([], pa.string()), "agent": pa.array([], pa.string()),
+     "steps": pa.array([], pa.list_(STEP_TYPE))}
+)  # fmt: skip
 
 
 @dataclass
@@ -119,17 +124,11 @@ class AgentFacts:
     models: tuple[StepFacts, ...]
 
 
-_RUNS = f"""
-SELECT tenant, trace_id, {AGENT_SQL} AS agent, agent_name, outcome, failure_type, duration_ms,
-       epoch(start_time) + coalesce(duration_ms, 0) / 1000.0 AS ended, coalesce(synthetic, false) AS synthetic
-FROM ({runs_sql("SELECT * EXCLUDE (key, arrived, has_root, steps) FROM _build")})
-"""
-
 _RUN_MINUTES = f"""
 SELECT tenant, agent, any_value(agent_name) AS name, floor(ended / 60)::BIGINT AS minute,
        count(*) AS runs, count(*) FILTER (WHERE outcome = '{FAILURE}') AS failures,
        count(*) FILTER (WHERE outcome = '{DEGRADED}') AS degraded,
-       list(coalesce(duration_ms, 0)) AS durations,
+       histogram({bucket_sql("duration_ms")}) AS latency,
        list({FAILURE_TYPE_SQL}) FILTER (WHERE outcome = '{FAILURE}') AS types
 FROM _runs WHERE NOT synthetic GROUP BY ALL
 """
@@ -145,10 +144,16 @@ FROM (SELECT *, outcome = '{FAILURE}' AS failed,
 GROUP BY ALL
 """
 
-_STEPS = """
+_STEPS = f"""
 SELECT tenant, agent, s.tool AS tool, s.name AS name, epoch(s.at) AS ended, s.failed AS failed,
-       s.failure_type AS failure_type, coalesce(s.failure_type = 'rate_limit', false) AS limited
-FROM (SELECT tenant, agent, unnest(steps) AS s FROM _stepped)
+       s.failure_type AS failure_type, coalesce(s.failure_type = '{RATE_LIMIT}', false) AS limited
+FROM (
+    SELECT r.tenant, r.agent, unnest(t.steps) AS s
+    FROM _stepped t JOIN _runs r USING (tenant, trace_id)
+    WHERE NOT r.synthetic AND len(t.steps) > 0
+    UNION ALL
+    SELECT tenant, agent, unnest(steps) AS s FROM _late
+)
 """
 
 _STEP_MINUTES = """
@@ -180,23 +185,34 @@ class HealthBoard:
     def __init__(self, config: HealthConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
-        self._con = duckdb.connect(":memory:", config={"threads": 1})
+        self._con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "64MB"})
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, str], _Agent] = {}
         self._names: dict[tuple[str, str], str] = {}
         """(tenant, agent name) → the agent's label (its id), to find an agent by its name."""
-        self._pending: pa.Table | None = None
+        self._pending_parts: pa.Table | None = None
+        self._pending_traces: pa.Table | None = None
+        """Partials and steps of traces waiting for their root span (keyed)."""
         self._first_seen: dict[str, float] = {}
         """Pending trace key → when its first spans arrived (insertion order: oldest first)."""
         self._counted: OrderedDict[str, str | None] = OrderedDict()
         """Counted trace key → its run's agent (None: not a production run)."""
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DIGESTS)
+        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self._queued_bytes = 0
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
         self.version = 0
         """Goes up with every absorbed digest: answers computed at an older version are stale."""
         self.dropped_digests = 0
         self.runs_counted = 0
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def pending_traces(self) -> int:
+        return len(self._first_seen)
 
     # -- feeding ---------------------------------------------------------------------------------
 
@@ -211,47 +227,77 @@ class HealthBoard:
 
     def offer(self, digest: bytes) -> None:
         """Queue a digest (``health.digest.HealthTap.take_digest``) without ever blocking."""
-        try:
-            self._queue.put_nowait(digest)
-        except queue.Full:
-            self.dropped_digests += 1
+        with self._lock:
+            if self._queued_bytes + len(digest) > QUEUE_BYTES:
+                self.dropped_digests += 1
+                return
+            self._queued_bytes += len(digest)
+        self._queue.put_nowait(digest)
 
     def _run(self) -> None:
         while (digest := self._queue.get()) is not None:
+            with self._lock:
+                self._queued_bytes -= len(digest)
             try:
-                self.absorb(from_ipc(digest))
+                self.absorb(unpack(digest))
             except (duckdb.Error, pa.ArrowException, ValueError) as exc:
                 log.error("health: a digest could not be counted (%s); the spans are stored", exc)
                 self.dropped_digests += 1
 
-    def absorb(self, digest: pa.Table, now: float | None = None) -> None:
+    def absorb(self, digest: Digest, now: float | None = None) -> None:
         """Count the runs and calls of ``digest`` (see the module)."""
         now = self._clock() if now is None else now
-        keys = pc.binary_join_element_wise(digest["tenant"], digest["trace_id"], "\x00")
-        digest = digest.append_column("key", keys).append_column(
-            "arrived", pa.array(np.full(digest.num_rows, now), pa.float64())
-        )
-        key_list: list[str] = keys.to_pylist()
-        late_mask = [k in self._counted for k in key_list]
-        late = digest.filter(pa.array(late_mask)) if any(late_mask) else None
-        fresh = digest.filter(pc.invert(pa.array(late_mask))) if late is not None else digest
-        for key in fresh["key"].to_pylist():
+        traces, runs, parts = digest
+        keys = trace_keys(traces)
+        late_mask = pa.array([k in self._counted for k in keys.to_pylist()], pa.bool_())
+        late = _keyed(traces.filter(late_mask), now)
+        fresh = _keyed(traces.filter(pc.invert(late_mask)), now)
+        rooted = fresh.filter(fresh["has_root"])
+        unrooted = fresh.filter(pc.invert(fresh["has_root"]))
+        parts = _keyed(parts, now)
+        # A rooted trace with spans in earlier batches: its run is rebuilt from every partial.
+        pending_keys = self._pending_traces["key"] if self._pending_traces is not None else None
+        rebuild: set[str] = set()
+        if pending_keys is not None and len(pending_keys) and rooted.num_rows:
+            rebuild = set(pc.filter(rooted["key"], pc.is_in(rooted["key"], pending_keys)).to_pylist())
+        for key in unrooted["key"].to_pylist():
             self._first_seen.setdefault(key, now)
-        rooted = set(pc.filter(fresh["key"], fresh["has_root"]).to_pylist())
-        due = self._due(now, rooted)
-        waiting = fresh if self._pending is None else pa.concat_tables([self._pending, fresh])
-        ready = pc.is_in(waiting["key"], pa.array(sorted(due), pa.string()))
-        build = waiting.filter(ready)
-        self._pending = waiting.filter(pc.invert(ready))
-        for key in due:
-            self._first_seen.pop(key, None)
-        self._count(build, late, now)
+        due = self._due(now, rebuild)
+        new_parts = parts.filter(pc.is_in(parts["key"], unrooted["key"]))
+        waiting_parts = _concat(self._pending_parts, new_parts)
+        waiting_traces = _concat(self._pending_traces, unrooted)
+        counted_runs = runs
+        stepped = [rooted]
+        if due:
+            wanted = pa.array(sorted(due), pa.string())
+            built_parts = _concat(
+                waiting_parts.filter(pc.is_in(waiting_parts["key"], wanted)),
+                parts.filter(pc.is_in(parts["key"], pa.array(sorted(rebuild), pa.string()))),
+            )
+            stepped.append(waiting_traces.filter(pc.is_in(waiting_traces["key"], wanted)))
+            waiting_parts = waiting_parts.filter(pc.invert(pc.is_in(waiting_parts["key"], wanted)))
+            waiting_traces = waiting_traces.filter(pc.invert(pc.is_in(waiting_traces["key"], wanted)))
+            direct = runs.filter(pc.invert(pc.is_in(trace_keys(runs), wanted)))
+            counted_runs = pa.concat_tables([direct, self._build(built_parts).cast(runs.schema)])
+            for key in due:
+                self._first_seen.pop(key, None)
+        self._pending_parts, self._pending_traces = waiting_parts, waiting_traces
+        self._count(counted_runs, pa.concat_tables(stepped), late, now)
 
-    def _due(self, now: float, rooted: set[str]) -> set[str]:
-        """Traces to count now: those whose root came, those waiting past ``settle``, and the
-        oldest past ``max_pending_traces``."""
-        due = set(rooted)
-        excess = len(self._first_seen) - len(rooted) - self.config.max_pending_traces
+    def _build(self, parts: pa.Table) -> pa.Table:
+        """The runs of ``parts`` (partials of whole traces, keyed), as the read model builds them."""
+        self._con.register("_parts", parts.drop_columns(["key", "arrived"]))
+        try:
+            table: pa.Table = self._con.sql(run_rows_sql("SELECT * FROM _parts")).to_arrow_table()
+            return table
+        finally:
+            self._con.unregister("_parts")
+
+    def _due(self, now: float, rebuild: set[str]) -> set[str]:
+        """Traces to count from their partials now: rooted ones with earlier partials, those
+        waiting past ``settle``, and the oldest past ``max_pending_traces``."""
+        due = set(rebuild)
+        excess = len(self._first_seen) - len(rebuild) - self.config.max_pending_traces
         for key, first in self._first_seen.items():  # oldest first
             if first > now - self.config.settle and excess <= 0:
                 break
@@ -260,41 +306,29 @@ class HealthBoard:
                 excess -= 1
         return due
 
-    def _count(self, build: pa.Table, late: pa.Table | None, now: float) -> None:
+    def _count(self, runs: pa.Table, stepped: pa.Table, late: pa.Table, now: float) -> None:
+        """Count ``runs`` and the steps of their traces ``stepped``, and the steps of ``late``
+        (traces already counted)."""
         con = self._con
-        con.register("_build", build)
+        counted = runs.filter(pc.is_valid(runs["agent"]))  # a trace of protocol traffic is no run
+        con.register("_runs", counted)
+        con.register("_stepped", stepped.select(["tenant", "trace_id", "steps"]))
+        con.register("_late", self._late_steps(late))
         try:
-            runs = con.sql(_RUNS).to_arrow_table()
-            con.register("_runs", runs)
             minutes = con.sql(_RUN_MINUTES).fetchall()
             streaks = con.sql(_RUN_STREAKS).fetchall()
-            con.register(
-                "_stepped",
-                con.sql(
-                    "SELECT b.tenant, r.agent, b.steps FROM _build b JOIN _runs r USING (tenant, trace_id)"
-                    " WHERE NOT r.synthetic AND len(b.steps) > 0"
-                ).to_arrow_table(),
-            )
-            stepped = [con.sql("SELECT * FROM _stepped").to_arrow_table()]
-            if late is not None:
-                stepped.append(self._late_steps(late))
-            con.register("_stepped", pa.concat_tables(stepped, promote_options="permissive"))
             con.register("_steps", con.sql(_STEPS).to_arrow_table())
             step_minutes = con.sql(_STEP_MINUTES).fetchall()
             step_streaks = con.sql(_STEP_STREAKS).fetchall()
-            for key, agent, synthetic in zip(
-                pc.binary_join_element_wise(runs["tenant"], runs["trace_id"], "\x00").to_pylist(),
-                runs["agent"].to_pylist(),
-                runs["synthetic"].to_pylist(),
-                strict=True,
-            ):
-                self._remember(key, None if synthetic else agent)
-            for key in build["key"].to_pylist():
-                if key not in self._counted:  # protocol traffic only: no run
-                    self._remember(key, None)
         finally:
-            for name in ("_build", "_runs", "_stepped", "_steps"):
+            for name in ("_runs", "_stepped", "_late", "_steps"):
                 con.unregister(name)
+        agents = pc.if_else(runs["synthetic"], pa.scalar(None, pa.string()), runs["agent"])
+        for key, agent in zip(trace_keys(runs).to_pylist(), agents.to_pylist(), strict=True):
+            self._remember(key, agent)
+        for key in stepped["key"].to_pylist():  # rooted traces that are no run
+            if key not in self._counted:
+                self._remember(key, None)
         with self._lock:
             self._fold_runs(minutes, streaks)
             self._fold_steps(step_minutes, step_streaks)
@@ -304,11 +338,13 @@ class HealthBoard:
             self.version += 1
 
     def _late_steps(self, late: pa.Table) -> pa.Table:
+        if not late.num_rows:
+            return _NO_LATE
         agents = [self._counted.get(k) for k in late["key"].to_pylist()]
         table = pa.table(
             {"tenant": late["tenant"], "agent": pa.array(agents, pa.string()), "steps": late["steps"]}
         )
-        return table.filter(pc.is_valid(table["agent"]))
+        return table.filter(pc.is_valid(table["agent"])).cast(_NO_LATE.schema)
 
     def _remember(self, key: str, agent: str | None) -> None:
         self._counted[key] = agent
@@ -317,7 +353,7 @@ class HealthBoard:
             self._counted.popitem(last=False)
 
     def _fold_runs(self, minutes: list[tuple], streaks: list[tuple]) -> None:  # type: ignore[type-arg]
-        for tenant, agent, name, minute, runs, failures, degraded, durations, types in minutes:
+        for tenant, agent, name, minute, runs, failures, degraded, latency, types in minutes:
             stats = self._agents.setdefault((tenant, agent), _Agent())
             if name and name != agent:
                 stats.name = name
@@ -326,7 +362,8 @@ class HealthBoard:
             bucket.runs += runs
             bucket.failures += failures
             bucket.degraded += degraded
-            bucket.latency += counts_of(np.asarray(durations, np.float64))
+            for index, count in latency.items():
+                bucket.latency[index] += count
             bucket.failure_types.update(types or [])
         for tenant, agent, trailing, all_failed, last_at in streaks:
             stats = self._agents[(tenant, agent)]
@@ -417,6 +454,16 @@ class HealthBoard:
             dict(types.most_common()), tuple(t for t in tools if t.calls),
             tuple(m for m in models if m.calls),
         )  # fmt: skip
+
+
+def _keyed(table: pa.Table, now: float) -> pa.Table:
+    """``table`` with each row's trace ``key`` and when it ``arrived``."""
+    arrived = pa.array(np.full(table.num_rows, now), pa.float64())
+    return table.append_column("key", trace_keys(table)).append_column("arrived", arrived)
+
+
+def _concat(first: pa.Table | None, second: pa.Table) -> pa.Table:
+    return second if first is None else pa.concat_tables([first, second], promote_options="permissive")
 
 
 def _minute(epoch: float) -> int:

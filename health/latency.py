@@ -17,15 +17,10 @@ BUCKETS = 200
 _LOG = math.log(RATIO)
 
 
-def buckets_of(durations_ms: np.ndarray) -> np.ndarray:
-    """The bucket of each duration (milliseconds)."""
-    clipped = np.maximum(np.nan_to_num(durations_ms.astype(np.float64), nan=0.0), 1.0)
-    return np.minimum((np.log(clipped) / _LOG).astype(np.int64), BUCKETS - 1)
-
-
-def counts_of(durations_ms: np.ndarray) -> np.ndarray:
-    """A histogram (counts per bucket) of ``durations_ms``."""
-    return np.bincount(buckets_of(durations_ms), minlength=BUCKETS).astype(np.int64)
+def bucket_sql(column: str) -> str:
+    """SQL: the bucket of the duration ``column`` (milliseconds)."""
+    bucket = f"floor(ln(greatest(coalesce({column}, 0), 1)) / ln({RATIO}))"
+    return f"least(greatest({bucket}, 0), {BUCKETS - 1})::INTEGER"
 
 
 def percentile(counts: np.ndarray, q: float) -> float | None:

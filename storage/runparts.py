@@ -59,14 +59,15 @@ class PartsWriter:
         finally:
             cursor.close()
 
-    def write(self, rows: pa.Table, span_file: Path) -> Path:
-        """Write the partials of ``rows``, which are (or will be) the contents of ``span_file``.
+    def write(self, rows: pa.Table, span_file: Path, parts: pa.Table | None = None) -> Path:
+        """Write the partials of ``rows``, which are (or will be) the contents of ``span_file``
+        (``parts``: already computed with ``parts_of``).
 
         Sorted by agent (the explicit one, then the derived one, see ``storage.runs``), in small
         row groups: a one-agent report reads only that agent's."""
         target = parts_path(self.data_dir, span_file)
         order = [("agent", "ascending"), ("derived_agent", "ascending"), ("trace_id", "ascending")]
-        parts = self.parts_of(rows).sort_by(order)
+        parts = (self.parts_of(rows) if parts is None else parts).sort_by(order)
         return write_atomically(
             parts, target.parent, "zstd", 3, name=target.name, row_group_size=PARTS_ROW_GROUP
         )

@@ -17,7 +17,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from health.board import HealthBoard
 from health.config import HealthConfig
-from health.digest import from_ipc
+from health.digest import unpack
 from tests.helpers.agent_runs import NOW, Spans
 from tests.helpers.store import digest_spans
 
@@ -32,7 +32,7 @@ def config_path(tmp_path: Path) -> Iterator[Path]:
 def absorb(board: HealthBoard, config_path: Path, spans: list[ReadableSpan], now: float = NOW) -> None:
     digest = digest_spans(config_path, spans)
     assert digest is not None
-    board.absorb(from_ipc(digest), now)
+    board.absorb(unpack(digest), now)
 
 
 def test_runs_failures_latency_streaks_and_calls(config_path: Path) -> None:
@@ -126,9 +126,9 @@ def test_a_trace_whose_root_never_comes_counts_after_settle(config_path: Path) -
     board = HealthBoard(HealthConfig(settle=60))
     absorb(board, config_path, spans.take())
     assert board.facts("acme", "sub-agent", 900, NOW).runs == 0
-    board.absorb(from_ipc(_empty_digest(config_path)), NOW + 59)
+    board.absorb(unpack(_empty_digest(config_path)), NOW + 59)
     assert board.facts("acme", "sub-agent", 900, NOW + 59).runs == 0
-    board.absorb(from_ipc(_empty_digest(config_path)), NOW + 61)
+    board.absorb(unpack(_empty_digest(config_path)), NOW + 61)
     assert board.facts("acme", "sub-agent", 900, NOW + 61).runs == 1
 
 
@@ -153,7 +153,7 @@ def test_waiting_traces_are_bounded(config_path: Path) -> None:
     absorb(board, config_path, spans.take())
     # Past the bound, the oldest are counted at once; two wait for their root.
     assert board.facts("acme", "sub-agent", 900, NOW).runs == 3
-    assert board._pending is not None and board._pending.num_rows == 2
+    assert board._pending_traces is not None and board._pending_traces.num_rows == 2
 
 
 def test_the_window_tenant_name_and_eval_traffic(config_path: Path) -> None:
