@@ -13,7 +13,6 @@ item refuses the whole request (400, every problem named by index and key) and s
 from __future__ import annotations
 
 import base64
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from core.model import DEFAULT_TENANT
 from feedback.items import MAX_ITEMS, item_row, parse, request_tenant
 from feedback.shapes import langfuse_item, phoenix_item
 from receiver.otlp.auth import TokenAuthenticator
-from storage.tables import FeedbackRow, write_rows
+from storage.groupcommit import GroupCommit
+from storage.tables import FeedbackRow
 
 MAX_BODY = 1 << 20
 """Bytes of a feedback request at most (1 MiB)."""
@@ -45,6 +45,9 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         if getattr(r.config, "auth", None) is not None
     ]
     data_dir = Path(config.storage.data_dir)
+    # Each day's rows in one file of its partition (by the feedback's time), fsynced; requests
+    # arriving together share the file and its fsyncs.
+    commit = GroupCommit(data_dir)
 
     def tenant_of(request: Request) -> str | None:
         """The ingest token's tenant: ``Bearer <token>``, or HTTP Basic with the token as the user
@@ -101,7 +104,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         problems += found
         if problems:
             return _refusal(RequestError("; ".join(problems[:20])), problems=problems)
-        await run_in_threadpool(_store, data_dir, tenant, rows)
+        await run_in_threadpool(commit.write, tenant, rows)
         return JSONResponse({"accepted": len(rows), "tenant": tenant})
 
     async def langfuse_score(request: Request) -> JSONResponse:
@@ -113,7 +116,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         row, problems = _row(item, tenant, "langfuse")
         if row is None:
             return _refusal(RequestError("; ".join(problems)), "message", problems)
-        await run_in_threadpool(_store, data_dir, tenant, [row])
+        await run_in_threadpool(commit.write, tenant, [row])
         return JSONResponse({"id": row.feedback_id})
 
     async def langfuse_ingestion(request: Request) -> JSONResponse:
@@ -145,7 +148,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
                 rows.append(row)
                 successes.append({"id": event_id, "status": 201})
         if rows:
-            await run_in_threadpool(_store, data_dir, tenant, rows)
+            await run_in_threadpool(commit.write, tenant, rows)
         return JSONResponse({"successes": successes, "errors": errors}, 207)
 
     async def phoenix_annotations(request: Request) -> JSONResponse:
@@ -171,7 +174,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
                 rows.append(row)
         if problems:
             return _refusal(RequestError("; ".join(problems[:20])), problems=problems)
-        await run_in_threadpool(_store, data_dir, tenant, rows)
+        await run_in_threadpool(commit.write, tenant, rows)
         return JSONResponse({"data": [{"id": row.feedback_id} for row in rows]})
 
     return [
@@ -215,12 +218,3 @@ def _traces_of(data_dir: Path, tenant: str, span_ids: list[str]) -> dict[str, st
     finally:
         con.close()
     return {str(s): str(t) for s, t in rows}
-
-
-def _store(data_dir: Path, tenant: str, rows: list[FeedbackRow]) -> None:
-    """Each day's rows in one file of its partition (by the feedback's time), fsynced."""
-    by_day: dict[str, list[FeedbackRow]] = defaultdict(list)
-    for row in rows:
-        by_day[row.time.astimezone(UTC).date().isoformat()].append(row)
-    for day_rows in by_day.values():
-        write_rows(data_dir, tenant, day_rows[0].time.astimezone(UTC), day_rows)
