@@ -12,7 +12,7 @@ import pytest
 
 import storage.groupcommit as groupcommit
 from storage.groupcommit import GroupCommit
-from storage.tables import FeedbackRow, Row
+from storage.tables import FeedbackRow, Row, write_rows
 
 WHEN = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def row(n: int, when: datetime = WHEN) -> FeedbackRow:
 
 def test_writers_waiting_together_share_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gate, first_started = threading.Event(), threading.Event()
-    real = groupcommit.write_rows
+    real = write_rows
 
     def held(data_dir: Path, tenant: str, when: datetime, rows: list[Row]) -> Path | None:
         first_started.set()
@@ -61,7 +61,7 @@ def test_writers_waiting_together_share_one_file(tmp_path: Path, monkeypatch: py
 
 
 def test_a_failed_write_fails_its_callers_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = groupcommit.write_rows
+    real = write_rows
 
     def refuse_globex(data_dir: Path, tenant: str, when: datetime, rows: list[Row]) -> Path | None:
         if tenant == "globex":
