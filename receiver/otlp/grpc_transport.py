@@ -7,15 +7,24 @@ With ingest tokens, ``TokenInterceptor`` checks the ``authorization`` metadata b
 message is read: a refused call never has its body received (not even checked against
 ``max_recv_msg_size_mib``). Connection limits and keepalive mirror the Collector's configgrpc
 (``GrpcServerLimits``, defaults there).
+
+``ConcurrencyLimit`` bounds the calls in flight on the whole server (``max_concurrent_rpcs``),
+so the messages held in memory at once are at most that many times the largest message,
+whatever the number of connections and streams. It is agentwatch's own, not grpc's
+``maximum_concurrent_rpcs``: grpc refuses with ``RESOURCE_EXHAUSTED`` and no ``RetryInfo``,
+which OTLP exporters following the specification treat as final (the data is dropped); this
+one answers ``UNAVAILABLE`` with ``RetryInfo``, as the other backpressure does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -23,7 +32,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 
 from core.configmodel import STRICT
-from core.errors import ConfigError, RequestError, Unauthenticated, Unavailable
+from core.errors import ConfigError, Overloaded, RequestError, Unauthenticated, Unavailable
 from core.units import Duration
 from receiver.otlp.auth import TlsConfig, TokenAuthenticator
 from receiver.otlp.handler import ExportHandler
@@ -93,6 +102,11 @@ class GrpcServerLimits:
     """Open connections at most; a connection past it is closed as soon as it is accepted."""
     max_concurrent_streams: int = 100
     """Calls in flight per connection."""
+    max_concurrent_rpcs: int = 16
+    """Calls in flight on the whole server. Each holds its message (up to
+    ``max_recv_msg_size_mib``) in memory until it is answered, so this times the largest message
+    bounds what gRPC holds. A call past it is refused before its message is read, ``UNAVAILABLE``
+    with ``RetryInfo``, so OTLP exporters retry it."""
     handshake_timeout: Duration = 10.0
     """A connection must complete its TLS and HTTP/2 handshake within this time."""
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
@@ -100,7 +114,7 @@ class GrpcServerLimits:
     def validate(self) -> list[str]:
         problems = [
             f"{key}: must be at least 1"
-            for key in ("max_connections", "max_concurrent_streams")
+            for key in ("max_connections", "max_concurrent_streams", "max_concurrent_rpcs")
             if getattr(self, key) < 1
         ]
         params = self.keepalive.server_parameters
@@ -156,11 +170,12 @@ def _authorization(details: grpc.HandlerCallDetails) -> str | None:
     return None
 
 
-def _refusal(exc: Unauthenticated) -> grpc.RpcMethodHandler:
-    """A handler that answers UNAUTHENTICATED without reading the request message."""
+def _refusal(exc: RequestError) -> grpc.RpcMethodHandler:
+    """A handler that answers ``exc`` without reading the request message (a stream whose
+    messages are never asked for is never received)."""
 
     async def refuse(requests: AsyncIterator[bytes], context: aio.ServicerContext[bytes, bytes]) -> bytes:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        await GrpcTransport.abort(exc, context)
         raise AssertionError("abort() returns only by raising")
 
     return grpc.stream_unary_rpc_method_handler(refuse)
@@ -185,6 +200,66 @@ class TokenInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         return await continuation(handler_call_details)
 
 
+class ConcurrencyLimit(aio.ServerInterceptor):  # type: ignore[misc]
+    """At most ``limit`` calls in flight on the server; one past it is refused retryably
+    (``Overloaded``: ``UNAVAILABLE`` with ``RetryInfo``) before its message is read.
+
+    Interceptors run in the call's own task, before its message is received. A call admitted
+    here gives its slot back when its handler returns, before the answer is sent (so a client
+    sending one call at a time never meets its own previous call), or else when the call's task
+    ends, however it ends (a client's deadline or a dropped connection before or while the
+    message arrives). Used from the server's event loop only.
+    """
+
+    def __init__(self, limit: int, on_refused: Callable[[RequestError], None]) -> None:
+        self.limit = limit
+        self.active = 0
+        self._on_refused = on_refused
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        if self.active >= self.limit:
+            exc = Overloaded(
+                f"agentwatch has {self.active} gRPC calls in flight "
+                f"(receivers.otlp.protocols.grpc.max_concurrent_rpcs: {self.limit}); retry shortly"
+            )
+            self._on_refused(exc)
+            return _refusal(exc)
+        self.active += 1
+        held = [True]
+
+        def release(*_: object) -> None:
+            if held[0]:
+                held[0] = False
+                self.active -= 1
+
+        task = asyncio.current_task()
+        if task is not None:  # grpc runs every call in a task of its own
+            task.add_done_callback(release)
+        try:
+            handler = await continuation(handler_call_details)
+        except BaseException:
+            release()
+            raise
+        if handler is None:  # no such method: answered UNIMPLEMENTED, no message read
+            release()
+            return None
+        if handler.unary_unary is None:  # (none here) held until the call's task ends
+            return handler
+        behaviour = handler.unary_unary
+
+        async def answered_then_released(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                return await behaviour(request, context)
+            finally:
+                release()
+
+        return grpc.unary_unary_rpc_method_handler(
+            answered_then_released, handler.request_deserializer, handler.response_serializer
+        )
+
+
 class GrpcTransport:
     def __init__(
         self,
@@ -203,6 +278,7 @@ class GrpcTransport:
         self._address = f"{host}:{port}"
         self._max = max_recv_msg_size
         self._server: aio.Server | None = None
+        self.limit = ConcurrencyLimit(self._limits.max_concurrent_rpcs, handler.note_refusal)
         self.port = port
 
     async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -211,7 +287,7 @@ class GrpcTransport:
             result = await self._handler.export(request, "protobuf", tenant)
         except RequestError as exc:
             self._handler.note_refusal(exc)
-            await self._abort(exc, context)
+            await self.abort(exc, context)
         response: bytes = result.response().SerializeToString()
         return response
 
@@ -226,12 +302,15 @@ class GrpcTransport:
         return self._auth.tenant_for(str(metadata.get("authorization", "")) or None)
 
     @staticmethod
-    async def _abort(exc: RequestError, context: aio.ServicerContext[bytes, bytes]) -> None:
+    async def abort(exc: RequestError, context: aio.ServicerContext[Any, bytes]) -> None:
+        """Answer ``exc`` with its status code; retryable refusals carry ``RetryInfo``."""
         details = retry_metadata(str(exc), exc.retry_after) if isinstance(exc, Unavailable) else ()
         await context.abort(STATUS_CODES[exc.grpc_code], str(exc), details)
 
     async def start(self) -> None:
-        interceptors = [TokenInterceptor(self._auth, self._handler.note_refusal)] if self._auth else []
+        interceptors: list[aio.ServerInterceptor] = [self.limit]
+        if self._auth is not None:  # first: a call refused for its token takes no slot
+            interceptors.insert(0, TokenInterceptor(self._auth, self._handler.note_refusal))
         server = aio.server(interceptors=interceptors, options=server_options(self._limits, self._max))
         handler = grpc.method_handlers_generic_handler(
             SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}

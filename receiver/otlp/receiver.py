@@ -11,6 +11,8 @@ receivers:
         max_recv_msg_size_mib: 16
         max_connections: 1000         # more are closed as soon as they are accepted
         max_concurrent_streams: 100   # calls in flight per connection
+        max_concurrent_rpcs: 16       # calls in flight on the whole server, each holding its
+                                      # message: past it UNAVAILABLE + RetryInfo
         handshake_timeout: 10s        # TLS and HTTP/2 handshake
         keepalive:                    # the Collector's configgrpc keepalive
           server_parameters:

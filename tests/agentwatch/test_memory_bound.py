@@ -2,11 +2,12 @@
 
 Six clients send 10,000-span requests (about 3 MiB) over gRPC and HTTP as fast as the server
 takes them, retrying refusals, against small budgets: a 16 MiB queue, 8 MiB of bodies being
-decoded, 4 MiB batches of at most 5,000 spans. The server process may grow above its idle size
-by what those budgets allow (README, "Bounded memory"): queue + 3 x decoding + 2 x workers x
-batch + the deduplication index, plus gRPC's own buffers and 96 MiB of slack (allocator,
-interpreter); a converter worker by what converting 5,000 spans at a time costs. Every
-acknowledged span is stored exactly once.
+decoded, 4 MiB batches of at most 5,000 spans, gRPC messages of at most 4 MiB and 2 gRPC calls
+in flight (the three gRPC clients are refused now and then). The server process may grow above
+its idle size by what those budgets allow (README, "Bounded memory"): queue + 3 x decoding + 2 x
+workers x batch + the deduplication index + max_concurrent_rpcs x max_recv_msg_size_mib, plus
+96 MiB of slack (allocator, interpreter); a converter worker by what converting 5,000 spans at
+a time costs. Every acknowledged span is stored exactly once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ STORAGE = """  max_queue_mib: 16
   max_decoding_mib: 8
   max_batch_mib: 4
   max_batch_spans: 5000"""
+GRPC = """        max_recv_msg_size_mib: 4
+        max_concurrent_rpcs: 2"""
 
 
 def bodies(count: int, spans: int) -> list[bytes]:
@@ -47,7 +50,9 @@ def bodies(count: int, spans: int) -> list[bytes]:
 
 
 def test_overload_with_large_requests_stays_within_the_stated_bound(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, flush_interval="200ms", http_max_body_mib=8, storage_extra=STORAGE)
+    server = ServerProcess(
+        tmp_path, flush_interval="200ms", http_max_body_mib=8, storage_extra=STORAGE, grpc_extra=GRPC
+    )
     server.start()
     assert server.proc is not None
     time.sleep(1.0)
@@ -91,9 +96,10 @@ def test_overload_with_large_requests_stays_within_the_stated_bound(tmp_path: Pa
     assert server.query("SELECT count(DISTINCT (trace_id, span_id)) FROM spans") == [(240_000,)]
     assert server.stop() == 0
     budgets = (16 + 3 * 8 + 2 * 2 * 4) * MIB
-    grpc_buffers = 3 * 2 * len(payloads[0])
+    assert len(payloads[0]) < 4 * MIB
+    grpc_messages = 2 * 4 * MIB  # max_concurrent_rpcs x max_recv_msg_size_mib
     dedup_index = 240_000 * 110  # storage.dedup_window_spans keys of about 110 bytes
-    assert sampler.main - idle_main <= budgets + grpc_buffers + dedup_index + 96 * MIB, (
+    assert sampler.main - idle_main <= budgets + grpc_messages + dedup_index + 96 * MIB, (
         f"server grew by {(sampler.main - idle_main) / MIB:.0f} MiB"
     )
     assert sampler.child - idle_worker <= 160 * MIB, (
