@@ -2,20 +2,28 @@
 
 A batch of acknowledged records normally converts in one call. When the call fails:
 
-- for a reason outside the records (``OSError``: a full disk, an I/O error), the same batch is
-  retried with backoff until it goes through: it is not the records' fault, so nothing is set
-  aside;
+- for a reason of the disk, the filesystem or the machine (an ``OSError`` whose errno is in
+  ``ENVIRONMENT_ERRNOS``: a full disk, a quota, an I/O error, a read-only or vanished data
+  directory, no permission, out of memory or file descriptors), the same batch is retried with
+  backoff until it goes through: it is not the records' fault, and every record would fail the
+  same way, so nothing is set aside;
+- for any other ``OSError`` (``EINVAL``, ``ENAMETOOLONG``, ``EFBIG``, none at all...), which
+  may be a passing hiccup or may be the data's, the piece is retried with backoff up to
+  ``MAX_OSERROR_ATTEMPTS`` (3) attempts in all; if it still fails, it is treated as the data's,
+  as below, so a record that deterministically causes one cannot stall its batch for good;
 - otherwise the batch is bisected: each half is converted on its own, down to single records
   and then to single spans, so everything that converts is stored. A single span that fails
   twice (once more, in case a converter worker died for a reason of its own) is quarantined
   with the reason.
 
 Each piece is converted at most a few times, so a batch of n spans with one bad span costs about
-2·log2(n) extra conversions of ever smaller pieces.
+2·log2(n) extra conversions of ever smaller pieces (with an ``OSError`` of the data's,
+``MAX_OSERROR_ATTEMPTS`` conversions and 0.3 s of backoff for each failing piece).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +39,42 @@ log = logging.getLogger("agentwatch.isolation")
 Convert = Callable[[list[OtlpRecord]], None]
 Quarantine = Callable[[OtlpRecord, str], None]
 MAX_BACKOFF = 10.0
+MAX_OSERROR_ATTEMPTS = 3
+"""Attempts at a piece failing with an ``OSError`` that is not the environment's before it is
+bisected (and, alone, quarantined) like any failure of the data's."""
+
+ENVIRONMENT_ERRNOS = frozenset(
+    code
+    for name in (
+        "ENOSPC",  # no space left on the device
+        "EDQUOT",  # disk quota exceeded
+        "EIO",  # the disk's I/O error
+        "EREMOTEIO",  # a remote filesystem's
+        "EUCLEAN",  # the filesystem needs repair
+        "EROFS",  # mounted read-only
+        "ESTALE",  # a stale NFS handle
+        "ENOENT",  # the data directory (or part of it) is gone
+        "ENODEV",
+        "ENXIO",
+        "EACCES",  # no permission on the data directory
+        "EPERM",
+        "ENOMEM",  # the machine's resources
+        "EMFILE",
+        "ENFILE",
+        "EAGAIN",
+        "EINTR",
+        "EBUSY",
+        "ETIMEDOUT",
+        "ENOLCK",
+        "EDEADLK",
+        "ENOTCONN",
+        "EPIPE",
+        "ECONNRESET",
+    )
+    if (code := getattr(errno, name, None)) is not None
+)
+"""``OSError`` errnos that say the disk, the filesystem or the machine failed, never the data:
+retried whole for as long as they last."""
 
 
 @dataclass
@@ -41,9 +85,9 @@ class IsolationStats:
     quarantined_spans: int = 0
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_environmental(exc: BaseException) -> bool:
     """Failures that are not the data's fault: retry the same batch, never set anything aside."""
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
 
 
 def split_record(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
@@ -120,10 +164,11 @@ class Isolator:
 
     def run(self, records: list[OtlpRecord]) -> None:
         """Return once every span of ``records`` is converted or quarantined."""
-        stack: list[tuple[list[OtlpRecord], int]] = [(records, 0)]
+        # (group, failures of its data's, OSError attempts that failed, not the environment's)
+        stack: list[tuple[list[OtlpRecord], int, int]] = [(records, 0, 0)]
         delay = 0.1
         while stack:
-            group, failures = stack.pop()
+            group, failures, attempts = stack.pop()
             try:
                 self._convert(group)
                 delay = 0.1
@@ -131,28 +176,44 @@ class Isolator:
             except Exception as exc:  # the pieces are sorted out below; nothing is dropped
                 self.stats.failures += 1
                 reason = f"{type(exc).__name__}: {exc}"
-                if is_transient(exc):
+                if is_environmental(exc):
                     log.error("conversion failed (%s); retrying the batch in %.1fs", reason, delay)
                     self._sleep(delay)
                     delay = min(delay * 2, MAX_BACKOFF)
-                    stack.append((group, failures))
+                    stack.append((group, failures, attempts))
                     continue
-            stack.extend(reversed(self._pieces(group, failures, reason)))
+                if isinstance(exc, OSError):
+                    attempts += 1
+                    if attempts < MAX_OSERROR_ATTEMPTS:
+                        wait = 0.1 * 2 ** (attempts - 1)
+                        log.error("conversion failed (%s); retrying in %.1fs", reason, wait)
+                        self._sleep(wait)
+                        stack.append((group, failures, attempts))
+                        continue
+                    log.error(
+                        "conversion failed %d times (%s), not for a reason of the disk's: "
+                        "treating it as the data's",
+                        attempts,
+                        reason,
+                    )
+            stack.extend(reversed(self._pieces(group, failures, attempts, reason)))
 
     def _pieces(
-        self, group: list[OtlpRecord], failures: int, reason: str
-    ) -> list[tuple[list[OtlpRecord], int]]:
+        self, group: list[OtlpRecord], failures: int, attempts: int, reason: str
+    ) -> list[tuple[list[OtlpRecord], int, int]]:
         """What to try next after ``group`` failed for a reason in its data."""
         if len(group) > 1:
             middle = len(group) // 2
             log.warning("a batch of %d requests failed (%s); converting its halves apart", len(group), reason)
-            return [(group[:middle], 0), (group[middle:], 0)]
+            return [(group[:middle], 0, 0), (group[middle:], 0, 0)]
         record = group[0]
         if record.spans > 1:
             first, second = split_record(record)
-            return [([first], 0), ([second], 0)]
+            return [([first], 0, 0), ([second], 0, 0)]
         if failures == 0:
-            return [(group, 1)]
+            # Once more (a worker may have died for a reason of its own); an OSError already
+            # tried MAX_OSERROR_ATTEMPTS times is not tried that often again.
+            return [(group, 1, attempts)]
         self._quarantine(record, reason)
         self.stats.quarantined_records += 1
         self.stats.quarantined_spans += record.spans
