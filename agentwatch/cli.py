@@ -259,8 +259,14 @@ def demo(
             sys.exit(1)
         endpoint = endpoint or found
         api = api or api_url(config)
+    # The API is guessed (the default port) only beside the default endpoint: a receiver named
+    # by --endpoint may be a collector's, whose API is not there to guess.
+    guessed = api is None and endpoint is None
     endpoint = endpoint or ("http://127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318")
-    api = None if no_feedback else api or "http://127.0.0.1:8080"
+    api = None if no_feedback else api or ("http://127.0.0.1:8080" if guessed else None)
+    if api is None and not no_feedback:
+        click.echo("agentwatch demo: sending the runs without the users' feedback (pass --api, the server's "
+                   "API, to post it too)", err=True)  # fmt: skip
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("sending demo runs", total=runs)
         try:
