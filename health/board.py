@@ -235,14 +235,24 @@ class HealthBoard:
         self._queue.put_nowait(digest)
 
     def _run(self) -> None:
-        while (digest := self._queue.get()) is not None:
+        stopping = False
+        while not stopping:
+            # Every digest waiting is counted in one pass: its queries' fixed cost is paid once.
+            taken = [self._queue.get()]
+            while not self._queue.empty():
+                taken.append(self._queue.get_nowait())
+            stopping = None in taken
+            messages = [d for d in taken if d is not None]
+            if not messages:
+                continue
             with self._lock:
-                self._queued_bytes -= len(digest)
+                self._queued_bytes -= sum(len(d) for d in messages)
             try:
-                self.absorb(unpack(digest))
+                digests = [unpack(d) for d in messages]
+                self.absorb(Digest(*(_concat_all(tables) for tables in zip(*digests, strict=True))))
             except (duckdb.Error, pa.ArrowException, ValueError) as exc:
-                log.error("health: a digest could not be counted (%s); the spans are stored", exc)
-                self.dropped_digests += 1
+                log.error("health: digests could not be counted (%s); the spans are stored", exc)
+                self.dropped_digests += len(messages)
 
     def absorb(self, digest: Digest, now: float | None = None) -> None:
         """Count the runs and calls of ``digest`` (see the module)."""
@@ -460,6 +470,10 @@ def _keyed(table: pa.Table, now: float) -> pa.Table:
     """``table`` with each row's trace ``key`` and when it ``arrived``."""
     arrived = pa.array(np.full(table.num_rows, now), pa.float64())
     return table.append_column("key", trace_keys(table)).append_column("arrived", arrived)
+
+
+def _concat_all(tables: tuple[pa.Table, ...]) -> pa.Table:
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
 
 def _concat(first: pa.Table | None, second: pa.Table) -> pa.Table:
