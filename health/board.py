@@ -11,8 +11,9 @@ their calls, never a second run. Eval traffic (synthetic runs) is left out.
 
 Runs and calls are bucketed by the minute they ended; a window is counted in whole minutes, the
 current one included. Memory is bounded: buckets older than ``max_window`` go, at most
-``max_pending_traces`` traces wait for their root span, and the counted traces remembered for
-late spans are capped.
+``max_pending_traces`` traces wait for their root span, the counted traces remembered for late
+spans are capped, and so are the agents, and each agent's tools and models, counted apart
+(``MAX_AGENTS``, ``MAX_STEPS``: the rest are counted together as ``(other)``).
 
 ``offer`` never blocks the drain: a digest that finds ``QUEUE_BYTES`` waiting is dropped and
 counted (``dropped_digests``); health is advice, the stored spans are the truth.
@@ -45,6 +46,12 @@ log = logging.getLogger("health.board")
 
 RATE_LIMIT = "rate_limit"
 """The failure type of a rate-limited call (``processors.classify``)."""
+MAX_AGENTS = 20_000
+"""Agents (of every tenant) counted apart; past it, new ones are counted together as ``OVERFLOW``
+(span data names agents: a client inventing names cannot grow the board without bound)."""
+MAX_STEPS = 256
+"""Tools, and models, counted apart per agent; past it, new ones together as ``OVERFLOW``."""
+OVERFLOW = "(other)"
 REMEMBERED_TRACES = 50_000
 """Counted traces remembered, for spans that arrive after their run was counted (the latest)."""
 QUEUE_BYTES = 64 << 20
@@ -364,8 +371,8 @@ class HealthBoard:
 
     def _fold_runs(self, minutes: list[tuple], streaks: list[tuple]) -> None:  # type: ignore[type-arg]
         for tenant, agent, name, minute, runs, failures, degraded, latency, types in minutes:
-            stats = self._agents.setdefault((tenant, agent), _Agent())
-            if name and name != agent:
+            stats = self._agent(tenant, agent)
+            if name and name != agent and stats is self._agents.get((tenant, agent)):
                 stats.name = name
                 self._names[(tenant, name)] = agent
             bucket = stats.minutes.setdefault(int(minute), _Minute())
@@ -376,7 +383,7 @@ class HealthBoard:
                 bucket.latency[index] += count
             bucket.failure_types.update(types or [])
         for tenant, agent, trailing, all_failed, last_at in streaks:
-            stats = self._agents[(tenant, agent)]
+            stats = self._agent(tenant, agent)
             if last_at >= stats.last_run_at:
                 stats.streak = stats.streak + trailing if all_failed else trailing
                 stats.last_run_at = last_at
@@ -410,9 +417,23 @@ class HealthBoard:
             if failed_at is not None:
                 step.last_failure_at, step.last_failure_type = failed_at, kind
 
+    def _agent(self, tenant: str, agent: str) -> _Agent:
+        """The agent's counts; past ``MAX_AGENTS`` agents, a new one's go to ``OVERFLOW``."""
+        stats = self._agents.get((tenant, agent))
+        if stats is None:
+            if len(self._agents) >= MAX_AGENTS:
+                agent = OVERFLOW
+            stats = self._agents.setdefault((tenant, agent), _Agent())
+        return stats
+
     def _step(self, tenant: str, agent: str, tool: bool, name: str) -> _Step:
-        stats = self._agents.setdefault((tenant, agent), _Agent())
-        return (stats.tools if tool else stats.models).setdefault(name, _Step())
+        """A tool's or model's counts; past ``MAX_STEPS`` of an agent, a new one's go to ``OVERFLOW``."""
+        stats = self._agent(tenant, agent)
+        steps = stats.tools if tool else stats.models
+        step = steps.get(name)
+        if step is None:
+            step = steps.setdefault(OVERFLOW if len(steps) >= MAX_STEPS else name, _Step())
+        return step
 
     def _prune(self, now: float) -> None:
         oldest = _minute(now - self.config.max_window) - 1

@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+import health.board as board_module
 from health.board import HealthBoard
 from health.config import HealthConfig
 from health.digest import unpack
@@ -199,3 +200,32 @@ def test_old_buckets_are_pruned(config_path: Path) -> None:
     absorb(board, config_path, spans.take(), now=NOW + 2 * 3600 + 60)
     assert ("acme", "expense-bot") not in board._agents
     assert board.facts("acme", "other", 900, NOW + 2 * 3600 + 60).runs == 1
+
+
+def test_names_from_span_data_cannot_grow_the_board_without_bound(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(board_module, "MAX_AGENTS", 2)
+    monkeypatch.setattr(board_module, "MAX_STEPS", 2)
+    board = HealthBoard(HealthConfig())
+    spans = Spans()
+    # agent-0 first, one run (and one new tool) at a time: tool-0 and other-tool-0 are counted apart.
+    spans.run(-30, 100, agent="agent-0", tool=("tool-0", False))
+    absorb(board, config_path, spans.take())
+    for i in range(4):
+        spans.run(-20 + i, 100, agent="agent-0", tool=(f"other-tool-{i}", True))
+        absorb(board, config_path, spans.take())
+    zero = board.facts("acme", "agent-0", 900, NOW)
+    assert [(t.name, t.calls, t.errors) for t in zero.tools] == [
+        ("(other)", 3, 3), ("other-tool-0", 1, 1), ("tool-0", 1, 0),
+    ]  # fmt: skip
+    # Then three more agents: one more is counted apart, the other two together.
+    for i in range(1, 4):
+        spans.run(-10 + i, 100, agent=f"agent-{i}")
+    absorb(board, config_path, spans.take())
+    agents = sorted(a for _, a in board._agents)
+    assert len(agents) == 3 and agents[:2] == ["(other)", "agent-0"]
+    assert (board.facts("acme", "(other)", 900, NOW).runs, board.facts("acme", agents[2], 900, NOW).runs) == (
+        2,
+        1,
+    )
