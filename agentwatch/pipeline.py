@@ -81,16 +81,19 @@ def assemble(config: AgentwatchConfig) -> Assembly:
         if any(exp_id in p.exporters for p in config.pipelines.values()):
             module = component_module("exporters", exp.type)
             exporters[exp_id] = module.create(exp.config, ExporterSettings(exp_id, data_dir))
-    # Last in every pipeline: a batch is digested once the exporters have stored it, from the
-    # run partials the (first) Parquet exporter computed of it.
-    tap = (
-        HealthTap(next((e for e in exporters.values() if isinstance(e, PartsSource)), None))
-        if (config.health.enabled)
-        else None
-    )
+    # The health tap digests what the (first) Parquet exporter stores, from the run partials it
+    # computed: last in the pipelines feeding that exporter, so a batch is digested once it is
+    # stored, and once (a record a second pipeline sends elsewhere is not digested again).
+    stored = next((e_id for e_id, e in exporters.items() if isinstance(e, PartsSource)), None)
+    tap = None
+    if config.health.enabled and stored is not None:
+        source = exporters[stored]
+        assert isinstance(source, PartsSource)
+        tap = HealthTap(source)
     pipelines = []
     for pipe in config.pipelines.values():
-        consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters] + ([tap] if tap else []))
+        last: list[Component] = [tap] if tap is not None and stored in pipe.exporters else []
+        consumer: Consumer = FanOut([exporters[e] for e in pipe.exporters] + last)
         processors: list[Component] = []
         for proc_id in reversed(pipe.processors):
             proc = config.processors[proc_id]

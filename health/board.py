@@ -132,7 +132,7 @@ class AgentFacts:
 
 
 _RUN_MINUTES = f"""
-SELECT tenant, agent, any_value(agent_name) AS name, floor(ended / 60)::BIGINT AS minute,
+SELECT tenant, agent, any_value(agent_name) AS name, floor(least(ended, $now) / 60)::BIGINT AS minute,
        count(*) AS runs, count(*) FILTER (WHERE outcome = '{FAILURE}') AS failures,
        count(*) FILTER (WHERE outcome = '{DEGRADED}') AS degraded,
        histogram({bucket_sql("duration_ms")}) AS latency,
@@ -147,7 +147,7 @@ SELECT tenant, agent, count(*) FILTER (WHERE failed AND (last_ok IS NULL OR ende
        bool_and(failed) AS all_failed, max(ended) AS last_at
 FROM (SELECT *, outcome = '{FAILURE}' AS failed,
              max(ended) FILTER (WHERE outcome <> '{FAILURE}') OVER (PARTITION BY tenant, agent) AS last_ok
-      FROM _runs WHERE NOT synthetic)
+      FROM _runs WHERE NOT synthetic AND ended <= $now + 60)
 GROUP BY ALL
 """
 
@@ -164,7 +164,7 @@ FROM (
 """
 
 _STEP_MINUTES = """
-SELECT tenant, agent, tool, name, floor(ended / 60)::BIGINT AS minute, count(*) AS calls,
+SELECT tenant, agent, tool, name, floor(least(ended, $now) / 60)::BIGINT AS minute, count(*) AS calls,
        count(*) FILTER (WHERE failed) AS errors, count(*) FILTER (WHERE limited) AS limited
 FROM _steps GROUP BY ALL
 """
@@ -180,7 +180,7 @@ SELECT tenant, agent, tool, name,
 FROM (SELECT *,
              max(ended) FILTER (WHERE NOT failed) OVER w AS last_ok,
              max(ended) FILTER (WHERE NOT limited) OVER w AS last_free
-      FROM _steps WINDOW w AS (PARTITION BY tenant, agent, tool, name))
+      FROM _steps WHERE ended <= $now + 60 WINDOW w AS (PARTITION BY tenant, agent, tool, name))
 GROUP BY ALL
 """
 
@@ -262,34 +262,44 @@ class HealthBoard:
                 self.dropped_digests += len(messages)
 
     def absorb(self, digest: Digest, now: float | None = None) -> None:
-        """Count the runs and calls of ``digest`` (see the module)."""
+        """Count the runs and calls of ``digest`` (see the module). A digest may hold several
+        batches: a trace may have several rows in it, rooted or not."""
         now = self._clock() if now is None else now
         traces, runs, parts = digest
         keys = trace_keys(traces)
-        late_mask = pa.array([k in self._counted for k in keys.to_pylist()], pa.bool_())
+        key_list = keys.to_pylist()
+        # Spans of a trace already counted add their calls (to its run's agent), never a run.
+        late_mask = pa.array([k in self._counted for k in key_list], pa.bool_())
         late = _keyed(traces.filter(late_mask), now)
         fresh = _keyed(traces.filter(pc.invert(late_mask)), now)
-        rooted = fresh.filter(fresh["has_root"])
-        unrooted = fresh.filter(pc.invert(fresh["has_root"]))
+        runs = runs.filter(pc.invert(pc.is_in(trace_keys(runs), late["key"])))
         parts = _keyed(parts, now)
-        # A rooted trace with spans in earlier batches: its run is rebuilt from every partial.
-        pending_keys = self._pending_traces["key"] if self._pending_traces is not None else None
+        rooted_keys = pc.unique(pc.filter(fresh["key"], fresh["has_root"]))
+        is_rooted = pc.is_in(fresh["key"], rooted_keys)
+        rooted, unrooted = fresh.filter(is_rooted), fresh.filter(pc.invert(is_rooted))
+        # A rooted trace whose other spans came in an earlier pass, or in another batch of this
+        # one: its run is rebuilt from every partial (the worker saw only its own batch's).
         rebuild: set[str] = set()
-        if pending_keys is not None and len(pending_keys) and rooted.num_rows:
-            rebuild = set(pc.filter(rooted["key"], pc.is_in(rooted["key"], pending_keys)).to_pylist())
+        if rooted.num_rows:
+            counts = pc.value_counts(rooted["key"])
+            several = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+            rebuild = set(several.to_pylist())
+            if self._pending_traces is not None and self._pending_traces.num_rows:
+                pending = pc.is_in(rooted_keys, self._pending_traces["key"])
+                rebuild |= set(pc.filter(rooted_keys, pending).to_pylist())
         for key in unrooted["key"].to_pylist():
             self._first_seen.setdefault(key, now)
         due = self._due(now, rebuild)
-        new_parts = parts.filter(pc.is_in(parts["key"], unrooted["key"]))
-        waiting_parts = _concat(self._pending_parts, new_parts)
+        waiting_parts = _concat(self._pending_parts, parts.filter(pc.is_in(parts["key"], unrooted["key"])))
         waiting_traces = _concat(self._pending_traces, unrooted)
         counted_runs = runs
         stepped = [rooted]
         if due:
             wanted = pa.array(sorted(due), pa.string())
+            again = pa.array(sorted(rebuild), pa.string())
             built_parts = _concat(
                 waiting_parts.filter(pc.is_in(waiting_parts["key"], wanted)),
-                parts.filter(pc.is_in(parts["key"], pa.array(sorted(rebuild), pa.string()))),
+                parts.filter(pc.is_in(parts["key"], again)),
             )
             stepped.append(waiting_traces.filter(pc.is_in(waiting_traces["key"], wanted)))
             waiting_parts = waiting_parts.filter(pc.invert(pc.is_in(waiting_parts["key"], wanted)))
@@ -299,7 +309,7 @@ class HealthBoard:
             for key in due:
                 self._first_seen.pop(key, None)
         self._pending_parts, self._pending_traces = waiting_parts, waiting_traces
-        self._count(counted_runs, pa.concat_tables(stepped), late, now)
+        self._count(_one_per_trace(counted_runs), pa.concat_tables(stepped), late, now)
 
     def _build(self, parts: pa.Table) -> pa.Table:
         """The runs of ``parts`` (partials of whole traces, keyed), as the read model builds them."""
@@ -328,15 +338,17 @@ class HealthBoard:
         (traces already counted)."""
         con = self._con
         counted = runs.filter(pc.is_valid(runs["agent"]))  # a trace of protocol traffic is no run
+        # A run or call that says it ended in the future is counted in the current minute and
+        # left out of streaks: one clock far ahead must not hold streaks or buckets beyond others.
         con.register("_runs", counted)
         con.register("_stepped", stepped.select(["tenant", "trace_id", "steps"]))
         con.register("_late", self._late_steps(late))
         try:
-            minutes = con.sql(_RUN_MINUTES).fetchall()
-            streaks = con.sql(_RUN_STREAKS).fetchall()
+            minutes = con.sql(_RUN_MINUTES, params={"now": now}).fetchall()
+            streaks = con.sql(_RUN_STREAKS, params={"now": now}).fetchall()
             con.register("_steps", con.sql(_STEPS).to_arrow_table())
-            step_minutes = con.sql(_STEP_MINUTES).fetchall()
-            step_streaks = con.sql(_STEP_STREAKS).fetchall()
+            step_minutes = con.sql(_STEP_MINUTES, params={"now": now}).fetchall()
+            step_streaks = con.sql(_STEP_STREAKS, params={"now": now}).fetchall()
         finally:
             for name in ("_runs", "_stepped", "_late", "_steps"):
                 con.unregister(name)
@@ -464,19 +476,20 @@ class HealthBoard:
         current one included); ``agent`` by its id or its name."""
         now = self._clock() if now is None else now
         label = self.label(tenant, agent)
-        first = _minute(now) - max(1, math.ceil(window_seconds / 60)) + 1
+        last = _minute(now)
+        first = last - max(1, math.ceil(window_seconds / 60)) + 1
         since = first * 60.0
         with self._lock:
             stats = self._agents.get((tenant, label)) or _Agent()
-            buckets = [b for m, b in stats.minutes.items() if m >= first]
+            buckets = [b for m, b in stats.minutes.items() if first <= m <= last]
             latency = sum((b.latency for b in buckets), np.zeros(BUCKETS, np.int64))
             types: Counter[str] = Counter()
             for b in buckets:
                 types.update(b.failure_types)
             runs = sum(b.runs for b in buckets)
             failures = sum(b.failures for b in buckets)
-            tools = tuple(_step_facts(n, s, first, since) for n, s in sorted(stats.tools.items()))
-            models = tuple(_step_facts(n, s, first, since) for n, s in sorted(stats.models.items()))
+            tools = tuple(_step_facts(n, s, first, last, since) for n, s in sorted(stats.tools.items()))
+            models = tuple(_step_facts(n, s, first, last, since) for n, s in sorted(stats.models.items()))
             streak = stats.streak if stats.last_run_at >= since else 0
             name = stats.name
         return AgentFacts(
@@ -493,6 +506,15 @@ def _keyed(table: pa.Table, now: float) -> pa.Table:
     return table.append_column("key", trace_keys(table)).append_column("arrived", arrived)
 
 
+def _one_per_trace(runs: pa.Table) -> pa.Table:
+    """``runs`` with one row per trace (the worker built a run per batch that held its root)."""
+    keys = trace_keys(runs)
+    if len(pc.unique(keys)) == runs.num_rows:
+        return runs
+    rows = pa.table({"key": keys, "i": pa.array(range(runs.num_rows))})
+    return runs.take(rows.group_by("key").aggregate([("i", "min")])["i_min"])
+
+
 def _concat_all(tables: tuple[pa.Table, ...]) -> pa.Table:
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
@@ -505,10 +527,10 @@ def _minute(epoch: float) -> int:
     return int(epoch // 60)
 
 
-def _step_facts(name: str, step: _Step, first: int, since: float) -> StepFacts:
+def _step_facts(name: str, step: _Step, first: int, last: int, since: float) -> StepFacts:
     calls = errors = limited = 0
     for minute, (c, e, r) in step.minutes.items():
-        if minute >= first:
+        if first <= minute <= last:
             calls, errors, limited = calls + c, errors + e, limited + r
     recent = step.last_at >= since
     failed_at = step.last_failure_at

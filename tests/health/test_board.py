@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -18,7 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 import health.board as board_module
 from health.board import HealthBoard
 from health.config import HealthConfig
-from health.digest import unpack
+from health.digest import Digest, unpack
 from tests.helpers.agent_runs import NOW, Spans
 from tests.helpers.store import digest_spans
 
@@ -229,3 +230,56 @@ def test_names_from_span_data_cannot_grow_the_board_without_bound(
         2,
         1,
     )
+
+
+def test_a_run_longer_than_settle_is_counted_once(config_path: Path) -> None:
+    """Its tool span came first; after settle the trace was counted from it; when its root
+    comes, its calls are added, not a second run."""
+    spans = Spans()
+    spans.run(-200, 150_000, tool=("search", True))
+    tool, root = spans.take()
+    board = HealthBoard(HealthConfig(settle=60))
+    absorb(board, config_path, [tool], now=NOW - 190)
+    board.absorb(unpack(_empty_digest(config_path)), NOW - 100)  # settle passes
+    absorb(board, config_path, [root], now=NOW)
+    runs = sum(board.facts("acme", a, 900, NOW).runs for _, a in board._agents)
+    assert runs == 1
+
+
+def test_a_trace_with_rooted_and_other_rows_in_one_pass_is_one_run(config_path: Path) -> None:
+    """Two batches packed in one digest (the tap packs the batches of a conversion): the root in
+    one, a failed tool in the other: one run, built from both (degraded), counted once."""
+    spans = Spans()
+    spans.run(-30, 500, tool=("search", True))
+    tool, root = spans.take()
+    first, second = digest_spans(config_path, [tool]), digest_spans(config_path, [root])
+    assert first is not None and second is not None
+    both = Digest(*(pa.concat_tables(t) for t in zip(unpack(first), unpack(second), strict=True)))
+    board = HealthBoard(HealthConfig(settle=60))
+    board.absorb(both, NOW)
+    board.absorb(unpack(_empty_digest(config_path)), NOW + 120)  # past settle: nothing left waiting
+    facts = board.facts("acme", "expense-bot", 900, NOW + 120)
+    assert (facts.runs, facts.degraded, facts.tools[0].calls) == (1, 1, 1)
+
+
+def test_a_clock_far_ahead_does_not_freeze_streaks(config_path: Path) -> None:
+    spans = Spans()
+    spans.run(-50, 100, fail=True, tool=("search", True))
+    future = spans.take()
+    future_end = [
+        ReadableSpan(
+            name=s.name, context=s.context, parent=s.parent, resource=s.resource, attributes=s.attributes,
+            events=s.events, links=s.links, kind=s.kind, status=s.status, start_time=s.start_time,
+            end_time=(s.end_time or 0) + 86_400 * 10**9, instrumentation_scope=s.instrumentation_scope,
+        )
+        for s in future
+    ]  # fmt: skip
+    board = HealthBoard(HealthConfig())
+    absorb(board, config_path, future_end)
+    for i in range(3):
+        spans.run(-40 + i, 100, tool=("search", False))
+    absorb(board, config_path, spans.take(), now=NOW + 5)
+    facts = board.facts("acme", "expense-bot", 900, NOW + 5)
+    assert (facts.runs, facts.consecutive_failures, facts.tools[0].consecutive_failures) == (4, 0, 0)
+    # A day later nothing of it is left in the window.
+    assert board.facts("acme", "expense-bot", 900, NOW + 86_400).runs == 0
