@@ -8,7 +8,8 @@
         ...                                  # fall back, and say so on the span:
     health.record_fallback(span, reason="tool failing", from_="search_expenses", to="ask_finance")
 
-Fail-open: when agentwatch cannot be reached, answers slowly (``timeout``) or answers nonsense,
+Fail-open: when agentwatch cannot be reached, answers slowly (``timeout`` for the whole answer:
+one that trickles is cut at the first chunk past it) or answers nonsense,
 ``advice()`` returns the last advice while it is younger than ``stale_after``, else no advice
 (``NO_ADVICE``): agentwatch never stands in the agent's way. Asking again after a failure waits
 ``ttl`` seconds, so an unreachable agentwatch costs one short timeout per ``ttl``.
@@ -19,6 +20,7 @@ else of agentwatch into its process.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,6 +34,8 @@ import httpx
 from core.selfhealing import ADVICE_ID_ATTRIBUTE, FALLBACK_EVENT, FALLBACK_FROM, FALLBACK_REASON, FALLBACK_TO
 
 log = logging.getLogger("agentwatch.client")
+MAX_BODY = 1 << 20
+"""Bytes of a health answer at most (they are a few KiB)."""
 
 
 class _Span(Protocol):
@@ -105,6 +109,7 @@ class Health:
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.ttl = ttl
         self.stale_after = stale_after
+        self.timeout = timeout
         self._client = client or httpx.Client(timeout=timeout)
         self._lock = threading.Lock()
         self._advice = NO_ADVICE
@@ -129,12 +134,18 @@ class Health:
         return self._advice if now - self._fetched_at <= self.stale_after else NO_ADVICE
 
     def _fetch(self) -> Advice | None:
+        deadline = time.monotonic() + self.timeout
         try:
-            response = self._client.get(self.url, params=self.params, headers=self.headers)
-            response.raise_for_status()
-            return advice_of(response.json())
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.debug("agentwatch health unavailable (%s): no advice", exc)
+            with self._client.stream("GET", self.url, params=self.params, headers=self.headers) as response:
+                response.raise_for_status()
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if time.monotonic() > deadline or len(body) > MAX_BODY:
+                        raise TimeoutError("agentwatch answered too slowly or too much")
+            return advice_of(json.loads(body))
+        except Exception as exc:  # fail-open: nothing agentwatch does may raise in the agent's path
+            log.debug("agentwatch health unavailable (%s: %s): no advice", type(exc).__name__, exc)
             return None
 
     def annotate(self, span: _Span, advice: Advice | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -102,3 +103,32 @@ def test_the_client_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_nested_or_trickling_answer_is_no_advice_within_the_timeout() -> None:
+    with FakeServer() as fake:
+        fake.script(PATH, Reply(200, raw=b"[" * 200_000))
+        assert Health(fake.url, "expense bot").advice() is NO_ADVICE  # RecursionError in the parser
+    # A server that sends its body a byte every 0.1 s: cut at the first chunk past the timeout.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n")
+        for _ in range(100):
+            if stop.wait(0.1):
+                break
+            conn.sendall(b" ")
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    assert Health(f"http://127.0.0.1:{listener.getsockname()[1]}", "bot", timeout=0.5).advice() is NO_ADVICE
+    assert time.monotonic() - started < 1.5  # not 10 s
+    stop.set()
+    listener.close()
