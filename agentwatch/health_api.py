@@ -13,7 +13,6 @@ token may not read is refused (403, naming the key).
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +38,10 @@ CACHED_ANSWERS = 10_000
 
 
 def health_routes(config: AgentwatchConfig, board: HealthBoard, context: HealthContext) -> list[BaseRoute]:
-    return [Route("/api/v1/agents/{agent}/health", HealthEndpoint(config, board, context), methods=["GET"])]
+    # {agent:path}: an agent name may hold a "/" (sent as %2F, which the server decodes).
+    return [
+        Route("/api/v1/agents/{agent:path}/health", HealthEndpoint(config, board, context), methods=["GET"])
+    ]
 
 
 class HealthEndpoint:
@@ -85,7 +87,7 @@ class HealthEndpoint:
             return _json(
                 {"error": f"window: at most {format_duration(self.max_window)} (health.max_window)"}, 400
             )
-        now = time.time()
+        now = self.board.now()
         agent = request.path_params["agent"]
         key = (tenant, agent, window, int(now), self.board.version, self.context.version)
         body = self._answers.get(key)

@@ -12,8 +12,10 @@ their calls, never a second run. Eval traffic (synthetic runs) is left out.
 Runs and calls are bucketed by the minute they ended; a window is counted in whole minutes, the
 current one included. Memory is bounded: buckets older than ``max_window`` go, at most
 ``max_pending_traces`` traces wait for their root span, the counted traces remembered for late
-spans are capped, and so are the agents, and each agent's tools and models, counted apart
-(``MAX_AGENTS``, ``MAX_STEPS``: the rest are counted together as ``(other)``).
+spans are capped, and so are the agents of a tenant and in all, and the tools and models of an
+agent and in all, counted apart (``MAX_TENANT_AGENTS``, ``MAX_AGENTS``, ``MAX_STEPS``,
+``MAX_ALL_STEPS``: the rest are counted together as ``(other)``). Latency histograms keep only
+the buckets that have runs.
 
 ``offer`` never blocks the drain: a digest that finds ``QUEUE_BYTES`` waiting is dropped and
 counted (``dropped_digests``); health is advice, the stored spans are the truth.
@@ -46,12 +48,19 @@ log = logging.getLogger("health.board")
 
 RATE_LIMIT = "rate_limit"
 """The failure type of a rate-limited call (``processors.classify``)."""
-MAX_AGENTS = 20_000
-"""Agents (of every tenant) counted apart; past it, new ones are counted together as ``OVERFLOW``
-(span data names agents: a client inventing names cannot grow the board without bound)."""
-MAX_STEPS = 256
+MAX_TENANT_AGENTS = 2_000
+"""Agents of one tenant counted apart; past it, its new ones are counted together as ``OVERFLOW``
+(span data names agents: a client inventing names cannot grow the board without bound, nor
+crowd out another tenant's agents)."""
+MAX_AGENTS = 10_000
+"""Agents counted apart in all (tenants without ingest tokens are named by span data too)."""
+MAX_STEPS = 64
 """Tools, and models, counted apart per agent; past it, new ones together as ``OVERFLOW``."""
+MAX_ALL_STEPS = 20_000
+"""Tools and models counted apart in all."""
 OVERFLOW = "(other)"
+NO_TENANT = "\x00"
+"""The tenant of what is past ``MAX_AGENTS``: no token and no span names it."""
 REMEMBERED_TRACES = 50_000
 """Counted traces remembered, for spans that arrive after their run was counted (the latest)."""
 QUEUE_BYTES = 64 << 20
@@ -67,7 +76,8 @@ class _Minute:
     runs: int = 0
     failures: int = 0
     degraded: int = 0
-    latency: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
+    latency: Counter[int] = field(default_factory=Counter)
+    """Runs per latency bucket (``health.latency``): only the buckets that have runs."""
     failure_types: Counter[str] = field(default_factory=Counter)
 
 
@@ -196,6 +206,8 @@ class HealthBoard:
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, str], _Agent] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._tenant_agents: Counter[str] = Counter()
+        self._all_steps = 0
         """(tenant, agent name) → the agent's label (its id), to find an agent by its name."""
         self._pending_parts: pa.Table | None = None
         self._pending_traces: pa.Table | None = None
@@ -212,6 +224,10 @@ class HealthBoard:
         """Goes up with every absorbed digest: answers computed at an older version are stale."""
         self.dropped_digests = 0
         self.runs_counted = 0
+
+    def now(self) -> float:
+        """The board's clock (epoch seconds)."""
+        return self._clock()
 
     @property
     def queued_bytes(self) -> int:
@@ -259,7 +275,8 @@ class HealthBoard:
                 self.absorb(Digest(*(_concat_all(tables) for tables in zip(*digests, strict=True))))
             except (duckdb.Error, pa.ArrowException, ValueError) as exc:
                 log.error("health: digests could not be counted (%s); the spans are stored", exc)
-                self.dropped_digests += len(messages)
+                with self._lock:
+                    self.dropped_digests += len(messages)
 
     def absorb(self, digest: Digest, now: float | None = None) -> None:
         """Count the runs and calls of ``digest`` (see the module). A digest may hold several
@@ -384,15 +401,16 @@ class HealthBoard:
     def _fold_runs(self, minutes: list[tuple], streaks: list[tuple]) -> None:  # type: ignore[type-arg]
         for tenant, agent, name, minute, runs, failures, degraded, latency, types in minutes:
             stats = self._agent(tenant, agent)
-            if name and name != agent and stats is self._agents.get((tenant, agent)):
+            if name and name != agent and name != stats.name and stats is self._agents.get((tenant, agent)):
+                if stats.name is not None and self._names.get((tenant, stats.name)) == agent:
+                    del self._names[(tenant, stats.name)]  # one name per agent: the latest
                 stats.name = name
                 self._names[(tenant, name)] = agent
             bucket = stats.minutes.setdefault(int(minute), _Minute())
             bucket.runs += runs
             bucket.failures += failures
             bucket.degraded += degraded
-            for index, count in latency.items():
-                bucket.latency[index] += count
+            bucket.latency.update(latency)
             bucket.failure_types.update(types or [])
         for tenant, agent, trailing, all_failed, last_at in streaks:
             stats = self._agent(tenant, agent)
@@ -430,21 +448,31 @@ class HealthBoard:
                 step.last_failure_at, step.last_failure_type = failed_at, kind
 
     def _agent(self, tenant: str, agent: str) -> _Agent:
-        """The agent's counts; past ``MAX_AGENTS`` agents, a new one's go to ``OVERFLOW``."""
+        """The agent's counts. Past ``MAX_TENANT_AGENTS`` of its tenant, a new agent's go to the
+        tenant's ``OVERFLOW``; past ``MAX_AGENTS`` in all, to one bucket no tenant reads."""
         stats = self._agents.get((tenant, agent))
-        if stats is None:
-            if len(self._agents) >= MAX_AGENTS:
-                agent = OVERFLOW
-            stats = self._agents.setdefault((tenant, agent), _Agent())
-        return stats
+        if stats is not None:
+            return stats
+        if len(self._agents) >= MAX_AGENTS:
+            tenant, agent = NO_TENANT, OVERFLOW
+        elif self._tenant_agents[tenant] >= MAX_TENANT_AGENTS:
+            agent = OVERFLOW
+        if (tenant, agent) not in self._agents:
+            self._tenant_agents[tenant] += 1
+        return self._agents.setdefault((tenant, agent), _Agent())
 
     def _step(self, tenant: str, agent: str, tool: bool, name: str) -> _Step:
-        """A tool's or model's counts; past ``MAX_STEPS`` of an agent, a new one's go to ``OVERFLOW``."""
+        """A tool's or model's counts; past ``MAX_STEPS`` of an agent, or ``MAX_ALL_STEPS`` in
+        all, a new one's go to the agent's ``OVERFLOW``."""
         stats = self._agent(tenant, agent)
         steps = stats.tools if tool else stats.models
         step = steps.get(name)
         if step is None:
-            step = steps.setdefault(OVERFLOW if len(steps) >= MAX_STEPS else name, _Step())
+            if len(steps) >= MAX_STEPS or self._all_steps >= MAX_ALL_STEPS:
+                name = OVERFLOW
+            if name not in steps:
+                self._all_steps += 1
+            step = steps.setdefault(name, _Step())
         return step
 
     def _prune(self, now: float) -> None:
@@ -456,8 +484,12 @@ class HealthBoard:
                     step.minutes = {m: c for m, c in step.minutes.items() if m >= oldest}
                     if not step.minutes:
                         del steps[name]
+                        self._all_steps -= 1
             if not stats.minutes and not stats.tools and not stats.models:
                 del self._agents[key]
+                self._tenant_agents[key[0]] -= 1
+                if not self._tenant_agents[key[0]]:
+                    del self._tenant_agents[key[0]]
                 if stats.name is not None and self._names.get((key[0], stats.name)) == key[1]:
                     del self._names[(key[0], stats.name)]
         self._last_prune = now
@@ -482,7 +514,10 @@ class HealthBoard:
         with self._lock:
             stats = self._agents.get((tenant, label)) or _Agent()
             buckets = [b for m, b in stats.minutes.items() if first <= m <= last]
-            latency = sum((b.latency for b in buckets), np.zeros(BUCKETS, np.int64))
+            latency = np.zeros(BUCKETS, np.int64)
+            for b in buckets:
+                for index, count in b.latency.items():
+                    latency[index] += count
             types: Counter[str] = Counter()
             for b in buckets:
                 types.update(b.failure_types)

@@ -4,9 +4,12 @@ A small-table file costs two fsyncs (the file and its directory), and fsyncs que
 filesystem's journal: posting feedback one request at a time wrote about 150 files a second
 whatever the number of clients. ``GroupCommit.write`` hands its rows to one writer thread and
 blocks until they are durable; the writer takes every row waiting and writes one file per
-table, tenant and day. A caller's rows are never split from each other's partition mates and
-never acknowledged before their file is fsynced; a failed write fails every caller whose rows
-it held (nothing of theirs is half-written: files appear by atomic rename).
+table, tenant and day. A caller is answered only once every one of its files is fsynced; a
+failed write fails every caller whose rows it held. Files appear by atomic rename, so none is
+half-written, but a caller whose rows span two days may see one day's file committed and the
+other's failed: it is told of the failure, and a retry is read once (feedback is deduplicated
+by its id). The writer thread is supervised (``core.supervision``): if it dies the service
+exits for a restart rather than leave callers waiting.
 """
 
 from __future__ import annotations

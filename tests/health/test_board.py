@@ -206,7 +206,7 @@ def test_old_buckets_are_pruned(config_path: Path) -> None:
 def test_names_from_span_data_cannot_grow_the_board_without_bound(
     config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(board_module, "MAX_AGENTS", 2)
+    monkeypatch.setattr(board_module, "MAX_TENANT_AGENTS", 2)
     monkeypatch.setattr(board_module, "MAX_STEPS", 2)
     board = HealthBoard(HealthConfig())
     spans = Spans()
@@ -283,3 +283,20 @@ def test_a_clock_far_ahead_does_not_freeze_streaks(config_path: Path) -> None:
     assert (facts.runs, facts.consecutive_failures, facts.tools[0].consecutive_failures) == (4, 0, 0)
     # A day later nothing of it is left in the window.
     assert board.facts("acme", "expense-bot", 900, NOW + 86_400).runs == 0
+
+    # Another tenant's agents are not crowded out by this one's.
+    globex = Spans("globex")
+    globex.run(-5, 100, agent="expense-bot")
+    absorb(board, config_path, globex.take())
+    assert board.facts("globex", "expense-bot", 900, NOW).runs == 1
+
+
+def test_an_agent_has_one_name_in_the_index(config_path: Path) -> None:
+    spans = Spans()
+    board = HealthBoard(HealthConfig())
+    for i, name in enumerate(["bot-v1", "bot-v2", "bot-v3"]):
+        spans.run(-30 + i, 100, agent=name, agent_id="agt_1")
+        absorb(board, config_path, spans.take())
+    assert board._names == {("acme", "bot-v3"): "agt_1"}
+    assert board.facts("acme", "bot-v3", 900, NOW).runs == 3
+    assert board.facts("acme", "bot-v1", 900, NOW).runs == 0  # an old name: not this agent's any more
