@@ -115,6 +115,8 @@ class HealthEndpoint:
         return "any" if viewer.tenants is None else viewer.tenants
 
     def document(self, tenant: str, agent: str, window: float, now: float) -> dict[str, Any]:
+        if self.board.label(tenant, agent) == agent:  # not known by that name in memory
+            agent = self.context.label(tenant, agent)
         facts = self.board.facts(tenant, agent, window, now)
         hours = _hours(now, window)
         context = self.context.of(tenant, facts.agent, facts.name, hours)

@@ -89,6 +89,7 @@ class HealthContext:
         self._facts = _Facts()
         self._lock = threading.Lock()
         self._refreshes = 0
+        self._baseline_names: dict[tuple[str, str], str] = {}
         self.version = 0
         self._loop = Periodic(
             "agentwatch-health-context", config.refresh_interval, self.refresh, (duckdb.Error, OSError),
@@ -107,6 +108,11 @@ class HealthContext:
 
     def stop(self) -> None:
         self._loop.stop()
+
+    def label(self, tenant: str, agent: str) -> str:
+        """The label (id) of the agent named ``agent`` in the baseline's runs (``agent`` when
+        none is named so): an agent asked for by its name with no recent runs in memory."""
+        return self._baseline_names.get((tenant, agent), agent)
 
     def of(self, tenant: str, agent: str, name: str | None, hours: tuple[int, ...]) -> AgentContext:
         """The facts of an agent (by its label; ``name`` too, for budgets set by name), with the
@@ -153,8 +159,15 @@ class HealthContext:
     ) -> dict[tuple[str, str, int], Baseline]:
         midnight = datetime.combine(now.date(), time(), UTC)
         scope = Scope(midnight - timedelta(days=self.config.baseline_days), midnight)
-        runs = runs_in(con, scope, base=(*KEY_COLUMNS, "outcome", "duration_ms"))
+        runs = runs_in(con, scope, ("agent_name",), base=(*KEY_COLUMNS, "outcome", "duration_ms"))
         try:
+            self._baseline_names = {
+                (t, n): a
+                for t, n, a in runs.query(
+                    "SELECT tenant, agent_name, mode(agent) FROM runs"
+                    " WHERE agent_name IS NOT NULL AND agent_name <> agent GROUP BY ALL"
+                )
+            }
             found = runs.query(
                 f"""SELECT tenant, agent, hour(timezone('UTC', start_time)) AS hour, count(*),
                            count(DISTINCT CAST(timezone('UTC', start_time) AS DATE)),

@@ -85,3 +85,19 @@ def test_baseline_scores_feedback_alerts_and_budgets(tmp_path: Path) -> None:
     assert (bot.name, round(bot.spend_usd, 2)) == ("bot", 2.5)
     assert context.of("acme", "faq-bot", None, (12,)).baseline is None
     assert context.version == 1
+
+
+def test_an_agent_asked_for_by_name_is_found_by_its_id_in_the_baseline(tmp_path: Path) -> None:
+    config = tmp_path / "agentwatch.yaml"
+    data = tmp_path / "data"
+    config.write_text(f"storage:\n  data_dir: {data}\n")
+    spans = Spans()
+    spans.run(-DAY + 60, 1000, agent="expense-bot", agent_id="agt_7f3a9c21", fail=True)
+    spans.run(-DAY + 120, 3000, agent="expense-bot", agent_id="agt_7f3a9c21")
+    store_spans(config, spans.take())
+    context = HealthContext(HealthConfig(), data)
+    context.refresh(WHEN)
+    assert context.label("acme", "expense-bot") == "agt_7f3a9c21"
+    assert context.label("globex", "expense-bot") == "expense-bot"
+    baseline = context.of("acme", context.label("acme", "expense-bot"), None, (12,)).baseline
+    assert baseline is not None and (baseline.runs, baseline.failure_rate) == (2, 0.5)
