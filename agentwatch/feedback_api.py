@@ -24,11 +24,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from agentwatch.config import AgentwatchConfig
+from agentwatch.ingest_tokens import IngestTokens
 from core.errors import DecodeError, PayloadTooLarge, RequestError, Unauthenticated
 from core.model import DEFAULT_TENANT
 from feedback.items import MAX_ITEMS, item_row, parse, request_tenant
 from feedback.shapes import langfuse_item, phoenix_item
-from receiver.otlp.auth import TokenAuthenticator
 from storage.groupcommit import GroupCommit
 from storage.tables import FeedbackRow
 
@@ -39,11 +39,7 @@ LOOKUP_DAYS = 30
 
 
 def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
-    authenticators = [
-        TokenAuthenticator(r.config.auth)
-        for r in config.receivers.values()
-        if getattr(r.config, "auth", None) is not None
-    ]
+    tokens = IngestTokens(config)
     data_dir = Path(config.storage.data_dir)
     # Each day's rows in one file of its partition (by the feedback's time), fsynced; requests
     # arriving together share the file and its fsyncs.
@@ -52,7 +48,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
     def tenant_of(request: Request) -> str | None:
         """The ingest token's tenant: ``Bearer <token>``, or HTTP Basic with the token as the user
         or the password (Langfuse clients send their key pair so)."""
-        if not authenticators:
+        if not tokens.configured:
             return DEFAULT_TENANT
         header = request.headers.get("authorization") or ""
         candidates = [header]
@@ -62,12 +58,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
             except (ValueError, UnicodeDecodeError):
                 user = password = ""
             candidates = [f"Bearer {user}", f"Bearer {password}"]
-        for authenticator, candidate in ((a, c) for a in authenticators for c in candidates):
-            try:
-                return authenticator.tenant_for(candidate)
-            except Unauthenticated:
-                continue
-        return None
+        return tokens.tenant_of(*candidates)
 
     async def body_of(request: Request) -> bytes | JSONResponse:
         declared = request.headers.get("content-length")
@@ -99,7 +90,7 @@ def feedback_routes(config: AgentwatchConfig) -> list[BaseRoute]:
         if isinstance(got, JSONResponse):
             return got
         tenant, doc = got
-        tenant, problems = request_tenant(doc, tenant, bool(authenticators))
+        tenant, problems = request_tenant(doc, tenant, tokens.configured)
         rows, found = parse(doc, tenant, datetime.now(UTC))
         problems += found
         if problems:

@@ -23,15 +23,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agentwatch.config import AgentwatchConfig
+from agentwatch.ingest_tokens import IngestTokens
 from core.agents import AgentRegistry
-from core.errors import ConfigError, Unauthenticated
+from core.errors import ConfigError, Forbidden, RequestError, Unauthenticated
 from core.model import DEFAULT_TENANT
 from core.units import format_duration, parse_window
 from dashboard.access import Access
 from health.advice import advise
 from health.board import AgentFacts, HealthBoard, StepFacts
 from health.context import AgentContext, HealthContext
-from receiver.otlp.auth import TokenAuthenticator
 
 DEFAULT_WINDOW = "15m"
 CACHED_ANSWERS = 10_000
@@ -50,12 +50,8 @@ class HealthEndpoint:
         self.context = context
         self.max_window = config.health.max_window
         self.registry = AgentRegistry(config.agents)
-        self.ingest = [
-            TokenAuthenticator(r.config.auth)
-            for r in config.receivers.values()
-            if getattr(r.config, "auth", None) is not None
-        ]
-        self.access = Access(list(config.api.auth.tokens), required=bool(self.ingest))
+        self.ingest = IngestTokens(config)
+        self.access = Access(list(config.api.auth.tokens), required=self.ingest.configured)
         self._answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -65,27 +61,28 @@ class HealthEndpoint:
     def answer(self, request: Request) -> Response:
         tenants = self._tenants(request.headers.get("authorization"))
         if tenants is None:
-            problem = Unauthenticated("send an ingest or read token: 'Authorization: Bearer <token>'")
-            return _json({"error": str(problem)}, problem.http_status)
+            return _refused(Unauthenticated("send an ingest or read token: 'Authorization: Bearer <token>'"))
         asked = request.query_params.get("tenant")
         if isinstance(tenants, str):  # any tenant
             tenant = asked or DEFAULT_TENANT
         elif asked is None:
             if len(tenants) != 1:
-                return _json({"error": "tenant: this token reads several tenants; say which (?tenant=)"}, 400)
+                return _refused(
+                    RequestError("tenant: this token reads several tenants; say which (?tenant=)")
+                )
             tenant = next(iter(tenants))
         elif asked in tenants:
             tenant = asked
         else:
-            return _json({"error": f"tenant: this token may not read tenant {asked!r}"}, 403)
+            return _refused(Forbidden(f"tenant: this token may not read tenant {asked!r}"))
         text = request.query_params.get("window", DEFAULT_WINDOW)
         try:
             window = parse_window(text, "window").total_seconds()
         except ConfigError as exc:
-            return _json({"error": str(exc)}, 400)
+            return _refused(RequestError(str(exc)))
         if window > self.max_window:
-            return _json(
-                {"error": f"window: at most {format_duration(self.max_window)} (health.max_window)"}, 400
+            return _refused(
+                RequestError(f"window: at most {format_duration(self.max_window)} (health.max_window)")
             )
         now = self.board.now()
         agent = request.path_params["agent"]
@@ -102,11 +99,9 @@ class HealthEndpoint:
         """The tenants the request may read: ``"any"``, a set, or None (refused)."""
         if not self.access.required:
             return "any"
-        for authenticator in self.ingest:
-            try:
-                return frozenset({authenticator.tenant_for(authorization)})
-            except Unauthenticated:
-                continue
+        tenant = self.ingest.tenant_of(authorization or "")
+        if tenant is not None:
+            return frozenset({tenant})
         header = authorization or ""
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         viewer = self.access.viewer(token)
@@ -169,5 +164,8 @@ def _hours(now: float, window: float) -> tuple[int, ...]:
     return tuple(sorted({h % 24 for h in range(first, last + 1)}))
 
 
-def _json(document: dict[str, Any], status: int) -> Response:
-    return Response(orjson.dumps(document), status_code=status, media_type="application/json")
+def _refused(error: RequestError) -> Response:
+    """A refused request, answered with the HTTP status of ``error``'s class (``core.errors``)."""
+    return Response(
+        orjson.dumps({"error": str(error)}), status_code=error.http_status, media_type="application/json"
+    )

@@ -30,6 +30,7 @@ from agentwatch.converter import Converter, InlineConverter, ProcessConverter
 from agentwatch.feedback_api import feedback_routes
 from agentwatch.health_api import health_routes
 from agentwatch.ingest import Ingest, otlp_http_endpoints
+from agentwatch.ingest_tokens import IngestTokens
 from agentwatch.metrics import registry_for, render
 from agentwatch.pipeline import assemble
 from agentwatch.registry import component_module
@@ -251,8 +252,7 @@ def dashboard_routes(config: AgentwatchConfig) -> list[BaseRoute]:
     from dashboard.app import Dashboard, routes
     from dashboard.reader import Reader
 
-    ingest_auth = any(getattr(r.config, "auth", None) is not None for r in config.receivers.values())
-    access = Access(list(config.api.auth.tokens), required=ingest_auth)
+    access = Access(list(config.api.auth.tokens), required=IngestTokens(config).configured)
     note = None
     if not access.required:
         note = (f"No read tokens: anyone who can reach {config.api.endpoint} reads every tenant's data "
