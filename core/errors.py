@@ -65,6 +65,14 @@ class Unauthenticated(RequestError):
     reason = "unauthenticated"
 
 
+class Forbidden(RequestError):
+    """Authenticated, but not allowed what was asked (another tenant's data)."""
+
+    http_status = 403
+    grpc_code = code_pb2.PERMISSION_DENIED
+    reason = "forbidden"
+
+
 class Unavailable(RequestError):
     """Not the client's fault: the same request will succeed later (HTTP ``Retry-After``, gRPC
     ``RetryInfo``)."""

@@ -7,6 +7,7 @@ from google.rpc import code_pb2
 
 from core.errors import (
     DecodeError,
+    Forbidden,
     Overloaded,
     PayloadTooLarge,
     RequestError,
@@ -25,6 +26,7 @@ def test_wire_codes() -> None:
             UnsupportedMediaType,
             PayloadTooLarge,
             Unauthenticated,
+            Forbidden,
             Overloaded,
             StorageFull,
         )
@@ -34,6 +36,7 @@ def test_wire_codes() -> None:
         "UnsupportedMediaType": (415, grpc.StatusCode.INVALID_ARGUMENT, "unsupported_media_type"),
         "PayloadTooLarge": (413, grpc.StatusCode.RESOURCE_EXHAUSTED, "payload_too_large"),
         "Unauthenticated": (401, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated"),
+        "Forbidden": (403, grpc.StatusCode.PERMISSION_DENIED, "forbidden"),
         "Overloaded": (503, grpc.StatusCode.UNAVAILABLE, "overloaded"),
         "StorageFull": (503, grpc.StatusCode.UNAVAILABLE, "storage_full"),
     }
