@@ -25,7 +25,7 @@ from agentwatch.config import AgentwatchConfig
 from agentwatch.isolation import pieces
 from agentwatch.pipeline import Assembly, assemble
 from core import supervision
-from core.model import OtlpBatch, OtlpRecord
+from core.model import OtlpRecord, Signal
 
 log = logging.getLogger("agentwatch.converter")
 
@@ -55,9 +55,10 @@ class Converter(Protocol):
 
 
 def consume_in_pieces(assembly: Assembly, pipeline: int, records: list[OtlpRecord], max_spans: int) -> None:
-    """Run ``records`` through a pipeline at most ``max_spans`` spans at a time (bounded memory)."""
+    """Run ``records`` through a pipeline at most ``max_spans`` spans (or log records) at a time
+    (bounded memory)."""
     for group in pieces(records, max_spans):
-        assembly.pipelines[pipeline].consume(OtlpBatch(group))
+        assembly.pipelines[pipeline].consume_records(group)
 
 
 class InlineConverter:
@@ -83,7 +84,7 @@ class InlineConverter:
 _worker_assembly: Assembly | None = None
 _worker_max_spans = 1 << 62
 
-Wire = list[tuple[str | None, str, bytes, int]]
+Wire = list[tuple[str | None, str, bytes, int, Signal]]
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -118,7 +119,9 @@ def _ready() -> bool:
 
 def _convert(pipeline: int, wire: Wire) -> Converted:
     assert _worker_assembly is not None
-    records = [OtlpRecord(payload, tenant, receiver, spans) for tenant, receiver, payload, spans in wire]
+    records = [
+        OtlpRecord(payload, tenant, receiver, n, signal) for tenant, receiver, payload, n, signal in wire
+    ]
     consume_in_pieces(_worker_assembly, pipeline, records, _worker_max_spans)
     return Converted(_worker_assembly.take_counts(), _worker_assembly.take_digest())
 
@@ -179,7 +182,7 @@ class ProcessConverter:
 
     def convert(self, pipeline: int, records: list[OtlpRecord]) -> Converted:
         assert self._pool is not None
-        wire: Wire = [(r.tenant, r.receiver, r.payload, r.spans) for r in records]
+        wire: Wire = [(r.tenant, r.receiver, r.payload, r.spans, r.signal) for r in records]
         try:
             return self._pool.submit(_convert, pipeline, wire).result()
         except BrokenProcessPool:

@@ -25,17 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from agentwatch.config import AgentwatchConfig
 from agentwatch.converter import Converter, InlineConverter
 from agentwatch.drain import Drain
-from agentwatch.pipeline import assemble
+from agentwatch.pipeline import assemble, tenant_names
 from core.admission import Admission, AdmittingSink, DecodeBudget
 from core.configmodel import parse_endpoint
 from core.errors import StorageError
 from core.model import OtlpRecord
 from evals.tracing import OtlpHttpSink, SpanSink, SpanSinkError
 from receiver.otlp.auth import AuthConfig
-from receiver.otlp.handler import ExportHandler, ExportResult, TenantKeys, screen_spans
+from receiver.otlp.handler import ExportHandler, ExportResult, TenantKeys, screen_logs, screen_spans
 from storage.deadletter import DeadLetters
 from storage.dedup import RecentSpans, seed_from_parquet
 from storage.layout import remove_stale_temporaries
@@ -91,7 +94,7 @@ class Ingest:
         """Taken by ``start`` unless already held (``eval_span_sink`` takes it before building this)."""
         self.sink = AdmittingSink(self.wal, self.admission)
         self.recent = RecentSpans(storage.dedup_window_spans)
-        self.tenant_keys = TenantKeys(tenant_attributes(config))
+        self.tenant_keys = TenantKeys(tenant_names(config))
         self.replay = ReplayStats()
         self.replay_duplicates = 0
         self.refuse_unrouted = refuse_unrouted
@@ -157,21 +160,27 @@ class Ingest:
         seed_from_parquet(self.recent, self.data_dir, since)
 
     def _without_stored_spans(self, replayed: Committed) -> Committed:
-        """Drop replayed spans that were converted before the crash (their log was not yet released)."""
+        """Drop replayed spans (and log records) that were converted before the crash (their log
+        was not yet released)."""
         out: Committed = []
         for record, position in replayed:
-            request = record.parse()
-            screened = screen_spans(request, self.recent, record.tenant, self.tenant_keys, record.payload)
+            request: ExportTraceServiceRequest | ExportLogsServiceRequest
+            if record.signal == "logs":
+                request = record.parse_logs()
+                screened = screen_logs(request, self.recent, record.tenant, self.tenant_keys)
+            else:
+                request = record.parse()
+                screened = screen_spans(request, self.recent, record.tenant, self.tenant_keys, record.payload)
             self.recent.add_all(screened.keys)
             if screened.rejected:
                 # Logged by an older version that let it in: it could never be converted. Kept
-                # whole in the dead-letter file; its other spans are stored as usual.
-                reason = f"{screened.rejected} span(s) cannot be stored: {screened.problem}"
+                # whole in the dead-letter file; its other items are stored as usual.
+                reason = f"{screened.rejected} item(s) cannot be stored: {screened.problem}"
                 self.dead_letters.quarantine("replay", record, reason)
             if screened.duplicates or screened.rejected:
                 self.replay_duplicates += screened.duplicates
                 record = OtlpRecord(
-                    request.SerializeToString(), record.tenant, record.receiver, screened.kept
+                    request.SerializeToString(), record.tenant, record.receiver, screened.kept, record.signal
                 )
             out.append((record, position))
         return out
@@ -200,16 +209,6 @@ class Ingest:
             self.converter.shutdown()
         finally:
             self.lock.release()
-
-
-def tenant_attributes(config: AgentwatchConfig) -> tuple[str, ...]:
-    """Attribute names the normalize processors are configured to read the tenant from."""
-    names: list[str] = []
-    for processor in config.processors.values():
-        mapped = getattr(processor.config, "attributes", None)
-        if processor.type == "normalize" and isinstance(mapped, dict):
-            names += mapped.get("tenant", [])
-    return tuple(names)
 
 
 # -- where a server receives OTLP/HTTP, as it tells other processes ------------------------------

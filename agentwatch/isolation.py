@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from core.model import OtlpRecord
@@ -91,7 +93,9 @@ def is_environmental(exc: BaseException) -> bool:
 
 
 def split_record(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
-    """Two records holding the first and the second half of ``record``'s spans."""
+    """Two records holding the first and the second half of ``record``'s spans (or log records)."""
+    if record.signal == "logs":
+        return _split_logs(record)
     request = record.parse()
     spans = [
         (r, s, span)
@@ -120,6 +124,37 @@ def _subset(
             )
         scopes[(r, s)].spans.append(span)
     return OtlpRecord(out.SerializeToString(), like.tenant, like.receiver, len(chosen))
+
+
+def _split_logs(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
+    request = record.parse_logs()
+    items = [
+        (r, s, item)
+        for r, rl in enumerate(request.resource_logs)
+        for s, sl in enumerate(rl.scope_logs)
+        for item in sl.log_records
+    ]
+    half = len(items) // 2
+    return _logs_subset(request, items[:half], record), _logs_subset(request, items[half:], record)
+
+
+def _logs_subset(
+    request: ExportLogsServiceRequest, chosen: list[tuple[int, int, LogRecord]], like: OtlpRecord
+) -> OtlpRecord:
+    out = ExportLogsServiceRequest()
+    resources: dict[int, ResourceLogs] = {}
+    scopes: dict[tuple[int, int], ScopeLogs] = {}
+    for r, s, item in chosen:
+        if r not in resources:
+            source = request.resource_logs[r]
+            resources[r] = out.resource_logs.add(resource=source.resource, schema_url=source.schema_url)
+        if (r, s) not in scopes:
+            source_scope = request.resource_logs[r].scope_logs[s]
+            scopes[(r, s)] = resources[r].scope_logs.add(
+                scope=source_scope.scope, schema_url=source_scope.schema_url
+            )
+        scopes[(r, s)].log_records.append(item)
+    return OtlpRecord.from_logs_request(out, like.tenant, like.receiver)
 
 
 def pieces(records: list[OtlpRecord], max_spans: int) -> Iterator[list[OtlpRecord]]:

@@ -46,6 +46,16 @@ class ServiceCollector(Collector):
             "Spans dropped from accepted requests (partial success).",
             labels=["receiver"],
         )
+        logs = {
+            kind: CounterMetricFamily(
+                f"agentwatch_receiver_{kind}_log_records", help_text, labels=["receiver"]
+            )
+            for kind, help_text in (
+                ("accepted", "Log records acknowledged (durable)."),
+                ("rejected", "Log records dropped from accepted requests (partial success)."),
+                ("duplicate", "Log records already stored (the same record digest), dropped."),
+            )
+        }
         refused = CounterMetricFamily(
             "agentwatch_receiver_refused_requests",
             "Requests refused whole, by reason.",
@@ -55,9 +65,12 @@ class ServiceCollector(Collector):
             counts = receiver.counters()
             accepted.add_metric([rec_id], counts.accepted_spans)
             rejected.add_metric([rec_id], counts.rejected_spans)
+            logs["accepted"].add_metric([rec_id], counts.accepted_log_records)
+            logs["rejected"].add_metric([rec_id], counts.rejected_log_records)
+            logs["duplicate"].add_metric([rec_id], counts.duplicate_log_records)
             for reason, count in sorted(counts.refused.items()):
                 refused.add_metric([rec_id, reason], count)
-        yield from (accepted, rejected, refused)
+        yield from (accepted, rejected, *logs.values(), refused)
         for kind, name, help_text, value in _service_values(svc):
             yield kind(name, help_text, value=value)
         for name, help_text in COMPONENT_COUNTERS.items():

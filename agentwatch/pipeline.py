@@ -13,8 +13,11 @@ from typing import Any
 
 from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
-from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings
+from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings, LogsConsumer
+from core.model import OtlpBatch, OtlpRecord
+from events.otlp import derived_spans_of_logs
 from health.digest import HealthTap, PartsSource
+from processors.normalize.logs import log_rows
 
 
 class FanOut(BaseComponent):
@@ -34,9 +37,30 @@ class Pipeline:
     receivers: frozenset[str]
     head: Consumer
     processors: list[Component] = field(default_factory=list)
+    logs: Sequence[LogsConsumer] = ()
+    """The pipeline's exporters that store log records."""
+    tenant_names: tuple[str, ...] = ()
+    """Attribute names the tenant is read from (the normalize processors' ``attributes.tenant``)."""
 
     def consume(self, batch: Any) -> None:
         self.head.consume(batch)
+
+    def consume_records(self, records: list[OtlpRecord]) -> None:
+        """Spans go down the pipeline. Log records are stored by its logs exporters, and the spans
+        their agent events stand for (``events.spans``) go down the pipeline with the spans,
+        under the same tenant, so an application that sends only events still gets runs."""
+        traces = [r for r in records if r.signal == "traces"]
+        logs = [r for r in records if r.signal == "logs"]
+        if logs:
+            rows = log_rows(logs, self.tenant_names)
+            for consumer in self.logs:
+                consumer.consume_logs(rows)
+            for record in logs:
+                derived = derived_spans_of_logs(record.payload)
+                if derived is not None:
+                    traces.append(OtlpRecord.from_request(derived, record.tenant, record.receiver))
+        if traces:
+            self.head.consume(OtlpBatch(traces))
 
 
 @dataclass
@@ -100,5 +124,18 @@ def assemble(config: AgentwatchConfig) -> Assembly:
             component = component_module("processors", proc.type).create(proc.config, consumer)
             processors.insert(0, component)
             consumer = component
-        pipelines.append(Pipeline(pipe.id, frozenset(pipe.receivers), consumer, processors))
+        logs = [e for e_id in pipe.exporters if isinstance(e := exporters[e_id], LogsConsumer)]
+        pipelines.append(
+            Pipeline(pipe.id, frozenset(pipe.receivers), consumer, processors, logs, tenant_names(config))
+        )
     return Assembly(pipelines, exporters, tap)
+
+
+def tenant_names(config: AgentwatchConfig) -> tuple[str, ...]:
+    """Attribute names the normalize processors are configured to read the tenant from."""
+    names: list[str] = []
+    for processor in config.processors.values():
+        mapped = getattr(processor.config, "attributes", None)
+        if processor.type == "normalize" and isinstance(mapped, dict):
+            names += mapped.get("tenant", [])
+    return tuple(names)

@@ -47,6 +47,13 @@ class Counted(Protocol):
     def take_counts(self) -> dict[str, int]: ...
 
 
+@runtime_checkable
+class LogsConsumer(Protocol):
+    """An exporter that stores log records: ``consume_logs`` takes rows of ``core.model.LOG_SCHEMA``."""
+
+    def consume_logs(self, rows: Any) -> None: ...
+
+
 class BaseComponent:
     """Do-nothing lifecycle, so simple components only write ``consume``."""
 
@@ -73,6 +80,9 @@ class ReceiverCounters:
     """Spans already stored (or repeated in their request), dropped and answered as a success."""
     refused: Mapping[str, int] = field(default_factory=dict)
     """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
+    accepted_log_records: int = 0
+    rejected_log_records: int = 0
+    duplicate_log_records: int = 0
 
 
 @runtime_checkable

@@ -8,10 +8,11 @@ never renamed. A batch of rows travels through the pipeline as a ``pyarrow.Table
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -32,6 +33,9 @@ PROTOCOL_OPERATIONS = ("mcp_protocol",)
 WRAPPER_OPERATIONS = ("agent_run", "workflow")
 """Spans that fail because a span under them did: the last place a run's root cause is looked for."""
 STATUSES = ("ok", "error", "unset")
+EVENT_SCOPE = "agentwatch.agent_events"
+"""The instrumentation scope of spans made from agent events (``events.spans``): the run model
+counts them only for traces with no spans of their own (``storage.runs``)."""
 
 SPAN_SCHEMA = pa.schema(
     [
@@ -105,6 +109,12 @@ def as_str(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
+Signal = Literal["traces", "logs"]
+"""What an OTLP request carries: spans (``ExportTraceServiceRequest``) or log records
+(``ExportLogsServiceRequest``)."""
+SIGNALS: tuple[Signal, ...] = ("traces", "logs")
+
+
 @dataclass(frozen=True)
 class OtlpRecord:
     """One acknowledged export request, as written to the write-ahead log.
@@ -116,11 +126,13 @@ class OtlpRecord:
     """
 
     payload: bytes
-    """A serialized ``ExportTraceServiceRequest`` whose spans all passed validation."""
+    """A serialized ``ExportTraceServiceRequest`` (or, for ``signal == "logs"``,
+    ``ExportLogsServiceRequest``) whose items all passed validation."""
     tenant: str | None = None
     receiver: str = "otlp"
     spans: int = 0
-    """How many spans the request holds (counted by whoever validated it)."""
+    """How many items the request holds: spans, or log records (counted by whoever validated it)."""
+    signal: Signal = "traces"
 
     @classmethod
     def from_request(
@@ -129,10 +141,35 @@ class OtlpRecord:
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         return cls(request.SerializeToString(), tenant, receiver, spans)
 
+    @classmethod
+    def from_logs_request(
+        cls, request: ExportLogsServiceRequest, tenant: str | None = None, receiver: str = "otlp"
+    ) -> OtlpRecord:
+        count = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+        return cls(request.SerializeToString(), tenant, receiver, count, "logs")
+
     def parse(self) -> ExportTraceServiceRequest:
+        if self.signal != "traces":
+            raise ValueError(f"a {self.signal} record holds no ExportTraceServiceRequest")
         request = ExportTraceServiceRequest()
         request.ParseFromString(self.payload)
         return request
+
+    def parse_logs(self) -> ExportLogsServiceRequest:
+        if self.signal != "logs":
+            raise ValueError(f"a {self.signal} record holds no ExportLogsServiceRequest")
+        request = ExportLogsServiceRequest()
+        request.ParseFromString(self.payload)
+        return request
+
+
+def count_items(signal: Signal, payload: bytes) -> int:
+    """How many spans or log records a serialized request of ``signal`` holds (it must parse)."""
+    if signal == "logs":
+        logs = ExportLogsServiceRequest.FromString(payload)
+        return sum(len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs)
+    traces = ExportTraceServiceRequest.FromString(payload)
+    return sum(len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans)
 
 
 @dataclass
@@ -147,3 +184,31 @@ class OtlpBatch:
 
 def empty_span_table() -> pa.Table:
     return SPAN_SCHEMA.empty_table()
+
+
+# -- the canonical log row ---------------------------------------------------------------------
+# Every OTLP log record becomes one row of ``LOG_SCHEMA``; on disk
+# ``logs/tenant=<t>/date=<YYYY-MM-DD>/*.parquet``, ``date`` being the UTC date of ``time``.
+LOG_SCHEMA = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        # The record's time; its observed time when it has none (0), as the logs data model asks.
+        pa.field("time", UTC_MICROS, nullable=False),
+        pa.field("observed_time", UTC_MICROS),
+        pa.field("time_unix_nano", pa.int64(), nullable=False),
+        pa.field("severity_number", pa.int32()),
+        pa.field("severity_text", pa.string()),
+        pa.field("body", pa.string()),  # a string body as it is; any other body as JSON
+        pa.field("event_name", pa.string()),  # the record's event_name, else its event.name attribute
+        pa.field("trace_id", pa.string()),  # lowercase hex; null when the record has none
+        pa.field("span_id", pa.string()),
+        pa.field("service_name", pa.string()),
+        pa.field("scope_name", pa.string()),
+        pa.field("agent_id", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("attributes", pa.string(), nullable=False),
+        pa.field("resource_attributes", pa.string(), nullable=False),
+        pa.field("record_id", pa.string(), nullable=False),
+        # a digest of the record (and its resource): what deduplication compares
+    ]
+)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from core.component import BaseComponent, ExporterSettings
 from core.configmodel import STRICT
-from core.model import SPAN_SCHEMA
+from core.model import LOG_SCHEMA, SPAN_SCHEMA
 
 TYPE = "memory"
 
@@ -26,11 +26,20 @@ class InMemoryExporter(BaseComponent):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.batches: list[pa.Table] = []
+        self.log_batches: list[pa.Table] = []
         self.is_shutdown = False
 
     def consume(self, batch: pa.Table) -> None:
         with self._lock:
             self.batches.append(batch)
+
+    def consume_logs(self, rows: pa.Table) -> None:
+        with self._lock:
+            self.log_batches.append(rows)
+
+    def logs(self) -> pa.Table:
+        with self._lock:
+            return pa.concat_tables(self.log_batches) if self.log_batches else LOG_SCHEMA.empty_table()
 
     def table(self) -> pa.Table:
         with self._lock:
@@ -39,6 +48,7 @@ class InMemoryExporter(BaseComponent):
     def clear(self) -> None:
         with self._lock:
             self.batches.clear()
+            self.log_batches.clear()
 
     def shutdown(self) -> None:
         self.is_shutdown = True

@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 
 from core.component import BaseComponent, ExporterSettings
 from core.configmodel import STRICT
-from storage.layout import SPANS, table_dir, write_atomically
+from storage.layout import LOGS, SPANS, table_dir, write_atomically
 from storage.runparts import PartsWriter
 
 TYPE = "parquet"
@@ -76,11 +76,17 @@ class Config:
         return problems
 
 
-def partition_dates(table: pa.Table, max_dates: int, today: str, max_partitions: int = 1 << 30) -> pa.Array:
+def partition_dates(
+    table: pa.Table,
+    max_dates: int,
+    today: str,
+    max_partitions: int = 1 << 30,
+    time_column: str = "start_time",
+) -> pa.Array:
     """Each row's date partition: its start date, unless its tenant has too many dates in
     ``table`` or the table too many (tenant, date) pairs, in which case rows of the rarer dates
     get ``today``. At most ``max(max_partitions, tenants)`` partitions result."""
-    dates = pc.strftime(table["start_time"], format="%Y-%m-%d")
+    dates = pc.strftime(table[time_column], format="%Y-%m-%d")
     counts = (
         pa.table({"tenant": table["tenant"], "date": dates})
         .group_by(["tenant", "date"])
@@ -130,16 +136,21 @@ def _fewer_partitions(
 
 
 def partitions(
-    table: pa.Table, max_dates: int = 1 << 30, today: str | None = None, max_partitions: int = 1 << 30
+    table: pa.Table,
+    max_dates: int = 1 << 30,
+    today: str | None = None,
+    max_partitions: int = 1 << 30,
+    time_column: str = "start_time",
 ) -> list[tuple[str, str, pa.Table]]:
-    """Split a span table into (tenant, date, rows without the partition columns)."""
+    """Split a span (or log) table into (tenant, date, rows without the partition columns)."""
     today = today or time.strftime("%Y-%m-%d", time.gmtime())
-    keyed = table.append_column("date", partition_dates(table, max_dates, today, max_partitions))
+    dates = partition_dates(table, max_dates, today, max_partitions, time_column)
+    keyed = table.append_column("date", dates)
     keys = keyed.group_by(["tenant", "date"]).aggregate([])
     out = []
     for tenant, date in zip(keys["tenant"].to_pylist(), keys["date"].to_pylist(), strict=True):
         mask = pc.and_(pc.equal(keyed["tenant"], tenant), pc.equal(keyed["date"], date))
-        rows = keyed.filter(mask).drop_columns(["tenant", "date"]).sort_by("start_time")
+        rows = keyed.filter(mask).drop_columns(["tenant", "date"]).sort_by(time_column)
         out.append((tenant, date, rows))
     return out
 
@@ -148,6 +159,7 @@ class ParquetExporter(BaseComponent):
     def __init__(self, config: Config, data_dir: Path) -> None:
         self.config = config
         self.root = table_dir(data_dir, SPANS)
+        self.logs_root = table_dir(data_dir, LOGS)
         self.parts = PartsWriter(data_dir)
         self.files_written = 0
         self.keep_parts = False
@@ -158,8 +170,7 @@ class ParquetExporter(BaseComponent):
     def consume(self, batch: pa.Table) -> None:
         if batch.num_rows == 0:
             return
-        compression = "none" if self.config.compression == "none" else self.config.compression
-        level = self.config.compression_level if compression == "zstd" else None
+        compression, level = self._compression()
         dates, most = self.config.max_dates_per_flush, self.config.max_partitions_per_flush
         for tenant, date, rows in partitions(batch, dates, max_partitions=most):
             written = write_atomically(
@@ -172,6 +183,21 @@ class ParquetExporter(BaseComponent):
                 self._kept.append(
                     parts.append_column("tenant", pa.array([tenant] * parts.num_rows, pa.string()))
                 )
+
+    def consume_logs(self, rows: pa.Table) -> None:
+        """Log rows (``core.model.LOG_SCHEMA``) → ``logs/tenant=<t>/date=<d>/*.parquet``, under the
+        same partition bounds as spans (``date``: the UTC date of ``time``)."""
+        if rows.num_rows == 0:
+            return
+        compression, level = self._compression()
+        dates, most = self.config.max_dates_per_flush, self.config.max_partitions_per_flush
+        for tenant, date, part in partitions(rows, dates, max_partitions=most, time_column="time"):
+            write_atomically(part, self.logs_root / f"tenant={tenant}" / f"date={date}", compression, level)
+            self.files_written += 1
+
+    def _compression(self) -> tuple[str, int | None]:
+        compression = "none" if self.config.compression == "none" else self.config.compression
+        return compression, self.config.compression_level if compression == "zstd" else None
 
     def take_parts(self) -> pa.Table | None:
         """The partials (with ``tenant``) of what was written since the last call: one row per

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from core.model import SPAN_SCHEMA
+from core.model import LOG_SCHEMA, SPAN_SCHEMA
 from storage.feedback import create_feedback_view
-from storage.layout import RUN_PARTS, SPANS, table_dir
+from storage.layout import LOGS, RUN_PARTS, SPANS, table_dir
 from storage.runparts import parts_path
 from storage.runs import create_runs_view, parts_sql
 from storage.tables import SCHEMAS as EVAL_SCHEMAS
@@ -89,6 +89,7 @@ def connect(
     listed = [str(parts_path(data_dir, Path(name))) for name in parts]
     union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
     con.execute(f"CREATE VIEW {RUN_PARTS} AS {union}")
+    _logs_view(con, data_dir)
     for table, schema in EVAL_SCHEMAS.items():
         _table_view(con, data_dir, table, schema)
     create_runs_view(con)
@@ -108,6 +109,15 @@ def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, sche
     # By name with the typed empty table: a column added later reads null in older files.
     read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
     con.execute(f"CREATE VIEW {table} AS {typed}{read}")
+
+
+def _logs_view(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """``logs``: every log record (``core.model.LOG_SCHEMA``), typed even before any is stored."""
+    con.register("_empty_logs", LOG_SCHEMA.empty_table().drop_columns(["tenant"]))
+    typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_logs"
+    files = live_files(data_dir, LOGS)
+    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    con.execute(f"CREATE VIEW logs AS {typed}{read}")
 
 
 def _read(files: list[str]) -> str:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 SPANS = "spans"
 RUN_PARTS = "run_parts"
+LOGS = "logs"
 
 
 def table_dir(data_dir: Path, table: str) -> Path:

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from storage.layout import RUN_PARTS, SPANS, table_dir, write_atomically
-from storage.runs import parts_sql
+from storage.runs import has_event_spans, parts_sql
 
 __all__ = ["PARTS_ROW_GROUP", "RUN_PARTS", "PartsWriter", "parts_path"]
 
@@ -54,7 +54,9 @@ class PartsWriter:
             cursor = self._con.cursor()
         try:
             cursor.register("_rows", rows)
-            table: pa.Table = cursor.sql(parts_sql("trace_id", "_rows")).to_arrow_table()
+            table: pa.Table = cursor.sql(
+                parts_sql("trace_id", "_rows", has_event_spans(rows))
+            ).to_arrow_table()
             return table
         finally:
             cursor.close()

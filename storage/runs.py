@@ -57,9 +57,11 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.model import (
     AGENT_OPERATION,
+    EVENT_SCOPE,
     LLM_OPERATIONS,
     PROTOCOL_OPERATIONS,
     TOOL_OPERATIONS,
@@ -167,6 +169,12 @@ def _unmatched(ends: str) -> str:
     return f"[e FOR e IN {ends} IF NOT list_contains([o.id FOR o IN {ends} IF o.server <> e.server], e.id)]"
 
 
+# Spans made from agent events (``events.spans``) stand in for a trace's spans only when it has
+# none of its own: where both were sent, the derived ones are left out (here within a partial,
+# and in ``MERGE_SQL`` across partials, by the partial's ``derived`` flag).
+_DERIVED = f"scope_name IS NOT DISTINCT FROM '{EVENT_SCOPE}'"
+_ONLY_OWN_SPANS = f"QUALIFY NOT {_DERIVED} OR NOT bool_or(NOT {_DERIVED}) OVER (PARTITION BY __KEYS__)"
+
 PARTS_SQL = f"""
 SELECT * EXCLUDE (ends, labels) REPLACE (
         -- A tool call whose client span and server span (its child) are both here counts once.
@@ -196,6 +204,7 @@ SELECT __KEYS__,
     min({{'at': start_time, 'v': agent_name}}) FILTER (WHERE agent_name IS NOT NULL AND agent_name_derived)
         AS derived_name,
     bool_or(synthetic) AS synthetic,
+    bool_and({_DERIVED}) AS derived,
     count(*) AS span_count,
     count(*) FILTER (WHERE {_TOOLS}) AS tool_calls,
     count(*) FILTER (WHERE {_TOOLS} AND _failed) AS tool_errors,
@@ -230,15 +239,27 @@ FROM (
     SELECT *, {_FAILED} AS _failed,
         CASE WHEN {_FAILED} THEN {_STEP_TEMPLATE} END AS _template
     FROM __SOURCE__
+    __EVENT_SPANS__
 )
 GROUP BY __KEYS__
 )
 """
 
 
-def parts_sql(keys: str, source: str) -> str:
-    """Partials of the spans in ``source`` (a relation), one row per distinct ``keys``."""
-    return PARTS_SQL.replace("__KEYS__", keys).replace("__SOURCE__", source)
+def parts_sql(keys: str, source: str, event_spans: bool = True) -> str:
+    """Partials of the spans in ``source`` (a relation), one row per distinct ``keys``.
+
+    ``event_spans=False``: the caller knows ``source`` holds no spans made from agent events
+    (``has_event_spans``), which spares a window over every span."""
+    sql = PARTS_SQL.replace("__EVENT_SPANS__", _ONLY_OWN_SPANS if event_spans else "")
+    return sql.replace("__KEYS__", keys).replace("__SOURCE__", source)
+
+
+def has_event_spans(rows: pa.Table) -> bool:
+    """Whether span rows hold spans made from agent events (``parts_sql``'s ``event_spans``)."""
+    return "scope_name" in rows.column_names and bool(
+        pc.any(pc.equal(rows["scope_name"], EVENT_SCOPE)).as_py()
+    )
 
 
 # -- step 2: partials merged into runs ------------------------------------------------------------
@@ -267,6 +288,7 @@ MERGE_SQL = f"""
             {_MERGE_FIRST},
             min(derived_name) AS derived_name,
             bool_or(synthetic) AS synthetic,
+            bool_and(derived) AS derived,
             sum(span_count) AS span_count,
             sum(tool_calls) AS tool_calls,
             sum(tool_errors) AS tool_errors,
@@ -285,7 +307,9 @@ MERGE_SQL = f"""
                 nullif(list_distinct(flatten(list(agents) FILTER (WHERE agent IS NOT NULL))), []),
                 list_distinct(flatten(list(agents)))
             )) AS agents
-        FROM parts SEMI JOIN multi USING (trace_hash)
+        -- A trace with spans of its own leaves out partials of spans made from its events.
+        FROM parts JOIN multi USING (trace_hash)
+        WHERE NOT (coalesce(parts.derived, false) AND multi.own_spans)
         GROUP BY tenant, trace_id
     )
 """
@@ -296,7 +320,10 @@ RUNS_SQL = f"""
 WITH parts AS (SELECT *, hash(tenant, trace_id) AS trace_hash FROM (__PARTS__)),
 -- Grouping 8-byte hashes is cheaper than 32-character ids. A collision only sends a trace
 -- through the merge below, which is exact for any number of partials.
-multi AS (SELECT trace_hash FROM parts GROUP BY trace_hash HAVING count(*) > 1),
+multi AS (
+    SELECT trace_hash, bool_or(NOT coalesce(derived, false)) AS own_spans
+    FROM parts GROUP BY trace_hash HAVING count(*) > 1
+),
 unified AS (__UNIFIED__),
 judged AS (
     SELECT *,

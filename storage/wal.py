@@ -5,7 +5,11 @@ records::
 
     <4 bytes magic A7 'AWR'> <u32 body length> <u32 crc32(length bytes + body)> body
     body = <u8 version> <u16 tenant length | 0xFFFF for none> tenant <u16 receiver length> receiver
-           <OTLP ExportTraceServiceRequest protobuf>
+           [version 2: <u8 signal: 0 traces, 1 logs>]
+           <OTLP ExportTraceServiceRequest | ExportLogsServiceRequest protobuf>
+
+Version 1 records (written before logs were received) are traces; traces are still written as
+version 1, so a log written by this version is readable by the one before it unless it holds logs.
 
 One writer thread does group commit: every request waiting when it wakes is written and shares
 one fsync. Committed records go to ``on_commit`` in log order; once the stage after it has made
@@ -39,11 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from core import supervision
 from core.errors import StorageFull, Unavailable
-from core.model import OtlpRecord
+from core.model import SIGNALS, OtlpRecord, count_items
 from storage.layout import fsync_dir
 
 log = logging.getLogger("agentwatch.wal")
@@ -52,6 +55,8 @@ MAGIC = b"\xa7AWR"
 _HEAD = struct.Struct("<4sII")  # magic, body length, crc32(length bytes + body)
 _LEGACY_FRAME = struct.Struct("<II")  # before record magics: body length, crc32(body)
 _VERSION = 1
+_VERSION_SIGNAL = 2
+"""Records with a signal byte (logs); traces are written as version 1."""
 _NO_TENANT = 0xFFFF
 MAX_BODY = 1 << 31
 """No record is larger (requests are limited to tens of MiB); a larger length is damage."""
@@ -107,8 +112,11 @@ def frame_parts(record: OtlpRecord) -> tuple[bytes, bytes]:
     """A record's frame as (header, payload): written side by side, the payload never copied."""
     tenant = (record.tenant or "").encode()
     receiver = record.receiver.encode()
-    head = struct.pack("<BH", _VERSION, _NO_TENANT if record.tenant is None else len(tenant))
-    prefix = b"".join((head, tenant, struct.pack("<H", len(receiver)), receiver))
+    traces = record.signal == "traces"
+    version = _VERSION if traces else _VERSION_SIGNAL
+    head = struct.pack("<BH", version, _NO_TENANT if record.tenant is None else len(tenant))
+    signal = b"" if traces else bytes((SIGNALS.index(record.signal),))
+    prefix = b"".join((head, tenant, struct.pack("<H", len(receiver)), receiver, signal))
     length = len(prefix) + len(record.payload)
     crc = zlib.crc32(record.payload, zlib.crc32(prefix, zlib.crc32(struct.pack("<I", length))))
     return _HEAD.pack(MAGIC, length, crc) + prefix, record.payload
@@ -120,7 +128,7 @@ def encode_record(record: OtlpRecord) -> bytes:
 
 def decode_body(body: bytes) -> OtlpRecord:
     version, tenant_len = struct.unpack_from("<BH", body, 0)
-    if version != _VERSION:
+    if version not in (_VERSION, _VERSION_SIGNAL):
         raise ValueError(f"unknown record version {version}")
     pos = 3
     tenant: str | None = None
@@ -130,10 +138,14 @@ def decode_body(body: bytes) -> OtlpRecord:
     (receiver_len,) = struct.unpack_from("<H", body, pos)
     pos += 2
     receiver = body[pos : pos + receiver_len].decode()
-    payload = body[pos + receiver_len :]
-    request = ExportTraceServiceRequest.FromString(payload)  # also proves the payload decodes
-    spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-    return OtlpRecord(payload, tenant, receiver, spans)
+    pos += receiver_len
+    signal = SIGNALS[0]
+    if version == _VERSION_SIGNAL:
+        signal = SIGNALS[body[pos]]  # an unknown signal byte: IndexError, treated as damage
+        pos += 1
+    payload = body[pos:]
+    items = count_items(signal, payload)  # also proves the payload decodes
+    return OtlpRecord(payload, tenant, receiver, items, signal)
 
 
 def _frame_at(data: bytes, pos: int) -> tuple[OtlpRecord, int] | None:
@@ -149,7 +161,7 @@ def _frame_at(data: bytes, pos: int) -> tuple[OtlpRecord, int] | None:
         return None
     try:
         return decode_body(body), end
-    except (ValueError, UnicodeDecodeError, struct.error, ProtobufDecodeError):
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error, ProtobufDecodeError):
         return None
 
 
@@ -202,7 +214,7 @@ def _read_legacy(data: bytes, path: Path, seq: int) -> tuple[Committed, list[Dam
             break
         try:
             record = decode_body(body)
-        except (ValueError, UnicodeDecodeError, struct.error, ProtobufDecodeError):
+        except (ValueError, IndexError, UnicodeDecodeError, struct.error, ProtobufDecodeError):
             break
         pos += _LEGACY_FRAME.size + length
         out.append((record, WalPosition(seq, pos)))

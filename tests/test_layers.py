@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOORS: dict[str, int] = {
     "core": 0,
     "storage": 1,
+    "events": 1,
     "processors": 2,
     "feedback": 2,
     "exporters": 2,

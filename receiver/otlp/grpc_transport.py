@@ -1,4 +1,4 @@
-"""OTLP/gRPC transport: ``TraceService/Export`` over the shared ExportHandler.
+"""OTLP/gRPC transport: ``TraceService/Export`` and ``LogsService/Export`` over the shared ExportHandler.
 
 The method is registered with no deserializer so the handler receives the raw request bytes,
 exactly as the HTTP transport does; gRPC itself inflates gzip-compressed messages.
@@ -33,11 +33,13 @@ from grpc import aio
 
 from core.configmodel import STRICT
 from core.errors import ConfigError, Overloaded, RequestError, Unauthenticated, Unavailable
+from core.model import Signal
 from core.units import Duration
 from receiver.otlp.auth import TlsConfig, TokenAuthenticator
 from receiver.otlp.handler import ExportHandler
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 def retry_metadata(message: str, retry_after: float) -> tuple[tuple[str, bytes], ...]:
@@ -282,9 +284,17 @@ class GrpcTransport:
         self.port = port
 
     async def _export(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        return await self._export_signal(request, context, "traces")
+
+    async def _export_logs(self, request: bytes, context: aio.ServicerContext[bytes, bytes]) -> bytes:
+        return await self._export_signal(request, context, "logs")
+
+    async def _export_signal(
+        self, request: bytes, context: aio.ServicerContext[bytes, bytes], signal: Signal
+    ) -> bytes:
         try:
             tenant = self._tenant(context)
-            result = await self._handler.export(request, "protobuf", tenant)
+            result = await self._handler.export(request, "protobuf", tenant, signal)
         except RequestError as exc:
             self._handler.note_refusal(exc)
             await self.abort(exc, context)
@@ -312,10 +322,13 @@ class GrpcTransport:
         if self._auth is not None:  # first: a call refused for its token takes no slot
             interceptors.insert(0, TokenInterceptor(self._auth, self._handler.note_refusal))
         server = aio.server(interceptors=interceptors, options=server_options(self._limits, self._max))
-        handler = grpc.method_handlers_generic_handler(
+        traces = grpc.method_handlers_generic_handler(
             SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export)}
         )
-        server.add_generic_rpc_handlers((handler,))
+        logs = grpc.method_handlers_generic_handler(
+            LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export_logs)}
+        )
+        server.add_generic_rpc_handlers((traces, logs))
         try:
             if self._tls is not None:
                 key = Path(self._tls.key_file).read_bytes()

@@ -26,11 +26,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core.admission import DecodeBudget
 from core.component import DurableSink, ReceiverCounters, StoredIndex
@@ -38,11 +43,11 @@ from core.errors import (
     DecodeError,
     RequestError,
 )
-from core.model import DEFAULT_TENANT, OtlpRecord, as_str
+from core.model import DEFAULT_TENANT, OtlpRecord, Signal, as_str
 from core.tenants import TENANT_ATTRIBUTES, sanitize_tenant
 from core.units import format_duration
-from receiver.otlp.otlp_json import parse_json_request
-from storage.dedup import span_key
+from receiver.otlp.otlp_json import parse_json_logs_request, parse_json_request
+from storage.dedup import log_key, record_digest, span_key
 
 Encoding = Literal["protobuf", "json"]
 
@@ -60,8 +65,17 @@ class ExportResult:
     accepted: int
     rejected: int
     message: str
+    signal: Signal = "traces"
 
-    def response(self) -> ExportTraceServiceResponse:
+    def response(self) -> ExportTraceServiceResponse | ExportLogsServiceResponse:
+        """The export's answer: a partial success names how many spans (or log records) were
+        rejected and why."""
+        if self.signal == "logs":
+            logs = ExportLogsServiceResponse()
+            if self.rejected:
+                logs.partial_success.rejected_log_records = self.rejected
+                logs.partial_success.error_message = self.message
+            return logs
         response = ExportTraceServiceResponse()
         if self.rejected:
             response.partial_success.rejected_spans = self.rejected
@@ -77,6 +91,17 @@ def decode_request(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest
         request.ParseFromString(body)
     except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
         raise DecodeError(f"request body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def decode_logs_request(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
+    if encoding == "json":
+        return parse_json_logs_request(body)
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (ProtobufDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"request body is not a valid protobuf ExportLogsServiceRequest: {exc}") from None
     return request
 
 
@@ -115,18 +140,19 @@ class TimeWindow:
         latest = MAX_TIME_UNIX_NANO if self.max_future is None else now_ns + int(self.max_future * 1e9)
         return earliest, min(latest, MAX_TIME_UNIX_NANO)
 
-    def problem(self, start: int, now_ns: int) -> str | None:
-        """Why a span starting at ``start`` is outside the window at ``now_ns``; None if it is not."""
+    def problem(self, start: int, now_ns: int, field: str = "start_time_unix_nano") -> str | None:
+        """Why a span starting at ``start`` (or a log record of that ``field``) is outside the
+        window at ``now_ns``; None if it is not."""
         earliest, latest = self.bounds(now_ns)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(start, MAX_TIME_UNIX_NANO) // 10**9))
         if start < earliest:
             return (
-                f"start_time_unix_nano {start} ({when}) is older than the retention window "
+                f"{field} {start} ({when}) is older than the retention window "
                 f"(storage.compaction.retention: {format_duration(self.max_age)}), so it would be deleted"
             )
         if start > latest and self.max_future is not None:
             return (
-                f"start_time_unix_nano {start} ({when}) is more than {format_duration(self.max_future)} "
+                f"{field} {start} ({when}) is more than {format_duration(self.max_future)} "
                 "ahead of the server's clock (the receiver's max_future_skew)"
             )
         return None
@@ -140,6 +166,8 @@ class Screened:
     problem: str = ""
     keys: list[bytes] = field(default_factory=list)
     """Dedup keys of the kept spans, to remember once they are durable."""
+    changed: bool = False
+    """Screening changed a kept item (a log record given its observed time)."""
 
 
 class TenantKeys:
@@ -231,6 +259,70 @@ def screen_spans(
     return out
 
 
+def _log_problem(item: LogRecord) -> str | None:
+    if len(item.trace_id) not in (0, 16):
+        return f"invalid trace_id {item.trace_id.hex()!r}: must be empty or 16 bytes"
+    if len(item.span_id) not in (0, 8):
+        return f"invalid span_id {item.span_id.hex()!r}: must be empty or 8 bytes"
+    if item.time_unix_nano > MAX_TIME_UNIX_NANO or item.observed_time_unix_nano > MAX_TIME_UNIX_NANO:
+        return (
+            f"time_unix_nano {item.time_unix_nano} / observed_time_unix_nano "
+            f"{item.observed_time_unix_nano}: times after {MAX_TIME_UNIX_NANO} (2262-04-11) cannot be stored"
+        )
+    return None
+
+
+def screen_logs(
+    request: ExportLogsServiceRequest,
+    recent: StoredIndex | None = None,
+    tenant: str | None = None,
+    tenant_keys: TenantKeys | None = None,
+    window: TimeWindow | None = None,
+) -> Screened:
+    """``screen_spans`` for log records: remove those that cannot be stored (ids of the wrong
+    length, times past the int64 columns, with a ``window`` times outside it) and those already
+    stored or repeated in the request (the same record digest, ``storage.dedup.record_digest``).
+
+    A record with neither a time nor an observed time is given the observed time of its arrival
+    (the logs data model has the receiver set it); its time is then its observed time."""
+    out = Screened()
+    seen: set[bytes] = set()
+    fixed = sanitize_tenant(tenant) if tenant is not None else None
+    tenants = tenant_keys or TenantKeys()
+    now = time.time_ns()
+    earliest, latest = window.bounds(now) if window is not None else (0, MAX_TIME_UNIX_NANO)
+    for rl in request.resource_logs:
+        resource_tenant = fixed or tenants.find(rl.resource.attributes)
+        resource = rl.resource.SerializeToString()
+        for sl in rl.scope_logs:
+            drop = []
+            for index, item in enumerate(sl.log_records):
+                problem = _log_problem(item)
+                if problem is None and not (item.time_unix_nano or item.observed_time_unix_nano):
+                    item.observed_time_unix_nano = now
+                    out.changed = True
+                when = item.time_unix_nano or item.observed_time_unix_nano
+                if problem is None and window is not None and not earliest <= when <= latest:
+                    problem = window.problem(when, now, "time_unix_nano")
+                if problem is not None:
+                    drop.append(index)
+                    out.rejected += 1
+                    out.problem = out.problem or f"log record {index}: {problem}"
+                    continue
+                owner = resource_tenant or tenants.find(item.attributes)
+                key = log_key(owner or DEFAULT_TENANT, record_digest(resource, item))
+                if key in seen or (recent is not None and key in recent):
+                    drop.append(index)
+                    out.duplicates += 1
+                    continue
+                seen.add(key)
+                out.keys.append(key)
+            for index in reversed(drop):
+                del sl.log_records[index]
+    out.kept = len(out.keys)
+    return out
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A decoded, screened request on its way to the write-ahead log."""
@@ -238,6 +330,14 @@ class Prepared:
     screened: Screened
     payload: bytes
     tenant: str | None
+    signal: Signal = "traces"
+
+
+@dataclass
+class ItemCounts:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
 
 
 class ExportHandler:
@@ -258,58 +358,83 @@ class ExportHandler:
         self._receiver_id = receiver_id
         self._recent = recent
         self._tenant_keys = tenant_keys or TenantKeys()
-        self.accepted_spans = 0
-        self.duplicate_spans = 0
-        self.rejected_spans = 0
+        self.spans = ItemCounts()
+        self.logs = ItemCounts()
+        """Log records, counted as spans are."""
         self.refused: Counter[str] = Counter()
         """Requests refused whole, by reason (``decode_error``, ``unauthenticated``, ...)."""
 
     def counters(self) -> ReceiverCounters:
+        spans, logs = self.spans, self.logs
         return ReceiverCounters(
-            self.accepted_spans, self.rejected_spans, self.duplicate_spans, dict(self.refused)
+            spans.accepted,
+            spans.rejected,
+            spans.duplicates,
+            dict(self.refused),
+            logs.accepted,
+            logs.rejected,
+            logs.duplicates,
         )
 
     def note_refusal(self, exc: RequestError) -> None:
         """Transports report every request they refuse, wherever in the request it happened."""
         self.refused[exc.reason] += 1
 
-    def _screen(self, body: bytes, encoding: Encoding, tenant: str | None) -> tuple[Screened, bytes]:
+    def _screen(
+        self, body: bytes, encoding: Encoding, tenant: str | None, signal: Signal
+    ) -> tuple[Screened, bytes]:
         """Decode and screen; the payload to log (the original bytes when nothing changed)."""
-        request = decode_request(body, encoding)
-        screened = screen_spans(request, self._recent, tenant, self._tenant_keys, body, self._window)
+        request: ExportTraceServiceRequest | ExportLogsServiceRequest
+        if signal == "logs":
+            request = decode_logs_request(body, encoding)
+            screened = screen_logs(request, self._recent, tenant, self._tenant_keys, self._window)
+        else:
+            request = decode_request(body, encoding)
+            screened = screen_spans(request, self._recent, tenant, self._tenant_keys, body, self._window)
         if screened.kept == 0:
             return screened, b""
-        unchanged = encoding == "protobuf" and not screened.rejected and not screened.duplicates
+        unchanged = (
+            encoding == "protobuf"
+            and not screened.rejected
+            and not screened.duplicates
+            and not screened.changed
+        )
         return screened, body if unchanged else request.SerializeToString()
 
     def hold(self, size: int) -> contextlib.AbstractAsyncContextManager[None]:
         """Room in the decode budget for a body of ``size`` bytes (read and decoded inside)."""
         return self._budget.hold(size) if self._budget is not None else contextlib.nullcontext()
 
-    async def export(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> ExportResult:
+    async def export(
+        self, body: bytes, encoding: Encoding, tenant: str | None = None, signal: Signal = "traces"
+    ) -> ExportResult:
         async with self.hold(len(body)):
-            prepared = await self.prepare(body, encoding, tenant)
+            prepared = await self.prepare(body, encoding, tenant, signal)
         return await self.commit(prepared)
 
-    async def prepare(self, body: bytes, encoding: Encoding, tenant: str | None = None) -> Prepared:
+    async def prepare(
+        self, body: bytes, encoding: Encoding, tenant: str | None = None, signal: Signal = "traces"
+    ) -> Prepared:
         """Decode and screen (off the event loop when large): what ``commit`` makes durable."""
         if encoding == "json" or len(body) > OFF_LOOP_BYTES:
-            screened, payload = await asyncio.to_thread(self._screen, body, encoding, tenant)
+            screened, payload = await asyncio.to_thread(self._screen, body, encoding, tenant, signal)
         else:
-            screened, payload = self._screen(body, encoding, tenant)
-        return Prepared(screened, payload, tenant)
+            screened, payload = self._screen(body, encoding, tenant, signal)
+        return Prepared(screened, payload, tenant, signal)
 
     async def commit(self, prepared: Prepared) -> ExportResult:
         """Make the screened spans durable; answer once they are."""
-        screened = prepared.screened
+        screened, signal = prepared.screened, prepared.signal
         rejected = screened.rejected
-        message = f"{rejected} span(s) rejected; first: {screened.problem}" if rejected else ""
-        self.rejected_spans += rejected
-        self.duplicate_spans += screened.duplicates
+        what = "log record(s)" if signal == "logs" else "span(s)"
+        message = f"{rejected} {what} rejected; first: {screened.problem}" if rejected else ""
+        counts = self.logs if signal == "logs" else self.spans
+        counts.rejected += rejected
+        counts.duplicates += screened.duplicates
         if screened.kept == 0:
             # Duplicates are already stored: for the client that is a success.
-            return ExportResult(0, rejected, message)
-        record = OtlpRecord(prepared.payload, prepared.tenant, self._receiver_id, screened.kept)
+            return ExportResult(0, rejected, message, signal)
+        record = OtlpRecord(prepared.payload, prepared.tenant, self._receiver_id, screened.kept, signal)
         durable = self._sink.submit(record)
         try:
             await asyncio.shield(asyncio.wrap_future(durable))
@@ -320,8 +445,8 @@ class ExportHandler:
             durable.add_done_callback(lambda f: self._remember_later(loop, f, screened))
             raise
         self._remember(screened)
-        self.accepted_spans += screened.kept
-        return ExportResult(screened.kept, rejected, message)
+        counts.accepted += screened.kept
+        return ExportResult(screened.kept, rejected, message, signal)
 
     def _remember(self, screened: Screened) -> None:
         # Remembered only once durable: a refused request's retry must not look like a duplicate.

@@ -1,4 +1,4 @@
-"""OTLP/HTTP transport: ``POST /v1/traces`` over the shared ExportHandler.
+"""OTLP/HTTP transport: ``POST /v1/traces`` and ``POST /v1/logs`` over the shared ExportHandler.
 
 Protobuf (``application/x-protobuf``) and JSON (``application/json``) bodies, optionally gzip;
 the answer uses the request's content type. Error bodies are ``google.rpc.Status`` messages,
@@ -29,6 +29,7 @@ from core.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from core.model import Signal
 from receiver.otlp.auth import TokenAuthenticator
 from receiver.otlp.handler import Encoding, ExportHandler
 from receiver.otlp.otlp_json import response_to_json
@@ -106,9 +107,19 @@ def _expected_size(request: Request, max_body: int) -> int:
 
 
 def create_app(
-    handler: ExportHandler, max_body: int, path: str = "/v1/traces", auth: TokenAuthenticator | None = None
+    handler: ExportHandler,
+    max_body: int,
+    path: str = "/v1/traces",
+    auth: TokenAuthenticator | None = None,
+    logs_path: str = "/v1/logs",
 ) -> Starlette:
     async def export(request: Request) -> Response:
+        return await export_signal(request, "traces")
+
+    async def export_logs(request: Request) -> Response:
+        return await export_signal(request, "logs")
+
+    async def export_signal(request: Request, signal: Signal) -> Response:
         encoding: Encoding = "protobuf"
         try:
             encoding = media_encoding(request.headers.get("content-type"))
@@ -118,7 +129,7 @@ def create_app(
             # or are refused retryably, rather than all being held in memory.
             async with handler.hold(_expected_size(request, max_body)):
                 body = await read_body(request, max_body)
-                prepared = await handler.prepare(body, encoding, tenant)
+                prepared = await handler.prepare(body, encoding, tenant, signal)
             result = await handler.commit(prepared)
         except RequestError as exc:
             handler.note_refusal(exc)
@@ -131,4 +142,6 @@ def create_app(
             return Response(response_to_json(response), media_type=JSON)
         return Response(response.SerializeToString(), media_type=PROTOBUF)
 
-    return Starlette(routes=[Route(path, export, methods=["POST"])])
+    return Starlette(
+        routes=[Route(path, export, methods=["POST"]), Route(logs_path, export_logs, methods=["POST"])]
+    )

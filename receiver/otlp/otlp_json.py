@@ -14,10 +14,9 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from core.errors import DecodeError
 
@@ -53,13 +52,18 @@ def _list(obj: dict[str, Any], *keys: str) -> list[Any]:
     return []
 
 
-def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
+def _document(body: bytes, top: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise DecodeError("request body must be a JSON object with 'resourceSpans'")
+        raise DecodeError(f"request body must be a JSON object with {top!r}")
+    return doc
+
+
+def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
+    doc = _document(body, "resourceSpans")
     for rs in _list(doc, "resourceSpans", "resource_spans"):
         if not isinstance(rs, dict):
             continue
@@ -74,14 +78,35 @@ def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
                     if isinstance(link, dict):
                         _fix_ids(link)
     request = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise DecodeError(f"request is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    _parse(doc, request)
     return request
 
 
-def response_to_json(response: ExportTraceServiceResponse) -> bytes:
+def parse_json_logs_request(body: bytes) -> ExportLogsServiceRequest:
+    doc = _document(body, "resourceLogs")
+    for rl in _list(doc, "resourceLogs", "resource_logs"):
+        if not isinstance(rl, dict):
+            continue
+        for sl in _list(rl, "scopeLogs", "scope_logs"):
+            if not isinstance(sl, dict):
+                continue
+            for item in _list(sl, "logRecords", "log_records"):
+                if isinstance(item, dict):
+                    _fix_ids(item)
+    request = ExportLogsServiceRequest()
+    _parse(doc, request)
+    return request
+
+
+def _parse(doc: dict[str, Any], request: Message) -> None:
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        name = type(request).__name__
+        raise DecodeError(f"request is not a valid OTLP/JSON {name}: {exc}") from None
+
+
+def response_to_json(response: Message) -> bytes:
     return orjson.dumps(json_format.MessageToDict(response))
 
 

@@ -1,4 +1,5 @@
-"""The ``otlp`` receiver component: OTLP/gRPC and OTLP/HTTP, sharing one export handler.
+"""The ``otlp`` receiver component: OTLP/gRPC and OTLP/HTTP, traces and logs, sharing one export
+handler.
 
 receivers:
   otlp:
@@ -31,6 +32,9 @@ receivers:
         read_header_timeout: 10s      # request line and headers
         read_timeout: 30s             # the whole request, body included (else 408)
         idle_timeout: 60s             # a kept-alive connection between requests
+        traces_url_path: /v1/traces
+        logs_url_path: /v1/logs       # log records (and agent events) go through the same checks,
+                                      # log and limits as spans
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class HttpConfig(HttpServerLimits):
     endpoint: str = "127.0.0.1:4318"
     max_request_body_size_mib: float = 16.0
     traces_url_path: str = "/v1/traces"
+    logs_url_path: str = "/v1/logs"
     tls: TlsConfig | None = None
 
 
@@ -114,8 +119,14 @@ class Config:
             problems += _check_endpoint("protocols.http.endpoint", http.endpoint)
             if http.max_request_body_size_mib <= 0:
                 problems.append("protocols.http.max_request_body_size_mib: must be positive")
-            if not http.traces_url_path.startswith("/"):
-                problems.append("protocols.http.traces_url_path: must start with '/'")
+            for key, path in (
+                ("traces_url_path", http.traces_url_path),
+                ("logs_url_path", http.logs_url_path),
+            ):
+                if not path.startswith("/"):
+                    problems.append(f"protocols.http.{key}: must start with '/'")
+            if http.traces_url_path == http.logs_url_path:
+                problems.append("protocols.http.logs_url_path: must differ from traces_url_path")
             problems += [f"protocols.http.{p}" for p in http.validate()]
         return problems
 
@@ -147,9 +158,8 @@ class OtlpReceiver:
         grpc, http = self.config.protocols.grpc, self.config.protocols.http
         if http is not None:
             host, port = parse_endpoint(http.endpoint)
-            app = create_app(
-                self.handler, int(http.max_request_body_size_mib * MIB), http.traces_url_path, self.auth
-            )
+            max_body = int(http.max_request_body_size_mib * MIB)
+            app = create_app(self.handler, max_body, http.traces_url_path, self.auth, http.logs_url_path)
             what = "receivers.otlp.protocols.http.endpoint"
             self.http = AsgiServer(app, host, port, what, http.tls, limits=http)
             await self.http.start()

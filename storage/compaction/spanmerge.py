@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from core.model import SPAN_SCHEMA
 from storage.compaction.extsort import ExternalSorter
 from storage.runparts import PARTS_ROW_GROUP
-from storage.runs import parts_sql
+from storage.runs import has_event_spans, parts_sql
 
 TEXT_COLUMNS = ("input_text", "output_text", "attributes", "resource_attributes", "events")
 """Columns the run partials never read (most of a span's bytes): left out of the trace sort."""
@@ -174,7 +174,9 @@ class PartsRoller:
     def parts_of(self, rows: pa.Table) -> pa.Table:
         self._con.register("_rows", rows)
         try:
-            table: pa.Table = self._con.sql(parts_sql("trace_id", "_rows")).to_arrow_table()
+            table: pa.Table = self._con.sql(
+                parts_sql("trace_id", "_rows", has_event_spans(rows))
+            ).to_arrow_table()
             return table
         finally:
             self._con.unregister("_rows")

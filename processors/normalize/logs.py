@@ -1,0 +1,100 @@
+"""OTLP log records → canonical log rows (``core.model.LOG_SCHEMA``).
+
+Log records are far fewer than spans in the deployments agentwatch serves (an event per run or
+step), and each is read once, so this is plain Python over the protobuf; the columns are built
+as Arrow arrays at the end.
+
+A record's tenant: the request's (an ingest token), else a tenant attribute of its resource, else
+of the record itself (``core.tenants.TENANT_ATTRIBUTES`` and the configured names), else
+``default``. ``agent_id`` and ``user_id`` are read from the record's attributes, then its
+resource's, by the names the span normaliser reads for them (and the agent event fields
+``agent_id``/``user_id``). ``record_id`` is the record's digest (``storage.dedup.record_digest``): what
+deduplication compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from core.model import DEFAULT_TENANT, LOG_SCHEMA, OtlpRecord, as_str
+from core.tenants import TENANT_ATTRIBUTES, sanitize_tenant
+from events.otlp import attributes_of, log_event_name, plain
+from processors.normalize.conventions import COLUMN_CANDIDATES
+from storage.dedup import record_digest
+
+AGENT_KEYS = ("agent_id", *COLUMN_CANDIDATES["agent_id"])
+USER_KEYS = ("user_id", *COLUMN_CANDIDATES["user_id"])
+
+
+def _first(names: Sequence[str], *maps: dict[str, Any]) -> str | None:
+    for found in maps:
+        for name in names:
+            value = found.get(name)
+            if value is not None and not isinstance(value, dict | list):
+                return as_str(value)
+    return None
+
+
+def _json(value: dict[str, Any]) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def log_rows(records: Iterable[OtlpRecord], tenant_names: Sequence[str] = ()) -> pa.Table:
+    """The rows of the log records of ``records`` (logs records only)."""
+    names = tuple(dict.fromkeys([*tenant_names, *TENANT_ATTRIBUTES]))
+    columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
+    for record in records:
+        request = record.parse_logs()
+        for rl in request.resource_logs:
+            resource = attributes_of(rl.resource.attributes)
+            resource_json = _json(resource)
+            resource_bytes = rl.resource.SerializeToString()
+            resource_tenant = _first(names, resource)
+            service = _first(("service.name",), resource)
+            for sl in rl.scope_logs:
+                scope = sl.scope.name or None
+                for item in sl.log_records:
+                    attributes = attributes_of(item.attributes)
+                    tenant = record.tenant or resource_tenant or _first(names, attributes) or DEFAULT_TENANT
+                    when = item.time_unix_nano or item.observed_time_unix_nano
+                    columns["tenant"].append(sanitize_tenant(tenant))
+                    columns["time"].append(when // 1000)
+                    columns["observed_time"].append(item.observed_time_unix_nano // 1000 or None)
+                    columns["time_unix_nano"].append(when)
+                    columns["severity_number"].append(item.severity_number or None)
+                    columns["severity_text"].append(item.severity_text or None)
+                    columns["body"].append(_body(item))
+                    columns["event_name"].append(log_event_name(item, attributes))
+                    columns["trace_id"].append(item.trace_id.hex() if len(item.trace_id) == 16 else None)
+                    columns["span_id"].append(item.span_id.hex() if len(item.span_id) == 8 else None)
+                    columns["service_name"].append(service)
+                    columns["scope_name"].append(scope)
+                    columns["agent_id"].append(_first(AGENT_KEYS, attributes, resource))
+                    columns["user_id"].append(_first(USER_KEYS, attributes, resource))
+                    columns["attributes"].append(_json(attributes))
+                    columns["resource_attributes"].append(resource_json)
+                    columns["record_id"].append(record_digest(resource_bytes, item).hex())
+    arrays = []
+    for field in LOG_SCHEMA:
+        values = columns[field.name]
+        if pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(values, pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=LOG_SCHEMA)
+
+
+def _body(item: LogRecord) -> str | None:
+    if not item.HasField("body"):
+        return None
+    value = plain(item.body)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
