@@ -7,7 +7,7 @@ pipeline. Shutdown runs upstream-first so every component flushes into a live co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
 from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings, LogsConsumer
 from core.model import OtlpBatch, OtlpRecord
-from events.otlp import derived_spans_of_logs
+from events.otlp import derived_spans_of_logs, lift_span_events
 from health.digest import HealthTap, PartsSource
 from processors.normalize.logs import log_rows
 
@@ -49,7 +49,7 @@ class Pipeline:
         """Spans go down the pipeline. Log records are stored by its logs exporters, and the spans
         their agent events stand for (``events.spans``) go down the pipeline with the spans,
         under the same tenant, so an application that sends only events still gets runs."""
-        traces = [r for r in records if r.signal == "traces"]
+        traces = [_lifted(r) for r in records if r.signal == "traces"]
         logs = [r for r in records if r.signal == "logs"]
         if logs:
             rows = log_rows(logs, self.tenant_names)
@@ -61,6 +61,12 @@ class Pipeline:
                     traces.append(OtlpRecord.from_request(derived, record.tenant, record.receiver))
         if traces:
             self.head.consume(OtlpBatch(traces))
+
+
+def _lifted(record: OtlpRecord) -> OtlpRecord:
+    """``record`` with the fields of agent events on its spans put on the spans (``events.otlp``)."""
+    payload = lift_span_events(record.payload)
+    return record if payload is None else replace(record, payload=payload)
 
 
 @dataclass

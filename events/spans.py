@@ -83,6 +83,21 @@ USAGE_ATTRIBUTES = {
     "tokens_total": "gen_ai.usage.total_tokens",
     "cost_usd": "gen_ai.usage.cost",
 }
+OPERATION_OF_EVENT = {
+    REQUEST_STARTED: "invoke_agent",
+    REQUEST_COMPLETED: "invoke_agent",
+    STEP_COMPLETED: "chat",
+    TOOL_CALLED: "execute_tool",
+    TOOL_FAILED: "execute_tool",
+}
+"""What a span an event describes is (``gen_ai.operation.name``); a step only with a model or usage."""
+
+
+def attribute_of_field(name: str) -> str:
+    """The span attribute a text field of the model becomes."""
+    return ATTRIBUTE_OF_FIELD.get(name, f"agent.{name}")
+
+
 FALLBACK_FIELDS = {
     "reason": "agent.fallback.reason",
     "from": "agent.fallback.from",
@@ -110,7 +125,7 @@ def _span_id(event: AgentEvent) -> bytes:
     return _digest(event.trace_id.hex(), event.name, event.time_unix_nano, what)
 
 
-def _kv(key: str, value: object) -> KeyValue:
+def kv(key: str, value: object) -> KeyValue:
     kv = KeyValue(key=key)
     if isinstance(value, bool):
         kv.value.bool_value = value
@@ -192,17 +207,17 @@ class _Spans:
         span.kind = Span.SPAN_KIND_INTERNAL
         name, operation = _name_and_operation(event)
         span.name = name
-        attributes = [_kv(EVENT_NAME_ATTRIBUTE, event.name)]
+        attributes = [kv(EVENT_NAME_ATTRIBUTE, event.name)]
         if operation:
-            attributes.append(_kv("gen_ai.operation.name", operation))
+            attributes.append(kv("gen_ai.operation.name", operation))
         for field_name, value in event.text.items():
-            attributes.append(_kv(ATTRIBUTE_OF_FIELD.get(field_name, f"agent.{field_name}"), value))
-        usage = _usage(event) if operation == "chat" else {}
+            attributes.append(kv(attribute_of_field(field_name), value))
+        usage = usage_of(event) if operation == "chat" else {}
         for field_name, number in usage.items():
-            attributes.append(_kv(USAGE_ATTRIBUTES[field_name], _as_number(field_name, number)))
+            attributes.append(kv(USAGE_ATTRIBUTES[field_name], as_number(field_name, number)))
         renamed = FALLBACK_FIELDS if event.name == FALLBACK_TRIGGERED else {}
         for key, value in event.extra.items():
-            attributes.append(_kv(renamed.get(key, key), value))
+            attributes.append(kv(renamed.get(key, key), value))
         span.attributes.extend(attributes)
         if event.failed:
             span.status.code = Status.STATUS_CODE_ERROR
@@ -210,7 +225,7 @@ class _Spans:
         elif event.name in (REQUEST_COMPLETED, STEP_COMPLETED, TOOL_CALLED):
             span.status.code = Status.STATUS_CODE_OK
         out = [span]
-        if event.name == REQUEST_COMPLETED and (totals := _usage(event)):
+        if event.name == REQUEST_COMPLETED and (totals := usage_of(event)):
             out.append(self._totals_span(event, span, totals))
         return out
 
@@ -224,25 +239,25 @@ class _Spans:
         span.name = f"chat {model}".strip()
         span.kind = Span.SPAN_KIND_CLIENT
         attributes = [
-            _kv(EVENT_NAME_ATTRIBUTE, event.name),
-            _kv("gen_ai.operation.name", "chat"),
-            _kv("agentwatch.event.usage_totals", True),
+            kv(EVENT_NAME_ATTRIBUTE, event.name),
+            kv("gen_ai.operation.name", "chat"),
+            kv("agentwatch.event.usage_totals", True),
         ]
         for field_name in ("agent_id", "user_id", "provider", "model"):
             if (value := event.get(field_name)) is not None:
-                attributes.append(_kv(ATTRIBUTE_OF_FIELD[field_name], value))
+                attributes.append(kv(ATTRIBUTE_OF_FIELD[field_name], value))
         for field_name, number in totals.items():
-            attributes.append(_kv(USAGE_ATTRIBUTES[field_name], _as_number(field_name, number)))
+            attributes.append(kv(USAGE_ATTRIBUTES[field_name], as_number(field_name, number)))
         span.attributes.extend(attributes)
         span.status.code = Status.STATUS_CODE_OK
         return span
 
 
-def _as_number(field_name: str, number: float) -> int | float:
+def as_number(field_name: str, number: float) -> int | float:
     return number if field_name == "cost_usd" else int(number)
 
 
-def _usage(event: AgentEvent) -> dict[str, float]:
+def usage_of(event: AgentEvent) -> dict[str, float]:
     return {name: event.numbers[name] for name in USAGE_ATTRIBUTES if name in event.numbers}
 
 
@@ -264,7 +279,7 @@ def _name_and_operation(event: AgentEvent) -> tuple[str, str | None]:
         agent = event.get("agent_id") or event.get("workflow_id") or ""
         return f"invoke_agent {agent}".strip(), "invoke_agent"
     if event.name == STEP_COMPLETED:
-        if event.get("model") or _usage(event):
+        if event.get("model") or usage_of(event):
             return f"chat {event.get('model') or ''}".strip(), "chat"
         return str(event.extra.get("step_name") or event.extra.get("step") or "step"), None
     if event.name in (TOOL_CALLED, TOOL_FAILED):
