@@ -48,19 +48,25 @@ class Pipeline:
     def consume_records(self, records: list[OtlpRecord]) -> None:
         """Spans go down the pipeline. Log records are stored by its logs exporters, and the spans
         their agent events stand for (``events.spans``) go down the pipeline with the spans,
-        under the same tenant, so an application that sends only events still gets runs."""
+        under the same tenant, so an application that sends only events still gets runs.
+
+        The spans are stored before the log records: after a crash between the two, the replayed
+        log records are not yet stored, so they are converted again and their spans are stored a
+        second time (compaction removes the copies: their ids are the same). Stored the other
+        way round, the replay would find the log records stored, drop them, and their runs would
+        be lost."""
         traces = [_lifted(r) for r in records if r.signal == "traces"]
         logs = [r for r in records if r.signal == "logs"]
-        if logs:
-            rows = log_rows(logs, self.tenant_names)
-            for consumer in self.logs:
-                consumer.consume_logs(rows)
-            for record in logs:
-                derived = derived_spans_of_logs(record.payload)
-                if derived is not None:
-                    traces.append(OtlpRecord.from_request(derived, record.tenant, record.receiver))
+        rows = log_rows(logs, self.tenant_names) if logs else None
+        for record in logs:
+            derived = derived_spans_of_logs(record.payload)
+            if derived is not None:
+                traces.append(OtlpRecord.from_request(derived, record.tenant, record.receiver))
         if traces:
             self.head.consume(OtlpBatch(traces))
+        if rows is not None:
+            for consumer in self.logs:
+                consumer.consume_logs(rows)
 
 
 def _lifted(record: OtlpRecord) -> OtlpRecord:

@@ -1,4 +1,4 @@
-"""Compaction and retention of span partitions: tiered, in bounded memory, safe for readers.
+"""Compaction and retention of span (and log) partitions: tiered, in bounded memory, safe for readers.
 
 The drain writes one small file per partition per flush; compaction merges them (deduplicated on
 ``trace_id, span_id``, sorted by time: ``storage.compaction.spanmerge``) so a day of steady traffic leaves a
@@ -33,7 +33,8 @@ keeps every reader exact:
 merge is no longer live, so before step 3 a reader sees the inputs, after it the merged file,
 and never both. At start, a sidecar whose merged file never appeared (a crash between 2 and 3)
 is deleted with the temporaries, and committed merges are finished. Retention removes whole day
-partitions older than ``retention``, by renaming the directory out of sight first.
+partitions older than ``retention`` (of spans, run partials and logs), by renaming the directory
+out of sight first. Log partitions are merged too, more simply (``storage.compaction.logmerge``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from core.configmodel import STRICT
 from core.periodic import Periodic
 from core.units import Duration
 from storage.catalog import live_files
+from storage.compaction.logmerge import commit_logs, merge_logs, plan_logs
 from storage.compaction.spanmerge import MergeError
 from storage.compaction.worker import (
     InlineWorker,
@@ -69,7 +71,7 @@ from storage.compaction.worker import (
     WorkerDied,
     WorkerProcess,
 )
-from storage.layout import SPANS, fsync_dir, table_dir
+from storage.layout import LOGS, SPANS, fsync_dir, table_dir
 from storage.runparts import RUN_PARTS, parts_path
 
 log = logging.getLogger("agentwatch.compaction")
@@ -119,6 +121,7 @@ class CompactionConfig:
 @dataclass
 class CompactionStats:
     merges: int = 0
+    log_merges: int = 0
     files_merged: int = 0
     duplicates_removed: int = 0
     partitions_expired: int = 0
@@ -194,6 +197,7 @@ class Compactor:
         self.config = config
         self.data_dir = data_dir
         self.root = table_dir(data_dir, SPANS)
+        self.logs_root = table_dir(data_dir, LOGS)
         self.stats = CompactionStats()
         self.worker: Worker = WorkerProcess() if config.worker == "process" else InlineWorker()
         self._stopping = threading.Event()
@@ -203,11 +207,12 @@ class Compactor:
     def run_once(self, now: float | None = None) -> CompactionStats:
         now = time.time() if now is None else now
         self._finish_pending(now)
-        if not self.root.is_dir():
-            return self.stats
         if self.config.retention:
             self._expire(now)
         today = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+        self._compact_logs(today, now)
+        if not self.root.is_dir():
+            return self.stats
         failed: set[Path] = set()  # partitions left alone for the rest of this pass
         while not self._stopping.is_set() and (merges := self.plan(today, failed)):
             if not self._merge(merges, now, failed):
@@ -339,6 +344,41 @@ class Compactor:
             for temporary in temporaries:
                 temporary.unlink(missing_ok=True)
 
+    def _compact_logs(self, today: str, now: float) -> None:
+        """Merge each log partition's small files (``storage.compaction.logmerge``)."""
+        for partition in sorted(self.logs_root.glob("tenant=*/date=*")) if self.logs_root.is_dir() else []:
+            if self._stopping.is_set():
+                return
+            closed = partition.name != f"date={today}"
+            config = self.config
+            merge = plan_logs(
+                partition, committed_replaced(partition), closed, config.min_files, config.target_file_mib
+            )
+            if merge is None:
+                continue
+            try:
+                rows_in, rows_out = merge_logs(
+                    merge, config.memory_limit_mib, self.data_dir / TMP_DIR / "logs"
+                )
+                _write_sidecar(merge.sidecar, [p.name for p in merge.inputs])
+                commit_logs(merge)
+            except (OSError, duckdb.Error) as exc:
+                merge.output_tmp.unlink(missing_ok=True)
+                self.stats.tasks_failed += 1
+                log.error("merging log files of %s failed: %s", partition.relative_to(self.data_dir), exc)
+                continue
+            self.stats.log_merges += 1
+            self.stats.duplicates_removed += rows_in - rows_out
+            self.stats.pending.append((now + config.grace, merge.sidecar))
+            log.info(
+                "merged %d log files of %s into %s: %d records, %d duplicates dropped",
+                len(merge.inputs),
+                partition.relative_to(self.data_dir),
+                merge.output.name,
+                rows_out,
+                rows_in - rows_out,
+            )
+
     def _finish_pending(self, now: float) -> None:
         """Delete inputs of merges whose grace has passed (and of merges left by an earlier run)."""
         due = [s for t, s in self.stats.pending if t <= now]
@@ -353,6 +393,7 @@ class Compactor:
         partitions = [
             *self.root.glob("tenant=*/date=*"),
             *table_dir(self.data_dir, RUN_PARTS).glob("tenant=*/date=*"),
+            *self.logs_root.glob("tenant=*/date=*"),
         ]
         for partition in partitions:
             if partition.name.removeprefix("date=") < cutoff:
@@ -366,14 +407,15 @@ class Compactor:
     def recover(self) -> None:
         """At start: finish merges an earlier process committed, drop ones it never committed."""
         shutil.rmtree(self.data_dir / TMP_DIR, ignore_errors=True)
-        for directory in (self.root, table_dir(self.data_dir, RUN_PARTS)):
+        for directory in (self.root, table_dir(self.data_dir, RUN_PARTS), self.logs_root):
             for temporary in directory.glob("tenant=*/date=*/.compact-*.tmp") if directory.is_dir() else []:
                 temporary.unlink(missing_ok=True)
-        for sidecar in self.root.glob("tenant=*/date=*/compact-*.json") if self.root.is_dir() else []:
-            if sidecar.with_suffix(".parquet").exists():
-                self.stats.pending.append((time.time() + self.config.grace, sidecar))
-            else:
-                sidecar.unlink(missing_ok=True)
+        for root in (self.root, self.logs_root):
+            for sidecar in root.glob("tenant=*/date=*/compact-*.json") if root.is_dir() else []:
+                if sidecar.with_suffix(".parquet").exists():
+                    self.stats.pending.append((time.time() + self.config.grace, sidecar))
+                else:
+                    sidecar.unlink(missing_ok=True)
 
     def start(self) -> None:
         self.recover()
@@ -418,7 +460,9 @@ def _failed(exc: Exception) -> None:
 
 
 def finish_merge(sidecar: Path, data_dir: Path) -> None:
+    spans = sidecar.is_relative_to(table_dir(data_dir, SPANS))  # log files have no partials
     for name in _sidecar_inputs(sidecar):
         (sidecar.parent / name).unlink(missing_ok=True)
-        parts_path(data_dir, sidecar.parent / name).unlink(missing_ok=True)
+        if spans:
+            parts_path(data_dir, sidecar.parent / name).unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)

@@ -57,3 +57,35 @@ def test_kill_9_mid_stream_loses_no_acknowledged_span_and_stores_none_twice(tmp_
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+def test_kill_9_during_otlp_logs_load_stores_every_record_and_run_once(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, flush_interval="100ms").start()
+    clients = [Client(i, server, 60, "http" if i % 2 else "grpc", signal="logs") for i in range(4)]
+    try:
+        for client in clients:
+            client.start()
+        while sum(len(c.acknowledged) for c in clients) < 80:
+            time.sleep(0.01)
+        acknowledged_before_kill = {(c.number, n) for c in clients for n in c.acknowledged}
+        server.kill()
+        time.sleep(0.5)
+        server.start()
+        for client in clients:
+            client.join(timeout=120)
+            assert not client.is_alive()
+        total = 4 * 60 * 50
+        assert server.wait_for_count("SELECT count(*) FROM logs", total, timeout=60) == total
+        assert server.query("SELECT count(*), count(DISTINCT body) FROM logs") == [(total, total)]
+        stored = {
+            tuple(int(part[1:]) for part in body.split("-")[:2])
+            for (body,) in server.query("SELECT body FROM logs WHERE body LIKE '%-l0'")
+        }
+        assert acknowledged_before_kill <= stored
+        # Every request's agent event is one run (a copy stored twice by the crash is one run).
+        assert server.wait_for_count("SELECT count(*) FROM runs", 4 * 60, timeout=30) == 4 * 60
+        assert server.query("SELECT count(DISTINCT agent_id) FROM runs") == [(4,)]
+        assert sum(c.errors for c in clients) > 0
+        assert server.stop() == 0
+    finally:
+        server.kill()
