@@ -17,6 +17,7 @@ from agentwatch.cli_alerts import alerts_group
 from agentwatch.cli_common import load_or_exit, usable_data_dir
 from agentwatch.cli_cost import cost
 from agentwatch.cli_eval import eval_group
+from agentwatch.cli_import import import_command
 from agentwatch.cli_report import cases, report
 from core.errors import AgentwatchError
 
@@ -320,3 +321,4 @@ main.add_command(cases)
 main.add_command(cost)
 main.add_command(eval_group)
 main.add_command(alerts_group)
+main.add_command(import_command)

@@ -8,6 +8,7 @@ from types import ModuleType
 RECEIVERS = {
     "otlp": "receiver.otlp.receiver",
     "synthetic": "receiver.synthetic.receiver",
+    "bucket": "receiver.bucket.receiver",
     "memory": "receiver.memory",
 }
 PROCESSORS = {
