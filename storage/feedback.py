@@ -6,7 +6,9 @@ Two sources, one shape:
   each piece once however often it was posted (by ``feedback_id``, the first kept);
 - ``otel_event``: the OpenTelemetry GenAI evaluation events on spans (an event named
   ``gen_ai.evaluation.result`` with ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.value``,
-  ``gen_ai.evaluation.score.label``, ``gen_ai.evaluation.explanation``), under the span's trace.
+  ``gen_ai.evaluation.score.label``, ``gen_ai.evaluation.explanation``), under the span's trace,
+  and the same events sent as OTLP log records (``event_name``, or an ``event.name`` attribute,
+  ``gen_ai.evaluation.result``; the ``logs`` view), under the record's trace.
 
 Columns: ``tenant``, ``feedback_id``, ``trace_id``, ``span_id``, ``user_id``, ``name``, ``kind``
 (``thumbs``, ``rating``, ``score``), ``value`` (as sent), ``score`` (on 0-1; null for an
@@ -65,11 +67,19 @@ FROM (
            {_attr("gen_ai.evaluation.explanation")} AS comment,
            to_timestamp(e.time_unix_nano / 1e9) AS time
     FROM ({events_sql(_EVENT, "tenant, date, trace_id, span_id, user_id")})
+    UNION ALL
+    SELECT tenant, date, trace_id, span_id, user_id,
+           coalesce({attr_sql("attributes", "gen_ai.evaluation.name")}, 'evaluation') AS name,
+           TRY_CAST({attr_sql("attributes", "gen_ai.evaluation.score.value")} AS DOUBLE) AS value,
+           {attr_sql("attributes", "gen_ai.evaluation.score.label")} AS label,
+           {attr_sql("attributes", "gen_ai.evaluation.explanation")} AS comment,
+           time
+    FROM logs WHERE event_name = '{_EVENT}' AND trace_id IS NOT NULL
 )
 )
 """
 
 
 def create_feedback_view(con: duckdb.DuckDBPyConnection) -> None:
-    """The ``feedback`` view on a catalog connection that has ``spans`` and ``feedback_events``."""
+    """The ``feedback`` view on a catalog connection that has ``spans``, ``logs`` and ``feedback_events``."""
     con.execute(f"CREATE VIEW feedback AS {FEEDBACK_SQL}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
+from tests.helpers.auth import AUTH, GLOBEX
 from tests.helpers.server import ServerProcess, scrape
 
 pytestmark = pytest.mark.process  # a real server
@@ -208,3 +210,66 @@ def test_bad_records_are_a_partial_success_duplicates_are_stored_once_and_json_w
     assert fine.status_code == 200
     assert ExportLogsServiceResponse.FromString(fine.content).partial_success.rejected_log_records == 0
     assert server.wait_for_count("SELECT count(*) FROM logs", 3) == 3
+
+
+def test_logs_are_stored_under_the_ingest_tokens_tenant_over_grpc_and_http(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f"- token: {GLOBEX}\n  tenant: globex\n")
+    server = ServerProcess(tmp_path, otlp_extra=AUTH.replace("TOKENS_FILE", str(tokens))).start()
+    try:
+        now = time.time_ns()
+        # Each request claims tenant "acme" in its resource; only the token decides.
+        body = json.dumps(_request([{"timeUnixNano": str(now), "body": {"stringValue": "http"}}])).encode()
+        url = f"http://127.0.0.1:{server.http_port}/v1/logs"
+        headers = {"Content-Type": "application/json"}
+        refused = httpx.post(url, content=body, headers=headers)
+        assert refused.status_code == 401
+        wrong = httpx.post(url, content=body, headers={**headers, "Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = httpx.post(url, content=body, headers={**headers, "Authorization": f"Bearer {GLOBEX}"})
+        assert ok.status_code == 200
+        exporter = GrpcLogExporter(
+            endpoint=server.grpc_endpoint, insecure=True, headers={"authorization": f"Bearer {GLOBEX}"}
+        )
+        provider = _provider(exporter, "acme")
+        provider.get_logger("app").emit(LogRecord(timestamp=now, body="grpc"))
+        provider.shutdown()
+        assert server.wait_for_count("SELECT count(*) FROM logs", 2) == 2
+        rows = server.query("SELECT tenant, body FROM logs ORDER BY body")
+        assert rows == [("globex", "grpc"), ("globex", "http")]
+        metrics = scrape(server)
+        assert (
+            metrics[
+                (
+                    "agentwatch_receiver_refused_requests_total",
+                    (("reason", "unauthenticated"), ("receiver", "otlp")),
+                )
+            ]
+            == 2
+        )
+    finally:
+        server.kill()
+
+
+def test_genai_evaluation_events_sent_as_log_records_are_feedback(server: ServerProcess) -> None:
+    now = time.time_ns() - 10**9
+    provider = _provider(GrpcLogExporter(endpoint=server.grpc_endpoint, insecure=True), "acme")
+    logger = provider.get_logger("evaluator")
+    for name, fields in (
+        ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.2,
+                                      "gen_ai.evaluation.explanation": "off topic", "user.id": "alice"}),
+        ("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.label": "Good"}),
+        ("something.else", {"gen_ai.evaluation.name": "ignored"}),
+    ):  # fmt: skip
+        logger.emit(LogRecord(timestamp=now, event_name=name, attributes=fields, trace_id=int(TRACE, 16),
+                              span_id=int(SPAN, 16)))  # fmt: skip
+    provider.shutdown()
+    assert server.wait_for_count("SELECT count(*) FROM logs", 3) == 3
+    rows = server.query(
+        "SELECT tenant, trace_id, span_id, user_id, name, kind, value, score, negative, label, comment, source "
+        "FROM feedback ORDER BY name"
+    )
+    assert rows == [
+        ("acme", TRACE, SPAN, "alice", "relevance", "score", 0.2, 0.2, True, None, "off topic", "otel_event"),
+        ("acme", TRACE, SPAN, None, "tone", "label", None, None, False, "Good", None, "otel_event"),
+    ]
