@@ -61,7 +61,8 @@ def build_request(rng: random.Random, records: int, number: int, t0: int) -> byt
              {**common, "model": "gpt-4o", "tokens_prompt": rng.randrange(200, 4000),
               "tokens_completion": rng.randrange(20, 600), "latency_ms": float(rng.randrange(200, 3000))}),
             ("agent.request.completed",
-             {**common, "status": "error" if failed else "ok", "latency_ms": float(rng.randrange(500, 6000))}),
+             {**common, "status": "error" if failed else "ok",
+              "latency_ms": float(rng.randrange(500, 6000))}),
         ]  # fmt: skip
         for i, (name, fields) in enumerate(events):
             item = scope.log_records.add(
@@ -151,7 +152,8 @@ def main() -> None:
         print(
             f"{protocol:5} {r['records']:>9,.0f} log records ({r['runs']:,.0f} runs)  "
             f"ack {r['ack_per_s']:>9,.0f}/s  stored {r['stored_per_s']:>9,.0f}/s  "
-            f"ack p50 {r['ack_p50_ms']:.1f} ms  p99 {r['ack_p99_ms']:.1f} ms  peak RSS {r['peak_rss_mib']:.0f} MiB",
+            f"ack p50 {r['ack_p50_ms']:.1f} ms  p99 {r['ack_p99_ms']:.1f} ms  "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB",
             flush=True,
         )
     print(f"machine: {os.cpu_count()} cores")
