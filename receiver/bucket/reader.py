@@ -185,8 +185,7 @@ class BucketReader:
                     return
             chunk = Chunk()
             for line in lines(stream, start.offset, self.limits.max_line_bytes):
-                if line.start == 0 and self._is_document(line):
-                    self._read_document(info, position)
+                if line.start == 0 and self._is_document(line) and self._read_document(info, position):
                     return
                 position = Position(info.generation, info.size, line.end, position.line + 1, False, head)
                 self._add_line(chunk, info, line, position.line)
@@ -228,25 +227,24 @@ class BucketReader:
             return True
         return False
 
-    def _read_document(self, info: ObjectInfo, position: Position) -> None:
-        """One JSON document (an object, or an array of them) spread over many lines, read whole."""
+    def _read_document(self, info: ObjectInfo, position: Position) -> bool:
+        """One JSON document (an object, or an array of them) spread over many lines, read whole;
+        False when the object is none (larger than ``max_document_bytes``, or not JSON as a whole:
+        then it is JSON lines whose first line is bad)."""
         limit = self.limits.max_document_bytes
         with self.bucket.open(info) as raw:
             stream: Readable = Gunzip(raw) if info.gzip else raw
             try:
                 data = stream.read(limit + 1)
-            except GZIP_ERRORS as exc:
-                self._bad_object(info, position, f"damaged gzip stream: {exc}")
-                return
+            except GZIP_ERRORS:
+                return False
         if len(data) > limit:
-            self._bad_object(info, position, f"a JSON document larger than {limit} bytes")
-            return
-        self.counts.bytes += len(data)
+            return False
         try:
             doc = loads(data)
-        except BadRecord as exc:
-            self._bad_object(info, position, str(exc))
-            return
+        except BadRecord:
+            return False
+        self.counts.bytes += len(data)
         chunk = Chunk()
         for index, item in enumerate(doc if isinstance(doc, list) else [doc]):
             chunk.records += 1
@@ -258,6 +256,7 @@ class BucketReader:
         done = Position(info.generation, info.size, len(data), chunk.records, True, position.head)
         self._send(chunk, info.name, done)
         self.counts.objects += 1
+        return True
 
     # -- Parquet ----------------------------------------------------------------------------------
 

@@ -4,9 +4,11 @@ the GCS emulator), started in this process's threads."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -68,6 +70,20 @@ def export_lines(numbers: range, failed_every: int = 0) -> bytes:
 
 def gzipped(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
+
+
+class Loop:
+    """An event loop on a thread, as the service's: the door runs on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
 
 
 @dataclass

@@ -4,8 +4,6 @@ and appended objects, bad lines and a truncated gzip object quarantined with the
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -20,28 +18,7 @@ from receiver.bucket.reader import BucketReader, Refused
 from receiver.bucket.receiver import Config, build_reader
 from receiver.otlp.handler import ExportHandler, ExportResult
 from storage.dedup import RecentSpans
-from tests.receiver.bucket.fixtures import Door, export_lines, gzipped, index, workflow_run
-
-
-class Loop:
-    """An event loop on a thread, as the service's: the door runs on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-
-
-@pytest.fixture
-def loop() -> Iterator[Loop]:
-    running = Loop()
-    yield running
-    running.close()
+from tests.receiver.bucket.fixtures import Door, Loop, export_lines, gzipped, index, workflow_run
 
 
 def reader_for(
