@@ -112,6 +112,13 @@ def scope_options(command: F) -> F:
 @click.option("--top", default=5, show_default=True, help="Affected users listed per agent.")
 @click.option("--signals", "signal_count", default=10, show_default=True, help="Failure signals listed.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option(
+    "--implicit/--no-implicit",
+    "with_implicit",
+    default=None,
+    help="Implicit feedback (requeries, abandoned sessions, failure streaks) and fallbacks per agent; "
+    "read from the runs' input texts, so on by default for one agent (--agent), off for all.",
+)
 def report(
     config_path: str | None,
     data_dir: str | None,
@@ -124,6 +131,7 @@ def report(
     top: int,
     signal_count: int,
     output: Path | None,
+    with_implicit: bool | None,
 ) -> None:
     """Agent health: failure rate over time, failure types, latency, affected users, cross-user
     failures and the top failure signals."""
@@ -134,10 +142,11 @@ def report(
 
     directory, agents = settings_of(config_path, data_dir, "report")
     scope = scope_of(since, agent, tenant, until_text, include_synthetic)
-    # One agent's report reads its implicit feedback too (the input texts of its runs: too slow
-    # for every agent of a big window).
-    columns = (*NAME_COLUMNS, *IMPLICIT_COLUMNS) if agent else NAME_COLUMNS
-    implicit = load_or_exit(config_path, data_dir).feedback if config_path and agent else None
+    # One agent's report reads its implicit feedback too (the input texts of its runs: seconds for
+    # every agent of a week of millions of runs, so all agents' only with --implicit).
+    implicit_wanted = bool(agent) if with_implicit is None else with_implicit
+    columns = (*NAME_COLUMNS, *IMPLICIT_COLUMNS) if implicit_wanted else NAME_COLUMNS
+    implicit = load_or_exit(config_path, data_dir).feedback if config_path and implicit_wanted else None
     runs = runs_in(connect_or_exit(directory, "report"), scope, columns)
     health = build_report(runs, agents, top, implicit)
     signals = clusters(runs, signal_count)

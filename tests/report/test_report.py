@@ -179,6 +179,18 @@ def test_one_agent_and_tenant_filters(stored: ServerProcess) -> None:
     assert json.loads(report(stored, "--format", "json", "--tenant", "globex"))["agents"] == []
 
 
+def test_implicit_feedback_for_every_agent_on_request_is_each_agents_own(stored: ServerProcess) -> None:
+    every = json.loads(report(stored, "--format", "json", "--implicit"))["agents"]
+    assert [a["agent"] for a in every] == ["expense-bot", "faq-bot"]
+    for agent in every:
+        alone = json.loads(report(stored, "--format", "json", "--agent", agent["agent"]))["agents"][0]
+        assert agent["implicit_feedback"] == alone["implicit_feedback"] is not None
+        assert agent["fallbacks"] == alone["fallbacks"] is not None
+    assert agent["implicit_feedback"]["runs"] == 3  # faq-bot's
+    without = json.loads(report(stored, "--format", "json", "--agent", "faq-bot", "--no-implicit"))
+    assert without["agents"][0]["implicit_feedback"] is None
+
+
 def test_text_report(stored: ServerProcess) -> None:
     text = report(stored)
     assert (
