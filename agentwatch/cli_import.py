@@ -222,12 +222,12 @@ def import_sink(
             noticed = True
             notice(f"waiting for {who} to finish writing the write-ahead log of {config.storage.data_dir}")
         time.sleep(0.1)
-    with _local_sink(config, lock) as found:
+    with _local_sink(config, tenant, lock) as found:
         yield found
 
 
 @contextmanager
-def _local_sink(config: AgentwatchConfig, lock: Any) -> Iterator[tuple[SubmitFn, Route]]:
+def _local_sink(config: AgentwatchConfig, tenant: str | None, lock: Any) -> Iterator[tuple[SubmitFn, Route]]:
     from agentwatch.converter import InlineConverter
     from agentwatch.ingest import Ingest
     from agentwatch.pipeline import assemble
@@ -246,7 +246,7 @@ def _local_sink(config: AgentwatchConfig, lock: Any) -> Iterator[tuple[SubmitFn,
 
     def submit(payload: bytes, signal: Signal, items: int) -> Future[ExportResult]:
         handler = ingest.handler(receiver_id)
-        return asyncio.run_coroutine_threadsafe(handler.export(payload, "protobuf", None, signal), loop)
+        return asyncio.run_coroutine_threadsafe(handler.export(payload, "protobuf", tenant, signal), loop)
 
     try:
         yield submit, Route("log", str(ingest.wal.directory))
@@ -302,10 +302,13 @@ def _server_sink(
             )
         headers["Authorization"] = f"Bearer {token}"
     client = httpx.Client()
+    stamp = tenant if tenant is not None and "Authorization" not in headers else None
 
     def submit(payload: bytes, signal: Signal, items: int) -> Future[ExportResult]:
         future: Future[ExportResult] = Future()
         url = logs_url if signal == "logs" else traces_url
+        if stamp is not None:
+            payload = _with_tenant(payload, signal, stamp)
         try:
             response, _ = post(client, url, payload, OTLP_POLICY, headers)
         except CallFailed as exc:
@@ -324,6 +327,30 @@ def _server_sink(
         yield submit, Route("server", f"{traces_url} (pid {holder.get('pid')})")
     finally:
         client.close()
+
+
+def _with_tenant(payload: bytes, signal: Signal, tenant: str) -> bytes:
+    """Without an ingest token, the tenant a server stores records under is their resource's."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from evals.tracing import TENANT_ATTRIBUTE
+
+    request: ExportLogsServiceRequest | ExportTraceServiceRequest
+    if signal == "logs":
+        request = ExportLogsServiceRequest.FromString(payload)
+        resources = [r.resource for r in request.resource_logs]
+    else:
+        request = ExportTraceServiceRequest.FromString(payload)
+        resources = [r.resource for r in request.resource_spans]
+    for resource in resources:
+        kept = [kv for kv in resource.attributes if kv.key != TENANT_ATTRIBUTE]
+        del resource.attributes[:]
+        named = KeyValue(key=TENANT_ATTRIBUTE, value=AnyValue(string_value=tenant))
+        resource.attributes.extend([named, *kept])
+    out: bytes = request.SerializeToString()
+    return out
 
 
 def _logs_url(config: AgentwatchConfig, receiver_id: str, traces_url: str) -> str:
