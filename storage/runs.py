@@ -418,7 +418,7 @@ def runs_sql(parts: str, single_partials: bool = False) -> str:
     return RUNS_SQL.replace("__UNIFIED__", unified).replace("__PARTS__", parts)
 
 
-def _marked(con: duckdb.DuckDBPyConnection, runs: str) -> str:
+def marked(con: duckdb.DuckDBPyConnection, runs: str) -> str:
     """``runs`` (a query of runs rows) with the judges' marks applied, if there are any."""
     return MARKED_SQL.replace("__RUNS__", runs) if has_marks(con) else runs
 
@@ -439,7 +439,7 @@ def has_split_traces(hashes: np.ndarray) -> bool:
 
 def create_runs_view(con: duckdb.DuckDBPyConnection) -> None:
     """The ``runs`` view over every partial (``run_parts`` and ``run_marks`` must exist)."""
-    con.execute(f"CREATE VIEW runs AS {_marked(con, runs_sql(f'SELECT * FROM {RUN_PARTS}'))}")
+    con.execute(f"CREATE VIEW runs AS {marked(con, runs_sql(f'SELECT * FROM {RUN_PARTS}'))}")
 
 
 Row = dict[str, Any]
@@ -453,7 +453,7 @@ def runs_of_trace(con: duckdb.DuckDBPyConnection, trace_id: str, tenant: str | N
     if tenant is not None:
         parts += " AND tenant = $tenant"
         params["tenant"] = tenant
-    sql = f"SELECT *, {AGENT_SQL} AS agent FROM ({_marked(con, runs_sql(parts))}) ORDER BY tenant"
+    sql = f"SELECT *, {AGENT_SQL} AS agent FROM ({marked(con, runs_sql(parts))}) ORDER BY tenant"
     return _rows(con.execute(sql, params))
 
 
@@ -519,6 +519,8 @@ class RunSet:
     _table: str = field(repr=False)
     _where: tuple[str, ...] = field(default=(), repr=False)
     _params: tuple[tuple[str, object], ...] = field(default=(), repr=False)
+    _view: bool = field(default=False, repr=False)
+    """``_table`` is a view (``storage.runcache``: closed days' runs and the open days')."""
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Result rows of ``sql``, which reads the runs as ``runs``; ``params`` its ``$names``."""
@@ -584,7 +586,7 @@ class RunSet:
     def drop(self) -> None:
         """Free the loaded runs (they also go with the connection); this set and those narrowed
         from it cannot be queried after."""
-        self.con.execute(f"DROP TABLE IF EXISTS {self._table}")
+        self.con.execute(f"DROP {'VIEW' if self._view else 'TABLE'} IF EXISTS {self._table}")
 
     def _bound(self, sql: str, params: Mapping[str, object] | None) -> tuple[str, dict[str, object]]:
         """``sql`` with the ``runs`` it reads defined, and its parameters with the set's."""
@@ -630,6 +632,23 @@ def _agent_label(
     return str(labels[0][0]) if labels else agent
 
 
+def run_set_columns(extra: Iterable[str], base: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``runs_in``'s columns checked: (the columns of runs it selects, the ``TEXTS`` it adds)."""
+    extra = tuple(dict.fromkeys(extra))
+    unknown = [c for c in extra if c not in (*RUN_COLUMNS, *TEXTS) or c in base]
+    if unknown:
+        raise ValueError(f"not an extra column of runs: {', '.join(unknown)}")
+    if missing := [c for c in KEY_COLUMNS if c not in base] + [c for c in base if c not in BASE_COLUMNS]:
+        raise ValueError(f"base: not the key columns or a base column of runs: {', '.join(missing)}")
+    return [c for c in (*base, *extra) if c not in TEXTS], [c for c in extra if c in TEXTS]
+
+
+def projection_sql(columns: Iterable[str]) -> str:
+    """SQL: the select list of a ``RunSet``'s ``columns`` over rows of ``runs`` (``agent`` is
+    ``AGENT_SQL``; ``synthetic`` never null)."""
+    return ", ".join(f"{_EXPRESSIONS[c]} AS {c}" if c in _EXPRESSIONS else c for c in columns)
+
+
 def runs_in(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
@@ -649,14 +668,7 @@ def runs_in(
     README, Runs). Every run of the window is loaded, synthetic or not; the set holds those of
     ``scope.synthetic`` (``RunSet.synthetic_left_out`` counts the others).
     """
-    extra = tuple(dict.fromkeys(extra))
-    unknown = [c for c in extra if c not in (*RUN_COLUMNS, *TEXTS) or c in base]
-    if unknown:
-        raise ValueError(f"not an extra column of runs: {', '.join(unknown)}")
-    if missing := [c for c in KEY_COLUMNS if c not in base] + [c for c in base if c not in BASE_COLUMNS]:
-        raise ValueError(f"base: not the key columns or a base column of runs: {', '.join(missing)}")
-    texts = [c for c in extra if c in TEXTS]
-    selected = [c for c in (*base, *extra) if c not in TEXTS]
+    selected, texts = run_set_columns(extra, base)
     params: dict[str, object] = {
         "since": scope.since,
         "until": scope.until,
@@ -695,12 +707,12 @@ def runs_in(
     agent_filter = f"AND {AGENT_SQL} = $agent" if scope.agent is not None else ""
     table = f"_runs_{next(_tables)}"
     bare = f"{table}_bare" if texts else table
-    projection = ", ".join(f"{_EXPRESSIONS[c]} AS {c}" if c in _EXPRESSIONS else c for c in selected)
+    projection = projection_sql(selected)
     con.execute(
         f"""
         CREATE TEMP TABLE {bare} AS
         SELECT {projection}
-        FROM ({_marked(con, runs_sql(parts, single_partials=single))})
+        FROM ({marked(con, runs_sql(parts, single_partials=single))})
         WHERE start_time >= $since AND start_time < $until {agent_filter}
         """,
         params,
