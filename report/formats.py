@@ -41,7 +41,8 @@ def _plain(value: Any) -> Any:
 
 def feedback_line(f: FeedbackSummary) -> str:
     """``12 pieces on 10 runs, 4 negative (33.3%), mean rating 3.2; negative on failed runs 80.0%,
-    on successful runs 10.0%``."""
+    on successful runs 10.0%; negative by failure type: timeout 80.0% (4 of 5), none 10.0% (1 of
+    10); judge groundedness: 3.10 on runs rated down (2), 8.40 on the others (5)``."""
     parts = [f"{f.pieces} pieces on {f.runs_with_feedback} runs"]
     parts[0] += f", {f.negative} negative ({pct(f.negative_rate)})"
     if f.mean_rating is not None:
@@ -49,7 +50,21 @@ def feedback_line(f: FeedbackSummary) -> str:
     if f.negative_rate_failed is not None or f.negative_rate_succeeded is not None:
         failed, succeeded = pct(f.negative_rate_failed), pct(f.negative_rate_succeeded)
         parts.append(f"negative on failed runs {failed}, on successful runs {succeeded}")
+    if f.by_failure_type:
+        shares = ", ".join(
+            f"{t.failure_type} {pct(t.negative_rate)} ({t.negative} of {t.pieces})" for t in f.by_failure_type
+        )
+        parts.append(f"negative by failure type: {shares}")
+    for j in f.judge_scores:
+        parts.append(
+            f"judge {j.dimension}: {_score(j.mean_on_negative)} on runs rated down ({j.runs_negative}), "
+            f"{_score(j.mean_on_other)} on the others ({j.runs_other})"
+        )
     return "; ".join(parts)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def implicit_line(i: ImplicitSummary) -> str:

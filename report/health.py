@@ -80,6 +80,36 @@ class CrossUser:
 
 
 @dataclass(frozen=True)
+class FeedbackByType:
+    """Feedback on an agent's runs of one failure type (``none``: runs that did not fail)."""
+
+    failure_type: str
+    pieces: int
+    negative: int
+    negative_rate: float
+
+
+@dataclass(frozen=True)
+class FeedbackByJudge:
+    """A judge dimension's mean score on runs rated down beside runs with only other feedback."""
+
+    dimension: str
+    mean_on_negative: float | None
+    runs_negative: int
+    mean_on_other: float | None
+    runs_other: int
+
+
+@dataclass(frozen=True)
+class FeedbackBucket:
+    start: datetime
+    pieces: int
+    negative: int
+    negative_rate: float | None
+    """None in a bucket without feedback."""
+
+
+@dataclass(frozen=True)
 class FeedbackSummary:
     """Users' feedback on an agent's runs of the window (the ``feedback`` view)."""
 
@@ -95,6 +125,12 @@ class FeedbackSummary:
     """Negative pieces over pieces, on failed runs only (None: no feedback on one)."""
     negative_rate_succeeded: float | None
     """The same on successful runs: how much feedback follows what spans say."""
+    by_failure_type: list[FeedbackByType] = field(default_factory=list)
+    """Negative feedback per failure type of the runs it is on (most pieces first)."""
+    judge_scores: list[FeedbackByJudge] = field(default_factory=list)
+    """How judges scored the runs users rated down, beside the runs they did not."""
+    buckets: list[FeedbackBucket] = field(default_factory=list)
+    """Negative feedback over time, on the report's buckets (by the run's start)."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +277,7 @@ def build_report(
     ):
         types.setdefault((r["tenant"], r["agent"]), []).append((r["failure_type"], r["n"]))
     buckets = _buckets(runs, size)
-    feedback = _feedback(runs)
+    feedback = _feedback(runs, size)
     one_agent = set(IMPLICIT_COLUMNS) <= set(runs.columns)  # the costly span reads: asked for
     signals = implicit_signals(runs, implicit) if one_agent else {}
     fell_back = fallbacks(runs) if one_agent else {}
@@ -292,28 +328,85 @@ def build_report(
     return HealthReport(scope, size, total, out, runs.synthetic_left_out())
 
 
-def _feedback(runs: RunSet) -> dict[tuple[str, str], FeedbackSummary]:
-    """Per agent, the feedback on its runs (``storage.feedback``: joined on tenant and trace)."""
+_FEEDBACK_ON_RUNS = """
+    SELECT r.tenant, r.agent, r.trace_id, r.start_time, __TYPE__ AS failure_type, __FAILED__ AS failed,
+           __SUCCEEDED__ AS succeeded, f.negative, f.kind, f.value
+    FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
+    WHERE f.date >= $since_date
+"""
+
+
+def _feedback(runs: RunSet, size: int) -> dict[tuple[str, str], FeedbackSummary]:
+    """Per agent, the feedback on its runs (``storage.feedback``: joined on tenant and trace), by
+    failure type, beside the judges' scores, and over time (buckets of ``size`` seconds)."""
+    rated = (
+        _FEEDBACK_ON_RUNS.replace(
+            "__TYPE__", f"CASE WHEN {FAILED_SQL} THEN {FAILURE_TYPE_SQL} ELSE 'none' END"
+        )
+        .replace("__FAILED__", FAILED_SQL)
+        .replace("__SUCCEEDED__", SUCCEEDED_SQL)
+    )
+    params = {"since_date": since_date(runs.scope.since)}
 
     def negative_share(outcome: str) -> str:
-        negative = f"count(*) FILTER (WHERE r.{outcome} AND f.negative)"
-        return f"{negative} / nullif(count(*) FILTER (WHERE r.{outcome}), 0)"
+        return (
+            f"count(*) FILTER (WHERE {outcome} AND negative) / nullif(count(*) FILTER (WHERE {outcome}), 0)"
+        )
 
     found = runs.query(
-        f"""SELECT r.tenant, r.agent, count(*), count(*) FILTER (WHERE f.negative),
-                   avg(f.value) FILTER (WHERE f.kind = 'rating'), count(DISTINCT r.trace_id),
-                   count(DISTINCT r.trace_id) FILTER (WHERE f.negative),
-                   {negative_share(FAILED_SQL)}, {negative_share(SUCCEEDED_SQL)}
-            FROM runs r JOIN feedback f ON f.tenant = r.tenant AND f.trace_id = r.trace_id
-            WHERE f.date >= $since_date
-            GROUP BY ALL""",
-        {"since_date": since_date(runs.scope.since)},
+        f"""SELECT tenant, agent, count(*), count(*) FILTER (WHERE negative),
+                   avg(value) FILTER (WHERE kind = 'rating'), count(DISTINCT trace_id),
+                   count(DISTINCT trace_id) FILTER (WHERE negative),
+                   {negative_share("failed")}, {negative_share("succeeded")}
+            FROM ({rated}) GROUP BY ALL""",
+        params,
     )
+    types: dict[tuple[str, str], list[FeedbackByType]] = {}
+    for t, a, failure_type, n, negative in runs.query(
+        f"""SELECT tenant, agent, failure_type, count(*) AS n, count(*) FILTER (WHERE negative)
+            FROM ({rated}) GROUP BY ALL ORDER BY tenant, agent, n DESC, failure_type""",
+        params,
+    ):
+        types.setdefault((t, a), []).append(FeedbackByType(failure_type, int(n), int(negative), negative / n))
+    judged: dict[tuple[str, str], list[FeedbackByJudge]] = {}
+    for t, a, dimension, on_negative, n_negative, on_other, n_other in runs.query(
+        f"""WITH rated AS (
+                SELECT tenant, agent, trace_id, bool_or(negative) AS negative FROM ({rated}) GROUP BY ALL
+            ), judged AS (
+                SELECT tenant, trace_id, dimension, avg(value) AS value FROM scores
+                WHERE value IS NOT NULL AND trace_id IN (SELECT trace_id FROM rated) GROUP BY ALL
+            )
+            SELECT r.tenant, r.agent, j.dimension,
+                   avg(j.value) FILTER (WHERE r.negative), count(*) FILTER (WHERE r.negative),
+                   avg(j.value) FILTER (WHERE NOT r.negative), count(*) FILTER (WHERE NOT r.negative)
+            FROM rated r JOIN judged j USING (tenant, trace_id)
+            GROUP BY ALL ORDER BY r.tenant, r.agent, j.dimension""",
+        params,
+    ):
+        judged.setdefault((t, a), []).append(
+            FeedbackByJudge(dimension, on_negative, int(n_negative), on_other, int(n_other))
+        )
+    scope = runs.scope
+    count = math.ceil(scope.seconds / size)
+    series: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    for t, a, b, n, negative in runs.query(
+        f"""SELECT tenant, agent, (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
+                   count(*), count(*) FILTER (WHERE negative)
+            FROM ({rated}) GROUP BY ALL""",
+        {**params, "since": scope.since, "size": size * 1_000_000},
+    ):
+        series.setdefault((t, a), {})[int(b)] = (int(n), int(negative))
     out = {}
     for t, a, n, negative, mean, with_feedback, with_negative, on_failed, on_succeeded in found:
-        out[(t, a)] = FeedbackSummary(
+        key = (t, a)
+        buckets = []
+        for b in range(count):
+            pieces, down = series.get(key, {}).get(b, (0, 0))
+            start = scope.since + timedelta(seconds=b * size)
+            buckets.append(FeedbackBucket(start, pieces, down, down / pieces if pieces else None))
+        out[key] = FeedbackSummary(
             int(n), int(negative), int(negative) / int(n), mean, int(with_feedback), int(with_negative),
-            on_failed, on_succeeded,
+            on_failed, on_succeeded, types.get(key, []), judged.get(key, []), buckets,
         )  # fmt: skip
     return out
 

@@ -138,20 +138,27 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
     runs = runs_in(connect(server.data_dir), Scope(now - timedelta(hours=1), now + timedelta(minutes=1), "bot"),
                    NAME_COLUMNS)  # fmt: skip
     (bot,) = build_report(runs, ()).agents
-    assert agent_dict(bot)["feedback"] == {
+    feedback = agent_dict(bot)["feedback"]
+    buckets = feedback.pop("buckets")
+    assert feedback == {
         "pieces": 2, "negative": 2, "negative_rate": 1.0, "mean_rating": 2.0, "runs_with_feedback": 1,
         "runs_with_negative": 1, "negative_rate_failed": None, "negative_rate_succeeded": 1.0,
+        "by_failure_type": [{"failure_type": "none", "pieces": 2, "negative": 2, "negative_rate": 1.0}],
+        "judge_scores": [],
     }  # fmt: skip
+    assert [(b["pieces"], b["negative"]) for b in buckets if b["pieces"]] == [(2, 2)]
     assert feedback_line(bot.feedback) == (  # type: ignore[arg-type]
         "2 pieces on 1 runs, 2 negative (100.0%), mean rating 2.0; negative on failed runs -, "
-        "on successful runs 100.0%"
+        "on successful runs 100.0%; negative by failure type: none 100.0% (2 of 2)"
     )
     # The negative_feedback_rate rule fires for it, once it has enough pieces.
     from alerting.config import RuleConfig
     from alerting.rules import RuleEvaluator
     from storage.runs import USAGE
 
-    usage = runs_in(connect(server.data_dir), Scope(now - timedelta(hours=1), now + timedelta(minutes=1)), USAGE)
+    usage = runs_in(
+        connect(server.data_dir), Scope(now - timedelta(hours=1), now + timedelta(minutes=1)), USAGE
+    )
     evaluator = RuleEvaluator(usage, now + timedelta(minutes=1), ())
     rule = RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600, min_count=2)
     (finding,) = evaluator.findings(rule)
@@ -159,7 +166,9 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
         "acme", "bot", 1.0, 2, 1)  # fmt: skip
     assert finding.summary == "negative feedback 100% > 50% (2 of 2 pieces on runs of the last 1h)"
     assert finding.example_trace_ids == (trace_id,)
-    assert evaluator.findings(RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600)) == []
+    assert (
+        evaluator.findings(RuleConfig("unhappy", "negative_feedback_rate", threshold=0.5, window=3600)) == []
+    )
     # Runs users rated down become eval cases, their comments the guidance.
     import json
 
@@ -179,7 +188,10 @@ def test_feedback_before_its_trace_joins_the_run_and_evaluation_events_count(
     assert case["eval_guidance"] == (
         "Answers the request so the user would not rate it down; the user said: off topic; missed the receipt"
     )
-    assert (case["metadata"]["feedback_pieces"], case["metadata"]["comments"]) == (3, ["off topic", "missed the receipt"])
+    assert (case["metadata"]["feedback_pieces"], case["metadata"]["comments"]) == (
+        3,
+        ["off topic", "missed the receipt"],
+    )
 
 
 def test_langfuse_scores_and_phoenix_annotations(server: ServerProcess) -> None:
@@ -263,11 +275,18 @@ def test_hostile_bodies_are_refused_not_crashed_on(server: ServerProcess) -> Non
     answer = post(server, {"trace_id": TRACE, "value": "up", "metadata": deep})
     assert (answer.status_code, answer.json()["problems"]) == (400, ["[0].metadata: nested too deeply"])
     basic = {"authorization": f"Bearer {ACME}"}
-    events = [{"id": f"e{i}", "type": "score-create", "body": {"traceId": TRACE, "value": 1}} for i in range(1001)]
+    events = [
+        {"id": f"e{i}", "type": "score-create", "body": {"traceId": TRACE, "value": 1}} for i in range(1001)
+    ]
     too_many = httpx.post(f"{api}/api/public/ingestion", json={"batch": events}, headers=basic)
-    assert (too_many.status_code, too_many.json()) == (413, {"message": "batch: 1001 events, at most 1000 a request"})
+    assert (too_many.status_code, too_many.json()) == (
+        413,
+        {"message": "batch: 1001 events, at most 1000 a request"},
+    )
     # A Phoenix re-post of one (name, trace, identifier) updates it: the latest label is read.
     for label in ("correct", "incorrect"):
-        note = {"data": [{"trace_id": TRACE, "name": "review", "identifier": "r-1", "result": {"label": label}}]}
+        note = {
+            "data": [{"trace_id": TRACE, "name": "review", "identifier": "r-1", "result": {"label": label}}]
+        }
         assert httpx.post(f"{api}/v1/trace_annotations", json=note, headers=basic).status_code == 200
     assert server.query("SELECT label, negative FROM feedback WHERE name = 'review'") == [("incorrect", True)]
