@@ -15,9 +15,9 @@ from agentwatch.config import AgentwatchConfig
 from agentwatch.registry import component_module
 from core.component import BaseComponent, Component, Consumer, Counted, ExporterSettings, LogsConsumer
 from core.model import OtlpBatch, OtlpRecord
-from events.otlp import derived_spans_of_logs, lift_span_events
+from events.otlp import derived_spans, lift_span_events
 from health.digest import HealthTap, PartsSource
-from processors.normalize.logs import log_rows
+from processors.normalize.logs import read_logs
 
 
 class FanOut(BaseComponent):
@@ -57,16 +57,16 @@ class Pipeline:
         be lost."""
         traces = [_lifted(r) for r in records if r.signal == "traces"]
         logs = [r for r in records if r.signal == "logs"]
-        rows = log_rows(logs, self.tenant_names) if logs else None
-        for record in logs:
-            derived = derived_spans_of_logs(record.payload)
+        read = read_logs(logs, self.tenant_names) if logs else None
+        for record, groups in read.events if read is not None else []:
+            derived = derived_spans(groups)
             if derived is not None:
                 traces.append(OtlpRecord.from_request(derived, record.tenant, record.receiver))
         if traces:
             self.head.consume(OtlpBatch(traces))
-        if rows is not None:
+        if read is not None:
             for consumer in self.logs:
-                consumer.consume_logs(rows)
+                consumer.consume_logs(read.rows)
 
 
 def _lifted(record: OtlpRecord) -> OtlpRecord:

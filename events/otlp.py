@@ -64,20 +64,24 @@ def log_event_name(record: LogRecord, attributes: Mapping[str, Any] | None = Non
     return found if isinstance(found, str) and found else None
 
 
-def event_of_log(record: LogRecord) -> AgentEvent | None:
+def event_of_log(record: LogRecord, attributes: Mapping[str, Any] | None = None) -> AgentEvent | None:
     """The agent event a log record carries (None: it is no agent event). Fields are its
-    attributes, and the keys of a map body where no attribute names them."""
-    attributes = attributes_of(record.attributes)
+    attributes (``attributes``: already read), and the keys of a map body where no attribute
+    names them."""
+    if attributes is None:
+        attributes = attributes_of(record.attributes)
     name = log_event_name(record, attributes)
+    body: Any = None
     if not is_agent_event(name):
-        body = plain(record.body) if record.HasField("body") else None
-        if not isinstance(body, dict):
+        if record.body.WhichOneof("value") != "kvlist_value":
             return None
+        body = plain(record.body)
         name = next((body[k] for k in NAME_KEYS if isinstance(body.get(k), str)), None)
         if not is_agent_event(name):
             return None
     assert name is not None
-    body = plain(record.body) if record.HasField("body") else None
+    if body is None and record.body.WhichOneof("value") == "kvlist_value":
+        body = plain(record.body)
     fields = {**body, **attributes} if isinstance(body, dict) else attributes
     when = record.time_unix_nano or record.observed_time_unix_nano
     return with_ids(event_of(name, fields, when), record.trace_id, record.span_id)
@@ -97,8 +101,11 @@ def derived_spans_of_logs(payload: bytes) -> ExportTraceServiceRequest | None:
     """The spans the agent events of a serialized logs request stand for (None: it has none)."""
     if NEEDLE not in payload:
         return None
-    request = ExportLogsServiceRequest.FromString(payload)
-    groups = events_of_logs(request)
+    return derived_spans(events_of_logs(ExportLogsServiceRequest.FromString(payload)))
+
+
+def derived_spans(groups: list[tuple[Resource, list[AgentEvent]]]) -> ExportTraceServiceRequest | None:
+    """The spans of agent events grouped by resource (None: there are none)."""
     if not groups:
         return None
     spans = request_spans(groups)

@@ -15,15 +15,18 @@ deduplication compares.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from core.model import DEFAULT_TENANT, LOG_SCHEMA, OtlpRecord, as_str
 from core.tenants import TENANT_ATTRIBUTES, sanitize_tenant
-from events.otlp import attributes_of, log_event_name, plain
+from events.model import AgentEvent
+from events.otlp import NEEDLE, attributes_of, event_of_log, log_event_name, plain
 from processors.normalize.conventions import COLUMN_CANDIDATES
 from storage.dedup import record_digest
 
@@ -44,13 +47,31 @@ def _json(value: dict[str, Any]) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
+@dataclass
+class ReadLogs:
+    """What a batch of logs records holds: its rows, and per record the agent events among them
+    (grouped by resource, as ``events.otlp.derived_spans`` takes them)."""
+
+    rows: pa.Table
+    events: list[tuple[OtlpRecord, list[tuple[Resource, list[AgentEvent]]]]] = field(default_factory=list)
+
+
 def log_rows(records: Iterable[OtlpRecord], tenant_names: Sequence[str] = ()) -> pa.Table:
     """The rows of the log records of ``records`` (logs records only)."""
+    return read_logs(records, tenant_names).rows
+
+
+def read_logs(records: Iterable[OtlpRecord], tenant_names: Sequence[str] = ()) -> ReadLogs:
+    """The rows of the log records of ``records`` (logs records only) and their agent events."""
     names = tuple(dict.fromkeys([*tenant_names, *TENANT_ATTRIBUTES]))
     columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
+    found_events: list[tuple[OtlpRecord, list[tuple[Resource, list[AgentEvent]]]]] = []
     for record in records:
         request = record.parse_logs()
+        groups: list[tuple[Resource, list[AgentEvent]]] = []
+        may_hold_events = NEEDLE in record.payload
         for rl in request.resource_logs:
+            events: list[AgentEvent] = []
             resource = attributes_of(rl.resource.attributes)
             resource_json = _json(resource)
             resource_bytes = rl.resource.SerializeToString()
@@ -79,14 +100,20 @@ def log_rows(records: Iterable[OtlpRecord], tenant_names: Sequence[str] = ()) ->
                     columns["attributes"].append(_json(attributes))
                     columns["resource_attributes"].append(resource_json)
                     columns["record_id"].append(record_digest(resource_bytes, item).hex())
+                    if may_hold_events and (event := event_of_log(item, attributes)) is not None:
+                        events.append(event)
+            if events:
+                groups.append((rl.resource, events))
+        if groups:
+            found_events.append((record, groups))
     arrays = []
-    for field in LOG_SCHEMA:
-        values = columns[field.name]
-        if pa.types.is_timestamp(field.type):
-            arrays.append(pa.array(values, pa.int64()).cast(field.type))
+    for column in LOG_SCHEMA:
+        values = columns[column.name]
+        if pa.types.is_timestamp(column.type):
+            arrays.append(pa.array(values, pa.int64()).cast(column.type))
         else:
-            arrays.append(pa.array(values, field.type))
-    return pa.Table.from_arrays(arrays, schema=LOG_SCHEMA)
+            arrays.append(pa.array(values, column.type))
+    return ReadLogs(pa.Table.from_arrays(arrays, schema=LOG_SCHEMA), found_events)
 
 
 def _body(item: LogRecord) -> str | None:
