@@ -291,11 +291,25 @@ async function agentPage() {
       `${num(i.cancelled_runs)} cancelled, ${num(i.users_on_failure_streaks)} user(s) on failure streaks (longest ${num(i.longest_failure_streak)}).`,
       r.fallbacks && r.fallbacks.fell_back ? ` Fallbacks: ${num(r.fallbacks.fell_back)} of ${num(r.fallbacks.runs)} runs fell back (${Object.entries(r.fallbacks.reasons).map(([k, n]) => `${k} ${n}`).join(", ")}); ${pct(r.fallbacks.success_rate_with)} of them succeeded, ${pct(r.fallbacks.success_rate_without)} of the others${r.fallbacks.followed_advice ? `; ${num(r.fallbacks.followed_advice)} following agentwatch's advice` : ""}.` : "");
   }).catch((error) => { implicit.textContent = `Implicit feedback could not be read: ${error.message}`; });
-  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, f ? el("p", {},
+  const feedbackParts = f ? [el("p", {},
     `${num(f.pieces)} piece(s) on ${num(f.runs_with_feedback)} run(s): `, el("strong", { text: `${pct(f.negative_rate)} negative` }),
     f.mean_rating === null ? "" : `, mean rating ${f.mean_rating.toFixed(1)} of 5`,
-    f.negative_rate_failed === null && f.negative_rate_succeeded === null ? "" : `; negative on failed runs ${pct(f.negative_rate_failed)}, on successful runs ${pct(f.negative_rate_succeeded)}.`)
-    : el("p", { class: "muted" }, "No feedback on these runs: post thumbs, ratings or scores to ", el("code", { text: "POST /api/v1/feedback" }), " (README, Feedback), or send gen_ai.evaluation.result span events.")));
+    f.negative_rate_failed === null && f.negative_rate_succeeded === null ? "" : `; negative on failed runs ${pct(f.negative_rate_failed)}, on successful runs ${pct(f.negative_rate_succeeded)}.`),
+    el("div", { class: "grid2" },
+      chart("negative feedback per bucket", [{ x: f.buckets.map((b) => b.start), y: f.buckets.map((b) => b.negative_rate === null ? null : 100 * b.negative_rate), type: "bar", marker: { color: t.warn }, name: "negative %", text: f.buckets.map((b) => b.pieces ? `${b.negative} of ${b.pieces}` : ""), textposition: "none", hoverinfo: "x+y+text" }], { yaxis: { range: [0, 100], title: { text: "%" }, gridcolor: t.line } }),
+      el("div", {},
+        table([
+          { title: "failure type of the run", value: (r) => r.failure_type === "none" ? "(did not fail)" : r.failure_type },
+          { title: "feedback", value: (r) => num(r.pieces), numeric: true },
+          { title: "negative", value: (r) => `${num(r.negative)} (${pct(r.negative_rate)})`, numeric: true },
+        ], f.by_failure_type, { class: "feedback-types" }),
+        f.judge_scores.length ? table([
+          { title: "judge dimension", value: (r) => r.dimension },
+          { title: "mean on runs rated down", value: (r) => r.mean_on_negative === null ? "–" : `${r.mean_on_negative.toFixed(2)} (${num(r.runs_negative)})`, numeric: true },
+          { title: "mean on the others", value: (r) => r.mean_on_other === null ? "–" : `${r.mean_on_other.toFixed(2)} (${num(r.runs_other)})`, numeric: true },
+        ], f.judge_scores, { class: "feedback-judges" }) : el("p", { class: "muted", text: "No judge scores on the runs with feedback." })))]
+    : [el("p", { class: "muted" }, "No feedback on these runs: post thumbs, ratings or scores to ", el("code", { text: "POST /api/v1/feedback" }), " (README, Feedback), or send gen_ai.evaluation.result span events or log records.")];
+  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, ...feedbackParts));
   parts.push(el("div", { class: "panel" }, el("h2", {}, "Failure signals ", el("a", { href: casesHref(null), download: "", class: "pill", text: "export all as eval cases" })),
     d.signals.length ? table([
       { title: "signal", value: (s) => el("span", { class: "mono", text: s.id }) }, { title: "failure type", value: (s) => s.failure_type },

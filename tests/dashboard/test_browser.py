@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -54,7 +55,18 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server = ServerProcess(tmp_path_factory.mktemp("dashboard"), extra_config=budgets).start()
     try:
         sent = subprocess.run(
-            [sys.executable, "-m", "agentwatch", "demo", "--endpoint", server.grpc_endpoint, "--runs", "200"],
+            [
+                sys.executable,
+                "-m",
+                "agentwatch",
+                "demo",
+                "--endpoint",
+                server.grpc_endpoint,
+                "--runs",
+                "200",
+                "--api",
+                f"http://127.0.0.1:{server.api_port}",
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -212,6 +224,17 @@ def test_agent(open_tab: OpenTab) -> None:
     assert owners.count() == 1
     assert owners.locator("td").first.inner_text().split() == ["alice@acme.com", "owner"]
     assert tab.page.locator("table.recent a[data-trace]").count() > 0
+    # The demo's users' feedback, beside the failure types of the runs it is on (the API's numbers).
+    feedback = httpx.get(f"{tab.base}/api/v1/agents/{EXPENSE_BOT}?tenant=acme").json()["agent"]["feedback"]
+    shown = [row.split("\t") for row in texts(tab, "table.feedback-types tbody tr")]
+    assert shown == [
+        ["(did not fail)" if t["failure_type"] == "none" else t["failure_type"], str(t["pieces"]),
+         f"{t['negative']} ({100 * t['negative_rate']:.1f}%)"]
+        for t in feedback["by_failure_type"]
+    ]  # fmt: skip
+    assert len(shown) >= 2
+    assert tab.page.locator("#feedback .chart").count() == 1
+    assert tab.page.locator("#feedback .chart .main-svg").count() > 0
     tab.assert_clean()
 
 
