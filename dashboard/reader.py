@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from core.agents import AgentConfig
 from dashboard.window import Window
 from report.health import NAME_COLUMNS
 from storage.layout import table_dir
-from storage.runs import BASE_COLUMNS, RunSet, Scope, runs_in
+from storage.runcache import RunCache
+from storage.runs import BASE_COLUMNS, RunSet, Scope
 from storage.tables import SCHEMAS
 
 CACHE_BYTES = 64 * 1024 * 1024
@@ -31,12 +33,19 @@ class Reader:
     alert or eval row)."""
 
     def __init__(
-        self, data_dir: Path, agents: tuple[AgentConfig, ...] = (), memory_mib: int = 512, concurrent: int = 2
+        self,
+        data_dir: Path,
+        agents: tuple[AgentConfig, ...] = (),
+        memory_mib: int = 512,
+        concurrent: int = 2,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """``memory_mib``: DuckDB's memory limit per view (it spills to ``<data_dir>/.dashboard-tmp``
         past it); ``concurrent``: views computed at once (others wait), so the dashboard holds at
-        most ``memory_mib * concurrent`` in the server process whatever the window asked."""
+        most ``memory_mib * concurrent`` in the server process whatever the window asked;
+        ``clock``: now, for the run cache's first open day (``storage.runcache``)."""
         self.data_dir = Path(data_dir)
+        self.run_cache = RunCache(self.data_dir, clock)
         self.agents = agents
         self.memory_mib = memory_mib
         self._slots = threading.BoundedSemaphore(concurrent)
@@ -64,11 +73,14 @@ class Reader:
         agent: str | None = None,
         extra: tuple[str, ...] = (),
         base: tuple[str, ...] = BASE_COLUMNS,
+        materialize: bool = False,
     ) -> RunSet:
         """Production runs of ``window`` (its tenant), with the agents' names (``base``: fewer
-        base columns for a view that needs no more, ``storage.runs.runs_in``)."""
+        base columns for a view that needs no more, ``storage.runs.runs_in``); the closed days'
+        runs of an all-agents view come from the run cache (``storage.runcache``; ``materialize``:
+        copied once, for a view joining them with spans)."""
         scope = Scope(window.since, window.until, agent, window.tenant)
-        return runs_in(con, scope, (*NAME_COLUMNS, *extra), base)
+        return self.run_cache.runs_in(con, scope, (*NAME_COLUMNS, *extra), base, materialize)
 
     def version(self) -> str:
         """Changes whenever a data file is added or removed (names only: files never change)."""

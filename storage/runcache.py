@@ -1,0 +1,275 @@
+"""Runs of closed days, merged once and kept on disk: the all-agents views' way to ``runs_in``.
+
+Merging a week of run partials into runs (``storage.runs.runs_sql``) is most of what an
+all-agents view costs, and the days before today rarely change. ``RunCache`` merges the
+partials of the *closed* days (every date partition before the cut-off, today's UTC date) once,
+with the same ``runs_sql``, and keeps the runs (the columns of ``runs`` the views read,
+judges' marks not applied) in ``<data_dir>/.run-cache/<key>.duckdb``: a DuckDB file, compressed,
+sorted by tenant and start time (its zone maps skip what a window leaves out), attached read-only
+by each catalog connection that reads it. The key is a digest of the closed days' live span
+files (and whether each has its partials), the run model's SQL, the cached columns and DuckDB's
+version: a file added to or removed from a closed day (late data, compaction, retention, a
+backfilled partial) makes a new key, and the next view that needs it merges again.
+
+``RunCache.runs_in`` answers as ``storage.runs.runs_in`` does, for a window of all agents
+(one tenant or all): the cached runs of the window, and the runs of the open days merged live
+from their partials. A trace with partials on both sides (a run across midnight, a late span) is
+merged live from all its partials, and its cached run is left out: the cache keeps the hash of
+every closed trace (``traces``) to find them. Marks are applied to both at query time
+(``run_marks`` changes without a span file changing). One agent's runs (its own partial filter),
+the case export's texts and columns the cache does not keep go to ``storage.runs.runs_in``.
+
+One difference from ``storage.runs.runs_in``, for the better: the cache merges a trace's
+partials of every closed day, while ``runs_in`` reads partials from the day before the window
+on. They differ only for a trace whose spans started more than a day before the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from core.model import SPAN_SCHEMA
+from storage.catalog import live_files
+from storage.layout import RUN_PARTS, SPANS, fsync_dir
+from storage.runparts import parts_path
+from storage.runs import (
+    BASE_COLUMNS,
+    RunSet,
+    Scope,
+    has_split_traces,
+    marked,
+    parts_sql,
+    projection_sql,
+    run_set_columns,
+    runs_in,
+    runs_sql,
+    since_date,
+)
+
+CACHE_DIR = ".run-cache"
+CACHED_COLUMNS = (
+    "trace_id", "span_id", "tenant", "agent_id", "agent_name", "agent_owner", "user_id", "session_id",
+    "team", "org", "workspace", "project", "workflow", "start_time", "duration_ms", "outcome",
+    "failure_type", "failing_span_id", "error_message", "error_template", "input_tokens", "output_tokens",
+    "cached_tokens", "cost_usd", "synthetic",
+)  # fmt: skip
+"""The columns of ``runs`` the cache keeps: what the all-agents views read (and the marks
+rewrite); a ``RunSet`` asking for another goes to ``storage.runs.runs_in``."""
+_SOURCES = {*CACHED_COLUMNS, "agent"}
+"""What a ``RunSet`` column can be made of here: a cached column, or ``agent`` (``AGENT_SQL``
+over agent_id and agent_name)."""
+_MODEL_SQL = f"{runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}"
+_MODEL = hashlib.blake2b(
+    f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}".encode(), digest_size=8
+).hexdigest()
+"""The run model's SQL, the cached columns and DuckDB's version (its ``hash``): any changed, every
+key changes."""
+_HASH = "trace_hash"
+_DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+_names = iter(range(1 << 62))
+_names_lock = threading.Lock()
+
+
+def _name(prefix: str) -> str:
+    with _names_lock:
+        return f"{prefix}{next(_names)}"
+
+
+class RunCache:
+    """The closed days' runs of one data directory, merged on first use and again whenever a
+    closed day's files change; on disk, so every reader and process of the directory shares it."""
+
+    def __init__(self, data_dir: Path, clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: now, whose UTC date is the first open day (tests and the benchmark set it)."""
+        self.data_dir = Path(data_dir)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.directory = self.data_dir / CACHE_DIR
+        self._lock = threading.Lock()
+        self.builds = 0
+        """How many times this object merged the closed days (tests read it)."""
+
+    def cutoff(self) -> date:
+        """The first open day: today (UTC)."""
+        return self.clock().astimezone(UTC).date()
+
+    def closed(self, cutoff: date | None = None) -> Path:
+        """The cache file of the closed days before ``cutoff`` (today), merged now if missing."""
+        cutoff = cutoff or self.cutoff()
+        files = _closed_span_files(self.data_dir, cutoff)
+        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}".encode(), digest_size=16)
+        for name, has_parts in files:
+            digest.update(f"{name}\t{has_parts}\n".encode())
+        path = self.directory / f"{digest.hexdigest()}.duckdb"
+        with self._lock:
+            if not path.exists():
+                self._build(path, files)
+        return path
+
+    def runs_in(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        scope: Scope,
+        extra: tuple[str, ...] = (),
+        base: tuple[str, ...] = BASE_COLUMNS,
+        materialize: bool = False,
+    ) -> RunSet:
+        """``storage.runs.runs_in(con, scope, extra, base)``, the closed days' runs from the cache.
+
+        ``con`` is a catalog connection over this cache's data directory. The set reads the
+        cache in place (a view), unless ``materialize``: copied into a table once, for a reader
+        whose queries join the runs with spans (DuckDB plans those joins better on a table)."""
+        selected, texts = run_set_columns(extra, base)
+        cutoff = self.cutoff()
+        uncached = [c for c in selected if c not in _SOURCES]
+        if scope.agent is not None or texts or uncached or since_date(scope.since) >= cutoff:
+            return runs_in(con, scope, extra, base)
+        cache = self._attach(con, cutoff)
+        params: dict[str, object] = {"cutoff": cutoff, "since": scope.since, "until": scope.until}
+        tenant = ""
+        if scope.tenant is not None:
+            tenant = " AND tenant = $tenant"
+            params["tenant"] = scope.tenant
+        open_parts = f"SELECT * FROM {RUN_PARTS} WHERE date >= $cutoff{tenant}"
+        hashes = _name("_open_hashes_")
+        con.execute(
+            f"CREATE TEMP TABLE {hashes} AS SELECT hash(tenant, trace_id) AS h FROM ({open_parts})",
+            {k: v for k, v in params.items() if k in ("cutoff", "tenant")},
+        )
+        # Traces with partials on both sides: merged live from all their partials.
+        split = _name("_split_")
+        con.execute(
+            f"CREATE TEMP TABLE {split} AS SELECT DISTINCT h FROM {hashes} SEMI JOIN {cache}.traces USING (h)"
+        )
+        any_split = bool(con.execute(f"SELECT count(*) FROM {split}").fetchall()[0][0])
+        # The cached runs are read in place by each query (a view: copying them would cost more
+        # than the queries); the open days' runs, few, are merged once into a table.
+        literal = (
+            f"start_time >= '{scope.since.isoformat()}'::TIMESTAMPTZ"
+            f" AND start_time < '{scope.until.isoformat()}'::TIMESTAMPTZ"
+        )
+        if scope.tenant is not None:
+            literal += f" AND tenant = '{_quote(scope.tenant)}'"
+        cached = f"SELECT * EXCLUDE ({_HASH}) FROM {cache}.runs WHERE {literal}"
+        parts = open_parts
+        if any_split:
+            parts += (
+                f" UNION ALL BY NAME SELECT * FROM {RUN_PARTS} WHERE date < $cutoff{tenant}"
+                f" AND hash(tenant, trace_id) IN (SELECT h FROM {split})"
+            )
+            cached += f" AND {_HASH} NOT IN (SELECT h FROM {split})"
+        own = con.execute(f"SELECT h FROM {hashes}").fetchnumpy()["h"]
+        single = not any_split and not has_split_traces(np.asarray(own))
+        con.execute(f"DROP TABLE {hashes}")
+        live = _name("_open_runs_")
+        con.execute(
+            f"""CREATE TEMP TABLE {live} AS
+                SELECT {", ".join(CACHED_COLUMNS)} FROM ({runs_sql(parts, single_partials=single)})
+                WHERE start_time >= $since AND start_time < $until""",
+            params,
+        )
+        union = f"{cached} UNION ALL BY NAME SELECT * FROM {live}"
+        view = _name("_runs_view_")
+        kind = "TABLE" if materialize else "VIEW"
+        projection = projection_sql(selected)
+        con.execute(f"CREATE TEMP {kind} {view} AS SELECT {projection} FROM ({marked(con, union)})")
+        if materialize:
+            con.execute(f"DROP TABLE {live}")
+        return RunSet(con, scope, tuple(selected), view, _view=not materialize)
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str:
+        """Attach the cache (merged first if need be) to ``con``, read-only; its name there."""
+        for _ in range(3):
+            path = self.closed(cutoff)
+            alias = f"run_cache_{path.stem[:16]}"
+            attached = con.execute(
+                "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
+            ).fetchall()[0][0]
+            if attached:
+                return alias
+            try:
+                con.execute(f"ATTACH '{_quote(str(path))}' AS {alias} (READ_ONLY)")
+                return alias
+            except duckdb.IOException:
+                continue  # replaced by a newer merge between the listing and here: list again
+        raise RuntimeError(f"the run cache in {self.directory} keeps changing")
+
+    def _build(self, path: Path, files: list[tuple[str, bool]]) -> None:
+        """Merge the closed days' partials into ``path`` (written aside, renamed into place), and
+        remove older keys' files (a connection holding one attached keeps reading it)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{path.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(":memory:")
+        try:
+            source = _parts_source(con, self.data_dir, files)
+            con.execute(f"CREATE TEMP TABLE parts AS {source}")
+            con.execute(f"ATTACH '{_quote(str(tmp))}' AS out")
+            con.execute(
+                f"""CREATE TABLE out.runs AS
+                    SELECT {", ".join(CACHED_COLUMNS)}, hash(tenant, trace_id) AS {_HASH}
+                    FROM ({runs_sql("SELECT * FROM parts")}) ORDER BY tenant, start_time, trace_id"""
+            )
+            con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
+            con.execute("DETACH out")
+        finally:
+            con.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(self.directory)
+        self.builds += 1
+        for old in self.directory.glob("*.duckdb"):
+            if old != path:
+                old.unlink(missing_ok=True)
+
+
+def _closed_span_files(data_dir: Path, cutoff: date) -> list[tuple[str, bool]]:
+    """The live span files of dates before ``cutoff``, each with whether its partials exist."""
+    out = []
+    for name in live_files(data_dir, SPANS):
+        found = _DATE.search(name)
+        if found is None or date.fromisoformat(found.group(1)) >= cutoff:
+            continue
+        out.append((name, parts_path(data_dir, Path(name)).exists()))
+    return out
+
+
+def _parts_source(con: duckdb.DuckDBPyConnection, data_dir: Path, files: list[tuple[str, bool]]) -> str:
+    """SQL: the partials of ``files`` (span files without partials rolled up here, as the catalog
+    does), as ``run_parts`` rows."""
+    con.register("_span_columns", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
+    listed = [str(parts_path(data_dir, Path(name))) for name, has in files if has]
+    missing = [name for name, has in files if not has]
+    # Rolled from the span files without partials, or from none: either way every partial
+    # column is there (null) even when the partial files were written before it existed.
+    empty = "(SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _span_columns LIMIT 0)"
+    source = f"(SELECT * FROM {_read(missing)})" if missing else empty
+    every = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _span_columns)"
+    pieces = [parts_sql("tenant, date, trace_id", every)]
+    if listed:
+        pieces.insert(0, f"SELECT * FROM {_read(listed)}")
+    return " UNION ALL BY NAME ".join(pieces)
+
+
+def _read(files: list[str]) -> str:
+    listed = ", ".join(f"'{_quote(f)}'" for f in files)
+    return (
+        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'tenant': VARCHAR, 'date': DATE})"
+    )
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,280 @@
+"""The run cache of closed days (storage.runcache) answers exactly as runs_in does.
+
+A hand-made history over three days (2025-11-20 and -21 closed, -22 open): a run across
+midnight inside the closed days, a run across midnight into the open day (its partials on both
+sides), a judge's mark on a closed day's run, an eval run, another tenant, and late data for a
+closed day written after the cache was built.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dashboard.app import dumps
+from dashboard.costview import cost_view
+from dashboard.operations import operations_view
+from dashboard.overview import agents_view, overview_view
+from dashboard.reader import Reader
+from dashboard.window import Window
+from report.health import NAME_COLUMNS, build_report
+from storage.catalog import connect
+from storage.runcache import CACHE_DIR, RunCache
+from storage.runs import USAGE, RunSet, Scope, runs_in
+from tests.helpers.span_rows import export, row
+
+DAY = 86_400_000
+M22 = -30_400_000  # 2025-11-22T00:00:00Z in ms from span_rows.T0 (2025-11-22T08:26:40Z)
+M21 = M22 - DAY
+M20 = M21 - DAY
+OPEN_DAY = datetime(2025, 11, 22, 9, 0, tzinfo=UTC)
+"""The tests' now: 2025-11-20 and -21 are closed."""
+SINCE = datetime(2025, 11, 19, 12, 0, tzinfo=UTC)
+UNTIL = datetime(2025, 11, 22, 12, 0, tzinfo=UTC)
+BOT = {"agent_id": "expense-bot", "agent_owner": "alice@acme.com"}
+COLUMNS = "trace_id[1:1] AS t, tenant, agent, user_id, outcome, failure_type, failing_span_id[1:1] AS f"
+
+
+def history() -> list[list[dict[str, Any]]]:
+    """Batches as the exporter would get them (each batch: one file per tenant and day)."""
+    first = [
+        # f: 2025-11-20 10:00, a success
+        row("f", "1", None, "agent_run", M20 + 36_000_000, 800, user_id="alice@acme.com", **BOT),
+        # g: starts 2025-11-20 23:59:59, a tool fails after midnight: degraded, both days closed
+        row("g", "1", None, "agent_run", M21 - 1000, 5000, user_id="bob@acme.com", **BOT),
+        row(
+            "g",
+            "2",
+            "1",
+            "tool",
+            M21 + 2000,
+            100,
+            status="error",
+            failure_type="tool_error",
+            error_message="ticket 7 not found",
+        ),
+        # h: starts 2025-11-21 23:59:58, its model call fails in the open day
+        row("h", "1", None, "agent_run", M22 - 2000, 9000, user_id="carol@acme.com", **BOT),
+        row(
+            "h",
+            "2",
+            "1",
+            "chat",
+            M22 + 1000,
+            300,
+            status="error",
+            failure_type="rate_limit",
+            error_message="429 retry after 3s",
+            model="gpt-4o",
+        ),
+        # i: an eval run (synthetic) on 2025-11-21
+        row("i", "1", None, "agent_run", M21 + 43_200_000, 400, synthetic=True, eval_run_id="ev1", **BOT),
+        # j: another tenant's failed run on 2025-11-21
+        row(
+            "j",
+            "1",
+            None,
+            "agent_run",
+            M21 + 46_800_000,
+            700,
+            tenant="globex",
+            status="error",
+            agent_id="globex-bot",
+            user_id="hank@globex.com",
+        ),
+        # k: the open day's run, timed out
+        row(
+            "k",
+            "1",
+            None,
+            "agent_run",
+            M22 + 3_600_000,
+            30_000,
+            status="error",
+            failure_type="timeout",
+            error_message="deadline 30000ms",
+            user_id="bob@acme.com",
+            **BOT,
+        ),
+        # l: 2025-11-21 14:00, a success a judge marks
+        row("l", "1", None, "agent_run", M21 + 50_400_000, 1200, user_id="dave@acme.com", **BOT),
+    ]
+    return [first]
+
+
+def late() -> list[dict[str, Any]]:
+    """m: a failed run of 2025-11-20 arriving after the cache was built (a new closed-day file)."""
+    return [
+        row(
+            "m",
+            "1",
+            None,
+            "agent_run",
+            M20 + 54_000_000,
+            2500,
+            status="error",
+            failure_type="timeout",
+            error_message="deadline 2500ms",
+            user_id="erin@acme.com",
+            **BOT,
+        ),
+    ]
+
+
+def mark(data_dir: Path) -> None:
+    marks = data_dir / "run_marks" / "tenant=acme" / "date=2025-11-22"
+    marks.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"trace_id": ["l" * 32], "failure_type": ["groundedness_drop"], "reason": ["made up"]}),
+        marks / "m.parquet",
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    for batch in history():
+        export(tmp_path, batch)
+    mark(tmp_path)
+    return tmp_path
+
+
+def rows_of(runs: RunSet) -> list[tuple[Any, ...]]:
+    return runs.query(
+        f"SELECT {COLUMNS}, * EXCLUDE (trace_id, tenant, agent, user_id) FROM runs ORDER BY ALL"
+    )
+
+
+def both(
+    data_dir: Path, scope: Scope, extra: tuple[str, ...] = NAME_COLUMNS
+) -> tuple[RunSet, RunSet, RunCache]:
+    con = connect(data_dir)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    return runs_in(con, scope, extra), cache.runs_in(con, scope, extra), cache
+
+
+def test_cached_runs_are_the_direct_runs(data_dir: Path) -> None:
+    direct, cached, cache = both(data_dir, Scope(SINCE, UNTIL))
+    assert cache.builds == 1
+    expected = [  # by hand
+        ("f", "acme", "expense-bot", "alice@acme.com", "success", None, None),
+        ("g", "acme", "expense-bot", "bob@acme.com", "degraded", "tool_error", "2"),
+        ("h", "acme", "expense-bot", "carol@acme.com", "degraded", "rate_limit", "2"),
+        ("j", "globex", "globex-bot", "hank@globex.com", "failure", "other_error", "1"),
+        ("k", "acme", "expense-bot", "bob@acme.com", "failure", "timeout", "1"),
+        ("l", "acme", "expense-bot", "dave@acme.com", "degraded", "groundedness_drop", "1"),
+    ]
+    sql = f"SELECT {COLUMNS} FROM runs ORDER BY t"
+    assert cached.query(sql) == expected
+    assert direct.query(sql) == expected
+    assert rows_of(cached) == rows_of(direct)
+    assert cached.synthetic_left_out() == direct.synthetic_left_out() == 1
+    assert build_report(cached, ()) == build_report(direct, ())
+    # the eval run when asked for, and every column the cache keeps
+    direct, cached, _ = both(
+        data_dir, Scope(SINCE, UNTIL, synthetic=None), (*NAME_COLUMNS, "cost_usd", "team")
+    )
+    assert len(rows_of(cached)) == 7
+    assert rows_of(cached) == rows_of(direct)
+
+
+def test_the_run_across_into_the_open_day_is_merged_live_from_both_sides(data_dir: Path) -> None:
+    _, cached, cache = both(data_dir, Scope(SINCE, UNTIL))
+    # h's closed partial alone is a success (so cached); with its open partial it is degraded,
+    # and counted once
+    stored = duckdb.connect(str(cache.closed()), read_only=True)
+    assert stored.execute("SELECT outcome FROM runs WHERE trace_id[1:1] = 'h'").fetchall() == [("success",)]
+    assert cached.query("SELECT outcome FROM runs WHERE trace_id[1:1] = 'h'") == [("degraded",)]
+    assert cached.count() == 6
+
+
+@pytest.mark.parametrize("tenant", ["acme", "globex"])
+def test_one_tenant(data_dir: Path, tenant: str) -> None:
+    direct, cached, _ = both(data_dir, Scope(SINCE, UNTIL, tenant=tenant))
+    assert rows_of(cached) == rows_of(direct)
+    assert {r[1] for r in rows_of(cached)} == {tenant}
+    assert build_report(cached, ()) == build_report(direct, ())
+
+
+@pytest.mark.parametrize(
+    "since, until",
+    [
+        (datetime(2025, 11, 20, 23, 59, 59, tzinfo=UTC), UNTIL),  # g starts on the edge: in
+        (datetime(2025, 11, 20, 23, 59, 59, 1, tzinfo=UTC), UNTIL),  # ... and just out
+        (datetime(2025, 11, 20, 12, 0, tzinfo=UTC), datetime(2025, 11, 21, 23, 59, 58, tzinfo=UTC)),  # h out
+        (SINCE, datetime(2025, 11, 21, 23, 59, 58, 1, tzinfo=UTC)),  # h in
+    ],
+)
+def test_window_edges(data_dir: Path, since: datetime, until: datetime) -> None:
+    direct, cached, _ = both(data_dir, Scope(since, until))
+    assert rows_of(cached) == rows_of(direct)
+
+
+def test_late_data_for_a_closed_day_invalidates_and_open_days_do_not(data_dir: Path) -> None:
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    first = cache.closed()
+    assert cache.builds == 1 and cache.closed() == first and cache.builds == 1
+    # a new file in the open day changes nothing cached
+    export(data_dir, [row("n", "1", None, "agent_run", M22 + 7_200_000, 100, **BOT)])
+    assert cache.closed() == first and cache.builds == 1
+    export(data_dir, late())
+    con = connect(data_dir)
+    cached = cache.runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    assert cache.builds == 2 and cache.closed() != first and not first.exists()
+    direct = runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    assert [r[:5] for r in rows_of(cached) if r[0] in "mn"] == [
+        ("m", "acme", "expense-bot", "erin@acme.com", "failure"),
+        ("n", "acme", "expense-bot", None, "success"),
+    ]
+    assert rows_of(cached) == rows_of(direct)
+    assert build_report(cached, ()) == build_report(direct, ())
+
+
+def test_the_cache_is_shared_on_disk(data_dir: Path) -> None:
+    RunCache(data_dir, clock=lambda: OPEN_DAY).closed()
+    again = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    again.closed()
+    assert again.builds == 0
+    assert len(list((data_dir / CACHE_DIR).glob("*.duckdb"))) == 1
+
+
+def test_one_agent_and_texts_read_the_partials_as_runs_in_does(data_dir: Path) -> None:
+    con = connect(data_dir)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    for scope, extra in (
+        (Scope(SINCE, UNTIL, "expense-bot"), NAME_COLUMNS),
+        (Scope(SINCE, UNTIL), ("input_text",)),
+    ):
+        assert rows_of(cache.runs_in(con, scope, extra)) == rows_of(runs_in(con, scope, extra))
+    assert cache.builds == 0
+
+
+def test_materialized_and_dropped(data_dir: Path) -> None:
+    con = connect(data_dir)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    table = cache.runs_in(con, Scope(SINCE, UNTIL), USAGE, materialize=True)
+    view = cache.runs_in(con, Scope(SINCE, UNTIL), USAGE)
+    assert rows_of(table) == rows_of(view) == rows_of(runs_in(con, Scope(SINCE, UNTIL), USAGE))
+    for runs in (table, view):
+        runs.drop()
+        with pytest.raises(duckdb.CatalogException):
+            runs.count()
+
+
+@pytest.mark.parametrize("tenant", [None, "acme"])
+def test_dashboard_views_answer_the_same_from_the_cache(data_dir: Path, tenant: str | None) -> None:
+    """The views with every day open (no cache), today open, and every day closed."""
+    window = Window(SINCE, UNTIL, tenant, "custom")
+    answers = []
+    for now in (SINCE - timedelta(days=2), OPEN_DAY, UNTIL + timedelta(days=30)):
+        reader = Reader(data_dir, clock=lambda now=now: now)  # type: ignore[misc]
+        answers.append([
+            dumps(view(reader, window))
+            for view in (overview_view, agents_view, operations_view, lambda r, w: cost_view(r, w, "agent"))
+        ])  # fmt: skip
+    assert answers[0] == answers[1] == answers[2]
