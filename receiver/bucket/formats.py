@@ -38,7 +38,16 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from core.errors import DecodeError
 from events.model import EVENT_NAMES, FIELDS, NAME_KEYS
-from receiver.bucket.mapping import Mapped, MappingConfig, apply, span_hex, time_ns, trace_hex
+from receiver.bucket.mapping import (
+    Compiled,
+    Mapped,
+    MappingConfig,
+    apply,
+    compile_mapping,
+    span_hex,
+    time_ns,
+    trace_hex,
+)
 from receiver.otlp.otlp_json import parse_json_logs_request, parse_json_request
 
 Format = Literal["auto", "cloud_logging", "jsonl", "otlp_json", "parquet"]
@@ -62,36 +71,58 @@ class BadRecord(ValueError):
     """A line or row that cannot be read as a record of its format: quarantined and skipped."""
 
 
-def any_value(value: Any) -> AnyValue:
-    """Plain JSON → an OTLP ``AnyValue`` (maps as kvlists, lists as arrays; null as empty)."""
-    out = AnyValue()
-    if value is None:
-        return out
-    if isinstance(value, bool):
+def fill(out: AnyValue, value: Any) -> None:
+    """Set ``out`` to plain JSON ``value`` in place (maps as kvlists, lists as arrays; null leaves
+    it empty)."""
+    kind = type(value)
+    if kind is str:
+        out.string_value = value
+    elif kind is dict:
+        values = out.kvlist_value.values
+        for k, v in value.items():
+            kv = values.add()
+            kv.key = str(k)
+            fill(kv.value, v)
+    elif kind is bool:
         out.bool_value = value
-    elif isinstance(value, int):
+    elif kind is int:
         if -_INT64 - 1 <= value <= _INT64:
             out.int_value = value
         else:
             out.string_value = str(value)
-    elif isinstance(value, float):
+    elif kind is float:
         if math.isfinite(value):
             out.double_value = value
         else:
             out.string_value = str(value)
-    elif isinstance(value, str):
-        out.string_value = value
+    elif value is None:
+        return
     elif isinstance(value, Mapping):
-        out.kvlist_value.values.extend(key_value(str(k), v) for k, v in value.items())
+        fill(out, dict(value))
     elif isinstance(value, list | tuple):
-        out.array_value.values.extend(any_value(v) for v in value)
+        array = out.array_value.values
+        for item in value:
+            fill(array.add(), item)
     else:
         out.string_value = str(value)
+
+
+def any_value(value: Any) -> AnyValue:
+    out = AnyValue()
+    fill(out, value)
     return out
 
 
 def key_value(key: str, value: Any) -> KeyValue:
     return KeyValue(key=key, value=any_value(value))
+
+
+def set_attributes(record: LogRecord, attributes: dict[str, Any]) -> None:
+    target = record.attributes
+    for key, value in attributes.items():
+        kv = target.add()
+        kv.key = key
+        fill(kv.value, value)
 
 
 def _severity(value: Any) -> tuple[str, int]:
@@ -153,7 +184,9 @@ class Made:
 _NO_RESOURCE = Resource()
 
 
-def cloud_logging_record(entry: Mapping[str, Any], mapping: MappingConfig | None, observed_ns: int) -> Made:
+def cloud_logging_record(
+    entry: Mapping[str, Any], mapping: MappingConfig | Compiled | None, observed_ns: int
+) -> Made:
     """A Cloud Logging ``LogEntry`` → a log record (an agent event when ``mapping`` matches)."""
     record = LogRecord()
     _set_time(record, entry.get("timestamp"), entry.get("receiveTimestamp"), observed_ns)
@@ -161,7 +194,7 @@ def cloud_logging_record(entry: Mapping[str, Any], mapping: MappingConfig | None
     record.severity_text, record.severity_number = text, number  # type: ignore[assignment]
     for key in ("jsonPayload", "textPayload", "protoPayload"):
         if entry.get(key) is not None:
-            record.body.CopyFrom(any_value(entry[key]))
+            fill(record.body, entry[key])
             break
     _set_ids(record, trace_hex(entry.get("trace")), span_hex(entry.get("spanId")))
     if entry.get("traceSampled") is True:
@@ -175,14 +208,28 @@ def cloud_logging_record(entry: Mapping[str, Any], mapping: MappingConfig | None
     if entry.get("logName") is not None:
         attributes["gcp.log_name"] = str(entry["logName"])
     _apply_event(record, apply(mapping, entry) if mapping is not None else None, attributes)
-    record.attributes.extend(key_value(k, v) for k, v in attributes.items())
+    set_attributes(record, attributes)
     identity, resource = _cloud_resource(entry.get("resource"))
     return Made(identity, resource, record)
 
 
+_RESOURCES: dict[bytes, Resource] = {}
+"""Resources made lately, by their entry's ``resource`` as JSON (an export holds a handful)."""
+
+
 def _cloud_resource(value: Any) -> tuple[bytes, Resource]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return b"", _NO_RESOURCE
+    identity = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    found = _RESOURCES.get(identity)
+    if found is None:
+        if len(_RESOURCES) >= 1024:
+            _RESOURCES.clear()
+        found = _RESOURCES[identity] = _make_resource(value)
+    return identity, found
+
+
+def _make_resource(value: dict[str, Any]) -> Resource:
     attributes: dict[str, Any] = {"cloud.provider": "gcp"}
     if value.get("type") is not None:
         attributes["gcp.resource.type"] = str(value["type"])
@@ -193,11 +240,10 @@ def _cloud_resource(value: Any) -> tuple[bytes, Resource]:
                 attributes[f"gcp.resource.labels.{k}"] = v
         if labels.get("project_id") is not None:
             attributes["cloud.account.id"] = str(labels["project_id"])
-    resource = Resource(attributes=[key_value(k, v) for k, v in attributes.items()])
-    return resource.SerializeToString(), resource
+    return Resource(attributes=[key_value(k, v) for k, v in attributes.items()])
 
 
-def json_record(obj: Mapping[str, Any], mapping: MappingConfig | None, observed_ns: int) -> Made:
+def json_record(obj: Mapping[str, Any], mapping: MappingConfig | Compiled | None, observed_ns: int) -> Made:
     """A plain JSON object → a log record: the object is the body."""
     record = LogRecord()
     when = next((obj[k] for k in TIME_KEYS if obj.get(k) is not None), None)
@@ -205,13 +251,13 @@ def json_record(obj: Mapping[str, Any], mapping: MappingConfig | None, observed_
     level = next((obj[k] for k in LEVEL_KEYS if obj.get(k) is not None), None)
     text, number = _severity(level)
     record.severity_text, record.severity_number = text, number  # type: ignore[assignment]
-    record.body.CopyFrom(any_value(obj))
+    fill(record.body, obj)
     trace = trace_hex(obj.get("trace_id", obj.get("traceId")))
     _set_ids(record, trace, span_hex(obj.get("span_id", obj.get("spanId"))))
     attributes: dict[str, Any] = {}
     mapped = apply(mapping, obj) if mapping is not None else None
     _apply_event(record, mapped or _event_in_body(obj), attributes)
-    record.attributes.extend(key_value(k, v) for k, v in attributes.items())
+    set_attributes(record, attributes)
     return Made(b"", _NO_RESOURCE, record)
 
 
@@ -293,7 +339,7 @@ class Decoder:
 
     def __init__(self, fmt: str, mapping: MappingConfig | None) -> None:
         self.fmt = fmt
-        self.mapping = mapping
+        self.mapping = compile_mapping(mapping) if mapping is not None else None
 
     def add(self, chunk: Chunk, obj: Any, observed_ns: int) -> None:
         """Add one record to ``chunk``; ``BadRecord`` when it is not a record of the format."""

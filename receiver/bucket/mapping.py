@@ -142,23 +142,53 @@ def resolve(config: MappingConfig | str | None) -> MappingConfig | None:
 def lookup(record: MappingType[str, Any], path: str) -> Any:
     """The value at a dotted path (``jsonPayload.error.type``); a key holding dots is found whole
     too (``labels.k8s.io/name``). None when absent."""
-    if path in record:
-        return record[path]
-    head, dot, rest = path.partition(".")
-    while dot:
-        value = record.get(head)
-        if isinstance(value, MappingType):
-            found = lookup(value, rest)
-            if found is not None:
-                return found
-        more, dot, rest = rest.partition(".")
-        head = f"{head}.{more}"
-    return None
+    return walk(record, tuple(path.split(".")))
+
+
+def walk(value: Any, keys: tuple[str, ...], at: int = 0) -> Any:
+    """``lookup`` over a path already split at its dots."""
+    while at < len(keys):
+        if not isinstance(value, dict):
+            return None
+        key = keys[at]
+        if key in value:
+            value = value[key]
+            at += 1
+            continue
+        for end in range(at + 2, len(keys) + 1):  # a key holding dots
+            joined = ".".join(keys[at:end])
+            if joined in value:
+                found = walk(value[joined], keys, end)
+                if found is not None:
+                    return found
+        return None
+    return value
 
 
 def first(record: MappingType[str, Any], paths: Paths) -> Any:
-    for path in _paths(paths):
-        value = lookup(record, path)
+    return first_of(record, [_split(p) for p in _paths(paths)])
+
+
+Path = tuple[tuple[str, ...], str]
+"""A dotted path split at its dots, and whole (a key may hold dots)."""
+
+
+def _split(path: str) -> Path:
+    return tuple(path.split(".")), path
+
+
+def first_of(record: MappingType[str, Any], paths: list[Path]) -> Any:
+    """The first value present (not null, not empty) at one of ``paths``."""
+    for keys, whole in paths:
+        if len(keys) == 2:  # the common case, inline: jsonPayload.x
+            inner = record.get(keys[0])
+            value = inner.get(keys[1]) if type(inner) is dict else None
+            if value is None:
+                value = record.get(whole)
+        elif len(keys) == 1:
+            value = record.get(whole)
+        else:
+            value = walk(record, keys)
         if value is not None and value != "":
             return value
     return None
@@ -213,25 +243,50 @@ class Mapped:
     time_unix_nano: int | None
 
 
-def apply(mapping: MappingConfig, record: MappingType[str, Any]) -> Mapped | None:
-    """The agent event ``record`` is under ``mapping``; None when it does not match."""
+@dataclass(frozen=True)
+class Compiled:
+    """A mapping with its paths split once, as records are matched against it."""
+
+    match: list[tuple[list[Path], frozenset[str]]]
+    fields: list[tuple[str, list[Path], dict[str, str] | None]]
+    event: str
+
+
+def compile_mapping(mapping: MappingConfig) -> Compiled:
+    def split(paths: Paths) -> list[Path]:
+        return [_split(p) for p in _paths(paths)]
+
+    match = []
     for rule in mapping.match or []:
-        got = first(record, rule.path)
         wanted = [rule.equals] if isinstance(rule.equals, str) else rule.equals
-        if got is None or str(got).strip().lower() not in {w.strip().lower() for w in wanted}:
+        match.append((split(rule.path), frozenset(w.strip().lower() for w in wanted)))
+    fields = []
+    for name, paths in mapping.fields.items():
+        rewrite = mapping.values.get(name)
+        fields.append((name, split(paths), {k.lower(): v for k, v in rewrite.items()} if rewrite else None))
+    return Compiled(match, fields, mapping.event or REQUEST_COMPLETED)
+
+
+def apply(mapping: MappingConfig | Compiled, record: MappingType[str, Any]) -> Mapped | None:
+    """The agent event ``record`` is under ``mapping``; None when it does not match."""
+    compiled = mapping if isinstance(mapping, Compiled) else compile_mapping(mapping)
+    for paths, wanted in compiled.match:
+        got = first_of(record, paths)
+        if got is None or str(got).strip().lower() not in wanted:
             return None
     values: dict[str, Any] = {}
-    for name, paths in mapping.fields.items():
-        value = first(record, paths)
+    for name, paths, rewrite in compiled.fields:
+        value = first_of(record, paths)
         if value is None:
             continue
-        rewrite = mapping.values.get(name)
         if rewrite and isinstance(value, str | int | float):
-            lowered = {k.lower(): v for k, v in rewrite.items()}
-            value = lowered.get(str(value).strip().lower(), value)
+            value = rewrite.get(str(value).strip().lower(), value)
         values[name] = value
-    attributes = {k: v for k, v in values.items() if k not in SPECIAL and k not in ("trace_id", "span_id")}
-    attributes = {k: v for k, v in attributes.items() if not isinstance(v, dict | list)}
+    attributes = {
+        k: v
+        for k, v in values.items()
+        if k not in SPECIAL and k not in ("trace_id", "span_id") and not isinstance(v, dict | list)
+    }
     run_id = values.get("run_id")
     if run_id is not None:
         attributes["run_id"] = str(run_id)
@@ -258,7 +313,7 @@ def apply(mapping: MappingConfig, record: MappingType[str, Any]) -> Mapped | Non
         when = start + int(number * 1e6) if number is not None else start
     if when is not None:
         attributes["timestamp"] = when
-    return Mapped(mapping.event or REQUEST_COMPLETED, attributes, trace, span, when)
+    return Mapped(compiled.event, attributes, trace, span, when)
 
 
 def _number(value: Any) -> float | None:

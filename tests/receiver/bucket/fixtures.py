@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from core.model import OtlpRecord
 from storage.dedup import RecentSpans
+from tests.helpers.server import ServerProcess
 
 PROJECT = "acme-prod"
 
@@ -168,3 +169,25 @@ def gcs_emulator(bucket: str) -> Iterator[str]:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = saved
+
+
+@dataclass
+class BucketServer(ServerProcess):
+    bucket_url: str = ""
+    bucket_extra: str = ""
+    mapping: str = "workflow_run"
+    """More keys under ``receivers.bucket/glean`` (indented four spaces)."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config_path.read_text()
+        receiver = (
+            f"receivers:\n  bucket/glean:\n    url: {self.bucket_url}\n    mapping: {self.mapping}\n"
+            f"    poll_interval: 200ms\n{self.bucket_extra}\n"
+        )
+        text = text.replace("receivers:\n", receiver, 1)
+        text += (
+            "service:\n  pipelines:\n    traces:\n      receivers: [otlp, bucket/glean]\n"
+            "      processors: [normalize, classify, cost]\n      exporters: [parquet]\n"
+        )
+        self.config_path.write_text(text)
