@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from receiver.bucket.source import Bucket
 from tests.helpers.server import ServerProcess
-from tests.receiver.bucket.fixtures import export_lines, gzipped, moto_s3
+from tests.receiver.bucket.fixtures import BucketServer, export_lines, gzipped, moto_s3
 
 pytestmark = pytest.mark.process  # a real server, killed
 
@@ -22,27 +21,6 @@ OBJECTS = 24
 PER_OBJECT = 1500
 RECORDS = OBJECTS * PER_OBJECT
 FAILED_EVERY = 5
-
-
-@dataclass
-class BucketServer(ServerProcess):
-    bucket_url: str = ""
-    bucket_extra: str = ""
-    """More keys under ``receivers.bucket/glean`` (indented four spaces)."""
-
-    def write_config(self) -> None:
-        super().write_config()
-        text = self.config_path.read_text()
-        receiver = (
-            f"receivers:\n  bucket/glean:\n    url: {self.bucket_url}\n    mapping: workflow_run\n"
-            f"    poll_interval: 200ms\n{self.bucket_extra}\n"
-        )
-        text = text.replace("receivers:\n", receiver, 1)
-        text += (
-            "service:\n  pipelines:\n    traces:\n      receivers: [otlp, bucket/glean]\n"
-            "      processors: [normalize, classify, cost]\n      exporters: [parquet]\n"
-        )
-        self.config_path.write_text(text)
 
 
 def objects() -> Iterator[tuple[str, bytes]]:
