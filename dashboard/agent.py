@@ -16,7 +16,7 @@ from dashboard.window import Window
 from feedback.implicit import ImplicitConfig, implicit_signals
 from report.fallbacks import fallbacks
 from report.formats import agent_dict
-from report.health import IMPLICIT_COLUMNS, build_report
+from report.health import IMPLICIT_COLUMNS, bucket_seconds, build_report
 from report.signals import clusters
 from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet, since_date, span_failed_sql
 
@@ -60,7 +60,7 @@ def implicit_view(reader: Reader, window: Window, agent: str, config: ImplicitCo
     the spans they read."""
     with reader.connection() as con:
         runs = reader.runs(con, window, agent, IMPLICIT_COLUMNS)
-        found = implicit_signals(runs, config)
+        found = implicit_signals(runs, config, bucket_seconds(runs.scope.seconds))
         fell_back = fallbacks(runs)
     if not found:
         raise NotFound(agent)

@@ -16,7 +16,10 @@ Per agent, over a window's runs (``storage.runs.RunSet``, base columns):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from core.configmodel import STRICT
 from core.units import Duration
@@ -57,6 +60,21 @@ class ImplicitSummary:
     cancelled_runs: int
     users_on_failure_streaks: int
     longest_failure_streak: int
+    buckets: list[ImplicitBucket] = field(default_factory=list)
+    """Requeries and abandoned sessions over time (asked for with ``bucket_seconds``)."""
+
+
+@dataclass(frozen=True)
+class ImplicitBucket:
+    start: datetime
+    runs: int
+    requeried_runs: int
+    """Runs started in the bucket that their user asked again."""
+    requery_rate: float | None
+    sessions: int
+    """Sessions whose last run started in the bucket."""
+    abandoned_sessions: int
+    abandonment_rate: float | None
 
 
 def words_sql(text: str, min_length: int = 2) -> str:
@@ -71,6 +89,9 @@ def similarity_sql(a: str, b: str) -> str:
     union = f"len(list_distinct(list_concat({a}, {b})))"
     return f"coalesce(len(list_intersect({a}, {b})) / nullif({union}, 0), 0)"
 
+
+_BUCKET = "((epoch_us({t}) - epoch_us($since::TIMESTAMPTZ)) // $size)::INTEGER"
+"""SQL: the bucket of the window a time is in (``$size``: microseconds)."""
 
 _SQL = f"""
 WITH ordered AS (
@@ -88,21 +109,28 @@ texts AS (
     WHERE date >= $since_date AND input_text IS NOT NULL
       AND trace_id IN (SELECT trace_id FROM candidates UNION ALL SELECT next_trace FROM candidates)
 ),
-requeried AS (
-    SELECT c.tenant, c.agent, count(*) AS n
+requeried_runs AS (
+    SELECT c.tenant, c.agent, c.start_time
     FROM candidates c
     JOIN texts a ON a.tenant = c.tenant AND a.trace_id = c.trace_id AND a.span_id = c.span_id
     JOIN texts b ON b.tenant = c.tenant AND b.trace_id = c.next_trace AND b.span_id = c.next_span
     WHERE {similarity_sql("a.words", "b.words")} >= $similarity
-    GROUP BY ALL
+),
+requeried AS (
+    SELECT tenant, agent, count(*) AS n,
+           list({{'b': {_BUCKET.format(t="start_time")}, 'n': 1}}) AS series
+    FROM requeried_runs GROUP BY ALL
 ),
 sessions AS (
-    SELECT tenant, agent, session_id, arg_max(outcome, start_time) AS last_outcome FROM runs
-    WHERE session_id IS NOT NULL GROUP BY ALL
+    SELECT tenant, agent, session_id, arg_max(outcome, start_time) AS last_outcome,
+           max(start_time) AS last_start
+    FROM runs WHERE session_id IS NOT NULL GROUP BY ALL
 ),
 abandoned AS (
     SELECT tenant, agent, count(*) AS sessions,
-           count(*) FILTER (WHERE last_outcome <> 'success') AS abandoned
+           count(*) FILTER (WHERE last_outcome <> 'success') AS abandoned,
+           list({{'b': {_BUCKET.format(t="last_start")}, 'n': (last_outcome <> 'success')::INTEGER}})
+               AS series
     FROM sessions GROUP BY ALL
 ),
 islands AS (
@@ -117,13 +145,17 @@ streaks AS (
         SELECT tenant, agent, user_id, island, count(*) AS n FROM islands WHERE failed GROUP BY ALL
     ) GROUP BY ALL
 ),
-per_agent AS (
-    SELECT tenant, agent, count(*) AS runs,
+per_bucket AS (
+    SELECT tenant, agent, {_BUCKET.format(t="start_time")} AS b, count(*) AS n,
            count(*) FILTER (WHERE NOT {SUCCEEDED_SQL} AND error_message ILIKE '%cancel%') AS cancelled
     FROM runs GROUP BY ALL
+),
+per_agent AS (
+    SELECT tenant, agent, sum(n) AS runs, sum(cancelled) AS cancelled, list({{'b': b, 'n': n}}) AS series
+    FROM per_bucket GROUP BY ALL
 )
 SELECT p.tenant, p.agent, p.runs, coalesce(q.n, 0), coalesce(a.sessions, 0), coalesce(a.abandoned, 0),
-       p.cancelled, coalesce(s.on_streaks, 0), coalesce(s.longest, 0)
+       p.cancelled, coalesce(s.on_streaks, 0), coalesce(s.longest, 0), p.series, q.series, a.series
 FROM per_agent p LEFT JOIN requeried q USING (tenant, agent) LEFT JOIN abandoned a USING (tenant, agent)
 LEFT JOIN (
     SELECT tenant, agent, count(*) FILTER (WHERE longest >= $streak) AS on_streaks, max(longest) AS longest
@@ -133,24 +165,60 @@ LEFT JOIN (
 
 
 def implicit_signals(
-    runs: RunSet, config: ImplicitConfig | None = None
+    runs: RunSet, config: ImplicitConfig | None = None, bucket_seconds: int | None = None
 ) -> dict[tuple[str, str], ImplicitSummary]:
-    """Per (tenant, agent), the implicit feedback of ``runs`` (loaded with ``error_message``)."""
+    """Per (tenant, agent), the implicit feedback of ``runs`` (loaded with ``error_message``);
+    with ``bucket_seconds``, over time too, on buckets of that size from the window's start."""
     config = config or ImplicitConfig()
+    scope = runs.scope
+    size = bucket_seconds or max(int(scope.seconds), 1)
     found = runs.query(
         _SQL,
         {
             "window": config.requery_window,
             "similarity": config.requery_similarity,
             "streak": config.failure_streak,
-            "since_date": since_date(runs.scope.since),
+            "since_date": since_date(scope.since),
+            "since": scope.since,
+            "size": size * 1_000_000,
         },
     )
+    count = math.ceil(scope.seconds / size) if bucket_seconds else 0
     out = {}
-    for tenant, agent, n, requeried, sessions, abandoned, cancelled, on_streaks, longest in found:
+    for row in found:
+        tenant, agent, n, requeried, sessions, abandoned, cancelled, on_streaks, longest = row[:9]
         abandonment = int(abandoned) / int(sessions) if sessions else None
         out[(tenant, agent)] = ImplicitSummary(
             int(n), int(requeried), int(requeried) / int(n), int(sessions), int(abandoned), abandonment,
-            int(cancelled), int(on_streaks), int(longest),
+            int(cancelled), int(on_streaks), int(longest), _series(scope.since, size, count, *row[9:]),
         )  # fmt: skip
+    return out
+
+
+def _series(
+    since: datetime,
+    size: int,
+    count: int,
+    runs: list[dict[str, int]],
+    requeried: list[dict[str, int]] | None,
+    sessions: list[dict[str, int]] | None,
+) -> list[ImplicitBucket]:
+    started = Counter({r["b"]: r["n"] for r in runs})
+    asked_again = Counter(r["b"] for r in requeried or [])
+    ended = Counter(s["b"] for s in sessions or [])
+    left = Counter(s["b"] for s in sessions or [] if s["n"])
+    out = []
+    for b in range(count):
+        n, again, total, gone = started[b], asked_again[b], ended[b], left[b]
+        out.append(
+            ImplicitBucket(
+                since + timedelta(seconds=b * size),
+                n,
+                again,
+                again / n if n else None,
+                total,
+                gone,
+                gone / total if total else None,
+            )
+        )
     return out

@@ -279,7 +279,7 @@ def build_report(
     buckets = _buckets(runs, size)
     feedback = _feedback(runs, size)
     one_agent = set(IMPLICIT_COLUMNS) <= set(runs.columns)  # the costly span reads: asked for
-    signals = implicit_signals(runs, implicit) if one_agent else {}
+    signals = implicit_signals(runs, implicit, size) if one_agent else {}
     fell_back = fallbacks(runs) if one_agent else {}
 
     out = []

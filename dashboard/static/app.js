@@ -283,9 +283,15 @@ async function agentPage() {
   const casesHref = (cluster) => `/api/v1/agents/${encodeURIComponent(a.agent)}/cases.jsonl${keep({ tenant: a.tenant, cluster })}`;
   const f = a.feedback;
   const implicit = el("p", { class: "muted", id: "implicit", text: "Reading requeries, abandoned sessions and failure streaks…" });
+  const implicitOverTime = el("div", { id: "implicit-over-time" });
   api(`/api/v1/agents/${encodeURIComponent(agent)}/implicit${location.search}`).then((r) => {
     const i = r.implicit;
     implicit.className = "";
+    const rate = (v) => (v === null ? null : 100 * v);
+    if (i.buckets.some((b) => b.runs || b.sessions)) implicitOverTime.replaceChildren(chart("asked again and abandoned, per bucket", [
+      { x: i.buckets.map((b) => b.start), y: i.buckets.map((b) => rate(b.requery_rate)), type: "scatter", mode: "lines+markers", name: "runs asked again %", line: { color: t.warn }, connectgaps: false },
+      { x: i.buckets.map((b) => b.start), y: i.buckets.map((b) => rate(b.abandonment_rate)), type: "scatter", mode: "lines+markers", name: "sessions abandoned %", line: { color: t.bad }, connectgaps: false },
+    ], { yaxis: { range: [0, 100], title: { text: "%" }, gridcolor: t.line } }));
     implicit.replaceChildren(`Implicit: ${num(i.requeried_runs)} of ${num(i.runs)} runs asked again (${pct(i.requery_rate)}), `,
       i.sessions ? `${num(i.abandoned_sessions)} of ${num(i.sessions)} sessions abandoned (${pct(i.abandonment_rate)}), ` : "no sessions, ",
       `${num(i.cancelled_runs)} cancelled, ${num(i.users_on_failure_streaks)} user(s) on failure streaks (longest ${num(i.longest_failure_streak)}).`,
@@ -309,7 +315,7 @@ async function agentPage() {
           { title: "mean on the others", value: (r) => r.mean_on_other === null ? "–" : `${r.mean_on_other.toFixed(2)} (${num(r.runs_other)})`, numeric: true },
         ], f.judge_scores, { class: "feedback-judges" }) : el("p", { class: "muted", text: "No judge scores on the runs with feedback." })))]
     : [el("p", { class: "muted" }, "No feedback on these runs: post thumbs, ratings or scores to ", el("code", { text: "POST /api/v1/feedback" }), " (README, Feedback), or send gen_ai.evaluation.result span events or log records.")];
-  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, ...feedbackParts));
+  parts.push(el("div", { class: "panel", id: "feedback" }, el("h2", { text: "Users' feedback" }), implicit, implicitOverTime, ...feedbackParts));
   parts.push(el("div", { class: "panel" }, el("h2", {}, "Failure signals ", el("a", { href: casesHref(null), download: "", class: "pill", text: "export all as eval cases" })),
     d.signals.length ? table([
       { title: "signal", value: (s) => el("span", { class: "mono", text: s.id }) }, { title: "failure type", value: (s) => s.failure_type },

@@ -212,6 +212,13 @@ def test_cost_endpoint(api: TestClient) -> None:
 
 def test_implicit_feedback_endpoint(api: TestClient) -> None:
     d = get(api, f"/api/v1/agents/expense-bot/implicit?{WINDOW}&tenant=default")
+    # Over time, on the page's hourly buckets: R1-R3 in 10:00-11:00, R4-R8 (R7 requeried) after.
+    buckets = d["implicit"].pop("buckets")
+    assert len(buckets) == 24
+    assert [(b["start"], b["runs"], b["requeried_runs"], b["sessions"]) for b in buckets if b["runs"]] == [
+        ("2025-11-22T10:00:00Z", 3, 0, 0),
+        ("2025-11-22T11:00:00Z", 5, 1, 0),
+    ]
     # Every run asks the same question. erin asked again exactly 10 minutes after R7 (the window
     # holds): R7 is requeried; alice's and bob's next asks came 15 and 60 minutes later. bob
     # failed twice in a row (R3, R6): under the streak of 3. No sessions, nothing cancelled.

@@ -217,6 +217,7 @@ def test_agents(open_tab: OpenTab) -> None:
 def test_agent(open_tab: OpenTab) -> None:
     tab = open_tab()
     tab.goto(f"/agents/{EXPENSE_BOT}?tenant=acme")
+    tab.page.wait_for_selector("#implicit-over-time .chart .main-svg")  # loaded apart
     tab.shot("agent")
     assert tab.page.locator("h1").inner_text().startswith("expense-bot (agt_7f3a9c21)")
     assert "Works for the owner, fails for others" in tab.page.locator("#cross-user").inner_text()
@@ -233,7 +234,8 @@ def test_agent(open_tab: OpenTab) -> None:
         for t in feedback["by_failure_type"]
     ]  # fmt: skip
     assert len(shown) >= 2
-    assert tab.page.locator("#feedback .chart").count() == 1
+    tab.page.wait_for_selector("#implicit-over-time .chart .main-svg")
+    assert tab.page.locator("#feedback .chart").count() == 2  # asked again / abandoned; negative feedback
     assert tab.page.locator("#feedback .chart .main-svg").count() > 0
     tab.assert_clean()
 

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from feedback.implicit import ImplicitConfig, ImplicitSummary, implicit_signals
+from feedback.implicit import ImplicitBucket, ImplicitConfig, ImplicitSummary, implicit_signals
 from report.formats import implicit_line
 from report.health import IMPLICIT_COLUMNS, NAME_COLUMNS, build_report
 from storage.catalog import connect
@@ -124,3 +124,17 @@ def test_the_requery_rate_rule(data: Path) -> None:
     assert (finding.agent, finding.value, finding.runs) == ("bot", 0.2, 10)
     assert finding.summary == "requery rate 20% > 15% (2 of 10 runs asked again in the last 1h)"
     assert evaluator.findings(RuleConfig("asked-again", "requery_rate", threshold=0.2, window=3600)) == []
+
+
+def test_requeries_and_abandoned_sessions_over_time(data: Path) -> None:
+    runs = runs_in(connect(data), Scope(T, T + timedelta(hours=1)), IMPLICIT_COLUMNS)
+    bot = implicit_signals(runs, bucket_seconds=900)[("acme", "bot")]
+    # Runs at minutes 0, 2, 0, 5, 6, 7 | 20, 21, 22, 15. Requeried: u1's minute 0 and minute 20.
+    # Sessions by their last run: s1 (minute 2, success) | s2 (22, abandoned), s3 (15, success).
+    assert bot.buckets == [
+        ImplicitBucket(T, 6, 1, 1 / 6, 1, 0, 0.0),
+        ImplicitBucket(T + timedelta(minutes=15), 4, 1, 0.25, 2, 1, 0.5),
+        ImplicitBucket(T + timedelta(minutes=30), 0, 0, None, 0, 0, None),
+        ImplicitBucket(T + timedelta(minutes=45), 0, 0, None, 0, 0, None),
+    ]
+    assert implicit_signals(runs)[("acme", "bot")].buckets == []  # only when asked for
