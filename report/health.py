@@ -107,6 +107,8 @@ class FeedbackBucket:
     negative: int
     negative_rate: float | None
     """None in a bucket without feedback."""
+    mean_rating: float | None = None
+    """Mean of the bucket's 1-5 ratings; None without any."""
 
 
 @dataclass(frozen=True)
@@ -388,22 +390,22 @@ def _feedback(runs: RunSet, size: int) -> dict[tuple[str, str], FeedbackSummary]
         )
     scope = runs.scope
     count = math.ceil(scope.seconds / size)
-    series: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
-    for t, a, b, n, negative in runs.query(
+    series: dict[tuple[str, str], dict[int, tuple[int, int, float | None]]] = {}
+    for t, a, b, n, negative, rating in runs.query(
         f"""SELECT tenant, agent, (epoch_us(start_time) - epoch_us($since::TIMESTAMPTZ)) // $size AS b,
-                   count(*), count(*) FILTER (WHERE negative)
+                   count(*), count(*) FILTER (WHERE negative), avg(value) FILTER (WHERE kind = 'rating')
             FROM ({rated}) GROUP BY ALL""",
         {**params, "since": scope.since, "size": size * 1_000_000},
     ):
-        series.setdefault((t, a), {})[int(b)] = (int(n), int(negative))
+        series.setdefault((t, a), {})[int(b)] = (int(n), int(negative), rating)
     out = {}
     for t, a, n, negative, mean, with_feedback, with_negative, on_failed, on_succeeded in found:
         key = (t, a)
         buckets = []
         for b in range(count):
-            pieces, down = series.get(key, {}).get(b, (0, 0))
+            pieces, down, rating = series.get(key, {}).get(b, (0, 0, None))
             start = scope.since + timedelta(seconds=b * size)
-            buckets.append(FeedbackBucket(start, pieces, down, down / pieces if pieces else None))
+            buckets.append(FeedbackBucket(start, pieces, down, down / pieces if pieces else None, rating))
         out[key] = FeedbackSummary(
             int(n), int(negative), int(negative) / int(n), mean, int(with_feedback), int(with_negative),
             on_failed, on_succeeded, types.get(key, []), judged.get(key, []), buckets,

@@ -17,11 +17,13 @@ from tests.helpers.span_rows import T0, export, row
 START = datetime.fromtimestamp(T0 / 1e9, UTC)
 
 
-def _feedback(trace: str, n: int, value: float, negative: bool, minute: int) -> FeedbackRow:
+def _feedback(
+    trace: str, n: int, value: float, negative: bool, minute: int, kind: str = "thumbs"
+) -> FeedbackRow:
     at = START + timedelta(minutes=minute)
     return FeedbackRow(
         feedback_id=f"{trace}-{n}", trace_id=trace * 32, span_id=None, user_id="u", name="user",
-        kind="thumbs", value=value, score=value, negative=negative, label=None, comment=None, time=at,
+        kind=kind, value=value, score=value, negative=negative, label=None, comment=None, time=at,
         received_at=at, source="api", metadata=None,
     )  # fmt: skip
 
@@ -52,7 +54,7 @@ def test_negative_feedback_by_failure_type_judge_scores_and_time(tmp_path: Path)
         "acme",
         START,
         [
-            _feedback("a", 1, 1, False, 1),
+            _feedback("a", 1, 4, False, 1, "rating"),
             _feedback("b", 1, 0, True, 2),
             _feedback("c", 1, 0, True, 3),
             _feedback("c", 2, 0, True, 4),
@@ -82,11 +84,11 @@ def test_negative_feedback_by_failure_type_judge_scores_and_time(tmp_path: Path)
     assert f.judge_scores == [FeedbackByJudge("groundedness", 3.0, 2, 8.5, 2)]
     # An hour's report has 5-minute buckets (by the run's start): a, b, c in the first; d, e at 31-32 min.
     assert len(f.buckets) == 12
-    assert f.buckets[0] == FeedbackBucket(START, 4, 3, 0.75)
+    assert f.buckets[0] == FeedbackBucket(START, 4, 3, 0.75, 4.0)  # a's rating of 4
     assert f.buckets[6] == FeedbackBucket(START + timedelta(minutes=30), 2, 1, 0.5)
     assert [b.pieces for b in f.buckets] == [4, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0]
     assert feedback_line(f) == (
-        "6 pieces on 5 runs, 4 negative (66.7%); negative on failed runs 75.0%, on successful runs 50.0%; "
+        "6 pieces on 5 runs, 4 negative (66.7%), mean rating 4.0; negative on failed runs 75.0%, on successful runs 50.0%; "
         "negative by failure type: timeout 66.7% (2 of 3), none 50.0% (1 of 2), rate_limit 100.0% (1 of 1); "
         "judge groundedness: 3.00 on runs rated down (2), 8.50 on the others (2)"
     )
