@@ -14,7 +14,7 @@ from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
 from storage.catalog import rows_of
-from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, since_date, span_failed_sql
+from storage.runs import FAILED_SQL, FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL
 
 MAX_POINTS = 180
 STORM_PER_MINUTE = 5
@@ -32,15 +32,6 @@ def _step_seconds(window: Window) -> int:
 
 def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
     step = _step_seconds(window)
-    tenant_sql, tenant_params = window.tenant_clause()
-    span_params = {
-        "since": window.since,
-        "until": window.until,
-        "since_date": since_date(window.since),
-        **tenant_params,
-    }
-    spans = f"""FROM spans WHERE date >= $since_date AND start_time >= $since AND start_time < $until
-                AND NOT coalesce(synthetic, false){tenant_sql}"""
     with reader.connection() as con:
         runs = reader.runs(con, window)
         per_step = {
@@ -59,12 +50,10 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
                 FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL ORDER BY runs DESC, failure_type"""
         )
         # The failing spans once (few), for the heatmap and the retry storms.
+        failing_spans = reader.spans(con, "failing", window)
         con.execute(
             f"""CREATE TEMP TABLE failing AS
-                SELECT tenant, operation, tool_name, model, start_time, trace_id,
-                       coalesce(failure_type, error_type) AS kind
-                {spans} AND {span_failed_sql()}""",
-            span_params,
+                SELECT tenant, operation, tool_name, model, start_time, trace_id, kind FROM {failing_spans}"""
         )
         # Each failing span under its run's agent (a span names its agent only sometimes).
         heat = runs.query(
@@ -81,17 +70,12 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
         ).fetchall()
         # Span latency by model, tool and provider in one pass over the window's spans.
         latency = con.execute(
-            f"""SELECT g.kind, g.key, count(*) AS n, quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
+            f"""SELECT kind, key, count(*) AS n, quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS q,
                        histogram(round(duration_ms / 100) * 100) AS bins
-                FROM (SELECT duration_ms, unnest([{{'kind': 'model', 'key': model}},
-                                                 {{'kind': 'tool', 'key': tool_name}},
-                                                 {{'kind': 'provider', 'key': provider}}]) AS g
-                      {spans} AND coalesce(model, tool_name, provider) IS NOT NULL)
-                WHERE g.key IS NOT NULL
-                GROUP BY g.kind, g.key
-                QUALIFY row_number() OVER (PARTITION BY g.kind ORDER BY n DESC, g.key) <= {LATENCY_GROUPS}
-                ORDER BY g.kind, n DESC, g.key""",
-            span_params,
+                FROM {reader.spans(con, "latency", window)}
+                GROUP BY kind, key
+                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY n DESC, key) <= {LATENCY_GROUPS}
+                ORDER BY kind, n DESC, key"""
         ).fetchall()
     count = math.ceil(window.length.total_seconds() / step)
     return {

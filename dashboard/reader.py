@@ -82,6 +82,12 @@ class Reader:
         scope = Scope(window.since, window.until, agent, window.tenant)
         return self.run_cache.runs_in(con, scope, (*NAME_COLUMNS, *extra), base, materialize)
 
+    def spans(self, con: duckdb.DuckDBPyConnection, which: str, window: Window) -> str:
+        """A view of the window's production spans of ``storage.runcache.SPAN_SETS[which]``
+        (the failing spans, the spans by model, tool and provider): the closed days' from the
+        run cache, the open days' from ``spans``."""
+        return self.run_cache.spans(con, which, window.since, window.until, window.tenant)
+
     def version(self) -> str:
         """Changes whenever a data file is added or removed (names only: files never change)."""
         digest = hashlib.blake2b(digest_size=12)

@@ -53,6 +53,7 @@ from storage.runs import (
     runs_in,
     runs_sql,
     since_date,
+    span_failed_sql,
 )
 
 CACHE_DIR = ".run-cache"
@@ -67,7 +68,25 @@ rewrite); a ``RunSet`` asking for another goes to ``storage.runs.runs_in``."""
 _SOURCES = {*CACHED_COLUMNS, "agent"}
 """What a ``RunSet`` column can be made of here: a cached column, or ``agent`` (``AGENT_SQL``
 over agent_id and agent_name)."""
-_MODEL_SQL = f"{runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}"
+SPAN_SETS = {
+    # Spans with a model, tool or provider, once per kind of key (latency by model, tool, provider).
+    "latency": """
+        SELECT tenant, date, start_time, duration_ms, g.kind AS kind, g.key AS key FROM (
+            SELECT tenant, date, start_time, duration_ms,
+                   unnest([{'kind': 'model', 'key': model}, {'kind': 'tool', 'key': tool_name},
+                           {'kind': 'provider', 'key': provider}]) AS g
+            FROM __SPANS__
+            WHERE NOT coalesce(synthetic, false) AND coalesce(model, tool_name, provider) IS NOT NULL
+        ) WHERE g.key IS NOT NULL""",
+    # Failing spans (few): the heatmap and the retry storms.
+    "failing": f"""
+        SELECT tenant, date, operation, tool_name, model, start_time, trace_id,
+               coalesce(failure_type, error_type) AS kind
+        FROM __SPANS__ WHERE NOT coalesce(synthetic, false) AND {span_failed_sql()}""",
+}
+"""Production spans (never synthetic) the operations page aggregates, cached per closed day like
+the runs: ``RunCache.spans`` gives those of a window, cached and live alike."""
+_MODEL_SQL = f"{runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
 _MODEL = hashlib.blake2b(
     f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}".encode(), digest_size=8
 ).hexdigest()
@@ -185,6 +204,34 @@ class RunCache:
             con.execute(f"DROP TABLE {live}")
         return RunSet(con, scope, tuple(selected), view, _view=not materialize)
 
+    def spans(
+        self, con: duckdb.DuckDBPyConnection, which: str, since: datetime, until: datetime, tenant: str | None
+    ) -> str:
+        """A view on ``con`` of the ``SPAN_SETS[which]`` rows of the production spans started in
+        ``[since, until)`` (of ``tenant``; from day partitions since ``since_date(since)``, as
+        the page reads them): the closed days' from the cache, the open days' from ``spans``."""
+        cutoff = self.cutoff()
+        first = since_date(since)
+        where = (
+            f"date >= '{first.isoformat()}'::DATE AND start_time >= '{since.isoformat()}'::TIMESTAMPTZ"
+            f" AND start_time < '{until.isoformat()}'::TIMESTAMPTZ"
+        )
+        if tenant is not None:
+            where += f" AND tenant = '{_quote(tenant)}'"
+        sql = SPAN_SETS[which]
+        view = _name(f"_{which}_view_")
+        if first >= cutoff:
+            every = f"(SELECT * FROM spans WHERE {where})"
+            con.execute(f"CREATE TEMP VIEW {view} AS {sql.replace('__SPANS__', every)}")
+            return view
+        cache = self._attach(con, cutoff)
+        live = f"(SELECT * FROM spans WHERE {where} AND date >= '{cutoff.isoformat()}'::DATE)"
+        con.execute(
+            f"""CREATE TEMP VIEW {view} AS SELECT * FROM {cache}.{which} WHERE {where}
+                UNION ALL BY NAME {sql.replace("__SPANS__", live)}"""
+        )
+        return view
+
     def _attach(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str:
         """Attach the cache (merged first if need be) to ``con``, read-only; its name there."""
         for _ in range(3):
@@ -210,6 +257,7 @@ class RunCache:
         tmp.unlink(missing_ok=True)
         con = duckdb.connect(":memory:")
         try:
+            con.execute("SET enable_progress_bar = false")
             source = _parts_source(con, self.data_dir, files)
             con.execute(f"CREATE TEMP TABLE parts AS {source}")
             con.execute(f"ATTACH '{_quote(str(tmp))}' AS out")
@@ -219,6 +267,11 @@ class RunCache:
                     FROM ({runs_sql("SELECT * FROM parts")}) ORDER BY tenant, start_time, trace_id"""
             )
             con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
+            spans = _spans_source([name for name, _ in files])
+            for table, sql in SPAN_SETS.items():
+                con.execute(
+                    f"CREATE TABLE out.{table} AS {sql.replace('__SPANS__', spans)} ORDER BY start_time"
+                )
             con.execute("DETACH out")
         finally:
             con.close()
@@ -244,6 +297,13 @@ def _closed_span_files(data_dir: Path, cutoff: date) -> list[tuple[str, bool]]:
             continue
         out.append((name, parts_path(data_dir, Path(name)).exists()))
     return out
+
+
+def _spans_source(files: list[str]) -> str:
+    """SQL: the spans of ``files``, every span column there (null) however old the file (the
+    catalog's ``spans``; ``_span_columns`` registered)."""
+    typed = "(SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _span_columns)"
+    return f"(SELECT * FROM {_read(files)} UNION ALL BY NAME SELECT * FROM {typed})" if files else typed
 
 
 def _parts_source(con: duckdb.DuckDBPyConnection, data_dir: Path, files: list[tuple[str, bool]]) -> str:

@@ -233,6 +233,14 @@ def test_late_data_for_a_closed_day_invalidates_and_open_days_do_not(data_dir: P
     ]
     assert rows_of(cached) == rows_of(direct)
     assert build_report(cached, ()) == build_report(direct, ())
+    window = Window(SINCE, UNTIL, None, "custom")
+    views = [
+        dumps(view(Reader(data_dir, clock=lambda now=now: now), window))  # type: ignore[misc]
+        for now in (OPEN_DAY, SINCE - timedelta(days=2))
+        for view in (operations_view, agents_view)
+    ]
+    assert views[:2] == views[2:]
+    assert b'"failure_type":"timeout","runs":2' in views[0]  # k and m
 
 
 def test_the_cache_is_shared_on_disk(data_dir: Path) -> None:
