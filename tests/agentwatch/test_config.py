@@ -110,7 +110,7 @@ def test_bad_port_and_unknown_type() -> None:
     found = problems(text)
     assert found == [
         "cfg.yaml:5: receivers.otlp.protocols.http.endpoint: port 99999 is out of range 0-65535",
-        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: memory, otlp, synthetic)",
+        "cfg.yaml:6: receivers.kafka: unknown receiver type 'kafka' (known: bucket, memory, otlp, synthetic)",
     ]
 
 
