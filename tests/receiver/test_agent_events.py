@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -216,6 +217,13 @@ def test_events_only_give_the_same_runs_and_report_as_spans(server: ServerProces
     expense = events_report[0]
     # runs 1, 2, 4, 5, 7, 8, 10, 11; failed: 1 (user-1) and 5 (user-0)
     assert (expense["runs"], expense["failures"], expense["affected_users"]["count"]) == (8, 2, 2)
+    # The health API counts the event-only runs as they are converted, like any other.
+    url = f"http://127.0.0.1:{server.api_port}/api/v1/agents/expense-bot/health?window=1h&tenant=events"
+    deadline = time.monotonic() + 10
+    while (health := httpx.get(url).json())["runs"] < 8 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (health["runs"], health["failures"], health["failure_types"]) == (8, 2, {"rate_limit": 2})
+    assert [(t["name"], t["calls"], t["errors"]) for t in health["tools"]] == [("search_expenses", 8, 2)]
 
 
 def test_a_trace_sent_as_spans_and_as_events_is_counted_once(server: ServerProcess) -> None:
