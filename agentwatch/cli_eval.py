@@ -1,4 +1,4 @@
-"""``agentwatch eval``: run an agent on a dataset, pin a baseline, diff two runs."""
+"""``agentwatch eval``: run an agent on a dataset, show a stored run, pin a baseline, diff two runs."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from core.errors import ConfigError, DatasetError, StorageError, TargetError
 from core.safetext import printable
 
 if TYPE_CHECKING:
+    from evals.judges.ledger import Usage
     from evals.runner import RecordedRun
+    from evals.show import RunDetail
 
 
 @click.group("eval")
 def eval_group() -> None:
-    """Scheduled-style eval runs from the command line: run, baseline, diff."""
+    """Scheduled-style eval runs from the command line: run, show, baseline, diff."""
 
 
 @eval_group.command("run")
@@ -85,6 +87,9 @@ def run(
     def notice(line: str) -> None:
         click.echo(printable(f"agentwatch: {line}"), err=True)
 
+    cost_component = config.processors.get("cost")
+    prices = cost_component.config if cost_component is not None else None
+
     try:
         with eval_span_sink(config, tenant, notice) as (sink, route), Progress(transient=True) as progress:
             # The description is rich markup: the agent's name is escaped, never styled or dropped.
@@ -95,7 +100,7 @@ def run(
                 groundedness_threshold=config.evals.groundedness_threshold,
                 quality_thresholds=config.evals.quality_thresholds,
                 regression_threshold=threshold, alpha=alpha,
-                progress=lambda n: progress.update(task, completed=n),
+                progress=lambda n: progress.update(task, completed=n), prices=prices,
             )  # fmt: skip
     except StorageError as exc:
         click.echo(printable(f"agentwatch eval run: {exc}"), err=True)
@@ -109,6 +114,8 @@ def run(
         "errors": result.errors, "overall_score": result.overall_score,
         "dimensions": result.dimension_scores(), "judge": result.judge,
         "judge_problems": sum(bool(o.judgement.problems) for o in result.outcomes),
+        "agent_usage": result.agent_usage.as_dict(), "judge_usage": result.judge_usage.as_dict(),
+        "unstable": result.unstable(),
         "spans": {"made": recorded.spans, "stored": recorded.spans_stored, "route": route.kind,
                   "via": route.where, "problem": recorded.span_problem},
         "baseline_run": regression.baseline_run if regression else None,
@@ -121,7 +128,12 @@ def run(
         lines = [
             f"eval run {result.run_id}: {agent}, {len(result.outcomes)} cases, {result.errors} errors",
             f"overall score {_num(result.overall_score)} / 10",
-            *(f"  {dimension:<20} {value:6.2f}" for dimension, value in result.dimension_scores().items()),
+            *(
+                f"  {dimension:<20} {value:6.2f}{_unstable(result.unstable().get(dimension))}"
+                for dimension, value in result.dimension_scores().items()
+            ),
+            _tokens("agent", result.agent_usage, "cases"),
+            _tokens("judge", result.judge_usage, "calls"),
             f"spans: {recorded.spans_stored} of {recorded.spans} stored {route.describe()}",
             _compared(recorded),
         ]
@@ -151,6 +163,99 @@ def _compared(recorded: RecordedRun) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _unstable(cases: int | None, spread: float | None = None) -> str:
+    if not cases:
+        return ""
+    widest = f", spread up to {spread:g}" if spread is not None else ""
+    return f"  unstable: judges disagreed on {cases} case{'s' if cases != 1 else ''}{widest}"
+
+
+def _tokens(who: str, usage: Usage, unit: str) -> str:
+    """``agent tokens: 1,200 in, 300 out over 8 cases, $0.000420`` (the ledger beside the agent)."""
+    inp = "-" if usage.input_tokens is None else f"{usage.input_tokens:,}"
+    out = "-" if usage.output_tokens is None else f"{usage.output_tokens:,}"
+    cost = "cost unknown" if usage.cost_usd is None else f"${usage.cost_usd:.6f}"
+    return f"{who + ' tokens:':<14}{inp} in, {out} out over {usage.calls} {unit}, {cost}"
+
+
+@eval_group.command("show")
+@click.argument("run_id", required=False)
+@click.option("--agent", help="Show this agent's latest eval run (instead of naming RUN_ID).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--data-dir")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def show(
+    run_id: str | None, agent: str | None, config_path: str | None, data_dir: str | None, fmt: str
+) -> None:
+    """A stored eval run: its scores per dimension and case (with an ensemble's disagreement), and
+    the agent's tokens and cost beside the judge's (the judge ledger, per judge and model)."""
+    from evals.diff import EvalDiffError, latest_run
+    from evals.show import run_detail
+
+    if (run_id is None) == (agent is None):
+        raise click.UsageError("name the run to show (RUN_ID), or --agent for its latest run")
+    config = load_or_exit(config_path, data_dir)
+    con = connect_or_exit(config.storage.data_dir, "eval show")
+    try:
+        detail = run_detail(con, run_id or latest_run(con, str(agent)))
+    except EvalDiffError as exc:
+        click.echo(printable(f"agentwatch eval show: {exc}"), err=True)
+        sys.exit(2)
+    if fmt == "json":
+        click.echo(orjson.dumps(detail.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo("\n".join(map(printable, _show_lines(detail))))
+
+
+def _show_lines(detail: RunDetail) -> list[str]:
+    from evals.judges.ledger import Usage
+
+    run = detail.run
+    agent_usage = Usage(run["cases"], run["agent_input_tokens"], run["agent_output_tokens"],
+                        run["agent_cost_usd"])  # fmt: skip
+    judge_usage = Usage(run["judge_calls"] or 0, run["judge_input_tokens"], run["judge_output_tokens"],
+                        run["judge_cost_usd"])  # fmt: skip
+    shaky = detail.unstable
+    lines = [
+        f"eval run {run['run_id']}: {run['agent']} ({run['kind']}), {run['cases']} cases, "
+        f"{run['errors']} errors",
+        f"target {run['target']}, judge {run['judge']}, dataset {run['dataset']}",
+        f"overall score {_num(run['overall_score'])} / 10",
+        *(f"  {d:<20} {v:6.2f}{_unstable(*shaky.get(d, (0, None)))}" for d, v in detail.dimensions.items()),
+        _tokens("agent", agent_usage, "cases"),
+        _tokens("judge", judge_usage, "calls"),
+    ]
+    for line in detail.ledger:
+        cost = "cost unknown" if line.cost_usd is None else f"${line.cost_usd:.6f}"
+        extra = "".join([f", {line.retries} retries" if line.retries else "",
+                         f", {line.failed} failed" if line.failed else ""])  # fmt: skip
+        tokens = (
+            "no tokens reported"
+            if line.input_tokens is None
+            else (f"{line.input_tokens:,} in, {line.output_tokens or 0:,} out")
+        )
+        lines.append(f"  {line.member} ({line.model}): {line.calls} calls{extra}, {tokens}, {cost}")
+    lines.append("cases:")
+    for case in detail.cases:
+        head = f"  {case.case_id}: overall {_num(case.overall_score)}"
+        if case.error:
+            head += f"  error: {case.error}"
+        lines.append(head)
+        for s in case.scores:
+            votes = ""
+            if s.spread:
+                votes = f"  spread {s.spread:g}, dissent {s.dissent or 0:.0%}"
+            elif s.spread is not None:
+                votes = "  judges agree"
+            lines.append(f"    {s.dimension:<20} {s.label or '-':<12} {s.value:5.2f}{votes}")
+        for name, value in case.metrics.items():
+            if name == "golden_token_f1":
+                lines.append(f"    {name:<20} {'':<12} {value:5.4f}")
+        if case.judge_problems:
+            lines.append(f"    judge problems: {case.judge_problems}")
+    return lines
 
 
 @eval_group.group("baseline")
@@ -235,7 +340,8 @@ def diff_command(
         for d in result.dimensions:
             flag = f"  REGRESSED: {d.reason}" if d.regressed else ""
             change = f"({d.delta:+.2f}, p={d.p_value:.4f}, {d.rule})"
-            lines.append(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}")
+            lines.append(f"  {d.dimension:<20} {d.baseline:6.2f} → {d.candidate:6.2f}  {change}{flag}"
+                         f"{_unstable(d.unstable_cases, d.max_spread)}")  # fmt: skip
         for c in result.worse_cases[:10]:
             lines.append(f"  worse: {c.case_id} {c.baseline:.2f} → {c.candidate:.2f}")
         lines.append("REGRESSION" if result.regression else "no regression")

@@ -10,10 +10,25 @@ evals:
       concurrency: 4                # cases in flight at once, shared by every run of it
   judges:                           # a name here works wherever a judge does
     openai:
-      type: openai                  # heuristic | openai | glean
+      type: openai                  # heuristic | openai | glean | ensemble
       url: https://api.openai.com/v1
       model: gpt-4o-mini
       api_key: ${env:OPENAI_API_KEY}
+      fact_checker: glean-advanced  # factual_accuracy asked of a search-capable judge or target
+    glean-advanced:
+      type: glean
+      url: https://acme-be.glean.com
+      agent: ADVANCED               # Glean chat's agentConfig.agent
+    panel:
+      type: ensemble                # every member judges; combined per dimension
+      members: [openai, glean-advanced]
+      combine: mean                 # mean | majority (of labels)
+  criteria:                         # custom dimensions, judged by the LLM judges
+    cites_policy:
+      rubric: Does the answer name the policy document it relies on?
+      scale: {named: 10, vague: 5, missing: 0}   # quote yes/no: YAML reads them as true/false
+      weight: 1.0
+      guidance: true                # the call sees the case's guidance
   groundedness_threshold: 5.0       # a groundedness score under it marks the run groundedness_drop
   quality_thresholds:               # a score under one of these marks the run quality_regression
     overall_score: 4.0              # (the default); also any dimension, e.g. topical_coverage: 5
@@ -25,6 +40,7 @@ evals:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -32,12 +48,13 @@ from typing import Literal
 
 from core.configmodel import STRICT
 from core.units import Duration
-from evals.judges.scores import OVERALL, SCALES
+from evals.judges.scores import METRICS, OVERALL, SCALES
 
 TARGET_KINDS = ("python", "openai", "glean", "http")
 DEFAULT_QUALITY_THRESHOLDS: Mapping[str, float] = MappingProxyType({OVERALL: 4.0})
 """A judged run whose overall score is under 4 of 10 is marked ``quality_regression``."""
-JUDGE_KINDS = ("heuristic", "openai", "glean")
+JUDGE_KINDS = ("heuristic", "openai", "glean", "ensemble")
+CRITERION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +89,7 @@ class TargetConfig:
 @dataclass(frozen=True)
 class JudgeConfig:
     __pydantic_config__ = STRICT
-    type: Literal["heuristic", "openai", "glean"]
+    type: Literal["heuristic", "openai", "glean", "ensemble"]
     url: str | None = None
     """openai: the API base (…/v1); glean: the backend (https://acme-be.glean.com)."""
     model: str | None = None
@@ -84,21 +101,79 @@ class JudgeConfig:
     backoff: Duration = 1.0
     """Seconds before the first HTTP retry; doubles each time."""
     parse_retries: int = 2
-    """Times a judge group is asked again when its answer is not the strict JSON asked for."""
+    """Times a judge call is asked again when its answer is not the strict JSON asked for."""
     factual_accuracy: bool = False
     """Also score factual_accuracy (needs a judge that can search, e.g. Glean)."""
+    fact_checker: str | None = None
+    """A judge under ``evals.judges`` (openai or glean) or a target under ``evals.targets`` that
+    is asked for factual_accuracy instead of this judge (a search-capable agent: Glean's ADVANCED
+    agent, or one of yours); setting it scores factual_accuracy. Default: none."""
+    agent: str | None = None
+    """glean: the chat agent (``agentConfig.agent``, e.g. ``ADVANCED``, ``DEFAULT``); default:
+    none sent (Glean's default)."""
+    members: list[str] = field(default_factory=list)
+    """ensemble: the judges (names under ``evals.judges``, ``heuristic`` or specs) that each judge
+    every case, at least two."""
+    combine: Literal["mean", "majority"] = "mean"
+    """ensemble: ``mean`` of the votes' values, or ``majority`` of their labels."""
 
     def validate(self) -> list[str]:
         problems = []
-        if self.type != "heuristic":
+        if self.type == "ensemble":
+            if len(self.members) < 2:
+                problems.append("members: an ensemble needs at least two judges")
+            if len(set(self.members)) != len(self.members):
+                problems.append("members: a judge is named twice")
+            if self.fact_checker is not None:
+                problems.append("fact_checker: set it on the ensemble's members, not the ensemble")
+        elif self.members:
+            problems.append(f"members: only an ensemble has members, not a {self.type} judge")
+        if self.type in ("openai", "glean"):
             if not self.url or not self.url.startswith(("http://", "https://")):
                 problems.append(f"url: {self.type} judges need an http(s) URL")
             if self.type == "openai" and not self.model:
                 problems.append("model: an openai judge needs a model")
+        if self.type == "heuristic" and self.fact_checker is not None:
+            problems.append("fact_checker: the heuristic judge cannot ask a fact checker")
+        if self.agent is not None and self.type != "glean":
+            problems.append("agent: only a glean judge has a chat agent")
         if self.retries < 0:
             problems.append("retries: must not be negative")
         if self.parse_retries < 0:
             problems.append("parse_retries: must not be negative")
+        return problems
+
+
+@dataclass(frozen=True)
+class CriterionConfig:
+    """A custom dimension: its rubric, its labels' points and its weight in the overall score."""
+
+    __pydantic_config__ = STRICT
+    rubric: str
+    """The question the judge answers about the answer."""
+    scale: dict[str, float]
+    """Label → points (0-10); at least two labels."""
+    weight: float = 1.0
+    """Its weight in ``overall_score`` (the built-in weights: topical_coverage 3, response_quality,
+    groundedness, hallucination_risk and golden 2, factual_accuracy 1); 0 keeps it out."""
+    guidance: bool = True
+    """Whether its judge call sees the case's guidance."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.rubric.strip():
+            problems.append("rubric: must not be empty")
+        if len(self.scale) < 2:
+            problems.append("scale: needs at least two labels")
+        for label, points in self.scale.items():
+            if label in ("True", "False"):
+                problems.append(f"scale.{label}: YAML reads yes/no/on/off as true/false: quote the label")
+            elif not label.strip() or label != label.strip().lower():
+                problems.append(f"scale.{label}: a label must be lowercase, without surrounding spaces")
+            elif not 0 <= points <= 10:
+                problems.append(f"scale.{label}: must be between 0 and 10")
+        if self.weight < 0:
+            problems.append("weight: must not be negative")
         return problems
 
 
@@ -132,6 +207,8 @@ class EvalsConfig:
     __pydantic_config__ = STRICT
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
+    criteria: dict[str, CriterionConfig] = field(default_factory=dict)
+    """Custom dimensions (name → rubric, scale, weight), judged by the LLM judges, one call each."""
     groundedness_threshold: float = 5.0
     """Points (of 10): a groundedness score under it marks the run ``groundedness_drop``."""
     quality_thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUALITY_THRESHOLDS))
@@ -146,17 +223,50 @@ class EvalsConfig:
             problems += [f"targets.{name}.{p}" for p in target.validate()]
         for name, judge in self.judges.items():
             problems += [f"judges.{name}.{p}" for p in judge.validate()]
+            problems += [f"judges.{name}.{p}" for p in self._references(name, judge)]
+        for name, criterion in self.criteria.items():
+            if not CRITERION_NAME.match(name):
+                problems.append(f"criteria.{name}: a name is lowercase letters, digits and _, from a letter")
+            elif name in SCALES or name in METRICS or name == OVERALL:
+                problems.append(f"criteria.{name}: a built-in dimension or metric has this name")
+            problems += [f"criteria.{name}.{p}" for p in criterion.validate()]
         if not 0 <= self.groundedness_threshold <= 10:
             problems.append("groundedness_threshold: must be between 0 and 10")
         for name, limit in self.quality_thresholds.items():
-            if name != OVERALL and name not in SCALES:
-                known = ", ".join((OVERALL, *SCALES))
+            if name != OVERALL and name not in SCALES and name not in self.criteria:
+                known = ", ".join((OVERALL, *SCALES, *self.criteria))
                 problems.append(f"quality_thresholds.{name}: not a score (one of {known})")
             elif not 0 <= limit <= 10:
                 problems.append(f"quality_thresholds.{name}: must be between 0 and 10")
         problems += [f"production.{p}" for p in self.production.validate()]
         if (problem := self.judge_problem(self.production.judge)) is not None:
             problems.append(f"production.judge: {problem}")
+        return problems
+
+    def _references(self, name: str, judge: JudgeConfig) -> list[str]:
+        """What an ensemble's members and a fact checker name, checked against the config."""
+        problems = []
+        for member in judge.members:
+            if member == name:
+                problems.append(f"members: {member!r} is the ensemble itself")
+            elif (problem := self.judge_problem(member)) is not None:
+                problems.append(f"members: {problem}")
+            elif (found := self.judges.get(member)) is not None and found.type == "ensemble":
+                problems.append(f"members: {member!r} is an ensemble (ensembles do not nest)")
+        checker = judge.fact_checker
+        if checker is not None:
+            found = self.judges.get(checker)
+            if checker == name:
+                problems.append(f"fact_checker: {checker!r} is this judge itself")
+            elif found is not None and found.type not in ("openai", "glean"):
+                problems.append(f"fact_checker: {checker!r} is a {found.type} judge, not openai or glean")
+            elif found is None and checker not in self.targets:
+                judges = ", ".join(sorted(n for n, j in self.judges.items() if j.type in ("openai", "glean")))
+                targets = ", ".join(sorted(self.targets))
+                problems.append(
+                    f"fact_checker: {checker!r} is neither a judge under evals.judges ({judges or 'none'}) "
+                    f"nor a target under evals.targets ({targets or 'none'})"
+                )
         return problems
 
     def judge_problem(self, judge: str) -> str | None:

@@ -17,6 +17,10 @@ the **small-sample rule** instead; it regressed when any of these holds:
 
 Jitter (every case within a point or so) triggers none of them. ``rule`` says which judged a
 dimension (``signed-rank`` or ``small-sample``) and ``reason`` why it regressed.
+
+Where an ensemble judged a run, each dimension also says how unstable the judges were on it:
+``unstable_cases`` (the cases of the candidate run whose judges disagreed, spread above 0) and
+``max_spread`` (the widest disagreement, in points), and the same for the baseline run.
 """
 
 from __future__ import annotations
@@ -69,6 +73,12 @@ class DimensionDelta:
     """``signed-rank`` (the Wilcoxon test) or ``small-sample`` (at most ``max_cases`` cases)."""
     reason: str | None = None
     """Why it regressed, in words; None when it did not."""
+    unstable_cases: int = 0
+    """Cases of the candidate run on which an ensemble's judges disagreed on this dimension."""
+    max_spread: float | None = None
+    """The candidate's widest disagreement on it (points); None when no ensemble judged it."""
+    baseline_unstable_cases: int = 0
+    baseline_max_spread: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,17 @@ def _values(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, dict[str, 
     return out
 
 
+def unstable(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, tuple[int, float | None]]:
+    """dimension → (cases whose ensemble disagreed, the widest spread) of one run."""
+    rows = rows_of(
+        con,
+        "SELECT dimension, count(*) FILTER (WHERE spread > 0) AS cases, max(spread) AS widest FROM scores"
+        " WHERE eval_run_id = $r AND evaluator <> 'metric' AND spread IS NOT NULL GROUP BY dimension",
+        {"r": run_id},
+    )
+    return {str(r["dimension"]): (int(r["cases"]), float(r["widest"])) for r in rows}
+
+
 def one_sided_p(deltas: list[float]) -> float:
     """p of "the candidate is lower" from the signed-rank test; 1.0 when nothing changed."""
     return signed_rank_p_less(deltas)
@@ -165,6 +186,7 @@ def diff(
     if run_agent(con, candidate) != agent:
         raise EvalDiffError(f"runs {baseline} and {candidate} are of different agents")
     a, b = _values(con, baseline), _values(con, candidate)
+    shaky_a, shaky_b = unstable(con, baseline), unstable(con, candidate)
     dimensions = []
     for dimension in sorted(set(a) & set(b), key=lambda d: (d != "overall", d)):
         shared = sorted(set(a[dimension]) & set(b[dimension]))
@@ -182,8 +204,11 @@ def diff(
             rule = "signed-rank"
             reason = (f"the mean fell {-delta:.2f} points (more than {threshold:g}), p = {p:.4f} < {alpha:g}"
                       if delta < -threshold and p < alpha else None)  # fmt: skip
+        cases_b, spread_b = shaky_b.get(dimension, (0, None))
+        cases_a, spread_a = shaky_a.get(dimension, (0, None))
         dimensions.append(DimensionDelta(dimension, len(shared), round(mean_a, 4), round(mean_b, 4), delta,
-                                         round(p, 6), reason is not None, rule, reason))  # fmt: skip
+                                         round(p, 6), reason is not None, rule, reason, cases_b, spread_b,
+                                         cases_a, spread_a))  # fmt: skip
     overall_a, overall_b = a.get("overall", {}), b.get("overall", {})
     worse = sorted(
         (CaseDelta(c, overall_a[c], overall_b[c], round(overall_b[c] - overall_a[c], 4))

@@ -6,6 +6,14 @@ stored (``storage.tables``) and compared with the agent's pinned baseline.
 scheduled ``synthetic`` receiver alike; they differ only in the span sink they give it
 (``evals.tracing``) and where they say the result.
 
+Before judging, a judge that grounds on documents (``Judge.wants_documents``) has the content of
+the documents the agent cited fetched through the target, when the target can
+(``evals.targets.DocumentSource``: Glean's document API); a fetch that fails is a judge problem
+of the case, never an error of the run. After judging, the judge's calls (the judge ledger) and
+the agent's reported tokens are priced like the cost processor prices spans
+(``evals.judges.ledger``) and stored beside the run: ``judge_calls`` rows, and totals on
+``eval_runs`` and ``eval_results``.
+
 The run span carries ``agentwatch.synthetic``, ``agentwatch.eval_run_id`` and
 ``agentwatch.eval_case_id``, the case's query and the answer, and the target's own trace id
 (``agentwatch.target_trace_id``) when it returned one, so a synthetic run joins the agent's
@@ -19,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +39,13 @@ from opentelemetry.trace import Status, StatusCode, Tracer
 from core.errors import Cancelled
 from evals.config import DEFAULT_QUALITY_THRESHOLDS
 from evals.datasets import Case
+from evals.judges.ledger import Pricer, Usage
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
-from evals.targets import Target, TargetResult
+from evals.targets import DocumentSource, Target, TargetResult
 from evals.tracing import SpanSink, tracer_provider
-from storage.tables import EvalResultRow, EvalRunRow, RunMarkRow, ScoreRow, write_rows
+from processors.cost.config import Config as CostConfig
+from storage.tables import EvalResultRow, EvalRunRow, JudgeCallRow, RunMarkRow, ScoreRow, write_rows
 
 if TYPE_CHECKING:
     from evals.diff import EvalDiff
@@ -49,6 +59,19 @@ class CaseOutcome:
     trace_id: str
     span_id: str
     started_at: datetime
+    agent_cost_usd: float | None = None
+    """The agent's reported tokens priced (None: no tokens, or no price for its model)."""
+
+    @property
+    def agent_usage(self) -> Usage:
+        return Usage().add(self.result.input_tokens, self.result.output_tokens, self.agent_cost_usd)
+
+    @property
+    def judge_usage(self) -> Usage:
+        usage = Usage()
+        for call in self.judgement.calls:
+            usage = usage.add(call.input_tokens, call.output_tokens, call.cost_usd)
+        return usage
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,32 @@ class EvalRun:
             for score in outcome.judgement.scores:
                 by_dimension.setdefault(score.dimension, []).append(score.value)
         return {d: round(sum(v) / len(v), 4) for d, v in by_dimension.items()}
+
+    @property
+    def agent_usage(self) -> Usage:
+        """The agent's tokens and cost over the run (``calls``: the cases)."""
+        usage = Usage()
+        for o in self.outcomes:
+            usage = usage.add(o.result.input_tokens, o.result.output_tokens, o.agent_cost_usd)
+        return usage
+
+    @property
+    def judge_usage(self) -> Usage:
+        """The judge's calls, tokens and cost over the run (the judge ledger's totals)."""
+        usage = Usage()
+        for o in self.outcomes:
+            for call in o.judgement.calls:
+                usage = usage.add(call.input_tokens, call.output_tokens, call.cost_usd)
+        return usage
+
+    def unstable(self) -> dict[str, int]:
+        """dimension → cases on which an ensemble's judges disagreed (spread above 0)."""
+        found: dict[str, int] = {}
+        for o in self.outcomes:
+            for score in o.judgement.scores:
+                if score.spread:
+                    found[score.dimension] = found.get(score.dimension, 0) + 1
+        return found
 
 
 @dataclass(frozen=True)
@@ -121,15 +170,18 @@ def run_and_record(
     alpha: float = 0.05,
     progress: Callable[[int], None] | None = None,
     cancelled: threading.Event | None = None,
+    prices: CostConfig | None = None,
 ) -> RecordedRun:
     """Run, judge and trace every case (``run_eval``), with the spans going to ``sink``; once
     they are all durable, store the run (``store``) and compare it with the pinned baseline,
-    recording a regression as an ``eval_events`` row (``evals.regressions``)."""
+    recording a regression as an ``eval_events`` row (``evals.regressions``). ``prices``: the
+    cost processor's config (its ``models`` prices and tenant multipliers), to price the judge
+    ledger and the agent's tokens as spans are priced."""
     provider, exporter = tracer_provider(sink, tenant)
     try:
         tracer = provider.get_tracer("agentwatch.eval")
         run = run_eval(cases, target, judge, tracer, agent=agent, dataset=dataset, kind=kind,
-                       progress=progress, cancelled=cancelled)  # fmt: skip
+                       progress=progress, cancelled=cancelled, pricer=Pricer(prices, tenant))  # fmt: skip
     finally:
         # Every span handed to the sink (force_flush has no deadline; shutdown alone gives up
         # after 30 s): durable before the run is recorded.
@@ -173,9 +225,11 @@ def run_eval(
     progress: Callable[[int], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     cancelled: threading.Event | None = None,
+    pricer: Pricer | None = None,
 ) -> EvalRun:
-    """Run, judge and trace every case. When ``cancelled`` is set, cases not yet started are
-    skipped and ``Cancelled`` is raised: a partial run is never recorded."""
+    """Run, judge and trace every case, and price the judge's calls and the agent's tokens.
+    When ``cancelled`` is set, cases not yet started are skipped and ``Cancelled`` is raised: a
+    partial run is never recorded."""
     started = now()
     run_id = new_run_id(started)
     limit = shared_limit(target.name, target.concurrency)
@@ -187,7 +241,13 @@ def run_eval(
             begin = now()
             begin_ns = time.time_ns()
             result = target.invoke(case)
+            fetched: list[str] = []
+            if judge.wants_documents and result.documents and isinstance(target, DocumentSource):
+                documents, fetched = target.fetch_documents(result.documents)
+                result = replace(result, documents=documents)
         judgement = judge.judge(case, result)
+        if fetched:
+            judgement = replace(judgement, problems=(*judgement.problems, *fetched))
         trace_id, span_id = _trace(tracer, agent, run_id, case, result, judgement, begin_ns)
         return CaseOutcome(case, result, judgement, trace_id, span_id, begin)
 
@@ -197,7 +257,24 @@ def run_eval(
             outcomes.append(outcome)
             if progress is not None:
                 progress(done)
+    outcomes = priced(outcomes, pricer or Pricer(), started)
     return EvalRun(run_id, agent, kind, dataset, target.name, judge.name, started, now(), outcomes)
+
+
+def priced(outcomes: list[CaseOutcome], pricer: Pricer, when: datetime) -> list[CaseOutcome]:
+    """The outcomes with the agent's tokens and every judge call priced, in one pass."""
+    items = [(o.result.model, o.result.input_tokens, o.result.output_tokens) for o in outcomes]
+    items += [(c.model, c.input_tokens, c.output_tokens) for o in outcomes for c in o.judgement.calls]
+    prices = iter(pricer.price(items, when))
+    agent_costs = [next(prices)[0] for _ in outcomes]
+    found = []
+    for outcome, agent_cost in zip(outcomes, agent_costs, strict=True):
+        costs = [next(prices) for _ in outcome.judgement.calls]
+        calls = tuple(replace(c, cost_usd=cost, cost_source=source)
+                      for c, (cost, source) in zip(outcome.judgement.calls, costs, strict=True))  # fmt: skip
+        judgement = replace(outcome.judgement, calls=calls)
+        found.append(replace(outcome, judgement=judgement, agent_cost_usd=agent_cost))
+    return found
 
 
 def _trace(
@@ -254,23 +331,35 @@ def store(
 ) -> None:  # fmt: skip
     """The run, its per-case results, every score and the runs' marks, as rows of the eval tables."""
     finished = run.finished_at
+    agent_usage, judge_usage = run.agent_usage, run.judge_usage
     write_rows(data_dir, tenant, run.started_at, [EvalRunRow(
         run_id=run.run_id, agent=run.agent, kind=run.kind, dataset=run.dataset, target=run.target,
         judge=run.judge, started_at=run.started_at, finished_at=finished, cases=len(run.outcomes),
         errors=run.errors, overall_score=run.overall_score,
         dimension_scores=orjson.dumps(run.dimension_scores()).decode(),
+        agent_input_tokens=agent_usage.input_tokens, agent_output_tokens=agent_usage.output_tokens,
+        agent_cost_usd=agent_usage.cost_usd, judge_calls=judge_usage.calls,
+        judge_input_tokens=judge_usage.input_tokens, judge_output_tokens=judge_usage.output_tokens,
+        judge_cost_usd=judge_usage.cost_usd,
     )])  # fmt: skip
     results: list[EvalResultRow] = []
     scores: list[ScoreRow] = []
     run_marks: list[RunMarkRow] = []
+    ledger: list[JudgeCallRow] = []
     for o in run.outcomes:
+        agent_case, judge_case = o.agent_usage, o.judge_usage
         results.append(EvalResultRow(
             run_id=run.run_id, agent=run.agent, case_id=o.case.id, trace_id=o.trace_id,
             span_id=o.span_id, target_trace_id=o.result.trace_id, query=o.case.query,
             output=o.result.output, error=o.result.error, latency_ms=o.result.latency_ms,
             tool_call_count=len(o.result.tool_calls), overall_score=o.judgement.overall_score,
             started_at=o.started_at, judge_problems="; ".join(o.judgement.problems) or None,
+            agent_input_tokens=agent_case.input_tokens, agent_output_tokens=agent_case.output_tokens,
+            agent_cost_usd=agent_case.cost_usd, judge_calls=judge_case.calls,
+            judge_input_tokens=judge_case.input_tokens, judge_output_tokens=judge_case.output_tokens,
+            judge_cost_usd=judge_case.cost_usd,
         ))  # fmt: skip
+        ledger += ledger_rows(o.judgement, run.judge, o.trace_id, o.span_id, finished, run.run_id, o.case.id)
         run_marks += marks(o.trace_id, o.span_id, o.judgement, groundedness_threshold, run.judge, finished,
                            quality_thresholds)  # fmt: skip
         scores += score_rows(o.judgement, o.trace_id, o.span_id, run.judge, finished, run.run_id, o.case.id,
@@ -278,3 +367,18 @@ def store(
     write_rows(data_dir, tenant, run.started_at, results)
     write_rows(data_dir, tenant, run.started_at, scores)
     write_rows(data_dir, tenant, run.started_at, run_marks)
+    write_rows(data_dir, tenant, run.started_at, ledger)
+
+
+def ledger_rows(
+    judgement: Judgement, judge: str, trace_id: str, span_id: str, when: datetime,
+    run_id: str | None = None, case_id: str | None = None,
+) -> list[JudgeCallRow]:  # fmt: skip
+    """The judge ledger's rows of one judgement: one per call, in the order made."""
+    return [
+        JudgeCallRow(run_id=run_id, case_id=case_id, trace_id=trace_id, span_id=span_id, judge=judge,
+                     member=c.member, dimension=c.dimension, model=c.model, attempt=c.attempt, ok=c.ok,
+                     problem=c.problem, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                     cost_usd=c.cost_usd, cost_source=c.cost_source, latency_ms=c.latency_ms, time=when)
+        for c in judgement.calls
+    ]  # fmt: skip

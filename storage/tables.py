@@ -4,6 +4,8 @@ eval events, run marks and alert events, as Parquet.
     <data_dir>/eval_runs/tenant=<t>/date=<d>/*.parquet     one row per eval run
     <data_dir>/eval_results/tenant=<t>/date=<d>/*.parquet  one row per case of a run
     <data_dir>/scores/tenant=<t>/date=<d>/*.parquet        one row per (run span, dimension)
+    <data_dir>/judge_calls/tenant=<t>/date=<d>/*.parquet   the judge ledger: one row per judge call
+                                                          (model, tokens, cost)
     <data_dir>/eval_baselines/tenant=<t>/date=<d>/*.parquet  pins; the latest per agent and kind wins
     <data_dir>/eval_events/tenant=<t>/date=<d>/*.parquet  regressions and canary drops, for alerting
     <data_dir>/run_marks/tenant=<t>/date=<d>/*.parquet    failure types a judge gave runs after the
@@ -60,6 +62,18 @@ class EvalRunRow(Row):
     overall_score: float | None
     dimension_scores: str
     """JSON: dimension → mean value over the cases that have it."""
+    agent_input_tokens: int | None = None
+    """Tokens the agent under test reported using, over the run (None: it reported none; rows
+    written before the column: null)."""
+    agent_output_tokens: int | None = None
+    agent_cost_usd: float | None = None
+    """The agent's tokens priced like the cost processor prices spans; None when unknown."""
+    judge_calls: int | None = None
+    """Calls the judge made for the run (the judge ledger, ``judge_calls``), retries included."""
+    judge_input_tokens: int | None = None
+    judge_output_tokens: int | None = None
+    judge_cost_usd: float | None = None
+    """What the judge's own calls cost; None when no call's price is known."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,13 @@ class EvalResultRow(Row):
     started_at: datetime
     judge_problems: str | None
     """Why dimensions the judge was asked are missing."""
+    agent_input_tokens: int | None = None
+    agent_output_tokens: int | None = None
+    agent_cost_usd: float | None = None
+    judge_calls: int | None = None
+    judge_input_tokens: int | None = None
+    judge_output_tokens: int | None = None
+    judge_cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,46 @@ class ScoreRow(Row):
     time: datetime
     eval_run_id: str | None
     eval_case_id: str | None
+    spread: float | None = None
+    """An ensemble's disagreement on this dimension: the highest vote's value less the lowest
+    (0 when all agree); None for a single judge."""
+    dissent: float | None = None
+    """The share of an ensemble's votes whose label is not the combined label; None for a single judge."""
+    votes: str | None = None
+    """JSON: ``[[judge, label, value], ...]``, an ensemble's votes in member order; None for a single judge."""
+
+
+@dataclass(frozen=True)
+class JudgeCallRow(Row):
+    """One call a judge made (the judge ledger): what it asked, of which model, and what it cost.
+    A call answered badly and asked again is two rows (``attempt`` 1 and 2)."""
+
+    TABLE: ClassVar[str] = "judge_calls"
+    run_id: str | None
+    """The eval run; None for production judging."""
+    case_id: str | None
+    trace_id: str
+    span_id: str
+    judge: str
+    """The judge the run names (an ensemble's name for every member's calls)."""
+    member: str
+    """The judge that made the call: an ensemble's member, or the judge itself; a fact checker
+    is named ``<judge>/fact_checker:<name>``."""
+    dimension: str
+    model: str
+    attempt: int
+    ok: bool
+    """Whether the call answered (a parseable answer or not); False when it failed."""
+    problem: str | None
+    """Why the answer was refused (unparseable) or the call failed."""
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    cost_source: str | None
+    """``computed`` (priced like the cost processor prices spans), ``unknown`` (no price for the
+    model), None (the backend reported no tokens)."""
+    latency_ms: float
+    time: datetime
 
 
 @dataclass(frozen=True)
@@ -198,6 +259,7 @@ ROWS: tuple[type[Row], ...] = (
     EvalRunRow,
     EvalResultRow,
     ScoreRow,
+    JudgeCallRow,
     EvalEventRow,
     RunMarkRow,
     AlertEventRow,

@@ -12,6 +12,10 @@ everything works without an LLM.
   ungrounded. Not scored when nothing was retrieved.
 - hallucination_risk: the answer's numbers that appear nowhere in the question, guidance,
   context or evidence: none low, one medium, more high; ungrounded answers are at least medium.
+
+Custom criteria and the golden dimension need an LLM judge; for a case with an ``expected``
+answer the heuristic judge records the deterministic half of golden-set mode, the
+``golden_token_f1`` metric (``evals.judges.similarity``).
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class HeuristicJudge(Judge):
             known = " ".join([case.query, guidance or "", evidence, case.expected or ""])
             scores.append(self._hallucination(answer, known, grounded))
         ordered = tuple(sorted(scores, key=lambda s: list(_ORDER).index(s.dimension)))
-        return Judgement(ordered, overall(ordered), metrics(result), self.name)
+        return Judgement(ordered, overall(ordered), metrics(result, case), self.name)
 
     def _quality(self, answer: str, result: TargetResult) -> Score:
         if not answer.strip():

@@ -1,151 +1,232 @@
-"""LLM-as-judge: the dimensions are asked in groups, one model call per group, and each answer
-must be strict JSON naming a label of the dimension's scale. An answer that is not gets the
-problem said back and is asked again (``parse_retries`` times); a group that still fails, or
-whose call fails after the HTTP retries, leaves its dimensions unscored and the reason in
-``Judgement.problems``, never an exception.
+"""LLM-as-judge: one isolated model call per dimension, each answer strict JSON naming a label
+of the dimension's scale. An answer that is not gets the problem said back and is asked again
+(``parse_retries`` times); a dimension that still fails, or whose call fails after the HTTP
+retries, is left unscored with the reason in ``Judgement.problems``, never an exception. Every
+call (retries included) is a line of the judge ledger (``Judgement.calls``).
 
-Groups (only the dimensions a case can be judged on are asked):
+The calls, in this order (only the dimensions a case can be judged on are asked):
 
-- ``answer``: topical_coverage (needs ``eval_guidance`` or ``expected``), response_quality;
-- ``grounding``: groundedness (needs retrieved text), hallucination_risk;
-- ``facts``: factual_accuracy, when the judge is configured to (it needs a judge that can search).
+1. topical_coverage (needs ``eval_guidance`` or ``expected``), with the guidance;
+2. response_quality, **without** the guidance or the expected answer (not anchored on them);
+3. groundedness (needs retrieved text): the content of the documents the agent cited or
+   retrieved (fetched for the judge where the target can: ``evals.targets.DocumentSource``),
+   its other retrieved text (tool outputs, the case's context) and its reasoning steps;
+4. hallucination_risk, with the guidance and the retrieved text;
+5. factual_accuracy, when the judge is configured to: asked of the fact checker when one is
+   configured (a search-capable judge or agent target), else of this judge; without the guidance;
+6. golden (golden-set mode: the case has an ``expected`` answer): the answer against it;
+7. each custom criterion of ``evals.criteria``, with the guidance unless its ``guidance`` is false.
 
 An empty answer is judged without a call: response_quality ``empty``, nothing else.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from core.httpclient import CallFailed
 from evals.datasets import Case
-from evals.judges.scores import SCALES, Judge, Judgement, Score, metrics, overall, retrieved, score
+from evals.judges.criteria import Criterion, Rubrics
+from evals.judges.scores import Judge, JudgeCall, Judgement, Score, metrics
 from evals.targets import TargetResult
 
-# messages (role, content) → the model's text; raises CallFailed.
-Complete = Callable[[list[dict[str, str]]], str]
+
+@dataclass(frozen=True)
+class Reply:
+    """A judge backend's answer: its text and, when the backend reports them, its tokens and model."""
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+
+
+# messages (role, content) → the backend's reply; raises CallFailed.
+Complete = Callable[[list[dict[str, str]]], Reply]
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who answers a call: its name in the ledger, its model, and how to ask it."""
+
+    member: str
+    model: str
+    complete: Complete
+
 
 SYSTEM = (
     "You are a strict evaluator of an AI agent's answer. Judge only what you are given. "
     "Reply with one JSON object and nothing else: no prose, no code fences."
 )
 MAX_EVIDENCE_CHARS = 12_000
-
-_ASKS: dict[str, str] = {
-    "topical_coverage": "How much of what the guidance asks for does the answer cover?",
-    "response_quality": "Is the answer clear, complete and useful (a refusal or an empty answer is not)?",
-    "groundedness": "Is every claim of the answer supported by the retrieved text?",
-    "hallucination_risk": "How likely is the answer to contain invented facts, names or numbers?",
-    "factual_accuracy": "Are the answer's facts correct? Search to check them.",
-}
+SHAPE = '{"label": "...", "explanation": "..."}'
 
 
 class BadAnswer(ValueError):
     """The judge's reply is not the JSON asked for."""
 
 
-def groups(case: Case, result: TargetResult, factual_accuracy: bool) -> list[tuple[str, ...]]:
-    guidance = case.eval_guidance or case.expected
-    answer = ["topical_coverage"] if guidance else []
-    grounding = ["groundedness"] if evidence_of(case, result) else []
-    found = [(*answer, "response_quality"), (*grounding, "hallucination_risk")]
+def dimensions(case: Case, result: TargetResult, rubrics: Rubrics, factual_accuracy: bool) -> list[str]:
+    """The dimensions asked for this case, in call order."""
+    asked = ["topical_coverage"] if case.eval_guidance or case.expected else []
+    asked.append("response_quality")
+    if retrieved_text(case, result):
+        asked.append("groundedness")
+    asked.append("hallucination_risk")
     if factual_accuracy:
-        found.append(("factual_accuracy",))
-    return found
+        asked.append("factual_accuracy")
+    if case.expected:
+        asked.append("golden")
+    return asked + [c.name for c in rubrics.custom]
 
 
-def evidence_of(case: Case, result: TargetResult) -> str:
-    return "\n---\n".join(retrieved(case, result))[:MAX_EVIDENCE_CHARS]
+def retrieved_text(case: Case, result: TargetResult) -> str:
+    """Tool outputs, fetched document content and the case's context (what claims can rest on)."""
+    parts = [*(c.output or "" for c in result.tool_calls), *(d.content or "" for d in result.documents),
+             case.context or ""]  # fmt: skip
+    parts += [] if any(d.content for d in result.documents) else list(result.citations)
+    return "\n---\n".join(p for p in parts if p.strip())[:MAX_EVIDENCE_CHARS]
 
 
-def prompt(dimensions: tuple[str, ...], case: Case, result: TargetResult) -> str:
+def prompt(criterion: Criterion, case: Case, result: TargetResult) -> str:
+    name = criterion.name
     lines = ["Question:", case.query, ""]
-    if guidance := case.eval_guidance or case.expected:
+    if criterion.guidance and (guidance := case.eval_guidance or case.expected):
         lines += ["What a good answer covers (guidance):", guidance, ""]
-    if evidence := evidence_of(case, result):
+    if name == "golden" and case.expected:
+        lines += ["The expected (golden) answer:", case.expected, ""]
+    if name == "groundedness":
+        lines += _grounding(case, result)
+    elif name == "hallucination_risk" and (evidence := retrieved_text(case, result)):
         lines += ["Text the agent retrieved:", evidence, ""]
-    lines += ["The agent's answer:", result.output or "", "", "Judge these dimensions:"]
-    for dimension in dimensions:
-        labels = " | ".join(SCALES[dimension])
-        lines.append(f"- {dimension}: {_ASKS[dimension]} Labels: {labels}")
-    shape = ", ".join(f'"{d}": {{"label": "...", "explanation": "..."}}' for d in dimensions)
-    lines += ["", f"Reply with exactly this JSON object: {{{shape}}}"]
+    lines += ["The agent's answer:", result.output or "", ""]
+    labels = " | ".join(criterion.scale)
+    lines += [f"Judge one dimension, {name}: {criterion.ask}", f"Labels: {labels}", "",
+              f"Reply with exactly this JSON object: {SHAPE}"]  # fmt: skip
     return "\n".join(lines)
 
 
-def parse(text: str, dimensions: tuple[str, ...]) -> tuple[Score, ...]:
-    """Strict: one JSON object, exactly the dimensions asked, each a known label."""
+def _grounding(case: Case, result: TargetResult) -> list[str]:
+    lines: list[str] = []
+    budget = MAX_EVIDENCE_CHARS
+    documents = [d for d in result.documents if d.content]
+    if documents:
+        lines.append("Documents the agent cited or retrieved:")
+        for number, document in enumerate(documents, start=1):
+            head = " ".join(x for x in (document.title, f"<{document.url}>" if document.url else None) if x)
+            text = (document.content or "")[: max(0, budget)]
+            budget -= len(text)
+            lines += [f"[{number}] {head or document.id or ''}".rstrip(), text]
+        lines.append("")
+    other = [*(c.output or "" for c in result.tool_calls), case.context or ""]
+    if not documents:
+        other += list(result.citations)
+    other_text = "\n---\n".join(p for p in other if p.strip())[: max(0, budget)]
+    if other_text:
+        lines += ["Other text the agent retrieved:", other_text, ""]
+    if result.steps:
+        steps = [f"{i}. {step}" for i, step in enumerate(result.steps, start=1)]
+        lines += ["The agent's reasoning steps:", *steps, ""]
+    return lines
+
+
+def parse(text: str, criterion: Criterion) -> Score:
+    """Strict: one JSON object with a ``label`` of the scale and, optionally, an ``explanation``."""
     try:
         data: Any = orjson.loads(text.strip())
     except orjson.JSONDecodeError as exc:
         raise BadAnswer(f"not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise BadAnswer("not a JSON object")
-    if sorted(data) != sorted(dimensions):
-        raise BadAnswer(f"keys must be exactly {', '.join(dimensions)}; got {', '.join(map(str, data))}")
-    scores = []
-    for dimension in dimensions:
-        item = data[dimension]
-        if not isinstance(item, dict) or not isinstance(item.get("label"), str):
-            raise BadAnswer(f"{dimension}: must be an object with a label")
-        label = item["label"].strip().lower()
-        if label not in SCALES[dimension]:
-            raise BadAnswer(f"{dimension}: {item['label']!r} is not one of {', '.join(SCALES[dimension])}")
-        explanation = item.get("explanation")
-        scores.append(score(dimension, label, explanation if isinstance(explanation, str) else ""))
-    return tuple(scores)
+    extra = sorted(set(data) - {"label", "explanation"})
+    if extra:
+        raise BadAnswer(f"keys must be label and explanation; got {', '.join(map(str, extra))}")
+    if not isinstance(data.get("label"), str):
+        raise BadAnswer("label: must be a string")
+    label = data["label"].strip().lower()
+    if label not in criterion.scale:
+        raise BadAnswer(f"{data['label']!r} is not one of {', '.join(criterion.scale)}")
+    explanation = data.get("explanation")
+    why = explanation if isinstance(explanation, str) else ""
+    return Score(criterion.name, label, float(criterion.scale[label]), why)
 
 
 class LLMJudge(Judge):
+    wants_documents = True
+
     def __init__(
         self, name: str, model: str, complete: Complete, parse_retries: int = 2,
         factual_accuracy: bool = False, close: Callable[[], None] | None = None,
+        rubrics: Rubrics | None = None, fact_checker: Asker | None = None,
     ) -> None:  # fmt: skip
         self.name = name
         self.model = model
-        self.complete = complete
+        self.asker = Asker(name, model, complete)
         self.parse_retries = parse_retries
-        self.factual_accuracy = factual_accuracy
+        self.factual_accuracy = factual_accuracy or fact_checker is not None
+        self.rubrics = rubrics or Rubrics()
+        self.fact_checker = fact_checker
         self._close = close
 
     def judge(self, case: Case, result: TargetResult) -> Judgement:
         if not (result.output or "").strip():
             why = f"no answer ({result.error})" if result.error else "the answer is empty"
-            empty = (score("response_quality", "empty", why),)
-            return Judgement(empty, overall(empty), metrics(result), self.model)
+            empty = (Score("response_quality", "empty", 0.0, why),)
+            return Judgement(empty, self.rubrics.overall(empty), metrics(result, case), self.model)
         scores: list[Score] = []
         problems: list[str] = []
-        for dimensions in groups(case, result, self.factual_accuracy):
-            found, problem = self._ask(dimensions, case, result)
-            scores += found
+        calls: list[JudgeCall] = []
+        for name in dimensions(case, result, self.rubrics, self.factual_accuracy):
+            criterion = self.rubrics.get(name)
+            asker = self.fact_checker if name == "factual_accuracy" and self.fact_checker else self.asker
+            found, problem = self._ask(asker, criterion, case, result, calls)
+            if found is not None:
+                scores.append(found)
             if problem is not None:
-                problems.append(f"{'+'.join(dimensions)}: {problem}")
-        ordered = tuple(sorted(scores, key=lambda s: list(SCALES).index(s.dimension)))
-        return Judgement(ordered, overall(ordered), metrics(result), self.model, tuple(problems))
+                problems.append(f"{name}: {problem}")
+        ordered = self.rubrics.ordered(scores)
+        return Judgement(ordered, self.rubrics.overall(ordered), metrics(result, case), self.model,
+                         tuple(problems), tuple(calls))  # fmt: skip
 
     def _ask(
-        self, dimensions: tuple[str, ...], case: Case, result: TargetResult
-    ) -> tuple[tuple[Score, ...], str | None]:
+        self, asker: Asker, criterion: Criterion, case: Case, result: TargetResult, calls: list[JudgeCall]
+    ) -> tuple[Score | None, str | None]:
         messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": prompt(dimensions, case, result)}]  # fmt: skip
+                    {"role": "user", "content": prompt(criterion, case, result)}]  # fmt: skip
         problem = ""
-        for _ in range(self.parse_retries + 1):
+        for attempt in range(1, self.parse_retries + 2):
+            start = time.perf_counter()
             try:
-                text = self.complete(messages)
+                reply = asker.complete(messages)
             except CallFailed as exc:
-                return (), f"the judge call failed: {exc}"
+                calls.append(JudgeCall(asker.member, criterion.name, asker.model, attempt, False, str(exc),
+                                       None, None, _ms(start)))  # fmt: skip
+                return None, f"the judge call failed: {exc}"
+            found: Score | None = None
             try:
-                return parse(text, dimensions), None
+                found = parse(reply.text, criterion)
             except BadAnswer as exc:
                 problem = str(exc)
-            messages = [*messages, {"role": "assistant", "content": text},
+            model = reply.model or asker.model
+            refused = None if found else problem
+            calls.append(JudgeCall(asker.member, criterion.name, model, attempt, True, refused,
+                                   reply.input_tokens, reply.output_tokens, _ms(start)))  # fmt: skip
+            if found is not None:
+                return found, None
+            messages = [*messages, {"role": "assistant", "content": reply.text},
                         {"role": "user", "content": f"That reply is invalid: {problem}. "
                                                     "Reply again with only the JSON object."}]  # fmt: skip
-        return (), f"no valid answer after {self.parse_retries + 1} tries (last: {problem})"
+        return None, f"no valid answer after {self.parse_retries + 1} tries (last: {problem})"
 
     def close(self) -> None:
         if self._close is not None:
             self._close()
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,7 +1,9 @@
 """Agent targets: what the synthetic runner sends a case to, one small module per kind.
 
 Every target answers ``invoke(case) -> TargetResult``: the answer, the tool calls and citations
-the agent reported, its own trace id when it returns one, and the reasoning steps. A call that
+the agent reported (and the documents behind them: ``Document``, whose content a target that is
+a ``DocumentSource`` can fetch for the judge), its own trace id when it returns one, the
+reasoning steps, and the tokens it reported using. A call that
 still fails after the retries comes back as a result with ``error`` set, never as an exception:
 a failing agent is data for the eval, not a crash of the runner.
 
@@ -11,8 +13,9 @@ Specs (``agentwatch eval run --target``): ``python:pkg.module:function``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evals.datasets import Case
 
@@ -22,6 +25,17 @@ class ToolCall:
     name: str
     arguments: str = ""  # JSON text, as agents report them
     output: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document the agent cited or retrieved: at least one of ``id`` and ``url``; ``content``
+    once known (returned by the agent, or fetched: ``DocumentSource``)."""
+
+    id: str | None = None
+    url: str | None = None
+    title: str | None = None
+    content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,13 @@ class TargetResult:
     error: str | None = None
     attempts: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    documents: tuple[Document, ...] = ()
+    """The documents behind the citations (and any the agent said it retrieved)."""
+    input_tokens: int | None = None
+    """Tokens the agent reported using (a chat completion's ``usage``; a python target's)."""
+    output_tokens: int | None = None
+    model: str | None = None
+    """The model the agent reported answering with, to price its tokens."""
 
 
 class Target(Protocol):
@@ -44,3 +65,13 @@ class Target(Protocol):
     def invoke(self, case: Case) -> TargetResult: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class DocumentSource(Protocol):
+    """A target that can fetch the content of the documents its agent cited (Glean: its document
+    API), for judging groundedness against what the documents say."""
+
+    def fetch_documents(self, documents: Sequence[Document]) -> tuple[tuple[Document, ...], list[str]]:
+        """The documents with their content where it could be fetched, and why it could not."""
+        ...

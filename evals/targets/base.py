@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -40,10 +41,8 @@ class HttpTarget:
             parsed = parse(data)
         except (Malformed, KeyError, IndexError, TypeError, AttributeError) as exc:
             return TargetResult(None, _ms(start), error=f"malformed response: {exc}", attempts=attempts)
-        return TargetResult(
-            parsed.output, _ms(start), parsed.tool_calls, parsed.citations, parsed.steps, parsed.trace_id,
-            None, attempts, data if isinstance(data, dict) else {},
-        )  # fmt: skip
+        return replace(parsed, latency_ms=_ms(start), error=None, attempts=attempts,
+                       raw=data if isinstance(data, dict) else {})  # fmt: skip
 
     def close(self) -> None:
         self.client.close()

@@ -1,7 +1,10 @@
-"""``openai``: any OpenAI-compatible chat-completions endpoint (``POST {base}/chat/completions``)."""
+"""``openai``: any OpenAI-compatible chat-completions endpoint (``POST {base}/chat/completions``).
+The answer's ``usage`` (``prompt_tokens``, ``completion_tokens``) and ``model`` are kept, to show
+the agent's tokens and cost beside the judge's."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from core.httpclient import RetryPolicy
@@ -25,7 +28,8 @@ class OpenAITarget(HttpTarget):
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         content = case.query if not case.fields else f"{case.query}\n\nInputs: {case.fields}"
         messages.append({"role": "user", "content": content})
-        return self.call(self.url, {"model": self.model, "messages": messages}, self.headers, parse)
+        result = self.call(self.url, {"model": self.model, "messages": messages}, self.headers, parse)
+        return result if result.model or result.error else replace(result, model=self.model)
 
 
 def parse(data: Any) -> TargetResult:
@@ -40,4 +44,14 @@ def parse(data: Any) -> TargetResult:
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         raise Malformed("message content is not text")
-    return TargetResult(content, 0.0, calls)
+    usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
+    model = data.get("model")
+    return TargetResult(
+        content, 0.0, calls, input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")), model=model if isinstance(model, str) else None,
+    )  # fmt: skip
+
+
+def _count(value: Any) -> int | None:
+    """A token count as reported; None when absent or not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -1,6 +1,8 @@
 """``python``: an importable callable ``f(query: str, fields: dict) -> str | dict`` for agents
 tested in-process. A dict may carry ``output``, ``tool_calls`` (dicts with ``name``,
-``arguments``, ``output``), ``citations`` and ``trace_id``. An exception is the run's error."""
+``arguments``, ``output``), ``citations``, ``trace_id``, ``steps`` (reasoning, a list of text),
+``documents`` (dicts with ``id``, ``url``, ``title``, ``content``: what it cited or retrieved),
+``usage`` (``input_tokens``, ``output_tokens``) and ``model``. An exception is the run's error."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import orjson
 
 from core.errors import TargetError
 from evals.datasets import Case
-from evals.targets import TargetResult, ToolCall
+from evals.targets import Document, TargetResult, ToolCall
 
 
 def load_callable(reference: str) -> Callable[..., Any]:
@@ -82,9 +84,19 @@ class PythonTarget:
             for c in value.get("tool_calls") or []
         )
         output = value.get("output")
+        usage: dict[str, Any] = value["usage"] if isinstance(value.get("usage"), dict) else {}
+        documents = tuple(
+            Document(_opt_text(d.get("id")), _opt_text(d.get("url")), _opt_text(d.get("title")),
+                     _opt_text(d.get("content")))
+            for d in value.get("documents") or [] if isinstance(d, dict)
+        )  # fmt: skip
+        model = value.get("model")
         return TargetResult(
             output if isinstance(output, str) else None, _ms(start), calls,
-            tuple(str(c) for c in value.get("citations") or []), (), value.get("trace_id"),
+            tuple(str(c) for c in value.get("citations") or []),
+            tuple(str(step) for step in value.get("steps") or []), value.get("trace_id"),
+            documents=documents, input_tokens=_count(usage.get("input_tokens")),
+            output_tokens=_count(usage.get("output_tokens")), model=model if isinstance(model, str) else None,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -97,6 +109,10 @@ def _text(value: Any) -> str:
 
 def _opt_text(value: Any) -> str | None:
     return None if value is None else _text(value)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _ms(start: float) -> float:

@@ -61,7 +61,10 @@ def test_drop_on_every_case_is_a_regression(history: tuple[Path, dict[str, str]]
     coverage = next(d for d in doc["dimensions"] if d["dimension"] == "topical_coverage")
     assert coverage == {"dimension": "topical_coverage", "cases": 8, "baseline": 10.0, "candidate": 0.0,
                         "delta": -10.0, "p_value": 0.003906, "regressed": True,  # 1/2**8
-                        "rule": "signed-rank", "reason": "the mean fell 10.00 points (more than 1), p = 0.0039 < 0.05"}  # fmt: skip
+                        "rule": "signed-rank", "reason": "the mean fell 10.00 points (more than 1), p = 0.0039 < 0.05",
+                        # a single judge: no disagreement to show
+                        "unstable_cases": 0, "max_spread": None, "baseline_unstable_cases": 0,
+                        "baseline_max_spread": None}  # fmt: skip
     assert len(doc["worse_cases"]) == 8
     latest = agentwatch("eval", "baseline", "pin", "--agent", "expense-bot", "--data-dir", str(data))
     assert latest.stdout.strip() == f"pinned {runs['jitter']} as the baseline of expense-bot"

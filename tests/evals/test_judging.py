@@ -37,13 +37,18 @@ def chat(content: dict[str, object]) -> Reply:
     return Reply(200, {"choices": [{"message": {"role": "assistant", "content": json.dumps(content)}}]})
 
 
-ANSWER = {"topical_coverage": {"label": "full", "explanation": "all themes"},
-          "response_quality": {"label": "good", "explanation": "clear"}}  # fmt: skip
+def answer() -> list[Reply]:
+    """topical_coverage, then response_quality."""
+    return [
+        chat({"label": "full", "explanation": "all themes"}),
+        chat({"label": "good", "explanation": "clear"}),
+    ]
 
 
-def grounding(label: str) -> dict[str, object]:
-    return {"groundedness": {"label": label, "explanation": f"{label} in the policy"},
-            "hallucination_risk": {"label": "low", "explanation": "nothing invented"}}  # fmt: skip
+def grounding(label: str) -> list[Reply]:
+    """groundedness, then hallucination_risk."""
+    return [chat({"label": label, "explanation": f"{label} in the policy"}),
+            chat({"label": "low", "explanation": "nothing invented"})]  # fmt: skip
 
 
 @pytest.mark.process
@@ -72,9 +77,9 @@ evals:
       model: judge-1
       api_key: ${{env:JUDGE_KEY}}
 """)
-        # concurrency 1: the cases are judged in order, answer group then grounding group.
-        fake.script("/v1/chat/completions", chat(ANSWER), chat(grounding("grounded")), chat(ANSWER),
-                    chat(grounding("ungrounded")))  # fmt: skip
+        # concurrency 1: the cases are judged in order, one call per dimension.
+        fake.script("/v1/chat/completions", *answer(), *grounding("grounded"), *answer(),
+                    *grounding("ungrounded"))  # fmt: skip
         os.environ["JUDGE_KEY"] = "sk-judge"
         try:
             result = agentwatch("eval", "run", "--agent", "expense-bot", "--dataset", str(cases), "--config",
@@ -86,7 +91,7 @@ evals:
     assert summary["judge"] == "openai" and summary["judge_problems"] == 0
     assert summary["dimensions"] == {"topical_coverage": 10.0, "response_quality": 10.0, "groundedness": 5.0,
                                      "hallucination_risk": 10.0}  # fmt: skip
-    assert len(fake.seen) == 4 and fake.seen[0].headers["Authorization"] == "Bearer sk-judge"
+    assert len(fake.seen) == 8 and fake.seen[0].headers["Authorization"] == "Bearer sk-judge"
     con = connect(data)
     assert con.execute("SELECT DISTINCT target FROM eval_runs").fetchall() == [("expense-py",)]
     assert con.execute(

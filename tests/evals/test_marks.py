@@ -69,7 +69,7 @@ def test_quality_thresholds_config() -> None:
     _, problems = build_config(EvalsConfig, {"quality_thresholds": {"helpfulness": 5, "overall_score": 11}})
     assert problems == [
         "quality_thresholds.helpfulness: not a score (one of overall_score, topical_coverage, response_quality, "
-        "groundedness, hallucination_risk, factual_accuracy)",
+        "groundedness, hallucination_risk, factual_accuracy, golden)",
         "quality_thresholds.overall_score: must be between 0 and 10",
     ]
 

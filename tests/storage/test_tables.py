@@ -25,16 +25,25 @@ STORED: dict[str, list[tuple[str, pa.DataType]]] = {
     "eval_runs": [
         ("run_id", S), ("agent", S), ("kind", S), ("dataset", S), ("target", S), ("judge", S),
         ("started_at", TS), ("finished_at", TS), ("cases", N), ("errors", N), ("overall_score", F),
-        ("dimension_scores", S),
+        ("dimension_scores", S), ("agent_input_tokens", N), ("agent_output_tokens", N), ("agent_cost_usd", F), ("judge_calls", N),
+        ("judge_input_tokens", N), ("judge_output_tokens", N), ("judge_cost_usd", F),
     ],
     "eval_results": [
         ("run_id", S), ("agent", S), ("case_id", S), ("trace_id", S), ("span_id", S),
         ("target_trace_id", S), ("query", S), ("output", S), ("error", S), ("latency_ms", F),
         ("tool_call_count", N), ("overall_score", F), ("started_at", TS), ("judge_problems", S),
+        ("agent_input_tokens", N), ("agent_output_tokens", N), ("agent_cost_usd", F), ("judge_calls", N),
+        ("judge_input_tokens", N), ("judge_output_tokens", N), ("judge_cost_usd", F),
     ],
     "scores": [
         ("trace_id", S), ("span_id", S), ("evaluator", S), ("dimension", S), ("value", F), ("label", S),
         ("explanation", S), ("judge_model", S), ("time", TS), ("eval_run_id", S), ("eval_case_id", S),
+        ("spread", F), ("dissent", F), ("votes", S),
+    ],
+    "judge_calls": [
+        ("run_id", S), ("case_id", S), ("trace_id", S), ("span_id", S), ("judge", S), ("member", S),
+        ("dimension", S), ("model", S), ("attempt", N), ("ok", B), ("problem", S), ("input_tokens", N),
+        ("output_tokens", N), ("cost_usd", F), ("cost_source", S), ("latency_ms", F), ("time", TS),
     ],
     "eval_events": [
         ("event", S), ("agent", S), ("run_id", S), ("baseline_run", S), ("dimensions", S), ("time", TS),
@@ -71,7 +80,7 @@ def test_rows_are_written_with_the_table_schema_and_read_back(tmp_path: Path) ->
     assert stored.to_pylist()[1] == {
         "trace_id": "t1", "span_id": "s1", "evaluator": "metric", "dimension": "latency_ms", "value": 812.5,
         "label": None, "explanation": None, "judge_model": "heuristic", "time": when, "eval_run_id": None,
-        "eval_case_id": None,
+        "eval_case_id": None, "spread": None, "dissent": None, "votes": None,
     }  # fmt: skip
     write_rows(tmp_path, "acme", when, [EvalBaselineRow("bot", "baseline", "run-1", when)])
     con = connect(tmp_path)
