@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,11 @@ class Reader:
         (the failing spans, the spans by model, tool and provider): the closed days' from the
         run cache, the open days' from ``spans``."""
         return self.run_cache.spans(con, which, window.since, window.until, window.tenant)
+
+    def places(self, con: duckdb.DuckDBPyConnection, trace_id: str) -> list[tuple[str, date]]:
+        """The (tenant, date) partitions holding the partials of ``trace_id`` (the run cache's
+        index for closed days, ``storage.runcache``)."""
+        return self.run_cache.places(con, trace_id)
 
     def version(self) -> str:
         """Changes whenever a data file is added or removed (names only: files never change)."""

@@ -54,7 +54,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
     with reader.connection() as con:
         # The run partials say which tenant and day partitions hold the trace: the spans are read
         # from those alone, not looked for in every file.
-        places = con.execute(f"SELECT DISTINCT tenant, date FROM run_parts WHERE {where}", params).fetchall()
+        places = [(t, d) for t, d in reader.places(con, trace_id) if tenants is None or t in tenants]
         pruned = where
         if places:
             pruned += " AND list_contains($places, {'tenant': tenant, 'date': date})"
@@ -70,7 +70,9 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         spans = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in cursor.fetchall()]
         if not spans:
             raise TraceNotFound(trace_id)
-        runs = [r for r in runs_of_trace(con, trace_id) if tenants is None or r["tenant"] in tenants]
+        # (every partial of the trace is in ``places``, when known)
+        found = runs_of_trace(con, trace_id, places=places or None)
+        runs = [r for r in found if tenants is None or r["tenant"] in tenants]
         scores = rows_of(
             con,
             "SELECT span_id, evaluator, dimension, value, label, explanation, judge_model, time FROM scores"

@@ -86,7 +86,9 @@ SPAN_SETS = {
 }
 """Production spans (never synthetic) the operations page aggregates, cached per closed day like
 the runs: ``RunCache.spans`` gives those of a window, cached and live alike."""
-_MODEL_SQL = f"{runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
+_MODEL_SQL = (
+    f"places, {runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
+)
 _MODEL = hashlib.blake2b(
     f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}".encode(), digest_size=8
 ).hexdigest()
@@ -123,15 +125,35 @@ class RunCache:
     def closed(self, cutoff: date | None = None) -> Path:
         """The cache file of the closed days before ``cutoff`` (today), merged now if missing."""
         cutoff = cutoff or self.cutoff()
-        files = _closed_span_files(self.data_dir, cutoff)
-        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}".encode(), digest_size=16)
-        for name, has_parts in files:
-            digest.update(f"{name}\t{has_parts}\n".encode())
-        path = self.directory / f"{digest.hexdigest()}.duckdb"
+        path, files = self._current(cutoff)
         with self._lock:
             if not path.exists():
                 self._build(path, files)
         return path
+
+    def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
+        """The cache file the closed days' files make now (maybe not merged yet), and the files."""
+        files = _closed_span_files(self.data_dir, cutoff)
+        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}".encode(), digest_size=16)
+        for name, has_parts in files:
+            digest.update(f"{name}\t{has_parts}\n".encode())
+        return self.directory / f"{digest.hexdigest()}.duckdb", files
+
+    def places(self, con: duckdb.DuckDBPyConnection, trace_id: str) -> list[tuple[str, date]]:
+        """The (tenant, date) partitions holding partials of ``trace_id``: of the closed days from
+        the cache (by a hash of the id: a collision only adds a place), of the open days from
+        their partials; every partial scanned when the cache is not merged yet (a trace page
+        never waits for the merge)."""
+        cutoff = self.cutoff()
+        path, _ = self._current(cutoff)
+        lookup = f"SELECT DISTINCT tenant, date FROM {RUN_PARTS} WHERE trace_id = $t"
+        params: dict[str, object] = {"t": trace_id}
+        cache = self._attach(con, cutoff, path) if path.exists() else None
+        if cache is not None:
+            lookup += f""" AND date >= $cutoff
+                UNION SELECT tenant, date FROM {cache}.places WHERE th = hash($t::VARCHAR)"""
+            params["cutoff"] = cutoff
+        return [(str(t), d) for t, d in con.execute(f"{lookup} ORDER BY ALL", params).fetchall()]
 
     def runs_in(
         self,
@@ -151,7 +173,7 @@ class RunCache:
         uncached = [c for c in selected if c not in _SOURCES]
         if scope.agent is not None or texts or uncached or since_date(scope.since) >= cutoff:
             return runs_in(con, scope, extra, base)
-        cache = self._attach(con, cutoff)
+        cache = self._merged(con, cutoff)
         params: dict[str, object] = {"cutoff": cutoff, "since": scope.since, "until": scope.until}
         tenant = ""
         if scope.tenant is not None:
@@ -224,7 +246,7 @@ class RunCache:
             every = f"(SELECT * FROM spans WHERE {where})"
             con.execute(f"CREATE TEMP VIEW {view} AS {sql.replace('__SPANS__', every)}")
             return view
-        cache = self._attach(con, cutoff)
+        cache = self._merged(con, cutoff)
         live = f"(SELECT * FROM spans WHERE {where} AND date >= '{cutoff.isoformat()}'::DATE)"
         con.execute(
             f"""CREATE TEMP VIEW {view} AS SELECT * FROM {cache}.{which} WHERE {where}
@@ -232,10 +254,18 @@ class RunCache:
         )
         return view
 
-    def _attach(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str:
-        """Attach the cache (merged first if need be) to ``con``, read-only; its name there."""
-        for _ in range(3):
-            path = self.closed(cutoff)
+    def _merged(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str:
+        """Attach the cache to ``con`` (merged first if need be); its name there."""
+        cache = self._attach(con, cutoff)
+        if cache is None:
+            raise RuntimeError(f"the run cache in {self.directory} keeps changing")
+        return cache
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, cutoff: date, known: Path | None = None) -> str | None:
+        """Attach the cache (merged first if need be; ``known``: that file only, never merged)
+        to ``con``, read-only; its name there (None: ``known`` is gone)."""
+        for _ in range(1 if known else 3):
+            path = known or self.closed(cutoff)
             alias = f"run_cache_{path.stem[:16]}"
             attached = con.execute(
                 "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
@@ -247,7 +277,7 @@ class RunCache:
                 return alias
             except duckdb.IOException:
                 continue  # replaced by a newer merge between the listing and here: list again
-        raise RuntimeError(f"the run cache in {self.directory} keeps changing")
+        return None
 
     def _build(self, path: Path, files: list[tuple[str, bool]]) -> None:
         """Merge the closed days' partials into ``path`` (written aside, renamed into place), and
@@ -267,6 +297,8 @@ class RunCache:
                     FROM ({runs_sql("SELECT * FROM parts")}) ORDER BY tenant, start_time, trace_id"""
             )
             con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
+            places = "SELECT DISTINCT hash(trace_id) AS th, tenant, date FROM parts ORDER BY th"
+            con.execute(f"CREATE TABLE out.places AS {places}")
             spans = _spans_source([name for name, _ in files])
             for table, sql in SPAN_SETS.items():
                 con.execute(

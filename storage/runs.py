@@ -445,14 +445,25 @@ def create_runs_view(con: duckdb.DuckDBPyConnection) -> None:
 Row = dict[str, Any]
 
 
-def runs_of_trace(con: duckdb.DuckDBPyConnection, trace_id: str, tenant: str | None = None) -> list[Row]:
+def runs_of_trace(
+    con: duckdb.DuckDBPyConnection,
+    trace_id: str,
+    tenant: str | None = None,
+    places: Iterable[tuple[str, date]] | None = None,
+) -> list[Row]:
     """The run of ``trace_id`` with every column of ``runs`` and ``agent``: one row per tenant
-    holding the trace (one, unless tenants reuse an id), none when no span of it is stored."""
+    holding the trace (one, unless tenants reuse an id), none when no span of it is stored.
+
+    ``places``: the (tenant, date) partitions holding every partial of the trace, when the
+    caller knows them: only those files are read."""
     parts = f"SELECT * FROM {RUN_PARTS} WHERE trace_id = $trace_id"
     params: dict[str, object] = {"trace_id": trace_id}
     if tenant is not None:
         parts += " AND tenant = $tenant"
         params["tenant"] = tenant
+    if places is not None:
+        parts += " AND list_contains($places, {'tenant': tenant, 'date': date})"
+        params["places"] = [{"tenant": t, "date": d} for t, d in places]
     sql = f"SELECT *, {AGENT_SQL} AS agent FROM ({marked(con, runs_sql(parts))}) ORDER BY tenant"
     return _rows(con.execute(sql, params))
 

@@ -286,3 +286,36 @@ def test_dashboard_views_answer_the_same_from_the_cache(data_dir: Path, tenant: 
             for view in (overview_view, agents_view, operations_view, lambda r, w: cost_view(r, w, "agent"))
         ])  # fmt: skip
     assert answers[0] == answers[1] == answers[2]
+
+
+def test_trace_places_and_pages_from_the_cache(data_dir: Path) -> None:
+    from dashboard.trace import TraceNotFound, trace_view
+
+    never = Reader(data_dir, clock=lambda: SINCE - timedelta(days=2))  # no closed day
+    reader = Reader(data_dir, clock=lambda: OPEN_DAY)
+    with reader.connection() as con:
+        # before the cache is merged, the partials are scanned: a trace page never merges it
+        assert reader.places(con, "g" * 32) == [("acme", datetime(2025, 11, 20).date()),
+                                                 ("acme", datetime(2025, 11, 21).date())]  # fmt: skip
+    assert reader.run_cache.builds == 0
+    reader.run_cache.closed()
+    for trace, places in (
+        ("g", [("acme", "2025-11-20"), ("acme", "2025-11-21")]),
+        ("h", [("acme", "2025-11-21"), ("acme", "2025-11-22")]),
+        ("k", [("acme", "2025-11-22")]),
+        ("j", [("globex", "2025-11-21")]),
+        ("z", []),
+    ):
+        with reader.connection() as con:
+            assert [(t, str(d)) for t, d in reader.places(con, trace * 32)] == places
+        for tenants in (None, frozenset({"acme"}), frozenset({"globex"})):
+            answers = []
+            for r in (never, reader):
+                try:
+                    answers.append(dumps(trace_view(r, trace * 32, tenants)))
+                except TraceNotFound:
+                    answers.append(b"not found")
+            assert answers[0] == answers[1]
+            allowed = bool(places) and (tenants is None or places[0][0] in tenants)
+            assert (answers[1] != b"not found") == allowed
+    assert b'"outcome":"degraded"' in dumps(trace_view(reader, "h" * 32, None))
