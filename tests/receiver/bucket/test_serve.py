@@ -1,6 +1,6 @@
 """The bucket receiver inside ``agentwatch serve``: killed (-9) in the middle of a bucket, restarted,
-every record stored exactly once, each WORKFLOW_RUN record a run. Over a local directory and over
-moto's S3 server."""
+every record stored exactly once, each WORKFLOW_RUN record a run. Over a local directory, moto's
+S3 server and the GCS emulator."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from receiver.bucket.source import Bucket
 from tests.helpers.server import ServerProcess
-from tests.receiver.bucket.fixtures import BucketServer, export_lines, gzipped, moto_s3
+from tests.receiver.bucket.fixtures import BucketServer, export_lines, gcs_emulator, gzipped, moto_s3
 
 pytestmark = pytest.mark.process  # a real server, killed
 
@@ -53,12 +53,22 @@ def s3_bucket(root: Path) -> Iterator[tuple[str, str]]:
         yield "s3://glean-logs/exports/", f"    endpoint_url: {endpoint}\n"
 
 
+@contextmanager
+def gcs_bucket(root: Path) -> Iterator[tuple[str, str]]:
+    with gcs_emulator("glean-logs"):  # STORAGE_EMULATOR_HOST, inherited by the server
+        fs = Bucket("gs://glean-logs/exports/").fs
+        for name, data in objects():
+            with fs.open(f"glean-logs/exports/{name}", "wb") as f:
+                f.write(data)
+        yield "gs://glean-logs/exports/", ""
+
+
 def committed(server: ServerProcess) -> int:
     path = server.data_dir / "bucket" / "bucket_glean" / "cursor.jsonl"
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
-@pytest.mark.parametrize("where", [local_bucket, s3_bucket], ids=["local", "s3"])
+@pytest.mark.parametrize("where", [local_bucket, s3_bucket, gcs_bucket], ids=["local", "s3", "gcs"])
 def test_kill_9_in_the_middle_of_a_bucket_then_every_record_once(tmp_path: Path, where: object) -> None:
     with where(tmp_path) as (url, extra):  # type: ignore[operator]
         server = BucketServer(tmp_path, bucket_url=url, bucket_extra=extra)
