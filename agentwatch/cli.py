@@ -285,7 +285,8 @@ def demo(
             click.echo(f"agentwatch demo: {exc}", err=True)
             sys.exit(1)
     click.echo(
-        f"sent {summary.runs} runs, {summary.spans} spans to {endpoint} ({protocol}); "
+        f"sent {summary.runs} runs, {summary.spans} spans, {summary.log_records} log records to {endpoint} "
+        f"({protocol}); "
         f"{summary.failed_runs} failed, {summary.degraded_runs} degraded; "
         f"agents {', '.join(summary.agents)}; tenants {', '.join(summary.tenants)}"
     )

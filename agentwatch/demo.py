@@ -29,9 +29,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from opentelemetry import trace
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -76,6 +81,9 @@ class DemoSummary:
     feedback: int = 0
     """Pieces of the users' feedback posted to the API, ``negative_feedback`` of them negative."""
     negative_feedback: int = 0
+    log_records: int = 0
+    """Log records sent beside the spans (an error log line, in the failing span's context, per
+    failing span): the trace page shows them."""
 
 
 class DemoExportError(RuntimeError):
@@ -168,11 +176,15 @@ class _ExporterLogCapture(logging.Handler):
 
 @dataclass
 class _Service:
-    """One agent's process, as the SDK sees it: a TracerProvider with its own resource."""
+    """One agent's process, as the SDK sees it: a TracerProvider with its own resource, and a
+    LoggerProvider with the same resource for its error log lines."""
 
     provider: TracerProvider
     recorder: RecordingExporter
+    logs: LoggerProvider
+    log_exporter: LogRecordExporter
     spans: int = 0
+    log_records: int = 0
     pending: int = 0
     tracers: dict[str, trace.Tracer] = field(default_factory=dict)
 
@@ -227,7 +239,8 @@ def run_demo(
             own = tenant or agent.tenant
             sent = {**(headers or {}), **(tenant_headers or {}).get(own, {})} or None
             exporter = _make_exporter(endpoint, protocol, sent)
-            services[agent.name] = _open_service(agent, own, ids, exporter)
+            log_exporter = _make_log_exporter(endpoint, protocol, sent)
+            services[agent.name] = _open_service(agent, own, ids, exporter, log_exporter)
         _send(plans, services, rate_per_s, progress, endpoint, capture, roots)
         _close(services, endpoint, capture)
     except BaseException:
@@ -243,6 +256,7 @@ def run_demo(
         _summarise(plans, sum(s.spans for s in services.values()), tenant),
         feedback=len(rated),
         negative_feedback=sum(piece.negative for piece in rated),
+        log_records=sum(s.log_records for s in services.values()),
     )
 
 
@@ -353,7 +367,21 @@ def _make_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None)
     return HttpSpanExporter(endpoint=url, headers=headers)
 
 
-def _open_service(agent: Agent, tenant: str, ids: IdGenerator, exporter: SpanExporter) -> _Service:
+def _make_log_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None) -> LogRecordExporter:
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    if protocol == "grpc":
+        metadata = None if headers is None else {k.lower(): v for k, v in headers.items()}
+        return GrpcLogExporter(
+            endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=metadata
+        )
+    url = endpoint.rstrip("/").removesuffix("/v1/traces")
+    return HttpLogExporter(endpoint=f"{url}/v1/logs", headers=headers)
+
+
+def _open_service(
+    agent: Agent, tenant: str, ids: IdGenerator, exporter: SpanExporter, log_exporter: LogRecordExporter
+) -> _Service:
     attributes: dict[str, AttributeValue] = {
         "service.name": agent.name,
         "service.version": agent.version,
@@ -373,7 +401,9 @@ def _open_service(agent: Agent, tenant: str, ids: IdGenerator, exporter: SpanExp
     )
     recorder = RecordingExporter(exporter)
     provider.add_span_processor(BatchSpanProcessor(recorder, max_export_batch_size=BATCH_SIZE))
-    return _Service(provider, recorder)
+    logs = LoggerProvider(resource=Resource(attributes), shutdown_on_exit=False)
+    logs.add_log_record_processor(BatchLogRecordProcessor(log_exporter, max_export_batch_size=BATCH_SIZE))
+    return _Service(provider, recorder, logs, log_exporter)
 
 
 def _send(
@@ -425,6 +455,7 @@ def _emit(service: _Service, spec: SpanSpec, parent: Context, start_ns: int) -> 
     end_ns = cursor + _ns(spec.own_ms / 2 if spec.children else spec.own_ms)
     if spec.error is not None:
         _mark_error(span, spec.error, end_ns)
+        _log_error(service, spec, context, end_ns)
     elif spec.status_ok:
         span.set_status(Status(StatusCode.OK))
     span.end(end_time=end_ns)
@@ -440,6 +471,26 @@ def _mark_error(span: trace.Span, error: ErrorSpec, end_ns: int) -> None:
     if error.exception is not None:
         module, name, message = error.exception
         span.record_exception(_exception_class(module, name)(message), timestamp=end_ns)
+
+
+def _log_error(service: _Service, spec: SpanSpec, context: Context, end_ns: int) -> None:
+    """The error log line the agent's process writes as the span fails, in its context."""
+    assert spec.error is not None
+    attributes: dict[str, AttributeValue] = {"code.function": spec.name}
+    if spec.error.exception is not None:
+        module, name, _ = spec.error.exception
+        attributes["exception.type"] = name if module == "builtins" else f"{module}.{name}"
+    service.logs.get_logger(spec.scope).emit(
+        LogRecord(
+            timestamp=end_ns,
+            context=context,
+            severity_number=SeverityNumber.ERROR,
+            severity_text="ERROR",
+            body=f"{spec.name} failed: {spec.error.message}",
+            attributes=attributes,
+        )
+    )
+    service.log_records += 1
 
 
 @functools.cache
@@ -473,6 +524,7 @@ def _close(services: dict[str, _Service], endpoint: str, capture: _ExporterLogCa
             )
     for service in services.values():
         service.provider.shutdown()
+        service.logs.shutdown()  # flushes its log lines (a server without OTLP logs just drops them)
     _raise_on_failure(services.values(), endpoint, capture)
     for name, service in services.items():
         if service.recorder.exported_spans != service.spans:
@@ -484,8 +536,10 @@ def _abort(services: dict[str, _Service]) -> None:
     # Stop exporting first, so shutting down doesn't retry a dead endpoint once per provider.
     for service in services.values():
         service.recorder.abort()
+        service.log_exporter.shutdown()  # type: ignore[no-untyped-call]  # pending lines dropped, not retried
     for service in services.values():
         service.provider.shutdown()
+        service.logs.shutdown()
 
 
 def _summarise(plans: Sequence[RunPlan], spans: int, tenant: str | None) -> DemoSummary:

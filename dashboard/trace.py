@@ -1,10 +1,13 @@
 """One run's trace: its spans in waterfall order (depth-first by start, with their depth and
-offset from the trace's start), the run's outcome and failing span, and its judge scores."""
+offset from the trace's start), the run's outcome and failing span, its judge scores and its log
+records."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
+import duckdb
 import orjson
 
 from core.model import SPAN_COLUMNS
@@ -22,6 +25,10 @@ SPAN_FIELDS = tuple(
 MAX_SPANS = 2000
 """Spans of one trace a page shows (the first by start time); ``spans_total`` says how many
 there are, so a trace of a hundred thousand spans cannot fill the server's memory."""
+MAX_LOGS = 500
+"""Log records of one trace a page shows (the first by time); ``logs_total`` says how many."""
+LOG_FIELDS = ("time", "severity_text", "severity_number", "event_name", "span_id", "service_name", "body",
+              "attributes")  # fmt: skip
 RUN_FIELDS = (
     "tenant",
     "agent",
@@ -79,6 +86,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
             f" WHERE {where} ORDER BY time, evaluator, dimension",
             params,
         )
+        logs, logs_total = _logs(con, where, params, spans[0]["tenant"], {d for _, d in places})
     for span in spans:
         for key in ("attributes", "resource_attributes", "events"):
             span[key] = orjson.loads(span[key]) if span[key] else ({} if key != "events" else [])
@@ -95,7 +103,31 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         "spans": ordered,
         "spans_total": int(total),
         "scores": scores,
+        "logs": logs,
+        "logs_total": logs_total,
     }
+
+
+def _logs(
+    con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any], tenant: str, days: set[date]
+) -> tuple[list[dict[str, Any]], int]:
+    """The trace's log records (the first ``MAX_LOGS`` by time) of its tenant, and how many there
+    are: read from the days its spans are stored under and the days either side (a record is
+    filed under its own time), never every file."""
+    near = sorted({d + timedelta(days=k) for d in days for k in (-1, 0, 1)})
+    scoped = f"{where} AND tenant = $tenant" + (" AND list_contains($days, date)" if near else "")
+    bound = {**params, "tenant": tenant, **({"days": near} if near else {})}
+    ((total,),) = con.execute(f"SELECT count(*) FROM logs WHERE {scoped}", bound).fetchall()
+    if not total:
+        return [], 0
+    rows = rows_of(
+        con,
+        f"SELECT {', '.join(LOG_FIELDS)} FROM logs WHERE {scoped} ORDER BY time, record_id LIMIT {MAX_LOGS}",
+        bound,
+    )
+    for row in rows:
+        row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
+    return rows, int(total)
 
 
 def _waterfall(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -389,7 +389,19 @@ async function tracePage() {
     return row;
   });
   if (d.spans_total > d.spans.length) parts.push(el("p", { class: "muted", text: `The first ${d.spans.length} of ${d.spans_total} spans, by start time.` }));
-  parts.push(el("div", { class: "panel wf" }, rows), detail);
+  const logsPanel = !d.logs_total ? "" : (() => {
+    const spanName = new Map(d.spans.map((s) => [s.span_id, s.name]));
+    return el("div", { class: "panel", id: "trace-logs" }, el("h2", { text: `Log records (${num(d.logs_total)})` }),
+      d.logs_total > d.logs.length ? el("p", { class: "muted", text: `The first ${d.logs.length} of ${d.logs_total}, by time.` }) : "",
+      table([
+        { title: "time", value: (r) => when(r.time) },
+        { title: "severity", value: (r) => r.severity_text || (r.severity_number ? String(r.severity_number) : "") },
+        { title: "event", value: (r) => r.event_name || "" },
+        { title: "span", value: (r) => r.span_id ? el("span", { class: "mono", title: r.span_id, text: spanName.get(r.span_id) || r.span_id.slice(0, 8) }) : "" },
+        { title: "body", value: (r) => el("span", { class: "logbody", text: r.body || "" }) },
+      ], d.logs, { class: "logs" }));
+  })();
+  parts.push(el("div", { class: "panel wf" }, rows), logsPanel, detail);
   const first = d.spans.find((s) => s.span_id === failing) || d.spans[0];
   detail.replaceChildren(...nodes(spanDetail(first, d.scores)));
   rows[d.spans.indexOf(first)].classList.add("selected");

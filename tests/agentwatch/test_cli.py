@@ -29,9 +29,21 @@ def test_demo_then_query_in_every_format(server: ServerProcess) -> None:
     assert sent.returncode == 0, sent.stderr
     first = sent.stdout.splitlines()[0]
     spans = int(first.split(" runs, ")[1].split(" spans")[0])
-    assert first.startswith(f"sent 40 runs, {spans} spans to {server.grpc_endpoint} (grpc)")
+    logs = int(first.split(" spans, ")[1].split(" log records")[0])
+    assert first.startswith(
+        f"sent 40 runs, {spans} spans, {logs} log records to {server.grpc_endpoint} (grpc)"
+    )
     assert server.wait_for_count("SELECT count(*) FROM spans", spans) == spans
     assert server.wait_for_count("SELECT count(*) FROM runs", 40) == 40
+    # One error log line per failing span, in that span's context: every one joins its span.
+    failing = server.query("SELECT count(*) FROM spans WHERE status = 'error'")[0][0]
+    assert logs == failing > 0
+    assert server.wait_for_count("SELECT count(*) FROM logs", logs) == logs
+    joined = server.query(
+        "SELECT count(*) FROM logs l JOIN spans s USING (tenant, trace_id, span_id) "
+        "WHERE s.status = 'error' AND l.severity_text = 'ERROR' AND l.body LIKE s.name || ' failed: %'"
+    )
+    assert joined == [(logs,)]
 
     sql = "SELECT outcome, count(*) AS n FROM runs GROUP BY outcome ORDER BY outcome"
     expected = server.query(sql)

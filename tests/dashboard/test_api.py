@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,9 +22,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from core.agents import AgentConfig
+from core.component import ExporterSettings
+from core.model import OtlpRecord
 from dashboard.access import Access, ReadToken
 from dashboard.app import Dashboard, routes
 from dashboard.reader import Reader
+from exporters import parquet
+from processors.normalize.logs import log_rows
 from spend.budgets import Budget
 from tests.helpers.health_fixture import AGENTS_CONFIG, store_fixture, trace_hex
 from tests.helpers.store import store_spans
@@ -58,7 +63,27 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (stored,) = memory.get_finished_spans()
     assert stored.context is not None
     store_spans(config, [stored])
+    _store_logs(workdir / "data")
     return workdir / "data"
+
+
+def _store_logs(data: Path) -> None:
+    """Log records of R7's trace: two of tenant default (one an agent event, at 11:40 and 11:40:02),
+    and one of globex naming the same trace id, which default's trace page must not show."""
+    request = ExportLogsServiceRequest()
+    at = 1763811600 * 10**9  # 2025-11-22 11:40 UTC
+    for tenant, offset, body, event in (("default", 2, "tool answered 503", None),
+                                        ("default", 0, "", "agent.retry"), ("globex", 1, "other tenant", None)):  # fmt: skip
+        rl = request.resource_logs.add()
+        rl.resource.attributes.add(key="agentwatch.tenant").value.string_value = tenant
+        item = rl.scope_logs.add().log_records.add(time_unix_nano=at + offset * 10**9)
+        item.trace_id, item.severity_text = bytes.fromhex(trace_hex(7)), "WARN"
+        if body:
+            item.body.string_value = body
+        if event:
+            item.event_name = event
+    exporter = parquet.create(parquet.Config(), ExporterSettings("parquet", data))
+    exporter.consume_logs(log_rows([OtlpRecord.from_logs_request(request)]))
 
 
 BUDGETS = {
@@ -164,6 +189,11 @@ def test_trace_waterfall(api: TestClient) -> None:
     assert d["run"]["failing_span_id"] == d["spans"][1]["span_id"]
     assert d["duration_ms"] == 7000.0 and d["tenant"] == "default"
     assert (d["spans_total"], d["run"]["agent"]) == (2, "expense-bot")
+    assert d["logs_total"] == 2  # its tenant's only
+    assert [(x["time"], x["severity_text"], x["event_name"], x["body"]) for x in d["logs"]] == [
+        ("2025-11-22T11:40:00Z", "WARN", "agent.retry", None),
+        ("2025-11-22T11:40:02Z", "WARN", None, "tool answered 503"),
+    ]
     assert get(api, f"/api/v1/traces/{'f' * 32}", 404) == {"error": "no such trace"}
     assert get(api, "/api/v1/traces/not-hex", 400) == {"error": "trace_id: must be 32 hex digits"}
 

@@ -330,6 +330,11 @@ def test_click_through_to_the_failing_span(open_tab: OpenTab) -> None:
     assert "selected" in (failing.get_attribute("class") or "").split()
     detail = tab.page.locator("#span-detail").inner_text()
     assert failure_type in detail or "auth_failed" in detail, detail
+    # The agent's error log lines of the trace, each naming the span it was written in.
+    logs = httpx.get(f"{tab.base}/api/v1/traces/{trace_id}").json()["logs"]
+    assert logs and all(x["severity_text"] == "ERROR" for x in logs)
+    shown = texts(tab, "table.logs tbody td:nth-child(5)")
+    assert shown == [x["body"] for x in logs]
     tab.assert_clean()
 
 
