@@ -184,10 +184,16 @@ class BucketReader:
                     self._bad_object(info, position, f"damaged gzip stream: {exc}")
                     return
             chunk = Chunk()
+            first = start.offset == 0  # the object's first line with something on it is next
             for line in lines(stream, start.offset, self.limits.max_line_bytes):
-                if line.start == 0 and self._is_document(line) and self._read_document(info, position):
-                    return
+                blank = line.problem is None and not line.data.strip()
+                if first and not blank:
+                    first = False
+                    if self._is_document(line) and self._read_document(info, position):
+                        return
                 position = Position(info.generation, info.size, line.end, position.line + 1, False, head)
+                if blank:
+                    continue  # no record
                 self._add_line(chunk, info, line, position.line)
                 if line.damaged:
                     self.counts.bad_objects += 1
@@ -289,7 +295,8 @@ class BucketReader:
                     self._send(chunk, info.name, position)
                     if self.stopping.is_set():
                         return
-            except (OSError, pa.ArrowException) as exc:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                # Not Parquet, or not a Parquet this reads; the bucket failing (OSError) is retried.
                 self._settle(0)
                 self._bad_object(info, position, f"not readable as Parquet: {exc}")
                 return

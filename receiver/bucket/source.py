@@ -220,9 +220,9 @@ class Gunzip:
 
 def lines(stream: Readable, start: int, max_line: int) -> Iterator[Line]:
     """The lines of ``stream`` from ``start`` (where it is already positioned), each with its
-    offsets; blank lines are skipped. A line longer than ``max_line`` is reported (its first
-    bytes) and skipped, never held whole; a stream that breaks off (a truncated gzip object)
-    ends with a damaged line holding what was read of the last one."""
+    offsets (blank ones too, so lines keep their numbers). A line longer than ``max_line`` is
+    reported (its first bytes) and skipped, never held whole; a stream that breaks off (a
+    truncated gzip object) ends with a damaged line holding what was read of the last one."""
     pos = start
     buffer = b""
     skipping = False  # inside a line too long to keep
@@ -243,7 +243,7 @@ def lines(stream: Readable, start: int, max_line: int) -> Iterator[Line]:
             end = pos + cut + 1
             if skipping:
                 skipping = False
-            elif data.strip():
+            else:
                 yield Line(pos, end, data)
             pos = end
         if len(buffer) > max_line:

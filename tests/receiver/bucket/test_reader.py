@@ -202,3 +202,28 @@ def test_a_door_that_refuses_leaves_the_cursor_where_it_was(tmp_path: Path, loop
     door.refuse = False
     assert reader.poll() == 4
     assert sorted(door.uids()) == [f"ins-{n:05d}" for n in range(4)]
+
+
+def test_blank_lines_keep_line_numbers_and_a_document_may_follow_them(tmp_path: Path, loop: Loop) -> None:
+    src, data = tmp_path / "bucket", tmp_path / "data"
+    src.mkdir()
+    (src / "a.json").write_bytes(b"\n\n" + export_lines(range(0, 1)) + b"\n{bad\n")
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "1796032800000000000",
+                                                            "body": {"stringValue": "hello"}}]}]}]}  # fmt: skip
+    (src / "b.json").write_bytes(b"\n" + orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    door = Door()
+    reader = reader_for(loop, door, index(), src, data)
+    assert reader.poll() == 3
+    assert [(e["object"], e["line"], e["reason"]) for e in quarantined(data)] == [
+        (
+            str(src / "a.json"),
+            5,
+            "invalid JSON: unexpected character, expected a string key: line 1 column 2 (char 1)",
+        )
+    ]
+    records = door.log_records()
+    assert [(r.event_name, r.body.string_value) for r in records] == [
+        ("agent.request.completed", ""),
+        ("", "hello"),
+    ]
+    assert records[1].time_unix_nano == 1796032800000000000
