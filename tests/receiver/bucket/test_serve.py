@@ -17,7 +17,7 @@ from tests.receiver.bucket.fixtures import BucketServer, export_lines, gcs_emula
 
 pytestmark = pytest.mark.process  # a real server, killed
 
-OBJECTS = 24
+OBJECTS = 16
 PER_OBJECT = 1500
 RECORDS = OBJECTS * PER_OBJECT
 FAILED_EVERY = 5
