@@ -71,9 +71,24 @@ def reader_alone(url: str, endpoint: str | None, data: Path, mapping: str | None
     return read, elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children (the converter and compaction workers)."""
+    import psutil
+
+    total = 0.0
+    parent = psutil.Process(pid)
+    for proc in [parent, *parent.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def through_serve(
     url: str, endpoint: str | None, root: Path, records: int, mapping: str | None
-) -> tuple[float, float | None]:
+) -> tuple[float, float | None, float]:
     extra = f"    endpoint_url: {endpoint}\n" if endpoint else ""
     mapped = "workflow_run" if mapping else "null"
     server = BucketServer(
@@ -81,7 +96,9 @@ def through_serve(
     )
     (root / "serve").mkdir()
     server.start()
+    assert server.proc is not None
     started = time.perf_counter()
+    cpu_before = cpu_seconds(server.proc.pid)
     try:
         server.wait_for_count("SELECT count(*) FROM logs", records, timeout=900)
         logs_done = time.perf_counter() - started
@@ -89,11 +106,12 @@ def through_serve(
         if mapping:
             server.wait_for_count("SELECT count(*) FROM runs", records, timeout=300)
             runs_done = time.perf_counter() - started
+        cpu = cpu_seconds(server.proc.pid) - cpu_before
         assert server.query("SELECT count(*), count(DISTINCT record_id) FROM logs") == [(records, records)]
         server.stop()
     finally:
         server.kill()
-    return logs_done, runs_done
+    return logs_done, runs_done, cpu
 
 
 def main() -> None:
@@ -115,12 +133,13 @@ def main() -> None:
                 mapping = None if args.mapping == "none" else args.mapping
                 read, alone = reader_alone(url, endpoint, root / "alone", mapping)
                 assert read == records
-                logs_done, runs_done = through_serve(url, endpoint, root, records, mapping)
+                logs_done, runs_done, cpu = through_serve(url, endpoint, root, records, mapping)
             runs = f", all runs after {runs_done:.1f}s" if runs_done is not None else ""
             print(
                 f"{where}, mapping {args.mapping}: {records} records in {args.objects} objects | "
                 f"reader alone {alone:.1f}s ({records / alone:,.0f} records/s) | serve: all in logs after "
-                f"{logs_done:.1f}s ({records / logs_done:,.0f} records/s){runs}"
+                f"{logs_done:.1f}s ({records / logs_done:,.0f} records/s){runs}; server CPU "
+                f"{cpu:.1f}s ({cpu / records * 1e6:.0f} µs/record)"
             )
 
 
