@@ -174,6 +174,8 @@ def _unstable(cases: int | None, spread: float | None = None) -> str:
 
 def _tokens(who: str, usage: Usage, unit: str) -> str:
     """``agent tokens: 1,200 in, 300 out over 8 cases, $0.000420`` (the ledger beside the agent)."""
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return f"{who + ' tokens:':<14}none reported over {usage.calls} {unit}"
     inp = "-" if usage.input_tokens is None else f"{usage.input_tokens:,}"
     out = "-" if usage.output_tokens is None else f"{usage.output_tokens:,}"
     cost = "cost unknown" if usage.cost_usd is None else f"${usage.cost_usd:.6f}"

@@ -124,7 +124,7 @@ class ScoreRow(Row):
     dissent: float | None = None
     """The share of an ensemble's votes whose label is not the combined label; None for a single judge."""
     votes: str | None = None
-    """JSON: ``[[judge, label, value], ...]``, an ensemble's votes in member order; None for a single judge."""
+    """JSON: ``[[judge, label, value], ...]``, an ensemble's votes in member order; None for one judge."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ golden-set mode, and the judge ledger's exact totals beside the agent's own."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -481,3 +482,85 @@ def test_a_judge_model_without_a_price_is_unknown_and_no_tokens_no_cost() -> Non
     assert Pricer(CostConfig(models=PRICES.models, tenant_multipliers={"acme": 0.5}), "acme").price(
         [("judge-2", 0, 1_000_000)], when
     ) == [(2.0, "computed")]
+
+
+# -- the command line: eval run, eval show and eval diff -----------------------------------------
+
+
+@pytest.mark.process  # the CLI as a subprocess
+def test_eval_run_show_and_diff_put_the_judge_ledger_and_the_disagreement_beside_the_scores(
+    tmp_path: Path,
+) -> None:
+    from tests.helpers.evals import agentwatch
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps({"id": f"c{i}", "query": f"Question {i}?"}) + "\n" for i in (1, 2)))
+    data = tmp_path / "data"
+    one_labels = {"response_quality": "good", "hallucination_risk": "low"}
+    two_labels = {"response_quality": "terse", "hallucination_risk": "low"}
+    with OpenAIJudge(one_labels) as one, OpenAIJudge(two_labels) as two:
+        config = tmp_path / "agentwatch.yaml"
+        config.write_text(f"""storage:
+  data_dir: {data}
+processors:
+  cost:
+    models:
+      judge-1: {{input: 1.0, output: 2.0}}
+      judge-2: {{input: 3.0, output: 4.0}}
+evals:
+  judges:
+    one: {{type: openai, url: "{one.url}/v1", model: judge-1}}
+    two: {{type: openai, url: "{two.url}/v1", model: judge-2}}
+    panel: {{type: ensemble, members: [one, two], combine: mean}}
+""")
+        result = agentwatch("eval", "run", "--agent", "expense-bot", "--dataset", str(cases), "--config", str(config),
+                            "--target", "python:tests.evals.test_judge_design:agent", "--judge", "panel")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # Per judge, per case: response_quality then hallucination_risk (input 101, 102 then 103, 104).
+    assert [len(one.calls), len(two.calls)] == [4, 4]
+    lines = result.stdout.strip().splitlines()
+    run_id = lines[0].split()[2].rstrip(":")
+    assert lines[:6] == [
+        f"eval run {run_id}: expense-bot, 2 cases, 0 errors",
+        "overall score 8.25 / 10",  # response_quality (10 + 3) / 2 = 6.5, hallucination_risk 10
+        "  response_quality       6.50  unstable: judges disagreed on 2 cases",
+        "  hallucination_risk    10.00",
+        # the agent: 2 x (1000 in, 200 out) of gpt-4o-mini at $0.15 / $0.60 per million
+        "agent tokens: 2,000 in, 400 out over 2 cases, $0.000540",
+        # judge-1: 410 in, 40 out at $1 / $2 ($0.00049); judge-2: the same at $3 / $4 ($0.00139)
+        "judge tokens: 820 in, 80 out over 8 calls, $0.001880",
+    ]
+    shown = agentwatch("eval", "show", run_id, "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        shown.stdout.splitlines()
+        == [
+            f"eval run {run_id}: expense-bot (manual), 2 cases, 0 errors",
+            "target python:tests.evals.test_judge_design:agent, judge panel, dataset " + str(cases),
+            "overall score 8.25 / 10",
+            "  response_quality       6.50  unstable: judges disagreed on 2 cases, spread up to 7",
+            "  hallucination_risk    10.00",
+            "agent tokens: 2,000 in, 400 out over 2 cases, $0.000540",
+            "judge tokens: 820 in, 80 out over 8 calls, $0.001880",
+            "  one (judge-1): 4 calls, 410 in, 40 out, $0.000490",
+            "  two (judge-2): 4 calls, 410 in, 40 out, $0.001390",
+            "cases:",
+            "  c1: overall 8.25",
+            "    response_quality     adequate      6.50  spread 7, dissent 100%",  # good and terse: 6.5 is nearest adequate
+            "    hallucination_risk   low          10.00  judges agree",
+            "  c2: overall 8.25",
+            "    response_quality     adequate      6.50  spread 7, dissent 100%",  # good and terse: 6.5 is nearest adequate
+            "    hallucination_risk   low          10.00  judges agree",
+        ]
+    )
+    as_json = json.loads(agentwatch("eval", "show", "--agent", "expense-bot", "--config", str(config),
+                                    "--format", "json").stdout)  # fmt: skip
+    assert as_json["judge_cost_usd"] == 0.00188 and as_json["agent_cost_usd"] == 0.00054
+    assert as_json["unstable"] == {"hallucination_risk": {"cases": 0, "max_spread": 0.0},
+                                   "response_quality": {"cases": 2, "max_spread": 7.0}}  # fmt: skip
+    compared = agentwatch("eval", "diff", run_id, run_id, "--config", str(config))
+    assert compared.returncode == 0, compared.stderr
+    assert (
+        "  response_quality       6.50 →   6.50  (+0.00, p=1.0000, small-sample)  unstable: judges disagreed on"
+        " 2 cases, spread up to 7" in compared.stdout.splitlines()
+    )
