@@ -334,7 +334,9 @@ def test_seed_7_summary_is_pinned(sent: Sent) -> None:
             )
         ),
         tenants=("acme",),
+        log_records=103,  # one error line per failing span
     )
+    assert sum(1 for span in sent.spans if span.is_error) == 103
 
 
 def test_expense_bot_fails_only_for_users_other_than_its_owner(sent: Sent) -> None:
