@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -29,6 +30,7 @@ from agentwatch.config import load_config
 from agentwatch.pipeline import assemble
 from alerting.alerting import Alerting
 from alerting.config import AlertsConfig, NotifierConfig, RuleConfig
+from core.model import OtlpRecord
 from evals.tracing import PipelineSink, SinkSpanExporter
 from tests.helpers.fake_http import FakeServer, Reply, Seen
 
@@ -68,6 +70,14 @@ def _send(data_dir: Path, start: datetime) -> None:
             call.end(end_time=begin + 5 * 10**8)
             span.set_status(Status(StatusCode.ERROR, MESSAGE))
             span.end(end_time=begin + 10**9)
+        # A log line of the hostile agent's process, written through the same pipeline.
+        request = ExportLogsServiceRequest()
+        item = request.resource_logs.add().scope_logs.add().log_records.add(
+            time_unix_nano=int(start.timestamp() * 1e9), severity_text=AGENT
+        )
+        item.body.string_value = MESSAGE
+        item.attributes.add(key="user.id").value.string_value = USER
+        assembly.pipelines[0].consume_records([OtlpRecord.from_logs_request(request)])
     finally:
         provider.shutdown()
         assembly.shutdown()
@@ -133,6 +143,13 @@ def test_report_text(hostile: Hostile) -> None:
 
 def test_query_table(hostile: Hostile) -> None:
     sql = "SELECT DISTINCT agent_id, agent_name, error_message FROM spans WHERE name = 'agent_run'"
+    out = assert_terminal_safe(agentwatch("query", "--data-dir", str(hostile.data_dir), sql))
+    assert r"\x1b]0;pwned\x07\x1b[2J\nsecond | line\x08" in out
+    assert "(1 row)" in out
+
+
+def test_query_of_log_records(hostile: Hostile) -> None:
+    sql = "SELECT severity_text AS agent_id, body, user_id FROM logs"
     out = assert_terminal_safe(agentwatch("query", "--data-dir", str(hostile.data_dir), sql))
     assert r"\x1b]0;pwned\x07\x1b[2J\nsecond | line\x08" in out
     assert "(1 row)" in out
