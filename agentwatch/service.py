@@ -173,6 +173,12 @@ class Service:
         self._api = AsgiServer(app, host, port, "api.endpoint")
         await self._api.start()
         self.endpoints.api = self._api.port
+        # What the synthetic receiver reads beside its own section: the evals, and the cost
+        # processor's prices (its judge's and its agents' tokens are priced as spans are).
+        cost = self.config.processors.get("cost")
+        sections: dict[str, object] = {"evals": self.config.evals}
+        if cost is not None:
+            sections["prices"] = cost.config
         for rec_id, rec in self.config.receivers.items():
             if not any(rec_id in p.receivers for p in self.config.pipelines.values()):
                 continue
@@ -181,7 +187,7 @@ class Service:
                 self.sink,
                 self.recent,
                 self.data_dir,
-                {"evals": self.config.evals},
+                sections,
                 self.decode_budget,
                 self.tenant_keys.names,
                 retention=self.config.storage.compaction.retention,

@@ -137,7 +137,7 @@ class ReceiverSettings:
     """Where receivers that store results of their own (eval runs) write them."""
     sections: Mapping[str, object] = field(default_factory=dict)
     """Top-level config sections a receiver reads beside its own (the synthetic receiver: ``evals``,
-    the named targets and judges)."""
+    the named targets and judges; ``prices``, the cost processor's config, for its judge ledger)."""
     budget: DecodeBudget | None = None
     """Bounds the bytes of request bodies being decoded at once, across every receiver."""
     tenant_attributes: tuple[str, ...] = ()

@@ -43,6 +43,7 @@ from evals.runner import EvalRun, run_and_record
 from evals.scheduler import Job, Schedule, Scheduler, valid_cron
 from evals.targets.specs import resolve_target
 from evals.tracing import SpanSinkError
+from processors.cost.config import Config as CostConfig
 from receiver.otlp.handler import ExportHandler, TenantKeys
 
 TYPE = "synthetic"
@@ -118,6 +119,9 @@ class SyntheticReceiver:
         self.data_dir = settings.data_dir
         evals = settings.sections.get("evals")
         self.evals = evals if isinstance(evals, EvalsConfig) else EvalsConfig()
+        prices = settings.sections.get("prices")
+        self.prices = prices if isinstance(prices, CostConfig) else None
+        """The cost processor's prices, for the judge ledger (None: the built-in price tables)."""
         self.handler = ExportHandler(
             settings.sink,
             settings.id,
@@ -168,6 +172,7 @@ class SyntheticReceiver:
                 tenant=c.tenant, kind=kind, groundedness_threshold=self.evals.groundedness_threshold,
                 quality_thresholds=self.evals.quality_thresholds,
                 regression_threshold=c.regression_threshold, alpha=c.alpha, cancelled=cancelled,
+                prices=self.prices,
             )  # fmt: skip
         finally:
             target.close()

@@ -86,3 +86,21 @@ def test_scheduled_run_is_traced_stored_and_compared(tmp_path: Path) -> None:
         ]
     finally:
         assert server.stop() == 0
+
+
+def test_scheduled_runs_price_the_agents_tokens_with_the_configs_prices(tmp_path: Path) -> None:
+    cases = dataset(tmp_path)
+    prices = "processors:\n  cost:\n    models:\n      acme-llm: {input: 2.0, output: 10.0}\n"
+    server = ServerProcess(
+        tmp_path, otlp_extra=synthetic_receiver(cases, "priced"), extra_config=SERVICE + prices
+    )
+    server.start()
+    try:
+        # Per case 1,000 input tokens at $2/M and 200 output at $10/M: $0.004.
+        runs = (
+            "SELECT cases, agent_input_tokens, agent_output_tokens, round(agent_cost_usd, 9) FROM eval_runs"
+        )
+        expected = [(len(TOPICS), 1000 * len(TOPICS), 200 * len(TOPICS), round(0.004 * len(TOPICS), 9))]
+        assert wait_for(server.data_dir, runs, expected) == expected
+    finally:
+        assert server.stop() == 0

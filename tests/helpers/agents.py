@@ -51,3 +51,9 @@ def paired(query: str, fields: dict[str, Any]) -> str:
         with state["lock"]:
             state["active"] -= 1
     return "done"
+
+
+def priced(query: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """``good``'s answer, reporting the tokens it spent on a model only the config prices."""
+    return {"output": good(query, fields), "usage": {"input_tokens": 1000, "output_tokens": 200},
+            "model": "acme-llm"}  # fmt: skip
