@@ -27,6 +27,7 @@ on. They differ only for a trace whose spans started more than a day before the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -65,6 +66,8 @@ CACHED_COLUMNS = (
 )  # fmt: skip
 """The columns of ``runs`` the cache keeps: what the all-agents views read (and the marks
 rewrite); a ``RunSet`` asking for another goes to ``storage.runs.runs_in``."""
+BUILD_MEMORY_MIB = 1024
+"""DuckDB's memory limit while merging the closed days (it spills past it)."""
 _SOURCES = {*CACHED_COLUMNS, "agent"}
 """What a ``RunSet`` column can be made of here: a cached column, or ``agent`` (``AGENT_SQL``
 over agent_id and agent_name)."""
@@ -96,6 +99,7 @@ _MODEL = hashlib.blake2b(
 key changes."""
 _HASH = "trace_hash"
 _DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+log = logging.getLogger(__name__)
 _names = iter(range(1 << 62))
 _names_lock = threading.Lock()
 
@@ -109,12 +113,19 @@ class RunCache:
     """The closed days' runs of one data directory, merged on first use and again whenever a
     closed day's files change; on disk, so every reader and process of the directory shares it."""
 
-    def __init__(self, data_dir: Path, clock: Callable[[], datetime] | None = None) -> None:
-        """``clock``: now, whose UTC date is the first open day (tests and the benchmark set it)."""
+    def __init__(
+        self, data_dir: Path, clock: Callable[[], datetime] | None = None, wait: bool = False
+    ) -> None:
+        """``clock``: now, whose UTC date is the first open day (tests and the benchmark set it).
+        ``wait``: a view finding the cache missing merges it first; by default it is merged on a
+        background thread (seconds on millions of runs) and views read the partials meanwhile,
+        as ``storage.runs.runs_in`` does."""
         self.data_dir = Path(data_dir)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.wait = wait
         self.directory = self.data_dir / CACHE_DIR
         self._lock = threading.Lock()
+        self._merging: threading.Thread | None = None
         self.builds = 0
         """How many times this object merged the closed days (tests read it)."""
 
@@ -130,6 +141,36 @@ class RunCache:
             if not path.exists():
                 self._build(path, files)
         return path
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a background merge, if one runs (tests)."""
+        merging = self._merging
+        if merging is not None:
+            merging.join(timeout)
+
+    def _ready(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str | None:
+        """The cache attached to ``con`` (its name there), or None while it is being merged."""
+        if self.wait:
+            return self._attach(con, cutoff)
+        path, files = self._current(cutoff)
+        if path.exists():
+            return self._attach(con, cutoff, path)
+        with self._lock:
+            if self._merging is None or not self._merging.is_alive():
+                self._merging = threading.Thread(
+                    target=self._merge_aside, args=(path, files), name="run-cache", daemon=True
+                )
+                self._merging.start()
+        return None
+
+    def _merge_aside(self, path: Path, files: list[tuple[str, bool]]) -> None:
+        try:
+            with self._lock:
+                if not path.exists():
+                    self._build(path, files)
+        except (duckdb.Error, OSError):
+            # Views go on reading the partials; the next view that finds it missing tries again.
+            log.exception("run cache: merging the closed days into %s failed", path)
 
     def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
         """The cache file the closed days' files make now (maybe not merged yet), and the files."""
@@ -173,7 +214,9 @@ class RunCache:
         uncached = [c for c in selected if c not in _SOURCES]
         if scope.agent is not None or texts or uncached or since_date(scope.since) >= cutoff:
             return runs_in(con, scope, extra, base)
-        cache = self._merged(con, cutoff)
+        cache = self._ready(con, cutoff)
+        if cache is None:
+            return runs_in(con, scope, extra, base)
         params: dict[str, object] = {"cutoff": cutoff, "since": scope.since, "until": scope.until}
         tenant = ""
         if scope.tenant is not None:
@@ -242,24 +285,17 @@ class RunCache:
             where += f" AND tenant = '{_quote(tenant)}'"
         sql = SPAN_SETS[which]
         view = _name(f"_{which}_view_")
-        if first >= cutoff:
+        cache = self._ready(con, cutoff) if first < cutoff else None
+        if cache is None:
             every = f"(SELECT * FROM spans WHERE {where})"
             con.execute(f"CREATE TEMP VIEW {view} AS {sql.replace('__SPANS__', every)}")
             return view
-        cache = self._merged(con, cutoff)
         live = f"(SELECT * FROM spans WHERE {where} AND date >= '{cutoff.isoformat()}'::DATE)"
         con.execute(
             f"""CREATE TEMP VIEW {view} AS SELECT * FROM {cache}.{which} WHERE {where}
                 UNION ALL BY NAME {sql.replace("__SPANS__", live)}"""
         )
         return view
-
-    def _merged(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str:
-        """Attach the cache to ``con`` (merged first if need be); its name there."""
-        cache = self._attach(con, cutoff)
-        if cache is None:
-            raise RuntimeError(f"the run cache in {self.directory} keeps changing")
-        return cache
 
     def _attach(self, con: duckdb.DuckDBPyConnection, cutoff: date, known: Path | None = None) -> str | None:
         """Attach the cache (merged first if need be; ``known``: that file only, never merged)
@@ -288,6 +324,9 @@ class RunCache:
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET enable_progress_bar = false")
+            # Bounded like a dashboard view (twice its default), spilling where views spill.
+            con.execute(f"SET memory_limit = '{BUILD_MEMORY_MIB}MB'")
+            con.execute("SET temp_directory = ?", [str(self.data_dir / ".dashboard-tmp")])
             source = _parts_source(con, self.data_dir, files)
             con.execute(f"CREATE TEMP TABLE parts AS {source}")
             con.execute(f"ATTACH '{_quote(str(tmp))}' AS out")

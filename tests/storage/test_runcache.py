@@ -154,7 +154,7 @@ def both(
     data_dir: Path, scope: Scope, extra: tuple[str, ...] = NAME_COLUMNS
 ) -> tuple[RunSet, RunSet, RunCache]:
     con = connect(data_dir)
-    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
     return runs_in(con, scope, extra), cache.runs_in(con, scope, extra), cache
 
 
@@ -216,7 +216,7 @@ def test_window_edges(data_dir: Path, since: datetime, until: datetime) -> None:
 
 
 def test_late_data_for_a_closed_day_invalidates_and_open_days_do_not(data_dir: Path) -> None:
-    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
     first = cache.closed()
     assert cache.builds == 1 and cache.closed() == first and cache.builds == 1
     # a new file in the open day changes nothing cached
@@ -244,8 +244,8 @@ def test_late_data_for_a_closed_day_invalidates_and_open_days_do_not(data_dir: P
 
 
 def test_the_cache_is_shared_on_disk(data_dir: Path) -> None:
-    RunCache(data_dir, clock=lambda: OPEN_DAY).closed()
-    again = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True).closed()
+    again = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
     again.closed()
     assert again.builds == 0
     assert len(list((data_dir / CACHE_DIR).glob("*.duckdb"))) == 1
@@ -253,7 +253,7 @@ def test_the_cache_is_shared_on_disk(data_dir: Path) -> None:
 
 def test_one_agent_and_texts_read_the_partials_as_runs_in_does(data_dir: Path) -> None:
     con = connect(data_dir)
-    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
     for scope, extra in (
         (Scope(SINCE, UNTIL, "expense-bot"), NAME_COLUMNS),
         (Scope(SINCE, UNTIL), ("input_text",)),
@@ -264,7 +264,7 @@ def test_one_agent_and_texts_read_the_partials_as_runs_in_does(data_dir: Path) -
 
 def test_materialized_and_dropped(data_dir: Path) -> None:
     con = connect(data_dir)
-    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
     table = cache.runs_in(con, Scope(SINCE, UNTIL), USAGE, materialize=True)
     view = cache.runs_in(con, Scope(SINCE, UNTIL), USAGE)
     assert rows_of(table) == rows_of(view) == rows_of(runs_in(con, Scope(SINCE, UNTIL), USAGE))
@@ -281,6 +281,7 @@ def test_dashboard_views_answer_the_same_from_the_cache(data_dir: Path, tenant: 
     answers = []
     for now in (SINCE - timedelta(days=2), OPEN_DAY, UNTIL + timedelta(days=30)):
         reader = Reader(data_dir, clock=lambda now=now: now)  # type: ignore[misc]
+        reader.run_cache.closed()
         answers.append([
             dumps(view(reader, window))
             for view in (overview_view, agents_view, operations_view, lambda r, w: cost_view(r, w, "agent"))
@@ -319,3 +320,16 @@ def test_trace_places_and_pages_from_the_cache(data_dir: Path) -> None:
             allowed = bool(places) and (tenants is None or places[0][0] in tenants)
             assert (answers[1] != b"not found") == allowed
     assert b'"outcome":"degraded"' in dumps(trace_view(reader, "h" * 32, None))
+
+
+def test_a_missing_cache_is_merged_aside_and_views_read_the_partials_meanwhile(data_dir: Path) -> None:
+    con = connect(data_dir)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    direct = runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    first = cache.runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    assert not first._view  # read as runs_in reads: the cache was not there
+    assert rows_of(first) == rows_of(direct)
+    cache.join(60)
+    assert cache.builds == 1
+    then = cache.runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    assert then._view and rows_of(then) == rows_of(direct)
