@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 
 from receiver.bucket.source import Bucket
-from tests.helpers.server import ServerProcess
+from tests.helpers.server import ServerProcess, scrape
 from tests.receiver.bucket.fixtures import BucketServer, export_lines, gcs_emulator, gzipped, moto_s3
 
 pytestmark = pytest.mark.process  # a real server, killed
@@ -27,6 +28,8 @@ def objects() -> Iterator[tuple[str, bytes]]:
     for index in range(OBJECTS):
         numbers = range(index * PER_OBJECT, (index + 1) * PER_OBJECT)
         data = export_lines(numbers, failed_every=FAILED_EVERY)
+        if index == OBJECTS - 1:  # read after the restart: one bad line, counted and quarantined
+            data += b"{oops\n"
         if index % 2:
             yield f"2026/11/30/{index:02d}:00:00_{index:02d}:59:59_S0.json.gz", gzipped(data)
         else:
@@ -95,6 +98,21 @@ def test_kill_9_in_the_middle_of_a_bucket_then_every_record_once(tmp_path: Path,
                 ("failure", "wf-expense", RECORDS // FAILED_EVERY),
                 ("success", "wf-expense", RECORDS - RECORDS // FAILED_EVERY),
             ]
+            refused = scrape(server)[
+                (
+                    "agentwatch_receiver_refused_requests_total",
+                    (("reason", "bad_record"), ("receiver", "bucket/glean")),
+                )
+            ]
+            assert refused == 1.0
+            quarantine = server.data_dir / "bucket" / "bucket_glean" / "quarantine.jsonl"
+            (entry,) = [orjson.loads(line) for line in quarantine.read_bytes().splitlines()]
+            assert (entry["line"], entry["offset"], entry["data"]) == (
+                PER_OBJECT + 1,
+                len(export_lines(range(RECORDS - PER_OBJECT, RECORDS), FAILED_EVERY)),
+                "{oops",
+            )
+            assert entry["object"].endswith("15:00:00_15:59:59_S0.json.gz")
             assert server.stop() == 0
         finally:
             server.kill()
