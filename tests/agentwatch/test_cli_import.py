@@ -200,3 +200,26 @@ def test_with_a_server_running_the_records_go_through_its_receiver(tmp_path: Pat
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+def test_an_s3_bucket_with_an_endpoint_url(tmp_path: Path) -> None:
+    from receiver.bucket.source import Bucket
+    from tests.receiver.bucket.fixtures import moto_s3
+
+    data = tmp_path / "data"
+    with moto_s3() as endpoint:
+        fs = Bucket("s3://glean-logs/", endpoint).fs
+        fs.mkdir("glean-logs")
+        with fs.open("glean-logs/exports/2026/11/30/10:00:00_10:59:59_S0.json.gz", "wb") as f:
+            f.write(gzipped(export_lines(range(0, 12), failed_every=4)))
+        result = run("s3://glean-logs/exports/", "--endpoint-url", endpoint, "--mapping", "workflow_run",
+                     "--data-dir", str(data))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        result.stdout.splitlines()[1]
+        == "  12 log records and 0 spans: 12 stored, 0 already stored, 0 rejected"
+    )
+    assert query(data, "SELECT outcome, count(*) FROM runs GROUP BY ALL ORDER BY outcome") == [
+        ("failure", 3),
+        ("success", 9),
+    ]
