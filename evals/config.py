@@ -8,6 +8,7 @@ evals:
       timeout: 60s                  # one attempt
       retries: 3                    # on 429, 5xx and transport errors, with backoff
       concurrency: 4                # cases in flight at once, shared by every run of it
+      mode: auto                    # glean agents: auto (from its input schema) | form | chat
   judges:                           # a name here works wherever a judge does
     openai:
       type: openai                  # heuristic | openai | glean | ensemble
@@ -19,6 +20,7 @@ evals:
       type: glean
       url: https://acme-be.glean.com
       agent: ADVANCED               # Glean chat's agentConfig.agent
+      model_set: ADVANCED           # or: the model set (FAST | ADVANCED | AUTO), sent as agentConfig.agent
     panel:
       type: ensemble                # every member judges; combined per dimension
       members: [openai, glean-advanced]
@@ -54,6 +56,11 @@ TARGET_KINDS = ("python", "openai", "glean", "http")
 DEFAULT_QUALITY_THRESHOLDS: Mapping[str, float] = MappingProxyType({OVERALL: 4.0})
 """A judged run whose overall score is under 4 of 10 is marked ``quality_regression``."""
 JUDGE_KINDS = ("heuristic", "openai", "glean", "ensemble")
+GLEAN_AGENTS = ("DEFAULT", "GPT", "UNIVERSAL", "FAST", "ADVANCED", "AUTO")
+"""Glean chat's ``agentConfig.agent`` values (its Client API's ``AgentConfig``)."""
+GLEAN_MODEL_SETS = ("FAST", "ADVANCED", "AUTO")
+"""The agentic engine's model sets, by the ``agentConfig.agent`` that selects each: ``FAST`` (a fast
+model set, less reasoning), ``ADVANCED`` (the best model set), ``AUTO`` (routed per question)."""
 CRITERION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -71,12 +78,21 @@ class TargetConfig:
     concurrency: int = 4
     system_prompt: str | None = None
     """openai targets: a system message sent before each case."""
+    mode: Literal["auto", "form", "chat"] = "auto"
+    """glean agent targets: ``auto`` (the default) reads the agent's input schema (a form agent
+    is run with its fields, any other with the query as a message); ``form`` or ``chat`` forces
+    the mode without the lookup."""
 
     def validate(self) -> list[str]:
         problems = []
-        if self.spec.partition(":")[0] not in TARGET_KINDS:
+        kind = self.spec.partition(":")[0]
+        if kind not in TARGET_KINDS:
             kinds = ", ".join(k + ":" for k in TARGET_KINDS)
             problems.append(f"spec: {self.spec!r} must start with one of {kinds}")
+        elif self.mode != "auto" and (kind != "glean" or "#workflow:" in self.spec):
+            problems.append(
+                f"mode: only a glean agent target (glean:URL#agent_id) has one, not {self.spec!r}"
+            )
         if self.timeout <= 0:
             problems.append("timeout: must be positive")
         if self.retries < 0:
@@ -109,13 +125,24 @@ class JudgeConfig:
     is asked for factual_accuracy instead of this judge (a search-capable agent: Glean's ADVANCED
     agent, or one of yours); setting it scores factual_accuracy. Default: none."""
     agent: str | None = None
-    """glean: the chat agent (``agentConfig.agent``, e.g. ``ADVANCED``, ``DEFAULT``); default:
-    none sent (Glean's default)."""
+    """glean: the chat agent (``agentConfig.agent``: DEFAULT, GPT, UNIVERSAL, FAST, ADVANCED or
+    AUTO, any case); default: none sent (Glean's default)."""
+    model_set: str | None = None
+    """glean: the model set the judge's answers come from, ``FAST``, ``ADVANCED`` or ``AUTO`` (any
+    case), sent as ``agentConfig.agent`` (Glean's chat API selects its model set so; it has no
+    model set id). Default: none (Glean's default chat)."""
+
     members: list[str] = field(default_factory=list)
     """ensemble: the judges (names under ``evals.judges``, ``heuristic`` or specs) that each judge
     every case, at least two."""
     combine: Literal["mean", "majority"] = "mean"
     """ensemble: ``mean`` of the votes' values, or ``majority`` of their labels."""
+
+    @property
+    def glean_agent(self) -> str | None:
+        """What a glean judge sends as ``agentConfig.agent``: the model set, else the agent."""
+        chosen = self.model_set or self.agent
+        return chosen.upper() if chosen else None
 
     def validate(self) -> list[str]:
         problems = []
@@ -137,6 +164,16 @@ class JudgeConfig:
             problems.append("fact_checker: the heuristic judge cannot ask a fact checker")
         if self.agent is not None and self.type != "glean":
             problems.append("agent: only a glean judge has a chat agent")
+        elif self.agent is not None and self.agent.upper() not in GLEAN_AGENTS:
+            problems.append(f"agent: {self.agent!r} is not one of {', '.join(GLEAN_AGENTS)}")
+        if self.model_set is not None and self.type != "glean":
+            problems.append("model_set: only a glean judge has a model set")
+        elif self.model_set is not None and self.model_set.upper() not in GLEAN_MODEL_SETS:
+            problems.append(f"model_set: {self.model_set!r} is not one of {', '.join(GLEAN_MODEL_SETS)}")
+        elif self.model_set is not None and self.agent is not None and self.glean_agent != self.agent.upper():
+            problems.append(
+                f"model_set: {self.model_set!r} and agent: {self.agent!r} differ: set one of them"
+            )
         if self.retries < 0:
             problems.append("retries: must not be negative")
         if self.parse_retries < 0:

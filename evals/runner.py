@@ -1,6 +1,8 @@
 """One eval run: every case of a dataset sent to a target (``target.concurrency`` at a time),
-traced as an ``agent_run`` span with a child span per reported tool call, scored by a judge,
-stored (``storage.tables``) and compared with the agent's pinned baseline.
+traced as an ``agent_run`` span with a child span per reasoning step the target reported (an
+``execute_tool`` span for a step that called a tool, else a ``reasoning_step`` span) and per
+other tool call, scored by a judge, stored (``storage.tables``) and compared with the agent's
+pinned baseline.
 
 ``run_and_record`` is the one way to do all of it, used by ``agentwatch eval run`` and the
 scheduled ``synthetic`` receiver alike; they differ only in the span sink they give it
@@ -15,9 +17,14 @@ the agent's reported tokens are priced like the cost processor prices spans
 ``eval_runs`` and ``eval_results``.
 
 The run span carries ``agentwatch.synthetic``, ``agentwatch.eval_run_id`` and
-``agentwatch.eval_case_id``, the case's query and the answer, and the target's own trace id
+``agentwatch.eval_case_id``, the case's query and the answer, the target's own trace id
 (``agentwatch.target_trace_id``) when it returned one, so a synthetic run joins the agent's
-own trace.
+own trace, and the documents the answer cited (``agentwatch.citations``: a JSON list of
+``{id, url, title}``, each key only when known). A step's span carries ``agentwatch.step.index``
+(from 1), ``agentwatch.step.name`` and ``agentwatch.step.text``, its tool as the GenAI
+conventions name it (``gen_ai.tool.name``, ``gen_ai.tool.call.arguments``), ``output.value``
+(the text of a step that called no tool), the times the agent reported (else the run's), and
+an error status when the agent said the step failed.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode, Tracer
 
 from core.errors import Cancelled
@@ -42,7 +50,7 @@ from evals.datasets import Case
 from evals.judges.ledger import Pricer, Usage
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
-from evals.targets import DocumentSource, Target, TargetResult
+from evals.targets import DocumentSource, Step, Target, TargetResult, ToolCall
 from evals.tracing import SpanSink, tracer_provider
 from processors.cost.config import Config as CostConfig
 from storage.tables import EvalResultRow, EvalRunRow, JudgeCallRow, RunMarkRow, ScoreRow, write_rows
@@ -138,7 +146,8 @@ class RecordedRun:
     """The run against the agent's pinned baseline (canary runs: the pinned canary); None when
     none is pinned."""
     spans: int
-    """Spans the run made: one per case, and one per tool call the target reported."""
+    """Spans the run made: one per case, one per reasoning step and one per other tool call the
+    target reported (``span_count``)."""
     spans_stored: int
     """Spans the sink made durable; fewer than ``spans`` when it failed (``span_problem``)."""
     span_problem: str | None = None
@@ -191,7 +200,7 @@ def run_and_record(
     from evals.regressions import check_regression  # duckdb: only once a run exists
 
     regression = check_regression(run, data_dir, tenant, regression_threshold, alpha)
-    spans = sum(1 + len(o.result.tool_calls) for o in run.outcomes)
+    spans = sum(span_count(o.result) for o in run.outcomes)
     return RecordedRun(run, regression, spans, exporter.spans_exported, exporter.problem)
 
 
@@ -277,6 +286,31 @@ def priced(outcomes: list[CaseOutcome], pricer: Pricer, when: datetime) -> list[
     return found
 
 
+def span_count(result: TargetResult) -> int:
+    """The spans one case makes: its run, its steps, and the tool calls no step made."""
+    return 1 + len(result.reasoning) + len(_unstepped(result))
+
+
+def _unstepped(result: TargetResult) -> list[ToolCall]:
+    """The tool calls that are not a step's (those are traced as the step), in their order."""
+    stepped = [step.call for step in result.reasoning if step.call is not None]
+    calls = []
+    for call in result.tool_calls:
+        if call in stepped:
+            stepped.remove(call)
+        else:
+            calls.append(call)
+    return calls
+
+
+def citations(result: TargetResult) -> list[dict[str, str]]:
+    """The documents the answer cited (``id``, ``url``, ``title`` when known), else its citations."""
+    if result.documents:
+        return [{k: v for k, v in (("id", d.id), ("url", d.url), ("title", d.title)) if v}
+                for d in result.documents]  # fmt: skip
+    return [{"source": c} for c in result.citations]
+
+
 def _trace(
     tracer: Tracer,
     agent: str,
@@ -286,12 +320,15 @@ def _trace(
     judgement: Judgement,
     begin_ns: int,
 ) -> tuple[str, str]:
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "invoke_agent",
-        "gen_ai.agent.id": agent,
+    ids: dict[str, Any] = {
         "agentwatch.synthetic": True,
         "agentwatch.eval_run_id": run_id,
         "agentwatch.eval_case_id": case.id,
+    }
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.id": agent,
+        **ids,
         "input.value": case.query,
     }
     if result.output is not None:
@@ -300,29 +337,56 @@ def _trace(
         attributes["agentwatch.target_trace_id"] = result.trace_id
     if judgement.overall_score is not None:
         attributes["agentwatch.eval.overall_score"] = judgement.overall_score
+    if cited := citations(result):
+        attributes["agentwatch.citations"] = orjson.dumps(cited).decode()
     end_ns = begin_ns + int(result.latency_ms * 1e6)
     span = tracer.start_span("agent_run", start_time=begin_ns, attributes=attributes)
     context = trace.set_span_in_context(span)
-    for call in result.tool_calls:
-        tool_attributes: dict[str, Any] = {
-            "agentwatch.synthetic": True,
-            "agentwatch.eval_run_id": run_id,
-            "agentwatch.eval_case_id": case.id,
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            "gen_ai.tool.call.arguments": call.arguments,
-        }
-        if call.output is not None:
-            tool_attributes["gen_ai.tool.call.result"] = call.output
-        child = tracer.start_span(
-            f"execute_tool {call.name}", context, start_time=begin_ns, attributes=tool_attributes
-        )
+    for index, step in enumerate(result.reasoning, start=1):
+        _step_span(tracer, context, ids, index, step, begin_ns, end_ns)
+    for call in _unstepped(result):
+        child = tracer.start_span(f"execute_tool {call.name}", context, start_time=begin_ns,
+                                  attributes={**ids, **_tool_attributes(call)})  # fmt: skip
         child.end(end_time=end_ns)
     if result.error is not None:
         span.set_status(Status(StatusCode.ERROR, result.error))
     span.end(end_time=end_ns)
     ctx = span.get_span_context()
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def _tool_attributes(call: ToolCall) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.name,
+        "gen_ai.tool.call.arguments": call.arguments,
+    }
+    if call.output is not None:
+        attributes["gen_ai.tool.call.result"] = call.output
+    return attributes
+
+
+def _step_span(
+    tracer: Tracer, context: Context, ids: dict[str, Any], index: int, step: Step, begin_ns: int, end_ns: int
+) -> None:
+    """One reasoning step as a child span: ``execute_tool NAME`` when it called a tool (the
+    normaliser's ``tool`` operation), else ``reasoning_step NAME`` (``other``: no convention's
+    operation). Its times are the agent's when reported, else the run's."""
+    attributes: dict[str, Any] = {**ids, "agentwatch.step.index": index, "agentwatch.step.name": step.name}
+    if step.text:
+        attributes["agentwatch.step.text"] = step.text
+    if step.call is not None:
+        name = f"execute_tool {step.call.name}"
+        attributes.update(_tool_attributes(step.call))
+    else:
+        name = f"reasoning_step {step.name[:80]}".rstrip()
+        attributes["output.value"] = step.text
+    start = begin_ns if step.start_ns is None else step.start_ns
+    end = step.end_ns if step.end_ns is not None else max(start, end_ns)
+    child = tracer.start_span(name, context, start_time=start, attributes=attributes)
+    if step.status == "error":
+        child.set_status(Status(StatusCode.ERROR, step.text or "the step failed"))
+    child.end(end_time=end)
 
 
 def store(

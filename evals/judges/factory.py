@@ -5,9 +5,12 @@ config's ``evals.judges``, or a spec ``openai:URL#model`` / ``glean:URL``.
   ``response_format: json_object``; its ``usage`` (``prompt_tokens``, ``completion_tokens``)
   and ``model`` go to the judge ledger;
 - ``glean``: Glean's chat API (``POST {base}/rest/api/v1/chat``), the prompt as one user
-  message, ``agentConfig: {agent}`` when the judge names an ``agent`` (e.g. ``ADVANCED``, the
-  agent that searches the company's documents); the answer is the text of the last content
-  message (Glean's chat reports no tokens: its calls are in the ledger without them);
+  message, ``agentConfig: {agent}`` when the judge names a ``model_set`` (``FAST``, ``ADVANCED``
+  or ``AUTO``: the agentic engine's model sets, which Glean's chat API selects by
+  ``agentConfig.agent``) or an ``agent`` (e.g. ``ADVANCED``, the agent that searches the
+  company's documents); the answer is the text of the last content message (Glean's chat
+  reports no tokens: its calls are in the ledger without them, under the model
+  ``glean:<agent>``, e.g. ``glean:advanced``, or ``glean:chat``);
 - ``ensemble``: its ``members`` (``evals.judges.ensemble``).
 
 A judge's ``fact_checker`` (an openai or glean judge, or any target under ``evals.targets``) is
@@ -95,7 +98,7 @@ def _backend(config: JudgeConfig) -> tuple[str, Complete, Callable[[], None]]:
 
         return f"openai:{model}", complete, client.close
     url = config.url.rstrip("/") + "/rest/api/v1/chat"
-    agent = config.agent
+    agent = config.glean_agent
 
     def complete_glean(messages: list[dict[str, str]]) -> Reply:
         body: dict[str, Any] = {"messages": [{"author": "USER", "messageType": "CONTENT",

@@ -3,7 +3,8 @@
 Every target answers ``invoke(case) -> TargetResult``: the answer, the tool calls and citations
 the agent reported (and the documents behind them: ``Document``, whose content a target that is
 a ``DocumentSource`` can fetch for the judge), its own trace id when it returns one, the
-reasoning steps, and the tokens it reported using. A call that
+reasoning steps (their text, and as ``Step``s with the tool each called and its timing, traced
+as child spans of the case), and the tokens it reported using. A call that
 still fails after the retries comes back as a result with ``error`` set, never as an exception:
 a failing agent is data for the eval, not a crash of the runner.
 
@@ -39,6 +40,23 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One reasoning step the agent reported (Glean: an ``UPDATE`` message of its run), traced as a
+    child span of the case's ``agent_run`` span: an ``execute_tool`` span when it called a tool."""
+
+    name: str
+    """What the step said it does (its text, else the tool's name)."""
+    text: str = ""
+    call: ToolCall | None = None
+    """The tool (Glean: the action) the step called."""
+    status: str | None = None
+    """``error`` when the agent reported the step failed; None: not reported."""
+    start_ns: int | None = None
+    """When the step was reported (Unix ns); None: not reported (the span covers the run)."""
+    end_ns: int | None = None
+
+
+@dataclass(frozen=True)
 class TargetResult:
     output: str | None
     latency_ms: float
@@ -56,6 +74,8 @@ class TargetResult:
     output_tokens: int | None = None
     model: str | None = None
     """The model the agent reported answering with, to price its tokens."""
+    reasoning: tuple[Step, ...] = ()
+    """The reasoning steps as the agent reported them (``steps`` holds their text for judges)."""
 
 
 class Target(Protocol):

@@ -1,13 +1,33 @@
 """``glean``: Glean's agent API, or its workflow API.
 
-- agents: ``POST {base}/rest/api/v1/agents/runs/wait`` with ``{agent_id, input}`` (the case's
-  fields plus ``query``), or ``{agent_id, messages}`` with ``use_messages``;
+- agents (Glean's Client API, documented at developers.glean.com, "Agents"): the agent's input
+  schema is read once per target (``GET {base}/rest/api/v1/agents/{agent_id}/schemas``, answered
+  ``{agent_id, input_schema, output_schema}``, the schemas in JSON Schema). An agent whose
+  ``input_schema`` has ``properties`` (other than ``messages``) is a **form agent**: it is run
+  with ``POST {base}/rest/api/v1/agents/runs/wait`` and ``{agent_id, input}``, ``input`` holding
+  every field of the form (the documentation: a form agent needs all of its fields, an optional
+  one as ``""``): the case's field of that name, else the query for a field named ``query`` or
+  for a form of one field, else ``""``. Any other agent is a **chat agent**, run with
+  ``{agent_id, messages: [{role: USER, content: [{text: query, type: text}]}]}``. ``mode: form``
+  or ``mode: chat`` (``evals.targets.NAME.mode``) skips the lookup; a forced form sends the case's
+  fields plus ``query``, as before auto-detection. A lookup that fails is the error of every case
+  of the target (one lookup, with the retries), never a guess.
 - workflow: ``POST {base}/rest/api/v1/runworkflow`` with ``{workflowId, fields, messages:
-  [{author: USER, fragments: [{text}]}], enableTrace: true}``.
+  [{author: USER, fragments: [{text}]}], enableTrace: true}`` (not in Glean's public
+  documentation: the shape Glean's own clients send).
 
-Both answer with messages made of fragments (``text``, ``action.metadata`` for tool calls,
-citations); ``messageType: UPDATE`` messages are reasoning steps, the last ``CONTENT`` message
-is the answer. The trace id comes from ``workflowTraceId`` or ``agentTraceInfo.traceId``.
+Both answer with messages: the agents API's ``{role, content: [{text, type}]}``, the chat and
+workflow APIs' ``{author, messageType, fragments, citations, ts}`` (fragments: ``text``,
+``action`` for tool calls, ``citation``). ``messageType: UPDATE`` messages are reasoning steps
+(``Step``: their text, the action they called, their ``ts``; ``ERROR`` messages are failing
+steps); the last content message is the answer. The trace id comes from ``workflowTraceId`` or
+``agentTraceInfo.traceId``.
+
+Tokens: Glean's documentation of ``/agents/runs/wait`` shows no ``usage`` in its answer
+(``{run, messages}``). We assume a deployment that reports tokens does so as ``usage`` at the
+top level or in ``run`` (``input_tokens``/``output_tokens``, or ``prompt_tokens``/
+``completion_tokens``, with ``model`` when given) and read it into the agent's side of the
+ledger; an answer without it reports no tokens.
 
 The cited documents (``citation.sourceDocument``: id, url, title) are kept as ``Document``s; a
 judge that grounds on them has their text fetched through Glean's document API
@@ -18,52 +38,119 @@ joined by newlines), at most ``MAX_DOCUMENTS`` per case, in one call.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from core.httpclient import CallFailed, RetryPolicy, post_json
 from evals.datasets import Case
-from evals.targets import Document, TargetResult, ToolCall
-from evals.targets.base import HttpTarget, Malformed, bearer
+from evals.targets import Document, Step, TargetResult, ToolCall
+from evals.targets.base import HttpTarget, Malformed, bearer, get_json
 
 MAX_DOCUMENTS = 10
 """Documents fetched per case at most (the first cited)."""
+AGENT_MODES = ("auto", "form", "chat")
+"""How an agent is run: ``auto`` (from its input schema), or forced ``form`` or ``chat``."""
+
+
+@dataclass(frozen=True)
+class AgentKind:
+    """What the schema lookup found (or the config forced): ``form`` or ``chat``."""
+
+    mode: str
+    fields: tuple[str, ...] | None = None
+    """The form's fields, in the schema's order; None for a forced form (no lookup)."""
+    problem: str | None = None
+    """Why the schemas could not be read: every case of the target fails with it."""
+
+
+def agent_kind(schemas: Any) -> AgentKind:
+    """A form agent when ``input_schema.properties`` names fields (``messages`` aside: that is a
+    chat input), else a chat agent. Glean documents ``input_schema`` as JSON Schema; a chat agent's
+    is ``{}``."""
+    if not isinstance(schemas, dict):
+        return AgentKind("chat", problem="the schemas response is not a JSON object")
+    schema = schemas.get("input_schema")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    fields = tuple(k for k in properties if k != "messages") if isinstance(properties, dict) else ()
+    return AgentKind("form", fields) if fields else AgentKind("chat")
+
+
+def form_input(fields: Sequence[str], case: Case) -> dict[str, Any]:
+    """Every field of the form: the case's value, else the query (a field named ``query``, or the
+    form's only field), else ``""`` (Glean needs every field, an optional one empty)."""
+    values: dict[str, Any] = {}
+    for name in fields:
+        if name in case.fields:
+            values[name] = case.fields[name]
+        elif name == "query" or len(fields) == 1:
+            values[name] = case.query
+        else:
+            values[name] = ""
+    return values
 
 
 class GleanTarget(HttpTarget):
     def __init__(
         self, base_url: str, agent_id: str | None = None, workflow_id: str | None = None,
         api_key: str | None = None, use_messages: bool = False, policy: RetryPolicy | None = None,
-        concurrency: int = 4,
+        concurrency: int = 4, mode: str = "auto",
     ) -> None:  # fmt: skip
         if (agent_id is None) == (workflow_id is None):
             raise ValueError("a glean target needs exactly one of agent_id and workflow_id")
+        if mode not in AGENT_MODES:
+            raise ValueError(f"mode {mode!r}: must be one of {', '.join(AGENT_MODES)}")
         super().__init__(f"glean:{agent_id or workflow_id}", policy or RetryPolicy(), concurrency)
         self.base = base_url.rstrip("/")
         self.agent_id = agent_id
         self.workflow_id = workflow_id
         self.headers = bearer(api_key)
-        self.use_messages = use_messages
+        self.mode = "chat" if use_messages else mode
+        self._kind: AgentKind | None = None
+        self._kind_lock = threading.Lock()
+
+    def agent_kind(self) -> AgentKind:
+        """Form or chat: forced by ``mode``, else read once from the agent's schemas."""
+        with self._kind_lock:
+            if self._kind is None:
+                self._kind = self._lookup()
+            return self._kind
+
+    def _lookup(self) -> AgentKind:
+        if self.mode != "auto":
+            return AgentKind(self.mode)
+        url = f"{self.base}/rest/api/v1/agents/{quote(self.agent_id or '', safe='')}/schemas"
+        try:
+            data, _ = get_json(self.client, url, self.policy, self.headers)
+        except CallFailed as exc:
+            return AgentKind("chat", problem=str(exc))
+        return agent_kind(data)
 
     def invoke(self, case: Case) -> TargetResult:
-        user = [{"author": "USER", "fragments": [{"text": case.query}]}]
         if self.workflow_id is not None:
             url = f"{self.base}/rest/api/v1/runworkflow"
+            user = [{"author": "USER", "fragments": [{"text": case.query}]}]
             body: dict[str, Any] = {
                 "workflowId": self.workflow_id, "fields": case.fields, "messages": user, "enableTrace": True,
             }  # fmt: skip
-        elif self.use_messages:
-            url = f"{self.base}/rest/api/v1/agents/runs/wait"
-            body = {
-                "agent_id": self.agent_id,
-                "messages": [{"role": "USER", "content": [{"text": case.query}]}],
-            }
-        else:
-            url = f"{self.base}/rest/api/v1/agents/runs/wait"
+            return self.call(url, body, self.headers, parse)
+        kind = self.agent_kind()
+        if kind.problem is not None:
+            return TargetResult(None, 0.0, error=f"the agent's schemas could not be read: {kind.problem}")
+        url = f"{self.base}/rest/api/v1/agents/runs/wait"
+        if kind.mode == "chat":
+            message = {"role": "USER", "content": [{"text": case.query, "type": "text"}]}
+            body = {"agent_id": self.agent_id, "messages": [message]}
+        elif kind.fields is None:
             body = {"agent_id": self.agent_id, "input": {**case.fields, "query": case.query}}
+        else:
+            body = {"agent_id": self.agent_id, "input": form_input(kind.fields, case)}
         return self.call(url, body, self.headers, parse)
 
     def fetch_documents(self, documents: Sequence[Document]) -> tuple[tuple[Document, ...], list[str]]:
@@ -101,37 +188,118 @@ def parse(data: Any) -> TargetResult:
         raise Malformed("no messages")
     answer: list[str] = []
     steps: list[str] = []
+    reasoning: list[Step] = []
     calls: list[ToolCall] = []
     citations: list[str] = []
     documents: dict[str, Document] = {}
+    answered_at: int | None = None
     for message in data["messages"]:
-        if (message.get("author") or message.get("role")) == "USER":
+        if not isinstance(message, dict) or (message.get("author") or message.get("role")) == "USER":
             continue
         fragments = message.get("fragments") or message.get("content") or []
         texts = [f["text"] for f in fragments if isinstance(f, dict) and isinstance(f.get("text"), str)]
+        actions: list[ToolCall] = []
         for fragment in fragments:
             action = fragment.get("action") if isinstance(fragment, dict) else None
             if isinstance(action, dict):
                 meta = action.get("metadata") or {}
                 name = meta.get("name") or meta.get("actionId") or "action"
                 arguments = action.get("parameters") or meta.get("parameters") or {}
-                calls.append(ToolCall(str(name), orjson.dumps(arguments).decode()))
+                actions.append(ToolCall(str(name), orjson.dumps(arguments).decode()))
             citation = fragment.get("citation") if isinstance(fragment, dict) else None
             if isinstance(citation, dict):
                 source = citation.get("sourceDocument") or {}
                 citations.append(str(source.get("url") or source.get("title") or citation.get("url") or ""))
                 _cite(documents, source if source else citation)
+        calls += actions
         for cited in message.get("citations") or []:
             citations.append(str(cited.get("url") or cited.get("title") or ""))
             _cite(documents, cited.get("sourceDocument") or cited)
-        if message.get("messageType") == "UPDATE":
+        kind = message.get("messageType")
+        at = timestamp_ns(message.get("ts"))
+        if kind in ("UPDATE", "ERROR"):
             steps += texts
+            reasoning += _steps(texts, actions, "error" if kind == "ERROR" else None, at)
         elif texts:
             answer = texts  # the last content message is the answer
+            answered_at = at if at is not None else answered_at
     trace = data.get("workflowTraceId") or (data.get("agentTraceInfo") or {}).get("traceId")
     output = "".join(answer) if answer else None
+    input_tokens, output_tokens, model = usage(data)
     return TargetResult(output, 0.0, tuple(calls), tuple(c for c in citations if c), tuple(steps), trace,
-                        documents=tuple(documents.values()))  # fmt: skip
+                        documents=tuple(documents.values()), input_tokens=input_tokens,
+                        output_tokens=output_tokens, model=model,
+                        reasoning=_timed(reasoning, answered_at))  # fmt: skip
+
+
+def _steps(texts: list[str], actions: list[ToolCall], status: str | None, at: int | None) -> list[Step]:
+    """The steps of one UPDATE (or ERROR) message: one, or one per action it called."""
+    text = "".join(texts).strip()
+    if not actions:
+        return [Step(text, text, None, status, at)] if text else []
+    found = [Step(text or actions[0].name, text, actions[0], status, at)]
+    return found + [Step(call.name, "", call, status, at) for call in actions[1:]]
+
+
+def _timed(steps: list[Step], answered_at: int | None) -> tuple[Step, ...]:
+    """Each step with a reported start ends when the next step (or the answer) was reported."""
+    timed = []
+    for index, step in enumerate(steps):
+        if step.start_ns is None:
+            timed.append(step)
+            continue
+        after = [s.start_ns for s in steps[index + 1 :] if s.start_ns is not None] + [answered_at]
+        end = next((t for t in after if t is not None and t >= step.start_ns), None)
+        timed.append(replace(step, end_ns=end))
+    return tuple(timed)
+
+
+def timestamp_ns(value: Any) -> int | None:
+    """A message's ``ts`` in Unix ns. Glean documents it only as the message's "response
+    timestamp" (a string); read as an ISO 8601 time, or a number of seconds, milliseconds,
+    microseconds or nanoseconds since the epoch (by its size). None when it is neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    number: Decimal | None = None
+    if isinstance(value, int | float):
+        number = Decimal(repr(value))
+    elif isinstance(value, str) and value.strip():
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            try:
+                when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if when.tzinfo is None:
+                return None
+            return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    if number is None or not number.is_finite() or number <= 0:
+        return None
+    for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
+        if number < limit:
+            return int(number * scale)
+    return int(number)
+
+
+TOKEN_KEYS = (("input_tokens", "prompt_tokens", "inputTokens", "promptTokens"),
+              ("output_tokens", "completion_tokens", "outputTokens", "completionTokens"))  # fmt: skip
+
+
+def usage(data: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(input tokens, output tokens, model) from ``usage`` (top level, else ``run.usage``): not in
+    Glean's documented answer, read when a deployment sends it (see the module's docstring)."""
+    run: dict[str, Any] = data["run"] if isinstance(data.get("run"), dict) else {}
+    found = data.get("usage") if isinstance(data.get("usage"), dict) else run.get("usage")
+    if not isinstance(found, dict):
+        return None, None, None
+    counts = [next((v for k in keys if _count(v := found.get(k)) is not None), None) for keys in TOKEN_KEYS]
+    model = found.get("model") or data.get("model") or run.get("model")
+    return counts[0], counts[1], model if isinstance(model, str) and model else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _cite(documents: dict[str, Document], source: Any) -> None:

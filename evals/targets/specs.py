@@ -26,15 +26,16 @@ def resolve_target(name_or_spec: str, evals: EvalsConfig, policy: RetryPolicy | 
             raise TargetError(f"target {problem}")
         return from_spec(name_or_spec, policy, api_key)
     policy = RetryPolicy(timeout=named.timeout, retries=named.retries, backoff=named.backoff)
-    target = from_spec(named.spec, policy, named.api_key, named.system_prompt)
+    target = from_spec(named.spec, policy, named.api_key, named.system_prompt, named.mode)
     target.name = name_or_spec
     target.concurrency = named.concurrency
     return target
 
 
 def from_spec(
-    spec: str, policy: RetryPolicy | None = None, api_key: str | None = None, system_prompt: str | None = None
-) -> Target:
+    spec: str, policy: RetryPolicy | None = None, api_key: str | None = None,
+    system_prompt: str | None = None, mode: str = "auto",
+) -> Target:  # fmt: skip
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in KINDS or not rest:
         raise TargetError(f"target {spec!r}: expected one of {', '.join(k + ':…' for k in KINDS)}")
@@ -54,5 +55,5 @@ def from_spec(
             return GleanTarget(
                 url, workflow_id=fragment.removeprefix("workflow:"), api_key=api_key, policy=policy
             )
-        return GleanTarget(url, agent_id=fragment, api_key=api_key, policy=policy)
+        return GleanTarget(url, agent_id=fragment, api_key=api_key, policy=policy, mode=mode)
     return JsonHttpTarget(url, policy=policy)

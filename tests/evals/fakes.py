@@ -1,7 +1,7 @@
 """Fake judge backends on loopback for the judge tests: an OpenAI-compatible chat-completions
 server and a Glean server (chat, agents, document API) that answer each call from the request,
 so a test states what each dimension gets instead of the order calls arrive in. Every call is
-recorded (path, headers, JSON body) in order."""
+recorded (method, path, headers, JSON body) in order: a GET (Glean's agent schemas) too."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Call:
     path: str
     headers: dict[str, str]
     body: Any
+    method: str = "POST"
 
     @property
     def prompt(self) -> str:
@@ -55,10 +56,13 @@ class Backend:
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def do_GET(self) -> None:
+                self.do_POST("GET")
+
+            def do_POST(self, method: str = "POST") -> None:
                 length = int(self.headers.get("content-length", "0"))
                 data = self.rfile.read(length)
-                call = Call(self.path, dict(self.headers), json.loads(data) if data else None)
+                call = Call(self.path, dict(self.headers), json.loads(data) if data else None, method)
                 with backend._lock:
                     backend.calls.append(call)
                     status, body = backend.respond(call)

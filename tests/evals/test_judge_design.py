@@ -60,8 +60,13 @@ def python_target() -> PythonTarget:
 # -- groundedness on fetched documents ------------------------------------------------------------
 
 
+SCHEMAS, RUN = "/rest/api/v1/agents/agt_1/schemas", "/rest/api/v1/agents/runs/wait"
+
+
 def glean_agent(documents: dict[str, Any]) -> Backend:
     def respond(call: Call) -> tuple[int, Any]:
+        if call.path == SCHEMAS:  # a chat agent: no form fields
+            return 200, {"agent_id": "agt_1", "input_schema": {}, "output_schema": {}}
         if call.path == "/rest/api/v1/agents/runs/wait":
             return 200, glean_messages(
                 ANSWER,
@@ -86,9 +91,9 @@ def test_groundedness_is_judged_on_the_fetched_documents_and_the_reasoning_steps
         judge = build_judge("j", EvalsConfig(judges={"j": openai(model.url)}))
         run = run_eval([Case("c1", "How do I file expenses?", eval_guidance=GUIDANCE)], target, judge, TRACER,
                        agent="a", dataset="d")  # fmt: skip
-    # The Glean calls, in order: the agent's run, then one fetch of the cited documents.
-    assert [c.path for c in glean.calls] == ["/rest/api/v1/agents/runs/wait", "/rest/api/v1/getdocuments"]
-    fetch = glean.calls[1]
+    # The Glean calls, in order: the agent's schemas, its run, then one fetch of the cited documents.
+    assert [c.path for c in glean.calls] == [SCHEMAS, RUN, "/rest/api/v1/getdocuments"]
+    fetch = glean.calls[2]
     assert fetch.headers["Authorization"] == "Bearer glean-key"
     assert fetch.body == {"documentSpecs": [{"id": "doc-1"}, {"url": "https://wiki/travel"}],
                           "includeFields": ["DOCUMENT_CONTENT"]}  # fmt: skip
@@ -114,7 +119,7 @@ def test_no_document_is_fetched_for_a_judge_that_does_not_read_them() -> None:
     with glean_agent({}) as glean:
         target = GleanTarget(glean.url, agent_id="agt_1", policy=FAST, concurrency=1)
         run = run_eval([Case("c1", "How?")], target, HeuristicJudge(), TRACER, agent="a", dataset="d")
-    assert [c.path for c in glean.calls] == ["/rest/api/v1/agents/runs/wait"]
+    assert [c.path for c in glean.calls] == [SCHEMAS, RUN]
     assert run.outcomes[0].judgement.problems == ()
 
 
@@ -131,7 +136,9 @@ def test_factual_accuracy_is_asked_of_a_search_capable_agent_target() -> None:
     with Backend(respond) as glean, OpenAIJudge(labels) as model:
         evals = EvalsConfig(
             targets={
-                "glean-advanced": TargetConfig(spec=f"glean:{glean.url}#advanced-agent", api_key="g-key")
+                "glean-advanced": TargetConfig(
+                    spec=f"glean:{glean.url}#advanced-agent", api_key="g-key", mode="form"
+                )
             },
             judges={"j": openai(model.url, fact_checker="glean-advanced")},
         )

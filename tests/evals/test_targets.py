@@ -91,15 +91,16 @@ def test_timeout_and_malformed_responses_are_errors_not_exceptions() -> None:
         )
 
 
-def test_glean_agent_api() -> None:
+def test_glean_agent_api_forced_form_sends_the_fields_and_the_query() -> None:
     with FakeServer() as fake:
         fake.script("/rest/api/v1/agents/runs/wait", Reply(body={"messages": [
             {"role": "USER", "content": [{"text": "How do I file expenses?"}]},
             {"role": "GLEAN_AI", "content": [{"text": "Open Concur. "}, {"text": "Attach receipts."}]},
         ]}))  # fmt: skip
-        target = GleanTarget(fake.url, agent_id="agt_1", api_key="glean-key", policy=FAST)
+        target = GleanTarget(fake.url, agent_id="agt_1", api_key="glean-key", policy=FAST, mode="form")
         result = target.invoke(CASE)
         assert answer(result) == ("Open Concur. Attach receipts.", (), (), (), None, None, 1)
+        assert len(fake.seen) == 1  # no schema lookup
         assert fake.seen[0].body == {
             "agent_id": "agt_1",
             "input": {"region": "EU", "query": "How do I file expenses?"},
