@@ -21,7 +21,8 @@ workflow APIs' ``{author, messageType, fragments, citations, ts}`` (fragments: `
 ``action`` for tool calls, ``citation``). ``messageType: UPDATE`` messages are reasoning steps
 (``Step``: their text, the action they called, their ``ts``; ``ERROR`` messages are failing
 steps); the last content message is the answer. The trace id comes from ``workflowTraceId`` or
-``agentTraceInfo.traceId``.
+``agentTraceInfo.traceId``. An agent run whose ``run.status`` is ``error`` (the documented
+values: ``error``, ``success``) is the case's error, its messages kept.
 
 Tokens: Glean's documentation of ``/agents/runs/wait`` shows no ``usage`` in its answer
 (``{run, messages}``). We assume a deployment that reports tokens does so as ``usage`` at the
@@ -151,7 +152,11 @@ class GleanTarget(HttpTarget):
             body = {"agent_id": self.agent_id, "input": {**case.fields, "query": case.query}}
         else:
             body = {"agent_id": self.agent_id, "input": form_input(kind.fields, case)}
-        return self.call(url, body, self.headers, parse)
+        result = self.call(url, body, self.headers, parse)
+        run = result.raw.get("run")
+        if result.error is None and isinstance(run, dict) and run.get("status") == "error":
+            return replace(result, error="the agent's run ended with status error")
+        return result
 
     def fetch_documents(self, documents: Sequence[Document]) -> tuple[tuple[Document, ...], list[str]]:
         """``documents`` with the text Glean's document API has for them; why some have none."""

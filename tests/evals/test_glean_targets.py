@@ -122,6 +122,13 @@ def test_a_form_of_one_field_gets_the_query_and_messages_alone_is_a_chat_input()
     assert agent_kind([]).problem == "the schemas response is not a JSON object"
 
 
+def test_a_run_that_ended_in_error_is_the_cases_error() -> None:
+    failed = {**answer("I could not finish."), "run": {"agent_id": "agt", "status": "error"}}
+    with glean({"agt": schemas_of("agt", {})}, {QUERY: failed}) as fake:
+        result = GleanTarget(fake.url, agent_id="agt", policy=FAST).invoke(Case("c1", QUERY))
+    assert (result.output, result.error) == ("I could not finish.", "the agent's run ended with status error")
+
+
 def test_the_config_can_force_the_mode_without_a_lookup() -> None:
     with glean({}) as fake:
         evals = EvalsConfig(targets={
