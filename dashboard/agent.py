@@ -117,15 +117,19 @@ def _recent(runs: RunSet) -> list[dict[str, Any]]:
 
 def _steps(con: duckdb.DuckDBPyConnection, runs: RunSet, window: Window) -> list[dict[str, Any]]:
     """The steps of the agent's runs (span name, tool, model) by how often they failed."""
+    # The runs are one tenant's (the page narrows them): only its partitions are read.
+    tenant, params = (
+        ("", {}) if runs.scope.tenant is None else (" AND s.tenant = $tenant", {"tenant": runs.scope.tenant})
+    )
     rows = runs.rows(
         f"""SELECT s.operation, coalesce(s.tool_name, s.name) AS step, s.model, count(*) AS spans,
                   count(*) FILTER (WHERE {span_failed_sql("s.")}) AS failed,
                   mode(s.failure_type) FILTER (WHERE s.failure_type IS NOT NULL) AS failure_type,
                   quantile_cont(s.duration_ms, 0.95) AS p95_ms
            FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
-           WHERE s.date >= $since_date
+           WHERE s.date >= $since_date{tenant}
            GROUP BY ALL ORDER BY failed DESC, spans DESC, step LIMIT $steps""",
-        {"since_date": since_date(window.since), "steps": STEPS},
+        {"since_date": since_date(window.since), "steps": STEPS, **params},
     )
     return [dict(r, failure_rate=r["failed"] / r["spans"] if r["spans"] else None) for r in rows]
 
