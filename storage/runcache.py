@@ -320,7 +320,8 @@ class RunCache:
         remove older keys' files (a connection holding one attached keeps reading it)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{path.name}.tmp"
-        tmp.unlink(missing_ok=True)
+        for left in (tmp, tmp.with_name(f"{tmp.name}.wal")):  # a merge killed half-way
+            left.unlink(missing_ok=True)
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET enable_progress_bar = false")
