@@ -14,6 +14,7 @@ import duckdb
 from rich.console import Console
 
 from agentwatch.cli_alerts import alerts_group
+from agentwatch.cli_cases import review
 from agentwatch.cli_common import load_or_exit, usable_data_dir
 from agentwatch.cli_cost import cost
 from agentwatch.cli_eval import eval_group
@@ -319,6 +320,7 @@ def warmup() -> None:
 
 main.add_command(report)
 main.add_command(cases)
+cases.add_command(review)
 main.add_command(cost)
 main.add_command(eval_group)
 main.add_command(alerts_group)
