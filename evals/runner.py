@@ -379,7 +379,7 @@ def _step_span(
         name = f"execute_tool {step.call.name}"
         attributes.update(_tool_attributes(step.call))
     else:
-        name = f"reasoning_step {step.name[:80]}".rstrip()
+        name = f"reasoning_step {' '.join(step.name.split())[:80]}".rstrip()  # one line, at most 80 chars
         attributes["output.value"] = step.text
     start = begin_ns if step.start_ns is None else step.start_ns
     end = step.end_ns if step.end_ns is not None else max(start, end_ns)

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentwatch.cli import main
 from agentwatch.config import parse_config
@@ -306,12 +308,49 @@ evals:
     ).fetchall() == [(True, 1, "c1")]
 
 
+class Answers:
+    """A target that answers every case with one result."""
+
+    name, concurrency = "fixed", 1
+
+    def __init__(self, result: TargetResult) -> None:
+        self.result = result
+
+    def invoke(self, case: Case) -> TargetResult:
+        return self.result
+
+    def close(self) -> None:
+        return None
+
+
 def test_a_tool_call_no_step_made_keeps_its_own_span() -> None:
     from evals.runner import span_count
 
     call, other = ToolCall("search", "{}"), ToolCall("lookup", '{"id":1}')
-    result = TargetResult("ok", 1.0, (call, other), reasoning=(Step("Searching", "Searching", call),))
-    assert span_count(result) == 3  # the run, the step (its call), the other call
+    long = "Thinking\n  about " + "x" * 100
+    result = TargetResult(
+        "ok", 1.0, (call, other), reasoning=(Step("Searching", "Searching", call), Step(long))
+    )
+    assert span_count(result) == 4  # the run, the two steps (one of them the call), the other call
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    run_eval(
+        [Case("c1", QUERY)],
+        Answers(result),
+        HeuristicJudge(),
+        provider.get_tracer("t"),
+        agent="a",
+        dataset="d",
+    )
+    assert [
+        (s.name, (s.attributes or {}).get("gen_ai.tool.name")) for s in exporter.get_finished_spans()
+    ] == [
+        ("execute_tool search", "search"),
+        ("reasoning_step Thinking about " + "x" * 65, None),
+        ("execute_tool lookup", "lookup"),
+        ("agent_run", None),
+    ]
 
 
 # -- the model set a Glean judge asks for ------------------------------------------------------------
