@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -89,6 +90,8 @@ class Limits:
     max_document_bytes: int = 64 << 20
     """A JSON object pretty-printed over many lines (an OTLP trace dump) is read whole, up to this."""
     in_flight: int = 4
+    max_records_per_second: float | None = None
+    """Read no faster than this (None: as fast as the door takes them)."""
 
 
 @dataclass
@@ -105,6 +108,7 @@ class BucketReader:
     counts: Counts = field(default_factory=Counts)
     _sent: deque[_Sent] = field(default_factory=deque)
     _done_bytes: int = 0
+    _paced_until: float = 0.0
 
     # -- which objects, from where --------------------------------------------------------------
 
@@ -334,6 +338,18 @@ class BucketReader:
             self.counts.spans += chunk.spans
         self._sent.append(_Sent(futures, name, position))
         self._settle(self.limits.in_flight)
+        self._pace(chunk.records)
+
+    def _pace(self, records: int) -> None:
+        """Wait as long as ``records`` take at ``max_records_per_second``, from when the last
+        chunk's time ran out (or now)."""
+        rate = self.limits.max_records_per_second
+        if not rate or not records:
+            return
+        now = time.monotonic()
+        self._paced_until = max(self._paced_until, now) + records / rate
+        if self._paced_until > now:
+            self.stopping.wait(self._paced_until - now)
 
     def _settle(self, keep: int) -> None:
         """Commit the cursor past every chunk that is durable, in order, until at most ``keep``

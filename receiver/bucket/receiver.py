@@ -12,6 +12,8 @@ receivers:
     max_line_mib: 16                     # longer lines are quarantined and skipped
     max_batch_records: 1000              # records per request handed to the write-ahead log
     max_batch_mib: 4                     # ... or source bytes
+    max_records_per_second: null         # read no faster (a backlog then leaves the server's
+                                         # interpreter to the OTLP receivers); null: no bound
 service:
   pipelines:
     traces:
@@ -69,6 +71,9 @@ class Config:
     max_line_mib: float = 16.0
     max_batch_records: int = 1000
     max_batch_mib: float = 4.0
+    max_records_per_second: float | None = None
+    """Read no faster than this: the reading shares the server's interpreter with the OTLP
+    receivers, and a large backlog read at full speed slows their answers."""
 
     def validate(self) -> list[str]:
         problems = []
@@ -93,6 +98,8 @@ class Config:
                 problems.append(f"{key}: must be positive")
         if self.max_object_mib is not None and self.max_object_mib <= 0:
             problems.append("max_object_mib: must be positive (or null: no bound)")
+        if self.max_records_per_second is not None and self.max_records_per_second <= 0:
+            problems.append("max_records_per_second: must be positive (or null: no bound)")
         if self.max_batch_records < 1:
             problems.append("max_batch_records: must be at least 1")
         return problems
@@ -193,6 +200,7 @@ def build_reader(
         max_chunk_bytes=int(config.max_batch_mib * MIB),
         max_line_bytes=int(config.max_line_mib * MIB),
         max_object_bytes=int(config.max_object_mib * MIB) if config.max_object_mib is not None else None,
+        max_records_per_second=config.max_records_per_second,
     )
     return BucketReader(
         Bucket(config.url, config.endpoint_url),

@@ -4,6 +4,7 @@ and appended objects, bad lines and a truncated gzip object quarantined with the
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -227,3 +228,15 @@ def test_blank_lines_keep_line_numbers_and_a_document_may_follow_them(tmp_path: 
         ("", "hello"),
     ]
     assert records[1].time_unix_nano == 1796032800000000000
+
+
+def test_reading_is_paced_by_max_records_per_second(tmp_path: Path, loop: Loop) -> None:
+    src, data = tmp_path / "bucket", tmp_path / "data"
+    src.mkdir()
+    (src / "a.json").write_bytes(export_lines(range(0, 30)))
+    door = Door()
+    reader = reader_for(loop, door, index(), src, data, max_batch_records=10, max_records_per_second=100.0)
+    started = time.monotonic()
+    assert reader.poll() == 30
+    assert time.monotonic() - started >= 0.29  # 30 records at 100 a second
+    assert sorted(door.uids()) == [f"ins-{n:05d}" for n in range(30)]
