@@ -1,7 +1,8 @@
 """``python``: an importable callable ``f(query: str, fields: dict) -> str | dict`` for agents
 tested in-process. A dict may carry ``output``, ``tool_calls`` (dicts with ``name``,
-``arguments``, ``output``), ``citations``, ``trace_id``, ``steps`` (reasoning, a list of text),
-``documents`` (dicts with ``id``, ``url``, ``title``, ``content``: what it cited or retrieved),
+``arguments``, ``output``), ``citations``, ``trace_id``, ``steps`` (reasoning: each a text, or a
+dict with ``name``, ``text``, ``tool``, ``arguments``, ``output`` and ``status``; each a child span
+of the case), ``documents`` (dicts with ``id``, ``url``, ``title``, ``content``: what it cited or retrieved),
 ``usage`` (``input_tokens``, ``output_tokens``) and ``model``. An exception is the run's error."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import orjson
 
 from core.errors import TargetError
 from evals.datasets import Case
-from evals.targets import Document, TargetResult, ToolCall
+from evals.targets import Document, Step, TargetResult, ToolCall
 
 
 def load_callable(reference: str) -> Callable[..., Any]:
@@ -91,16 +92,34 @@ class PythonTarget:
             for d in value.get("documents") or [] if isinstance(d, dict)
         )  # fmt: skip
         model = value.get("model")
+        reasoning = tuple(_step(step) for step in value.get("steps") or [])
+        stepped = [s.call for s in reasoning if s.call is not None and s.call not in calls]
+        calls += tuple(stepped)  # a step's tool call is a tool call of the run too
         return TargetResult(
             output if isinstance(output, str) else None, _ms(start), calls,
             tuple(str(c) for c in value.get("citations") or []),
-            tuple(str(step) for step in value.get("steps") or []), value.get("trace_id"),
+            tuple(step.text or step.name for step in reasoning), value.get("trace_id"),
             documents=documents, input_tokens=_count(usage.get("input_tokens")),
             output_tokens=_count(usage.get("output_tokens")), model=model if isinstance(model, str) else None,
+            reasoning=reasoning,
         )  # fmt: skip
 
     def close(self) -> None:
         return None
+
+
+def _step(step: Any) -> Step:
+    """A reported step: a text, or a dict naming its tool (``tool``, ``arguments``, ``output``) and
+    ``status`` (``error`` when it failed)."""
+    if not isinstance(step, dict):
+        return Step(str(step), str(step))
+    text = _opt_text(step.get("text")) or ""
+    tool = step.get("tool")
+    arguments, output = _text(step.get("arguments", "")), _opt_text(step.get("output"))
+    call = ToolCall(str(tool), arguments, output) if tool else None
+    name = _opt_text(step.get("name")) or text or (call.name if call else "step")
+    status = "error" if step.get("status") == "error" else None
+    return Step(name, text, call, status)
 
 
 def _text(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from evals.targets import TargetResult, ToolCall
 from evals.targets.glean import GleanTarget
 from evals.targets.http import JsonHttpTarget
 from evals.targets.openai import OpenAITarget
+from evals.targets.python import PythonTarget
 from evals.targets.specs import from_spec
 from tests.helpers.fake_http import FakeServer, Reply
 
@@ -213,3 +215,24 @@ def test_a_python_target_may_name_a_file(tmp_path: Path) -> None:
     with pytest.raises(TargetError) as info:
         from_spec(f"python:{tmp_path / 'absent.py'}:answer")
     assert str(info.value).startswith(f"python target '{tmp_path / 'absent.py'}:answer': cannot import ")
+
+
+def stepping(query: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A python target reporting its steps: a text, a step calling a tool, a failing step."""
+    return {"output": "ok", "steps": [
+        "Plan", {"name": "Search", "text": "Searching", "tool": "search", "arguments": {"q": "x"}, "output": "found"},
+        {"text": "Failed", "status": "error"},
+    ]}  # fmt: skip
+
+
+def test_a_python_target_reports_structured_steps() -> None:
+    from evals.runner import span_count
+    from evals.targets import Step
+
+    result = PythonTarget("tests.evals.test_targets:stepping").invoke(CASE)
+    search = ToolCall("search", '{"q":"x"}', "found")
+    assert (result.steps, result.tool_calls) == (("Plan", "Searching", "Failed"), (search,))
+    assert result.reasoning == (
+        Step("Plan", "Plan"), Step("Search", "Searching", search), Step("Failed", "Failed", None, "error"),
+    )  # fmt: skip
+    assert span_count(result) == 4  # the run and its three steps (the search is the second)
