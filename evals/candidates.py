@@ -10,10 +10,11 @@ space, trimmed (``"How do I file an Expense-Report?"`` → ``"how do i file an e
 Two queries with the same normalised text are duplicates. Otherwise their *similarity* is the
 Sørensen-Dice coefficient of their sets of character trigrams, each normalised text padded with
 one space at either end: ``2·|A∩B| / (|A| + |B|)``, from 0 (nothing shared) to 1. At or above
-the threshold (``SIMILARITY``, 0.85 by default) they are duplicates. A typo, a dropped article,
-a trailing "please" or another ticket number stay above it; another entity ("Reset my
-password" / "Reset my VPN password": 0.842) or an added clause ("… expense report for
-travel?": 0.849) fall under it, so both stay cases.
+the threshold (``SIMILARITY``, 0.85 by default) they are duplicates. In a sentence-long query
+a typo, a dropped article, a trailing "please" or another ticket number stay above it; another
+entity ("Reset my password" / "Reset my VPN password": 0.842) or an added clause ("… expense
+report for travel?": 0.849) fall under it, so both stay cases. The shorter the queries, the
+more one character weighs: "book a hotel" / "book a hotle" is 0.75, two cases.
 
 **What is dropped**, in this order, each with the reason it was dropped: a candidate rejected
 before (its id or its run in the review state) or whose query is a duplicate of a rejected

@@ -33,7 +33,8 @@ from evals.datasets import Case, load_dataset
 
 def test_normalised_folds_case_punctuation_and_spaces() -> None:
     assert normalised("  How do I file an Expense-Report?\n") == "how do i file an expense report"
-    assert normalised("\uff32\uff45\uff53\uff45\uff54 my_password!!") == "reset my password"  # NFKC full-width, "_" a space
+    full_width = "\uff32\uff45\uff53\uff45\uff54"  # NFKC makes it "Reset"; "_" is a space
+    assert normalised(f"{full_width} my_password!!") == "reset my password"
     assert normalised("Où est ma note de frais ?") == "où est ma note de frais"  # letters stay letters
 
 
@@ -46,6 +47,13 @@ def test_similarity_is_dice_over_padded_trigrams() -> None:
     # " book a hotel " / " book a hotle ": 12 trigrams each, 9 shared (not "ote", "tel", "el ").
     assert similarity("book a hotel", "book a hotle") == 18 / 24
     assert similarity("How do I file an expense report?", "how do I file an expense report") == 1.0
+    # The examples the module's docstring gives, either side of 0.85.
+    assert round(similarity("How do I file an expense report?", "How do I file expense report"), 3) == 0.915
+    assert (
+        round(similarity("Summarise the Q3 sales report", "Summarise the Q3 sales report please"), 3) == 0.906
+    )
+    clause = similarity("how do I file an expense report", "How do I file an expense report for travel?")
+    assert round(clause, 3) == 0.849
     assert similarity("", "?") == 1.0  # both normalise to nothing
     assert similarity("abc", "xyz") == 0.0
 
