@@ -13,6 +13,7 @@ Every problem is reported at once as ``file:line: field: message``.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def _jsonl_rows(text: str, name: str, problems: list[str]) -> list[tuple[int, di
 
 
 def _csv_rows(text: str, name: str, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(text.splitlines())
+    # A quoted cell may hold line breaks: the csv module reads the text whole, never line by line.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     unknown = [column for column in header if column not in FIELDS]
     if unknown:
@@ -94,8 +96,9 @@ def _csv_rows(text: str, name: str, problems: list[str]) -> list[tuple[int, dict
     if problems:
         return []
     rows = []
+    ended = reader.line_num  # the header's last line
     for row in reader:
-        line = reader.line_num
+        line, ended = ended + 1, reader.line_num  # where the row starts (a cell may span lines)
         if None in row:
             problems.append(f"{name}:{line}: more cells than header columns")
             continue

@@ -106,3 +106,18 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         load_dataset(tmp_path / "empty.jsonl")
     assert info.value.problems == [f"{tmp_path / 'empty.jsonl'}: the dataset has no cases"]
+
+
+def test_a_quoted_csv_cell_keeps_its_line_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "cases.csv"
+    path.write_bytes(b'query,eval_guidance\r\n"Line one\r\nline two",Answers both\r\nNext?,"a ""quoted"" word"\r\n')
+    cases = load_dataset(path)
+    assert [(c.query, c.eval_guidance) for c in cases] == [
+        ("Line one\nline two", "Answers both"),
+        ("Next?", 'a "quoted" word'),
+    ]
+    # A bad row after a multi-line one is named by the line it starts on.
+    path.write_text('query,fields\n"two\nlines",{}\nthird,{not json\n')
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path)
+    assert error.value.problems[0].startswith(f"{path}:4: fields: not valid JSON")
