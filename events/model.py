@@ -114,7 +114,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def _time_ns(value: Any) -> int | None:
+def time_ns_of(value: Any) -> int | None:
     """A timestamp as epoch seconds, milliseconds, microseconds or nanoseconds (told apart by
     size), or as ISO 8601 text (``Z`` or an offset; naive means UTC)."""
     if isinstance(value, bool):
@@ -126,7 +126,7 @@ def _time_ns(value: Any) -> int | None:
     if isinstance(value, str) and value.strip():
         text = value.strip()
         if text.replace(".", "", 1).isdigit():
-            return _time_ns(float(text))
+            return time_ns_of(float(text))
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
@@ -157,7 +157,7 @@ def event_of(name: str, fields: Mapping[str, Any], time_unix_nano: int = 0) -> A
                 numbers[key] = float(int(number)) if key in INT_FIELDS else number
         elif key not in ("timestamp", *IDS):
             extra[key] = value
-    when = _time_ns(fields.get("timestamp")) or time_unix_nano
+    when = time_ns_of(fields.get("timestamp")) or time_unix_nano
     return AgentEvent(
         name,
         when,

@@ -29,7 +29,7 @@ from typing import Any
 
 from core.configmodel import STRICT
 from events.model import EVENT_NAMES, FIELDS, REQUEST_COMPLETED
-from events.model import _time_ns as model_time_ns  # the event model's own reading of a time
+from events.model import time_ns_of as model_time_ns  # the event model's own reading of a time
 
 Paths = str | list[str]
 
