@@ -1,7 +1,8 @@
 """Target specs: ``python:pkg.module:function``, ``openai:URL#model``, ``glean:URL#agent_id``
 (or ``#workflow:ID``), ``http:URL``; or the name of a target under the config's
-``evals.targets``, which adds an API key (``${env:…}``, never in the spec), timeouts, retries
-and a concurrency limit."""
+``evals.targets``, which adds an API key (``${env:…}``, never in the spec), timeouts, retries,
+a concurrency limit and, for a Glean agent, its ``mode`` (``auto``: form or chat from its
+schemas; ``form``; ``chat``)."""
 
 from __future__ import annotations
 
