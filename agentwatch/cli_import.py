@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,26 +32,14 @@ from agentwatch.cli_common import load_or_exit, usable_data_dir
 
 if TYPE_CHECKING:
     from agentwatch.config import AgentwatchConfig
+    from agentwatch.ingest import LogHolder, Route
     from core.model import Signal
     from receiver.bucket.mapping import MappingConfig
     from receiver.otlp.handler import ExportResult
 
 FORMATS = ("auto", "cloud_logging", "jsonl", "otlp_json", "parquet")
-WAIT_NOTICE_SECONDS = 2.0
 
 SubmitFn = Callable[[bytes, "Signal", int], "Future[ExportResult]"]
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: str
-    """``log`` (this process's write-ahead log) or ``server`` (a running server's receiver)."""
-    where: str
-
-    def describe(self) -> str:
-        if self.kind == "server":
-            return f"through the running server's receiver {self.where}"
-        return f"through the write-ahead log {self.where} (no server is running on it)"
 
 
 @click.command("import")
@@ -198,51 +185,32 @@ def import_sink(
 ) -> Iterator[tuple[SubmitFn, Route]]:
     """A door for the import's records: this process's own ingest path when no other process
     writes the data directory's log (held for the whole import, drained into Parquet on exit),
-    else the OTLP/HTTP receiver of the server that does; another import or eval run holding the
-    log is waited for."""
-    from storage.wallock import WalLock
+    else the OTLP/HTTP receiver of the server that does (``agentwatch.ingest.take_log``: another
+    import or eval run holding the log is waited for)."""
+    from agentwatch.ingest import LogHolder, take_log
+    from core.errors import StorageError
 
-    lock = WalLock(Path(config.storage.data_dir) / "wal")
-    since = time.monotonic()
-    noticed = False
-    while not lock.try_acquire(command="import"):
-        holder = lock.holder() or {}
-        endpoints = holder.get("otlp_http")
-        if holder.get("command") == "serve" and isinstance(endpoints, list) and endpoints:
-            with _server_sink(config, tenant, holder, endpoints) as found:
-                yield found
-            return
-        who = f"pid {holder.get('pid', '?')}, agentwatch {holder.get('command', '?')}"
-        if holder.get("command") == "serve" and time.monotonic() - since > wait:
-            raise click.ClickException(
-                f"the server ({who}) writing {config.storage.data_dir} receives no OTLP/HTTP: enable "
-                "receivers.otlp.protocols.http, or stop it, to import into this data directory"
-            )
-        if not noticed and time.monotonic() - since > WAIT_NOTICE_SECONDS:
-            noticed = True
-            notice(f"waiting for {who} to finish writing the write-ahead log of {config.storage.data_dir}")
-        time.sleep(0.1)
-    with _local_sink(config, tenant, lock) as found:
+    try:
+        taken = take_log(config, "import", notice, wait)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    if isinstance(taken, LogHolder):
+        with _server_sink(config, tenant, taken) as found:
+            yield found
+        return
+    with _local_sink(config, tenant, taken) as found:
         yield found
 
 
 @contextmanager
 def _local_sink(config: AgentwatchConfig, tenant: str | None, lock: Any) -> Iterator[tuple[SubmitFn, Route]]:
-    from agentwatch.converter import InlineConverter
-    from agentwatch.ingest import Ingest
-    from agentwatch.pipeline import assemble
+    from agentwatch.ingest import Route, receiver_for_records, start_ingest
 
-    try:
-        converter = InlineConverter(assemble(config), config.storage.max_batch_spans)
-        ingest = Ingest(config, converter, "import", refuse_unrouted=True, lock=lock)
-    except BaseException:
-        lock.release()
-        raise
-    ingest.start()  # the lock is already held; released if it fails
+    ingest = start_ingest(config, "import", lock)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="import-door", daemon=True)
     thread.start()
-    receiver_id = _receiver_id(config)
+    receiver_id = receiver_for_records(config)
 
     def submit(payload: bytes, signal: Signal, items: int) -> Future[ExportResult]:
         handler = ingest.handler(receiver_id)
@@ -257,52 +225,32 @@ def _local_sink(config: AgentwatchConfig, tenant: str | None, lock: Any) -> Iter
         ingest.stop()
 
 
-def _receiver_id(config: AgentwatchConfig) -> str:
-    """The receiver id records are logged under: the OTLP receiver they would reach through a
-    server (so the same pipelines take them), else the first one a pipeline lists."""
-    listed = [r for p in config.pipelines.values() for r in p.receivers]
-    otlp = [r for r in listed if config.receivers[r].type == "otlp"]
-    return (otlp or listed)[0]
-
-
 @contextmanager
 def _server_sink(
-    config: AgentwatchConfig, tenant: str | None, holder: dict[str, Any], endpoints: list[Any]
+    config: AgentwatchConfig, tenant: str | None, holder: LogHolder
 ) -> Iterator[tuple[SubmitFn, Route]]:
     import httpx
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+    from agentwatch.ingest import Route, bearer_for, no_otlp_http
+    from core.errors import StorageError
     from core.httpclient import CallFailed, post
     from evals.tracing import OTLP_POLICY
-    from receiver.otlp.auth import AuthConfig
     from receiver.otlp.handler import ExportResult
 
-    endpoint = endpoints[0]
+    if not holder.endpoints:
+        raise click.ClickException(str(no_otlp_http(holder, config, "import")))
+    endpoint = holder.endpoints[0]
     traces_url = str(endpoint["url"])
     logs_url = _logs_url(config, str(endpoint.get("receiver", "")), traces_url)
-    headers = {"Content-Type": "application/x-protobuf"}
-    if endpoint.get("auth"):
-        wanted = tenant or "default"
-        token = next(
-            (
-                entry.token
-                for component in config.receivers.values()
-                if isinstance(auth := getattr(component.config, "auth", None), AuthConfig)
-                for entry in auth.entries()
-                if entry.tenant == wanted
-            ),
-            None,
-        )
-        if token is None:
-            raise click.ClickException(
-                f"the server (pid {holder.get('pid')}) at {traces_url} wants an ingest token, and this "
-                f"config has none for tenant {wanted!r} (receivers.otlp.auth): give the server's config "
-                "with --config"
-            )
-        headers["Authorization"] = f"Bearer {token}"
+    try:
+        auth = bearer_for(config, tenant or "default", holder, traces_url)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    headers = {"Content-Type": "application/x-protobuf", **auth}
     client = httpx.Client()
-    stamp = tenant if tenant is not None and "Authorization" not in headers else None
+    stamp = tenant if tenant is not None and not auth else None
 
     def submit(payload: bytes, signal: Signal, items: int) -> Future[ExportResult]:
         future: Future[ExportResult] = Future()
@@ -324,7 +272,7 @@ def _server_sink(
         return future
 
     try:
-        yield submit, Route("server", f"{traces_url} (pid {holder.get('pid')})")
+        yield submit, Route("server", f"{traces_url} (pid {holder.pid})")
     finally:
         client.close()
 

@@ -250,8 +250,9 @@ class IngestSink:
 
 
 @dataclass(frozen=True)
-class SpanRoute:
-    """Where an eval's spans went, for the CLI to say."""
+class Route:
+    """Where a command's records went, for the CLI to say (``eval run``'s spans, ``import``'s
+    records)."""
 
     kind: str
     """``log`` (this process's write-ahead log) or ``server`` (a running server's receiver)."""
@@ -263,31 +264,37 @@ class SpanRoute:
         return f"through the write-ahead log {self.where} (deduplicated; no server is running on it)"
 
 
+SpanRoute = Route
+"""The name ``eval run`` knows it by."""
+
 WAIT_NOTICE_SECONDS = 2.0
 
 
-@contextmanager
-def eval_span_sink(
-    config: AgentwatchConfig, tenant: str, notice: Callable[[str], None], wait: float = 60.0
-) -> Iterator[tuple[SpanSink, SpanRoute]]:
-    """A durable sink for an eval run's spans: this process's own ingest path when no other
-    process writes the data directory's log (held for the whole run, drained into Parquet on
-    exit), else the OTLP/HTTP receiver of the server that does. Another ``eval run`` holding the
-    log is waited for (``notice`` says so), a server still starting for at most ``wait`` seconds."""
+@dataclass(frozen=True)
+class LogHolder:
+    """The running server that writes a data directory's write-ahead log, as its lock file says:
+    its pid, and the OTLP/HTTP receivers it listens on (``otlp_http_endpoints``; may be none)."""
+
+    pid: object
+    endpoints: list[dict[str, Any]]
+
+
+def take_log(
+    config: AgentwatchConfig, command: str, notice: Callable[[str], None], wait: float = 60.0
+) -> WalLock | LogHolder:
+    """The data directory's write-ahead log for a short-lived ``command`` (``eval run``,
+    ``import``): its lock, held (this process writes the log, ``start_ingest``), or the server
+    that holds it. Another command holding the log is waited for (``notice`` says so after a
+    moment), a server that has not yet said where it receives OTLP for at most ``wait`` seconds."""
     lock = WalLock(Path(config.storage.data_dir) / "wal")
     since = time.monotonic()
     noticed = False
-    while not lock.try_acquire(command="eval run"):
+    while not lock.try_acquire(command=command):
         holder = lock.holder() or {}
         who = f"pid {holder.get('pid', '?')}, agentwatch {holder.get('command', '?')}"
         endpoints = holder.get("otlp_http")
         if holder.get("command") == "serve" and isinstance(endpoints, list):
-            remote, route = _server_sink(config, tenant, holder, endpoints)
-            try:
-                yield remote, route
-            finally:
-                remote.close()
-            return
+            return LogHolder(holder.get("pid"), endpoints)
         if holder.get("command") == "serve" and time.monotonic() - since > wait:
             raise StorageError(f"the server ({who}) writing {config.storage.data_dir} did not say where it "
                                f"receives OTLP within {wait:g}s")  # fmt: skip
@@ -295,54 +302,87 @@ def eval_span_sink(
             noticed = True
             notice(f"waiting for {who} to finish writing the write-ahead log of {config.storage.data_dir}")
         time.sleep(0.1)
+    return lock
+
+
+def start_ingest(config: AgentwatchConfig, command: str, lock: WalLock) -> Ingest:
+    """This process's own ingest path on a log whose lock it holds (``take_log``), started; the
+    lock is released if it cannot start."""
     try:
         converter = InlineConverter(assemble(config), config.storage.max_batch_spans)
-        ingest = Ingest(config, converter, "eval run", refuse_unrouted=True, lock=lock)
+        ingest = Ingest(config, converter, command, refuse_unrouted=True, lock=lock)
     except BaseException:
         lock.release()
         raise
     ingest.start()  # the lock is already held; released if it fails
+    return ingest
+
+
+@contextmanager
+def eval_span_sink(
+    config: AgentwatchConfig, tenant: str, notice: Callable[[str], None], wait: float = 60.0
+) -> Iterator[tuple[SpanSink, Route]]:
+    """A durable sink for an eval run's spans: this process's own ingest path when no other
+    process writes the data directory's log (held for the whole run, drained into Parquet on
+    exit), else the OTLP/HTTP receiver of the server that does (``take_log``)."""
+    taken = take_log(config, "eval run", notice, wait)
+    if isinstance(taken, LogHolder):
+        remote, route = _server_sink(config, tenant, taken)
+        try:
+            yield remote, route
+        finally:
+            remote.close()
+        return
+    ingest = start_ingest(config, "eval run", taken)
     try:
         yield (
-            IngestSink(ingest, _receiver_for_evals(config), tenant),
-            SpanRoute("log", str(ingest.wal.directory)),
+            IngestSink(ingest, receiver_for_records(config), tenant),
+            Route("log", str(ingest.wal.directory)),
         )
     finally:
         ingest.stop()
 
 
-def _receiver_for_evals(config: AgentwatchConfig) -> str:
-    """The receiver id an eval's spans are logged under: the OTLP receiver they would reach if a
-    server were running (so the same pipelines take them), else the first one a pipeline lists."""
+def receiver_for_records(config: AgentwatchConfig) -> str:
+    """The receiver id a command's own records (an eval's spans, an import's) are logged under:
+    the OTLP receiver they would reach if a server were running (so the same pipelines take
+    them), else the first one a pipeline lists."""
     listed = [r for p in config.pipelines.values() for r in p.receivers]
     otlp = [r for r in listed if config.receivers[r].type == "otlp"]
     return (otlp or listed)[0]
 
 
-def _server_sink(
-    config: AgentwatchConfig, tenant: str, holder: Mapping[str, Any], endpoints: list[Any]
-) -> tuple[OtlpHttpSink, SpanRoute]:
-    pid = holder.get("pid")
-    if not endpoints:
+def no_otlp_http(holder: LogHolder, config: AgentwatchConfig, doing: str) -> StorageError:
+    return StorageError(
+        f"a server (pid {holder.pid}) is writing {config.storage.data_dir} but receives no OTLP/HTTP: stop "
+        f"it, or enable receivers.otlp.protocols.http, to {doing} on this data directory"
+    )
+
+
+def bearer_for(config: AgentwatchConfig, tenant: str, holder: LogHolder, url: str) -> dict[str, str]:
+    """The Authorization header for ``tenant`` when the server's receiver wants an ingest token
+    (from this config's ``receivers.otlp.auth``); none when it wants none."""
+    if not holder.endpoints[0].get("auth"):
+        return {}
+    token = ingest_token_for(config, tenant)
+    if token is None:
         raise StorageError(
-            f"a server (pid {pid}) is writing {config.storage.data_dir} but receives no OTLP/HTTP: stop it, "
-            "or enable receivers.otlp.protocols.http, to run an eval on this data directory"
+            f"the server (pid {holder.pid}) at {url} wants an ingest token, and this config has "
+            f"none for tenant {tenant!r} (receivers.otlp.auth): give the server's config with --config"
         )
-    endpoint = endpoints[0]
-    headers = {}
-    if endpoint.get("auth"):
-        token = _token_for(config, tenant)
-        if token is None:
-            raise StorageError(
-                f"the server (pid {pid}) at {endpoint['url']} wants an ingest token, and this config has "
-                f"none for tenant {tenant!r} (receivers.otlp.auth): give the server's config with --config"
-            )
-        headers["Authorization"] = f"Bearer {token}"
-    url = str(endpoint["url"])
-    return OtlpHttpSink(url, headers), SpanRoute("server", f"{url} (pid {pid})")
+    return {"Authorization": f"Bearer {token}"}
 
 
-def _token_for(config: AgentwatchConfig, tenant: str) -> str | None:
+def _server_sink(config: AgentwatchConfig, tenant: str, holder: LogHolder) -> tuple[OtlpHttpSink, Route]:
+    if not holder.endpoints:
+        raise no_otlp_http(holder, config, "run an eval")
+    url = str(holder.endpoints[0]["url"])
+    return OtlpHttpSink(url, bearer_for(config, tenant, holder, url)), Route(
+        "server", f"{url} (pid {holder.pid})"
+    )
+
+
+def ingest_token_for(config: AgentwatchConfig, tenant: str) -> str | None:
     """An ingest token of ``tenant`` from this config's OTLP receivers (``receivers.otlp.auth``)."""
     for component in config.receivers.values():
         auth = getattr(component.config, "auth", None)

@@ -44,7 +44,7 @@ def test_a_cloud_logging_export_becomes_runs_once(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("read 51 records from 2 objects in ")
-    assert lines[0].endswith(f"s through the write-ahead log {data / 'wal'} (no server is running on it)")
+    assert lines[0].endswith(f"s through the write-ahead log {data / 'wal'} (deduplicated; no server is running on it)")
     state = next((data / "bucket").iterdir())
     assert lines[1:] == [
         "  50 log records and 0 spans: 50 stored, 0 already stored, 0 rejected",
