@@ -333,3 +333,24 @@ def test_a_missing_cache_is_merged_aside_and_views_read_the_partials_meanwhile(d
     assert cache.builds == 1
     then = cache.runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
     assert then._view and rows_of(then) == rows_of(direct)
+
+
+def test_views_at_once_and_a_cache_replaced_under_a_reader(data_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = Reader(data_dir, clock=lambda: OPEN_DAY)
+    reader.run_cache.closed()
+    window = Window(SINCE, UNTIL, None, "custom")
+    alone = [dumps(overview_view(reader, window)), dumps(operations_view(reader, window))]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda view: dumps(view(reader, window)), (overview_view, operations_view)))
+    assert together == alone
+    # A connection holding the old cache keeps reading it when late data makes a new one.
+    con = connect(data_dir)
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY)
+    before = cache.runs_in(con, Scope(SINCE, UNTIL), NAME_COLUMNS)
+    old = rows_of(before)
+    export(data_dir, late())
+    RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True).closed()
+    assert len(list((data_dir / CACHE_DIR).glob("*.duckdb"))) == 1
+    assert rows_of(before) == old
