@@ -2,7 +2,9 @@
 10-million-span history (bench/report_data.py; generated once, as bench/report.py does).
 
 Times the view behind each endpoint in process (what the API does per request before JSON),
-uncached (best of --repeat, each with a new Reader) and then repeated from the cache.
+uncached (best of --repeat, each with a new Reader) and then repeated from the cache. "Now" is
+the history's end: its last day is open (merged live by every view), the days before are read
+from the run cache (storage/runcache.py), merged first if it is not on disk (the time printed).
 
     .venv/bin/python bench/dashboard.py --spans 10000000 --data-dir /tmp/agentwatch-report-bench
 """
