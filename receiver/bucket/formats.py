@@ -24,6 +24,8 @@ the same bytes, so a record read twice has the same digest and is stored once.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -274,8 +276,31 @@ def otlp_kind(obj: Mapping[str, Any]) -> Literal["traces", "logs"] | None:
     return None
 
 
+_ID_SIZES = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
+
+
+def _hex_id(value: Any, size: int) -> Any:
+    """An id as OTLP/JSON writes it (hex), or as protobuf's own JSON mapping writes it (base64:
+    Tempo's trace API, ``GET /api/traces/<id>``, answers so), as hex; anything else unchanged
+    (validation names it)."""
+    if not isinstance(value, str) or len(value) == 2 * size:
+        return value
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value
+    return raw.hex() if len(raw) == size else value
+
+
+def _hex_ids(obj: dict[str, Any]) -> None:
+    for key, size in _ID_SIZES.items():
+        if key in obj:
+            obj[key] = _hex_id(obj[key], size)
+
+
 def traces_of(obj: dict[str, Any]) -> ExportTraceServiceRequest:
-    """An OTLP/JSON traces document (Tempo's ``batches`` and ``instrumentationLibrarySpans`` too)."""
+    """An OTLP/JSON traces document (Tempo's ``batches`` and ``instrumentationLibrarySpans`` too;
+    its ids hex, or base64 as Tempo's API writes them)."""
     if "batches" in obj and "resourceSpans" not in obj:
         obj = {"resourceSpans": obj["batches"]}
     for rs in obj.get("resourceSpans") or obj.get("resource_spans") or []:
@@ -284,6 +309,13 @@ def traces_of(obj: dict[str, Any]) -> ExportTraceServiceRequest:
             for ss in rs["scopeSpans"]:
                 if isinstance(ss, dict) and "instrumentationLibrary" in ss:
                     ss["scope"] = ss.pop("instrumentationLibrary")
+        for ss in (rs.get("scopeSpans") or rs.get("scope_spans") or []) if isinstance(rs, dict) else []:
+            for span in (ss.get("spans") or []) if isinstance(ss, dict) else []:
+                if isinstance(span, dict):
+                    _hex_ids(span)
+                    for link in span.get("links") or []:
+                        if isinstance(link, dict):
+                            _hex_ids(link)
     try:
         return parse_json_request(orjson.dumps(obj))
     except DecodeError as exc:

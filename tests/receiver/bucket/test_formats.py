@@ -184,6 +184,18 @@ def test_otlp_json_traces_and_tempo_dumps() -> None:
         assert [(s.trace_id.hex(), s.span_id.hex(), s.name) for s in spans] == [
             ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "invoke_agent expense-bot")
         ]
+    # Tempo's trace API writes ids as protobuf's JSON mapping does: base64 (a link's too).
+    tempo = dict(span, traceId="CvdlGRbNQ92ESOshHIAxnA==", spanId="t61rcWkgMzE=", parentSpanId="AAAAAAAAAAE=",
+                 links=[{"traceId": "CvdlGRbNQ92ESOshHIAxnA==", "spanId": "AAAAAAAAAAI="}])  # fmt: skip
+    request = traces_of({"batches": [{"resource": {}, "instrumentationLibrarySpans": [{"spans": [tempo]}]}]})
+    (stored,) = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert (stored.trace_id.hex(), stored.span_id.hex(), stored.parent_span_id.hex()) == (
+        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "0000000000000001"
+    )  # fmt: skip
+    assert stored.links[0].span_id.hex() == "0000000000000002"
+    # Neither hex nor base64 of the right size: left for validation to refuse by name.
+    bad = traces_of({"resourceSpans": [{"scopeSpans": [{"spans": [dict(span, spanId="not an id")]}]}]})
+    assert bad.resource_spans[0].scope_spans[0].spans[0].span_id == b""
     chunk = Chunk()
     decoder = Decoder("auto", None)
     decoder.add(chunk, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, OBSERVED)
