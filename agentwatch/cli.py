@@ -179,17 +179,17 @@ def validate(config_file: str) -> None:
     help="auto: a table when it fits the terminal, else one field per line (vertical).",
 )
 def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> None:
-    """Run SQL against the views (spans, runs), also while the server runs."""
-    from agentwatch.cli_common import connect_or_exit, has_spans, listing_or_exit, terminal_width
+    """Run SQL against the views (spans, runs, logs, feedback, usage...), also while the server runs."""
+    from agentwatch.cli_common import connect_or_exit, has_data, listing_or_exit, terminal_width
     from agentwatch.queryformat import print_result, to_csv, to_json
     from core.safetext import printable_lines
 
     directory = usable_data_dir(_load(config_path, data_dir).storage.data_dir, "query")
     with listing_or_exit(directory, "query"):
-        stored = has_spans(directory)
+        stored = has_data(directory)
     if not stored:
         click.echo(
-            f"agentwatch query: no spans stored in {printable_lines(directory)} yet "
+            f"agentwatch query: no spans or log records stored in {printable_lines(directory)} yet "
             "(send some with `agentwatch demo`, or pass the server's --data-dir)",
             err=True,
         )

@@ -118,3 +118,11 @@ def has_spans(data_dir: str | Path) -> bool:
     from storage.layout import SPANS
 
     return bool(live_files(Path(data_dir), SPANS))
+
+
+def has_data(data_dir: str | Path) -> bool:
+    """Whether any span or log file is stored under ``data_dir``."""
+    from storage.catalog import live_files
+    from storage.layout import LOGS
+
+    return has_spans(data_dir) or bool(live_files(Path(data_dir), LOGS))

@@ -69,7 +69,7 @@ def test_query_errors_are_reported_not_raised(server: ServerProcess, tmp_path: P
     empty = agentwatch("query", "--data-dir", str(tmp_path), "--format", "json", "SELECT count(*) FROM runs")
     assert (empty.returncode, empty.stdout) == (1, "")
     assert empty.stderr == (
-        f"agentwatch query: no spans stored in {tmp_path} yet "
+        f"agentwatch query: no spans or log records stored in {tmp_path} yet "
         "(send some with `agentwatch demo`, or pass the server's --data-dir)\n"
     )
     missing = agentwatch("query", "--data-dir", str(tmp_path / "nope"), "SELECT 1")
@@ -161,3 +161,21 @@ def test_warmup_compiles_the_kernels() -> None:
     done = agentwatch("warmup")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("agentwatch warmup: the normaliser's kernels are compiled and cached (")
+
+
+def test_query_reads_a_data_directory_holding_only_log_records(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from core.component import ExporterSettings
+    from core.model import OtlpRecord
+    from exporters import parquet
+    from processors.normalize.logs import log_rows
+
+    request = ExportLogsServiceRequest()
+    item = request.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=1_796_032_800 * 10**9)
+    item.body.string_value = "only a log line"
+    exporter = parquet.create(parquet.Config(), ExporterSettings("parquet", tmp_path))
+    exporter.consume_logs(log_rows([OtlpRecord.from_logs_request(request)]))
+    found = agentwatch("query", "--data-dir", str(tmp_path), "--format", "json", "SELECT tenant, body FROM logs")
+    assert (found.returncode, found.stderr) == (0, "")
+    assert json.loads(found.stdout) == [{"tenant": "default", "body": "only a log line"}]

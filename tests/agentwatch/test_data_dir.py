@@ -147,8 +147,8 @@ def test_the_reading_commands_still_read_an_empty_data_directory(tmp_path: Path)
     data = tmp_path / "data"
     data.mkdir()
     assert said(run(READERS["query"], data, tmp_path)) == (
-        1, "", f"agentwatch query: no spans stored in {data} yet (send some with `agentwatch demo`, or pass the "
-        "server's --data-dir)\n",
+        1, "", f"agentwatch query: no spans or log records stored in {data} yet (send some with `agentwatch demo`, "
+        "or pass the server's --data-dir)\n",
     )  # fmt: skip
     listed = run(READERS["alerts list"], data, tmp_path)
     assert said(listed) == (0, "no alert events in the last 7d\n", "")
