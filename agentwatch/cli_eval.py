@@ -16,6 +16,11 @@ from core.errors import ConfigError, DatasetError, StorageError, TargetError
 from core.safetext import printable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from evals.config import EvalsConfig
+    from evals.conversation import Simulator
+    from evals.datasets import Case
     from evals.judges.ledger import Usage
     from evals.runner import RecordedRun
     from evals.show import RunDetail
@@ -51,9 +56,15 @@ def eval_group() -> None:
 @click.option("--alpha", default=0.05, show_default=True, help="Significance of the paired test.")
 @click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when the run regressed (CI).")
+@click.option(
+    "--simulator",
+    help="The target playing the user in multi-turn cases (turns: 2 or more); "
+    "default: the config's evals.multi_turn.simulator.",
+)
 def run(
     agent: str, dataset: str, spec: str, judge: str, config_path: str | None, data_dir: str | None,
     tenant: str, kind: str, threshold: float, alpha: float, fmt: str, fail_on_regression: bool,
+    simulator: str | None,
 ) -> None:  # fmt: skip
     """Run every case of DATASET against the target, trace it, score it, store it, and compare it
     with the agent's pinned baseline (the pinned canary for --kind canary).
@@ -83,6 +94,7 @@ def run(
         sys.exit(2)
     except TargetError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
+    plays_user = _simulator(cases, simulator, config.evals)
 
     def notice(line: str) -> None:
         click.echo(printable(f"agentwatch: {line}"), err=True)
@@ -101,6 +113,7 @@ def run(
                 quality_thresholds=config.evals.quality_thresholds,
                 regression_threshold=threshold, alpha=alpha,
                 progress=lambda n: progress.update(task, completed=n), prices=prices,
+                simulator=plays_user,
             )  # fmt: skip
     except StorageError as exc:
         click.echo(printable(f"agentwatch eval run: {exc}"), err=True)
@@ -108,6 +121,8 @@ def run(
     finally:
         target.close()
         judge_backend.close()
+        if plays_user is not None:
+            plays_user.target.close()
     result, regression = recorded.run, recorded.regression
     summary = {
         "run_id": result.run_id, "agent": agent, "kind": kind, "cases": len(result.outcomes),
@@ -145,6 +160,27 @@ def run(
         sys.exit(1)
     if fail_on_regression and regression is not None and regression.regression:
         sys.exit(1)
+
+
+def _simulator(cases: Sequence[Case], name: str | None, evals: EvalsConfig) -> Simulator | None:
+    """The simulated user of the dataset's multi-turn cases (None when it has none); a usage
+    error naming the option and the key when such a case has no simulator."""
+    from evals.conversation import Simulator
+    from evals.targets.specs import resolve_target
+
+    multi_turn = next((c for c in cases if c.multi_turn), None)
+    if multi_turn is None:
+        return None
+    chosen = name or evals.multi_turn.simulator
+    if chosen is None:
+        raise click.UsageError(
+            f"case {multi_turn.id!r} has turns: {multi_turn.turns}: name the target playing the user "
+            "with --simulator or evals.multi_turn.simulator"
+        )
+    try:
+        return Simulator(resolve_target(chosen, evals), evals.multi_turn.persona, evals.multi_turn.stop)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--simulator") from None
 
 
 def _compared(recorded: RecordedRun) -> str:

@@ -34,6 +34,11 @@ evals:
   groundedness_threshold: 5.0       # a groundedness score under it marks the run groundedness_drop
   quality_thresholds:               # a score under one of these marks the run quality_regression
     overall_score: 4.0              # (the default); also any dimension, e.g. topical_coverage: 5
+  multi_turn:                       # cases with turns: 2 or more (evals.conversation)
+    simulator: user-sim             # the target playing the user (a name under targets, or a spec);
+                                    # default: none (--simulator, else each such case is an error)
+    persona: A busy employee who writes short messages.   # default: DEFAULT_PERSONA
+    stop: "[DONE]"                  # the simulator's reply holding it ends the conversation
   production:                       # judge a sample of production runs, off the ingest path
     judge: heuristic
     sample_rate: 0.05               # 0 (the default) turns it off
@@ -62,6 +67,9 @@ GLEAN_MODEL_SETS = ("FAST", "ADVANCED", "AUTO")
 """The agentic engine's model sets, by the ``agentConfig.agent`` that selects each: ``FAST`` (a fast
 model set, less reasoning), ``ADVANCED`` (the best model set), ``AUTO`` (routed per question)."""
 CRITERION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+DEFAULT_PERSONA = "A user of this agent who wants the goal below done and answers in a sentence or two."
+"""The simulated user of a multi-turn case that names no ``persona`` (``evals.multi_turn.persona``)."""
+DEFAULT_STOP = "[DONE]"
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,29 @@ class ProductionJudging:
 
 
 @dataclass(frozen=True)
+class MultiTurnConfig:
+    """Multi-turn cases (a dataset row with ``turns`` of 2 or more): who plays the user."""
+
+    __pydantic_config__ = STRICT
+    simulator: str | None = None
+    """The target (a name under ``evals.targets`` or a spec, e.g. ``openai:URL#model``) that writes
+    each next user turn; default: none (``agentwatch eval run --simulator`` names one; without
+    either, a multi-turn case is refused by ``eval run`` and is an error of a scheduled run)."""
+    persona: str = DEFAULT_PERSONA
+    """Who the simulated user is, for a case that names no ``persona``."""
+    stop: str = DEFAULT_STOP
+    """A simulator reply holding this text ends the conversation (nothing more is sent)."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.persona.strip():
+            problems.append("persona: must not be empty")
+        if not self.stop.strip():
+            problems.append("stop: must not be empty")
+        return problems
+
+
+@dataclass(frozen=True)
 class EvalsConfig:
     __pydantic_config__ = STRICT
     targets: dict[str, TargetConfig] = field(default_factory=dict)
@@ -253,6 +284,7 @@ class EvalsConfig:
     of them is marked ``quality_regression`` (unless it is already ``groundedness_drop``).
     ``{}`` turns it off."""
     production: ProductionJudging = field(default_factory=ProductionJudging)
+    multi_turn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
 
     def validate(self) -> list[str]:
         problems = []
@@ -276,6 +308,10 @@ class EvalsConfig:
             elif not 0 <= limit <= 10:
                 problems.append(f"quality_thresholds.{name}: must be between 0 and 10")
         problems += [f"production.{p}" for p in self.production.validate()]
+        problems += [f"multi_turn.{p}" for p in self.multi_turn.validate()]
+        simulator = self.multi_turn.simulator
+        if simulator is not None and (problem := self.target_problem(simulator)) is not None:
+            problems.append(f"multi_turn.simulator: {problem}")
         if (problem := self.judge_problem(self.production.judge)) is not None:
             problems.append(f"production.judge: {problem}")
         return problems

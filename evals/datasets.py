@@ -2,7 +2,10 @@
 
 A case has a ``query`` (required) and optionally ``id``, ``eval_guidance`` (what a good answer
 covers), ``expected`` (a golden answer), ``fields`` (structured inputs, a JSON object),
-``context``, ``tags`` and ``metadata`` (carried along untouched). A CSV with just the columns
+``context``, ``tags`` and ``metadata`` (carried along untouched), and, for a multi-turn case
+(``evals.conversation``), ``turns`` (the agent's turns at most, a whole number from 1 to
+``MAX_TURNS``; absent or 1: a single call, as always) and ``persona`` (who the simulated user is;
+default: the config's ``evals.multi_turn.persona``). A CSV with just the columns
 ``query,eval_guidance`` (the format existing eval-set tools use) loads as is; in CSV, ``fields``
 and ``metadata`` cells hold JSON and ``tags`` is a JSON list or ``;``-separated. The files
 ``agentwatch cases export`` writes load unchanged.
@@ -22,8 +25,20 @@ import orjson
 
 from core.errors import DatasetError
 
-FIELDS = ("id", "query", "eval_guidance", "expected", "fields", "context", "tags", "metadata")
-_TEXT = ("id", "query", "eval_guidance", "expected", "context")
+FIELDS = (
+    "id",
+    "query",
+    "eval_guidance",
+    "expected",
+    "fields",
+    "context",
+    "tags",
+    "metadata",
+    "turns",
+    "persona",
+)
+_TEXT = ("id", "query", "eval_guidance", "expected", "context", "persona")
+MAX_TURNS = 50
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,14 @@ class Case:
     context: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    turns: int | None = None
+    """A multi-turn case: the agent's turns at most (the simulated user may stop sooner)."""
+    persona: str | None = None
+    """A multi-turn case's simulated user; None: the config's ``evals.multi_turn.persona``."""
+
+    @property
+    def multi_turn(self) -> bool:
+        return self.turns is not None and self.turns > 1
 
 
 def load_dataset(path: str | Path) -> list[Case]:
@@ -110,6 +133,12 @@ def _csv_rows(text: str, name: str, problems: list[str]) -> list[tuple[int, dict
                 except orjson.JSONDecodeError as exc:
                     problems.append(f"{name}:{line}: {key}: not valid JSON: {exc}")
                     parsed.pop(key)
+        if "turns" in parsed:
+            try:
+                parsed["turns"] = int(parsed["turns"].strip())
+            except ValueError:
+                problems.append(f"{name}:{line}: turns: must be a whole number, not {parsed['turns']!r}")
+                parsed.pop("turns")
         if "tags" in parsed:
             tags = parsed["tags"].strip()
             if tags.startswith("["):
@@ -142,6 +171,16 @@ def _case(row: dict[str, Any], where: str, line: int, problems: list[str]) -> Ca
     tags = row.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         problems.append(f"{where}: tags: must be a list of strings")
+    turns = row.get("turns")
+    if turns is not None and (not isinstance(turns, int) or isinstance(turns, bool)):
+        problems.append(f"{where}: turns: must be a whole number, not {type(turns).__name__}")
+    elif turns is not None and not 1 <= turns <= MAX_TURNS:
+        problems.append(f"{where}: turns: must be between 1 and {MAX_TURNS}, not {turns}")
+    persona = row.get("persona")
+    if isinstance(persona, str) and not persona.strip():
+        problems.append(f"{where}: persona: must not be empty")
+    elif persona is not None and (not isinstance(turns, int) or turns < 2):
+        problems.append(f"{where}: persona: only a multi-turn case (turns of 2 or more) has one")
     if len(problems) > found:
         return None
     return Case(
@@ -153,4 +192,6 @@ def _case(row: dict[str, Any], where: str, line: int, problems: list[str]) -> Ca
         context=row.get("context"),
         tags=tuple(tags),
         metadata=dict(row.get("metadata", {})),
+        turns=turns,
+        persona=persona,
     )

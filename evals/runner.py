@@ -25,6 +25,14 @@ own trace, and the documents the answer cited (``agentwatch.citations``: a JSON 
 conventions name it (``gen_ai.tool.name``, ``gen_ai.tool.call.arguments``), ``output.value``
 (the text of a step that called no tool), the times the agent reported (else the run's), and
 an error status when the agent said the step failed.
+
+A multi-turn case (``turns`` of 2 or more: ``evals.conversation``) is a conversation with a
+simulated user: its ``agent_run`` span (input: the query; output: the transcript) has one child
+span per turn, ``agent_turn N`` (``agentwatch.turn.index`` from 1, ``agentwatch.turn.simulated``,
+the user's message as ``input.value``, the agent's answer as ``output.value``, the agent call's
+times, an error status when the call failed), and each turn's steps and tool calls are children
+of its turn span. The whole conversation is judged, and ``turns_used`` is stored beside the
+direct metrics.
 """
 
 from __future__ import annotations
@@ -46,11 +54,12 @@ from opentelemetry.trace import Status, StatusCode, Tracer
 
 from core.errors import Cancelled
 from evals.config import DEFAULT_QUALITY_THRESHOLDS
+from evals.conversation import TURNS_USED, Simulator, converse, judged_case
 from evals.datasets import Case
 from evals.judges.ledger import Pricer, Usage
 from evals.judges.marks import marks
 from evals.judges.scores import Judge, Judgement, score_rows
-from evals.targets import DocumentSource, Step, Target, TargetResult, ToolCall
+from evals.targets import DocumentSource, Step, Target, TargetResult, ToolCall, Turn
 from evals.tracing import SpanSink, tracer_provider
 from processors.cost.config import Config as CostConfig
 from storage.tables import EvalResultRow, EvalRunRow, JudgeCallRow, RunMarkRow, ScoreRow, write_rows
@@ -180,17 +189,20 @@ def run_and_record(
     progress: Callable[[int], None] | None = None,
     cancelled: threading.Event | None = None,
     prices: CostConfig | None = None,
+    simulator: Simulator | None = None,
 ) -> RecordedRun:
     """Run, judge and trace every case (``run_eval``), with the spans going to ``sink``; once
     they are all durable, store the run (``store``) and compare it with the pinned baseline,
     recording a regression as an ``eval_events`` row (``evals.regressions``). ``prices``: the
     cost processor's config (its ``models`` prices and tenant multipliers), to price the judge
-    ledger and the agent's tokens as spans are priced."""
+    ledger and the agent's tokens as spans are priced. ``simulator``: who plays the user in
+    multi-turn cases (``evals.conversation``); without one such a case is an error."""
     provider, exporter = tracer_provider(sink, tenant)
     try:
         tracer = provider.get_tracer("agentwatch.eval")
         run = run_eval(cases, target, judge, tracer, agent=agent, dataset=dataset, kind=kind,
-                       progress=progress, cancelled=cancelled, pricer=Pricer(prices, tenant))  # fmt: skip
+                       progress=progress, cancelled=cancelled, pricer=Pricer(prices, tenant),
+                       simulator=simulator)  # fmt: skip
     finally:
         # Every span handed to the sink (force_flush has no deadline; shutdown alone gives up
         # after 30 s): durable before the run is recorded.
@@ -235,8 +247,10 @@ def run_eval(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     cancelled: threading.Event | None = None,
     pricer: Pricer | None = None,
+    simulator: Simulator | None = None,
 ) -> EvalRun:
-    """Run, judge and trace every case, and price the judge's calls and the agent's tokens.
+    """Run, judge and trace every case, and price the judge's calls and the agent's tokens; a
+    multi-turn case is a conversation with ``simulator`` (``evals.conversation``).
     When ``cancelled`` is set, cases not yet started are skipped and ``Cancelled`` is raised: a
     partial run is never recorded."""
     started = now()
@@ -249,14 +263,23 @@ def run_eval(
         with limit:
             begin = now()
             begin_ns = time.time_ns()
-            result = target.invoke(case)
-            fetched: list[str] = []
+            notes: list[str] = []
+            if case.multi_turn:
+                result, notes = converse(case, target, simulator)
+            else:
+                result = target.invoke(case)
             if judge.wants_documents and result.documents and isinstance(target, DocumentSource):
                 documents, fetched = target.fetch_documents(result.documents)
                 result = replace(result, documents=documents)
-        judgement = judge.judge(case, result)
-        if fetched:
-            judgement = replace(judgement, problems=(*judgement.problems, *fetched))
+                notes += fetched
+        if case.multi_turn:
+            judgement = judge.judge(judged_case(case), result)
+            used = {TURNS_USED: float(len(result.conversation))}
+            judgement = replace(judgement, metrics={**judgement.metrics, **used})
+        else:
+            judgement = judge.judge(case, result)
+        if notes:
+            judgement = replace(judgement, problems=(*judgement.problems, *notes))
         trace_id, span_id = _trace(tracer, agent, run_id, case, result, judgement, begin_ns)
         return CaseOutcome(case, result, judgement, trace_id, span_id, begin)
 
@@ -287,7 +310,10 @@ def priced(outcomes: list[CaseOutcome], pricer: Pricer, when: datetime) -> list[
 
 
 def span_count(result: TargetResult) -> int:
-    """The spans one case makes: its run, its steps, and the tool calls no step made."""
+    """The spans one case makes: its run, its steps, and the tool calls no step made; for a
+    conversation, its run and each turn's span, steps and tool calls."""
+    if result.conversation:
+        return 1 + sum(span_count(turn.result) for turn in result.conversation)
     return 1 + len(result.reasoning) + len(_unstepped(result))
 
 
@@ -340,19 +366,53 @@ def _trace(
     if cited := citations(result):
         attributes["agentwatch.citations"] = orjson.dumps(cited).decode()
     end_ns = begin_ns + int(result.latency_ms * 1e6)
+    if result.conversation:
+        last = result.conversation[-1]
+        end_ns = max(end_ns, last.start_ns + int(last.result.latency_ms * 1e6))
     span = tracer.start_span("agent_run", start_time=begin_ns, attributes=attributes)
     context = trace.set_span_in_context(span)
+    for index, turn in enumerate(result.conversation, start=1):
+        _turn_span(tracer, context, ids, index, turn)
+    if not result.conversation:
+        _children(tracer, context, ids, result, begin_ns, end_ns)
+    if result.error is not None:
+        span.set_status(Status(StatusCode.ERROR, result.error))
+    span.end(end_time=end_ns)
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def _children(
+    tracer: Tracer, context: Context, ids: dict[str, Any], result: TargetResult, begin_ns: int, end_ns: int
+) -> None:
+    """A call's reasoning steps and the tool calls no step made, as child spans of ``context``."""
     for index, step in enumerate(result.reasoning, start=1):
         _step_span(tracer, context, ids, index, step, begin_ns, end_ns)
     for call in _unstepped(result):
         child = tracer.start_span(f"execute_tool {call.name}", context, start_time=begin_ns,
                                   attributes={**ids, **_tool_attributes(call)})  # fmt: skip
         child.end(end_time=end_ns)
+
+
+def _turn_span(tracer: Tracer, context: Context, ids: dict[str, Any], index: int, turn: Turn) -> None:
+    """One turn of a conversation: the agent's call, with its steps and tool calls as children."""
+    result = turn.result
+    attributes: dict[str, Any] = {
+        **ids,
+        "agentwatch.turn.index": index,
+        "agentwatch.turn.simulated": turn.simulated,
+        "input.value": turn.user,
+    }
+    if result.output is not None:
+        attributes["output.value"] = result.output
+    if result.trace_id:
+        attributes["agentwatch.target_trace_id"] = result.trace_id
+    end_ns = turn.start_ns + int(result.latency_ms * 1e6)
+    span = tracer.start_span(f"agent_turn {index}", context, start_time=turn.start_ns, attributes=attributes)
+    _children(tracer, trace.set_span_in_context(span), ids, result, turn.start_ns, end_ns)
     if result.error is not None:
         span.set_status(Status(StatusCode.ERROR, result.error))
     span.end(end_time=end_ns)
-    ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
 def _tool_attributes(call: ToolCall) -> dict[str, Any]:

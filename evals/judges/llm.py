@@ -17,6 +17,9 @@ The calls, in this order (only the dimensions a case can be judged on are asked)
 6. golden (golden-set mode: the case has an ``expected`` answer): the answer against it;
 7. each custom criterion of ``evals.criteria``, with the guidance unless its ``guidance`` is false.
 
+A multi-turn case (``evals.conversation``) is judged the same way, on its transcript (labelled
+as a conversation in place of the answer) with its goal as the guidance.
+
 An empty answer is judged without a call: response_quality ``empty``, nothing else.
 """
 
@@ -104,7 +107,11 @@ def prompt(criterion: Criterion, case: Case, result: TargetResult) -> str:
         lines += _grounding(case, result)
     elif name == "hallucination_risk" and (evidence := retrieved_text(case, result)):
         lines += ["Text the agent retrieved:", evidence, ""]
-    lines += ["The agent's answer:", result.output or "", ""]
+    if result.conversation:  # a multi-turn case: the transcript is what is judged
+        lines += ["The conversation (a simulated user and the agent; judge the agent's turns):"]
+    else:
+        lines += ["The agent's answer:"]
+    lines += [result.output or "", ""]
     labels = " | ".join(criterion.scale)
     lines += [f"Judge one dimension, {name}: {criterion.ask}", f"Labels: {labels}", "",
               f"Reply with exactly this JSON object: {SHAPE}"]  # fmt: skip

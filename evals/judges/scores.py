@@ -2,7 +2,8 @@
 weight; ``overall_score`` is the weighted mean of the scored dimensions. ``latency`` and
 ``tool_call_count`` (and, for a case with an ``expected`` answer, ``golden_token_f1``) are direct
 metrics, stored beside the scores, outside the overall score. An ensemble's score also carries
-its votes and how much they disagreed; every judge call is a ``JudgeCall`` (the judge ledger)."""
+its votes and how much they disagreed; every judge call is a ``JudgeCall`` (the judge ledger).
+A multi-turn case also has ``turns_used`` (``evals.conversation``), set by the runner."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ WEIGHTS: dict[str, float] = {
     "factual_accuracy": 1.0,
     "golden": 2.0,
 }
-METRICS = ("latency_ms", "tool_call_count", "golden_token_f1")
+METRICS = ("latency_ms", "tool_call_count", "golden_token_f1", "turns_used")
 OVERALL = "overall_score"
 """The weighted mean of a judgement's dimensions, named as a score beside them."""
 

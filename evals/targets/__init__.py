@@ -8,6 +8,10 @@ as child spans of the case), and the tokens it reported using. A call that
 still fails after the retries comes back as a result with ``error`` set, never as an exception:
 a failing agent is data for the eval, not a crash of the runner.
 
+A target that takes a conversation (``ConversationTarget``: ``openai``) is sent the whole
+message history in multi-turn cases (``evals.conversation``); any other gets each new user turn
+as the query of its own call.
+
 Specs (``agentwatch eval run --target``): ``python:pkg.module:function``,
 ``openai:URL#model``, ``glean:URL`` (``#agent_id`` names the agent), ``http:URL``.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from evals.datasets import Case
 
@@ -76,6 +80,29 @@ class TargetResult:
     """The model the agent reported answering with, to price its tokens."""
     reasoning: tuple[Step, ...] = ()
     """The reasoning steps as the agent reported them (``steps`` holds their text for judges)."""
+    conversation: tuple[Turn, ...] = ()
+    """A multi-turn case's turns, in order (``output`` is then the transcript); () otherwise."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a conversation, as chat APIs name the roles."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a multi-turn case: the user's message and the agent's call answering it,
+    traced as a child span of the case (``agent_turn N``)."""
+
+    user: str
+    result: TargetResult
+    start_ns: int
+    """When the agent was called (Unix ns)."""
+    simulated: bool
+    """The user's message came from the simulator (every turn but the first)."""
 
 
 class Target(Protocol):
@@ -85,6 +112,14 @@ class Target(Protocol):
     def invoke(self, case: Case) -> TargetResult: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ConversationTarget(Protocol):
+    """A target that takes the message history (``openai``): in a multi-turn case it is sent every
+    message so far, the new user turn last."""
+
+    def converse(self, case: Case, messages: Sequence[Message]) -> TargetResult: ...
 
 
 @runtime_checkable

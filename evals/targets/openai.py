@@ -1,15 +1,17 @@
 """``openai``: any OpenAI-compatible chat-completions endpoint (``POST {base}/chat/completions``).
 The answer's ``usage`` (``prompt_tokens``, ``completion_tokens``) and ``model`` are kept, to show
-the agent's tokens and cost beside the judge's."""
+the agent's tokens and cost beside the judge's. In a multi-turn case it is sent the conversation
+so far (``converse``): the system prompt, then every user and assistant message."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from core.httpclient import RetryPolicy
 from evals.datasets import Case
-from evals.targets import TargetResult, ToolCall
+from evals.targets import Message, TargetResult, ToolCall
 from evals.targets.base import HttpTarget, Malformed, bearer
 
 
@@ -25,10 +27,17 @@ class OpenAITarget(HttpTarget):
         self.system_prompt = system_prompt
 
     def invoke(self, case: Case) -> TargetResult:
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        content = case.query if not case.fields else f"{case.query}\n\nInputs: {case.fields}"
-        messages.append({"role": "user", "content": content})
-        result = self.call(self.url, {"model": self.model, "messages": messages}, self.headers, parse)
+        return self.converse(case, [Message("user", case.query)])
+
+    def converse(self, case: Case, messages: Sequence[Message]) -> TargetResult:
+        """The conversation so far (the case's ``fields`` follow its first message) in one call."""
+        sent = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        for index, message in enumerate(messages):
+            content = message.content
+            if index == 0 and case.fields:
+                content = f"{content}\n\nInputs: {case.fields}"
+            sent.append({"role": message.role, "content": content})
+        result = self.call(self.url, {"model": self.model, "messages": sent}, self.headers, parse)
         return result if result.model or result.error else replace(result, model=self.model)
 
 

@@ -72,7 +72,7 @@ def test_every_bad_row_is_named(tmp_path: Path) -> None:
         f"{p}:3: a case must be a JSON object, not list",
         f"{p}:4: id: 'a' is already used on line 1",
         f"{p}:5: query: required and must not be empty",
-        f"{p}:6: unknown field(s) colour (known: id, query, eval_guidance, expected, fields, context, tags, metadata)",
+        f"{p}:6: unknown field(s) colour (known: id, query, eval_guidance, expected, fields, context, tags, metadata, turns, persona)",
         f"{p}:6: fields: must be a JSON object",
         f"{p}:6: tags: must be a list of strings",
         f"{p}:7: query: must be a string, not int",
@@ -86,7 +86,7 @@ def test_bad_csv_header_and_cells(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         load_dataset(path)
     assert info.value.problems == [
-        f"{path}:1: unknown column(s) question (known: id, query, eval_guidance, expected, fields, context, tags, metadata)",
+        f"{path}:1: unknown column(s) question (known: id, query, eval_guidance, expected, fields, context, tags, metadata, turns, persona)",
         f"{path}:1: the header needs a query column",
     ]
     path.write_text('query,fields\nok,"{broken"\nalso,x,extra\n')
