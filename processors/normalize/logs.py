@@ -91,8 +91,11 @@ def read_logs(records: Iterable[OtlpRecord], tenant_names: Sequence[str] = ()) -
                     columns["severity_text"].append(item.severity_text or None)
                     columns["body"].append(_body(item))
                     columns["event_name"].append(log_event_name(item, attributes))
-                    columns["trace_id"].append(item.trace_id.hex() if len(item.trace_id) == 16 else None)
-                    columns["span_id"].append(item.span_id.hex() if len(item.span_id) == 8 else None)
+                    # All-zero ids are no ids (the OTLP data model's invalid id): stored as null.
+                    trace = item.trace_id
+                    columns["trace_id"].append(trace.hex() if len(trace) == 16 and any(trace) else None)
+                    span = item.span_id
+                    columns["span_id"].append(span.hex() if len(span) == 8 and any(span) else None)
                     columns["service_name"].append(service)
                     columns["scope_name"].append(scope)
                     columns["agent_id"].append(_first(AGENT_KEYS, attributes, resource))

@@ -261,9 +261,9 @@ def screen_spans(
 
 def _log_problem(item: LogRecord) -> str | None:
     if len(item.trace_id) not in (0, 16):
-        return f"invalid trace_id {item.trace_id.hex()!r}: must be empty or 16 bytes"
+        return f"invalid trace_id {item.trace_id.hex()!r}: must be empty or 16 bytes (32 hex digits)"
     if len(item.span_id) not in (0, 8):
-        return f"invalid span_id {item.span_id.hex()!r}: must be empty or 8 bytes"
+        return f"invalid span_id {item.span_id.hex()!r}: must be empty or 8 bytes (16 hex digits)"
     if item.time_unix_nano > MAX_TIME_UNIX_NANO or item.observed_time_unix_nano > MAX_TIME_UNIX_NANO:
         return (
             f"time_unix_nano {item.time_unix_nano} / observed_time_unix_nano "

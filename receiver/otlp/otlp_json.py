@@ -23,25 +23,30 @@ from core.errors import DecodeError
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
-def _hex_to_b64(value: Any) -> Any:
+NOT_HEX = b"\x00"
+"""What a log record's id that is not hex becomes: an id of the wrong length, so the record is
+rejected by validation (a log record's empty id means it has none, so empty will not do)."""
+
+
+def _hex_to_b64(value: Any, invalid: bytes = b"") -> Any:
     """Turn a hex id into the base64 protobuf's JSON parser expects.
 
-    An id that is not valid hex becomes an empty id: the span is then rejected by validation
-    (a partial success naming the bad id) instead of failing the whole request.
+    An id that is not valid hex becomes ``invalid`` (a span's: empty): the item is then rejected
+    by validation (a partial success naming the bad id) instead of failing the whole request.
     """
     if not isinstance(value, str):
         return value
     try:
         raw = binascii.unhexlify(value)
     except (binascii.Error, ValueError):
-        raw = b""
+        raw = invalid
     return base64.b64encode(raw).decode("ascii")
 
 
-def _fix_ids(obj: dict[str, Any]) -> None:
+def _fix_ids(obj: dict[str, Any], invalid: bytes = b"") -> None:
     for key in _ID_KEYS:
         if key in obj:
-            obj[key] = _hex_to_b64(obj[key])
+            obj[key] = _hex_to_b64(obj[key], invalid)
 
 
 def _list(obj: dict[str, Any], *keys: str) -> list[Any]:
@@ -92,7 +97,7 @@ def parse_json_logs_request(body: bytes) -> ExportLogsServiceRequest:
                 continue
             for item in _list(sl, "logRecords", "log_records"):
                 if isinstance(item, dict):
-                    _fix_ids(item)
+                    _fix_ids(item, NOT_HEX)
     request = ExportLogsServiceRequest()
     _parse(doc, request)
     return request

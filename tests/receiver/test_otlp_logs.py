@@ -179,13 +179,21 @@ def test_bad_records_are_a_partial_success_duplicates_are_stored_once_and_json_w
     bad_trace = {"timeUnixNano": str(now), "body": {"stringValue": "bad"}, "traceId": "abcd"}
     future = {"timeUnixNano": str(now + 3 * 3600 * 10**9), "body": {"stringValue": "later"}}
     untimed = {"body": {"stringValue": "no time"}}
-    body = json.dumps(_request([good, bad_trace, future, untimed])).encode()
+    not_hex = {"timeUnixNano": str(now), "body": {"stringValue": "not hex"}, "traceId": "zz" * 16}
+    zeros = {
+        "timeUnixNano": str(now),
+        "body": {"stringValue": "zeros"},
+        "traceId": "0" * 32,
+        "spanId": "0" * 16,
+    }
+    body = json.dumps(_request([good, bad_trace, future, untimed, not_hex, zeros])).encode()
     answer = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 200
     partial = answer.json()["partialSuccess"]
-    assert partial["rejectedLogRecords"] == "2"
-    assert partial["errorMessage"].startswith(
-        "2 log record(s) rejected; first: log record 1: invalid trace_id"
+    assert partial["rejectedLogRecords"] == "3"
+    assert partial["errorMessage"] == (
+        "3 log record(s) rejected; first: log record 1: invalid trace_id 'abcd': must be empty or 16 bytes "
+        "(32 hex digits)"
     )
     # The same request again (a retry), gzip this time: nothing new is stored.
     again = httpx.post(
@@ -194,10 +202,11 @@ def test_bad_records_are_a_partial_success_duplicates_are_stored_once_and_json_w
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert again.status_code == 200
-    assert server.wait_for_count("SELECT count(*) FROM logs", 2) == 2
+    assert server.wait_for_count("SELECT count(*) FROM logs", 3) == 3
     time.sleep(0.5)
     rows = server.query("SELECT body, trace_id, span_id, observed_time IS NOT NULL FROM logs ORDER BY body")
-    assert rows == [("no time", None, None, True), ("ok", TRACE, SPAN, False)]
+    # All-zero ids are no ids (null); an id that is not hex is rejected, as a span's is.
+    assert rows == [("no time", None, None, True), ("ok", TRACE, SPAN, False), ("zeros", None, None, False)]
     # Protobuf, a body that does not decode: 400 and the server keeps serving.
     broken = httpx.post(url, content=b"\x0a\xff\xff", headers={"Content-Type": "application/x-protobuf"})
     assert broken.status_code == 400
@@ -209,7 +218,7 @@ def test_bad_records_are_a_partial_success_duplicates_are_stored_once_and_json_w
     )
     assert fine.status_code == 200
     assert ExportLogsServiceResponse.FromString(fine.content).partial_success.rejected_log_records == 0
-    assert server.wait_for_count("SELECT count(*) FROM logs", 3) == 3
+    assert server.wait_for_count("SELECT count(*) FROM logs", 4) == 4
 
 
 def test_logs_are_stored_under_the_ingest_tokens_tenant_over_grpc_and_http(tmp_path: Path) -> None:
