@@ -220,6 +220,7 @@ class Rules:
                 cost[s], valid[s, _T] = amount, True
         self._output_usage(rows[(win[:, :_T] < 0).all(axis=1) & (win[:, _T + 1] < 0)], values, valid)
         valid &= ~self._non_leaf(llm)[:, None]
+        valid[:, _T] &= np.isfinite(cost)  # a NaN or infinite cost reported is no cost (priced instead)
         out = {name: ints(values[:, k], valid[:, k]) for k, name in enumerate(_TOKEN_COLUMNS)}
         out["cost_usd"] = floats(cost, valid[:, _T])
         # A cost the span carries is the reported one; the cost processor prices the others.

@@ -178,3 +178,16 @@ def test_a_table_does_not_change_when_the_processor_converts_the_next_batch(span
     expected = first.to_pylist()
     normalizer.to_table(OtlpBatch([OtlpRecord(request(7)), OtlpRecord(request(9))]))
     assert first.to_pylist() == expected
+
+
+def test_a_cost_that_is_not_a_number_is_no_cost() -> None:
+    """Found by the property above: a reported cost of NaN (or infinity) is stored as no cost, so
+    the cost processor prices the call instead, and equal requests give equal tables."""
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for i, cost in enumerate((float("nan"), float("inf"), 0.25)):
+        span = scope.spans.add(trace_id=b"\xaa" * 16, span_id=bytes([i + 1]) * 8, name="chat", end_time_unix_nano=5)
+        span.attributes.append(KeyValue(key="gen_ai.usage.cost", value=AnyValue(double_value=cost)))
+    table = to_table(request.SerializeToString())
+    assert table.column("cost_usd").to_pylist() == [None, None, 0.25]
+    assert table.column("cost_source").to_pylist() == [None, None, "reported"]
