@@ -219,6 +219,10 @@ class _Spans:
         for key, value in event.extra.items():
             attributes.append(kv(renamed.get(key, key), value))
         span.attributes.extend(attributes)
+        if event.name == FALLBACK_TRIGGERED:
+            # The fallback report reads the event (a fallback that names no reason still counts).
+            fallback = span.events.add(name=FALLBACK_TRIGGERED, time_unix_nano=end)
+            fallback.attributes.extend(kv(renamed.get(k, k), v) for k, v in event.extra.items())
         if event.failed:
             span.status.code = Status.STATUS_CODE_ERROR
             span.status.message = event.get("error_type") or event.get("status") or "failed"

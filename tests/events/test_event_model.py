@@ -3,6 +3,7 @@ spans lifted onto them, checked through the real normaliser."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
@@ -151,6 +152,11 @@ def test_events_of_one_run_become_its_spans() -> None:
     assert [r["parent_span_id"] for r in rows] == [None, run, run, run]
     fallback = rows[3]["attributes"]
     assert '"agent.fallback.reason":"tool failing"' in fallback and '"agent.fallback.to":"cache"' in fallback
+    # ... and as the event the fallback report reads, so a fallback naming no reason counts too.
+    (recorded,) = json.loads(rows[3]["events"])
+    assert (recorded["name"], recorded["attributes"]) == (
+        "agent.fallback.triggered", {"agent.fallback.reason": "tool failing", "agent.fallback.to": "cache"}
+    )
 
 
 def test_a_run_whose_steps_carry_no_usage_gets_its_totals_as_one_model_call() -> None:
