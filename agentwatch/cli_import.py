@@ -134,11 +134,19 @@ def import_command(
     counts = reader.counts
     stored = counts.accepted
     duplicates = counts.log_records + counts.spans - counts.accepted - counts.rejected
+    read = f"  {counts.log_records} log records and {counts.spans} spans: "
+    if route.kind == "server":
+        # An OTLP answer does not say which items were already stored: the server dropped them.
+        outcome = (
+            f"{stored} taken by the server (those already stored are not stored again), "
+            f"{counts.rejected} rejected"
+        )
+    else:
+        outcome = f"{stored} stored, {duplicates} already stored, {counts.rejected} rejected"
     lines = [
         f"read {counts.records} records from {len(pending)} objects in {time.monotonic() - started:.1f}s "
         f"{route.describe()}",
-        f"  {counts.log_records} log records and {counts.spans} spans: {stored} stored, "
-        f"{duplicates} already stored, {counts.rejected} rejected",
+        read + outcome,
     ]
     if counts.bad_records:
         where = data / "bucket" / state / "quarantine.jsonl"

@@ -193,7 +193,10 @@ def test_with_a_server_running_the_records_go_through_its_receiver(tmp_path: Pat
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert f"s through the running server's receiver {server.http_url} (pid " in lines[0]
-        assert lines[1] == "  50 log records and 0 spans: 50 stored, 0 already stored, 0 rejected"
+        assert lines[1] == (
+            "  50 log records and 0 spans: 50 taken by the server (those already stored are not stored again), "
+            "0 rejected"
+        )
         assert server.wait_for_count("SELECT count(*) FROM logs", 50) == 50
         assert server.wait_for_count("SELECT count(*) FROM runs", 50) == 50
         assert server.query("SELECT count(*) FROM runs WHERE outcome = 'failure'") == [(5,)]
