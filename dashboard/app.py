@@ -343,11 +343,16 @@ def routes(dashboard: Dashboard) -> list[BaseRoute]:
         trace_id = request.path_params["trace_id"]
         if not _TRACE_ID.fullmatch(trace_id):
             return _refused(BadRequest("trace_id: must be 32 hex digits"))
+        # ?tenant= picks one tenant's trace of this id (another tenant's may share it).
+        tenants = viewer.tenants
+        asked = request.query_params.get("tenant")
+        if asked:
+            tenants = frozenset({asked}) if tenants is None or asked in tenants else frozenset()
         try:
             body = await run_in_threadpool(
                 d.reader.cached,
-                ("trace", trace_id.lower(), viewer.tenants and tuple(sorted(viewer.tenants))),
-                lambda: dumps(trace_view(d.reader, trace_id, viewer.tenants)),
+                ("trace", trace_id.lower(), None if tenants is None else tuple(sorted(tenants))),
+                lambda: dumps(trace_view(d.reader, trace_id, tenants)),
             )
         except TraceNotFound:
             return _error(404, "no such trace")

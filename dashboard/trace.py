@@ -52,16 +52,27 @@ class TraceNotFound(LookupError):
 
 
 def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) -> dict[str, Any]:
-    """The trace ``trace_id`` (32 hex digits) among ``tenants`` (None: every tenant)."""
+    """The trace ``trace_id`` (32 hex digits) among ``tenants`` (None: every tenant). Tenants are
+    kept apart: when several of them hold a trace of this id, the page is the first's (by name)
+    and ``other_tenants`` names the others (each one's page: ``?tenant=``)."""
     trace_id = trace_id.lower()
-    where = "trace_id = $t" + ("" if tenants is None else " AND list_contains($tenants, tenant)")
+    where = "trace_id = $t AND list_contains($tenants, tenant)"
     params: dict[str, Any] = {"t": trace_id}
-    if tenants is not None:
-        params["tenants"] = sorted(tenants)
     with reader.connection() as con:
         # The run partials say which tenant and day partitions hold the trace: the spans are read
         # from those alone, not looked for in every file.
         places = [(t, d) for t, d in reader.places(con, trace_id) if tenants is None or t in tenants]
+        if places:
+            holders = sorted({t for t, _ in places})
+        else:  # spans whose partials are not written yet (or never are): every file is read
+            allowed = "" if tenants is None else " AND list_contains($allowed, tenant)"
+            bound = params if tenants is None else {**params, "allowed": sorted(tenants)}
+            rows = con.execute(f"SELECT DISTINCT tenant FROM spans WHERE trace_id = $t{allowed}", bound)
+            holders = sorted(t for (t,) in rows.fetchall())
+        if not holders:
+            raise TraceNotFound(trace_id)
+        params["tenants"] = holders[:1]
+        places = [(t, d) for t, d in places if t == holders[0]]
         pruned = where
         if places:
             pruned += " AND list_contains($places, {'tenant': tenant, 'date': date})"
@@ -79,7 +90,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
             raise TraceNotFound(trace_id)
         # (every partial of the trace is in ``places``, when known)
         found = runs_of_trace(con, trace_id, places=places or None)
-        runs = [r for r in found if tenants is None or r["tenant"] in tenants]
+        runs = [r for r in found if r["tenant"] == holders[0]]
         scores = rows_of(
             con,
             "SELECT span_id, evaluator, dimension, value, label, explanation, judge_model, time FROM scores"
@@ -105,6 +116,7 @@ def trace_view(reader: Reader, trace_id: str, tenants: frozenset[str] | None) ->
         "scores": scores,
         "logs": logs,
         "logs_total": logs_total,
+        "other_tenants": holders[1:],
     }
 
 

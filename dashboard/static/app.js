@@ -366,9 +366,12 @@ function evalSection(evals) {
 
 async function tracePage() {
   const id = document.body.dataset.trace_id;
-  const d = await api(`/api/v1/traces/${encodeURIComponent(id)}`);
+  const asked = new URLSearchParams(location.search).get("tenant");
+  const d = await api(`/api/v1/traces/${encodeURIComponent(id)}${asked ? `?tenant=${encodeURIComponent(asked)}` : ""}`);
   const run = d.run;
   const parts = [el("h1", {}, "Trace ", el("span", { class: "mono", text: d.trace_id }))];
+  if (d.other_tenants.length) parts.push(el("p", { class: "muted" }, `Tenant ${d.tenant}'s trace; a trace of this id is in `,
+    ...d.other_tenants.flatMap((t, i) => [i ? ", " : "", el("a", { href: `/traces/${encodeURIComponent(d.trace_id)}?tenant=${encodeURIComponent(t)}`, text: `tenant ${t}` })]), " too."));
   if (run) {
     parts.push(el("p", {}, agentLink(run.tenant, run.agent, run.agent_name), ` · ${when(run.start_time)} · ${ms(run.duration_ms)} · user ${run.user_id || "unknown"} · `,
       el("span", { class: run.outcome === "success" ? "pill ok" : "pill bad", text: run.outcome }), run.failure_type ? ` ${run.failure_type}` : ""));

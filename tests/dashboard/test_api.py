@@ -358,3 +358,32 @@ def test_a_query_over_its_memory_limit_is_one_line_and_the_server_goes_on(data_d
         assert answer.json()["error"].endswith("try a shorter range")
         tiny.memory_mib = 512
         assert c.get(f"/api/v1/operations?{WINDOW}").status_code == 200
+
+
+def test_a_trace_id_two_tenants_share_shows_one_tenants_trace(tmp_path: Path) -> None:
+    from tests.helpers.span_rows import export, row
+
+    export(
+        tmp_path,
+        [
+            row("c", "1", None, "agent_run", 0, 1000, tenant="globex", agent_id="g-bot"),
+            row("c", "1", None, "agent_run", 0, 2000, tenant="acme", agent_id="a-bot"),
+            row("c", "2", "1", "tool", 10, 500, tenant="acme", tool_name="search"),
+        ],
+    )
+    trace = "c" * 32
+    with client(tmp_path) as c:
+        first = get(c, f"/api/v1/traces/{trace}")  # no read tokens: the first tenant's by name
+        assert (first["tenant"], first["spans_total"], first["run"]["agent"], first["other_tenants"]) == (
+            "acme", 2, "a-bot", ["globex"]
+        )  # fmt: skip
+        other = get(c, f"/api/v1/traces/{trace}?tenant=globex")
+        assert (other["tenant"], other["spans_total"], other["run"]["agent"], other["other_tenants"]) == (
+            "globex", 1, "g-bot", []
+        )  # fmt: skip
+        assert get(c, f"/api/v1/traces/{trace}?tenant=initech", 404) == {"error": "no such trace"}
+    # A tenant's token never reaches another tenant's trace by asking for it.
+    with client(tmp_path, [ReadToken("g-token-0123456789abcdef", tenant="globex")]) as c:
+        auth = {"authorization": "Bearer g-token-0123456789abcdef"}
+        assert get(c, f"/api/v1/traces/{trace}?tenant=acme", 404, **auth) == {"error": "no such trace"}
+        assert get(c, f"/api/v1/traces/{trace}", **auth)["tenant"] == "globex"
