@@ -37,6 +37,7 @@ from core.configmodel import STRICT
 from core.httpclient import RetryPolicy
 from core.units import Duration
 from evals.config import EvalsConfig
+from evals.conversation import Simulator
 from evals.datasets import load_dataset
 from evals.judges.factory import build_judge
 from evals.runner import EvalRun, run_and_record
@@ -164,6 +165,12 @@ class SyntheticReceiver:
         if c.target not in self.evals.targets:  # a named target brings its own limit
             target.concurrency = c.concurrency
         judge = build_judge(c.judge, self.evals)
+        turns = self.evals.multi_turn
+        simulator = (
+            Simulator(resolve_target(turns.simulator, self.evals, policy), turns.persona, turns.stop)
+            if turns.simulator
+            else None
+        )
         try:
             cases = load_dataset(dataset)
             cancelled = self.scheduler.stopping if self.scheduler is not None else None
@@ -172,11 +179,13 @@ class SyntheticReceiver:
                 tenant=c.tenant, kind=kind, groundedness_threshold=self.evals.groundedness_threshold,
                 quality_thresholds=self.evals.quality_thresholds,
                 regression_threshold=c.regression_threshold, alpha=c.alpha, cancelled=cancelled,
-                prices=self.prices,
+                prices=self.prices, simulator=simulator,
             )  # fmt: skip
         finally:
             target.close()
             judge.close()
+            if simulator is not None:
+                simulator.target.close()
         run = recorded.run
         self.last_run = run
         if recorded.spans_lost:

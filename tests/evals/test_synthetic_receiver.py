@@ -104,3 +104,34 @@ def test_scheduled_runs_price_the_agents_tokens_with_the_configs_prices(tmp_path
         assert wait_for(server.data_dir, runs, expected) == expected
     finally:
         assert server.stop() == 0
+
+
+def test_scheduled_runs_carry_multi_turn_cases_with_the_configs_simulator(tmp_path: Path) -> None:
+    from tests.evals.test_multi_turn import Fake
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "c1", "query": "Book me a flight to Paris", "turns": 2}) + "\n")
+    with Fake(["Tuesday"]) as fake:
+        evals = f"""evals:
+  targets:
+    bot: {{spec: "openai:{fake.url}/v1#agent-model", retries: 0}}
+    user-sim: {{spec: "openai:{fake.url}/v1#sim-model", retries: 0}}
+  multi_turn: {{simulator: user-sim}}
+"""
+        receiver = synthetic_receiver(cases, "good").replace(
+            "target: python:tests.helpers.agents:good", "target: bot"
+        )
+        server = ServerProcess(tmp_path, otlp_extra=receiver, extra_config=SERVICE + evals)
+        server.start()
+        try:
+            # The agent answered twice (A1, A2), the simulator once between: the transcript is the output.
+            results = "SELECT case_id, error, output FROM eval_results"
+            expected = [
+                ("c1", None, "User: Book me a flight to Paris\n\nAgent: A1\n\nUser: Tuesday\n\nAgent: A2")
+            ]
+            assert wait_for(server.data_dir, results, expected) == expected
+            turns = "SELECT value FROM scores WHERE dimension = 'turns_used'"
+            assert wait_for(server.data_dir, turns, [(2.0,)]) == [(2.0,)]
+        finally:
+            assert server.stop() == 0
+    assert fake.order() == ["agent-model", "sim-model", "agent-model"]
