@@ -175,7 +175,8 @@ class Ingest:
             if screened.rejected:
                 # Logged by an older version that let it in: it could never be converted. Kept
                 # whole in the dead-letter file; its other items are stored as usual.
-                reason = f"{screened.rejected} item(s) cannot be stored: {screened.problem}"
+                what = "log record(s)" if record.signal == "logs" else "span(s)"
+                reason = f"{screened.rejected} {what} cannot be stored: {screened.problem}"
                 self.dead_letters.quarantine("replay", record, reason)
             if screened.duplicates or screened.rejected:
                 self.replay_duplicates += screened.duplicates
