@@ -168,6 +168,22 @@ class Screened:
     """Dedup keys of the kept spans, to remember once they are durable."""
     changed: bool = False
     """Screening changed a kept item (a log record given its observed time)."""
+    seen: set[bytes] = field(default_factory=set)
+    """Keys kept so far, so an item repeated in the request is a duplicate too."""
+
+    def reject(self, problem: str) -> None:
+        """Count an item that cannot be stored; the first problem is the one the answer names."""
+        self.rejected += 1
+        self.problem = self.problem or problem
+
+    def admit(self, key: bytes, recent: StoredIndex | None) -> bool:
+        """Whether the item of ``key`` is kept: neither stored already nor earlier in the request."""
+        if key in self.seen or (recent is not None and key in recent):
+            self.duplicates += 1
+            return False
+        self.seen.add(key)
+        self.keys.append(key)
+        return True
 
 
 class TenantKeys:
@@ -220,7 +236,6 @@ def screen_spans(
     With a ``window`` (at the door, never when replaying the log: what was acknowledged is kept),
     also spans starting outside it."""
     out = Screened()
-    seen: set[bytes] = set()
     fixed = sanitize_tenant(tenant) if tenant is not None else None
     tenants = tenant_keys or TenantKeys()
     look_in_spans = fixed is None and tenants.mentioned_in(body) if body else fixed is None
@@ -240,19 +255,13 @@ def screen_spans(
                     problem = window.problem(start, now)
                 if problem is not None:
                     drop.append(index)
-                    out.rejected += 1
-                    out.problem = out.problem or f"span {span.name!r}: {problem}"
+                    out.reject(f"span {span.name!r}: {problem}")
                     continue
                 owner = resource_tenant
                 if owner is None and look_in_spans:
                     owner = tenants.find(span.attributes)
-                key = span_key(owner or DEFAULT_TENANT, trace_id, span_id)
-                if key in seen or (recent is not None and key in recent):
+                if not out.admit(span_key(owner or DEFAULT_TENANT, trace_id, span_id), recent):
                     drop.append(index)
-                    out.duplicates += 1
-                    continue
-                seen.add(key)
-                out.keys.append(key)
             for index in reversed(drop):
                 del ss.spans[index]
     out.kept = len(out.keys)
@@ -286,7 +295,6 @@ def screen_logs(
     A record with neither a time nor an observed time is given the observed time of its arrival
     (the logs data model has the receiver set it); its time is then its observed time."""
     out = Screened()
-    seen: set[bytes] = set()
     fixed = sanitize_tenant(tenant) if tenant is not None else None
     tenants = tenant_keys or TenantKeys()
     now = time.time_ns()
@@ -306,17 +314,11 @@ def screen_logs(
                     problem = window.problem(when, now, "time_unix_nano")
                 if problem is not None:
                     drop.append(index)
-                    out.rejected += 1
-                    out.problem = out.problem or f"log record {index}: {problem}"
+                    out.reject(f"log record {index}: {problem}")
                     continue
                 owner = resource_tenant or tenants.find(item.attributes)
-                key = log_key(owner or DEFAULT_TENANT, record_digest(resource, item))
-                if key in seen or (recent is not None and key in recent):
+                if not out.admit(log_key(owner or DEFAULT_TENANT, record_digest(resource, item)), recent):
                     drop.append(index)
-                    out.duplicates += 1
-                    continue
-                seen.add(key)
-                out.keys.append(key)
             for index in reversed(drop):
                 del sl.log_records[index]
     out.kept = len(out.keys)
