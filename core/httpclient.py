@@ -56,15 +56,44 @@ def post(
 ) -> tuple[httpx.Response, int]:
     """(the 2xx response, attempts). Raises CallFailed with the last error. A ``bytes`` body is
     sent as is (its Content-Type in ``headers``), a dict as JSON."""
+    return send(client, "POST", url, policy, body, headers, sleep)
+
+
+def get_json(
+    client: httpx.Client,
+    url: str,
+    policy: RetryPolicy,
+    headers: dict[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Any, int]:
+    """(decoded JSON of a GET, attempts), retried as a POST is. Raises CallFailed."""
+    response, attempt = send(client, "GET", url, policy, None, headers, sleep)
+    try:
+        return response.json(), attempt
+    except ValueError:
+        raise CallFailed(f"HTTP {response.status_code}: the response is not JSON", attempt) from None
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    policy: RetryPolicy,
+    body: dict[str, Any] | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[httpx.Response, int]:
+    """(the 2xx response of ``method``, attempts), retried on 429, 5xx and transport errors with
+    backoff, honouring ``Retry-After``. Raises CallFailed with the last error."""
     delay = policy.backoff
     last = ""
     for attempt in range(1, policy.retries + 2):
         wait = delay
         try:
             if isinstance(body, bytes):
-                response = client.post(url, content=body, headers=headers, timeout=policy.timeout)
+                response = client.request(method, url, content=body, headers=headers, timeout=policy.timeout)
             else:
-                response = client.post(url, json=body, headers=headers, timeout=policy.timeout)
+                response = client.request(method, url, json=body, headers=headers, timeout=policy.timeout)
         except httpx.TimeoutException:
             last = f"timed out after {policy.timeout:g}s"
         except httpx.TransportError as exc:

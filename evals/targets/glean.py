@@ -49,10 +49,10 @@ from urllib.parse import quote
 
 import orjson
 
-from core.httpclient import CallFailed, RetryPolicy, post_json
+from core.httpclient import CallFailed, RetryPolicy, get_json, post_json
 from evals.datasets import Case
 from evals.targets import Document, Step, TargetResult, ToolCall
-from evals.targets.base import HttpTarget, Malformed, bearer, get_json
+from evals.targets.base import HttpTarget, Malformed, bearer
 
 MAX_DOCUMENTS = 10
 """Documents fetched per case at most (the first cited)."""
