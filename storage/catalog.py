@@ -73,7 +73,7 @@ def connect(
     # a column existed (it reads null), and queries and tools still work.
     con.register("_empty_spans", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
     typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans"
-    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    read = f" UNION ALL BY NAME SELECT * FROM {read_parquet_sql(files)}" if files else ""
     con.execute(f"CREATE VIEW spans AS {typed}{read}")
     parts: list[str] = []
     missing: list[str] = []
@@ -83,11 +83,11 @@ def connect(
     # Span files without partials yet are rolled up here, on the fly; every span column is
     # there (null) even when the files were written before it existed.
     con.register("_span_columns", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
-    source = _read(missing) if missing else "(SELECT * FROM spans LIMIT 0)"
+    source = read_parquet_sql(missing) if missing else "(SELECT * FROM spans LIMIT 0)"
     with_every_column = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _span_columns)"
     rolled = parts_sql("tenant, date, trace_id", with_every_column)
     listed = [str(parts_path(data_dir, Path(name))) for name in parts]
-    union = f"SELECT * FROM {_read(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
+    union = f"SELECT * FROM {read_parquet_sql(listed)} UNION ALL BY NAME {rolled}" if listed else rolled
     con.execute(f"CREATE VIEW {RUN_PARTS} AS {union}")
     _logs_view(con, data_dir)
     for table, schema in EVAL_SCHEMAS.items():
@@ -107,7 +107,7 @@ def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, sche
     partition = "NULL::VARCHAR AS tenant, NULL::DATE AS date"
     typed = f"SELECT *, {partition} FROM _empty_{table}"
     # By name with the typed empty table: a column added later reads null in older files.
-    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    read = f" UNION ALL BY NAME SELECT * FROM {read_parquet_sql(files)}" if files else ""
     con.execute(f"CREATE VIEW {table} AS {typed}{read}")
 
 
@@ -116,11 +116,12 @@ def _logs_view(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     con.register("_empty_logs", LOG_SCHEMA.empty_table().drop_columns(["tenant"]))
     typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_logs"
     files = live_files(data_dir, LOGS)
-    read = f" UNION ALL BY NAME SELECT * FROM {_read(files)}" if files else ""
+    read = f" UNION ALL BY NAME SELECT * FROM {read_parquet_sql(files)}" if files else ""
     con.execute(f"CREATE VIEW logs AS {typed}{read}")
 
 
-def _read(files: list[str]) -> str:
+def read_parquet_sql(files: list[str]) -> str:
+    """SQL reading ``files`` (hive-partitioned by tenant and date) as one relation."""
     listed = ", ".join(f"'{_quote(f)}'" for f in files)
     return (
         f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "

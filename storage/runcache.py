@@ -39,7 +39,7 @@ import duckdb
 import numpy as np
 
 from core.model import SPAN_SCHEMA
-from storage.catalog import live_files
+from storage.catalog import live_files, read_parquet_sql
 from storage.layout import RUN_PARTS, SPANS, fsync_dir
 from storage.runparts import parts_path
 from storage.runs import (
@@ -375,7 +375,9 @@ def _spans_source(files: list[str]) -> str:
     """SQL: the spans of ``files``, every span column there (null) however old the file (the
     catalog's ``spans``; ``_span_columns`` registered)."""
     typed = "(SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _span_columns)"
-    return f"(SELECT * FROM {_read(files)} UNION ALL BY NAME SELECT * FROM {typed})" if files else typed
+    if not files:
+        return typed
+    return f"(SELECT * FROM {read_parquet_sql(files)} UNION ALL BY NAME SELECT * FROM {typed})"
 
 
 def _parts_source(con: duckdb.DuckDBPyConnection, data_dir: Path, files: list[tuple[str, bool]]) -> str:
@@ -387,20 +389,12 @@ def _parts_source(con: duckdb.DuckDBPyConnection, data_dir: Path, files: list[tu
     # Rolled from the span files without partials, or from none: either way every partial
     # column is there (null) even when the partial files were written before it existed.
     empty = "(SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _span_columns LIMIT 0)"
-    source = f"(SELECT * FROM {_read(missing)})" if missing else empty
+    source = f"(SELECT * FROM {read_parquet_sql(missing)})" if missing else empty
     every = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _span_columns)"
     pieces = [parts_sql("tenant, date, trace_id", every)]
     if listed:
-        pieces.insert(0, f"SELECT * FROM {_read(listed)}")
+        pieces.insert(0, f"SELECT * FROM {read_parquet_sql(listed)}")
     return " UNION ALL BY NAME ".join(pieces)
-
-
-def _read(files: list[str]) -> str:
-    listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    return (
-        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'tenant': VARCHAR, 'date': DATE})"
-    )
 
 
 def _quote(text: str) -> str:
