@@ -108,11 +108,18 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
-def send_grpc(server: ServerProcess, payloads: list[bytes], concurrency: int) -> list[float]:
+TRACES_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def send_grpc(
+    server: ServerProcess, payloads: list[bytes], concurrency: int, method: str = TRACES_EXPORT
+) -> list[float]:
+    """Each payload exported once (``method``: the gRPC export method), ``concurrency`` at a
+    time; the latency of each."""
     channel = grpc.insecure_channel(
         f"127.0.0.1:{server.grpc_port}", options=[("grpc.max_send_message_length", 64 << 20)]
     )
-    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+    export = channel.unary_unary(method)
 
     def one(body: bytes) -> float:
         started = time.perf_counter()
@@ -125,13 +132,17 @@ def send_grpc(server: ServerProcess, payloads: list[bytes], concurrency: int) ->
     return latencies
 
 
-def send_http(server: ServerProcess, payloads: list[bytes], concurrency: int) -> list[float]:
+def send_http(
+    server: ServerProcess, payloads: list[bytes], concurrency: int, url: str | None = None
+) -> list[float]:
+    """The same over OTLP/HTTP (``url``: default the server's traces URL)."""
     client = httpx.Client(limits=httpx.Limits(max_connections=concurrency), timeout=60)
     headers = {"content-type": "application/x-protobuf"}
+    target = url or server.http_url
 
     def one(body: bytes) -> float:
         started = time.perf_counter()
-        response = client.post(server.http_url, content=body, headers=headers)
+        response = client.post(target, content=body, headers=headers)
         response.raise_for_status()
         return time.perf_counter() - started
 

@@ -16,16 +16,13 @@ import random
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
-import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.ingest import RssSampler, percentile
+from bench.ingest import RssSampler, percentile, send_grpc, send_http
 from tests.helpers.server import ServerProcess
 
 LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -80,32 +77,8 @@ def build_request(rng: random.Random, records: int, number: int, t0: int) -> byt
 
 def send(server: ServerProcess, protocol: str, payloads: list[bytes], concurrency: int) -> list[float]:
     if protocol == "grpc":
-        channel = grpc.insecure_channel(
-            f"127.0.0.1:{server.grpc_port}", options=[("grpc.max_send_message_length", 64 << 20)]
-        )
-        export = channel.unary_unary(LOGS_EXPORT)
-
-        def one(body: bytes) -> float:
-            started = time.perf_counter()
-            export(body, timeout=60)
-            return time.perf_counter() - started
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            latencies = list(pool.map(one, payloads))
-        channel.close()
-        return latencies
-    client = httpx.Client(limits=httpx.Limits(max_connections=concurrency), timeout=60)
-    url = f"http://127.0.0.1:{server.http_port}/v1/logs"
-
-    def post(body: bytes) -> float:
-        started = time.perf_counter()
-        client.post(url, content=body, headers={"content-type": "application/x-protobuf"}).raise_for_status()
-        return time.perf_counter() - started
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(post, payloads))
-    client.close()
-    return latencies
+        return send_grpc(server, payloads, concurrency, LOGS_EXPORT)
+    return send_http(server, payloads, concurrency, f"http://127.0.0.1:{server.http_port}/v1/logs")
 
 
 def run(protocol: str, total: int, batch: int, concurrency: int, seed: int) -> dict[str, float]:
