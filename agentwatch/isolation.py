@@ -28,13 +28,11 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from google.protobuf.message import Message
 
-from core.model import OtlpRecord
+from core.model import OtlpRecord, Signal
 
 log = logging.getLogger("agentwatch.isolation")
 
@@ -92,69 +90,47 @@ def is_environmental(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
 
 
+_LAYOUT: dict[Signal, tuple[str, str, str]] = {
+    "traces": ("resource_spans", "scope_spans", "spans"),
+    "logs": ("resource_logs", "scope_logs", "log_records"),
+}
+"""Where a request of each signal keeps its resources, their scopes and the scopes' items."""
+
+
 def split_record(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
     """Two records holding the first and the second half of ``record``'s spans (or log records)."""
-    if record.signal == "logs":
-        return _split_logs(record)
-    request = record.parse()
-    spans = [
-        (r, s, span)
-        for r, rs in enumerate(request.resource_spans)
-        for s, ss in enumerate(rs.scope_spans)
-        for span in ss.spans
-    ]
-    half = len(spans) // 2
-    return _subset(request, spans[:half], record), _subset(request, spans[half:], record)
-
-
-def _subset(
-    request: ExportTraceServiceRequest, chosen: list[tuple[int, int, Span]], like: OtlpRecord
-) -> OtlpRecord:
-    out = ExportTraceServiceRequest()
-    resources: dict[int, ResourceSpans] = {}
-    scopes: dict[tuple[int, int], ScopeSpans] = {}
-    for r, s, span in chosen:
-        if r not in resources:
-            source = request.resource_spans[r]
-            resources[r] = out.resource_spans.add(resource=source.resource, schema_url=source.schema_url)
-        if (r, s) not in scopes:
-            source_scope = request.resource_spans[r].scope_spans[s]
-            scopes[(r, s)] = resources[r].scope_spans.add(
-                scope=source_scope.scope, schema_url=source_scope.schema_url
-            )
-        scopes[(r, s)].spans.append(span)
-    return OtlpRecord(out.SerializeToString(), like.tenant, like.receiver, len(chosen))
-
-
-def _split_logs(record: OtlpRecord) -> tuple[OtlpRecord, OtlpRecord]:
-    request = record.parse_logs()
-    items = [
+    request: Message = record.parse() if record.signal == "traces" else record.parse_logs()
+    resources, scopes, items = _LAYOUT[record.signal]
+    found = [
         (r, s, item)
-        for r, rl in enumerate(request.resource_logs)
-        for s, sl in enumerate(rl.scope_logs)
-        for item in sl.log_records
+        for r, resource in enumerate(getattr(request, resources))
+        for s, scope in enumerate(getattr(resource, scopes))
+        for item in getattr(scope, items)
     ]
-    half = len(items) // 2
-    return _logs_subset(request, items[:half], record), _logs_subset(request, items[half:], record)
+    half = len(found) // 2
+    return _subset(request, found[:half], record), _subset(request, found[half:], record)
 
 
-def _logs_subset(
-    request: ExportLogsServiceRequest, chosen: list[tuple[int, int, LogRecord]], like: OtlpRecord
-) -> OtlpRecord:
-    out = ExportLogsServiceRequest()
-    resources: dict[int, ResourceLogs] = {}
-    scopes: dict[tuple[int, int], ScopeLogs] = {}
+def _subset(request: Message, chosen: list[tuple[int, int, Message]], like: OtlpRecord) -> OtlpRecord:
+    """A request of ``like``'s signal holding the ``chosen`` items of ``request``, under their own
+    resources and scopes."""
+    resources_field, scopes_field, items_field = _LAYOUT[like.signal]
+    out = type(request)()
+    resources: dict[int, Any] = {}
+    scopes: dict[tuple[int, int], Any] = {}
     for r, s, item in chosen:
+        source = getattr(request, resources_field)[r]
         if r not in resources:
-            source = request.resource_logs[r]
-            resources[r] = out.resource_logs.add(resource=source.resource, schema_url=source.schema_url)
-        if (r, s) not in scopes:
-            source_scope = request.resource_logs[r].scope_logs[s]
-            scopes[(r, s)] = resources[r].scope_logs.add(
-                scope=source_scope.scope, schema_url=source_scope.schema_url
+            resources[r] = getattr(out, resources_field).add(
+                resource=source.resource, schema_url=source.schema_url
             )
-        scopes[(r, s)].log_records.append(item)
-    return OtlpRecord.from_logs_request(out, like.tenant, like.receiver)
+        if (r, s) not in scopes:
+            scope = getattr(source, scopes_field)[s]
+            scopes[(r, s)] = getattr(resources[r], scopes_field).add(
+                scope=scope.scope, schema_url=scope.schema_url
+            )
+        getattr(scopes[(r, s)], items_field).append(item)
+    return OtlpRecord(out.SerializeToString(), like.tenant, like.receiver, len(chosen), like.signal)
 
 
 def pieces(records: list[OtlpRecord], max_spans: int) -> Iterator[list[OtlpRecord]]:

@@ -259,3 +259,31 @@ def test_the_drain_finishes_a_batch_whose_record_causes_an_oserror_every_time(tm
     payload = entries[0]["payload"]
     assert isinstance(payload, bytes)
     assert span_names(OtlpRecord(payload)) == ["bad-x"]
+
+
+def test_split_record_of_log_records_keeps_resources_scopes_signal_and_tenant() -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    for service, count in (("a", 3), ("b", 2)):
+        rl = request.resource_logs.add(schema_url=f"s-{service}")
+        rl.resource.attributes.add(key="service.name").value.string_value = service
+        sl = rl.scope_logs.add()
+        sl.scope.name = f"scope-{service}"
+        for i in range(count):
+            sl.log_records.add(time_unix_nano=i + 1).body.string_value = f"{service}{i}"
+    first, second = split_record(OtlpRecord.from_logs_request(request, "acme", "otlp"))
+    shown = []
+    for half in (first, second):
+        assert (half.signal, half.tenant, half.receiver) == ("logs", "acme", "otlp")
+        parsed = half.parse_logs()
+        shown.append([
+            (rl.resource.attributes[0].value.string_value, rl.schema_url, sl.scope.name,
+             [r.body.string_value for r in sl.log_records])
+            for rl in parsed.resource_logs for sl in rl.scope_logs
+        ])  # fmt: skip
+        assert half.spans == sum(len(sl.log_records) for rl in parsed.resource_logs for sl in rl.scope_logs)
+    assert shown == [
+        [("a", "s-a", "scope-a", ["a0", "a1"])],
+        [("a", "s-a", "scope-a", ["a2"]), ("b", "s-b", "scope-b", ["b0", "b1"])],
+    ]
