@@ -238,8 +238,7 @@ def run_demo(
         for agent in _agents_of(plans):
             own = tenant or agent.tenant
             sent = {**(headers or {}), **(tenant_headers or {}).get(own, {})} or None
-            exporter = _make_exporter(endpoint, protocol, sent)
-            log_exporter = _make_log_exporter(endpoint, protocol, sent)
+            exporter, log_exporter = _make_exporters(endpoint, protocol, sent)
             services[agent.name] = _open_service(agent, own, ids, exporter, log_exporter)
         _send(plans, services, rate_per_s, progress, endpoint, capture, roots)
         _close(services, endpoint, capture)
@@ -352,31 +351,25 @@ def _agents_of(plans: Iterable[RunPlan]) -> list[Agent]:
     return [agent for agent in AGENTS if agent.name in used]
 
 
-def _make_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None) -> SpanExporter:
+def _make_exporters(
+    endpoint: str, protocol: str, headers: dict[str, str] | None
+) -> tuple[SpanExporter, LogRecordExporter]:
+    """The OTLP exporters of an agent's spans and of its log lines, to one receiver."""
     if "://" not in endpoint:
         endpoint = f"http://{endpoint}"
     if protocol == "grpc":
         # gRPC refuses metadata keys with capitals, and users will write "Authorization".
         metadata = None if headers is None else {k.lower(): v for k, v in headers.items()}
-        return GrpcSpanExporter(
-            endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=metadata
+        insecure = not endpoint.startswith("https://")
+        return (
+            GrpcSpanExporter(endpoint=endpoint, insecure=insecure, headers=metadata),
+            GrpcLogExporter(endpoint=endpoint, insecure=insecure, headers=metadata),
         )
-    url = endpoint.rstrip("/")
-    if not url.endswith("/v1/traces"):
-        url += "/v1/traces"
-    return HttpSpanExporter(endpoint=url, headers=headers)
-
-
-def _make_log_exporter(endpoint: str, protocol: str, headers: dict[str, str] | None) -> LogRecordExporter:
-    if "://" not in endpoint:
-        endpoint = f"http://{endpoint}"
-    if protocol == "grpc":
-        metadata = None if headers is None else {k.lower(): v for k, v in headers.items()}
-        return GrpcLogExporter(
-            endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=metadata
-        )
-    url = endpoint.rstrip("/").removesuffix("/v1/traces")
-    return HttpLogExporter(endpoint=f"{url}/v1/logs", headers=headers)
+    base = endpoint.rstrip("/").removesuffix("/v1/traces")
+    return (
+        HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=headers),
+        HttpLogExporter(endpoint=f"{base}/v1/logs", headers=headers),
+    )
 
 
 def _open_service(

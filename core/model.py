@@ -138,15 +138,13 @@ class OtlpRecord:
     def from_request(
         cls, request: ExportTraceServiceRequest, tenant: str | None = None, receiver: str = "otlp"
     ) -> OtlpRecord:
-        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        return cls(request.SerializeToString(), tenant, receiver, spans)
+        return cls(request.SerializeToString(), tenant, receiver, _span_count(request))
 
     @classmethod
     def from_logs_request(
         cls, request: ExportLogsServiceRequest, tenant: str | None = None, receiver: str = "otlp"
     ) -> OtlpRecord:
-        count = sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-        return cls(request.SerializeToString(), tenant, receiver, count, "logs")
+        return cls(request.SerializeToString(), tenant, receiver, _log_record_count(request), "logs")
 
     def parse(self) -> ExportTraceServiceRequest:
         if self.signal != "traces":
@@ -166,10 +164,16 @@ class OtlpRecord:
 def count_items(signal: Signal, payload: bytes) -> int:
     """How many spans or log records a serialized request of ``signal`` holds (it must parse)."""
     if signal == "logs":
-        logs = ExportLogsServiceRequest.FromString(payload)
-        return sum(len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs)
-    traces = ExportTraceServiceRequest.FromString(payload)
-    return sum(len(ss.spans) for rs in traces.resource_spans for ss in rs.scope_spans)
+        return _log_record_count(ExportLogsServiceRequest.FromString(payload))
+    return _span_count(ExportTraceServiceRequest.FromString(payload))
+
+
+def _span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def _log_record_count(request: ExportLogsServiceRequest) -> int:
+    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
 
 
 @dataclass
