@@ -173,10 +173,16 @@ class _Spans:
             self.by_id[key] = _Pending(_merged(event, found.event))
 
     def spans(self) -> list[Span]:
+        # The runs one of whose steps carries usage of its own: their totals stand for no span.
+        itemised = {
+            (trace_id, self._parent(p.event, span_id))
+            for (trace_id, span_id), p in self.by_id.items()
+            if p.event.name == STEP_COMPLETED and usage_of(p.event)
+        }
         out: list[Span] = []
         for (trace_id, span_id), pending in self.by_id.items():
             pending.started_at = self.starts.get((trace_id, span_id))
-            out.extend(self._spans_of(trace_id, span_id, pending))
+            out.extend(self._spans_of(trace_id, span_id, pending, (trace_id, span_id) in itemised))
         return out
 
     def _parent(self, event: AgentEvent, span_id: bytes) -> bytes:
@@ -192,7 +198,7 @@ class _Spans:
             parent = request_span_id(run)
         return b"" if parent == span_id else parent
 
-    def _spans_of(self, trace_id: bytes, span_id: bytes, pending: _Pending) -> list[Span]:
+    def _spans_of(self, trace_id: bytes, span_id: bytes, pending: _Pending, itemised: bool) -> list[Span]:
         event = pending.event
         end = event.time_unix_nano
         latency = event.numbers.get("latency_ms")
@@ -229,13 +235,13 @@ class _Spans:
         elif event.name in (REQUEST_COMPLETED, STEP_COMPLETED, TOOL_CALLED):
             span.status.code = Status.STATUS_CODE_OK
         out = [span]
-        if event.name == REQUEST_COMPLETED and (totals := usage_of(event)):
+        if event.name == REQUEST_COMPLETED and not itemised and (totals := usage_of(event)):
             out.append(self._totals_span(event, span, totals))
         return out
 
     def _totals_span(self, event: AgentEvent, run: Span, totals: dict[str, float]) -> Span:
-        """The model call a run's totals stand for; dropped by ``request_spans`` when a step of
-        the run carries usage of its own."""
+        """The model call a run's totals stand for (made only when no step of the run carries
+        usage of its own)."""
         model = event.get("model") or ""
         span_id = _digest(run.span_id.hex(), "usage")
         span = Span(trace_id=run.trace_id, span_id=span_id, parent_span_id=run.span_id)
@@ -293,8 +299,7 @@ def _name_and_operation(event: AgentEvent) -> tuple[str, str | None]:
 
 def request_spans(groups: Iterable[tuple[Resource, Sequence[AgentEvent]]]) -> ExportTraceServiceRequest:
     """The spans the events of each resource stand for (events without a trace id stand for none).
-
-    A run's totals span is left out when one of the run's steps in the same events carries usage."""
+    A run's totals stand for no span when one of its steps among the same events carries usage."""
     request = ExportTraceServiceRequest()
     for resource, events in groups:
         made = _Spans()
@@ -304,23 +309,9 @@ def request_spans(groups: Iterable[tuple[Resource, Sequence[AgentEvent]]]) -> Ex
         spans = made.spans()
         if not spans:
             continue
-        with_usage = {
-            (s.trace_id, s.parent_span_id)
-            for s in spans
-            if any(a.key == "gen_ai.usage.input_tokens" or a.key == "gen_ai.usage.cost" for a in s.attributes)
-            and not any(a.key == "agentwatch.event.usage_totals" for a in s.attributes)
-        }
-        kept = [
-            s
-            for s in spans
-            if not (
-                any(a.key == "agentwatch.event.usage_totals" for a in s.attributes)
-                and (s.trace_id, s.parent_span_id) in with_usage
-            )
-        ]
         rs = request.resource_spans.add()
         rs.resource.CopyFrom(resource)
         ss = rs.scope_spans.add()
         ss.scope.name = EVENT_SCOPE
-        ss.spans.extend(kept)
+        ss.spans.extend(spans)
     return request

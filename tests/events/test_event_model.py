@@ -223,3 +223,19 @@ def test_an_event_never_overrides_what_the_span_says_of_itself() -> None:
         name="x", trace_id=b"\x01" * 16, span_id=b"\x01" * 8
     )
     assert lift_span_events(plain.SerializeToString()) is None
+
+
+def test_a_step_with_any_usage_of_its_own_leaves_the_runs_totals_out() -> None:
+    # The step reports only a total: the run's totals (tokens and cost) are not summed a second time.
+    request = _logs(
+        {"at": T0, "name": "agent.step.completed", "trace_id": TRACE, "tokens_total": 120, "latency_ms": 10},
+        {"at": T0 + 10**9, "name": "agent.request.completed", "trace_id": TRACE, "tokens_total": 120,
+         "cost_usd": 0.5, "latency_ms": 2000},
+    )  # fmt: skip
+    derived = derived_spans_of_logs(request.SerializeToString())
+    assert derived is not None
+    rows = normalized(derived)
+    assert [(r["operation"], r["total_tokens"], r["cost_usd"]) for r in rows] == [
+        ("agent_run", None, None),
+        ("chat", 120, None),
+    ]
