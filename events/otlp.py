@@ -71,18 +71,13 @@ def event_of_log(record: LogRecord, attributes: Mapping[str, Any] | None = None)
     if attributes is None:
         attributes = attributes_of(record.attributes)
     name = log_event_name(record, attributes)
-    body: Any = None
+    body: dict[str, Any] = plain(record.body) if record.body.WhichOneof("value") == "kvlist_value" else {}
     if not is_agent_event(name):
-        if record.body.WhichOneof("value") != "kvlist_value":
-            return None
-        body = plain(record.body)
         name = next((body[k] for k in NAME_KEYS if isinstance(body.get(k), str)), None)
         if not is_agent_event(name):
             return None
     assert name is not None
-    if body is None and record.body.WhichOneof("value") == "kvlist_value":
-        body = plain(record.body)
-    fields = {**body, **attributes} if isinstance(body, dict) else attributes
+    fields = {**body, **attributes}
     when = record.time_unix_nano or record.observed_time_unix_nano
     return with_ids(event_of(name, fields, when), record.trace_id, record.span_id)
 
