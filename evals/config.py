@@ -25,6 +25,14 @@ evals:
       type: ensemble                # every member judges; combined per dimension
       members: [openai, glean-advanced]
       combine: mean                 # mean | majority (of labels)
+    seer-judge:
+      type: openai
+      url: https://api.openai.com/v1
+      model: gpt-4o-mini
+      scale: seer                   # Seer's labels (full..failure, low/medium/high); default: default
+  seer:                             # the dimensions a `scale: seer` judge scores (evals.judges.seer)
+    dimensions:                     # Seer's name -> the dimension or criterion judged, its weight
+      topicalCoverage: {dimension: topical_coverage, weight: 3}
   criteria:                         # custom dimensions, judged by the LLM judges
     cites_policy:
       rubric: Does the answer name the policy document it relies on?
@@ -61,6 +69,9 @@ TARGET_KINDS = ("python", "openai", "glean", "http")
 DEFAULT_QUALITY_THRESHOLDS: Mapping[str, float] = MappingProxyType({OVERALL: 4.0})
 """A judged run whose overall score is under 4 of 10 is marked ``quality_regression``."""
 JUDGE_KINDS = ("heuristic", "openai", "glean", "ensemble")
+JUDGE_SCALES = ("default", "seer")
+"""``default``: each dimension's own labels (``evals.judges.scores.SCALES``); ``seer``: Seer's
+categorical labels (``evals.judges.seer``)."""
 GLEAN_AGENTS = ("DEFAULT", "GPT", "UNIVERSAL", "FAST", "ADVANCED", "AUTO")
 """Glean chat's ``agentConfig.agent`` values (its Client API's ``AgentConfig``)."""
 GLEAN_MODEL_SETS = ("FAST", "ADVANCED", "AUTO")
@@ -145,6 +156,9 @@ class JudgeConfig:
     every case, at least two."""
     combine: Literal["mean", "majority"] = "mean"
     """ensemble: ``mean`` of the votes' values, or ``majority`` of their labels."""
+    scale: str = "default"
+    """openai, glean and ensemble judges: ``default`` (each dimension's own labels) or ``seer``
+    (Seer's labels, scored under the names and weights of ``evals.seer.dimensions``)."""
 
     @property
     def glean_agent(self) -> str | None:
@@ -182,6 +196,11 @@ class JudgeConfig:
             problems.append(
                 f"model_set: {self.model_set!r} and agent: {self.agent!r} differ: set one of them"
             )
+        if self.scale not in JUDGE_SCALES:
+            problems.append(f"scale: {self.scale!r} is not one of {', '.join(JUDGE_SCALES)}")
+        elif self.scale == "seer" and self.type == "heuristic":
+            problems.append("scale: the heuristic judge scores its own labels; seer is for openai, glean "
+                            "and ensemble judges")  # fmt: skip
         if self.retries < 0:
             problems.append("retries: must not be negative")
         if self.parse_retries < 0:
@@ -219,6 +238,49 @@ class CriterionConfig:
                 problems.append(f"scale.{label}: must be between 0 and 10")
         if self.weight < 0:
             problems.append("weight: must not be negative")
+        return problems
+
+
+@dataclass(frozen=True)
+class SeerDimension:
+    """One of Seer's dimensions: what a ``scale: seer`` judge asks for it, and its weight."""
+
+    __pydantic_config__ = STRICT
+    dimension: str
+    """The built-in dimension or custom criterion (``evals.criteria``) whose question is asked."""
+    weight: float
+    """Its weight in ``overall_score``: Seer's, as ``agentwatch eval import-seer`` read it."""
+
+
+@dataclass(frozen=True)
+class SeerConfig:
+    """Seer's dimensions by Seer's names (``agentwatch eval import-seer`` prints them from a Seer
+    database). Empty (the default): a ``scale: seer`` judge scores the built-in dimensions under
+    their own names and weights, and the custom criteria, with Seer's labels."""
+
+    __pydantic_config__ = STRICT
+    dimensions: dict[str, SeerDimension] = field(default_factory=dict)
+
+    def validate(self, criteria: Mapping[str, object]) -> list[str]:
+        problems = []
+        judged: dict[str, str] = {}
+        for name, d in self.dimensions.items():
+            key = f"dimensions.{name}"
+            if not name.strip() or name != name.strip():
+                problems.append(f"{key}: a name must not be empty or have surrounding spaces")
+            elif name in (OVERALL, "overall", *METRICS):
+                problems.append(f"{key}: {name!r} is the overall score or a metric, not a dimension")
+            elif name in SCALES and d.dimension != name:
+                problems.append(f"{key}: a built-in dimension's name can only be that dimension")
+            if d.dimension not in SCALES and d.dimension not in criteria:
+                known = ", ".join((*SCALES, *criteria))
+                problems.append(f"{key}.dimension: {d.dimension!r} is not a dimension (one of {known})")
+            elif d.dimension in judged:
+                first = judged[d.dimension]
+                problems.append(f"{key}.dimension: {d.dimension!r} is judged already, for {first!r}")
+            judged.setdefault(d.dimension, name)
+            if d.weight < 0:
+                problems.append(f"{key}.weight: must not be negative")
         return problems
 
 
@@ -285,6 +347,8 @@ class EvalsConfig:
     ``{}`` turns it off."""
     production: ProductionJudging = field(default_factory=ProductionJudging)
     multi_turn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
+    seer: SeerConfig = field(default_factory=SeerConfig)
+    """Seer's dimension names and weights, for ``scale: seer`` judges."""
 
     def validate(self) -> list[str]:
         problems = []
@@ -309,6 +373,7 @@ class EvalsConfig:
                 problems.append(f"quality_thresholds.{name}: must be between 0 and 10")
         problems += [f"production.{p}" for p in self.production.validate()]
         problems += [f"multi_turn.{p}" for p in self.multi_turn.validate()]
+        problems += [f"seer.{p}" for p in self.seer.validate(self.criteria)]
         simulator = self.multi_turn.simulator
         if simulator is not None and (problem := self.target_problem(simulator)) is not None:
             problems.append(f"multi_turn.simulator: {problem}")
@@ -326,6 +391,9 @@ class EvalsConfig:
                 problems.append(f"members: {problem}")
             elif (found := self.judges.get(member)) is not None and found.type == "ensemble":
                 problems.append(f"members: {member!r} is an ensemble (ensembles do not nest)")
+            elif (found.scale if found is not None else "default") != judge.scale:
+                problems.append(f"members: {member!r} does not score on the ensemble's scale "
+                                f"({judge.scale}): give it scale: {judge.scale}")  # fmt: skip
         checker = judge.fact_checker
         if checker is not None:
             found = self.judges.get(checker)

@@ -35,11 +35,20 @@ class Criterion:
     weight: float
     guidance: bool
     """Whether the call sees the case's guidance (``eval_guidance``, else ``expected``)."""
+    asks_for: str | None = None
+    """The built-in dimension or custom criterion whose question this is, when its scores are
+    stored under another name (Seer's: ``evals.judges.seer``); None: ``name``."""
+
+    @property
+    def asked(self) -> str:
+        """The dimension the judge call asks about (what its prompt names)."""
+        return self.asks_for or self.name
 
 
 @dataclass(frozen=True)
 class Rubrics:
-    """Every dimension a judge may score: the built-in ones, then the custom criteria."""
+    """Every dimension a judge may score: the built-in ones (by built-in name; a criterion's
+    ``name`` is what its scores are stored under), then the custom criteria."""
 
     custom: tuple[Criterion, ...] = ()
     builtin: Mapping[str, Criterion] = field(
@@ -65,7 +74,7 @@ class Rubrics:
 
     def ordered(self, scores: list[Score]) -> tuple[Score, ...]:
         """Scores in the order reports show them: built-in dimensions, then custom criteria."""
-        order = [*self.builtin, *(c.name for c in self.custom)]
+        order = [c.name for c in (*self.builtin.values(), *self.custom)]
         rank = {name: i for i, name in enumerate(order)}
         return tuple(sorted(scores, key=lambda s: rank.get(s.dimension, len(order))))
 

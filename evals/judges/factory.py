@@ -34,6 +34,7 @@ from evals.judges.ensemble import EnsembleJudge
 from evals.judges.heuristic import HeuristicJudge
 from evals.judges.llm import Asker, BadAnswer, Complete, LLMJudge, Reply
 from evals.judges.scores import Judge
+from evals.judges.seer import seer_rubrics
 from evals.targets import glean as glean_target
 from evals.targets import openai as openai_target
 from evals.targets.base import Malformed
@@ -58,7 +59,7 @@ def build_judge(name_or_spec: str, evals: EvalsConfig) -> Judge:
 
 def from_config(name: str, config: JudgeConfig, evals: EvalsConfig | None = None) -> Judge:
     evals = evals or EvalsConfig()
-    rubrics = rubrics_of(evals)
+    rubrics = seer_rubrics(evals) if config.scale == "seer" else rubrics_of(evals)
     if config.type == "heuristic":
         return HeuristicJudge()
     if config.type == "ensemble":

@@ -75,7 +75,8 @@ class BadAnswer(ValueError):
 
 
 def dimensions(case: Case, result: TargetResult, rubrics: Rubrics, factual_accuracy: bool) -> list[str]:
-    """The dimensions asked for this case, in call order."""
+    """The dimensions asked for this case, in call order: the built-in ones (those ``rubrics``
+    has) by built-in name, then the custom criteria by name."""
     asked = ["topical_coverage"] if case.eval_guidance or case.expected else []
     asked.append("response_quality")
     if retrieved_text(case, result):
@@ -85,7 +86,7 @@ def dimensions(case: Case, result: TargetResult, rubrics: Rubrics, factual_accur
         asked.append("factual_accuracy")
     if case.expected:
         asked.append("golden")
-    return asked + [c.name for c in rubrics.custom]
+    return [name for name in asked if name in rubrics.builtin] + [c.name for c in rubrics.custom]
 
 
 def retrieved_text(case: Case, result: TargetResult) -> str:
@@ -97,7 +98,7 @@ def retrieved_text(case: Case, result: TargetResult) -> str:
 
 
 def prompt(criterion: Criterion, case: Case, result: TargetResult) -> str:
-    name = criterion.name
+    name = criterion.asked
     lines = ["Question:", case.query, ""]
     if criterion.guidance and (guidance := case.eval_guidance or case.expected):
         lines += ["What a good answer covers (guidance):", guidance, ""]
@@ -183,7 +184,7 @@ class LLMJudge(Judge):
     def judge(self, case: Case, result: TargetResult) -> Judgement:
         if not (result.output or "").strip():
             why = f"no answer ({result.error})" if result.error else "the answer is empty"
-            empty = (Score("response_quality", "empty", 0.0, why),)
+            empty = self._empty(why)
             return Judgement(empty, self.rubrics.overall(empty), metrics(result, case), self.model)
         scores: list[Score] = []
         problems: list[str] = []
@@ -199,6 +200,15 @@ class LLMJudge(Judge):
         ordered = self.rubrics.ordered(scores)
         return Judgement(ordered, self.rubrics.overall(ordered), metrics(result, case), self.model,
                          tuple(problems), tuple(calls))  # fmt: skip
+
+    def _empty(self, why: str) -> tuple[Score, ...]:
+        """An empty answer's score, without a call: response_quality's ``empty`` label (its lowest
+        on another scale, e.g. Seer's ``failure``), under the name its scores are stored under."""
+        quality = self.rubrics.builtin.get("response_quality")
+        if quality is None:
+            return ()
+        label = "empty" if "empty" in quality.scale else min(quality.scale, key=lambda k: quality.scale[k])
+        return (Score(quality.name, label, float(quality.scale[label]), why),)
 
     def _ask(
         self, asker: Asker, criterion: Criterion, case: Case, result: TargetResult, calls: list[JudgeCall]
