@@ -20,6 +20,7 @@ from agentwatch.cli_cost import cost
 from agentwatch.cli_eval import eval_group
 from agentwatch.cli_import import import_command
 from agentwatch.cli_report import cases, report
+from agentwatch.cli_seer import import_seer
 from core.errors import AgentwatchError
 
 if TYPE_CHECKING:  # the config model (pydantic) loads only for commands that parse a config
@@ -323,5 +324,6 @@ main.add_command(cases)
 cases.add_command(review)
 main.add_command(cost)
 main.add_command(eval_group)
+eval_group.add_command(import_seer)
 main.add_command(alerts_group)
 main.add_command(import_command)

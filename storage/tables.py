@@ -88,8 +88,9 @@ class EvalResultRow(Row):
     query: str
     output: str | None
     error: str | None
-    latency_ms: float
-    tool_call_count: int
+    latency_ms: float | None
+    """None: not known (a run imported from another tool that did not record it)."""
+    tool_call_count: int | None
     overall_score: float | None
     started_at: datetime
     judge_problems: str | None

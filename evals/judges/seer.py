@@ -12,11 +12,15 @@ their names and agentwatch's weights. ``overall_score`` is the weighted mean, as
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from evals.config import EvalsConfig
 from evals.judges.criteria import Criterion, Rubrics, rubrics_of
-from evals.judges.scores import SCALES
+from evals.judges.scores import METRICS, OVERALL, SCALES, WEIGHTS
+from evals.seer import SeerCriterion, SeerDatabase
 
 GRADED: Mapping[str, float] = {
     "full": 10.0, "substantial": 7.5, "partial": 5.0, "minimal": 2.5, "failure": 0.0,
@@ -59,3 +63,96 @@ def seer_rubrics(evals: EvalsConfig) -> Rubrics:
         if c.name in by_builtin
     )
     return Rubrics(custom, builtin)
+
+
+@dataclass(frozen=True)
+class SeerDimensionFound:
+    """One of Seer's dimensions as a Seer database has it, and what it maps to here."""
+
+    name: str
+    dimension: str | None
+    """The built-in dimension or criterion judged for it; None: nothing known to map it to."""
+    weight: float
+    weight_source: str
+    """``database``, else where the weight came from (said in the snippet)."""
+    rubric: str | None
+    scale: Mapping[str, float]
+    criterion: str | None = None
+    """A custom criterion to add under ``evals.criteria`` (from the database's rubric)."""
+
+
+def found_dimensions(db: SeerDatabase, evals: EvalsConfig) -> tuple[list[SeerDimensionFound], list[str]]:
+    """Seer's dimensions in ``db`` (``eval_criteria``, then names only ``eval_scores`` has), each
+    mapped: a mapping already in ``evals.seer.dimensions`` wins, else the built-in dimension of the
+    same name (snake_case), else a custom criterion made of its rubric; and notes on conflicts."""
+    notes: list[str] = []
+    rows: dict[str, list[SeerCriterion]] = {}
+    for c in db.criteria:
+        rows.setdefault(c.name, []).append(c)
+    ids = {c.id for c in db.criteria if c.id is not None}
+    for s in db.scores:
+        if s.dimension not in ids:
+            rows.setdefault(s.dimension, [])
+    taken: set[str] = set()
+    found = []
+    for name, criteria in rows.items():
+        weights = sorted({c.weight for c in criteria if c.weight is not None})
+        if len(weights) > 1:
+            notes.append(f"{name}: eval_criteria gives it weights {', '.join(f'{w:g}' for w in weights)}: "
+                         f"the first, {weights[0]:g}, is used")  # fmt: skip
+        rubric = next((c.rubric for c in criteria if c.rubric), None)
+        kind = " ".join(c.scale or "" for c in criteria).lower()
+        configured = evals.seer.dimensions.get(name)
+        snake = re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()).strip("_")
+        criterion = None
+        if configured is not None:
+            dimension: str | None = configured.dimension
+        elif snake in SCALES:
+            dimension = snake
+        elif rubric:
+            usable = re.match(r"^[a-z]", snake) and snake not in (*METRICS, OVERALL)
+            criterion = snake if usable else f"seer_{snake}"
+            dimension = criterion
+        else:
+            dimension = None
+        if dimension in taken:
+            notes.append(f"{name}: {dimension} is judged for another Seer dimension already: not mapped")
+            dimension = criterion = None
+        taken |= {dimension} if dimension else set()
+        if weights:
+            weight, source = weights[0], "database"
+        elif configured is not None:
+            weight, source = configured.weight, "not in the database: your config's"
+        elif dimension in WEIGHTS:
+            weight, source = WEIGHTS[dimension], "not in the database: agentwatch's for " + dimension
+        else:
+            weight, source = 1.0, "not in the database: 1, set it"
+        risky = "risk" in kind or "low" in re.split(r"[^a-z]+", kind) or dimension in RISK_DIMENSIONS
+        scale = RISK if risky else GRADED
+        found.append(SeerDimensionFound(name, dimension, weight, source, rubric, scale, criterion))
+    return found, notes
+
+
+def config_snippet(db: SeerDatabase, evals: EvalsConfig) -> str:
+    """The ``evals:`` YAML that scores new runs under ``db``'s dimension names and weights."""
+    found, notes = found_dimensions(db, evals)
+    read = ", ".join(db.columns.get("eval_criteria", {}).values()) or "no eval_criteria table"
+    lines = [f"# Seer's dimensions, read from {db.path.name} (eval_criteria: {read}).",
+             "# A judge with scale: seer (under evals.judges) scores new runs under these names and weights.",
+             *(f"# note: {n}" for n in notes), "evals:", "  seer:", "    dimensions:"]  # fmt: skip
+    for d in found:
+        key = d.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", d.name) else json.dumps(d.name)
+        if d.dimension is None:
+            lines.append(f"      # {key}: no dimension here has its name and the database has no rubric:"
+                         f" map it with {{dimension: NAME, weight: {d.weight:g}}}")  # fmt: skip
+            continue
+        comment = "" if d.weight_source == "database" else f"  # weight {d.weight_source}"
+        lines.append(f"      {key}: {{dimension: {d.dimension}, weight: {d.weight:g}}}{comment}")
+    criteria = [d for d in found if d.criterion is not None]
+    if criteria:
+        lines.append("  criteria:")
+    for d in criteria:
+        scale = ", ".join(f"{label}: {points:g}" for label, points in d.scale.items())
+        lines += [f"    {d.criterion}:", f"      rubric: {json.dumps(d.rubric)}", f"      scale: {{{scale}}}",
+                  f"      weight: {d.weight:g}"]  # fmt: skip
+    return "\n".join(lines) + "\n"

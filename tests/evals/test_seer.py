@@ -1,0 +1,379 @@
+"""Seer-compatible scoring (issue 18, item 2): a judge's ``scale: seer`` asks for Seer's labels and
+scores them under the names and weights of ``evals.seer.dimensions`` (worked examples, by hand);
+``agentwatch eval import-seer`` reads a Seer SQLite database (snake_case or camelCase columns,
+``--column`` overrides, a clear error naming a missing table or column) into datasets, runs,
+results and scores, pins baselines, duplicates nothing when run twice, and prints the config that
+makes a new run comparable; an imported baseline diffs against a new run judged by a fake
+OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agentwatch.cli import main
+from agentwatch.config import parse_config
+from core.errors import ConfigError
+from evals.config import EvalsConfig, JudgeConfig, SeerConfig, SeerDimension
+from evals.datasets import Case, load_dataset
+from evals.judges.factory import build_judge
+from evals.judges.seer import GRADED, RISK
+from evals.targets import TargetResult
+from storage.catalog import connect
+from tests.evals.fakes import OpenAIJudge, verdict
+
+GUIDANCE = "Mentions Concur and the 30-day limit"
+CASE = Case("c1", "How do I file expenses?", eval_guidance=GUIDANCE)
+ANSWER = TargetResult("File it in Concur within 30 days.", 5.0)
+
+
+def seer_judge(url: str, dimensions: dict[str, SeerDimension] | None = None) -> EvalsConfig:
+    judge = JudgeConfig(type="openai", url=f"{url}/v1", model="judge-1", backoff=0.01, scale="seer")
+    return EvalsConfig(judges={"j": judge}, seer=SeerConfig(dimensions or {}))
+
+
+# -- the scale: worked examples ------------------------------------------------------------------
+
+
+def test_seer_labels_are_the_issues_points() -> None:
+    assert dict(GRADED) == {"full": 10.0, "substantial": 7.5, "partial": 5.0, "minimal": 2.5, "failure": 0.0}
+    assert dict(RISK) == {"low": 10.0, "medium": 5.0, "high": 0.0}
+
+
+def test_worked_example_under_configured_seer_names_and_weights() -> None:
+    # Weights from the config: Coverage 4, Quality 1, Risk 5.
+    dimensions = {"Coverage": SeerDimension("topical_coverage", 4.0), "Quality": SeerDimension("response_quality", 1.0),
+                  "Risk": SeerDimension("hallucination_risk", 5.0)}  # fmt: skip
+    labels = {"topical_coverage": "substantial", "response_quality": "partial", "hallucination_risk": "low"}
+    with OpenAIJudge(labels) as model:
+        evals = seer_judge(model.url, dimensions)
+        assert evals.validate() == []
+        judgement = build_judge("j", evals).judge(CASE, ANSWER)
+    # Only the configured dimensions are asked (groundedness has no evidence here anyway), each
+    # with Seer's labels, under agentwatch's question for it.
+    assert [c.dimension for c in model.calls] == ["topical_coverage", "response_quality", "hallucination_risk"]
+    assert "Labels: full | substantial | partial | minimal | failure" in model.calls[0].prompt
+    assert "Labels: low | medium | high" in model.calls[2].prompt
+    assert [(s.dimension, s.label, s.value) for s in judgement.scores] == [
+        ("Coverage", "substantial", 7.5), ("Quality", "partial", 5.0), ("Risk", "low", 10.0),
+    ]  # fmt: skip
+    assert judgement.overall_score == 8.5  # (4*7.5 + 1*5 + 5*10) / 10
+    assert [c.dimension for c in judgement.calls] == ["Coverage", "Quality", "Risk"]  # the ledger: Seer's names
+
+
+def test_worked_example_without_seer_dimensions_keeps_the_builtin_names_and_weights() -> None:
+    labels = {"topical_coverage": "full", "response_quality": "minimal", "hallucination_risk": "medium"}
+    with OpenAIJudge(labels, bad={"topical_coverage": [verdict("most")]}) as model:
+        judgement = build_judge("j", seer_judge(model.url)).judge(CASE, ANSWER)
+    # "most" is a label of the default scale, not Seer's: said back and asked again.
+    assert model.calls[1].body["messages"][-1]["content"] == (
+        "That reply is invalid: 'most' is not one of full, substantial, partial, minimal, failure. "
+        "Reply again with only the JSON object."
+    )
+    assert [(s.dimension, s.label, s.value) for s in judgement.scores] == [
+        ("topical_coverage", "full", 10.0), ("response_quality", "minimal", 2.5),
+        ("hallucination_risk", "medium", 5.0),
+    ]  # fmt: skip
+    assert judgement.overall_score == 6.4286  # agentwatch's weights 3, 2, 2: (30 + 5 + 10) / 7
+
+
+def test_an_empty_answer_is_seers_failure_under_the_seer_name() -> None:
+    evals = seer_judge("http://127.0.0.1:9", {"Quality": SeerDimension("response_quality", 2.0)})
+    judgement = build_judge("j", evals).judge(CASE, TargetResult("", 5.0))
+    assert [(s.dimension, s.label, s.value) for s in judgement.scores] == [("Quality", "failure", 0.0)]
+    assert judgement.overall_score == 0.0
+
+
+def test_scale_and_seer_dimension_errors_name_the_yaml_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            "evals:\n  judges:\n    h: {type: heuristic, scale: seer}\n"
+            "    o: {type: openai, url: http://x/v1, model: m, scale: Seer}\n"
+            "    p: {type: ensemble, members: [o, q], scale: seer}\n"
+            "    q: {type: openai, url: http://x/v1, model: m, scale: seer}\n"
+            "  seer:\n    dimensions:\n      overall: {dimension: groundedness, weight: 1}\n"
+            "      groundedness: {dimension: topical_coverage, weight: -1}\n"
+            "      Accuracy: {dimension: nope, weight: 1}\n"
+            "      topicalCoverage: {dimension: groundedness, weight: 2}\n",
+            "c.yaml",
+        )
+    assert str(caught.value).splitlines() == [
+        "c.yaml:3: evals.judges.h.scale: the heuristic judge scores its own labels; seer is for openai, glean "
+        "and ensemble judges",
+        "c.yaml:4: evals.judges.o.scale: 'Seer' is not one of default, seer",
+        "c.yaml:5: evals.judges.p.members: 'o' does not score on the ensemble's scale (seer): give it scale: seer",
+        "c.yaml:9: evals.seer.dimensions.overall: 'overall' is the overall score or a metric, not a dimension",
+        "c.yaml:10: evals.seer.dimensions.groundedness: a built-in dimension's name can only be that dimension",
+        "c.yaml:10: evals.seer.dimensions.groundedness.weight: must not be negative",
+        "c.yaml:11: evals.seer.dimensions.Accuracy.dimension: 'nope' is not a dimension (one of topical_coverage, "
+        "response_quality, groundedness, hallucination_risk, factual_accuracy, golden)",
+        "c.yaml:12: evals.seer.dimensions.topicalCoverage.dimension: 'groundedness' is judged already, for 'overall'",
+    ]
+
+
+# -- import-seer -----------------------------------------------------------------------------------
+
+SNAKE = """
+CREATE TABLE eval_sets (id TEXT PRIMARY KEY, name TEXT);
+CREATE TABLE eval_cases (id TEXT PRIMARY KEY, eval_set_id TEXT, query TEXT, expected_answer TEXT);
+CREATE TABLE eval_criteria (id TEXT PRIMARY KEY, name TEXT, weight REAL, rubric TEXT, scale_type TEXT);
+CREATE TABLE eval_runs (id TEXT PRIMARY KEY, eval_set_id TEXT, created_at, overall_score REAL);
+CREATE TABLE eval_results (id TEXT PRIMARY KEY, eval_run_id TEXT, eval_case_id TEXT, output TEXT,
+                           overall_score REAL);
+CREATE TABLE eval_scores (id INTEGER PRIMARY KEY, eval_result_id TEXT, criteria_id TEXT, score REAL,
+                          label TEXT, explanation TEXT);
+"""
+CAMEL = """
+CREATE TABLE eval_sets (setId TEXT PRIMARY KEY, title TEXT);
+CREATE TABLE eval_cases (caseId TEXT PRIMARY KEY, evalSetId TEXT, prompt TEXT, goldenAnswer TEXT);
+CREATE TABLE eval_criteria (criterionId TEXT PRIMARY KEY, name TEXT, weight REAL, description TEXT,
+                            scaleType TEXT);
+CREATE TABLE eval_runs (runId TEXT PRIMARY KEY, evalSetId TEXT, startedAt, overallScore REAL);
+CREATE TABLE eval_results (resultId TEXT PRIMARY KEY, evalRunId TEXT, evalCaseId TEXT, response TEXT,
+                           overallScore REAL);
+CREATE TABLE eval_scores (scoreId INTEGER PRIMARY KEY, evalResultId TEXT, criterionId TEXT, value REAL,
+                          label TEXT, reasoning TEXT);
+"""
+SETS = [("s1", "Expense bot"), ("s2", "Travel bot")]
+CASES = [("c1", "s1", "How do I file expenses?", "In Concur within 30 days."), ("c2", "s1", "Who approves?", None),
+         ("c3", "s2", "Book a flight to Paris", None)]  # fmt: skip
+CRITERIA = [("k1", "topicalCoverage", 3.0, "Covers the guidance?", "graded"),
+            ("k2", "hallucinationRisk", 2.0, "Invented facts?", "risk"),
+            ("k3", "citesPolicy", 1.0, "Does the answer cite the policy?", "graded")]  # fmt: skip
+# r1: ISO text with its own overall score; r2: epoch seconds (2026-05-05T10:00:00Z); r3: epoch ms
+# (2026-05-06T10:00:00Z).
+RUNS = [("r1", "s1", "2026-05-01T10:00:00Z", 7.5), ("r2", "s1", 1777975200, None), ("r3", "s2", 1778061600000, None)]
+RESULTS = [("res1", "r1", "c1", "File it in Concur.", None), ("res2", "r1", "c2", "Your manager.", 7.0),
+           ("res3", "r2", "c1", "Concur, 30 days.", None), ("res4", "r2", "c2", "Ask HR.", None),
+           ("res5", "r3", "c3", "Booked.", None)]  # fmt: skip
+SCORES = [
+    ("res1", "k1", None, "substantial", "mostly covered"),  # a label only: 7.5 on Seer's scale
+    ("res1", "k2", 10.0, "low", None), ("res1", "k3", 5.0, "partial", None),
+    ("res2", "k1", 10.0, "full", None), ("res2", "k2", 5.0, "high", None),  # the stored 5 wins over high (0)
+    ("res3", "k1", None, "full", None), ("res3", "k2", None, "low", None), ("res3", "k3", None, "failure", None),
+    ("res4", "k1", None, "partial", None), ("res4", "k2", None, "medium", None), ("res4", "k3", None, "minimal", None),
+    ("res5", "k1", None, "minimal", None), ("res5", "k2", None, "low", None),
+    ("res5", "k3", None, "meh", None),  # neither a value nor a Seer label: left out
+]  # fmt: skip
+
+
+def seer_db(path: Path, schema: str = SNAKE, drop: tuple[str, str] | None = None) -> Path:
+    """The Seer-like database of these tests; ``drop``: (table, column) renamed to ``text``."""
+    if drop is not None:
+        table, column = drop
+        lines = schema.splitlines()
+        schema = "\n".join(re.sub(rf"\b{column}\b", "text", ln) if f"TABLE {table} " in ln else ln for ln in lines)
+    con = sqlite3.connect(path)
+    con.executescript(schema)
+    for table, rows in (("eval_sets", SETS), ("eval_cases", CASES), ("eval_criteria", CRITERIA),
+                        ("eval_runs", RUNS), ("eval_results", RESULTS)):  # fmt: skip
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    con.executemany("INSERT INTO eval_scores VALUES (NULL, ?, ?, ?, ?, ?)", SCORES)
+    con.commit()
+    con.close()
+    return path
+
+
+def import_seer(tmp_path: Path, db: Path, *args: str) -> Result:
+    argv = ["eval", "import-seer", str(db), "--data-dir", str(tmp_path / "data"),
+            "--datasets-dir", str(tmp_path / "datasets"), *args]  # fmt: skip
+    return CliRunner().invoke(main, argv, catch_exceptions=False)
+
+
+SNIPPET = """evals:
+  seer:
+    dimensions:
+      topicalCoverage: {dimension: topical_coverage, weight: 3}
+      hallucinationRisk: {dimension: hallucination_risk, weight: 2}
+      citesPolicy: {dimension: cites_policy, weight: 1}
+  criteria:
+    cites_policy:
+      rubric: "Does the answer cite the policy?"
+      scale: {full: 10, substantial: 7.5, partial: 5, minimal: 2.5, failure: 0}
+      weight: 1
+"""
+
+
+def stored(data: Path) -> dict[str, Any]:
+    con = connect(data)
+    return {
+        "runs": con.execute(
+            "SELECT run_id, agent, kind, dataset, judge, started_at::VARCHAR, cases, errors, overall_score,"
+            " dimension_scores FROM eval_runs ORDER BY run_id"
+        ).fetchall(),
+        "results": con.execute(
+            "SELECT run_id, case_id, query, output, overall_score, latency_ms FROM eval_results ORDER BY 1, 2"
+        ).fetchall(),
+        "scores": con.execute(
+            "SELECT eval_run_id, eval_case_id, dimension, value, label, evaluator FROM scores ORDER BY 1, 2, 3"
+        ).fetchall(),
+        "baselines": con.execute("SELECT agent, kind, run_id FROM eval_baselines ORDER BY 1").fetchall(),
+    }
+
+
+def expected_rows(datasets: Path) -> dict[str, Any]:
+    expense, travel = str(datasets / "expense-bot.jsonl"), str(datasets / "travel-bot.jsonl")
+    return {
+        "runs": [
+            ("seer-r1", "Expense bot", "seer", expense, "seer", "2026-05-01 10:00:00+00", 2, 0, 7.5,
+             '{"topicalCoverage":8.75,"hallucinationRisk":7.5,"citesPolicy":5.0}'),
+            # (8.3333 + 4.5833) / 2: no overall stored for the run, the mean of its results'
+            ("seer-r2", "Expense bot", "seer", expense, "seer", "2026-05-05 10:00:00+00", 2, 0, 6.4583,
+             '{"topicalCoverage":7.5,"hallucinationRisk":7.5,"citesPolicy":1.25}'),
+            ("seer-r3", "Travel bot", "seer", travel, "seer", "2026-05-06 10:00:00+00", 1, 0, 5.5,
+             '{"topicalCoverage":2.5,"hallucinationRisk":10.0}'),
+        ],
+        "results": [
+            ("seer-r1", "c1", "How do I file expenses?", "File it in Concur.", 7.9167, None),  # (3*7.5+2*10+5)/6
+            ("seer-r1", "c2", "Who approves?", "Your manager.", 7.0, None),  # stored
+            ("seer-r2", "c1", "How do I file expenses?", "Concur, 30 days.", 8.3333, None),  # (30+20+0)/6
+            ("seer-r2", "c2", "Who approves?", "Ask HR.", 4.5833, None),  # (15+10+2.5)/6
+            ("seer-r3", "c3", "Book a flight to Paris", "Booked.", 5.5, None),  # (3*2.5+2*10)/5
+        ],
+        "scores": [
+            ("seer-r1", "c1", "citesPolicy", 5.0, "partial", "seer"),
+            ("seer-r1", "c1", "hallucinationRisk", 10.0, "low", "seer"),
+            ("seer-r1", "c1", "topicalCoverage", 7.5, "substantial", "seer"),
+            ("seer-r1", "c2", "hallucinationRisk", 5.0, "high", "seer"),
+            ("seer-r1", "c2", "topicalCoverage", 10.0, "full", "seer"),
+            ("seer-r2", "c1", "citesPolicy", 0.0, "failure", "seer"),
+            ("seer-r2", "c1", "hallucinationRisk", 10.0, "low", "seer"),
+            ("seer-r2", "c1", "topicalCoverage", 10.0, "full", "seer"),
+            ("seer-r2", "c2", "citesPolicy", 2.5, "minimal", "seer"),
+            ("seer-r2", "c2", "hallucinationRisk", 5.0, "medium", "seer"),
+            ("seer-r2", "c2", "topicalCoverage", 5.0, "partial", "seer"),
+            ("seer-r3", "c3", "hallucinationRisk", 10.0, "low", "seer"),
+            ("seer-r3", "c3", "topicalCoverage", 2.5, "minimal", "seer"),
+        ],
+        "baselines": [("Expense bot", "baseline", "seer-r2"), ("Travel bot", "baseline", "seer-r3")],
+    }
+
+
+def test_import_writes_datasets_runs_results_scores_and_pins_baselines_once(tmp_path: Path) -> None:
+    db = seer_db(tmp_path / "seer.db")
+    first = import_seer(tmp_path, db, "--pin-baseline")
+    assert first.exit_code == 0, first.output
+    datasets = tmp_path / "datasets"
+    assert [(c.id, c.query, c.expected) for c in load_dataset(datasets / "expense-bot.jsonl")] == [
+        ("c1", "How do I file expenses?", "In Concur within 30 days."), ("c2", "Who approves?", None)]  # fmt: skip
+    assert [(c.id, c.query) for c in load_dataset(datasets / "travel-bot.jsonl")] == [("c3", "Book a flight to Paris")]
+    assert stored(tmp_path / "data") == expected_rows(datasets)
+    lines = first.stdout.splitlines()
+    assert lines[:6] == [
+        f"imported {db}: 2 eval sets, 3 runs, 13 scores (0 runs stored already)",
+        f"  dataset {datasets / 'expense-bot.jsonl'}: 2 cases (eval set Expense bot)",
+        f"  dataset {datasets / 'travel-bot.jsonl'}: 1 case (eval set Travel bot)",
+        "pinned seer-r2 as the baseline of Expense bot",
+        "pinned seer-r3 as the baseline of Travel bot",
+        "note: 1 eval_scores rows have neither a value nor a Seer label: left out",
+    ]
+    assert first.stdout.endswith(
+        "# Seer's dimensions, read from seer.db (eval_criteria: id, name, weight, rubric, scale_type).\n"
+        "# A judge with scale: seer (under evals.judges) scores new runs under these names and weights.\n"
+        + SNIPPET
+    )
+    again = import_seer(tmp_path, db, "--pin-baseline")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == f"imported {db}: 2 eval sets, 0 runs, 0 scores (3 runs stored already)"
+    assert "pinned" not in again.output
+    assert stored(tmp_path / "data") == expected_rows(datasets)  # nothing duplicated
+
+
+def test_camel_case_columns_import_the_same_rows(tmp_path: Path) -> None:
+    db = seer_db(tmp_path / "camel.db", CAMEL)
+    result = import_seer(tmp_path, db, "--pin-baseline")
+    assert result.exit_code == 0, result.output
+    assert "columns of eval_scores: result=evalResultId, dimension=criterionId, value=value, label=label, " \
+           "explanation=reasoning" in result.stdout  # fmt: skip
+    assert stored(tmp_path / "data") == expected_rows(tmp_path / "datasets")
+
+
+def test_a_missing_column_or_table_is_named_and_column_overrides_it(tmp_path: Path) -> None:
+    db = seer_db(tmp_path / "seer.db", drop=("eval_cases", "query"))
+    missing = CliRunner().invoke(main, ["eval", "import-seer", str(db), "--data-dir", str(tmp_path / "data"),
+                                        "--datasets-dir", str(tmp_path / "datasets")])  # fmt: skip
+    assert missing.exit_code == 2 and missing.exception is not None and isinstance(missing.exception, SystemExit)
+    assert missing.stdout == ""
+    assert missing.stderr == (
+        f"agentwatch eval import-seer: {db}: table eval_cases has no column for query (looked for query, input,"
+        " prompt, question; found id, eval_set_id, text, expected_answer); name it with --column"
+        " eval_cases.query=COLUMN\n"
+    )
+    assert not (tmp_path / "datasets").exists()
+    fixed = import_seer(tmp_path, db, "--column", "eval_cases.query=text", "--pin-baseline")
+    assert fixed.exit_code == 0, fixed.output
+    assert stored(tmp_path / "data") == expected_rows(tmp_path / "datasets")
+    bad = import_seer(tmp_path, db, "--column", "eval_cases.question=text", "--column", "eval_scores.value=nope")
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines() == [
+        "agentwatch eval import-seer: --column 'eval_cases.question=text': eval_cases has no 'question' (one of"
+        " id, set, query, expected, guidance)",
+    ]
+    con = sqlite3.connect(tmp_path / "other.db")
+    con.executescript(SNAKE.replace("CREATE TABLE eval_scores", "CREATE TABLE scores"))
+    con.close()
+    no_table = import_seer(tmp_path, tmp_path / "other.db")
+    assert no_table.exit_code == 2
+    assert no_table.stdout == ""
+    assert no_table.stderr == (
+        f"agentwatch eval import-seer: {tmp_path / 'other.db'}: no table eval_scores (its tables: eval_cases,"
+        " eval_criteria, eval_results, eval_runs, eval_sets, scores)\n"
+    )
+
+
+# -- an imported baseline against a new run ------------------------------------------------------
+
+
+def agent(query: str, fields: dict[str, Any]) -> str:
+    """The python target of the new run."""
+    return "File it in Concur within 30 days; your manager approves."
+
+
+def test_an_imported_baseline_diffs_against_a_new_seer_run(tmp_path: Path) -> None:
+    db = seer_db(tmp_path / "seer.db")
+    imported = import_seer(tmp_path, db, "--pin-baseline", "--agent", "s1=expense-bot",
+                           "--write-config", str(tmp_path / "seer.yaml"))  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    assert "pinned seer-r2 as the baseline of expense-bot" in imported.output
+    labels = {"topical_coverage": "partial", "hallucination_risk": "medium", "cites_policy": "full"}
+    with OpenAIJudge(labels) as model:
+        config = tmp_path / "agentwatch.yaml"
+        config.write_text(
+            f'storage: {{data_dir: "{tmp_path / "data"}"}}\n'
+            + (tmp_path / "seer.yaml").read_text()
+            + f"  judges:\n    seer-judge: {{type: openai, url: {model.url}/v1, model: judge-1, scale: seer}}\n"
+        )
+        run = CliRunner().invoke(main, [
+            "eval", "run", "--agent", "expense-bot", "--dataset", str(tmp_path / "datasets" / "expense-bot.jsonl"),
+            "--target", "python:tests.evals.test_seer:agent", "--judge", "seer-judge", "--config", str(config),
+            "--format", "json",
+        ], catch_exceptions=False)  # fmt: skip
+    assert run.exit_code == 0, run.output
+    # c1 (an expected answer, the guidance): topical_coverage, hallucination_risk, cites_policy; c2
+    # (no guidance): no topical_coverage. Only Seer's dimensions are asked (no golden, no quality).
+    assert [c.dimension for c in model.calls] == ["topical_coverage", "hallucination_risk", "cites_policy",
+                                                  "hallucination_risk", "cites_policy"]  # fmt: skip
+    doc = json.loads(run.output)
+    # c1: (3*5 + 2*5 + 1*10) / 6 = 5.8333; c2: (2*5 + 1*10) / 3 = 6.6667
+    assert (doc["overall_score"], doc["dimensions"]) == (
+        6.25, {"topicalCoverage": 5.0, "hallucinationRisk": 5.0, "citesPolicy": 10.0})  # fmt: skip
+    assert (doc["baseline_run"], doc["regression"]) == ("seer-r2", True)
+    assert doc["regressed_dimensions"] == ["overall", "hallucinationRisk", "topicalCoverage"]
+    diff = CliRunner().invoke(main, ["eval", "diff", "--agent", "expense-bot", "--config", str(config),
+                                     "--format", "json"])  # fmt: skip
+    assert diff.exit_code == 0, diff.output
+    dimensions = {d["dimension"]: (d["cases"], d["baseline"], d["candidate"], d["delta"], d["reason"])
+                  for d in json.loads(diff.output)["dimensions"]}  # fmt: skip
+    assert dimensions == {
+        # c1: 8.3333 → 5.8333, c2: 4.5833 → 6.6667 (a two-case canary: the small-sample rule)
+        "overall": (2, 6.4583, 6.25, -0.2083, "case c1 went from pass to fail (8.3333 to 5.8333; the mark is 7)"),
+        "citesPolicy": (2, 1.25, 10.0, 8.75, None),  # failure, minimal → full, full
+        "hallucinationRisk": (2, 7.5, 5.0, -2.5, "the mean fell 2.50 points (more than 2)"),  # low, medium → medium
+        "topicalCoverage": (1, 10.0, 5.0, -5.0, "the mean fell 5.00 points (more than 2)"),  # full → partial (c1)
+    }
