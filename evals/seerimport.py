@@ -138,7 +138,8 @@ def import_seer(
             continue
         label = s.label.strip() if s.label else None
         score = Score(names.get(s.dimension, s.dimension), label or "", value, s.explanation or "")
-        scored[(s.result_id, s.run_id, s.case_id)].append(score)
+        key = (s.result_id, None, None) if s.result_id is not None else (None, s.run_id, s.case_id)
+        scored[key].append(score)
     if unvalued:
         done.notes.append(f"{unvalued} eval_scores rows have neither a value nor a Seer label: left out")
 

@@ -137,9 +137,10 @@ CREATE TABLE eval_criteria (criterionId TEXT PRIMARY KEY, name TEXT, weight REAL
 CREATE TABLE eval_runs (runId TEXT PRIMARY KEY, evalSetId TEXT, startedAt, overallScore REAL);
 CREATE TABLE eval_results (resultId TEXT PRIMARY KEY, evalRunId TEXT, evalCaseId TEXT, response TEXT,
                            overallScore REAL);
-CREATE TABLE eval_scores (scoreId INTEGER PRIMARY KEY, evalResultId TEXT, criterionId TEXT, value REAL,
-                          label TEXT, reasoning TEXT);
+CREATE TABLE eval_scores (scoreId INTEGER PRIMARY KEY, evalRunId TEXT, evalCaseId TEXT, criterionId TEXT,
+                          value REAL, label TEXT, reasoning TEXT);
 """
+"""camelCase, and scores that name their run and case instead of a result."""
 SETS = [("s1", "Expense bot"), ("s2", "Travel bot")]
 CASES = [("c1", "s1", "How do I file expenses?", "In Concur within 30 days."), ("c2", "s1", "Who approves?", None),
          ("c3", "s2", "Book a flight to Paris", None)]  # fmt: skip
@@ -174,7 +175,12 @@ def seer_db(path: Path, schema: str = SNAKE, drop: tuple[str, str] | None = None
     for table, rows in (("eval_sets", SETS), ("eval_cases", CASES), ("eval_criteria", CRITERIA),
                         ("eval_runs", RUNS), ("eval_results", RESULTS)):  # fmt: skip
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-    con.executemany("INSERT INTO eval_scores VALUES (NULL, ?, ?, ?, ?, ?)", SCORES)
+    if "evalRunId TEXT, evalCaseId" in schema:
+        of = {result: (run, case) for result, run, case, _, _ in RESULTS}
+        con.executemany("INSERT INTO eval_scores VALUES (NULL, ?, ?, ?, ?, ?, ?)",
+                        [(*of[result], *rest) for result, *rest in SCORES])  # fmt: skip
+    else:
+        con.executemany("INSERT INTO eval_scores VALUES (NULL, ?, ?, ?, ?, ?)", SCORES)
     con.commit()
     con.close()
     return path
@@ -289,8 +295,15 @@ def test_camel_case_columns_import_the_same_rows(tmp_path: Path) -> None:
     db = seer_db(tmp_path / "camel.db", CAMEL)
     result = import_seer(tmp_path, db, "--pin-baseline")
     assert result.exit_code == 0, result.output
-    assert "columns of eval_scores: result=evalResultId, dimension=criterionId, value=value, label=label, " \
-           "explanation=reasoning" in result.stdout  # fmt: skip
+    assert result.stdout.splitlines()[6:12] == [
+        "columns of eval_sets: id=setId, name=title",
+        "columns of eval_cases: id=caseId, set=evalSetId, query=prompt, expected=goldenAnswer",
+        "columns of eval_criteria: id=criterionId, name=name, weight=weight, rubric=description, scale=scaleType",
+        "columns of eval_runs: id=runId, set=evalSetId, started=startedAt, overall=overallScore",
+        "columns of eval_results: id=resultId, run=evalRunId, case=evalCaseId, output=response, overall=overallScore",
+        "columns of eval_scores: run=evalRunId, case=evalCaseId, dimension=criterionId, value=value, label=label,"
+        " explanation=reasoning",
+    ]
     assert stored(tmp_path / "data") == expected_rows(tmp_path / "datasets")
 
 
