@@ -96,7 +96,7 @@ def found_dimensions(db: SeerDatabase, evals: EvalsConfig) -> tuple[list[SeerDim
     taken: set[str] = set()
     found = []
     for name, criteria in rows.items():
-        weights = sorted({c.weight for c in criteria if c.weight is not None})
+        weights = list(dict.fromkeys(c.weight for c in criteria if c.weight is not None))  # in table order
         if len(weights) > 1:
             notes.append(f"{name}: eval_criteria gives it weights {', '.join(f'{w:g}' for w in weights)}: "
                          f"the first, {weights[0]:g}, is used")  # fmt: skip

@@ -390,3 +390,40 @@ def test_an_imported_baseline_diffs_against_a_new_seer_run(tmp_path: Path) -> No
         "hallucinationRisk": (2, 7.5, 5.0, -2.5, "the mean fell 2.50 points (more than 2)"),  # low, medium → medium
         "topicalCoverage": (1, 10.0, 5.0, -5.0, "the mean fell 5.00 points (more than 2)"),  # full → partial (c1)
     }
+
+
+def test_the_config_snippet_says_what_it_could_not_read_and_keeps_your_mapping(tmp_path: Path) -> None:
+    from evals.judges.seer import config_snippet
+    from evals.seer import SeerCriterion, SeerDatabase, SeerScore
+
+    db = SeerDatabase(tmp_path / "seer.db", columns={"eval_criteria": {"id": "id", "name": "name"}})
+    db.criteria = [
+        SeerCriterion("k1", "Groundedness", None, None, None, None),  # no weight: agentwatch's, said so
+        SeerCriterion("k2", "Tone", None, None, None, None),  # no weight, no rubric, no match: a comment
+        SeerCriterion("k3", "Risk level", 4.0, "How risky?", "low/medium/high", "s1"),
+        SeerCriterion("k3b", "Risk level", 6.0, "How risky?", "low/medium/high", "s2"),  # a second weight
+        SeerCriterion("k4", "Brevity", 2.0, None, None, None),  # mapped in your config already
+    ]
+    db.scores = [SeerScore("res1", None, None, "Style", 5.0, None, None)]  # a name only eval_scores has
+    evals = EvalsConfig(seer=SeerConfig({"Brevity": SeerDimension("response_quality", 9.0)}))
+    assert config_snippet(db, evals) == (
+        "# Seer's dimensions, read from seer.db (eval_criteria: id, name).\n"
+        "# A judge with scale: seer (under evals.judges) scores new runs under these names and weights.\n"
+        "# note: Risk level: eval_criteria gives it weights 4, 6: the first, 4, is used\n"
+        "evals:\n"
+        "  seer:\n"
+        "    dimensions:\n"
+        "      Groundedness: {dimension: groundedness, weight: 2}  # weight not in the database: agentwatch's"
+        " for groundedness\n"
+        "      # Tone: no dimension here has its name and the database has no rubric: map it with"
+        " {dimension: NAME, weight: 1}\n"
+        '      "Risk level": {dimension: risk_level, weight: 4}\n'
+        "      Brevity: {dimension: response_quality, weight: 2}\n"
+        "      # Style: no dimension here has its name and the database has no rubric: map it with"
+        " {dimension: NAME, weight: 1}\n"
+        "  criteria:\n"
+        "    risk_level:\n"
+        '      rubric: "How risky?"\n'
+        "      scale: {low: 10, medium: 5, high: 0}\n"
+        "      weight: 4\n"
+    )
