@@ -123,7 +123,7 @@ def import_seer(
     done = SeerImport(datasets=write_datasets(db, datasets_dir), notes=list(db.notes))
     agents = agents or {}
     sets = {s.id: s for s in db.sets}
-    cases = {c.id: c for c in db.cases}
+    cases = {(c.set_id, c.id): c for c in db.cases}  # a case id may repeat in another set
     names = {c.id: c.name for c in db.criteria if c.id is not None}
     weights = weights_by_set(db, fallback_weights or {})
     results: dict[str, list[SeerResult]] = defaultdict(list)
@@ -185,7 +185,8 @@ def import_seer(
 
 def _run_rows(
     run: SeerRun, run_id: str, agent: str, results: list[SeerResult],
-    scored: Mapping[tuple[str | None, str | None, str | None], list[Score]], cases: Mapping[str, SeerCase],
+    scored: Mapping[tuple[str | None, str | None, str | None], list[Score]],
+    cases: Mapping[tuple[str, str], SeerCase],
     weights: Mapping[str, float], dataset: str, source: str, notes: list[str],
 ) -> tuple[EvalRunRow, list[EvalResultRow], list[ScoreRow]]:  # fmt: skip
     judge_model = run.judge or EVALUATOR
@@ -201,7 +202,7 @@ def _run_rows(
             if unweighted:
                 notes.append(f"eval_results {r.id}: no overall score stored, and no weight known for "
                              f"{', '.join(unweighted)}: left empty")  # fmt: skip
-        case = cases.get(r.case_id)
+        case = cases.get((run.set_id, r.case_id))
         query = case.query if case is not None else None
         if query is None:
             notes.append(f"eval_results {r.id}: case {r.case_id} is not in eval_cases: its query is empty")
