@@ -18,7 +18,7 @@ from report.fallbacks import fallbacks
 from report.formats import agent_dict
 from report.health import IMPLICIT_COLUMNS, bucket_seconds, build_report
 from report.signals import clusters
-from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet, since_date, span_failed_sql
+from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
 
 RECENT_RUNS = 50
 STEPS = 15
@@ -30,7 +30,7 @@ class NotFound(LookupError):
 
 def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
     with reader.connection() as con:
-        runs = reader.runs(con, window, agent)
+        runs = reader.runs(con, window, agent, materialize=True)
         report = build_report(runs, reader.agents)
         mine = [a for a in report.agents if agent in (a.agent, a.agent_name)] or report.agents[:1]
         evals = _evals(con, window, agent, mine[0].agent_name if mine else None)
@@ -49,7 +49,7 @@ def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
             "users": _users(narrowed, found.owner),
             "signals": [_signal(s) for s in clusters(narrowed, 10)],
             "recent_failures": _recent(narrowed),
-            "steps": _steps(con, narrowed, window),
+            "steps": _steps(reader, con, narrowed),
             "evals": evals,
         }
 
@@ -82,7 +82,7 @@ def _types_over_time(runs: RunSet, window: Window, size: int) -> dict[str, Any]:
     for b, t, n in rows:
         series.setdefault(str(t), [0] * count)[int(b)] = int(n)
     starts = [window.since + timedelta(seconds=i * size) for i in range(count)]
-    return {"starts": starts, "series": dict(sorted(series.items(), key=lambda kv: -sum(kv[1])))}
+    return {"starts": starts, "series": dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0])))}
 
 
 def _users(runs: RunSet, owner: str | None) -> list[dict[str, Any]]:
@@ -115,21 +115,16 @@ def _recent(runs: RunSet) -> list[dict[str, Any]]:
     )
 
 
-def _steps(con: duckdb.DuckDBPyConnection, runs: RunSet, window: Window) -> list[dict[str, Any]]:
-    """The steps of the agent's runs (span name, tool, model) by how often they failed."""
-    # The runs are one tenant's (the page narrows them): only its partitions are read.
-    tenant, params = (
-        ("", {}) if runs.scope.tenant is None else (" AND s.tenant = $tenant", {"tenant": runs.scope.tenant})
-    )
+def _steps(reader: Reader, con: duckdb.DuckDBPyConnection, runs: RunSet) -> list[dict[str, Any]]:
+    """The steps of the agent's runs (span name, tool, model) by how often they failed: the
+    closed days' spans from the run cache (``storage.runcache``)."""
     rows = runs.rows(
-        f"""SELECT s.operation, coalesce(s.tool_name, s.name) AS step, s.model, count(*) AS spans,
-                  count(*) FILTER (WHERE {span_failed_sql("s.")}) AS failed,
-                  mode(s.failure_type) FILTER (WHERE s.failure_type IS NOT NULL) AS failure_type,
-                  quantile_cont(s.duration_ms, 0.95) AS p95_ms
-           FROM spans s SEMI JOIN runs r ON s.trace_id = r.trace_id AND s.tenant = r.tenant
-           WHERE s.date >= $since_date{tenant}
+        f"""SELECT operation, step, model, count(*) AS spans, count(*) FILTER (WHERE failed) AS failed,
+                  mode(failure_type) FILTER (WHERE failure_type IS NOT NULL) AS failure_type,
+                  quantile_cont(duration_ms, 0.95) AS p95_ms
+           FROM ({reader.run_cache.steps(con, runs)})
            GROUP BY ALL ORDER BY failed DESC, spans DESC, step LIMIT $steps""",
-        {"since_date": since_date(window.since), "steps": STEPS, **params},
+        {"steps": STEPS},
     )
     return [dict(r, failure_rate=r["failed"] / r["spans"] if r["spans"] else None) for r in rows]
 

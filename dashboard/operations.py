@@ -44,7 +44,7 @@ def operations_view(reader: Reader, window: Window) -> dict[str, Any]:
         }
         taxonomy = runs.rows(
             f"""SELECT {FAILURE_TYPE_SQL} AS failure_type, count(*) AS runs, count(DISTINCT agent) AS agents,
-                       list(DISTINCT {{'tenant': tenant, 'agent': agent, 'name': agent_name}})[1:5]
+                       list_sort(list(DISTINCT {{'tenant': tenant, 'agent': agent, 'name': agent_name}}))[1:5]
                            AS agent_list,
                        list(trace_id ORDER BY start_time DESC)[1:3] AS example_trace_ids
                 FROM runs WHERE {UNSUCCESSFUL_SQL} GROUP BY ALL ORDER BY runs DESC, failure_type"""

@@ -1,4 +1,4 @@
-"""Where every dashboard view reads from: one catalog connection per request over the data
+"""Where every dashboard view reads from: a cursor per request of a catalog over the data
 directory, the runs of a window (``storage.runs.runs_in``, as the report and alerting load
 them), and a cache of answers that new data invalidates."""
 
@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ CACHE_BYTES = 64 * 1024 * 1024
 """Answers (JSON bytes) kept for repeated views."""
 
 
+@dataclass
+class _Catalog:
+    """A catalog connection (``storage.catalog.connect``) of one version of the data files."""
+
+    con: duckdb.DuckDBPyConnection
+    version: str
+    users: int = 0
+    retired: bool = False
+    """A newer version's catalog replaced it: closed when its last user is done."""
+
+
 class Reader:
     """Reads the data directory for the views; ``cached`` answers a repeated view from memory
     until a file is added to or removed from the data directory (a flush, a compaction, an
@@ -40,31 +52,67 @@ class Reader:
         concurrent: int = 2,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """``memory_mib``: DuckDB's memory limit per view (it spills to ``<data_dir>/.dashboard-tmp``
-        past it); ``concurrent``: views computed at once (others wait), so the dashboard holds at
-        most ``memory_mib * concurrent`` in the server process whatever the window asked;
+        """``memory_mib``: DuckDB's memory per view (it spills to ``<data_dir>/.dashboard-tmp``
+        past it); ``concurrent``: views computed at once (others wait); the views share one
+        catalog whose limit is ``memory_mib * concurrent``, all the dashboard holds in the server
+        process whatever the window asked;
         ``clock``: now, for the run cache's first open day (``storage.runcache``)."""
         self.data_dir = Path(data_dir)
         self.run_cache = RunCache(self.data_dir, clock)
         self.agents = agents
         self.memory_mib = memory_mib
         self._slots = threading.BoundedSemaphore(concurrent)
+        self._concurrent = concurrent
+        self._catalog: _Catalog | None = None
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one view: a cursor of the catalog of the data files as they are now
+        (its views bound once per version of the data directory and shared by the views that
+        read it; each cursor's temporary tables are its own and go with it)."""
+        with self._slots:
+            catalog = self._catalog_of(self.version())
+            try:
+                cursor = catalog.con.cursor()
+                try:
+                    # Global to the catalog: the views computed at once share it.
+                    cursor.execute(f"SET memory_limit = '{int(self.memory_mib) * self._concurrent}MB'")
+                    yield cursor
+                finally:
+                    cursor.close()
+            finally:
+                self._release(catalog)
+
+    def _catalog_of(self, version: str) -> _Catalog:
+        """The catalog of ``version``, bound now if the current one is of another (which is
+        closed once the views reading it are done)."""
         from storage.catalog import connect
 
-        with self._slots:
-            con = connect(self.data_dir)
-            try:
-                con.execute(f"SET memory_limit = '{int(self.memory_mib)}MB'")
-                con.execute("SET temp_directory = ?", [str(self.data_dir / ".dashboard-tmp")])
-                yield con
-            finally:
-                con.close()
+        with self._lock:
+            current = self._catalog
+            if current is None or current.version != version:
+                con = connect(self.data_dir)
+                try:
+                    con.execute("SET temp_directory = ?", [str(self.data_dir / ".dashboard-tmp")])
+                except duckdb.Error:
+                    con.close()
+                    raise
+                if current is not None:
+                    current.retired = True
+                    if current.users == 0:
+                        current.con.close()
+                current = self._catalog = _Catalog(con, version)
+            current.users += 1
+            return current
+
+    def _release(self, catalog: _Catalog) -> None:
+        with self._lock:
+            catalog.users -= 1
+            if catalog.retired and catalog.users == 0:
+                catalog.con.close()
 
     def runs(
         self,

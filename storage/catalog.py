@@ -67,11 +67,12 @@ def connect(
     con = duckdb.connect(":memory:")
     # Parquet footers read once per connection, not once per query (files are never changed in
     # place: a new file gets a new name). Readers of runs query the partials three times.
-    con.execute("SET parquet_metadata_cache = true")
+    # Global: the connection's cursors (a dashboard view's) share it.
+    con.execute("SET GLOBAL parquet_metadata_cache = true")
     files = live_files(data_dir, SPANS)
     # Every span column, typed, whatever the files hold: no data yet, or only files written before
     # a column existed (it reads null), and queries and tools still work.
-    con.register("_empty_spans", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
+    empty_table(con, "_empty_spans", SPAN_SCHEMA.remove(SPAN_SCHEMA.get_field_index("tenant")))
     typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_spans"
     read = f" UNION ALL BY NAME SELECT * FROM {read_parquet_sql(files)}" if files else ""
     con.execute(f"CREATE VIEW spans AS {typed}{read}")
@@ -82,7 +83,7 @@ def connect(
         (parts if part.exists() else missing).append(name)
     # Span files without partials yet are rolled up here, on the fly; every span column is
     # there (null) even when the files were written before it existed.
-    con.register("_span_columns", SPAN_SCHEMA.empty_table().drop_columns(["tenant"]))
+    empty_table(con, "_span_columns", SPAN_SCHEMA.remove(SPAN_SCHEMA.get_field_index("tenant")))
     source = read_parquet_sql(missing) if missing else "(SELECT * FROM spans LIMIT 0)"
     with_every_column = f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _span_columns)"
     rolled = parts_sql("tenant, date, trace_id", with_every_column)
@@ -99,11 +100,21 @@ def connect(
     return con
 
 
+def empty_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> None:
+    """An empty table ``name`` of ``schema``'s columns, typed: a table of the database, so the
+    connection's cursors (``con.cursor()``) see it too, as they do not a registered one."""
+    con.register("_empty_arrow", schema.empty_table())
+    try:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty_arrow")
+    finally:
+        con.unregister("_empty_arrow")
+
+
 def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema) -> None:
     """A view over a small append-only table (eval runs, scores...), typed even when empty."""
     root = table_dir(data_dir, table)
     files = sorted(str(p) for p in root.glob("tenant=*/date=*/*.parquet")) if root.is_dir() else []
-    con.register(f"_empty_{table}", schema.empty_table())
+    empty_table(con, f"_empty_{table}", schema)
     partition = "NULL::VARCHAR AS tenant, NULL::DATE AS date"
     typed = f"SELECT *, {partition} FROM _empty_{table}"
     # By name with the typed empty table: a column added later reads null in older files.
@@ -113,7 +124,7 @@ def _table_view(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, sche
 
 def _logs_view(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """``logs``: every log record (``core.model.LOG_SCHEMA``), typed even before any is stored."""
-    con.register("_empty_logs", LOG_SCHEMA.empty_table().drop_columns(["tenant"]))
+    empty_table(con, "_empty_logs", LOG_SCHEMA.remove(LOG_SCHEMA.get_field_index("tenant")))
     typed = "SELECT *, NULL::VARCHAR AS tenant, NULL::DATE AS date FROM _empty_logs"
     files = live_files(data_dir, LOGS)
     read = f" UNION ALL BY NAME SELECT * FROM {read_parquet_sql(files)}" if files else ""

@@ -43,18 +43,22 @@ from storage.catalog import live_files, read_parquet_sql
 from storage.layout import RUN_PARTS, SPANS, fsync_dir
 from storage.runparts import parts_path
 from storage.runs import (
+    AGENT_SQL,
     BASE_COLUMNS,
+    CachedRuns,
     RunSet,
     Scope,
     has_split_traces,
     marked,
     parts_sql,
     projection_sql,
+    resolve_agent,
     run_set_columns,
     runs_in,
     runs_sql,
     since_date,
     span_failed_sql,
+    traces_naming_sql,
 )
 
 CACHE_DIR = ".run-cache"
@@ -89,15 +93,35 @@ SPAN_SETS = {
 }
 """Production spans (never synthetic) the operations page aggregates, cached per closed day like
 the runs: ``RunCache.spans`` gives those of a window, cached and live alike."""
+STEP_COLUMNS = ("operation", "step", "model", "failed", "failure_type", "duration_ms")
+"""A step row: a span of a run as the agent page counts its steps (the span's tool, else its name)."""
+STEP_SQL = (
+    f"operation, coalesce(tool_name, name) AS step, model, {span_failed_sql()} AS failed, failure_type,"
+    " duration_ms"
+)
+_STEPS = f"""
+    SELECT s.tenant, r.agent, r.start_time AS run_start, r.h, {STEP_SQL}
+    FROM __SPANS__ s JOIN (SELECT tenant, {{label}} AS agent, start_time, {{hash}} AS h FROM out.runs) r
+      ON hash(s.tenant, s.trace_id) = r.h
+    ORDER BY s.tenant, r.agent, r.start_time"""
+"""The cache's ``steps``: every closed-day span's step row, with its run's tenant, agent label,
+start and trace hash (sorted so one agent's window is a few row groups)."""
 _MODEL_SQL = (
     f"places, {runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
+    f"\n{_STEPS}"
 )
+_LAYOUT = 2
+"""The cache file's own layout (its tables, columns and sort): raised when ``_build`` changes."""
 _MODEL = hashlib.blake2b(
-    f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}".encode(), digest_size=8
+    f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}\n{_LAYOUT}".encode(), digest_size=8
 ).hexdigest()
-"""The run model's SQL, the cached columns and DuckDB's version (its ``hash``): any changed, every
-key changes."""
+"""The run model's SQL, the cached columns, DuckDB's version (its ``hash``) and the layout: any
+changed, every key changes."""
 _HASH = "trace_hash"
+_LABEL = "label"
+"""The cached runs' agent label (``AGENT_SQL``), a column to filter one agent's runs on: they are
+sorted by tenant, day, label and start, so a window's days, and one agent's runs in each, are
+a few row groups and vectors."""
 _DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 log = logging.getLogger(__name__)
 _names = iter(range(1 << 62))
@@ -212,7 +236,7 @@ class RunCache:
         selected, texts = run_set_columns(extra, base)
         cutoff = self.cutoff()
         uncached = [c for c in selected if c not in _SOURCES]
-        if scope.agent is not None or texts or uncached or since_date(scope.since) >= cutoff:
+        if texts or uncached or since_date(scope.since) >= cutoff:
             return runs_in(con, scope, extra, base)
         cache = self._ready(con, cutoff)
         if cache is None:
@@ -229,11 +253,13 @@ class RunCache:
             {k: v for k, v in params.items() if k in ("cutoff", "tenant")},
         )
         # Traces with partials on both sides: merged live from all their partials.
-        split = _name("_split_")
+        split: str | None = _name("_split_")
         con.execute(
             f"CREATE TEMP TABLE {split} AS SELECT DISTINCT h FROM {hashes} SEMI JOIN {cache}.traces USING (h)"
         )
-        any_split = bool(con.execute(f"SELECT count(*) FROM {split}").fetchall()[0][0])
+        if not con.execute(f"SELECT count(*) FROM {split}").fetchall()[0][0]:
+            con.execute(f"DROP TABLE {split}")
+            split = None
         # The cached runs are read in place by each query (a view: copying them would cost more
         # than the queries); the open days' runs, few, are merged once into a table.
         literal = (
@@ -242,22 +268,35 @@ class RunCache:
         )
         if scope.tenant is not None:
             literal += f" AND tenant = '{_quote(scope.tenant)}'"
-        cached = f"SELECT * EXCLUDE ({_HASH}) FROM {cache}.runs WHERE {literal}"
+        label: str | None = None
+        live_filter = ""
         parts = open_parts
-        if any_split:
+        if scope.agent is not None:
+            # One agent's runs: the whole traces' runs labelled so (``storage.runs.runs_in``);
+            # live, the open days' partials of the traces that name it.
+            label = _label(con, cache, scope)
+            params |= {"agent": label, "since_date": cutoff}
+            literal += f" AND {_LABEL} = '{_quote(label)}'"
+            live_filter = f" AND {AGENT_SQL} = $agent"
+            naming = f"trace_id IN ({traces_naming_sql(con, cutoff, label)})"
+            if split is not None:
+                naming += f" OR hash(tenant, trace_id) IN (SELECT h FROM {split})"
+            parts += f" AND ({naming})"
+        cached = f"SELECT * EXCLUDE ({_HASH}, {_LABEL}) FROM {cache}.runs WHERE {literal}"
+        if split is not None:
             parts += (
                 f" UNION ALL BY NAME SELECT * FROM {RUN_PARTS} WHERE date < $cutoff{tenant}"
                 f" AND hash(tenant, trace_id) IN (SELECT h FROM {split})"
             )
             cached += f" AND {_HASH} NOT IN (SELECT h FROM {split})"
         own = con.execute(f"SELECT h FROM {hashes}").fetchnumpy()["h"]
-        single = not any_split and not has_split_traces(np.asarray(own))
+        single = split is None and not has_split_traces(np.asarray(own))
         con.execute(f"DROP TABLE {hashes}")
         live = _name("_open_runs_")
         con.execute(
             f"""CREATE TEMP TABLE {live} AS
                 SELECT {", ".join(CACHED_COLUMNS)} FROM ({runs_sql(parts, single_partials=single)})
-                WHERE start_time >= $since AND start_time < $until""",
+                WHERE start_time >= $since AND start_time < $until{live_filter}""",
             params,
         )
         union = f"{cached} UNION ALL BY NAME SELECT * FROM {live}"
@@ -267,7 +306,41 @@ class RunCache:
         con.execute(f"CREATE TEMP {kind} {view} AS SELECT {projection} FROM ({marked(con, union)})")
         if materialize:
             con.execute(f"DROP TABLE {live}")
-        return RunSet(con, scope, tuple(selected), view, _view=not materialize)
+        made = CachedRuns(cache, cutoff, split, scope.since, scope.until, scope.tenant, label)
+        return RunSet(con, scope, tuple(selected), view, _view=not materialize, cached=made)
+
+    def steps(self, con: duckdb.DuckDBPyConnection, runs: RunSet) -> str:
+        """SQL of the step rows (``STEP_COLUMNS``) of the spans of ``runs``' traces, reading
+        ``runs`` as the relation ``runs`` (for ``runs.rows``): of the closed days from the
+        cache's ``steps`` when the set came from the cache, else (and of the open days) from
+        ``spans``, of the partitions from the day before the set's window on."""
+        tenant = "" if runs.scope.tenant is None else f" AND tenant = '{_quote(runs.scope.tenant)}'"
+        made = runs.cached
+        first = since_date(runs.scope.since)
+        if made is None:
+            return f"""SELECT {STEP_SQL} FROM spans SEMI JOIN runs USING (tenant, trace_id)
+                       WHERE date >= '{first.isoformat()}'::DATE{tenant}"""
+        # Pruned by the set's own scope (a narrowed set's runs are among them; sorted so), exact
+        # by the traces' hashes; the split traces' closed spans by hash alone.
+        hint = (
+            f"run_start >= '{made.since.isoformat()}'::TIMESTAMPTZ"
+            f" AND run_start < '{made.until.isoformat()}'::TIMESTAMPTZ"
+        )
+        if made.tenant is not None:
+            hint += f" AND tenant = '{_quote(made.tenant)}'"
+        if made.agent is not None:
+            hint += f" AND agent = '{_quote(made.agent)}'"
+        ours = "h IN (SELECT hash(tenant, trace_id) FROM runs)"
+        closed = f"SELECT {', '.join(STEP_COLUMNS)} FROM {made.alias}.steps WHERE "
+        pieces = [closed + f"{hint} AND {ours}"]
+        if made.split is not None:
+            pieces[0] += f" AND h NOT IN (SELECT h FROM {made.split})"
+            pieces.append(closed + f"h IN (SELECT h FROM {made.split}) AND {ours}")
+        pieces.append(
+            f"""SELECT {STEP_SQL} FROM spans SEMI JOIN runs USING (tenant, trace_id)
+                WHERE date >= '{max(first, made.cutoff).isoformat()}'::DATE{tenant}"""
+        )
+        return " UNION ALL ".join(pieces)
 
     def spans(
         self, con: duckdb.DuckDBPyConnection, which: str, since: datetime, until: datetime, tenant: str | None
@@ -303,16 +376,18 @@ class RunCache:
         for _ in range(1 if known else 3):
             path = known or self.closed(cutoff)
             alias = f"run_cache_{path.stem[:16]}"
-            attached = con.execute(
-                "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
-            ).fetchall()[0][0]
-            if attached:
+            if _attached(con, alias):
                 return alias
             try:
                 con.execute(f"ATTACH '{_quote(str(path))}' AS {alias} (READ_ONLY)")
                 return alias
             except duckdb.IOException:
                 continue  # replaced by a newer merge between the listing and here: list again
+            except duckdb.Error:
+                # Another cursor of the same catalog attached it between the look and here.
+                if _attached(con, alias):
+                    return alias
+                raise
         return None
 
     def _build(self, path: Path, files: list[tuple[str, bool]]) -> None:
@@ -333,13 +408,17 @@ class RunCache:
             con.execute(f"ATTACH '{_quote(str(tmp))}' AS out")
             con.execute(
                 f"""CREATE TABLE out.runs AS
-                    SELECT {", ".join(CACHED_COLUMNS)}, hash(tenant, trace_id) AS {_HASH}
-                    FROM ({runs_sql("SELECT * FROM parts")}) ORDER BY tenant, start_time, trace_id"""
+                    SELECT {", ".join(CACHED_COLUMNS)}, hash(tenant, trace_id) AS {_HASH},
+                           {AGENT_SQL} AS {_LABEL}
+                    FROM ({runs_sql("SELECT * FROM parts")})
+                    ORDER BY tenant, date_trunc('day', start_time), {_LABEL}, start_time, trace_id"""
             )
             con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
             places = "SELECT DISTINCT hash(trace_id) AS th, tenant, date FROM parts ORDER BY th"
             con.execute(f"CREATE TABLE out.places AS {places}")
             spans = _spans_source([name for name, _ in files])
+            steps = _STEPS.replace("__SPANS__", spans).replace("{hash}", _HASH).replace("{label}", _LABEL)
+            con.execute(f"CREATE TABLE out.steps AS {steps}")
             for table, sql in SPAN_SETS.items():
                 con.execute(
                     f"CREATE TABLE out.{table} AS {sql.replace('__SPANS__', spans)} ORDER BY start_time"
@@ -358,6 +437,28 @@ class RunCache:
         for old in self.directory.glob("*.duckdb"):
             if old != path:
                 old.unlink(missing_ok=True)
+
+
+def _label(con: duckdb.DuckDBPyConnection, cache: str, scope: Scope) -> str:
+    """``storage.runs.resolve_agent`` for ``scope.agent``: the agent itself when a cached run of
+    the scope's days, tenant and traffic is labelled so (the common case, a few row groups), else
+    resolved on the partials."""
+    first = since_date(scope.since)
+    where = f"start_time >= '{first.isoformat()}'::TIMESTAMPTZ AND {_LABEL} = $agent"
+    if scope.tenant is not None:
+        where += f" AND tenant = '{_quote(scope.tenant)}'"
+    if scope.synthetic is not None:
+        where += f" AND {'' if scope.synthetic else 'NOT '}coalesce(synthetic, false)"
+    agent = str(scope.agent)
+    found = con.execute(f"SELECT EXISTS (SELECT 1 FROM {cache}.runs WHERE {where})", {"agent": agent})
+    if found.fetchall()[0][0]:
+        return agent
+    return resolve_agent(con, agent, first, scope.tenant, scope.synthetic)
+
+
+def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias])
+    return bool(found.fetchall()[0][0])
 
 
 def _closed_span_files(data_dir: Path, cutoff: date) -> list[tuple[str, bool]]:

@@ -514,6 +514,21 @@ _WITH = re.compile(r"\s*WITH\s+(?!RECURSIVE\b)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class CachedRuns:
+    """How ``storage.runcache`` made a ``RunSet``: the cache attached as ``alias``, the days
+    from ``cutoff`` on merged live, the traces with partials on both sides in the temporary
+    table ``split`` (None: none), and the scope the set was read with (``agent``: its label)."""
+
+    alias: str
+    cutoff: date
+    split: str | None
+    since: datetime
+    until: datetime
+    tenant: str | None
+    agent: str | None
+
+
+@dataclass(frozen=True)
 class RunSet:
     """The runs of a scope, loaded once (see ``runs_in``). Query them as the relation ``runs``:
     ``run_set.rows("SELECT agent, count(*) AS n FROM runs GROUP BY agent", params)``.
@@ -532,6 +547,8 @@ class RunSet:
     _params: tuple[tuple[str, object], ...] = field(default=(), repr=False)
     _view: bool = field(default=False, repr=False)
     """``_table`` is a view (``storage.runcache``: closed days' runs and the open days')."""
+    cached: CachedRuns | None = field(default=None, repr=False)
+    """Where the closed days' runs came from, when from the run cache (``storage.runcache``)."""
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
         """Result rows of ``sql``, which reads the runs as ``runs``; ``params`` its ``$names``."""
@@ -592,7 +609,7 @@ class RunSet:
         """The label (``agent``: the id, else the name) of the agent named ``agent`` by its id or
         its name, among the partials of this set's window (``agent`` when none names it)."""
         first = since_date(self.scope.since)
-        return _agent_label(self.con, agent, first, self.scope.tenant, self.scope.synthetic)
+        return resolve_agent(self.con, agent, first, self.scope.tenant, self.scope.synthetic)
 
     def drop(self) -> None:
         """Free the loaded runs (they also go with the connection); this set and those narrowed
@@ -613,7 +630,7 @@ class RunSet:
         return sql, {**dict(self._params), **params}
 
 
-def _agent_label(
+def resolve_agent(
     con: duckdb.DuckDBPyConnection,
     agent: str,
     since_date: object,
@@ -641,6 +658,18 @@ def _agent_label(
         params,
     ).fetchall()
     return str(labels[0][0]) if labels else agent
+
+
+def traces_naming_sql(con: duckdb.DuckDBPyConnection, since_date: object, agent: str) -> str:
+    """SQL (params ``$since_date``, ``$agent``): the trace ids whose partials of ``since_date``
+    on name the agent labelled ``agent``, explicitly or only by a derived name; a superset of
+    the traces whose run is labelled so (``AGENT_SQL``)."""
+    recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
+    traces = f"SELECT trace_id {recent} AND agent = $agent"
+    lookup = {"since_date": since_date, "agent": agent}
+    if con.execute(f"SELECT EXISTS (SELECT 1 {recent} AND derived_agent = $agent)", lookup).fetchall()[0][0]:
+        traces += f" UNION ALL SELECT trace_id {recent} AND derived_agent = $agent"
+    return traces
 
 
 def run_set_columns(extra: Iterable[str], base: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -692,23 +721,15 @@ def runs_in(
         params["tenant"] = scope.tenant
     agent_label: str | None = None
     if scope.agent is not None:
-        # The partials naming the agent, and those of the same traces naming no agent explicitly
-        # (spans of a run that reached a file without the span naming the agent): each lookup
-        # a one-column filter that row-group statistics skip on (an OR over two columns would
-        # read every row group). The agent is named by its id or its name (its label, the id,
-        # is looked up by name only when no run is labelled so).
-        agent_label = _agent_label(con, scope.agent, params["since_date"], scope.tenant, scope.synthetic)
+        # The traces whose partials name the agent (explicitly, or only by a derived name), all
+        # their partials merged: the run is the whole trace's, as every other view has it, and it
+        # is the agent's when its label is (a trace that names another agent first is that
+        # one's). Each lookup is a one-column filter that row-group statistics skip on (an OR
+        # over two columns would read every row group). The agent is named by its id or its name
+        # (its label, the id, is looked up by name only when no run is labelled so).
+        agent_label = resolve_agent(con, scope.agent, params["since_date"], scope.tenant, scope.synthetic)
         params["agent"] = agent_label
-        recent = f"FROM {RUN_PARTS} WHERE date >= $since_date"
-        traces = f"SELECT trace_id {recent} AND agent = $agent"
-        derived = f"{recent} AND derived_agent = $agent"
-        lookup = {"since_date": params["since_date"], "agent": agent_label}
-        if con.execute(f"SELECT EXISTS (SELECT 1 {derived})", lookup).fetchall()[0][0]:
-            # Traces naming the agent only by a derived name, unless a partial of theirs names
-            # one explicitly (the explicit one is the run's agent).
-            explicit = f"SELECT trace_id {recent} AND agent IS NOT NULL"
-            traces += f" UNION ALL (SELECT trace_id {derived} EXCEPT {explicit})"
-        where.append(f"(agent = $agent OR agent IS NULL) AND trace_id IN ({traces})")
+        where.append(f"trace_id IN ({traces_naming_sql(con, params['since_date'], agent_label)})")
     parts = f"SELECT * FROM {RUN_PARTS} WHERE {' AND '.join(where)}"
     part_params = {k: v for k, v in params.items() if k not in ("since", "until")}
     hashes = con.execute(f"SELECT hash(tenant, trace_id) AS h FROM ({parts})", part_params).fetchnumpy()["h"]

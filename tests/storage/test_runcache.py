@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dashboard.agent import agent_view
 from dashboard.app import dumps
 from dashboard.costview import cost_view
 from dashboard.operations import operations_view
@@ -105,7 +106,13 @@ def history() -> list[list[dict[str, Any]]]:
         # l: 2025-11-21 14:00, a success a judge marks
         row("l", "1", None, "agent_run", M21 + 50_400_000, 1200, user_id="dave@acme.com", **BOT),
     ]
-    return [first]
+    # p: 2025-11-21 16:00, a router's run whose sub-agent (another agent) failed; the
+    # sub-agent's span reached another file: the run is the router's, whole, in every view
+    router = row("p", "1", None, "agent_run", M21 + 57_600_000, 3000, agent_id="router-bot",
+                 user_id="erin@acme.com")  # fmt: skip
+    sub = row("p", "2", "1", "agent_run", M21 + 57_601_000, 1000, status="error", error_message="no quota",
+              **BOT)  # fmt: skip
+    return [first + [router], [sub]]
 
 
 def late() -> list[dict[str, Any]]:
@@ -168,6 +175,7 @@ def test_cached_runs_are_the_direct_runs(data_dir: Path) -> None:
         ("j", "globex", "globex-bot", "hank@globex.com", "failure", "other_error", "1"),
         ("k", "acme", "expense-bot", "bob@acme.com", "failure", "timeout", "1"),
         ("l", "acme", "expense-bot", "dave@acme.com", "degraded", "groundedness_drop", "1"),
+        ("p", "acme", "router-bot", "erin@acme.com", "failure", "other_error", "2"),
     ]
     sql = f"SELECT {COLUMNS} FROM runs ORDER BY t"
     assert cached.query(sql) == expected
@@ -179,7 +187,7 @@ def test_cached_runs_are_the_direct_runs(data_dir: Path) -> None:
     direct, cached, _ = both(
         data_dir, Scope(SINCE, UNTIL, synthetic=None), (*NAME_COLUMNS, "cost_usd", "team")
     )
-    assert len(rows_of(cached)) == 7
+    assert len(rows_of(cached)) == 8
     assert rows_of(cached) == rows_of(direct)
 
 
@@ -190,7 +198,7 @@ def test_the_run_across_into_the_open_day_is_merged_live_from_both_sides(data_di
     stored = duckdb.connect(str(cache.closed()), read_only=True)
     assert stored.execute("SELECT outcome FROM runs WHERE trace_id[1:1] = 'h'").fetchall() == [("success",)]
     assert cached.query("SELECT outcome FROM runs WHERE trace_id[1:1] = 'h'") == [("degraded",)]
-    assert cached.count() == 6
+    assert cached.count() == 7
 
 
 @pytest.mark.parametrize("tenant", ["acme", "globex"])
@@ -251,15 +259,29 @@ def test_the_cache_is_shared_on_disk(data_dir: Path) -> None:
     assert len(list((data_dir / CACHE_DIR).glob("*.duckdb"))) == 1
 
 
-def test_one_agent_and_texts_read_the_partials_as_runs_in_does(data_dir: Path) -> None:
+def test_one_agent_from_the_cache_and_texts_from_the_partials(data_dir: Path) -> None:
     con = connect(data_dir)
     cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)
-    for scope, extra in (
-        (Scope(SINCE, UNTIL, "expense-bot"), NAME_COLUMNS),
-        (Scope(SINCE, UNTIL), ("input_text",)),
-    ):
-        assert rows_of(cache.runs_in(con, scope, extra)) == rows_of(runs_in(con, scope, extra))
-    assert cache.builds == 0
+    texts = cache.runs_in(con, Scope(SINCE, UNTIL), ("input_text",))
+    assert texts.cached is None and cache.builds == 0
+    assert rows_of(texts) == rows_of(runs_in(con, Scope(SINCE, UNTIL), ("input_text",)))
+    found = {}
+    for agent in ("expense-bot", "router-bot", "globex-bot", "nobody"):
+        for tenant in (None, "acme"):
+            scope = Scope(SINCE, UNTIL, agent, tenant)
+            cached = cache.runs_in(con, scope, NAME_COLUMNS)
+            assert cached.cached is not None and cached.cached.agent == agent
+            assert rows_of(cached) == rows_of(runs_in(con, scope, NAME_COLUMNS))
+            assert build_report(cached, ()) == build_report(runs_in(con, scope, NAME_COLUMNS), ())
+            found[agent, tenant] = sorted(r[0] for r in rows_of(cached))
+    assert cache.builds == 1
+    # p is the router's run (whole: its sub-agent's failure fails it), not the sub-agent's
+    assert found["expense-bot", None] == found["expense-bot", "acme"] == ["f", "g", "h", "k", "l"]
+    assert found["router-bot", None] == ["p"]
+    assert found["globex-bot", None] == ["j"] and found["globex-bot", "acme"] == []
+    assert found["nobody", None] == []
+    p = cache.runs_in(con, Scope(SINCE, UNTIL, "router-bot"), NAME_COLUMNS).rows("SELECT outcome FROM runs")
+    assert p == [{"outcome": "failure"}]
 
 
 def test_materialized_and_dropped(data_dir: Path) -> None:
@@ -284,9 +306,11 @@ def test_dashboard_views_answer_the_same_from_the_cache(data_dir: Path, tenant: 
         reader.run_cache.closed()
         answers.append([
             dumps(view(reader, window))
-            for view in (overview_view, agents_view, operations_view, lambda r, w: cost_view(r, w, "agent"))
+            for view in (overview_view, agents_view, operations_view, lambda r, w: cost_view(r, w, "agent"),
+                         lambda r, w: agent_view(r, w, "expense-bot"), lambda r, w: agent_view(r, w, "router-bot"))
         ])  # fmt: skip
-    assert answers[0] == answers[1] == answers[2]
+    for i, (a, b, c) in enumerate(zip(*answers, strict=True)):
+        assert a == b == c, i
 
 
 def test_trace_places_and_pages_from_the_cache(data_dir: Path) -> None:

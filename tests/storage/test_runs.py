@@ -661,3 +661,18 @@ def test_an_agent_is_found_by_its_id_or_its_name(tmp_path: Path) -> None:
     assert traces("agt_7f3a9c21") == traces("expense-bot") == [("j", "agt_7f3a9c21")]
     assert traces("faq-bot") == [("k", "faq-bot")]
     assert traces("nobody") == []
+
+
+def test_one_agents_runs_are_the_whole_traces_whatever_the_files(tmp_path: Path) -> None:
+    """A router's run whose sub-agent (another agent) failed, the sub-agent's spans in another
+    file: one run, the router's, failed, in one agent's scope as in all agents' (before, the
+    sub-agent's scope got a run of its own file and the router's scope a run without it)."""
+    router = [row("r", "1", None, "agent_run", 0, 3000, agent_id="router-bot", user_id="u1")]
+    sub = [row("r", "2", "1", "agent_run", 100, 1000, agent_id="sub-bot", status="error", error_message="no quota")]
+    con = stored(tmp_path, router, sub)
+    every = runs_in(con, WINDOW).query("SELECT trace_id[1:1], agent, outcome FROM runs")
+    assert every == [("r", "router-bot", "failure")]
+    assert runs_in(con, Scope(WINDOW.since, WINDOW.until, "router-bot")).query(
+        "SELECT trace_id[1:1], agent, outcome, duration_ms FROM runs"
+    ) == [("r", "router-bot", "failure", 3000.0)]
+    assert runs_in(con, Scope(WINDOW.since, WINDOW.until, "sub-bot")).count() == 0
