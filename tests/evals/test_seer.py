@@ -90,6 +90,25 @@ def test_an_empty_answer_is_seers_failure_under_the_seer_name() -> None:
     assert judgement.overall_score == 0.0
 
 
+def test_an_ensemble_of_seer_judges_combines_under_seer_names_and_weights() -> None:
+    # Weights from the config: Cov 3, Risk 1 (response_quality is not one of Seer's dimensions here).
+    one = {"topical_coverage": "full", "response_quality": "partial", "hallucination_risk": "low"}
+    two = {"topical_coverage": "partial", "response_quality": "partial", "hallucination_risk": "high"}
+    with OpenAIJudge(one) as a, OpenAIJudge(two) as b:
+        judges = {name: JudgeConfig(type="openai", url=f"{m.url}/v1", model="m", backoff=0.01, scale="seer")
+                  for name, m in (("a", a), ("b", b))}  # fmt: skip
+        judges["panel"] = JudgeConfig(type="ensemble", members=["a", "b"], scale="seer")
+        evals = EvalsConfig(judges=judges, seer=SeerConfig({"Cov": SeerDimension("topical_coverage", 3.0),
+                                                            "Risk": SeerDimension("hallucination_risk", 1.0)}))  # fmt: skip
+        assert evals.validate() == []
+        judgement = build_judge("panel", evals).judge(CASE, ANSWER)
+    assert [c.dimension for c in a.calls] == ["topical_coverage", "hallucination_risk"]
+    # Cov: mean(10, 5) = 7.5, Seer's nearest label substantial; Risk: mean(10, 0) = 5, medium.
+    assert [(s.dimension, s.label, s.value, s.spread) for s in judgement.scores] == [
+        ("Cov", "substantial", 7.5, 5.0), ("Risk", "medium", 5.0, 10.0)]  # fmt: skip
+    assert judgement.overall_score == 6.875  # (3*7.5 + 1*5) / 4
+
+
 def test_scale_and_seer_dimension_errors_name_the_yaml_key() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(
