@@ -112,7 +112,7 @@ def history() -> list[list[dict[str, Any]]]:
                  user_id="erin@acme.com")  # fmt: skip
     sub = row("p", "2", "1", "agent_run", M21 + 57_601_000, 1000, status="error", error_message="no quota",
               **BOT)  # fmt: skip
-    return [first + [router], [sub]]
+    return [[*first, router], [sub]]
 
 
 def late() -> list[dict[str, Any]]:
