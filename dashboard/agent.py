@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from dashboard.derived import STEPS
 from dashboard.history import eval_events, eval_runs
 from dashboard.reader import Reader
 from dashboard.window import Window
@@ -18,10 +19,11 @@ from report.fallbacks import fallbacks
 from report.formats import agent_dict
 from report.health import IMPLICIT_COLUMNS, bucket_seconds, build_report
 from report.signals import clusters
+from storage.runcache import derived_rows
 from storage.runs import FAILURE_TYPE_SQL, UNSUCCESSFUL_SQL, RunSet
 
 RECENT_RUNS = 50
-STEPS = 15
+STEPS_SHOWN = 15
 
 
 class NotFound(LookupError):
@@ -49,7 +51,7 @@ def agent_view(reader: Reader, window: Window, agent: str) -> dict[str, Any]:
             "users": _users(narrowed, found.owner),
             "signals": [_signal(s) for s in clusters(narrowed, 10)],
             "recent_failures": _recent(narrowed),
-            "steps": _steps(reader, con, narrowed),
+            "steps": _steps(narrowed),
             "evals": evals,
         }
 
@@ -115,16 +117,16 @@ def _recent(runs: RunSet) -> list[dict[str, Any]]:
     )
 
 
-def _steps(reader: Reader, con: duckdb.DuckDBPyConnection, runs: RunSet) -> list[dict[str, Any]]:
+def _steps(runs: RunSet) -> list[dict[str, Any]]:
     """The steps of the agent's runs (span name, tool, model) by how often they failed: the
     closed days' spans from the run cache (``storage.runcache``)."""
     rows = runs.rows(
         f"""SELECT operation, step, model, count(*) AS spans, count(*) FILTER (WHERE failed) AS failed,
                   mode(failure_type) FILTER (WHERE failure_type IS NOT NULL) AS failure_type,
                   quantile_cont(duration_ms, 0.95) AS p95_ms
-           FROM ({reader.run_cache.steps(con, runs)})
+           FROM ({derived_rows(runs, STEPS)})
            GROUP BY ALL ORDER BY failed DESC, spans DESC, step LIMIT $steps""",
-        {"steps": STEPS},
+        {"steps": STEPS_SHOWN},
     )
     return [dict(r, failure_rate=r["failed"] / r["spans"] if r["spans"] else None) for r in rows]
 

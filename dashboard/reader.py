@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from core.agents import AgentConfig
+from dashboard.derived import DERIVED
 from dashboard.window import Window
 from report.health import NAME_COLUMNS
 from storage.layout import table_dir
@@ -58,7 +59,7 @@ class Reader:
         process whatever the window asked;
         ``clock``: now, for the run cache's first open day (``storage.runcache``)."""
         self.data_dir = Path(data_dir)
-        self.run_cache = RunCache(self.data_dir, clock)
+        self.run_cache = RunCache(self.data_dir, clock, derived=DERIVED)
         self.agents = agents
         self.memory_mib = memory_mib
         self._slots = threading.BoundedSemaphore(concurrent)

@@ -32,6 +32,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -70,6 +71,8 @@ CACHED_COLUMNS = (
 )  # fmt: skip
 """The columns of ``runs`` the cache keeps: what the all-agents views read (and the marks
 rewrite); a ``RunSet`` asking for another goes to ``storage.runs.runs_in``."""
+DERIVED_CHUNK_RUNS = 200_000
+"""Runs whose derived rows (``Derived``) are made at once while merging the cache."""
 BUILD_MEMORY_MIB = 1024
 """DuckDB's memory limit while merging the closed days (it spills past it)."""
 _SOURCES = {*CACHED_COLUMNS, "agent"}
@@ -93,24 +96,26 @@ SPAN_SETS = {
 }
 """Production spans (never synthetic) the operations page aggregates, cached per closed day like
 the runs: ``RunCache.spans`` gives those of a window, cached and live alike."""
-STEP_COLUMNS = ("operation", "step", "model", "failed", "failure_type", "duration_ms")
-"""A step row: a span of a run as the agent page counts its steps (the span's tool, else its name)."""
-STEP_SQL = (
-    f"operation, coalesce(tool_name, name) AS step, model, {span_failed_sql()} AS failed, failure_type,"
-    " duration_ms"
-)
-_STEPS = f"""
-    SELECT s.tenant, r.agent, r.start_time AS run_start, r.h, {STEP_SQL}
-    FROM __SPANS__ s JOIN (SELECT tenant, {{label}} AS agent, start_time, {{hash}} AS h FROM out.runs) r
-      ON hash(s.tenant, s.trace_id) = r.h
-    ORDER BY s.tenant, r.agent, r.start_time"""
-"""The cache's ``steps``: every closed-day span's step row, with its run's tenant, agent label,
-start and trace hash (sorted so one agent's window is a few row groups)."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A table a view reads beside the runs, which the cache keeps for the closed days: ``sql``
+    reads ``__SPANS__`` (span rows) and ``__RUNS__`` (run rows: the columns of the ``RunSet``
+    it is asked for, which it may only use, and ``agent``) and gives rows with ``tenant`` and
+    ``trace_id`` (of a run of ``__RUNS__``). ``derived_rows`` gives a set's rows of it, from the
+    cache and live alike (without ``trace_id``). ``order``: what the cache sorts its rows by
+    after the tenant, of their columns and ``run_agent`` (the run's agent label) and ``run_start``."""
+
+    name: str
+    sql: str
+    order: tuple[str, ...] = ("run_start",)
+
+
 _MODEL_SQL = (
     f"places, {runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
-    f"\n{_STEPS}"
 )
-_LAYOUT = 2
+_LAYOUT = 3
 """The cache file's own layout (its tables, columns and sort): raised when ``_build`` changes."""
 _MODEL = hashlib.blake2b(
     f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}\n{_LAYOUT}".encode(), digest_size=8
@@ -118,11 +123,16 @@ _MODEL = hashlib.blake2b(
 """The run model's SQL, the cached columns, DuckDB's version (its ``hash``) and the layout: any
 changed, every key changes."""
 _HASH = "trace_hash"
+_DERIVED = "derived_"
+_SYNTHETIC: dict[bool | None, str] = {
+    False: "NOT coalesce(synthetic, false)", True: "coalesce(synthetic, false)", None: "true"
+}
 _LABEL = "label"
 """The cached runs' agent label (``AGENT_SQL``), a column to filter one agent's runs on: they are
 sorted by tenant, day, label and start, so a window's days, and one agent's runs in each, are
 a few row groups and vectors."""
 _DATE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+_PARTITION = re.compile(r"/tenant=([^/]+)/date=(\d{4}-\d{2}-\d{2})/")
 log = logging.getLogger(__name__)
 _names = iter(range(1 << 62))
 _names_lock = threading.Lock()
@@ -138,13 +148,19 @@ class RunCache:
     closed day's files change; on disk, so every reader and process of the directory shares it."""
 
     def __init__(
-        self, data_dir: Path, clock: Callable[[], datetime] | None = None, wait: bool = False
+        self,
+        data_dir: Path,
+        clock: Callable[[], datetime] | None = None,
+        wait: bool = False,
+        derived: tuple[Derived, ...] = (),
     ) -> None:
         """``clock``: now, whose UTC date is the first open day (tests and the benchmark set it).
         ``wait``: a view finding the cache missing merges it first; by default it is merged on a
         background thread (seconds on millions of runs) and views read the partials meanwhile,
-        as ``storage.runs.runs_in`` does."""
+        as ``storage.runs.runs_in`` does. ``derived``: the tables kept beside the runs (part of
+        the key: caches with other tables are other files)."""
         self.data_dir = Path(data_dir)
+        self.derived = derived
         self.clock = clock or (lambda: datetime.now(UTC))
         self.wait = wait
         self.directory = self.data_dir / CACHE_DIR
@@ -199,7 +215,7 @@ class RunCache:
     def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
         """The cache file the closed days' files make now (maybe not merged yet), and the files."""
         files = _closed_span_files(self.data_dir, cutoff)
-        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}".encode(), digest_size=16)
+        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}\n{self.derived}".encode(), digest_size=16)
         for name, has_parts in files:
             digest.update(f"{name}\t{has_parts}\n".encode())
         return self.directory / f"{digest.hexdigest()}.duckdb", files
@@ -304,43 +320,17 @@ class RunCache:
         kind = "TABLE" if materialize else "VIEW"
         projection = projection_sql(selected)
         con.execute(f"CREATE TEMP {kind} {view} AS SELECT {projection} FROM ({marked(con, union)})")
-        if materialize:
-            con.execute(f"DROP TABLE {live}")
-        made = CachedRuns(cache, cutoff, split, scope.since, scope.until, scope.tenant, label)
+        live_from = cutoff
+        if split is not None:
+            # The split traces' spans are read live, from their first closed day on.
+            first = con.execute(
+                f"""SELECT min(date) FROM {cache}.places WHERE th IN (
+                        SELECT hash(trace_id) FROM {live}
+                        WHERE hash(tenant, trace_id) IN (SELECT h FROM {split}))"""
+            ).fetchall()[0][0]
+            live_from = min(cutoff, first or cutoff)
+        made = CachedRuns(cache, cutoff, split, live, live_from, scope.tenant, label)
         return RunSet(con, scope, tuple(selected), view, _view=not materialize, cached=made)
-
-    def steps(self, con: duckdb.DuckDBPyConnection, runs: RunSet) -> str:
-        """SQL of the step rows (``STEP_COLUMNS``) of the spans of ``runs``' traces, reading
-        ``runs`` as the relation ``runs`` (for ``runs.rows``): of the closed days from the
-        cache's ``steps`` when the set came from the cache, else (and of the open days) from
-        ``spans``, of the partitions from the day before the set's window on."""
-        tenant = "" if runs.scope.tenant is None else f" AND tenant = '{_quote(runs.scope.tenant)}'"
-        made = runs.cached
-        first = since_date(runs.scope.since)
-        if made is None:
-            return f"""SELECT {STEP_SQL} FROM spans SEMI JOIN runs USING (tenant, trace_id)
-                       WHERE date >= '{first.isoformat()}'::DATE{tenant}"""
-        # Pruned by the set's own scope (a narrowed set's runs are among them; sorted so), exact
-        # by the traces' hashes; the split traces' closed spans by hash alone.
-        hint = (
-            f"run_start >= '{made.since.isoformat()}'::TIMESTAMPTZ"
-            f" AND run_start < '{made.until.isoformat()}'::TIMESTAMPTZ"
-        )
-        if made.tenant is not None:
-            hint += f" AND tenant = '{_quote(made.tenant)}'"
-        if made.agent is not None:
-            hint += f" AND agent = '{_quote(made.agent)}'"
-        ours = "h IN (SELECT hash(tenant, trace_id) FROM runs)"
-        closed = f"SELECT {', '.join(STEP_COLUMNS)} FROM {made.alias}.steps WHERE "
-        pieces = [closed + f"{hint} AND {ours}"]
-        if made.split is not None:
-            pieces[0] += f" AND h NOT IN (SELECT h FROM {made.split})"
-            pieces.append(closed + f"h IN (SELECT h FROM {made.split}) AND {ours}")
-        pieces.append(
-            f"""SELECT {STEP_SQL} FROM spans SEMI JOIN runs USING (tenant, trace_id)
-                WHERE date >= '{max(first, made.cutoff).isoformat()}'::DATE{tenant}"""
-        )
-        return " UNION ALL ".join(pieces)
 
     def spans(
         self, con: duckdb.DuckDBPyConnection, which: str, since: datetime, until: datetime, tenant: str | None
@@ -400,6 +390,7 @@ class RunCache:
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET enable_progress_bar = false")
+            con.execute("SET preserve_insertion_order = false")
             # Bounded like a dashboard view (twice its default), spilling where views spill.
             con.execute(f"SET memory_limit = '{BUILD_MEMORY_MIB}MB'")
             con.execute("SET temp_directory = ?", [str(self.data_dir / ".dashboard-tmp")])
@@ -417,8 +408,8 @@ class RunCache:
             places = "SELECT DISTINCT hash(trace_id) AS th, tenant, date FROM parts ORDER BY th"
             con.execute(f"CREATE TABLE out.places AS {places}")
             spans = _spans_source([name for name, _ in files])
-            steps = _STEPS.replace("__SPANS__", spans).replace("{hash}", _HASH).replace("{label}", _LABEL)
-            con.execute(f"CREATE TABLE out.steps AS {steps}")
+            if self.derived:
+                _build_derived(con, self.derived, [name for name, _ in files])
             for table, sql in SPAN_SETS.items():
                 con.execute(
                     f"CREATE TABLE out.{table} AS {sql.replace('__SPANS__', spans)} ORDER BY start_time"
@@ -439,6 +430,45 @@ class RunCache:
                 old.unlink(missing_ok=True)
 
 
+def derived_rows(runs: RunSet, derived: Derived) -> str:
+    """SQL of ``derived``'s rows of the runs of ``runs`` (read as the relation ``runs``, as
+    ``RunSet.rows`` defines it), without ``trace_id``: for a set from the cache, the closed
+    days' from the cache's table (by the set's scope, and by the runs themselves when the set
+    was narrowed) and the live runs' (the open days', the split traces') from ``spans`` since
+    their first day; else every run's from ``spans``, since the day before the set's window."""
+    scope, made = runs.scope, runs.cached
+    tenant = "" if scope.tenant is None else f" AND tenant = '{_quote(scope.tenant)}'"
+
+    def live(spans_from: date, relation: str) -> str:
+        spans = f"(SELECT * FROM spans WHERE date >= '{spans_from.isoformat()}'::DATE{tenant})"
+        rows = derived.sql.replace("__SPANS__", spans).replace("__RUNS__", relation)
+        return f"SELECT * EXCLUDE (trace_id) FROM ({rows})"
+
+    if made is None:
+        return live(since_date(scope.since), "runs")
+    where = (
+        f"run_start >= '{scope.since.isoformat()}'::TIMESTAMPTZ"
+        f" AND run_start < '{scope.until.isoformat()}'::TIMESTAMPTZ{tenant}"
+    )
+    if made.agent is not None:
+        where += f" AND run_agent = '{_quote(made.agent)}'"
+    if scope.synthetic is not None:
+        where += f" AND {'' if scope.synthetic else 'NOT '}run_synthetic"
+    if made.split is not None:
+        where += f" AND h NOT IN (SELECT h FROM {made.split})"
+    if runs.narrowed:
+        where += " AND h IN (SELECT hash(tenant, trace_id) FROM runs)"
+    table = f"{made.alias}.{_DERIVED}{derived.name}"
+    cached = f"SELECT * EXCLUDE (h, run_agent, run_start, run_synthetic) FROM {table} WHERE {where}"
+    # The live runs of the set: all its scope's (but eval traffic, as the scope says) unless narrowed.
+    ours = f"(SELECT l.*, {AGENT_SQL} AS agent FROM {made.live} l"
+    if runs.narrowed:
+        ours += " SEMI JOIN runs USING (tenant, trace_id))"
+    else:
+        ours += f" WHERE {_SYNTHETIC[scope.synthetic]})"
+    return f"{cached} UNION ALL BY NAME {live(made.live_from, ours)}"
+
+
 def _label(con: duckdb.DuckDBPyConnection, cache: str, scope: Scope) -> str:
     """``storage.runs.resolve_agent`` for ``scope.agent``: the agent itself when a cached run of
     the scope's days, tenant and traffic is labelled so (the common case, a few row groups), else
@@ -454,6 +484,80 @@ def _label(con: duckdb.DuckDBPyConnection, cache: str, scope: Scope) -> str:
     if found.fetchall()[0][0]:
         return agent
     return resolve_agent(con, agent, first, scope.tenant, scope.synthetic)
+
+
+def _build_derived(con: duckdb.DuckDBPyConnection, derived: tuple[Derived, ...], files: list[str]) -> None:
+    """The ``derived`` tables of the cache being merged (attached as ``out``, its runs and
+    places there) from the span ``files``, a few days of runs at a time (every span of those
+    runs, from the partitions the places name: memory stays bounded however long the history),
+    then sorted into place."""
+    con.execute("SET TimeZone = 'UTC'")
+    days = con.execute(
+        "SELECT tenant, start_time::DATE AS day, count(*) FROM out.runs GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    by_partition: dict[tuple[str, date], list[str]] = {}
+    for name in files:
+        found = _PARTITION.search(name)
+        if found is not None:
+            key = (found.group(1), date.fromisoformat(found.group(2)))
+            by_partition.setdefault(key, []).append(name)
+    made: set[str] = set()
+    for chunk in _chunks(days, DERIVED_CHUNK_RUNS):
+        keys = ", ".join(f"('{_quote(tenant)}', '{day.isoformat()}'::DATE)" for tenant, day in chunk)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE chunk_runs AS SELECT *, {_LABEL} AS agent FROM out.runs
+                WHERE (tenant, start_time::DATE) IN (VALUES {keys})"""
+        )
+        places = con.execute(
+            """SELECT DISTINCT tenant, date FROM out.places
+               WHERE (tenant, th) IN (SELECT (tenant, hash(trace_id)) FROM chunk_runs)"""
+        ).fetchall()
+        if all((t, d) in by_partition for t, d in places):
+            chosen = sorted({name for t, d in places for name in by_partition[t, d]})
+        else:  # a partition named otherwise than its directory: every file, to be exact
+            chosen = files
+        spans = _spans_source(chosen)
+        for d in derived:
+            rows = d.sql.replace("__SPANS__", spans).replace("__RUNS__", "chunk_runs")
+            into = "INSERT INTO" if d.name in made else "CREATE TEMP TABLE"
+            con.execute(
+                f"""{into} {_DERIVED}{d.name} {"" if d.name in made else "AS"}
+                    SELECT x.* EXCLUDE (trace_id), r.{_HASH} AS h, r.{_LABEL} AS run_agent,
+                           r.start_time AS run_start, coalesce(r.synthetic, false) AS run_synthetic
+                    FROM ({rows}) x JOIN chunk_runs r USING (tenant, trace_id)"""
+            )
+            made.add(d.name)
+    for d in derived:
+        if d.name in made:
+            con.execute(
+                f"""CREATE TABLE out.{_DERIVED}{d.name} AS SELECT * FROM {_DERIVED}{d.name}
+                    ORDER BY tenant, {", ".join(d.order)}"""
+            )
+            con.execute(f"DROP TABLE {_DERIVED}{d.name}")
+        else:  # no run: the table's columns, no rows
+            rows = d.sql.replace("__SPANS__", _spans_source([])).replace(
+                "__RUNS__", f"(SELECT *, {_LABEL} AS agent FROM out.runs)"
+            )
+            con.execute(
+                f"""CREATE TABLE out.{_DERIVED}{d.name} AS
+                    SELECT x.* EXCLUDE (trace_id), r.{_HASH} AS h, r.{_LABEL} AS run_agent,
+                           r.start_time AS run_start, coalesce(r.synthetic, false) AS run_synthetic
+                    FROM ({rows}) x JOIN out.runs r USING (tenant, trace_id) LIMIT 0"""
+            )
+
+
+def _chunks(days: list[tuple[str, date, int]], runs: int) -> list[list[tuple[str, date]]]:
+    """``days`` (tenant, day, runs) in consecutive groups of about ``runs`` runs (a day more
+    than that is a group of its own)."""
+    out: list[list[tuple[str, date]]] = [[]]
+    count = 0
+    for tenant, day, n in days:
+        if out[-1] and count + n > runs:
+            out.append([])
+            count = 0
+        out[-1].append((tenant, day))
+        count += n
+    return out if out[-1] else []
 
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:

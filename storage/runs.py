@@ -517,13 +517,14 @@ _WITH = re.compile(r"\s*WITH\s+(?!RECURSIVE\b)", re.IGNORECASE)
 class CachedRuns:
     """How ``storage.runcache`` made a ``RunSet``: the cache attached as ``alias``, the days
     from ``cutoff`` on merged live, the traces with partials on both sides in the temporary
-    table ``split`` (None: none), and the scope the set was read with (``agent``: its label)."""
+    table ``split`` (None: none), the runs merged live in the temporary table ``live`` (their
+    spans from ``live_from`` on), the set's tenant and agent label."""
 
     alias: str
     cutoff: date
     split: str | None
-    since: datetime
-    until: datetime
+    live: str
+    live_from: date
     tenant: str | None
     agent: str | None
 
@@ -604,6 +605,11 @@ class RunSet:
             synthetic if kept is None else kept,
         )
         return replace(self, scope=scope, _where=tuple(where), _params=tuple(params.items()))
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether ``within`` narrowed these runs past their scope's own conditions."""
+        return bool(self._where)
 
     def agent_label(self, agent: str) -> str:
         """The label (``agent``: the id, else the name) of the agent named ``agent`` by its id or

@@ -19,7 +19,7 @@ import pytest
 
 from dashboard.agent import agent_view
 from dashboard.app import dumps
-from dashboard.costview import cost_view
+from dashboard.costview import cost_view, leaks_view
 from dashboard.operations import operations_view
 from dashboard.overview import agents_view, overview_view
 from dashboard.reader import Reader
@@ -60,8 +60,11 @@ def history() -> list[list[dict[str, Any]]]:
             failure_type="tool_error",
             error_message="ticket 7 not found",
         ),
-        # h: starts 2025-11-21 23:59:58, its model call fails in the open day
+        # h: starts 2025-11-21 23:59:58, its model call fails in the open day (the same question
+        # as its call before midnight: a retry, $0.25 leaked)
         row("h", "1", None, "agent_run", M22 - 2000, 9000, user_id="carol@acme.com", **BOT),
+        row("h", "3", "1", "chat", M22 - 1500, 300, model="gpt-4o", input_tokens=1000, cost_usd=0.25,
+            input_text="same q"),
         row(
             "h",
             "2",
@@ -73,6 +76,9 @@ def history() -> list[list[dict[str, Any]]]:
             failure_type="rate_limit",
             error_message="429 retry after 3s",
             model="gpt-4o",
+            input_tokens=2000,
+            cost_usd=0.5,
+            input_text="same q",
         ),
         # i: an eval run (synthetic) on 2025-11-21
         row("i", "1", None, "agent_run", M21 + 43_200_000, 400, synthetic=True, eval_run_id="ev1", **BOT),
@@ -378,3 +384,24 @@ def test_views_at_once_and_a_cache_replaced_under_a_reader(data_dir: Path) -> No
     RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True).closed()
     assert len(list((data_dir / CACHE_DIR).glob("*.duckdb"))) == 1
     assert rows_of(before) == old
+
+
+@pytest.mark.parametrize("tenant", [None, "acme"])
+def test_leaks_from_the_cache_are_the_leaks_of_the_spans(data_dir: Path, tenant: str | None) -> None:
+    """h's two calls with the same question, one each side of midnight: read live from both
+    days while the day before is closed (h is split), from the spans when none is."""
+    window = Window(SINCE, UNTIL, tenant, "custom")
+    answers = []
+    for now in (SINCE - timedelta(days=2), OPEN_DAY, UNTIL + timedelta(days=30)):
+        reader = Reader(data_dir, clock=lambda now=now: now)  # type: ignore[misc]
+        reader.run_cache.closed()
+        answers.append(leaks_view(reader, window)["leaks"])
+    assert answers[0] == answers[1] == answers[2]
+    bot = next(x for x in answers[0] if x["agent"] == "expense-bot")
+    assert (bot["runs"], bot["spend_usd"], bot["retries_usd"], bot["retried_calls"], bot["wasted_usd"]) == (
+        5, 0.75, 0.25, 1, 0.25
+    )
+    assert (bot["failed_runs_usd"], bot["oversized_calls"], bot["unused_tool_calls"]) == (0, 0, 0)
+    assert sorted(x["agent"] for x in answers[0]) == (
+        ["expense-bot", "router-bot"] if tenant else ["expense-bot", "globex-bot", "router-bot"]
+    )
