@@ -1,8 +1,12 @@
 """The tables the dashboard's run cache keeps beside the runs (``storage.runcache.Derived``):
-what a page reads of every span of its runs, made once for the closed days."""
+what a page reads of every span of its runs, made once for the closed days: the agent page's
+steps, each run's leaks (``spend.leaks``), fallbacks (``report.fallbacks``) and question
+(``feedback.implicit``, for requeries)."""
 
 from __future__ import annotations
 
+from feedback.implicit import RUN_WORDS
+from report.fallbacks import FALLBACK_RUNS
 from spend.leaks import LEAK_RUNS
 from storage.runcache import Derived
 from storage.runs import span_failed_sql
@@ -16,4 +20,4 @@ STEPS = Derived(
 )
 """The agent page's step rows: each span of a run, as its step (the span's tool, else its name)."""
 
-DERIVED = (STEPS, LEAK_RUNS)
+DERIVED = (STEPS, LEAK_RUNS, FALLBACK_RUNS, RUN_WORDS)

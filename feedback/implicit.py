@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 
 from core.configmodel import STRICT
 from core.units import Duration
-from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet, since_date
+from storage.runcache import Derived, derived_rows
+from storage.runs import FAILED_SQL, SUCCEEDED_SQL, RunSet
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,16 @@ def similarity_sql(a: str, b: str) -> str:
 _BUCKET = "((epoch_us({t}) - epoch_us($since::TIMESTAMPTZ)) // $size)::INTEGER"
 """SQL: the bucket of the window a time is in (``$size``: microseconds)."""
 
+RUN_WORDS = Derived(
+    "run_words",
+    f"""SELECT s.tenant, s.trace_id, {words_sql("s.input_text")} AS words
+        FROM __SPANS__ s JOIN __RUNS__ r
+          ON r.tenant = s.tenant AND r.trace_id = s.trace_id AND r.span_id = s.span_id
+        WHERE s.input_text IS NOT NULL""",
+)
+"""The words of each run's question (its run span's input text), for requeries (kept for closed
+days by the dashboard's run cache, ``storage.runcache``)."""
+
 _SQL = f"""
 WITH ordered AS (
     SELECT tenant, agent, user_id, trace_id, span_id, start_time,
@@ -105,15 +116,15 @@ candidates AS (
     SELECT * FROM ordered WHERE next_start IS NOT NULL AND next_start - start_time <= to_seconds($window)
 ),
 texts AS (
-    SELECT tenant, trace_id, span_id, {words_sql("input_text")} AS words FROM spans
-    WHERE date >= $since_date AND input_text IS NOT NULL
-      AND trace_id IN (SELECT trace_id FROM candidates UNION ALL SELECT next_trace FROM candidates)
+    SELECT h, words FROM (__RUN_WORDS__)
+    WHERE h IN (SELECT hash(tenant, trace_id) FROM candidates
+                UNION ALL SELECT hash(tenant, next_trace) FROM candidates)
 ),
 requeried_runs AS (
     SELECT c.tenant, c.agent, c.start_time
     FROM candidates c
-    JOIN texts a ON a.tenant = c.tenant AND a.trace_id = c.trace_id AND a.span_id = c.span_id
-    JOIN texts b ON b.tenant = c.tenant AND b.trace_id = c.next_trace AND b.span_id = c.next_span
+    JOIN texts a ON a.h = hash(c.tenant, c.trace_id)
+    JOIN texts b ON b.h = hash(c.tenant, c.next_trace)
     WHERE {similarity_sql("a.words", "b.words")} >= $similarity
 ),
 requeried AS (
@@ -173,12 +184,11 @@ def implicit_signals(
     scope = runs.scope
     size = bucket_seconds or max(int(scope.seconds), 1)
     found = runs.query(
-        _SQL,
+        _SQL.replace("__RUN_WORDS__", derived_rows(runs, RUN_WORDS)),
         {
             "window": config.requery_window,
             "similarity": config.requery_similarity,
             "streak": config.failure_streak,
-            "since_date": since_date(scope.since),
             "since": scope.since,
             "size": size * 1_000_000,
         },

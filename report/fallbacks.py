@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.selfhealing import ADVICE_ID_ATTRIBUTE, FALLBACK_EVENT, FALLBACK_FROM, FALLBACK_REASON, FALLBACK_TO
-from storage.runs import SUCCEEDED_SQL, RunSet, since_date
+from storage.runcache import Derived, derived_rows
+from storage.runs import SUCCEEDED_SQL, RunSet
 from storage.spanevents import attr_sql, events_sql
 
 EVENT = FALLBACK_EVENT
@@ -36,27 +37,34 @@ class FallbackSummary:
     """Runs that fell back following agentwatch's advice (the advice id on the fallback)."""
 
 
+FALLBACK_RUNS = Derived(
+    "fallback_runs",
+    f"""WITH decisions AS (
+        SELECT tenant, trace_id,
+               coalesce({attr_sql("attributes", FALLBACK_REASON)}, '{NO_REASON}') AS reason,
+               {attr_sql("attributes", ADVICE_ID_ATTRIBUTE)} AS advice
+        FROM __SPANS__
+        WHERE contains(attributes, '"agent.fallback.')
+          AND ({attr_sql("attributes", FALLBACK_REASON)} IS NOT NULL
+               OR {attr_sql("attributes", FALLBACK_FROM)} IS NOT NULL
+               OR {attr_sql("attributes", FALLBACK_TO)} IS NOT NULL)
+        UNION ALL
+        SELECT tenant, trace_id, coalesce({attr_sql("e.attributes", FALLBACK_REASON)}, '{NO_REASON}'),
+               {attr_sql("e.attributes", ADVICE_ID_ATTRIBUTE)}
+        FROM ({events_sql(EVENT, "tenant, trace_id", source="__SPANS__")})
+    )
+    SELECT d.tenant, d.trace_id, list(DISTINCT d.reason) AS reasons, bool_or(d.advice IS NOT NULL) AS advised
+    FROM decisions d SEMI JOIN __RUNS__ r USING (tenant, trace_id)
+    GROUP BY d.tenant, d.trace_id""",
+)
+"""The runs that fell back: their reasons and whether they followed agentwatch's advice (kept
+for closed days by the dashboard's run cache, ``storage.runcache``)."""
+
 _SQL = f"""
-WITH decisions AS (
-    SELECT tenant, trace_id,
-           coalesce({attr_sql("attributes", FALLBACK_REASON)}, '{NO_REASON}') AS reason,
-           {attr_sql("attributes", ADVICE_ID_ATTRIBUTE)} AS advice
-    FROM spans
-    WHERE date >= $since_date AND contains(attributes, '"agent.fallback.')
-      AND ({attr_sql("attributes", FALLBACK_REASON)} IS NOT NULL
-           OR {attr_sql("attributes", FALLBACK_FROM)} IS NOT NULL
-           OR {attr_sql("attributes", FALLBACK_TO)} IS NOT NULL)
-    UNION ALL
-    SELECT tenant, trace_id, coalesce({attr_sql("e.attributes", FALLBACK_REASON)}, '{NO_REASON}'),
-           {attr_sql("e.attributes", ADVICE_ID_ATTRIBUTE)}
-    FROM ({events_sql(EVENT, "tenant, trace_id", "date >= $since_date")})
-),
-per_run AS (
+WITH per_run AS (
     SELECT r.tenant, r.agent, r.trace_id, {SUCCEEDED_SQL.replace("outcome", "r.outcome")} AS succeeded,
-           coalesce(list(DISTINCT d.reason) FILTER (WHERE d.reason IS NOT NULL), []) AS reasons,
-           bool_or(d.advice IS NOT NULL) AS advised
-    FROM runs r LEFT JOIN decisions d ON d.tenant = r.tenant AND d.trace_id = r.trace_id
-    GROUP BY ALL
+           coalesce(d.reasons, []) AS reasons, coalesce(d.advised, false) AS advised
+    FROM runs r LEFT JOIN (__FALLBACK_ROWS__) d ON d.h = hash(r.tenant, r.trace_id)
 )
 SELECT tenant, agent, count(*) AS runs, count(*) FILTER (WHERE len(reasons) > 0) AS fell_back,
        avg(succeeded::INT) FILTER (WHERE len(reasons) > 0) AS with_rate,
@@ -69,7 +77,7 @@ FROM per_run GROUP BY ALL
 
 def fallbacks(runs: RunSet) -> dict[tuple[str, str], FallbackSummary]:
     """Per (tenant, agent), the fallbacks of ``runs`` (base columns)."""
-    found = runs.query(_SQL, {"since_date": since_date(runs.scope.since)})
+    found = runs.query(_SQL.replace("__FALLBACK_ROWS__", derived_rows(runs, FALLBACK_RUNS)))
     out = {}
     for tenant, agent, n, fell_back, with_rate, without_rate, reasons, advised in found:
         counts: dict[str, int] = {}

@@ -104,8 +104,9 @@ class Derived:
     reads ``__SPANS__`` (span rows) and ``__RUNS__`` (run rows: the columns of the ``RunSet``
     it is asked for, which it may only use, and ``agent``) and gives rows with ``tenant`` and
     ``trace_id`` (of a run of ``__RUNS__``). ``derived_rows`` gives a set's rows of it, from the
-    cache and live alike (without ``trace_id``). ``order``: what the cache sorts its rows by
-    after the tenant, of their columns and ``run_agent`` (the run's agent label) and ``run_start``."""
+    cache and live alike (``trace_id`` as ``h``: ``hash(tenant, trace_id)``). ``order``: what
+    the cache sorts its rows by after the tenant, of their columns and ``run_agent`` (the run's
+    agent label) and ``run_start``."""
 
     name: str
     sql: str
@@ -432,7 +433,8 @@ class RunCache:
 
 def derived_rows(runs: RunSet, derived: Derived) -> str:
     """SQL of ``derived``'s rows of the runs of ``runs`` (read as the relation ``runs``, as
-    ``RunSet.rows`` defines it), without ``trace_id``: for a set from the cache, the closed
+    ``RunSet.rows`` defines it), their ``trace_id`` as ``h``, the run's key among the set's
+    (``hash(tenant, trace_id)``, to join them on): for a set from the cache, the closed
     days' from the cache's table (by the set's scope, and by the runs themselves when the set
     was narrowed) and the live runs' (the open days', the split traces') from ``spans`` since
     their first day; else every run's from ``spans``, since the day before the set's window."""
@@ -442,7 +444,7 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
     def live(spans_from: date, relation: str) -> str:
         spans = f"(SELECT * FROM spans WHERE date >= '{spans_from.isoformat()}'::DATE{tenant})"
         rows = derived.sql.replace("__SPANS__", spans).replace("__RUNS__", relation)
-        return f"SELECT * EXCLUDE (trace_id) FROM ({rows})"
+        return f"SELECT * EXCLUDE (trace_id), hash(tenant, trace_id) AS h FROM ({rows})"
 
     if made is None:
         return live(since_date(scope.since), "runs")
@@ -459,7 +461,7 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
     if runs.narrowed:
         where += " AND h IN (SELECT hash(tenant, trace_id) FROM runs)"
     table = f"{made.alias}.{_DERIVED}{derived.name}"
-    cached = f"SELECT * EXCLUDE (h, run_agent, run_start, run_synthetic) FROM {table} WHERE {where}"
+    cached = f"SELECT * EXCLUDE (run_agent, run_start, run_synthetic) FROM {table} WHERE {where}"
     # The live runs of the set: all its scope's (but eval traffic, as the scope says) unless narrowed.
     ours = f"(SELECT l.*, {AGENT_SQL} AS agent FROM {made.live} l"
     if runs.narrowed:

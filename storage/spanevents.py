@@ -14,12 +14,12 @@ def attr_sql(json: str, name: str) -> str:
     return f"""json_extract_string({json}, '$."{name}"')"""
 
 
-def events_sql(name: str, columns: str, where: str = "true") -> str:
+def events_sql(name: str, columns: str, where: str = "true", source: str = "spans") -> str:
     """SQL: a relation of the spans' events named ``name``, one row each: the spans' ``columns``
-    and ``e`` (``name``, ``time_unix_nano``, ``attributes`` as JSON), of the spans ``where`` says.
-    Only spans whose events mention the name are parsed."""
+    and ``e`` (``name``, ``time_unix_nano``, ``attributes`` as JSON), of the spans of ``source``
+    (a relation of span rows) ``where`` says. Only spans whose events mention the name are parsed."""
     return f"""
         SELECT * FROM (
             SELECT {columns}, unnest(from_json(events, '{_EVENT_SHAPE}')) AS e
-            FROM spans WHERE ({where}) AND contains(events, '{name}')
+            FROM {source} WHERE ({where}) AND contains(events, '{name}')
         ) WHERE e.name = '{name}'"""

@@ -405,3 +405,27 @@ def test_leaks_from_the_cache_are_the_leaks_of_the_spans(data_dir: Path, tenant:
     assert sorted(x["agent"] for x in answers[0]) == (
         ["expense-bot", "router-bot"] if tenant else ["expense-bot", "globex-bot", "router-bot"]
     )
+
+
+def test_requeries_and_fallbacks_from_the_cache(tmp_path: Path) -> None:
+    """A user asks the same question at 23:58 and 23:59 on 2025-11-21 and once more at 00:01 the
+    next day (two requeries: the second across midnight); the second run fell back. The implicit
+    view answers the same with no day, one day or every day closed."""
+    from dashboard.agent import implicit_view
+    from feedback.implicit import ImplicitConfig
+
+    ask = {"user_id": "erin@acme.com", "input_text": "what is my travel budget for december", **BOT}
+    fell_back = '{"agent.fallback.reason": "quota", "agent.fallback.to": "small-model"}'
+    export(tmp_path, [row("s", "1", None, "agent_run", M22 - 120_000, 500, **ask),
+                      row("t", "1", None, "agent_run", M22 - 60_000, 500, attributes=fell_back, **ask)])  # fmt: skip
+    export(tmp_path, [row("u", "1", None, "agent_run", M22 + 60_000, 500, **ask)])
+    window = Window(SINCE, UNTIL, "acme", "custom")
+    answers = []
+    for now in (SINCE - timedelta(days=2), OPEN_DAY, UNTIL + timedelta(days=30)):
+        reader = Reader(tmp_path, clock=lambda now=now: now)  # type: ignore[misc]
+        reader.run_cache.closed()
+        answers.append(implicit_view(reader, window, "expense-bot", ImplicitConfig()))
+    assert answers[0] == answers[1] == answers[2]
+    implicit, fallbacks = answers[0]["implicit"], answers[0]["fallbacks"]
+    assert (implicit["runs"], implicit["requeried_runs"]) == (3, 2)
+    assert (fallbacks["runs"], fallbacks["fell_back"], fallbacks["reasons"]) == (3, 1, {"quota": 1})
