@@ -5,7 +5,10 @@ them), and a cache of answers that new data invalidates."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from core import supervision
 from core.agents import AgentConfig
 from dashboard.derived import DERIVED
 from dashboard.window import Window
@@ -27,6 +31,31 @@ from storage.tables import SCHEMAS
 
 CACHE_BYTES = 64 * 1024 * 1024
 """Answers (JSON bytes) kept for repeated views."""
+WARM_SECONDS = 600.0
+"""How long after the last view the catalog of new data files is still bound as they appear."""
+WARM_POLL_SECONDS = 1.0
+"""How often the data directory is looked at for new files meanwhile."""
+log = logging.getLogger(__name__)
+
+
+def _warm(ref: weakref.ref[Reader]) -> None:
+    """``Reader._keep_warm``'s thread: every ``WARM_POLL_SECONDS``, bind the catalog of the data
+    files as they are, until the reader is gone or has not been asked for a view for
+    ``WARM_SECONDS``."""
+    while True:
+        time.sleep(WARM_POLL_SECONDS)
+        reader = ref()
+        if reader is None:
+            return
+        with reader._catalog_lock:
+            if time.monotonic() - reader._last_use > WARM_SECONDS:
+                reader._warmer = None
+                return
+        try:
+            reader._release(reader._catalog_of(reader.version()))
+        except (duckdb.Error, OSError) as exc:  # a file gone while binding: the next poll binds again
+            log.info("dashboard: binding the catalog failed (%s); trying again", exc)
+        del reader
 
 
 @dataclass
@@ -65,6 +94,9 @@ class Reader:
         self._slots = threading.BoundedSemaphore(concurrent)
         self._concurrent = concurrent
         self._catalog: _Catalog | None = None
+        self._last_use = 0.0
+        self._catalog_lock = threading.Lock()
+        self._warmer: threading.Thread | None = None
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -74,6 +106,7 @@ class Reader:
         """A connection for one view: a cursor of the catalog of the data files as they are now
         (its views bound once per version of the data directory and shared by the views that
         read it; each cursor's temporary tables are its own and go with it)."""
+        self._keep_warm()
         with self._slots:
             catalog = self._catalog_of(self.version())
             try:
@@ -87,12 +120,23 @@ class Reader:
             finally:
                 self._release(catalog)
 
+    def _keep_warm(self) -> None:
+        """Note a view's use; start the thread that binds each new version's catalog as soon as
+        its files appear (a flush, a compaction), while views are asked for: a view then rarely
+        binds one itself. The thread ends ``WARM_SECONDS`` after the last view, or with the
+        reader."""
+        with self._catalog_lock:
+            self._last_use = time.monotonic()
+            if self._warmer is None:
+                ref = weakref.ref(self)
+                self._warmer = supervision.start_thread("dashboard-catalog", lambda: _warm(ref))
+
     def _catalog_of(self, version: str) -> _Catalog:
         """The catalog of ``version``, bound now if the current one is of another (which is
         closed once the views reading it are done)."""
         from storage.catalog import connect
 
-        with self._lock:
+        with self._catalog_lock:
             current = self._catalog
             if current is None or current.version != version:
                 con = connect(self.data_dir)
@@ -110,7 +154,7 @@ class Reader:
             return current
 
     def _release(self, catalog: _Catalog) -> None:
-        with self._lock:
+        with self._catalog_lock:
             catalog.users -= 1
             if catalog.retired and catalog.users == 0:
                 catalog.con.close()

@@ -387,3 +387,34 @@ def test_a_trace_id_two_tenants_share_shows_one_tenants_trace(tmp_path: Path) ->
         auth = {"authorization": "Bearer g-token-0123456789abcdef"}
         assert get(c, f"/api/v1/traces/{trace}?tenant=acme", 404, **auth) == {"error": "no such trace"}
         assert get(c, f"/api/v1/traces/{trace}", **auth)["tenant"] == "globex"
+
+
+def test_new_files_catalog_is_bound_before_a_view_asks(tmp_path: Path) -> None:
+    """A reader in use binds the catalog of each new version of the data files on its own
+    thread, so the next view reads it without binding; a reader that is gone stops it."""
+    import gc
+    import time
+
+    from tests.helpers.span_rows import export, row
+
+    export(tmp_path, [row("a", "1", None, "agent_run", 0, 1000, agent_id="bot")])
+    reader = Reader(tmp_path)
+    with reader.connection() as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchall() == [(1,)]
+    first = reader.version()
+    export(tmp_path, [row("b", "1", None, "agent_run", 0, 1000, agent_id="bot")])
+    assert reader.version() != first
+    deadline = time.monotonic() + 10
+    while reader._catalog is not None and reader._catalog.version != reader.version():
+        assert time.monotonic() < deadline, "the new files' catalog was not bound"
+        time.sleep(0.05)
+    bound = reader._catalog
+    with reader.connection() as con:
+        assert reader._catalog is bound  # no binding on the view's path
+        assert con.execute("SELECT count(*) FROM spans").fetchall() == [(2,)]
+    warmer = reader._warmer
+    assert warmer is not None and warmer.is_alive()
+    del reader, bound, con
+    gc.collect()
+    warmer.join(5)
+    assert not warmer.is_alive()
