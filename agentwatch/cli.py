@@ -190,7 +190,7 @@ def query(sql: str, data_dir: str | None, config_path: str | None, fmt: str) -> 
         stored = has_data(directory)
     if not stored:
         click.echo(
-            f"agentwatch query: no spans or log records stored in {printable_lines(directory)} yet "
+            f"agentwatch query: nothing stored in {printable_lines(directory)} yet "
             "(send some with `agentwatch demo`, or pass the server's --data-dir)",
             err=True,
         )

@@ -121,8 +121,15 @@ def has_spans(data_dir: str | Path) -> bool:
 
 
 def has_data(data_dir: str | Path) -> bool:
-    """Whether any span or log file is stored under ``data_dir``."""
+    """Whether any span, log or small table's file (eval runs and scores, feedback, alert
+    events...) is stored under ``data_dir``."""
     from storage.catalog import live_files
-    from storage.layout import LOGS
+    from storage.layout import LOGS, table_dir
+    from storage.tables import SCHEMAS
 
-    return has_spans(data_dir) or bool(live_files(Path(data_dir), LOGS))
+    if has_spans(data_dir) or live_files(Path(data_dir), LOGS):
+        return True
+    return any(
+        next(table_dir(Path(data_dir), table).glob("tenant=*/date=*/*.parquet"), None) is not None
+        for table in SCHEMAS
+    )

@@ -69,7 +69,7 @@ def test_query_errors_are_reported_not_raised(server: ServerProcess, tmp_path: P
     empty = agentwatch("query", "--data-dir", str(tmp_path), "--format", "json", "SELECT count(*) FROM runs")
     assert (empty.returncode, empty.stdout) == (1, "")
     assert empty.stderr == (
-        f"agentwatch query: no spans or log records stored in {tmp_path} yet "
+        f"agentwatch query: nothing stored in {tmp_path} yet "
         "(send some with `agentwatch demo`, or pass the server's --data-dir)\n"
     )
     missing = agentwatch("query", "--data-dir", str(tmp_path / "nope"), "SELECT 1")

@@ -147,11 +147,26 @@ def test_the_reading_commands_still_read_an_empty_data_directory(tmp_path: Path)
     data = tmp_path / "data"
     data.mkdir()
     assert said(run(READERS["query"], data, tmp_path)) == (
-        1, "", f"agentwatch query: no spans or log records stored in {data} yet (send some with `agentwatch demo`, "
+        1, "", f"agentwatch query: nothing stored in {data} yet (send some with `agentwatch demo`, "
         "or pass the server's --data-dir)\n",
     )  # fmt: skip
     listed = run(READERS["alerts list"], data, tmp_path)
     assert said(listed) == (0, "no alert events in the last 7d\n", "")
+
+
+
+def test_query_reads_a_data_directory_holding_only_eval_tables(tmp_path: Path) -> None:
+    """An imported eval history (``eval import-seer``) before any span: the tables are there."""
+    from datetime import UTC, datetime
+
+    from storage.tables import EvalBaselineRow, write_rows
+
+    data = tmp_path / "data"
+    data.mkdir()
+    when = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    write_rows(data, "acme", when, [EvalBaselineRow(agent="bot", kind="seer", run_id="seer-1", pinned_at=when)])
+    sql = ["query", "--data-dir", str(data), "--format", "csv", "SELECT tenant, run_id FROM eval_baselines"]
+    assert said(CliRunner().invoke(main, sql, catch_exceptions=False)) == (0, "tenant,run_id\nacme,seer-1\n", "")
 
 
 @pytest.mark.process  # serve, as a subprocess
