@@ -30,18 +30,21 @@ from core.safetext import printable
     help="Read OURS (e.g. query) from Seer's column THEIRS of TABLE. Repeatable.",
 )  # fmt: skip
 @click.option("--pin-baseline", is_flag=True, help="Pin each agent's latest imported run as its baseline.")
-@click.option("--prefix", default="seer", show_default=True, help="Run ids are PREFIX-<Seer's run id>.")
+@click.option(
+    "--prefix", help="Run ids are PREFIX-<Seer's run id>. Default: seer-<a digest of the database's first"
+    " run and the tenant>, so another database or tenant never takes these runs.",
+)  # fmt: skip
 @click.option("--write-config", type=click.Path(dir_okay=False), help="Also write the config snippet here.")
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
 @click.option("--data-dir", help="Data directory (default: the config's storage.data_dir).")
 def import_seer(
     path: str, datasets_dir: str, agent_specs: tuple[str, ...], column_specs: tuple[str, ...],
-    pin_baseline: bool, prefix: str, write_config: str | None, tenant: str, config_path: str | None,
+    pin_baseline: bool, prefix: str | None, write_config: str | None, tenant: str, config_path: str | None,
     data_dir: str | None,
 ) -> None:  # fmt: skip
     """Import the Seer database PATH (read-only): its eval sets as datasets, its runs, results and
-    scores as eval runs (ids PREFIX-<Seer's id>: importing twice duplicates nothing), and print the
+    scores as eval runs (importing twice duplicates nothing), and print the
     evals.seer config that gives a scale: seer judge its dimension names and weights."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -3,9 +3,13 @@
 the rows ``evals.runner.store`` writes for a run (``eval_runs``, ``eval_results``, ``scores``),
 so ``eval show``, ``eval diff`` and the dashboard read it like a run of their own.
 
-- A run's id is ``<prefix>-<Seer's run id>`` (``seer-`` by default): a run already stored is not
-  written again, so importing a database twice duplicates nothing. A run's rows are written
-  results and scores first, its ``eval_runs`` row last.
+- A run's id is ``seer-<database>-<Seer's run id>``: ``<database>`` is a short digest of the
+  database's identity (its first run: the Seer id and start time of the run that started
+  earliest, which later runs do not change) and of the tenant, so a second database or another
+  tenant never takes a run of this one; with ``--prefix P`` it is ``P-<Seer's run id>`` (the ids
+  are then yours to keep apart). A run already stored in the tenant is not written again, so
+  importing a database twice duplicates nothing. A run's rows are written results and scores
+  first, its ``eval_runs`` row last.
 - Scores keep Seer's dimension names (``eval_scores``' dimension, or the name of the
   ``eval_criteria`` row it refers to by id). A score's stored value wins; without one, its label
   is read on Seer's scale (``evals.judges.seer``); with neither, it is left out (noted).
@@ -14,7 +18,9 @@ so ``eval show``, ``eval diff`` and the dashboard read it like a run of their ow
   run without one the mean of its results', as for a run of our own.
 - An imported case has no spans: its trace and span ids are derived from the run and case ids.
 - The agent of a run is ``--agent`` (per set, or for all), else Seer's agent column, else the
-  eval set's name. ``pin`` pins each agent's latest run as its baseline (once).
+  eval set's name. ``pin`` pins each agent's latest run of this database that has results as
+  its baseline, in the tenant: where the agent has no baseline, or one an earlier import pinned
+  (``EvalBaselineRow.pinned_by``); a baseline a user pinned is kept (noted).
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from pathlib import Path
 
 import orjson
 
-from evals.diff import EvalDiffError, pinned
 from evals.judges.scores import Score, overall
 from evals.judges.seer import label_value
 from evals.seer import SeerCase, SeerDatabase, SeerResult, SeerRun
@@ -57,11 +62,24 @@ class SeerImport:
     notes: list[str] = field(default_factory=list)
 
 
+PINNED_BY = "import-seer"
+
+
 def run_id_of(seer_id: str, prefix: str = EVALUATOR) -> str:
     """A stable run id: ``<prefix>-<Seer's id>``, or a digest of it when it has other characters."""
     if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", seer_id):
         return f"{prefix}-{seer_id}"
     return f"{prefix}-{hashlib.blake2b(seer_id.encode(), digest_size=8).hexdigest()}"
+
+
+def database_prefix(db: SeerDatabase, tenant: str) -> str:
+    """``seer-<digest>``: the default prefix of ``db``'s run ids in ``tenant``. The digest is of the
+    database's first run (the earliest start, then the lowest id: importing again after Seer
+    added runs finds the same one) and of the tenant."""
+    first = min(db.runs, key=lambda r: (r.started, r.id), default=None)
+    key = "" if first is None else f"{first.id}\0{first.started.isoformat()}"
+    digest = hashlib.blake2b(f"{key}\0{tenant}".encode(), digest_size=4).hexdigest()
+    return f"{EVALUATOR}-{digest}"
 
 
 def _ids(run_id: str, case_id: str) -> tuple[str, str]:
@@ -116,10 +134,12 @@ def weights_by_set(db: SeerDatabase, fallback: Mapping[str, float]) -> dict[str 
 def import_seer(
     db: SeerDatabase, data_dir: Path, datasets_dir: Path, *, tenant: str = "default",
     agents: Mapping[str, str] | None = None, fallback_weights: Mapping[str, float] | None = None,
-    prefix: str = EVALUATOR, pin: bool = False, progress: Callable[[int], None] | None = None,
+    prefix: str | None = None, pin: bool = False, progress: Callable[[int], None] | None = None,
 ) -> SeerImport:  # fmt: skip
-    """Write ``db``'s datasets to ``datasets_dir`` and its runs not stored yet to ``data_dir``;
-    ``agents``: an eval set's id or name (or ``*``) → the agent its runs are of."""
+    """Write ``db``'s datasets to ``datasets_dir`` and its runs not stored yet in ``tenant`` to
+    ``data_dir``; ``agents``: an eval set's id or name (or ``*``) → the agent its runs are of;
+    ``prefix``: of the run ids (default: ``database_prefix``)."""
+    prefix = prefix if prefix is not None else database_prefix(db, tenant)
     done = SeerImport(datasets=write_datasets(db, datasets_dir), notes=list(db.notes))
     agents = agents or {}
     sets = {s.id: s for s in db.sets}
@@ -151,19 +171,27 @@ def import_seer(
         return chosen or run.agent or seer_set.agent or seer_set.name
 
     con = connect(data_dir)
-    stored = {str(r["run_id"]) for r in rows_of(con, "SELECT run_id FROM eval_runs", {})}
+    stored = {
+        str(r["run_id"]): (str(r["agent"]), int(r["cases"]))
+        for r in rows_of(con, "SELECT run_id, agent, cases FROM eval_runs WHERE tenant = $t", {"t": tenant})
+    }
     by_day: dict[object, list[tuple[EvalRunRow, list[EvalResultRow], list[ScoreRow]]]] = defaultdict(list)
     latest: dict[str, tuple[str, set[str]]] = {}
     for run in sorted(db.runs, key=lambda r: (r.started, r.id)):
-        run_id, agent = run_id_of(run.id, prefix), agent_of(run)
-        latest[agent] = (run_id, latest.get(agent, ("", set()))[1] | {run.set_id})
+        run_id = run_id_of(run.id, prefix)
         if run_id in stored:
+            agent, cases_stored = stored[run_id]
+            if cases_stored:
+                latest[agent] = (run_id, latest.get(agent, ("", set()))[1] | {run.set_id})
             done.already.append(run_id)
             continue
         dataset = done.datasets.get(run.set_id)
         set_weights = weights.get(run.set_id, weights[None])
+        agent = agent_of(run)
         built = _run_rows(run, run_id, agent, results[run.id], scored, cases, set_weights,
                           str(dataset[0]) if dataset else run.set_id, db.path.name, done.notes)  # fmt: skip
+        if built[1]:
+            latest[agent] = (run_id, latest.get(agent, ("", set()))[1] | {run.set_id})
         by_day[run.started.date()].append(built)
     written = 0
     for day in sorted(by_day, key=str):
@@ -232,9 +260,14 @@ def _run_rows(
 
 
 def _pin(data_dir: Path, tenant: str, latest: Mapping[str, tuple[str, set[str]]], done: SeerImport) -> None:
-    """Pin each agent's latest imported run as its baseline, unless it is pinned already."""
+    """Pin each agent's latest run of this database (with results) as its baseline in ``tenant``,
+    unless it is pinned already, or the agent's baseline is one a user pinned."""
     con = connect(data_dir)
     now = datetime.now(UTC)
+    sql = (
+        "SELECT run_id, pinned_by FROM eval_baselines WHERE tenant = $t AND agent = $a AND kind = 'baseline'"
+        " ORDER BY pinned_at DESC LIMIT 1"
+    )
     for agent, (run_id, set_ids) in sorted(latest.items()):
         if len(set_ids) > 1:
             names = ", ".join(sorted(set_ids))
@@ -242,10 +275,14 @@ def _pin(data_dir: Path, tenant: str, latest: Mapping[str, tuple[str, set[str]]]
                 f"agent {agent} has runs of {len(set_ids)} eval sets ({names}): its baseline"
                 f" is its latest run, {run_id} (--agent SET=AGENT gives each set its own)"
             )
-        try:
-            current: str | None = pinned(con, agent)
-        except EvalDiffError:
-            current = None
-        if current != run_id:
-            write_rows(data_dir, tenant, now, [EvalBaselineRow(agent, "baseline", run_id, now)])
-            done.pinned.append((agent, run_id))
+        current = rows_of(con, sql, {"t": tenant, "a": agent})
+        if current and current[0]["run_id"] == run_id:
+            continue
+        if current and current[0]["pinned_by"] != PINNED_BY:
+            done.notes.append(
+                f"agent {agent}: its baseline {current[0]['run_id']} was pinned by a user: kept (pin the"
+                f" import's latest run with agentwatch eval baseline pin {run_id})"
+            )
+            continue
+        write_rows(data_dir, tenant, now, [EvalBaselineRow(agent, "baseline", run_id, now, PINNED_BY)])
+        done.pinned.append((agent, run_id))

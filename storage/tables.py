@@ -222,6 +222,9 @@ class EvalBaselineRow(Row):
     """``baseline`` or ``canary``."""
     run_id: str
     pinned_at: datetime
+    pinned_by: str | None = None
+    """Who pinned it: None a user (``eval baseline pin``), ``import-seer`` an import, whose pins a
+    later import may replace (never a user's)."""
 
 
 @dataclass(frozen=True)

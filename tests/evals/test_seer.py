@@ -183,6 +183,12 @@ SCORES = [
 ]  # fmt: skip
 
 
+P = "seer-4c44f7db"
+"""The run ids' prefix of these tests' database in the default tenant: seer- and a digest of its
+first run (r1, 2026-05-01T10:00:00+00:00) and the tenant."""
+Rr1, Rr2, Rr3 = f"{P}-r1", f"{P}-r2", f"{P}-r3"
+
+
 def seer_db(path: Path, schema: str = SNAKE, drop: tuple[str, str] | None = None) -> Path:
     """The Seer-like database of these tests; ``drop``: (table, column) renamed to ``text``."""
     if drop is not None:
@@ -246,37 +252,37 @@ def expected_rows(datasets: Path) -> dict[str, Any]:
     expense, travel = str(datasets / "expense-bot.jsonl"), str(datasets / "travel-bot.jsonl")
     return {
         "runs": [
-            ("seer-r1", "Expense bot", "seer", expense, "seer", "2026-05-01 10:00:00+00", 2, 0, 7.5,
+            (Rr1, "Expense bot", "seer", expense, "seer", "2026-05-01 10:00:00+00", 2, 0, 7.5,
              '{"topicalCoverage":8.75,"hallucinationRisk":7.5,"citesPolicy":5.0}'),
             # (8.3333 + 4.5833) / 2: no overall stored for the run, the mean of its results'
-            ("seer-r2", "Expense bot", "seer", expense, "seer", "2026-05-05 10:00:00+00", 2, 0, 6.4583,
+            (Rr2, "Expense bot", "seer", expense, "seer", "2026-05-05 10:00:00+00", 2, 0, 6.4583,
              '{"topicalCoverage":7.5,"hallucinationRisk":7.5,"citesPolicy":1.25}'),
-            ("seer-r3", "Travel bot", "seer", travel, "seer", "2026-05-06 10:00:00+00", 1, 0, 5.5,
+            (Rr3, "Travel bot", "seer", travel, "seer", "2026-05-06 10:00:00+00", 1, 0, 5.5,
              '{"topicalCoverage":2.5,"hallucinationRisk":10.0}'),
         ],
         "results": [
-            ("seer-r1", "c1", "How do I file expenses?", "File it in Concur.", 7.9167, None),  # (3*7.5+2*10+5)/6
-            ("seer-r1", "c2", "Who approves?", "Your manager.", 7.0, None),  # stored
-            ("seer-r2", "c1", "How do I file expenses?", "Concur, 30 days.", 8.3333, None),  # (30+20+0)/6
-            ("seer-r2", "c2", "Who approves?", "Ask HR.", 4.5833, None),  # (15+10+2.5)/6
-            ("seer-r3", "c3", "Book a flight to Paris", "Booked.", 5.5, None),  # (3*2.5+2*10)/5
+            (Rr1, "c1", "How do I file expenses?", "File it in Concur.", 7.9167, None),  # (3*7.5+2*10+5)/6
+            (Rr1, "c2", "Who approves?", "Your manager.", 7.0, None),  # stored
+            (Rr2, "c1", "How do I file expenses?", "Concur, 30 days.", 8.3333, None),  # (30+20+0)/6
+            (Rr2, "c2", "Who approves?", "Ask HR.", 4.5833, None),  # (15+10+2.5)/6
+            (Rr3, "c3", "Book a flight to Paris", "Booked.", 5.5, None),  # (3*2.5+2*10)/5
         ],
         "scores": [
-            ("seer-r1", "c1", "citesPolicy", 5.0, "partial", "seer"),
-            ("seer-r1", "c1", "hallucinationRisk", 10.0, "low", "seer"),
-            ("seer-r1", "c1", "topicalCoverage", 7.5, "substantial", "seer"),
-            ("seer-r1", "c2", "hallucinationRisk", 5.0, "high", "seer"),
-            ("seer-r1", "c2", "topicalCoverage", 10.0, "full", "seer"),
-            ("seer-r2", "c1", "citesPolicy", 0.0, "failure", "seer"),
-            ("seer-r2", "c1", "hallucinationRisk", 10.0, "low", "seer"),
-            ("seer-r2", "c1", "topicalCoverage", 10.0, "full", "seer"),
-            ("seer-r2", "c2", "citesPolicy", 2.5, "minimal", "seer"),
-            ("seer-r2", "c2", "hallucinationRisk", 5.0, "medium", "seer"),
-            ("seer-r2", "c2", "topicalCoverage", 5.0, "partial", "seer"),
-            ("seer-r3", "c3", "hallucinationRisk", 10.0, "low", "seer"),
-            ("seer-r3", "c3", "topicalCoverage", 2.5, "minimal", "seer"),
+            (Rr1, "c1", "citesPolicy", 5.0, "partial", "seer"),
+            (Rr1, "c1", "hallucinationRisk", 10.0, "low", "seer"),
+            (Rr1, "c1", "topicalCoverage", 7.5, "substantial", "seer"),
+            (Rr1, "c2", "hallucinationRisk", 5.0, "high", "seer"),
+            (Rr1, "c2", "topicalCoverage", 10.0, "full", "seer"),
+            (Rr2, "c1", "citesPolicy", 0.0, "failure", "seer"),
+            (Rr2, "c1", "hallucinationRisk", 10.0, "low", "seer"),
+            (Rr2, "c1", "topicalCoverage", 10.0, "full", "seer"),
+            (Rr2, "c2", "citesPolicy", 2.5, "minimal", "seer"),
+            (Rr2, "c2", "hallucinationRisk", 5.0, "medium", "seer"),
+            (Rr2, "c2", "topicalCoverage", 5.0, "partial", "seer"),
+            (Rr3, "c3", "hallucinationRisk", 10.0, "low", "seer"),
+            (Rr3, "c3", "topicalCoverage", 2.5, "minimal", "seer"),
         ],
-        "baselines": [("Expense bot", "baseline", "seer-r2"), ("Travel bot", "baseline", "seer-r3")],
+        "baselines": [("Expense bot", "baseline", Rr2), ("Travel bot", "baseline", Rr3)],
     }
 
 
@@ -294,8 +300,8 @@ def test_import_writes_datasets_runs_results_scores_and_pins_baselines_once(tmp_
         f"imported {db}: 2 eval sets, 3 runs, 13 scores (0 runs stored already)",
         f"  dataset {datasets / 'expense-bot.jsonl'}: 2 cases (eval set Expense bot)",
         f"  dataset {datasets / 'travel-bot.jsonl'}: 1 case (eval set Travel bot)",
-        "pinned seer-r2 as the baseline of Expense bot",
-        "pinned seer-r3 as the baseline of Travel bot",
+        f"pinned {Rr2} as the baseline of Expense bot",
+        f"pinned {Rr3} as the baseline of Travel bot",
         "note: 1 eval_scores rows have neither a value nor a Seer label: left out",
     ]
     assert first.stdout.endswith(
@@ -372,7 +378,7 @@ def test_an_imported_baseline_diffs_against_a_new_seer_run(tmp_path: Path) -> No
     imported = import_seer(tmp_path, db, "--pin-baseline", "--agent", "s1=expense-bot",
                            "--write-config", str(tmp_path / "seer.yaml"))  # fmt: skip
     assert imported.exit_code == 0, imported.output
-    assert "pinned seer-r2 as the baseline of expense-bot" in imported.output
+    assert f"pinned {Rr2} as the baseline of expense-bot" in imported.output
     labels = {"topical_coverage": "partial", "hallucination_risk": "medium", "cites_policy": "full"}
     with OpenAIJudge(labels) as model:
         config = tmp_path / "agentwatch.yaml"
@@ -395,7 +401,7 @@ def test_an_imported_baseline_diffs_against_a_new_seer_run(tmp_path: Path) -> No
     # c1: (3*5 + 2*5 + 1*10) / 6 = 5.8333; c2: (2*5 + 1*10) / 3 = 6.6667
     assert (doc["overall_score"], doc["dimensions"]) == (
         6.25, {"topicalCoverage": 5.0, "hallucinationRisk": 5.0, "citesPolicy": 10.0})  # fmt: skip
-    assert (doc["baseline_run"], doc["regression"]) == ("seer-r2", True)
+    assert (doc["baseline_run"], doc["regression"]) == (Rr2, True)
     assert doc["regressed_dimensions"] == ["overall", "hallucinationRisk", "topicalCoverage"]
     diff = CliRunner().invoke(main, ["eval", "diff", "--agent", "expense-bot", "--config", str(config),
                                      "--format", "json"])  # fmt: skip
@@ -446,3 +452,93 @@ def test_the_config_snippet_says_what_it_could_not_read_and_keeps_your_mapping(t
         "      scale: {low: 10, medium: 5, high: 0}\n"
         "      weight: 4\n"
     )
+
+
+# -- hostile databases ---------------------------------------------------------------------------
+
+
+def small_db(
+    path: Path, runs: list[tuple[Any, ...]], results: list[tuple[Any, ...]], scores: list[tuple[Any, ...]],
+    *, sets: list[tuple[Any, ...]] | None = None, cases: list[tuple[Any, ...]] | None = None,
+    criteria: list[tuple[Any, ...]] | None = None, schema: str = SNAKE,
+) -> Path:  # fmt: skip
+    """A database of SNAKE's tables: runs (id, set, created_at, overall), results (id, run, case,
+    output, overall), scores (result, criterion, score, label, explanation); sets, cases and
+    criteria default to these tests' (criteria: their first two)."""
+    con = sqlite3.connect(path)
+    con.executescript(schema)
+    rows = {"eval_sets": SETS if sets is None else sets, "eval_cases": CASES if cases is None else cases,
+            "eval_criteria": CRITERIA[:2] if criteria is None else criteria, "eval_runs": runs,
+            "eval_results": results}  # fmt: skip
+    for table, values in rows.items():
+        for row in values:
+            con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+    con.executemany("INSERT INTO eval_scores VALUES (NULL, ?, ?, ?, ?, ?)", scores)
+    con.commit()
+    con.close()
+    return path
+
+
+def baselines(data: Path) -> list[tuple[Any, ...]]:
+    con = connect(data)
+    sql = "SELECT tenant, agent, run_id, pinned_by FROM eval_baselines ORDER BY pinned_at, tenant, agent"
+    return con.execute(sql).fetchall()
+
+
+def run_ids(data: Path) -> list[tuple[Any, ...]]:
+    return connect(data).execute("SELECT tenant, run_id, agent FROM eval_runs ORDER BY 1, 2").fetchall()
+
+
+def test_a_second_database_and_another_tenant_take_none_of_the_first_ones_runs(tmp_path: Path) -> None:
+    first = seer_db(tmp_path / "seer.db")
+    # Another database with the same run ids (r2, r3) and set names, other results.
+    other = small_db(tmp_path / "other.db", [("r2", "s1", "2026-06-01T10:00:00Z", None),
+                                             ("r3", "s2", "2026-06-02T10:00:00Z", None)],
+                     [("x1", "r2", "c1", "Concur.", 9.0), ("x2", "r3", "c3", "Paris.", 4.0)], [])  # fmt: skip
+    assert import_seer(tmp_path, first, "--pin-baseline").exit_code == 0
+    second = import_seer(tmp_path, other, "--pin-baseline")
+    assert second.exit_code == 0, second.output
+    q = "seer-ea6886f2"  # the digest of other.db's first run (r2, 2026-06-01T10:00:00+00:00) and the tenant
+    assert second.stdout.splitlines()[0] == f"imported {other}: 2 eval sets, 2 runs, 0 scores (0 runs stored already)"
+    assert second.stdout.splitlines()[3:5] == [f"pinned {q}-r2 as the baseline of Expense bot",
+                                               f"pinned {q}-r3 as the baseline of Travel bot"]  # fmt: skip
+    data = tmp_path / "data"
+    assert run_ids(data) == [("default", x, agent) for x, agent in (
+        (Rr1, "Expense bot"), (Rr2, "Expense bot"), (Rr3, "Travel bot"), (f"{q}-r2", "Expense bot"),
+        (f"{q}-r3", "Travel bot"))]  # fmt: skip
+    # The first import's pins were an import's: replaced by the second's latest runs.
+    assert baselines(data)[2:] == [("default", "Expense bot", f"{q}-r2", "import-seer"),
+                                   ("default", "Travel bot", f"{q}-r3", "import-seer")]  # fmt: skip
+    # The same file into another tenant: its own runs and baselines.
+    acme = import_seer(tmp_path, first, "--pin-baseline", "--tenant", "acme")
+    assert acme.exit_code == 0, acme.output
+    a = "seer-4f9ab475"
+    assert acme.stdout.splitlines()[0] == f"imported {first}: 2 eval sets, 3 runs, 13 scores (0 runs stored already)"
+    assert [r for r in run_ids(data) if r[0] == "acme"] == [
+        ("acme", f"{a}-r1", "Expense bot"), ("acme", f"{a}-r2", "Expense bot"), ("acme", f"{a}-r3", "Travel bot")]
+    assert baselines(data)[4:] == [("acme", "Expense bot", f"{a}-r2", "import-seer"),
+                                   ("acme", "Travel bot", f"{a}-r3", "import-seer")]  # fmt: skip
+    again = import_seer(tmp_path, first, "--pin-baseline", "--tenant", "acme")
+    assert again.stdout.splitlines()[0] == f"imported {first}: 2 eval sets, 0 runs, 0 scores (3 runs stored already)"
+    assert "pinned" not in again.stdout
+
+
+def test_pin_baseline_keeps_a_users_pin_and_never_pins_a_run_without_results(tmp_path: Path) -> None:
+    db = small_db(tmp_path / "seer.db", [("r1", "s1", "2026-05-01T10:00:00Z", None),
+                                         ("r2", "s1", "2026-05-02T10:00:00Z", None),
+                                         ("r3", "s1", "2026-05-03T10:00:00Z", None)],  # r3: failed, no results
+                  [("x1", "r1", "c1", "a", 5.0), ("x2", "r2", "c1", "b", 6.0)], [])  # fmt: skip
+    p = P  # the same first run as seer_db's
+    first = import_seer(tmp_path, db, "--pin-baseline")
+    assert first.exit_code == 0, first.output
+    assert f"pinned {p}-r2 as the baseline of Expense bot" in first.stdout.splitlines()
+    data = tmp_path / "data"
+    user = CliRunner().invoke(main, ["eval", "baseline", "pin", f"{p}-r1", "--data-dir", str(data)])
+    assert user.exit_code == 0, user.output
+    again = import_seer(tmp_path, db, "--pin-baseline")
+    assert again.exit_code == 0, again.output
+    assert not [line for line in again.stdout.splitlines() if line.startswith("pinned")]
+    assert (f"note: agent Expense bot: its baseline {p}-r1 was pinned by a user: kept (pin the import's latest"
+            f" run with agentwatch eval baseline pin {p}-r2)") in again.stdout.splitlines()  # fmt: skip
+    assert baselines(data) == [("default", "Expense bot", f"{p}-r2", "import-seer"),
+                               ("default", "Expense bot", f"{p}-r1", None)]  # fmt: skip

@@ -57,7 +57,7 @@ STORED: dict[str, list[tuple[str, pa.DataType]]] = {
         ("affected_users", N), ("top_failure_types", S), ("example_trace_ids", S), ("repeats", B),
         ("resolves", B), ("delivered", S), ("failed", S), ("agent_name", S),
     ],
-    "eval_baselines": [("agent", S), ("kind", S), ("run_id", S), ("pinned_at", TS)],
+    "eval_baselines": [("agent", S), ("kind", S), ("run_id", S), ("pinned_at", TS), ("pinned_by", S)],
 }  # fmt: skip
 
 
