@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -198,7 +199,7 @@ def _compared(recorded: RecordedRun) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
 def _unstable(cases: int | None, spread: float | None = None) -> str:
@@ -261,7 +262,8 @@ def _show_lines(detail: RunDetail) -> list[str]:
         f"{run['errors']} errors",
         f"target {run['target']}, judge {run['judge']}, dataset {run['dataset']}",
         f"overall score {_num(run['overall_score'])} / 10",
-        *(f"  {d:<20} {v:6.2f}{_unstable(*shaky.get(d, (0, None)))}" for d, v in detail.dimensions.items()),
+        *(f"  {d:<20} {_num(v):>6}{_unstable(*shaky.get(d, (0, None)))}"
+          for d, v in detail.dimensions.items()),
         _tokens("agent", agent_usage, "cases"),
         _tokens("judge", judge_usage, "calls"),
     ]
@@ -287,7 +289,7 @@ def _show_lines(detail: RunDetail) -> list[str]:
                 votes = f"  spread {s.spread:g}, dissent {s.dissent or 0:.0%}"
             elif s.spread is not None:
                 votes = "  judges agree"
-            lines.append(f"    {s.dimension:<20} {s.label or '-':<12} {s.value:5.2f}{votes}")
+            lines.append(f"    {s.dimension:<20} {s.label or '-':<12} {_num(s.value):>5}{votes}")
         for name, value in case.metrics.items():
             if name == "golden_token_f1":
                 lines.append(f"    {name:<20} {'':<12} {value:5.4f}")

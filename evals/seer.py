@@ -5,11 +5,14 @@ Seer's column names are not known here, so each table's columns are read (``PRAG
 and each value we need is found under the first of its plausible spellings (``SCHEMA``: snake_case
 and camelCase, exact, else in any case); ``--column TABLE.OURS=THEIRS`` names one explicitly. A
 table or required column that is missing is a ``DatasetError`` naming the file, the table, the
-columns looked for and the ones found. Times are ISO text or epoch seconds or milliseconds.
+columns looked for and the ones found. Times are ISO text or epoch seconds or milliseconds (in
+years 1-9999, UTC); a score or an overall score is a number from 0 to 10: a row whose time is
+not one is left out, a value that is not one (NaN, infinite, out of range) is left out, noted.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +66,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
     for table, wanted in _SPELLINGS.items()
 }
 """Table → our name → (Seer's plausible spellings, in order of preference; whether required)."""
+_TIMES = "ISO text or epoch seconds or ms in years 1-9999"
 OPTIONAL_TABLES = frozenset({"eval_criteria"})
 """Without ``eval_criteria`` the dimensions are named by ``eval_scores`` alone, with no weights."""
 
@@ -214,7 +218,15 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
         return [dict(zip(picked, row, strict=True)) for row in cursor]
 
     def problem(table: str, row: dict[str, Any], text: str) -> None:
-        db.notes.append(f"{table} {row.get('id', row)}: {text}: left out")
+        db.notes.append(f"{table} {_name(table, row)}: {text}: left out")
+
+    def points(table: str, row: dict[str, Any], key: str, what: str) -> float | None:
+        """A score of 0-10, else None (a value that is not one noted)."""
+        number = _number(row.get(key))
+        if number is not None and not (math.isfinite(number) and 0 <= number <= 10):
+            problem(table, row, f"its {what} {row.get(key)!r} is not a number from 0 to 10")
+            return None
+        return number
 
     for r in rows("eval_sets"):
         db.sets.append(SeerSet(_id(r["id"]), _text(r.get("name")) or _id(r["id"]), _text(r.get("agent"))))
@@ -232,24 +244,33 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
             ))  # fmt: skip
     for r in rows("eval_runs"):
         if (started := _time(r["started"])) is None:
-            problem("eval_runs", r, f"its time {r['started']!r} is neither ISO text nor epoch seconds or ms")
+            problem("eval_runs", r, f"its time {r['started']!r} is not {_TIMES}")
             continue
+        finished = _time(r.get("finished"))
+        if finished is None and _text(r.get("finished")) is not None:
+            problem("eval_runs", r, f"its finish time {r['finished']!r} is not a time")
         db.runs.append(SeerRun(
-            _id(r["id"]), _id(r["set"]), started, _time(r.get("finished")), _number(r.get("overall")),
+            _id(r["id"]), _id(r["set"]), started, finished,
+            points("eval_runs", r, "overall", "overall score"),
             _text(r.get("agent")), _text(r.get("judge")),
         ))  # fmt: skip
     for r in rows("eval_results"):
+        latency = _number(r.get("latency"))
         db.results.append(SeerResult(
-            _id(r["id"]), _id(r["run"]), _id(r["case"]), _text(r.get("output")), _number(r.get("overall")),
-            _text(r.get("error")), _number(r.get("latency")),
+            _id(r["id"]), _id(r["run"]), _id(r["case"]), _text(r.get("output")),
+            points("eval_results", r, "overall", "overall score"), _text(r.get("error")),
+            latency if latency is not None and math.isfinite(latency) and latency >= 0 else None,
         ))  # fmt: skip
     for r in rows("eval_scores"):
         if (dimension := _text(r["dimension"])) is None:
             problem("eval_scores", r, "no dimension")
             continue
+        value = points("eval_scores", r, "value", "score")
+        if value is None and _number(r.get("value")) is not None:
+            continue
         db.scores.append(SeerScore(
             _opt_id(r.get("result")), _opt_id(r.get("run")), _opt_id(r.get("case")), dimension,
-            _number(r.get("value")), _text(r.get("label")), _text(r.get("explanation")),
+            value, _text(r.get("label")), _text(r.get("explanation")),
         ))  # fmt: skip
     return db
 
@@ -289,6 +310,14 @@ def _missing(file: Path, table: str, ours: str, looked: str, have: list[str], op
     )
 
 
+def _name(table: str, row: dict[str, Any]) -> str:
+    """How a note names a row: its id, else (a score) its result or run and case, and dimension."""
+    if "id" in row:
+        return str(row["id"])
+    scored = row.get("result") if row.get("result") is not None else f"{row.get('run')}/{row.get('case')}"
+    return f"of {scored} for {row.get('dimension')}"
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -322,13 +351,13 @@ def _number(value: Any) -> float | None:
 def _time(value: Any) -> datetime | None:
     """ISO text (naive: UTC), or epoch seconds, or epoch milliseconds (past 10^11: year 5138 in s)."""
     number = _number(value)
-    if number is not None:
-        return datetime.fromtimestamp(number / 1000 if abs(number) >= 1e11 else number, UTC)
-    text = _text(value)
-    if text is None:
-        return None
     try:
+        if number is not None:
+            return datetime.fromtimestamp(number / 1000 if abs(number) >= 1e11 else number, UTC)
+        text = _text(value)
+        if text is None:
+            return None
         found = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):  # not a time, or one out of datetime's years 1-9999
         return None
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)

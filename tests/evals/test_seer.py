@@ -542,3 +542,55 @@ def test_pin_baseline_keeps_a_users_pin_and_never_pins_a_run_without_results(tmp
             f" run with agentwatch eval baseline pin {p}-r2)") in again.stdout.splitlines()  # fmt: skip
     assert baselines(data) == [("default", "Expense bot", f"{p}-r2", "import-seer"),
                                ("default", "Expense bot", f"{p}-r1", None)]  # fmt: skip
+
+
+def notes(result: Result) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("note: ")]
+
+
+def test_times_and_scores_out_of_range_are_left_out_with_a_note(tmp_path: Path) -> None:
+    runs = [("r1", "s1", "2026-05-01T10:00:00Z", "NaN"), ("big", "s1", 1e20, None), ("huge", "s1", 1e300, None),
+            ("late", "s1", "9999-12-31T23:59:59-01:00", None), ("early", "s1", "0001-01-01T00:00:00+01:00", None)]
+    results = [("x1", "r1", "c1", "a", None), ("x2", "r1", "c2", "b", "inf")]
+    scores = [("x1", "k1", "NaN", None, None), ("x1", "k2", 10.0, None, None), ("x2", "k1", 85, None, None),
+              ("x2", "k2", -3, "low", None), ("x2", "k1", None, "partial", None)]  # fmt: skip
+    db = small_db(tmp_path / "seer.db", runs, results, scores)
+    result = import_seer(tmp_path, db)
+    assert result.exit_code == 0, result.output
+    assert notes(result) == [
+        "note: eval_runs r1: its overall score 'NaN' is not a number from 0 to 10: left out",
+        "note: eval_runs big: its time 1e+20 is not ISO text or epoch seconds or ms in years 1-9999: left out",
+        "note: eval_runs huge: its time 1e+300 is not ISO text or epoch seconds or ms in years 1-9999: left out",
+        "note: eval_runs late: its time '9999-12-31T23:59:59-01:00' is not ISO text or epoch seconds or ms in"
+        " years 1-9999: left out",
+        "note: eval_runs early: its time '0001-01-01T00:00:00+01:00' is not ISO text or epoch seconds or ms in"
+        " years 1-9999: left out",
+        "note: eval_results x2: its overall score 'inf' is not a number from 0 to 10: left out",
+        "note: eval_scores of x1 for k1: its score 'NaN' is not a number from 0 to 10: left out",
+        "note: eval_scores of x2 for k1: its score 85.0 is not a number from 0 to 10: left out",
+        "note: eval_scores of x2 for k2: its score -3.0 is not a number from 0 to 10: left out",
+    ]
+    p = P  # r1 starts first, as in seer_db
+    # x1: only k2 (10) is left: its overall 10; x2: only k1's label partial (5); the run: their mean.
+    assert stored(tmp_path / "data")["results"] == [(f"{p}-r1", "c1", "How do I file expenses?", "a", 10.0, None),
+                                                    (f"{p}-r1", "c2", "Who approves?", "b", 5.0, None)]  # fmt: skip
+    assert stored(tmp_path / "data")["runs"][0][8:] == (7.5, '{"hallucinationRisk":10.0,"topicalCoverage":5.0}')
+
+
+def test_eval_show_prints_a_dash_for_a_nan_stored_before(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from storage.tables import EvalResultRow, EvalRunRow, ScoreRow, write_rows
+
+    when = datetime(2026, 5, 1, tzinfo=UTC)
+    nan = float("nan")
+    run = EvalRunRow("old", "bot", "seer", "d.jsonl", "seer:x", "seer", when, when, 1, 0, nan, '{"Tone":null}')
+    result = EvalResultRow("old", "bot", "c1", "t" * 32, "s" * 16, None, "q", "a", None, None, None, nan, when, None)
+    score = ScoreRow("t" * 32, "s" * 16, "seer", "Tone", nan, None, None, "seer", when, "old", "c1")
+    for row in (run, result, score):
+        write_rows(tmp_path, "default", when, [row])
+    shown = CliRunner().invoke(main, ["eval", "show", "old", "--data-dir", str(tmp_path)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert [lines[2], lines[3]] == ["overall score - / 10", "  Tone                      -"]
+    assert lines[-2:] == ["  c1: overall -", "    Tone                 -                -"]
