@@ -4,6 +4,7 @@ scores new runs under its dimension names and weights (``evals.judges.seer``).""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -57,7 +58,16 @@ def import_seer(
     data = Path(usable_data_dir(config.storage.data_dir, "eval import-seer", creates=True))
     agents = dict(spec.partition("=")[::2] if "=" in spec else ("*", spec) for spec in agent_specs)
     try:
+        problems = _option_problems(agent_specs, prefix, write_config)
+        if problems:
+            raise DatasetError(problems)
         db = read_seer(path, parse_overrides(column_specs))
+        known = {"*", *(s.id for s in db.sets), *(s.name for s in db.sets)}
+        unknown = [name for name in agents if name not in known]
+        if unknown:
+            sets = ", ".join(f"{s.id} ({s.name})" for s in db.sets) or "none"
+            raise DatasetError([f"--agent {name}=...: no eval set has the id or name {name!r}"
+                                f" (its sets: {sets})" for name in unknown])  # fmt: skip
     except DatasetError as exc:
         for problem in exc.problems:
             click.echo(printable(f"agentwatch eval import-seer: {problem}"), err=True)
@@ -85,3 +95,22 @@ def import_seer(
     if write_config is not None:
         Path(write_config).write_text(snippet, encoding="utf-8")
         click.echo(printable(f"# written to {write_config}"))
+
+
+def _option_problems(agent_specs: tuple[str, ...], prefix: str | None, write_config: str | None) -> list[str]:
+    """What is wrong with the options, found before anything is read or written."""
+    problems = []
+    for spec in agent_specs:
+        name, _, agent = spec.partition("=") if "=" in spec else ("*", "", spec)
+        if not agent.strip() or not name.strip():
+            problems.append(f"--agent {spec!r}: write it [SET=]AGENT, both non-empty")
+    if prefix is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", prefix):
+        problems.append(f"--prefix {prefix!r}: 1 to 64 of the characters A-Z a-z 0-9 . _ -")
+    if write_config is not None:
+        file = Path(write_config)
+        if file.exists():
+            problems.append(f"--write-config {write_config}: the file exists: not overwritten"
+                            " (name a new file)")  # fmt: skip
+        elif not file.parent.is_dir():
+            problems.append(f"--write-config {write_config}: no directory {file.parent}")
+    return problems

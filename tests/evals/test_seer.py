@@ -594,3 +594,27 @@ def test_eval_show_prints_a_dash_for_a_nan_stored_before(tmp_path: Path) -> None
     lines = shown.stdout.splitlines()
     assert [lines[2], lines[3]] == ["overall score - / 10", "  Tone                      -"]
     assert lines[-2:] == ["  c1: overall -", "    Tone                 -                -"]
+
+
+def test_bad_options_are_clean_errors_before_anything_is_written(tmp_path: Path) -> None:
+    db = seer_db(tmp_path / "seer.db")
+    mine = tmp_path / "my.yaml"
+    mine.write_text("storage: {data_dir: x}\n")
+    cases = [
+        (("--write-config", str(mine)), f"--write-config {mine}: the file exists: not overwritten (name a new file)"),
+        (("--write-config", str(tmp_path / "nodir" / "x.yaml")),
+         f"--write-config {tmp_path / 'nodir' / 'x.yaml'}: no directory {tmp_path / 'nodir'}"),
+        (("--agent", ""), "--agent '': write it [SET=]AGENT, both non-empty"),
+        (("--agent", "=foo"), "--agent '=foo': write it [SET=]AGENT, both non-empty"),
+        (("--agent", "s1="), "--agent 's1=': write it [SET=]AGENT, both non-empty"),
+        (("--prefix", ""), "--prefix '': 1 to 64 of the characters A-Z a-z 0-9 . _ -"),
+        (("--prefix", "a/b c"), "--prefix 'a/b c': 1 to 64 of the characters A-Z a-z 0-9 . _ -"),
+        (("--prefix", "../../x"), "--prefix '../../x': 1 to 64 of the characters A-Z a-z 0-9 . _ -"),
+        (("--agent", "nosuchset=foo"), "--agent nosuchset=...: no eval set has the id or name 'nosuchset'"
+                                        " (its sets: s1 (Expense bot), s2 (Travel bot))"),
+    ]  # fmt: skip
+    for args, error in cases:
+        result = import_seer(tmp_path, db, *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"agentwatch eval import-seer: {error}\n")
+    assert mine.read_text() == "storage: {data_dir: x}\n"
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "data" / "eval_runs").exists()
