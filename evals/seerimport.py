@@ -9,7 +9,10 @@ so ``eval show``, ``eval diff`` and the dashboard read it like a run of their ow
   tenant never takes a run of this one; with ``--prefix P`` it is ``P-<Seer's run id>`` (the ids
   are then yours to keep apart). A run already stored in the tenant is not written again, so
   importing a database twice duplicates nothing. A run's rows are written results and scores
-  first, its ``eval_runs`` row last.
+  first, its ``eval_runs`` row last, in files named ``import-seer-*``: an import that was
+  interrupted before a run's ``eval_runs`` row leaves files of runs none of which is stored,
+  which the next import removes before writing those runs again (``_drop_leftovers``), so a
+  retry after a crash at any point stores each run once.
 - Scores keep Seer's dimension names (``eval_scores``' dimension, or the name of the
   ``eval_criteria`` row it refers to by id). A score's stored value wins; without one, its label
   is read on Seer's scale (``evals.judges.seer``); with neither, it is left out (noted).
@@ -28,19 +31,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 
 from evals.judges.scores import Score, overall
 from evals.judges.seer import label_value
 from evals.seer import SeerCase, SeerDatabase, SeerResult, SeerRun
 from storage.catalog import connect, rows_of
-from storage.tables import EvalBaselineRow, EvalResultRow, EvalRunRow, ScoreRow, write_rows
+from storage.layout import table_dir
+from storage.tables import EvalBaselineRow, EvalResultRow, EvalRunRow, Row, ScoreRow, write_rows
 
 EVALUATOR = "seer"
 KIND = "seer"
@@ -194,13 +200,18 @@ def import_seer(
             latest[agent] = (run_id, latest.get(agent, ("", set()))[1] | {run.set_id})
         by_day[run.started.date()].append(built)
     written = 0
+    pending = {run_row.run_id for group in by_day.values() for run_row, _, _ in group}
+    left = _drop_leftovers(data_dir, tenant, pending, set(stored))
+    if left:
+        done.notes.append(f"{left} files of an import that did not finish were removed (their runs are"
+                          " written again)")  # fmt: skip
     for day in sorted(by_day, key=str):
         group = by_day[day]
         when = group[0][0].started_at
-        write_rows(data_dir, tenant, when, [r for _, results_, _ in group for r in results_])
+        _write(data_dir, tenant, when, [r for _, results_, _ in group for r in results_])
         score_rows = [s for _, _, scores in group for s in scores]
-        write_rows(data_dir, tenant, when, score_rows)
-        write_rows(data_dir, tenant, when, [run_row for run_row, _, _ in group])
+        _write(data_dir, tenant, when, score_rows)
+        _write(data_dir, tenant, when, [run_row for run_row, _, _ in group])
         done.scores += len(score_rows)
         done.imported += [run_row.run_id for run_row, _, _ in group]
         written += len(group)
@@ -257,6 +268,29 @@ def _run_rows(
         dimension_scores=orjson.dumps(means).decode(),
     )  # fmt: skip
     return run_row, result_rows, score_rows
+
+
+LEFTOVER = "import-seer-"
+"""How the files an import writes are named: ``import-seer-<uuid>.parquet``."""
+
+
+def _write(data_dir: Path, tenant: str, when: datetime, rows: Sequence[Row]) -> None:
+    write_rows(data_dir, tenant, when, rows, f"{LEFTOVER}{uuid.uuid4().hex}.parquet")
+
+
+def _drop_leftovers(data_dir: Path, tenant: str, pending: set[str], stored: set[str]) -> int:
+    """Remove the result and score files an import wrote for runs whose ``eval_runs`` row it never
+    wrote (it was interrupted): the files of ``tenant`` named ``LEFTOVER`` whose every run is one
+    about to be written (``pending``) and none stored. The runs are then written once, whole."""
+    removed = 0
+    for table, column in (("eval_results", "run_id"), ("scores", "eval_run_id")):
+        partitions = table_dir(data_dir, table) / f"tenant={tenant}"
+        for file in sorted(partitions.glob(f"date=*/{LEFTOVER}*.parquet")):
+            runs = set(pq.read_table(file, columns=[column]).column(column).to_pylist())
+            if runs and runs <= pending and not runs & stored:
+                file.unlink()
+                removed += 1
+    return removed
 
 
 def _pin(data_dir: Path, tenant: str, latest: Mapping[str, tuple[str, set[str]]], done: SeerImport) -> None:

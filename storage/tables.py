@@ -295,8 +295,11 @@ SCHEMAS: dict[str, pa.Schema] = {row.TABLE: schema_of(row) for row in ROWS}
 """Table name → Arrow schema (the catalog's views of tables with no file yet use it)."""
 
 
-def write_rows(data_dir: Path, tenant: str, when: datetime, rows: Sequence[Row]) -> Path | None:
-    """Append ``rows`` (all of one table) in the partition of ``tenant`` and ``when``'s day."""
+def write_rows(
+    data_dir: Path, tenant: str, when: datetime, rows: Sequence[Row], name: str | None = None
+) -> Path | None:
+    """Append ``rows`` (all of one table) in the partition of ``tenant`` and ``when``'s day, in a
+    new file (``name``: its name, default ``part-<uuid>.parquet``)."""
     if not rows:
         return None
     table = type(rows[0]).TABLE
@@ -305,4 +308,4 @@ def write_rows(data_dir: Path, tenant: str, when: datetime, rows: Sequence[Row])
     schema = SCHEMAS[table]
     columns = {name: [getattr(row, name) for row in rows] for name in schema.names}
     directory = table_dir(data_dir, table) / f"tenant={tenant}" / f"date={when.date().isoformat()}"
-    return write_atomically(pa.Table.from_pydict(columns, schema=schema), directory, "zstd", 3)
+    return write_atomically(pa.Table.from_pydict(columns, schema=schema), directory, "zstd", 3, name)

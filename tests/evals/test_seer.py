@@ -618,3 +618,30 @@ def test_bad_options_are_clean_errors_before_anything_is_written(tmp_path: Path)
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"agentwatch eval import-seer: {error}\n")
     assert mine.read_text() == "storage: {data_dir: x}\n"
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "data" / "eval_runs").exists()
+
+
+@pytest.mark.parametrize("crash", range(1, 10))
+def test_a_retry_after_an_import_crashed_stores_each_run_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: int
+) -> None:
+    import evals.seerimport
+
+    db = seer_db(tmp_path / "seer.db")
+    real, calls = evals.seerimport.write_rows, []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[3][0].TABLE)
+        if len(calls) == crash:  # 3 days of runs: results, scores, runs each; the crash on call `crash`
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evals.seerimport, "write_rows", failing)
+    with pytest.raises(OSError, match="disk full"):
+        import_seer(tmp_path, db, "--pin-baseline")
+    monkeypatch.setattr(evals.seerimport, "write_rows", real)
+    retry = import_seer(tmp_path, db, "--pin-baseline")
+    assert retry.exit_code == 0, retry.output
+    assert stored(tmp_path / "data") == expected_rows(tmp_path / "datasets")
+    removed = {1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 2, 7: 0, 8: 1, 9: 2}[crash]  # the crashed day's files
+    assert [n for n in notes(retry) if " files " in n] == ([f"note: {removed} files of an import that did not finish were removed (their runs"
+                                 " are written again)"] if removed else [])  # fmt: skip
