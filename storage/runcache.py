@@ -26,11 +26,13 @@ on. They differ only for a trace whose spans started more than a day before the 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -167,6 +169,9 @@ class RunCache:
         self.directory = self.data_dir / CACHE_DIR
         self._lock = threading.Lock()
         self._merging: threading.Thread | None = None
+        self._building: duckdb.DuckDBPyConnection | None = None
+        """The connection merging the cache now, if any (interrupted at exit)."""
+        self._exiting = False
         self.builds = 0
         """How many times this object merged the closed days (tests read it)."""
 
@@ -205,13 +210,29 @@ class RunCache:
         return None
 
     def _merge_aside(self, path: Path, files: list[tuple[str, bool]]) -> None:
+        _merging_caches.add(self)
         try:
             with self._lock:
                 if not path.exists():
                     self._build(path, files)
         except (duckdb.Error, OSError):
+            if self._exiting:
+                log.info("run cache: merging the closed days stopped: the process is exiting")
+                return
             # Views go on reading the partials; the next view that finds it missing tries again.
             log.exception("run cache: merging the closed days into %s failed", path)
+        finally:
+            _merging_caches.discard(self)
+
+    def _stop_merging(self, timeout: float) -> None:
+        """Interrupt a background merge and wait for it (at most ``timeout``): a DuckDB query
+        still running in a daemon thread when the interpreter exits can abort the process."""
+        self._exiting = True
+        building, merging = self._building, self._merging
+        if building is not None:
+            building.interrupt()
+        if merging is not None:
+            merging.join(timeout)
 
     def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
         """The cache file the closed days' files make now (maybe not merged yet), and the files."""
@@ -389,7 +410,10 @@ class RunCache:
         for left in (tmp, tmp.with_name(f"{tmp.name}.wal")):  # a merge killed half-way
             left.unlink(missing_ok=True)
         con = duckdb.connect(":memory:")
+        self._building = con
         try:
+            if self._exiting:
+                raise duckdb.InterruptException("the process is exiting")
             con.execute("SET enable_progress_bar = false")
             con.execute("SET preserve_insertion_order = false")
             # Bounded like a dashboard view (twice its default), spilling where views spill.
@@ -417,6 +441,7 @@ class RunCache:
                 )
             con.execute("DETACH out")
         finally:
+            self._building = None
             con.close()
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -486,6 +511,16 @@ def _label(con: duckdb.DuckDBPyConnection, cache: str, scope: Scope) -> str:
     if found.fetchall()[0][0]:
         return agent
     return resolve_agent(con, agent, first, scope.tenant, scope.synthetic)
+
+
+_merging_caches: weakref.WeakSet[RunCache] = weakref.WeakSet()
+"""Caches merging on a background thread now."""
+
+
+@atexit.register
+def _stop_merges() -> None:
+    for cache in list(_merging_caches):
+        cache._stop_merging(timeout=10.0)
 
 
 def _build_derived(con: duckdb.DuckDBPyConnection, derived: tuple[Derived, ...], files: list[str]) -> None:

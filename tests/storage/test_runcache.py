@@ -429,3 +429,31 @@ def test_requeries_and_fallbacks_from_the_cache(tmp_path: Path) -> None:
     implicit, fallbacks = answers[0]["implicit"], answers[0]["fallbacks"]
     assert (implicit["runs"], implicit["requeried_runs"]) == (3, 2)
     assert (fallbacks["runs"], fallbacks["fell_back"], fallbacks["reasons"]) == (3, 1, {"quota": 1})
+
+
+@pytest.mark.process  # a Python process that exits during a merge
+def test_a_merge_running_when_the_process_exits_is_stopped_cleanly(data_dir: Path) -> None:
+    """The merge runs on a daemon thread; a process exiting during it (serve's shutdown) stops it
+    first: exit status 0, no abort from a query still running in the interpreter's teardown."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        from datetime import datetime, UTC
+        from pathlib import Path
+        from storage.catalog import connect
+        from storage.runcache import Derived, RunCache
+        slow = Derived("slow", "SELECT s.tenant, s.trace_id FROM __SPANS__ s, range(3000000000) t"
+                               " WHERE t.range * 0 = 1")
+        cache = RunCache(Path({str(data_dir)!r}), clock=lambda: datetime(2025, 11, 22, 9, tzinfo=UTC),
+                         derived=(slow,))
+        assert cache._ready(connect(cache.data_dir), cache.cutoff()) is None  # merging aside
+        time.sleep(1.5)
+        assert cache._merging.is_alive()
+        print("exiting", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "exiting\n"), done.stderr
+    assert "terminate" not in done.stderr and "Traceback" not in done.stderr
