@@ -18,7 +18,9 @@ so ``eval show``, ``eval diff`` and the dashboard read it like a run of their ow
   is read on Seer's scale (``evals.judges.seer``); with neither, it is left out (noted).
 - A result's and a run's overall score are Seer's stored ones; a result without one gets the
   weighted mean of its scores (weights: ``eval_criteria``, else ``evals.seer.dimensions``), a
-  run without one the mean of its results', as for a run of our own.
+  run without one the mean of its results', as for a run of our own. A run with a result whose
+  scores have a dimension of no known weight (and no overall score stored) is not imported
+  (noted): once the config gives the weights, importing again computes and stores it.
 - An imported case has no spans: its trace and span ids are derived from the run and case ids.
 - The agent of a run is ``--agent`` (per set, or for all), else Seer's agent column, else the
   eval set's name. ``pin`` pins each agent's latest run of this database that has results as
@@ -196,6 +198,8 @@ def import_seer(
         agent = agent_of(run)
         built = _run_rows(run, run_id, agent, results[run.id], scored, cases, set_weights,
                           str(dataset[0]) if dataset else run.set_id, db.path.name, done.notes)  # fmt: skip
+        if built is None:
+            continue
         if built[1]:
             latest[agent] = (run_id, latest.get(agent, ("", set()))[1] | {run.set_id})
         by_day[run.started.date()].append(built)
@@ -227,20 +231,22 @@ def _run_rows(
     scored: Mapping[tuple[str | None, str | None, str | None], list[Score]],
     cases: Mapping[tuple[str, str], SeerCase],
     weights: Mapping[str, float], dataset: str, source: str, notes: list[str],
-) -> tuple[EvalRunRow, list[EvalResultRow], list[ScoreRow]]:  # fmt: skip
+) -> tuple[EvalRunRow, list[EvalResultRow], list[ScoreRow]] | None:  # fmt: skip
+    """The rows of ``run``; None (noted) when a result's overall score cannot be computed."""
     judge_model = run.judge or EVALUATOR
     result_rows: list[EvalResultRow] = []
     score_rows: list[ScoreRow] = []
     by_dimension: dict[str, list[float]] = defaultdict(list)
+    missing: set[str] = set()
     for r in results:
         scores = scored.get((r.id, None, None), []) + scored.get((None, run.id, r.case_id), [])
         best = r.overall
         if best is None and scores:
-            unweighted = sorted({s.dimension for s in scores} - set(weights))
-            best = None if unweighted else overall(tuple(scores), weights)
+            unweighted = {s.dimension for s in scores} - set(weights)
             if unweighted:
-                notes.append(f"eval_results {r.id}: no overall score stored, and no weight known for "
-                             f"{', '.join(unweighted)}: left empty")  # fmt: skip
+                missing |= unweighted
+                continue
+            best = overall(tuple(scores), weights)
         case = cases.get((run.set_id, r.case_id))
         query = case.query if case is not None else None
         if query is None:
@@ -257,6 +263,11 @@ def _run_rows(
                 trace_id, span_id, EVALUATOR, s.dimension, s.value, s.label or None, s.explanation or None,
                 judge_model, run.started, run_id, r.case_id,
             ))  # fmt: skip
+    if missing:
+        notes.append(f"eval_runs {run.id}: results without an overall score stored have scores of"
+                     f" {', '.join(sorted(missing))}, whose weight is not known: not imported (give them"
+                     " weights in evals.seer.dimensions and import again)")  # fmt: skip
+        return None
     overalls = [r.overall_score for r in result_rows if r.overall_score is not None]
     run_overall = run.overall if run.overall is not None else (
         round(sum(overalls) / len(overalls), 4) if overalls else None)  # fmt: skip

@@ -645,3 +645,24 @@ def test_a_retry_after_an_import_crashed_stores_each_run_once(
     removed = {1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 2, 7: 0, 8: 1, 9: 2}[crash]  # the crashed day's files
     assert [n for n in notes(retry) if " files " in n] == ([f"note: {removed} files of an import that did not finish were removed (their runs"
                                  " are written again)"] if removed else [])  # fmt: skip
+
+
+def test_a_run_whose_weights_are_unknown_is_imported_once_the_config_gives_them(tmp_path: Path) -> None:
+    schema = "\n".join(line for line in SNAKE.splitlines() if "eval_criteria" not in line)
+    db = small_db(tmp_path / "seer.db", [("r1", "s1", "2026-05-01T10:00:00Z", None)],
+                  [("x1", "r1", "c1", "a", None)], [("x1", "topicalCoverage", 5.0, None, None)],
+                  criteria=[], schema=schema)  # fmt: skip
+    first = import_seer(tmp_path, db)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[0] == f"imported {db}: 2 eval sets, 0 runs, 0 scores (0 runs stored already)"
+    assert notes(first) == [
+        "note: no eval_criteria table: dimensions are named by eval_scores, with no weights",
+        "note: eval_runs r1: results without an overall score stored have scores of topicalCoverage, whose"
+        " weight is not known: not imported (give them weights in evals.seer.dimensions and import again)",
+    ]
+    config = tmp_path / "agentwatch.yaml"
+    config.write_text("evals:\n  seer:\n    dimensions:\n      topicalCoverage: {dimension: topical_coverage, weight: 2}\n")
+    again = import_seer(tmp_path, db, "--config", str(config))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == f"imported {db}: 2 eval sets, 1 runs, 1 scores (0 runs stored already)"
+    assert stored(tmp_path / "data")["results"] == [(f"{P}-r1", "c1", "How do I file expenses?", "a", 5.0, None)]
