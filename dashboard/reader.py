@@ -4,6 +4,7 @@ them), and a cache of answers that new data invalidates."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import threading
@@ -38,12 +39,24 @@ WARM_POLL_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
+_exiting = threading.Event()
+_warmers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_warming() -> None:
+    """Let a catalog being bound finish before the interpreter goes (a DuckDB call still running
+    in a daemon thread at teardown can abort the process)."""
+    _exiting.set()
+    for thread in list(_warmers):
+        thread.join(5.0)
+
+
 def _warm(ref: weakref.ref[Reader]) -> None:
     """``Reader._keep_warm``'s thread: every ``WARM_POLL_SECONDS``, bind the catalog of the data
     files as they are, until the reader is gone or has not been asked for a view for
     ``WARM_SECONDS``."""
-    while True:
-        time.sleep(WARM_POLL_SECONDS)
+    while not _exiting.wait(WARM_POLL_SECONDS):
         reader = ref()
         if reader is None:
             return
@@ -130,6 +143,7 @@ class Reader:
             if self._warmer is None:
                 ref = weakref.ref(self)
                 self._warmer = supervision.start_thread("dashboard-catalog", lambda: _warm(ref))
+                _warmers.add(self._warmer)
 
     def _catalog_of(self, version: str) -> _Catalog:
         """The catalog of ``version``, bound now if the current one is of another (which is
