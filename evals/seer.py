@@ -228,21 +228,42 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
             return None
         return number
 
+    seen: set[tuple[str, ...]] = set()
+
+    def usable(table: str, r: dict[str, Any], keys: tuple[str, ...], unique: tuple[str, ...]) -> bool:
+        """Whether the row has every id of ``keys`` and is the first of its ``unique`` ids (noted if not)."""
+        if empty := [k for k in keys if _opt_id(r.get(k)) is None]:
+            problem(table, r, "no " + " or ".join(k if k == "id" else f"{k} id" for k in empty))
+            return False
+        key = (table, *(_id(r[k]) for k in unique))
+        if key in seen:
+            db.notes.append(f"{table} {_name(table, r)}: its id is another row's too: the first is kept")
+            return False
+        seen.add(key)
+        return True
+
     for r in rows("eval_sets"):
-        db.sets.append(SeerSet(_id(r["id"]), _text(r.get("name")) or _id(r["id"]), _text(r.get("agent"))))
+        if usable("eval_sets", r, ("id",), ("id",)):
+            db.sets.append(SeerSet(_id(r["id"]), _text(r.get("name")) or _id(r["id"]), _text(r.get("agent"))))
     for r in rows("eval_cases"):
+        if not usable("eval_cases", r, ("id", "set"), ("set", "id")):
+            continue
         if not (query := _text(r["query"])):
             problem("eval_cases", r, "no query")
             continue
         db.cases.append(SeerCase(_id(r["id"]), _id(r["set"]), query, _text(r.get("expected")),
                                  _text(r.get("guidance"))))  # fmt: skip
     for r in rows("eval_criteria"):
+        if _opt_id(r.get("id")) is not None and not usable("eval_criteria", r, (), ("id",)):
+            continue
         if name := _text(r["name"]):
             db.criteria.append(SeerCriterion(
                 _opt_id(r.get("id")), name, _number(r.get("weight")), _text(r.get("rubric")),
                 _text(r.get("scale")), _opt_id(r.get("set")),
             ))  # fmt: skip
     for r in rows("eval_runs"):
+        if not usable("eval_runs", r, ("id", "set"), ("id",)):
+            continue
         if (started := _time(r["started"])) is None:
             problem("eval_runs", r, f"its time {r['started']!r} is not {_TIMES}")
             continue
@@ -255,6 +276,8 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
             _text(r.get("agent")), _text(r.get("judge")),
         ))  # fmt: skip
     for r in rows("eval_results"):
+        if not usable("eval_results", r, ("id", "run", "case"), ("id",)):
+            continue
         latency = _number(r.get("latency"))
         db.results.append(SeerResult(
             _id(r["id"]), _id(r["run"]), _id(r["case"]), _text(r.get("output")),
@@ -264,6 +287,9 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
     for r in rows("eval_scores"):
         if (dimension := _text(r["dimension"])) is None:
             problem("eval_scores", r, "no dimension")
+            continue
+        if _opt_id(r.get("result")) is None and None in (_opt_id(r.get("run")), _opt_id(r.get("case"))):
+            problem("eval_scores", r, "no result id (nor run and case ids)")
             continue
         value = points("eval_scores", r, "value", "score")
         if value is None and _number(r.get("value")) is not None:
@@ -314,8 +340,11 @@ def _name(table: str, row: dict[str, Any]) -> str:
     """How a note names a row: its id, else (a score) its result or run and case, and dimension."""
     if "id" in row:
         return str(row["id"])
-    scored = row.get("result") if row.get("result") is not None else f"{row.get('run')}/{row.get('case')}"
-    return f"of {scored} for {row.get('dimension')}"
+    if row.get("result") is not None:
+        return f"of {row['result']} for {row.get('dimension')}"
+    if row.get("run") is not None and row.get("case") is not None:
+        return f"of {row['run']}/{row['case']} for {row.get('dimension')}"
+    return f"for {row.get('dimension')}"
 
 
 def _quote(name: str) -> str:

@@ -90,9 +90,10 @@ def database_prefix(db: SeerDatabase, tenant: str) -> str:
     return f"{EVALUATOR}-{digest}"
 
 
-def _ids(run_id: str, case_id: str) -> tuple[str, str]:
-    """A derived (trace id, span id) for an imported case, which has no spans."""
-    key = f"{run_id}/{case_id}".encode()
+def _ids(run_id: str, case_id: str, result_id: str) -> tuple[str, str]:
+    """A derived (trace id, span id) for an imported result (one case may have two in a run), which
+    has no spans."""
+    key = f"{run_id}/{case_id}/{result_id}".encode()
     return hashlib.blake2b(key, digest_size=16).hexdigest(), hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
@@ -158,7 +159,18 @@ def import_seer(
     for r in db.results:
         results[r.run_id].append(r)
     scored: dict[tuple[str | None, str | None, str | None], list[Score]] = defaultdict(list)
-    unvalued = 0
+    unvalued, twice = 0, 0
+    known_results = {r.id for r in db.results}
+    known_cases = {(r.run_id, r.case_id) for r in db.results}
+    orphans = sum(s.result_id not in known_results if s.result_id is not None
+                  else (s.run_id, s.case_id) not in known_cases for s in db.scores)  # fmt: skip
+    if orphans:
+        done.notes.append(f"{orphans} eval_scores rows score a result eval_results does not have: left out")
+    unknown = sorted({s.dimension for s in db.scores if s.dimension not in names} & _id_like(db))
+    if unknown:
+        done.notes.append(f"eval_scores name criteria eval_criteria does not have: {', '.join(unknown)}"
+                          " (each kept as a dimension of that name)")  # fmt: skip
+    firsts: set[tuple[str | None, str | None, str | None, str]] = set()
     for s in db.scores:
         value = s.value if s.value is not None else (label_value(s.label) if s.label else None)
         if value is None:
@@ -167,7 +179,14 @@ def import_seer(
         label = s.label.strip() if s.label else None
         score = Score(names.get(s.dimension, s.dimension), label or "", value, s.explanation or "")
         key = (s.result_id, None, None) if s.result_id is not None else (None, s.run_id, s.case_id)
+        if (*key, score.dimension) in firsts:
+            twice += 1
+            continue
+        firsts.add((*key, score.dimension))
         scored[key].append(score)
+    if twice:
+        done.notes.append(f"{twice} eval_scores rows score a result on a dimension it has a score for"
+                          " already: the first is kept")  # fmt: skip
     if unvalued:
         done.notes.append(f"{unvalued} eval_scores rows have neither a value nor a Seer label: left out")
 
@@ -226,6 +245,16 @@ def import_seer(
     return done
 
 
+def _id_like(db: SeerDatabase) -> set[str]:
+    """Score dimensions that are ids of ``eval_criteria`` rows: what its id column refers to, when
+    it has one (a dimension named so but not among them is a criterion it does not have)."""
+    ids = {c.id for c in db.criteria if c.id is not None}
+    if "id" not in db.columns.get("eval_criteria", {}) or not ids:
+        return set()
+    scored = db.columns.get("eval_scores", {}).get("dimension", "").lower()
+    return {s.dimension for s in db.scores} if "id" in scored else set()
+
+
 def _run_rows(
     run: SeerRun, run_id: str, agent: str, results: list[SeerResult],
     scored: Mapping[tuple[str | None, str | None, str | None], list[Score]],
@@ -251,7 +280,7 @@ def _run_rows(
         query = case.query if case is not None else None
         if query is None:
             notes.append(f"eval_results {r.id}: case {r.case_id} is not in eval_cases: its query is empty")
-        trace_id, span_id = _ids(run_id, r.case_id)
+        trace_id, span_id = _ids(run_id, r.case_id, r.id)
         result_rows.append(EvalResultRow(
             run_id=run_id, agent=agent, case_id=r.case_id, trace_id=trace_id, span_id=span_id,
             target_trace_id=None, query=query or "", output=r.output, error=r.error, latency_ms=r.latency_ms,

@@ -666,3 +666,49 @@ def test_a_run_whose_weights_are_unknown_is_imported_once_the_config_gives_them(
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0] == f"imported {db}: 2 eval sets, 1 runs, 1 scores (0 runs stored already)"
     assert stored(tmp_path / "data")["results"] == [(f"{P}-r1", "c1", "How do I file expenses?", "a", 5.0, None)]
+
+
+def test_duplicate_and_missing_ids_and_unknown_criteria_are_noted_and_the_first_kept(tmp_path: Path) -> None:
+    db = small_db(
+        tmp_path / "seer.db",
+        [("r1", "s1", "2026-05-01T10:00:00Z", None), ("r1", "s1", "2026-05-02T10:00:00Z", None),
+         (None, "s1", "2026-05-03T10:00:00Z", None), ("r2", None, "2026-05-03T10:00:00Z", None)],
+        [("x1", "r1", "c1", "a", None), ("x1", "r1", "c2", "dup", None), ("x2", "r1", "c1", "again", None),
+         (None, "r1", "c2", "no id", None), ("x3", "r1", None, "no case", None)],
+        [("x1", "k1", 5.0, None, None), ("x1", "k1", 10.0, None, None), ("x2", "k2", 10.0, None, None),
+         ("x2", "k7", 4.0, None, None), ("nope", "k1", 5.0, None, None), (None, "k1", 5.0, None, None)],
+        sets=[("s1", "Expense bot"), ("s1", "Again"), (None, "Null set")],
+        cases=[("c1", "s1", "q1", None), ("c1", "s1", "q1 again", None), ("c2", "s1", "q2", None),
+               (None, "s1", "null case", None)],
+        criteria=[*CRITERIA[:2], ("k1", "responseQuality", 2.0, None, None)],
+        schema=SNAKE.replace("TEXT PRIMARY KEY", "TEXT"),
+    )  # fmt: skip
+    config = tmp_path / "agentwatch.yaml"
+    config.write_text("evals:\n  seer:\n    dimensions:\n      k7: {dimension: response_quality, weight: 1}\n")
+    result = import_seer(tmp_path, db, "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert notes(result) == [
+        "note: eval_sets s1: its id is another row's too: the first is kept",
+        "note: eval_sets None: no id: left out",
+        "note: eval_cases c1: its id is another row's too: the first is kept",
+        "note: eval_cases None: no id: left out",
+        "note: eval_criteria k1: its id is another row's too: the first is kept",
+        "note: eval_runs r1: its id is another row's too: the first is kept",
+        "note: eval_runs None: no id: left out",
+        "note: eval_runs r2: no set id: left out",
+        "note: eval_results x1: its id is another row's too: the first is kept",
+        "note: eval_results None: no id: left out",
+        "note: eval_results x3: no case id: left out",
+        "note: eval_scores for k1: no result id (nor run and case ids): left out",
+        "note: 1 eval_scores rows score a result eval_results does not have: left out",
+        "note: eval_scores name criteria eval_criteria does not have: k7 (each kept as a dimension of that name)",
+        "note: 1 eval_scores rows score a result on a dimension it has a score for already: the first is kept",
+    ]
+    # c1 twice in r1 (results x1, x2): each its own trace and span, its own scores.
+    assert stored(tmp_path / "data")["results"] == [(f"{P}-r1", "c1", "q1", "a", 5.0, None),
+                                                    (f"{P}-r1", "c1", "q1", "again", 8.0, None)]  # (2*10+1*4)/3
+    con = connect(tmp_path / "data")
+    sql = "SELECT count(DISTINCT trace_id), count(DISTINCT span_id) FROM eval_results"
+    assert con.execute(sql).fetchall() == [(2, 2)]
+    assert [(c.id, c.query) for c in load_dataset(tmp_path / "datasets" / "expense-bot.jsonl")] == [
+        ("c1", "q1"), ("c2", "q2")]  # fmt: skip
