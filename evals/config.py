@@ -55,11 +55,14 @@ evals:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+from pydantic import StrictFloat
 
 from core.configmodel import STRICT
 from core.units import Duration
@@ -248,8 +251,9 @@ class SeerDimension:
     __pydantic_config__ = STRICT
     dimension: str
     """The built-in dimension or custom criterion (``evals.criteria``) whose question is asked."""
-    weight: float
-    """Its weight in ``overall_score``: Seer's, as ``agentwatch eval import-seer`` read it."""
+    weight: StrictFloat
+    """Its weight in ``overall_score``: Seer's, as ``agentwatch eval import-seer`` read it; a
+    finite number, not negative (not a boolean), one of the dimensions' positive."""
 
 
 @dataclass(frozen=True)
@@ -279,8 +283,10 @@ class SeerConfig:
                 first = judged[d.dimension]
                 problems.append(f"{key}.dimension: {d.dimension!r} is judged already, for {first!r}")
             judged.setdefault(d.dimension, name)
-            if d.weight < 0:
-                problems.append(f"{key}.weight: must not be negative")
+            if not math.isfinite(d.weight) or d.weight < 0:
+                problems.append(f"{key}.weight: must be a finite number, not negative")
+        if self.dimensions and not any(d.weight > 0 for d in self.dimensions.values()):
+            problems.append("dimensions: at least one weight must be positive")
         return problems
 
 

@@ -257,8 +257,14 @@ def _read(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str
         if _opt_id(r.get("id")) is not None and not usable("eval_criteria", r, (), ("id",)):
             continue
         if name := _text(r["name"]):
+            weight = _number(r.get("weight"))
+            if (weight is None and _text(r.get("weight")) is not None) or (
+                    weight is not None and not (math.isfinite(weight) and weight >= 0)):  # fmt: skip
+                db.notes.append(f"eval_criteria {_name('eval_criteria', r)}: its weight {r.get('weight')!r}"
+                                " is not a finite number, not negative: left out")  # fmt: skip
+                weight = None
             db.criteria.append(SeerCriterion(
-                _opt_id(r.get("id")), name, _number(r.get("weight")), _text(r.get("rubric")),
+                _opt_id(r.get("id")), name, weight, _text(r.get("rubric")),
                 _text(r.get("scale")), _opt_id(r.get("set")),
             ))  # fmt: skip
     for r in rows("eval_runs"):

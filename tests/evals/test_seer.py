@@ -129,7 +129,7 @@ def test_scale_and_seer_dimension_errors_name_the_yaml_key() -> None:
         "c.yaml:5: evals.judges.p.members: 'o' does not score on the ensemble's scale (seer): give it scale: seer",
         "c.yaml:9: evals.seer.dimensions.overall: 'overall' is the overall score or a metric, not a dimension",
         "c.yaml:10: evals.seer.dimensions.groundedness: a built-in dimension's name can only be that dimension",
-        "c.yaml:10: evals.seer.dimensions.groundedness.weight: must not be negative",
+        "c.yaml:10: evals.seer.dimensions.groundedness.weight: must be a finite number, not negative",
         "c.yaml:11: evals.seer.dimensions.Accuracy.dimension: 'nope' is not a dimension (one of topical_coverage, "
         "response_quality, groundedness, hallucination_risk, factual_accuracy, golden)",
         "c.yaml:12: evals.seer.dimensions.topicalCoverage.dimension: 'groundedness' is judged already, for 'overall'",
@@ -712,3 +712,28 @@ def test_duplicate_and_missing_ids_and_unknown_criteria_are_noted_and_the_first_
     assert con.execute(sql).fetchall() == [(2, 2)]
     assert [(c.id, c.query) for c in load_dataset(tmp_path / "datasets" / "expense-bot.jsonl")] == [
         ("c1", "q1"), ("c2", "q2")]  # fmt: skip
+
+
+def test_weights_must_be_finite_numbers_not_negative_in_the_config_and_the_database(tmp_path: Path) -> None:
+    def problems(weights: str) -> list[str]:
+        with pytest.raises(ConfigError) as caught:
+            parse_config("evals:\n  seer:\n    dimensions:\n" + weights, "c.yaml")
+        return str(caught.value).splitlines()
+
+    assert problems("      A: {dimension: groundedness, weight: true}\n") == [
+        "c.yaml:4: evals.seer.dimensions.A.weight: Input should be a valid number"]
+    assert problems("      A: {dimension: groundedness, weight: .nan}\n"
+                    "      B: {dimension: topical_coverage, weight: .inf}\n") == [
+        "c.yaml:4: evals.seer.dimensions.A.weight: must be a finite number, not negative",
+        "c.yaml:5: evals.seer.dimensions.B.weight: must be a finite number, not negative",
+    ]  # fmt: skip
+    assert problems("      A: {dimension: groundedness, weight: 0}\n") == [
+        "c.yaml:3: evals.seer.dimensions: at least one weight must be positive"]
+    db = small_db(tmp_path / "seer.db", [("r1", "s1", "2026-05-01T10:00:00Z", None)], [], [],
+                  criteria=[("k1", "topicalCoverage", -1.0, None, None), ("k2", "hallucinationRisk", "35%", None, None)])
+    result = import_seer(tmp_path, db)
+    assert notes(result) == [
+        "note: eval_criteria k1: its weight -1.0 is not a finite number, not negative: left out",
+        "note: eval_criteria k2: its weight '35%' is not a finite number, not negative: left out",
+    ]
+    assert "weight: -1" not in result.stdout
