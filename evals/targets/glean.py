@@ -14,7 +14,8 @@
   of the target (one lookup, with the retries), never a guess.
 - workflow: ``POST {base}/rest/api/v1/runworkflow`` with ``{workflowId, fields, messages:
   [{author: USER, fragments: [{text}]}], enableTrace: true}`` (not in Glean's public
-  documentation: the shape Glean's own clients send).
+  documentation: the shape Glean's own clients send; a multi-turn case sends the conversation
+  so far most recent first, as Glean's chat API documents its ``messages``).
 
 Both answer with messages: the agents API's ``{role, content: [{text, type}]}``, the chat and
 workflow APIs' ``{author, messageType, fragments, citations, ts}`` (fragments: ``text``,
@@ -51,7 +52,7 @@ import orjson
 
 from core.httpclient import CallFailed, RetryPolicy, get_json, post_json
 from evals.datasets import Case
-from evals.targets import Document, Step, TargetResult, ToolCall
+from evals.targets import Document, Message, Step, TargetResult, ToolCall
 from evals.targets.base import HttpTarget, Malformed, bearer
 
 MAX_DOCUMENTS = 10
@@ -69,6 +70,10 @@ class AgentKind:
     """The form's fields, in the schema's order; None for a forced form (no lookup)."""
     problem: str | None = None
     """Why the schemas could not be read: every case of the target fails with it."""
+
+
+_AUTHORS = {"user": "USER", "assistant": "GLEAN_AI"}
+"""Glean's names of a conversation's roles (messages' ``role`` or ``author``)."""
 
 
 def agent_kind(schemas: Any) -> AgentKind:
@@ -134,20 +139,33 @@ class GleanTarget(HttpTarget):
         return agent_kind(data)
 
     def invoke(self, case: Case) -> TargetResult:
+        return self.converse(case, [Message("user", case.query)])
+
+    def converse(self, case: Case, messages: Sequence[Message]) -> TargetResult:
+        """The conversation so far in one call (a multi-turn case, ``evals.conversation``): a
+        chat agent gets every message, oldest first; a workflow every message, most recent first
+        (as Glean's chat API takes them); a form agent, which takes no history, the latest user
+        message as its query."""
         if self.workflow_id is not None:
             url = f"{self.base}/rest/api/v1/runworkflow"
-            user = [{"author": "USER", "fragments": [{"text": case.query}]}]
+            history = [
+                {"author": _AUTHORS[m.role], "fragments": [{"text": m.content}]} for m in reversed(messages)
+            ]
             body: dict[str, Any] = {
-                "workflowId": self.workflow_id, "fields": case.fields, "messages": user, "enableTrace": True,
+                "workflowId": self.workflow_id, "fields": case.fields, "messages": history,
+                "enableTrace": True,
             }  # fmt: skip
             return self.call(url, body, self.headers, parse)
         kind = self.agent_kind()
         if kind.problem is not None:
             return TargetResult(None, 0.0, error=f"the agent's schemas could not be read: {kind.problem}")
         url = f"{self.base}/rest/api/v1/agents/runs/wait"
+        case = replace(case, query=messages[-1].content)
         if kind.mode == "chat":
-            message = {"role": "USER", "content": [{"text": case.query, "type": "text"}]}
-            body = {"agent_id": self.agent_id, "messages": [message]}
+            sent = [
+                {"role": _AUTHORS[m.role], "content": [{"text": m.content, "type": "text"}]} for m in messages
+            ]
+            body = {"agent_id": self.agent_id, "messages": sent}
         elif kind.fields is None:
             body = {"agent_id": self.agent_id, "input": {**case.fields, "query": case.query}}
         else:

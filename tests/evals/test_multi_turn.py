@@ -352,3 +352,51 @@ def test_eval_run_refuses_a_multi_turn_case_without_a_simulator(tmp_path: Path) 
     assert result.exit_code == 2
     assert "case 'c1' has turns: 3: name the target playing the user with --simulator or " in result.output
     assert "evals.multi_turn.simulator" in result.output
+
+
+def test_a_glean_chat_agent_gets_the_conversation_oldest_first_and_a_workflow_most_recent_first() -> None:
+    """Glean's agents API takes a chat agent's messages (USER, GLEAN_AI) in order; Glean's chat API
+    documents its messages most recent first, and the workflow API is sent them so."""
+    from evals.targets.glean import GleanTarget
+
+    replies = iter(["Tuesday", "Morning", "Tuesday", "Morning"])  # the simulator's, per conversation
+    answers = {"agent": iter(["A1", "A2", "A3"]), "workflow": iter(["W1", "W2", "W3"])}
+
+    def respond(call: Call) -> tuple[int, Any]:
+        if call.path.endswith("/schemas"):
+            return 200, {"agent_id": "a1", "input_schema": {"type": "object"}}
+        if call.path == "/rest/api/v1/agents/runs/wait":
+            text = next(answers["agent"])
+            return 200, {"run": {"status": "success"}, "messages": [{"role": "GLEAN_AI", "content": [{"text": text}]}]}
+        if call.path == "/rest/api/v1/runworkflow":
+            text = next(answers["workflow"])
+            return 200, {"messages": [{"author": "GLEAN_AI", "messageType": "CONTENT", "fragments": [{"text": text}]}]}
+        return 200, completion(next(replies))
+
+    def said(role: str, text: str) -> dict[str, Any]:
+        return {"role": role, "content": [{"text": text, "type": "text"}]}
+
+    def wrote(author: str, text: str) -> dict[str, Any]:
+        return {"author": author, "fragments": [{"text": text}]}
+
+    with Backend(respond) as glean:
+        simulator = Simulator(OpenAITarget(f"{glean.url}/v1", "sim-model", policy=FAST), PERSONA)
+        for target in (GleanTarget(glean.url, agent_id="a1", policy=FAST),
+                       GleanTarget(glean.url, workflow_id="w1", policy=FAST)):  # fmt: skip
+            spans_to, _ = tracer()
+            run_eval([conversation_case(3)], target, HeuristicJudge(), spans_to, agent="a", dataset="d",
+                     simulator=simulator)  # fmt: skip
+    agent = [c.body["messages"] for c in glean.on("/rest/api/v1/agents/runs/wait")]
+    assert agent == [
+        [said("USER", QUERY)],
+        [said("USER", QUERY), said("GLEAN_AI", "A1"), said("USER", "Tuesday")],
+        [said("USER", QUERY), said("GLEAN_AI", "A1"), said("USER", "Tuesday"), said("GLEAN_AI", "A2"),
+         said("USER", "Morning")],
+    ]  # fmt: skip
+    workflow = [c.body["messages"] for c in glean.on("/rest/api/v1/runworkflow")]
+    assert workflow == [
+        [wrote("USER", QUERY)],
+        [wrote("USER", "Tuesday"), wrote("GLEAN_AI", "W1"), wrote("USER", QUERY)],
+        [wrote("USER", "Morning"), wrote("GLEAN_AI", "W2"), wrote("USER", "Tuesday"), wrote("GLEAN_AI", "W1"),
+         wrote("USER", QUERY)],
+    ]  # fmt: skip
