@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ def found_dimensions(db: SeerDatabase, evals: EvalsConfig) -> tuple[list[SeerDim
         rubric = next((c.rubric for c in criteria if c.rubric), None)
         kind = " ".join(c.scale or "" for c in criteria).lower()
         configured = evals.seer.dimensions.get(name)
-        snake = re.sub(r"[^a-z0-9]+", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()).strip("_")
+        snake = _snake(name)
         criterion = None
         if configured is not None:
             dimension: str | None = configured.dimension
@@ -133,6 +134,28 @@ def found_dimensions(db: SeerDatabase, evals: EvalsConfig) -> tuple[list[SeerDim
     return found, notes
 
 
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+"""Plain scalars YAML reads as something other than a string (booleans, null)."""
+
+
+def _yaml_key(name: str) -> str:
+    """``name`` as a YAML mapping key that reads back as that string."""
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _YAML_WORDS
+    return name if plain else json.dumps(name, ensure_ascii=False)
+
+
+def _nameable(name: str) -> bool:
+    """Whether ``evals.seer.dimensions`` takes ``name`` (``evals.config.SeerConfig.validate``)."""
+    return bool(name.strip()) and name == name.strip() and name not in (OVERALL, "overall", *METRICS)
+
+
+def _snake(name: str) -> str:
+    """A Seer name as an agentwatch criterion's name: accents dropped, words joined by ``_``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", ascii_name).lower()
+    return re.sub(r"[^a-z0-9]+", "_", spaced).strip("_")
+
+
 def config_snippet(db: SeerDatabase, evals: EvalsConfig) -> str:
     """The ``evals:`` YAML that scores new runs under ``db``'s dimension names and weights."""
     found, notes = found_dimensions(db, evals)
@@ -141,18 +164,23 @@ def config_snippet(db: SeerDatabase, evals: EvalsConfig) -> str:
              "# A judge with scale: seer (under evals.judges) scores new runs under these names and weights.",
              *(f"# note: {n}" for n in notes), "evals:", "  seer:", "    dimensions:"]  # fmt: skip
     for d in found:
-        key = d.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", d.name) else json.dumps(d.name)
+        key = _yaml_key(d.name)
+        if not _nameable(d.name):
+            lines.append(f"      # {key}: not a name a dimension can have here (empty, spaced, the overall"
+                         " score or a metric): its scores are imported, new runs cannot score it")
+            continue
         if d.dimension is None:
             lines.append(f"      # {key}: no dimension here has its name and the database has no rubric:"
                          f" map it with {{dimension: NAME, weight: {d.weight:g}}}")  # fmt: skip
             continue
         comment = "" if d.weight_source == "database" else f"  # weight {d.weight_source}"
-        lines.append(f"      {key}: {{dimension: {d.dimension}, weight: {d.weight:g}}}{comment}")
-    criteria = [d for d in found if d.criterion is not None]
+        lines.append(f"      {key}: {{dimension: {_yaml_key(d.dimension)}, weight: {d.weight:g}}}{comment}")
+    criteria = [d for d in found if d.criterion is not None and _nameable(d.name)]
     if criteria:
         lines.append("  criteria:")
     for d in criteria:
         scale = ", ".join(f"{label}: {points:g}" for label, points in d.scale.items())
-        lines += [f"    {d.criterion}:", f"      rubric: {json.dumps(d.rubric)}", f"      scale: {{{scale}}}",
-                  f"      weight: {d.weight:g}"]  # fmt: skip
+        rubric = json.dumps(d.rubric, ensure_ascii=False)
+        lines += [f"    {_yaml_key(str(d.criterion))}:", f"      rubric: {rubric}",
+                  f"      scale: {{{scale}}}", f"      weight: {d.weight:g}"]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -737,3 +737,30 @@ def test_weights_must_be_finite_numbers_not_negative_in_the_config_and_the_datab
         "note: eval_criteria k2: its weight '35%' is not a finite number, not negative: left out",
     ]
     assert "weight: -1" not in result.stdout
+
+
+def test_the_config_snippet_reads_back_as_the_names_it_was_made_of(tmp_path: Path) -> None:
+    """YAML's special words are quoted, accents are kept in text and dropped from criterion names,
+    and a name the config refuses (a metric's) is a comment, not a line the config rejects."""
+    import yaml
+
+    from agentwatch.config import parse_config
+    from evals.judges.seer import config_snippet
+    from evals.seer import SeerCriterion, SeerDatabase
+
+    db = SeerDatabase(tmp_path / "seer.db", columns={"eval_criteria": {"id": "id", "name": "name"}})
+    db.criteria = [
+        SeerCriterion("k1", "yes", 1.0, "Is it polite?", None, None),
+        SeerCriterion("k2", "null", 2.0, "Is it short?", None, None),
+        SeerCriterion("k3", "latency_ms", 1.0, "Fast?", None, None),
+        SeerCriterion("k4", "Précision: réponse", 3.0, "La réponse est-elle précise ?", None, None),
+    ]
+    snippet = config_snippet(db, EvalsConfig())
+    assert '"Précision: réponse": {dimension: precision_reponse, weight: 3}' in snippet
+    assert 'rubric: "La réponse est-elle précise ?"' in snippet
+    assert '# "latency_ms": not a name' not in snippet and "# latency_ms: not a name a dimension can have" in snippet
+    loaded = yaml.safe_load(snippet)
+    assert list(loaded["evals"]["seer"]["dimensions"]) == ["yes", "null", "Précision: réponse"]
+    assert list(loaded["evals"]["criteria"]) == ["yes", "null", "precision_reponse"]
+    config = parse_config(snippet, "seer.yaml")  # the snippet is a config agentwatch takes as is
+    assert sorted(config.evals.seer.dimensions) == ["Précision: réponse", "null", "yes"]
