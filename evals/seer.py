@@ -166,15 +166,42 @@ def parse_overrides(specs: list[str] | tuple[str, ...]) -> dict[tuple[str, str],
     return found
 
 
+LOCK_WAIT_SECONDS = 5.0
+"""How long a database another program is writing is waited for."""
+
+
 def read_seer(path: str | Path, overrides: Mapping[tuple[str, str], str] | None = None) -> SeerDatabase:
     """Every table of the Seer database at ``path``, read-only; DatasetError listing every
     missing table and column at once."""
     file = Path(path)
     if not file.is_file():
         raise DatasetError([f"{file}: no such file (a Seer database is one SQLite file)"])
-    con = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)
+    uri = file.resolve().as_uri()
     try:
-        return _read(con, file, overrides or {})
+        con = sqlite3.connect(uri + "?mode=ro", LOCK_WAIT_SECONDS, uri=True)
+        return _read_from(con, file, overrides or {})
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise DatasetError([f"{file}: the database is locked by another program (Seer writing to it?):"
+                                " import it when that is done, or import a copy"]) from None  # fmt: skip
+        if "unable to open" not in str(exc):
+            raise DatasetError([f"{file}: cannot read it as a SQLite database: {exc}"]) from None
+    # A database in write-ahead-log mode in a directory this user cannot write: read-only SQLite
+    # cannot make its shared-memory file there. Read the file as it is (immutable).
+    try:
+        db = _read_from(sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True), file, overrides or {})
+    except sqlite3.Error as exc:
+        raise DatasetError([f"{file}: cannot read it as a SQLite database: {exc}"]) from None
+    db.notes.insert(0, f"{file.name}: read as it is on disk (its directory cannot be written, so"
+                       " SQLite cannot open it the usual way): changes still in its -wal file are not read")
+    return db
+
+
+def _read_from(con: sqlite3.Connection, file: Path, overrides: Mapping[tuple[str, str], str]) -> SeerDatabase:
+    try:
+        return _read(con, file, overrides)
+    except sqlite3.OperationalError:
+        raise
     except sqlite3.Error as exc:
         raise DatasetError([f"{file}: cannot read it as a SQLite database: {exc}"]) from None
     finally:

@@ -764,3 +764,41 @@ def test_the_config_snippet_reads_back_as_the_names_it_was_made_of(tmp_path: Pat
     assert list(loaded["evals"]["criteria"]) == ["yes", "null", "precision_reponse"]
     config = parse_config(snippet, "seer.yaml")  # the snippet is a config agentwatch takes as is
     assert sorted(config.evals.seer.dimensions) == ["Précision: réponse", "null", "yes"]
+
+
+def test_a_locked_database_says_so_and_one_sqlite_cannot_open_read_only_is_read_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database another program holds a write lock on is named locked (after a short wait);
+    one read-only SQLite cannot open (a WAL database in a directory this user cannot write: its
+    shared-memory file cannot be made) is read as it is on disk, said in a note."""
+    import evals.seer
+    from core.errors import DatasetError
+    from evals.seer import read_seer
+
+    path = seer_db(tmp_path / "seer.db")
+    writer = sqlite3.connect(path)
+    writer.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(evals.seer, "LOCK_WAIT_SECONDS", 0.05)
+    with pytest.raises(DatasetError) as locked:
+        read_seer(path)
+    assert locked.value.problems == [f"{path}: the database is locked by another program (Seer writing to it?):"
+                                     " import it when that is done, or import a copy"]  # fmt: skip
+    writer.rollback()
+    writer.close()
+
+    opened: list[str] = []
+    real = sqlite3.connect
+
+    def connect_as_in_a_read_only_directory(database: str, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(database.rpartition("?")[2])
+        if "immutable=1" not in database:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setattr(evals.seer.sqlite3, "connect", connect_as_in_a_read_only_directory)
+    db = read_seer(path)
+    assert opened == ["mode=ro", "mode=ro&immutable=1"]
+    assert db.notes[0] == ("seer.db: read as it is on disk (its directory cannot be written, so SQLite cannot"
+                           " open it the usual way): changes still in its -wal file are not read")  # fmt: skip
+    assert len(db.runs) == len(RUNS)
