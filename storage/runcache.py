@@ -351,7 +351,8 @@ class RunCache:
                         WHERE hash(tenant, trace_id) IN (SELECT h FROM {split}))"""
             ).fetchall()[0][0]
             live_from = min(cutoff, first or cutoff)
-        made = CachedRuns(cache, cutoff, split, live, live_from, scope.tenant, label)
+        kept = frozenset(d.name for d in self.derived)
+        made = CachedRuns(cache, cutoff, split, live, live_from, scope.tenant, label, kept)
         return RunSet(con, scope, tuple(selected), view, _view=not materialize, cached=made)
 
     def spans(
@@ -471,7 +472,7 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
         rows = derived.sql.replace("__SPANS__", spans).replace("__RUNS__", relation)
         return f"SELECT * EXCLUDE (trace_id), hash(tenant, trace_id) AS h FROM ({rows})"
 
-    if made is None:
+    if made is None or derived.name not in made.derived:  # not from a cache that keeps it
         return live(since_date(scope.since), "runs")
     where = (
         f"run_start >= '{scope.since.isoformat()}'::TIMESTAMPTZ"

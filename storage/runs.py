@@ -527,6 +527,8 @@ class CachedRuns:
     live_from: date
     tenant: str | None
     agent: str | None
+    derived: frozenset[str] = frozenset()
+    """The names of the ``storage.runcache.Derived`` tables the cache keeps."""
 
 
 @dataclass(frozen=True)

@@ -457,3 +457,15 @@ def test_a_merge_running_when_the_process_exits_is_stopped_cleanly(data_dir: Pat
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "exiting\n"), done.stderr
     assert "terminate" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_set_from_a_cache_without_a_derived_table_reads_it_from_the_spans(data_dir: Path) -> None:
+    from spend.leaks import LEAK_BASE, leaks
+
+    con = connect(data_dir)
+    bare = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True)  # keeps no Derived table
+    cached = bare.runs_in(con, Scope(SINCE, UNTIL), ("agent_name",), LEAK_BASE)
+    assert cached.cached is not None and cached.cached.derived == frozenset()
+    found = leaks(cached)
+    assert found == leaks(runs_in(con, Scope(SINCE, UNTIL), ("agent_name",), LEAK_BASE))
+    assert next((x.agent, x.retries_usd) for x in found if x.tenant == "acme") == ("expense-bot", 0.25)
