@@ -72,7 +72,8 @@ def main() -> None:
     t = time.perf_counter()
     built = Reader(args.data_dir, clock=lambda: until).run_cache
     built.closed()
-    print(f"run cache of the closed days: {time.perf_counter() - t:.1f} s"
+    built.snapshot()  # the open day's files as they are (a server keeps one at most minutes old)
+    print(f"run cache of the closed days and the open day's snapshot: {time.perf_counter() - t:.1f} s"
           f" ({'merged now' if built.builds else 'already on disk'})", flush=True)  # fmt: skip
     week = window_of({"from": (until.replace(microsecond=0) - _days(7)).isoformat(), "to": until.isoformat()})
     tenant = Window(week.since, week.until, "acme", week.label)

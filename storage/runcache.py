@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,11 @@ CACHED_COLUMNS = (
 )  # fmt: skip
 """The columns of ``runs`` the cache keeps: what the all-agents views read (and the marks
 rewrite); a ``RunSet`` asking for another goes to ``storage.runs.runs_in``."""
+TODAY_DIR = "today"
+"""Where the snapshots of the open days' files are (under ``CACHE_DIR``)."""
+SNAPSHOT_SECONDS = 120.0
+"""How old a snapshot of the open days may grow, while files come after it, before it is merged
+again: what it does not hold whole is made live, so the live work is at most this much data."""
 DERIVED_CHUNK_RUNS = 200_000
 """Runs whose derived rows (``Derived``) are made at once while merging the cache."""
 BUILD_MEMORY_MIB = 1024
@@ -118,7 +124,7 @@ class Derived:
 _MODEL_SQL = (
     f"places, {runs_sql('__PARTS__')}\n{parts_sql('tenant, date, trace_id', '__SOURCE__')}\n{SPAN_SETS}"
 )
-_LAYOUT = 3
+_LAYOUT = 4
 """The cache file's own layout (its tables, columns and sort): raised when ``_build`` changes."""
 _MODEL = hashlib.blake2b(
     f"{_MODEL_SQL}\n{CACHED_COLUMNS}\n{duckdb.__version__}\n{_LAYOUT}".encode(), digest_size=8
@@ -172,6 +178,7 @@ class RunCache:
         self._building: duckdb.DuckDBPyConnection | None = None
         """The connection merging the cache now, if any (interrupted at exit)."""
         self._exiting = False
+        self._snapshot_files: dict[Path, frozenset[str]] = {}
         self.builds = 0
         """How many times this object merged the closed days (tests read it)."""
 
@@ -201,13 +208,17 @@ class RunCache:
         path, files = self._current(cutoff)
         if path.exists():
             return self._attach(con, cutoff, path)
+        self._merge_in_background(path, files)
+        return None
+
+    def _merge_in_background(self, path: Path, files: list[tuple[str, bool]]) -> None:
+        """Merge ``files`` into ``path`` on the background thread, unless a merge runs."""
         with self._lock:
             if self._merging is None or not self._merging.is_alive():
                 self._merging = threading.Thread(
                     target=self._merge_aside, args=(path, files), name="run-cache", daemon=True
                 )
                 self._merging.start()
-        return None
 
     def _merge_aside(self, path: Path, files: list[tuple[str, bool]]) -> None:
         _merging_caches.add(self)
@@ -236,11 +247,80 @@ class RunCache:
 
     def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
         """The cache file the closed days' files make now (maybe not merged yet), and the files."""
-        files = _closed_span_files(self.data_dir, cutoff)
+        files = _span_files(self.data_dir, cutoff)
         digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}\n{self.derived}".encode(), digest_size=16)
         for name, has_parts in files:
             digest.update(f"{name}\t{has_parts}\n".encode())
         return self.directory / f"{digest.hexdigest()}.duckdb", files
+
+    def _today(
+        self, con: duckdb.DuckDBPyConnection, cutoff: date
+    ) -> tuple[str, list[tuple[str, bool]]] | None:
+        """The newest snapshot of the open days' files (``TODAY_DIR``) attached to ``con`` and
+        the open days' files it does not hold, when every file it holds is still live (None:
+        none usable yet). A snapshot missing, or older than ``SNAPSHOT_SECONDS`` while files came
+        after it, is merged again (aside, or now when ``wait``): derived rows of the runs it holds
+        whole are then read from it, not made live."""
+        files = _span_files(self.data_dir, cutoff, closed=False)
+        names = {name for name, _ in files}
+        found = self._newest_snapshot(names)
+        stale = found is None or (
+            names != found[1] and time.time() - found[0].stat().st_mtime > SNAPSHOT_SECONDS
+        )
+        if stale and files:
+            path = self._snapshot_path(cutoff, files)
+            if self.wait:
+                with self._lock:
+                    if not path.exists():
+                        self._build(path, files)
+                found = self._newest_snapshot(names)
+            else:
+                self._merge_in_background(path, files)
+        if found is None:
+            return None
+        alias = f"run_today_{found[0].stem[:16]}"
+        if not _attached(con, alias):
+            try:
+                con.execute(f"ATTACH '{_quote(str(found[0]))}' AS {alias} (READ_ONLY)")
+            except duckdb.IOException:
+                return None  # replaced by a newer snapshot between the look and here
+            except duckdb.Error:
+                if not _attached(con, alias):
+                    raise
+        return alias, [(name, has) for name, has in files if name not in found[1]]
+
+    def snapshot(self, cutoff: date | None = None) -> Path | None:
+        """The snapshot of the open days' files as they are now, merged now if missing (the
+        benchmark; views merge it aside); None without open-day files or derived tables."""
+        cutoff = cutoff or self.cutoff()
+        files = _span_files(self.data_dir, cutoff, closed=False)
+        if not files or not self.derived:
+            return None
+        path = self._snapshot_path(cutoff, files)
+        with self._lock:
+            if not path.exists():
+                self._build(path, files)
+        return path
+
+    def _snapshot_path(self, cutoff: date, files: list[tuple[str, bool]]) -> Path:
+        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}\n{self.derived}".encode(), digest_size=16)
+        for name, has_parts in files:
+            digest.update(f"{name}\t{has_parts}\n".encode())
+        return self.directory / TODAY_DIR / f"{digest.hexdigest()}.duckdb"
+
+    def _newest_snapshot(self, names: set[str]) -> tuple[Path, frozenset[str]] | None:
+        """The newest snapshot whose files are all among ``names`` (live), with its files."""
+        for path in sorted((self.directory / TODAY_DIR).glob("*.duckdb"), key=_mtime, reverse=True):
+            held = self._snapshot_files.get(path)
+            if held is None:
+                try:
+                    with duckdb.connect(str(path), read_only=True) as con:
+                        held = frozenset(r[0] for r in con.execute("SELECT name FROM files").fetchall())
+                except duckdb.Error:
+                    continue  # being replaced, or not a snapshot
+                self._snapshot_files = {path: held}
+            return (path, held) if held <= names else None
+        return None
 
     def places(self, con: duckdb.DuckDBPyConnection, trace_id: str) -> list[tuple[str, date]]:
         """The (tenant, date) partitions holding partials of ``trace_id``: of the closed days from
@@ -352,7 +432,26 @@ class RunCache:
             ).fetchall()[0][0]
             live_from = min(cutoff, first or cutoff)
         kept = frozenset(d.name for d in self.derived)
-        made = CachedRuns(cache, cutoff, split, live, live_from, scope.tenant, label, kept)
+        today = self._today(con, cutoff) if self.derived else None
+        covered = None
+        if today is not None:
+            # The traces the snapshot holds whole: none of their partials in a closed day or in
+            # a file that came after it. Their derived rows are read from it.
+            alias, after = today
+            covered = _name("_covered_")
+            later = ""
+            if after:
+                sources = [str(parts_path(self.data_dir, Path(n))) if has else n for n, has in after]
+                later = f" AND h NOT IN (SELECT hash(tenant, trace_id) FROM {read_parquet_sql(sources)})"
+            con.execute(
+                f"""CREATE TEMP TABLE {covered} AS SELECT h FROM {alias}.traces
+                    WHERE h NOT IN (SELECT h FROM {cache}.traces){later}"""
+            )
+            today = (alias, after)
+        made = CachedRuns(
+            cache, cutoff, split, live, live_from, scope.tenant, label, kept,
+            today[0] if today else None, covered,
+        )  # fmt: skip
         return RunSet(con, scope, tuple(selected), view, _view=not materialize, cached=made)
 
     def spans(
@@ -406,8 +505,8 @@ class RunCache:
     def _build(self, path: Path, files: list[tuple[str, bool]]) -> None:
         """Merge the closed days' partials into ``path`` (written aside, renamed into place), and
         remove older keys' files (a connection holding one attached keeps reading it)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{path.name}.tmp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp"
         for left in (tmp, tmp.with_name(f"{tmp.name}.wal")):  # a merge killed half-way
             left.unlink(missing_ok=True)
         con = duckdb.connect(":memory:")
@@ -431,6 +530,9 @@ class RunCache:
                     ORDER BY tenant, date_trunc('day', start_time), {_LABEL}, start_time, trace_id"""
             )
             con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
+            con.execute("CREATE TABLE out.files (name VARCHAR)")
+            if files:
+                con.executemany("INSERT INTO out.files VALUES (?)", [[name] for name, _ in files])
             places = "SELECT DISTINCT hash(trace_id) AS th, tenant, date FROM parts ORDER BY th"
             con.execute(f"CREATE TABLE out.places AS {places}")
             spans = _spans_source([name for name, _ in files])
@@ -450,9 +552,9 @@ class RunCache:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        fsync_dir(self.directory)
+        fsync_dir(path.parent)
         self.builds += 1
-        for old in self.directory.glob("*.duckdb"):
+        for old in path.parent.glob("*.duckdb"):
             if old != path:
                 old.unlink(missing_ok=True)
 
@@ -489,12 +591,23 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
     table = f"{made.alias}.{_DERIVED}{derived.name}"
     cached = f"SELECT * EXCLUDE (run_agent, run_start, run_synthetic) FROM {table} WHERE {where}"
     # The live runs of the set: all its scope's (but eval traffic, as the scope says) unless narrowed.
-    ours = f"(SELECT l.*, {AGENT_SQL} AS agent FROM {made.live} l"
+    relation = f"SELECT l.*, {AGENT_SQL} AS agent FROM {made.live} l"
+    conditions = []
     if runs.narrowed:
-        ours += " SEMI JOIN runs USING (tenant, trace_id))"
+        relation += " SEMI JOIN runs USING (tenant, trace_id)"
     else:
-        ours += f" WHERE {_SYNTHETIC[scope.synthetic]})"
-    return f"{cached} UNION ALL BY NAME {live(made.live_from, ours)}"
+        conditions.append(_SYNTHETIC[scope.synthetic])
+    snapshot = ""
+    if made.covered is not None and made.today is not None:
+        # Those the snapshot of the open days holds whole, from it; the others made live.
+        mine = f"({relation}{' WHERE ' + ' AND '.join(conditions) if conditions else ''})"
+        table = f"{made.today}.{_DERIVED}{derived.name}"
+        snapshot = f"""UNION ALL BY NAME
+            SELECT * EXCLUDE (run_agent, run_start, run_synthetic) FROM {table}
+            WHERE h IN (SELECT h FROM {made.covered}) AND h IN (SELECT hash(tenant, trace_id) FROM {mine})"""
+        conditions.append(f"hash(l.tenant, l.trace_id) NOT IN (SELECT h FROM {made.covered})")
+    ours = f"({relation}{' WHERE ' + ' AND '.join(conditions) if conditions else ''})"
+    return f"{cached} UNION ALL BY NAME {live(made.live_from, ours)} {snapshot}"
 
 
 def _label(con: duckdb.DuckDBPyConnection, cache: str, scope: Scope) -> str:
@@ -603,15 +716,23 @@ def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
     return bool(found.fetchall()[0][0])
 
 
-def _closed_span_files(data_dir: Path, cutoff: date) -> list[tuple[str, bool]]:
-    """The live span files of dates before ``cutoff``, each with whether its partials exist."""
+def _span_files(data_dir: Path, cutoff: date, closed: bool = True) -> list[tuple[str, bool]]:
+    """The live span files of dates before ``cutoff`` (``closed``; else from it on), each with
+    whether its partials exist."""
     out = []
     for name in live_files(data_dir, SPANS):
         found = _DATE.search(name)
-        if found is None or date.fromisoformat(found.group(1)) >= cutoff:
+        if found is None or (date.fromisoformat(found.group(1)) < cutoff) != closed:
             continue
         out.append((name, parts_path(data_dir, Path(name)).exists()))
     return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _spans_source(files: list[str]) -> str:

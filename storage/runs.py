@@ -529,6 +529,10 @@ class CachedRuns:
     agent: str | None
     derived: frozenset[str] = frozenset()
     """The names of the ``storage.runcache.Derived`` tables the cache keeps."""
+    today: str | None = None
+    """The snapshot of the open days' files attached, if one is usable."""
+    covered: str | None = None
+    """The temporary table of the traces that snapshot holds whole (their derived rows are its)."""
 
 
 @dataclass(frozen=True)

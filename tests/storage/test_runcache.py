@@ -469,3 +469,44 @@ def test_a_set_from_a_cache_without_a_derived_table_reads_it_from_the_spans(data
     found = leaks(cached)
     assert found == leaks(runs_in(con, Scope(SINCE, UNTIL), ("agent_name",), LEAK_BASE))
     assert next((x.agent, x.retries_usd) for x in found if x.tenant == "acme") == ("expense-bot", 0.25)
+
+
+def test_derived_rows_of_the_runs_a_snapshot_of_today_holds_whole_come_from_it(data_dir: Path) -> None:
+    """Today's files are snapshotted: the runs it holds whole (not across midnight, no span in a
+    later file) have their derived rows read from it, the others made live; the numbers are the
+    spans' either way, before and after a later file touches a snapshotted run."""
+    from dashboard.agent import _steps
+    from dashboard.derived import DERIVED
+    from spend.leaks import LEAK_BASE, leaks
+
+    retry = {"model": "gpt-4o", "input_tokens": 1000, "cost_usd": 0.125, "input_text": "same"}
+    export(data_dir, [row("q", "1", None, "agent_run", M22 + 7_200_000, 900, user_id="ivy@acme.com", **BOT),
+                      row("q", "2", "1", "chat", M22 + 7_200_100, 100, **retry),
+                      row("q", "3", "1", "chat", M22 + 7_200_300, 100, **retry)])  # fmt: skip
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True, derived=DERIVED)
+    scope = Scope(SINCE, UNTIL)
+
+    def same_as_the_spans() -> RunSet:
+        con = connect(data_dir)
+        cached = cache.runs_in(con, scope, ("agent_name",), LEAK_BASE)
+        direct = runs_in(con, scope, ("agent_name",), LEAK_BASE)
+        assert leaks(cached) == leaks(direct)
+        one = cache.runs_in(con, Scope(SINCE, UNTIL, "expense-bot"), NAME_COLUMNS)
+        assert _steps(one) == _steps(runs_in(con, Scope(SINCE, UNTIL, "expense-bot"), NAME_COLUMNS))
+        return cached
+
+    cached = same_as_the_spans()
+    assert cached.cached is not None and cached.cached.today is not None and cached.cached.covered is not None
+    held = {t for (t,) in cached.con.execute(f"SELECT h FROM {cached.cached.covered}").fetchall()}
+    hashes = dict(cached.query("SELECT trace_id[1:1], hash(tenant, trace_id) FROM runs"))
+    assert {hashes["k"], hashes["q"]} <= held and hashes["h"] not in held  # h crosses midnight
+    bot = next(x for x in leaks(cached) if x.agent == "expense-bot")
+    assert (bot.retries_usd, bot.retried_calls) == (0.375, 2)  # h's 0.25 (live), q's 0.125 (snapshot)
+    # a later file with another retry of q: q is no longer held whole; made live, counted once
+    export(data_dir, [row("q", "4", "1", "chat", M22 + 7_200_500, 100, **retry)])
+    cached = same_as_the_spans()
+    assert cached.cached is not None and cached.cached.covered is not None
+    held = {t for (t,) in cached.con.execute(f"SELECT h FROM {cached.cached.covered}").fetchall()}
+    assert hashes["k"] in held and hashes["q"] not in held
+    bot = next(x for x in leaks(cached) if x.agent == "expense-bot")
+    assert (bot.retries_usd, bot.retried_calls) == (0.5, 3)
