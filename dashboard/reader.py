@@ -53,7 +53,7 @@ def _stop_warming() -> None:
 
 
 def _warm(ref: weakref.ref[Reader]) -> None:
-    """``Reader._keep_warm``'s thread: every ``WARM_POLL_SECONDS``, bind the catalog of the data
+    """``Reader.keep_warm``'s thread: every ``WARM_POLL_SECONDS``, bind the catalog of the data
     files as they are, until the reader is gone or has not been asked for a view for
     ``WARM_SECONDS``."""
     while not _exiting.wait(WARM_POLL_SECONDS):
@@ -119,7 +119,7 @@ class Reader:
         """A connection for one view: a cursor of the catalog of the data files as they are now
         (its views bound once per version of the data directory and shared by the views that
         read it; each cursor's temporary tables are its own and go with it)."""
-        self._keep_warm()
+        self.keep_warm()
         with self._slots:
             catalog = self._catalog_of(self.version())
             try:
@@ -133,11 +133,11 @@ class Reader:
             finally:
                 self._release(catalog)
 
-    def _keep_warm(self) -> None:
-        """Note a view's use; start the thread that binds each new version's catalog as soon as
-        its files appear (a flush, a compaction), while views are asked for: a view then rarely
-        binds one itself. The thread ends ``WARM_SECONDS`` after the last view, or with the
-        reader."""
+    def keep_warm(self) -> None:
+        """Note a view's use (or the server's start); start the thread that binds each new
+        version's catalog as soon as its files appear (a flush, a compaction), while views are
+        asked for: a view then rarely binds one itself. The thread ends ``WARM_SECONDS`` after
+        the last view, or with the reader."""
         with self._catalog_lock:
             self._last_use = time.monotonic()
             if self._warmer is None:
