@@ -178,7 +178,7 @@ class RunCache:
         self._building: duckdb.DuckDBPyConnection | None = None
         """The connection merging the cache now, if any (interrupted at exit)."""
         self._exiting = False
-        self._snapshot_files: dict[Path, frozenset[str]] = {}
+        self._snapshot_files: dict[Path, tuple[frozenset[str], str]] = {}
         self.builds = 0
         """How many times this object merged the closed days (tests read it)."""
 
@@ -211,21 +211,23 @@ class RunCache:
         self._merge_in_background(path, files)
         return None
 
-    def _merge_in_background(self, path: Path, files: list[tuple[str, bool]]) -> None:
+    def _merge_in_background(
+        self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None
+    ) -> None:
         """Merge ``files`` into ``path`` on the background thread, unless a merge runs."""
         with self._lock:
             if self._merging is None or not self._merging.is_alive():
                 self._merging = threading.Thread(
-                    target=self._merge_aside, args=(path, files), name="run-cache", daemon=True
+                    target=self._merge_aside, args=(path, files, closed), name="run-cache", daemon=True
                 )
                 self._merging.start()
 
-    def _merge_aside(self, path: Path, files: list[tuple[str, bool]]) -> None:
+    def _merge_aside(self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None) -> None:
         _merging_caches.add(self)
         try:
             with self._lock:
                 if not path.exists():
-                    self._build(path, files)
+                    self._build(path, files, closed)
         except (duckdb.Error, OSError):
             if self._exiting:
                 log.info("run cache: merging the closed days stopped: the process is exiting")
@@ -254,28 +256,29 @@ class RunCache:
         return self.directory / f"{digest.hexdigest()}.duckdb", files
 
     def _today(
-        self, con: duckdb.DuckDBPyConnection, cutoff: date
-    ) -> tuple[str, list[tuple[str, bool]]] | None:
-        """The newest snapshot of the open days' files (``TODAY_DIR``) attached to ``con`` and
-        the open days' files it does not hold, when every file it holds is still live (None:
-        none usable yet). A snapshot missing, or older than ``SNAPSHOT_SECONDS`` while files came
-        after it, is merged again (aside, or now when ``wait``): derived rows of the runs it holds
-        whole are then read from it, not made live."""
+        self, con: duckdb.DuckDBPyConnection, cutoff: date, closed: Path
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The newest snapshot of the open days' files (``TODAY_DIR``) attached to ``con``, and
+        the files (partials, else spans) of the open days it does not hold, when it was made
+        against the ``closed`` days' cache and every file it holds is still live (None: none
+        usable yet). One missing, or older than ``SNAPSHOT_SECONDS`` while files came after it,
+        is merged again (aside, or now when ``wait``): the derived rows of the runs it holds
+        whole are read from it, not made live."""
         files = _span_files(self.data_dir, cutoff, closed=False)
         names = {name for name, _ in files}
-        found = self._newest_snapshot(names)
+        found = self._newest_snapshot(names, closed.stem)
         stale = found is None or (
             names != found[1] and time.time() - found[0].stat().st_mtime > SNAPSHOT_SECONDS
         )
         if stale and files:
-            path = self._snapshot_path(cutoff, files)
+            path = self._snapshot_path(cutoff, files, closed)
             if self.wait:
                 with self._lock:
                     if not path.exists():
-                        self._build(path, files)
-                found = self._newest_snapshot(names)
+                        self._build(path, files, closed)
+                found = self._newest_snapshot(names, closed.stem)
             else:
-                self._merge_in_background(path, files)
+                self._merge_in_background(path, files, closed)
         if found is None:
             return None
         alias = f"run_today_{found[0].stem[:16]}"
@@ -287,39 +290,46 @@ class RunCache:
             except duckdb.Error:
                 if not _attached(con, alias):
                     raise
-        return alias, [(name, has) for name, has in files if name not in found[1]]
+        later = [(n, has) for n, has in files if n not in found[1]]
+        return alias, tuple(str(parts_path(self.data_dir, Path(n))) if has else n for n, has in later)
 
     def snapshot(self, cutoff: date | None = None) -> Path | None:
-        """The snapshot of the open days' files as they are now, merged now if missing (the
-        benchmark; views merge it aside); None without open-day files or derived tables."""
+        """The snapshot of the open days' files as they are now, merged now if missing, with
+        the closed days' cache first (the benchmark; views merge it aside); None without
+        open-day files or derived tables."""
         cutoff = cutoff or self.cutoff()
         files = _span_files(self.data_dir, cutoff, closed=False)
         if not files or not self.derived:
             return None
-        path = self._snapshot_path(cutoff, files)
+        closed = self.closed(cutoff)
+        path = self._snapshot_path(cutoff, files, closed)
         with self._lock:
             if not path.exists():
-                self._build(path, files)
+                self._build(path, files, closed)
         return path
 
-    def _snapshot_path(self, cutoff: date, files: list[tuple[str, bool]]) -> Path:
-        digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}\n{self.derived}".encode(), digest_size=16)
+    def _snapshot_path(self, cutoff: date, files: list[tuple[str, bool]], closed: Path) -> Path:
+        key = f"{_MODEL}\n{cutoff}\n{self.derived}\n{closed.stem}"
+        digest = hashlib.blake2b(key.encode(), digest_size=16)
         for name, has_parts in files:
             digest.update(f"{name}\t{has_parts}\n".encode())
         return self.directory / TODAY_DIR / f"{digest.hexdigest()}.duckdb"
 
-    def _newest_snapshot(self, names: set[str]) -> tuple[Path, frozenset[str]] | None:
-        """The newest snapshot whose files are all among ``names`` (live), with its files."""
+    def _newest_snapshot(self, names: set[str], closed: str) -> tuple[Path, frozenset[str]] | None:
+        """The newest snapshot, with its files, if its files are all among ``names`` (live) and
+        it was made against the closed days' cache ``closed`` (its file's stem)."""
         for path in sorted((self.directory / TODAY_DIR).glob("*.duckdb"), key=_mtime, reverse=True):
-            held = self._snapshot_files.get(path)
-            if held is None:
+            known = self._snapshot_files.get(path)
+            if known is None:
                 try:
                     with duckdb.connect(str(path), read_only=True) as con:
                         held = frozenset(r[0] for r in con.execute("SELECT name FROM files").fetchall())
+                        known = (held, str(con.execute("SELECT key FROM closed").fetchall()[0][0]))
                 except duckdb.Error:
                     continue  # being replaced, or not a snapshot
-                self._snapshot_files = {path: held}
-            return (path, held) if held <= names else None
+                self._snapshot_files = {path: known}
+            held, against = known
+            return (path, held) if held <= names and against == closed else None
         return None
 
     def places(self, con: duckdb.DuckDBPyConnection, trace_id: str) -> list[tuple[str, date]]:
@@ -432,26 +442,21 @@ class RunCache:
             ).fetchall()[0][0]
             live_from = min(cutoff, first or cutoff)
         kept = frozenset(d.name for d in self.derived)
-        today = self._today(con, cutoff) if self.derived else None
-        covered = None
-        if today is not None:
-            # The traces the snapshot holds whole: none of their partials in a closed day or in
-            # a file that came after it. Their derived rows are read from it.
-            alias, after = today
-            covered = _name("_covered_")
-            later = ""
-            if after:
-                sources = [str(parts_path(self.data_dir, Path(n))) if has else n for n, has in after]
-                later = f" AND h NOT IN (SELECT hash(tenant, trace_id) FROM {read_parquet_sql(sources)})"
+        today = None
+        if self.derived:
+            where = "SELECT path FROM duckdb_databases() WHERE database_name = ?"
+            (closed,) = con.execute(where, [cache]).fetchone() or (None,)
+            today = self._today(con, cutoff, Path(closed)) if closed else None
+        after = None
+        if today is not None and today[1]:
+            # The traces with partials in the open days' files that came after the snapshot.
+            after = _name("_after_snapshot_")
             con.execute(
-                f"""CREATE TEMP TABLE {covered} AS SELECT h FROM {alias}.traces
-                    WHERE h NOT IN (SELECT h FROM {cache}.traces){later}"""
+                f"CREATE TEMP TABLE {after} AS SELECT DISTINCT hash(tenant, trace_id) AS h"
+                f" FROM {read_parquet_sql(list(today[1]))}"
             )
-            today = (alias, after)
-        made = CachedRuns(
-            cache, cutoff, split, live, live_from, scope.tenant, label, kept,
-            today[0] if today else None, covered,
-        )  # fmt: skip
+        snapshot = today[0] if today else None
+        made = CachedRuns(cache, cutoff, split, live, live_from, scope.tenant, label, kept, snapshot, after)
         return RunSet(con, scope, tuple(selected), view, _view=not materialize, cached=made)
 
     def spans(
@@ -502,7 +507,7 @@ class RunCache:
                 raise
         return None
 
-    def _build(self, path: Path, files: list[tuple[str, bool]]) -> None:
+    def _build(self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None) -> None:
         """Merge the closed days' partials into ``path`` (written aside, renamed into place), and
         remove older keys' files (a connection holding one attached keeps reading it)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -530,6 +535,15 @@ class RunCache:
                     ORDER BY tenant, date_trunc('day', start_time), {_LABEL}, start_time, trace_id"""
             )
             con.execute("CREATE TABLE out.traces AS SELECT DISTINCT hash(tenant, trace_id) AS h FROM parts")
+            if closed is not None:  # a snapshot of the open days: the traces it holds whole, given
+                # the closed days' cache it was made against (named in ``closed``)
+                con.execute(f"ATTACH '{_quote(str(closed))}' AS closed_days (READ_ONLY)")
+                con.execute(
+                    "CREATE TABLE out.whole AS SELECT h FROM out.traces"
+                    " WHERE h NOT IN (SELECT h FROM closed_days.traces)"
+                )
+                con.execute("DETACH closed_days")
+                con.execute("CREATE TABLE out.closed AS SELECT ? AS key", [closed.stem])
             con.execute("CREATE TABLE out.files (name VARCHAR)")
             if files:
                 con.executemany("INSERT INTO out.files VALUES (?)", [[name] for name, _ in files])
@@ -559,6 +573,15 @@ class RunCache:
                 old.unlink(missing_ok=True)
 
 
+def held_whole_sql(made: CachedRuns) -> str:
+    """SQL: the hashes of the traces the open days' snapshot of ``made`` holds whole (no partial
+    in a closed day, or in a file that came after it)."""
+    if made.today is None:
+        return "SELECT NULL::UBIGINT AS h WHERE false"
+    later = "" if made.after is None else f" WHERE h NOT IN (SELECT h FROM {made.after})"
+    return f"SELECT h FROM {made.today}.whole{later}"
+
+
 def derived_rows(runs: RunSet, derived: Derived) -> str:
     """SQL of ``derived``'s rows of the runs of ``runs`` (read as the relation ``runs``, as
     ``RunSet.rows`` defines it), their ``trace_id`` as ``h``, the run's key among the set's
@@ -584,6 +607,7 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
         where += f" AND run_agent = '{_quote(made.agent)}'"
     if scope.synthetic is not None:
         where += f" AND {'' if scope.synthetic else 'NOT '}run_synthetic"
+    hints = where  # the set's scope: a superset of its runs (the rows are sorted so)
     if made.split is not None:
         where += f" AND h NOT IN (SELECT h FROM {made.split})"
     if runs.narrowed:
@@ -598,14 +622,16 @@ def derived_rows(runs: RunSet, derived: Derived) -> str:
     else:
         conditions.append(_SYNTHETIC[scope.synthetic])
     snapshot = ""
-    if made.covered is not None and made.today is not None:
-        # Those the snapshot of the open days holds whole, from it; the others made live.
+    if made.today is not None:
+        # The runs the snapshot of the open days holds whole (not across midnight, no partial
+        # in a later file), from it; the others made live.
+        covered = held_whole_sql(made)
         mine = f"({relation}{' WHERE ' + ' AND '.join(conditions) if conditions else ''})"
         table = f"{made.today}.{_DERIVED}{derived.name}"
         snapshot = f"""UNION ALL BY NAME
             SELECT * EXCLUDE (run_agent, run_start, run_synthetic) FROM {table}
-            WHERE h IN (SELECT h FROM {made.covered}) AND h IN (SELECT hash(tenant, trace_id) FROM {mine})"""
-        conditions.append(f"hash(l.tenant, l.trace_id) NOT IN (SELECT h FROM {made.covered})")
+            WHERE {hints} AND h IN ({covered}) AND h IN (SELECT hash(tenant, trace_id) FROM {mine})"""
+        conditions.append(f"hash(l.tenant, l.trace_id) NOT IN ({covered})")
     ours = f"({relation}{' WHERE ' + ' AND '.join(conditions) if conditions else ''})"
     return f"{cached} UNION ALL BY NAME {live(made.live_from, ours)} {snapshot}"
 

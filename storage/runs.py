@@ -531,8 +531,9 @@ class CachedRuns:
     """The names of the ``storage.runcache.Derived`` tables the cache keeps."""
     today: str | None = None
     """The snapshot of the open days' files attached, if one is usable."""
-    covered: str | None = None
-    """The temporary table of the traces that snapshot holds whole (their derived rows are its)."""
+    after: str | None = None
+    """The temporary table of the traces with partials in the open days' files that came after
+    that snapshot (None: none came)."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dashboard.reader import Reader
 from dashboard.window import Window
 from report.health import NAME_COLUMNS, build_report
 from storage.catalog import connect
-from storage.runcache import CACHE_DIR, RunCache
+from storage.runcache import CACHE_DIR, RunCache, held_whole_sql
 from storage.runs import USAGE, RunSet, Scope, runs_in
 from tests.helpers.span_rows import export, row
 
@@ -496,8 +496,8 @@ def test_derived_rows_of_the_runs_a_snapshot_of_today_holds_whole_come_from_it(d
         return cached
 
     cached = same_as_the_spans()
-    assert cached.cached is not None and cached.cached.today is not None and cached.cached.covered is not None
-    held = {t for (t,) in cached.con.execute(f"SELECT h FROM {cached.cached.covered}").fetchall()}
+    assert cached.cached is not None and cached.cached.today is not None
+    held = {t for (t,) in cached.con.execute(held_whole_sql(cached.cached)).fetchall()}
     hashes = dict(cached.query("SELECT trace_id[1:1], hash(tenant, trace_id) FROM runs"))
     assert {hashes["k"], hashes["q"]} <= held and hashes["h"] not in held  # h crosses midnight
     bot = next(x for x in leaks(cached) if x.agent == "expense-bot")
@@ -505,8 +505,26 @@ def test_derived_rows_of_the_runs_a_snapshot_of_today_holds_whole_come_from_it(d
     # a later file with another retry of q: q is no longer held whole; made live, counted once
     export(data_dir, [row("q", "4", "1", "chat", M22 + 7_200_500, 100, **retry)])
     cached = same_as_the_spans()
-    assert cached.cached is not None and cached.cached.covered is not None
-    held = {t for (t,) in cached.con.execute(f"SELECT h FROM {cached.cached.covered}").fetchall()}
+    assert cached.cached is not None and cached.cached.today is not None
+    held = {t for (t,) in cached.con.execute(held_whole_sql(cached.cached)).fetchall()}
     assert hashes["k"] in held and hashes["q"] not in held
     bot = next(x for x in leaks(cached) if x.agent == "expense-bot")
     assert (bot.retries_usd, bot.retried_calls) == (0.5, 3)
+
+
+def test_a_snapshot_made_against_older_closed_days_is_not_used(data_dir: Path) -> None:
+    """Late data for a closed day makes a new closed days' cache: a snapshot of today made against
+    the old one could count a trace twice, so a new snapshot is made (now, with ``wait``)."""
+    from dashboard.derived import DERIVED
+    from spend.leaks import LEAK_BASE, leaks
+
+    cache = RunCache(data_dir, clock=lambda: OPEN_DAY, wait=True, derived=DERIVED)
+    scope = Scope(SINCE, UNTIL)
+    first = cache.runs_in(connect(data_dir), scope, ("agent_name",), LEAK_BASE).cached
+    assert first is not None and first.today is not None
+    export(data_dir, late())
+    con = connect(data_dir)
+    again = cache.runs_in(con, scope, ("agent_name",), LEAK_BASE)
+    assert again.cached is not None and again.cached.today not in (None, first.today)
+    assert leaks(again) == leaks(runs_in(con, scope, ("agent_name",), LEAK_BASE))
+    assert len(list((data_dir / CACHE_DIR / "today").glob("*.duckdb"))) == 1
