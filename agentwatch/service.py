@@ -265,5 +265,4 @@ def dashboard_routes(config: AgentwatchConfig) -> list[BaseRoute]:
                 "(api.endpoint binds to loopback by default; configure receivers.otlp.auth and "
                 "api.auth.tokens before exposing it).")  # fmt: skip
     reader = Reader(Path(config.storage.data_dir), config.agents, config.api.query_memory_mib)
-    reader.keep_warm()  # the first view after start finds the catalog bound
     return routes(Dashboard(reader, access, note, config.budgets, config.feedback))

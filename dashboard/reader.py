@@ -134,10 +134,10 @@ class Reader:
                 self._release(catalog)
 
     def keep_warm(self) -> None:
-        """Note a view's use (or the server's start); start the thread that binds each new
-        version's catalog as soon as its files appear (a flush, a compaction), while views are
-        asked for: a view then rarely binds one itself. The thread ends ``WARM_SECONDS`` after
-        the last view, or with the reader."""
+        """Note a view's use; start the thread that binds each new version's catalog as soon as
+        its files appear (a flush, a compaction), while views are asked for: a view then rarely
+        binds one itself. The thread ends ``WARM_SECONDS`` after the last view, or with the
+        reader."""
         with self._catalog_lock:
             self._last_use = time.monotonic()
             if self._warmer is None:
