@@ -190,10 +190,14 @@ class RunCache:
         """The cache file of the closed days before ``cutoff`` (today), merged now if missing."""
         cutoff = cutoff or self.cutoff()
         path, files = self._current(cutoff)
+        self._build_once(path, files)
+        return path
+
+    def _build_once(self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None) -> None:
+        """Merge ``files`` into ``path`` now, unless it is there (another merged it meanwhile)."""
         with self._lock:
             if not path.exists():
-                self._build(path, files)
-        return path
+                self._build(path, files, closed)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for a background merge, if one runs (tests)."""
@@ -225,9 +229,7 @@ class RunCache:
     def _merge_aside(self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None) -> None:
         _merging_caches.add(self)
         try:
-            with self._lock:
-                if not path.exists():
-                    self._build(path, files, closed)
+            self._build_once(path, files, closed)
         except (duckdb.Error, OSError):
             if self._exiting:
                 log.info("run cache: merging the closed days stopped: the process is exiting")
@@ -273,23 +275,15 @@ class RunCache:
         if stale and files:
             path = self._snapshot_path(cutoff, files, closed)
             if self.wait:
-                with self._lock:
-                    if not path.exists():
-                        self._build(path, files, closed)
+                self._build_once(path, files, closed)
                 found = self._newest_snapshot(names, closed.stem)
             else:
                 self._merge_in_background(path, files, closed)
         if found is None:
             return None
-        alias = f"run_today_{found[0].stem[:16]}"
-        if not _attached(con, alias):
-            try:
-                con.execute(f"ATTACH '{_quote(str(found[0]))}' AS {alias} (READ_ONLY)")
-            except duckdb.IOException:
-                return None  # replaced by a newer snapshot between the look and here
-            except duckdb.Error:
-                if not _attached(con, alias):
-                    raise
+        alias = _attach_file(con, found[0], f"run_today_{found[0].stem[:16]}")
+        if alias is None:
+            return None  # replaced by a newer snapshot between the look and here
         later = [(n, has) for n, has in files if n not in found[1]]
         return alias, tuple(str(parts_path(self.data_dir, Path(n))) if has else n for n, has in later)
 
@@ -303,9 +297,7 @@ class RunCache:
             return None
         closed = self.closed(cutoff)
         path = self._snapshot_path(cutoff, files, closed)
-        with self._lock:
-            if not path.exists():
-                self._build(path, files, closed)
+        self._build_once(path, files, closed)
         return path
 
     def _snapshot_path(self, cutoff: date, files: list[tuple[str, bool]], closed: Path) -> Path:
@@ -492,19 +484,10 @@ class RunCache:
         to ``con``, read-only; its name there (None: ``known`` is gone)."""
         for _ in range(1 if known else 3):
             path = known or self.closed(cutoff)
-            alias = f"run_cache_{path.stem[:16]}"
-            if _attached(con, alias):
+            alias = _attach_file(con, path, f"run_cache_{path.stem[:16]}")
+            if alias is not None:
                 return alias
-            try:
-                con.execute(f"ATTACH '{_quote(str(path))}' AS {alias} (READ_ONLY)")
-                return alias
-            except duckdb.IOException:
-                continue  # replaced by a newer merge between the listing and here: list again
-            except duckdb.Error:
-                # Another cursor of the same catalog attached it between the look and here.
-                if _attached(con, alias):
-                    return alias
-                raise
+            # replaced by a newer merge between the listing and here: list again
         return None
 
     def _build(self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None) -> None:
@@ -735,6 +718,22 @@ def _chunks(days: list[tuple[str, date, int]], runs: int) -> list[list[tuple[str
         out[-1].append((tenant, day))
         count += n
     return out if out[-1] else []
+
+
+def _attach_file(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> str | None:
+    """``path`` attached to ``con`` read-only as ``alias`` (already, or now); None when the file
+    is gone (a newer merge replaced it)."""
+    if _attached(con, alias):
+        return alias
+    try:
+        con.execute(f"ATTACH '{_quote(str(path))}' AS {alias} (READ_ONLY)")
+    except duckdb.IOException:
+        return None
+    except duckdb.Error:
+        # Another cursor of the same catalog attached it between the look and here.
+        if not _attached(con, alias):
+            raise
+    return alias
 
 
 def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
