@@ -39,11 +39,7 @@ def post_json(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Any, int]:
     """(decoded JSON response, attempts). Raises CallFailed with the last error."""
-    response, attempt = post(client, url, body, policy, headers, sleep)
-    try:
-        return response.json(), attempt
-    except ValueError:
-        raise CallFailed(f"HTTP {response.status_code}: the response is not JSON", attempt) from None
+    return _json(*post(client, url, body, policy, headers, sleep))
 
 
 def post(
@@ -67,7 +63,11 @@ def get_json(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Any, int]:
     """(decoded JSON of a GET, attempts), retried as a POST is. Raises CallFailed."""
-    response, attempt = send(client, "GET", url, policy, None, headers, sleep)
+    return _json(*send(client, "GET", url, policy, None, headers, sleep))
+
+
+def _json(response: httpx.Response, attempt: int) -> tuple[Any, int]:
+    """(the response's decoded JSON, ``attempt``); CallFailed when it is not JSON."""
     try:
         return response.json(), attempt
     except ValueError:
