@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 DIMENSION = re.compile(r"Judge one dimension, ([a-z0-9_]+):")
 
@@ -110,7 +110,24 @@ def completion(text: str, prompt_tokens: int | None = None, completion_tokens: i
     return body
 
 
-class OpenAIJudge:
+class Served:
+    """A fake answering the calls of its loopback ``backend`` (a ``with`` block serves it)."""
+
+    backend: Backend
+
+    def __enter__(self) -> Self:
+        self.backend.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.backend.__exit__()
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+
+class OpenAIJudge(Served):
     """An OpenAI-compatible judge: ``labels[dimension]`` is its verdict; ``bad[dimension]`` are
     replies given (in order) before it; every reply reports ``usage`` tokens: input = 100 +
     the call's number (1, 2, …), output = 10."""
@@ -136,17 +153,6 @@ class OpenAIJudge:
         if not self.usage:
             return 200, completion(text, model=self.model)
         return 200, completion(text, 100 + self.number, 10, self.model)
-
-    def __enter__(self) -> OpenAIJudge:
-        self.backend.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.backend.__exit__()
-
-    @property
-    def url(self) -> str:
-        return self.backend.url
 
     @property
     def calls(self) -> list[Call]:

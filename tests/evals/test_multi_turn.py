@@ -31,7 +31,7 @@ from evals.targets import TargetResult, Turn
 from evals.targets.openai import OpenAITarget
 from evals.targets.python import PythonTarget
 from storage.catalog import connect
-from tests.evals.fakes import Backend, Call, completion, verdict
+from tests.evals.fakes import Backend, Call, Served, completion, verdict
 
 FAST = RetryPolicy(timeout=5, retries=0, backoff=0.01, max_backoff=0.05)
 QUERY = "Book me a flight to Paris"
@@ -40,7 +40,7 @@ PERSONA = "A terse traveller"
 LABELS = {"topical_coverage": "full", "response_quality": "good", "hallucination_risk": "low"}
 
 
-class Fake:
+class Fake(Served):
     """The agent (``agent-model``: answers ``A<n>`` at its n-th user message, 10·n prompt tokens,
     5 completion tokens), the simulator (``sim-model``: its scripted replies in order; ``None``
     is an HTTP 500) and the judge (``judge-model``: ``LABELS``)."""
@@ -58,17 +58,6 @@ class Fake:
             reply = self.script.pop(0)
             return (500, {"error": "down"}) if reply is None else (200, completion(reply))
         return 200, completion(verdict(LABELS[call.dimension or ""]))
-
-    def __enter__(self) -> Fake:
-        self.backend.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.backend.__exit__()
-
-    @property
-    def url(self) -> str:
-        return self.backend.url
 
     def calls(self, model: str | None = None) -> list[Call]:
         return [c for c in self.backend.calls if model is None or c.body["model"] == model]
