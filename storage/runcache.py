@@ -189,7 +189,7 @@ class RunCache:
     def closed(self, cutoff: date | None = None) -> Path:
         """The cache file of the closed days before ``cutoff`` (today), merged now if missing."""
         cutoff = cutoff or self.cutoff()
-        path, files = self._current(cutoff)
+        path, files, _ = self._current(cutoff)
         self._build_once(path, files)
         return path
 
@@ -205,15 +205,19 @@ class RunCache:
         if merging is not None:
             merging.join(timeout)
 
-    def _ready(self, con: duckdb.DuckDBPyConnection, cutoff: date) -> str | None:
-        """The cache attached to ``con`` (its name there), or None while it is being merged."""
-        if self.wait:
-            return self._attach(con, cutoff)
-        path, files = self._current(cutoff)
-        if path.exists():
-            return self._attach(con, cutoff, path)
-        self._merge_in_background(path, files)
-        return None
+    def _ready(
+        self, con: duckdb.DuckDBPyConnection, cutoff: date
+    ) -> tuple[str, Path, list[tuple[str, bool]]] | None:
+        """The cache attached to ``con`` (its name there), its file and the open days' files; None
+        while it is being merged (or replaced between the listing and here)."""
+        path, files, open_days = self._current(cutoff)
+        if not path.exists():
+            if not self.wait:
+                self._merge_in_background(path, files)
+                return None
+            self._build_once(path, files)
+        alias = self._attach(con, cutoff, path)
+        return None if alias is None else (alias, path, open_days)
 
     def _merge_in_background(
         self, path: Path, files: list[tuple[str, bool]], closed: Path | None = None
@@ -249,24 +253,24 @@ class RunCache:
         if merging is not None:
             merging.join(timeout)
 
-    def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]]]:
-        """The cache file the closed days' files make now (maybe not merged yet), and the files."""
-        files = _span_files(self.data_dir, cutoff)
+    def _current(self, cutoff: date) -> tuple[Path, list[tuple[str, bool]], list[tuple[str, bool]]]:
+        """The cache file the closed days' files make now (maybe not merged yet), those files,
+        and the open days' files."""
+        files, open_days = _span_files(self.data_dir, cutoff)
         digest = hashlib.blake2b(f"{_MODEL}\n{cutoff}\n{self.derived}".encode(), digest_size=16)
         for name, has_parts in files:
             digest.update(f"{name}\t{has_parts}\n".encode())
-        return self.directory / f"{digest.hexdigest()}.duckdb", files
+        return self.directory / f"{digest.hexdigest()}.duckdb", files, open_days
 
     def _today(
-        self, con: duckdb.DuckDBPyConnection, cutoff: date, closed: Path
+        self, con: duckdb.DuckDBPyConnection, cutoff: date, closed: Path, files: list[tuple[str, bool]]
     ) -> tuple[str, tuple[str, ...]] | None:
         """The newest snapshot of the open days' files (``TODAY_DIR``) attached to ``con``, and
         the files (partials, else spans) of the open days it does not hold, when it was made
         against the ``closed`` days' cache and every file it holds is still live (None: none
         usable yet). One missing, or older than ``SNAPSHOT_SECONDS`` while files came after it,
         is merged again (aside, or now when ``wait``): the derived rows of the runs it holds
-        whole are read from it, not made live."""
-        files = _span_files(self.data_dir, cutoff, closed=False)
+        whole are read from it, not made live (``files``: the open days' files)."""
         names = {name for name, _ in files}
         found = self._newest_snapshot(names, closed.stem)
         stale = found is None or (
@@ -292,10 +296,10 @@ class RunCache:
         the closed days' cache first (the benchmark; views merge it aside); None without
         open-day files or derived tables."""
         cutoff = cutoff or self.cutoff()
-        files = _span_files(self.data_dir, cutoff, closed=False)
+        closed, closed_files, files = self._current(cutoff)
         if not files or not self.derived:
             return None
-        closed = self.closed(cutoff)
+        self._build_once(closed, closed_files)
         path = self._snapshot_path(cutoff, files, closed)
         self._build_once(path, files, closed)
         return path
@@ -330,7 +334,7 @@ class RunCache:
         their partials; every partial scanned when the cache is not merged yet (a trace page
         never waits for the merge)."""
         cutoff = self.cutoff()
-        path, _ = self._current(cutoff)
+        path, _, _ = self._current(cutoff)
         lookup = f"SELECT DISTINCT tenant, date FROM {RUN_PARTS} WHERE trace_id = $t"
         params: dict[str, object] = {"t": trace_id}
         cache = self._attach(con, cutoff, path) if path.exists() else None
@@ -358,9 +362,10 @@ class RunCache:
         uncached = [c for c in selected if c not in _SOURCES]
         if texts or uncached or since_date(scope.since) >= cutoff:
             return runs_in(con, scope, extra, base)
-        cache = self._ready(con, cutoff)
-        if cache is None:
+        ready = self._ready(con, cutoff)
+        if ready is None:
             return runs_in(con, scope, extra, base)
+        cache, closed, open_days = ready
         params: dict[str, object] = {"cutoff": cutoff, "since": scope.since, "until": scope.until}
         tenant = ""
         if scope.tenant is not None:
@@ -434,11 +439,7 @@ class RunCache:
             ).fetchall()[0][0]
             live_from = min(cutoff, first or cutoff)
         kept = frozenset(d.name for d in self.derived)
-        today = None
-        if self.derived:
-            where = "SELECT path FROM duckdb_databases() WHERE database_name = ?"
-            (closed,) = con.execute(where, [cache]).fetchone() or (None,)
-            today = self._today(con, cutoff, Path(closed)) if closed else None
+        today = self._today(con, cutoff, closed, open_days) if self.derived else None
         after = None
         if today is not None and today[1]:
             # The traces with partials in the open days' files that came after the snapshot.
@@ -467,14 +468,14 @@ class RunCache:
             where += f" AND tenant = '{_quote(tenant)}'"
         sql = SPAN_SETS[which]
         view = _name(f"_{which}_view_")
-        cache = self._ready(con, cutoff) if first < cutoff else None
-        if cache is None:
+        ready = self._ready(con, cutoff) if first < cutoff else None
+        if ready is None:
             every = f"(SELECT * FROM spans WHERE {where})"
             con.execute(f"CREATE TEMP VIEW {view} AS {sql.replace('__SPANS__', every)}")
             return view
         live = f"(SELECT * FROM spans WHERE {where} AND date >= '{cutoff.isoformat()}'::DATE)"
         con.execute(
-            f"""CREATE TEMP VIEW {view} AS SELECT * FROM {cache}.{which} WHERE {where}
+            f"""CREATE TEMP VIEW {view} AS SELECT * FROM {ready[0]}.{which} WHERE {where}
                 UNION ALL BY NAME {sql.replace("__SPANS__", live)}"""
         )
         return view
@@ -741,16 +742,17 @@ def _attached(con: duckdb.DuckDBPyConnection, alias: str) -> bool:
     return bool(found.fetchall()[0][0])
 
 
-def _span_files(data_dir: Path, cutoff: date, closed: bool = True) -> list[tuple[str, bool]]:
-    """The live span files of dates before ``cutoff`` (``closed``; else from it on), each with
-    whether its partials exist."""
-    out = []
+def _span_files(data_dir: Path, cutoff: date) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """The live span files of dates before ``cutoff`` (closed) and from it on (open), each with
+    whether its partials exist: one listing of the data directory."""
+    closed: list[tuple[str, bool]] = []
+    open_days: list[tuple[str, bool]] = []
     for name in live_files(data_dir, SPANS):
         found = _DATE.search(name)
-        if found is None or (date.fromisoformat(found.group(1)) < cutoff) != closed:
-            continue
-        out.append((name, parts_path(data_dir, Path(name)).exists()))
-    return out
+        if found is not None:
+            side = closed if date.fromisoformat(found.group(1)) < cutoff else open_days
+            side.append((name, parts_path(data_dir, Path(name)).exists()))
+    return closed, open_days
 
 
 def _mtime(path: Path) -> float:
